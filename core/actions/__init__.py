@@ -1,0 +1,25 @@
+"""The action registry and the built-in actions.
+
+Importing this package registers the built-ins; other modules (git, http, ssh, llm...)
+register theirs when imported by :func:`core.actions.registry.load_builtin_actions`.
+"""
+
+from __future__ import annotations
+
+from core.actions.base import (
+    ActionContext,
+    ActionParams,
+    ActionSpec,
+    action,
+    get_action,
+    registered_actions,
+)
+
+__all__ = [
+    "ActionContext",
+    "ActionParams",
+    "ActionSpec",
+    "action",
+    "get_action",
+    "registered_actions",
+]

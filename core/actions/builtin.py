@@ -1,0 +1,299 @@
+"""Built-in actions: ``shell``, ``python``, ``memory.set`` and ``wait``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import os
+import re
+import shlex
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from core.actions.base import ActionContext, ActionParams, action
+from core.durations import Duration
+from core.errors import ActionError, NonRetryableError
+
+_TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_KILL_GRACE_SECONDS = 2.0
+
+
+def split_command(template: str, render_text: Any) -> list[str]:
+    """Split a command line like a shell would, *then* substitute templates.
+
+    Each ``{{ ... }}`` is replaced by a placeholder before splitting, so whatever it
+    renders to (``; rm -rf /``, ``$(id)``, quotes, newlines) stays inside the one argv
+    element it was written in and is never re-parsed.
+    """
+    pieces: list[str] = []
+
+    def stash(match: re.Match[str]) -> str:
+        pieces.append(match.group(0))
+        return f"\x00{len(pieces) - 1}\x00"
+
+    masked = _TEMPLATE.sub(stash, template)
+    try:
+        words = shlex.split(masked, posix=True)
+    except ValueError as exc:
+        raise NonRetryableError(f"cannot split the command line: {exc}") from None
+    if not words:
+        raise NonRetryableError("the command line is empty")
+
+    def restore(match: re.Match[str]) -> str:
+        return render_text(pieces[int(match.group(1))])
+
+    return [re.sub(r"\x00(\d+)\x00", restore, word) for word in words]
+
+
+def quote_templates(template: str, render_text: Any) -> str:
+    """For ``shell: true``: substitute each template as a single shell-quoted word."""
+    return _TEMPLATE.sub(lambda m: shlex.quote(render_text(m.group(0))), template)
+
+
+def coerce_output(value: str) -> Any:
+    """``"42"`` → 42, ``"87.5"`` → 87.5, ``"true"`` → True; anything else stays text."""
+    text = value.strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    if re.fullmatch(r"-?\d+\.\d*(?:[eE][-+]?\d+)?", text):
+        return float(text)
+    if text in ("true", "false"):
+        return text == "true"
+    return value
+
+
+def parse_output_file(path: Path) -> dict[str, Any]:
+    """``key=value`` lines, and ``key<<DELIM`` … ``DELIM`` blocks, as in GitHub Actions."""
+    outputs: dict[str, Any] = {}
+    if not path.exists():
+        return outputs
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.strip():
+            continue
+        heredoc = re.match(r"^([A-Za-z_][\w.-]*)<<(\S+)$", line)
+        if heredoc:
+            key, delim = heredoc.groups()
+            body: list[str] = []
+            while i < len(lines) and lines[i] != delim:
+                body.append(lines[i])
+                i += 1
+            i += 1
+            outputs[key] = "\n".join(body)
+            continue
+        if "=" in line:
+            key, _, value = line.partition("=")
+            outputs[key.strip()] = coerce_output(value)
+    return outputs
+
+
+class ShellParams(ActionParams):
+    run: str = Field(description="Command line; split like a shell, templates stay one argv each")
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    shell: bool = Field(default=False, description="Run through /bin/sh -c (values are quoted)")
+    stdout_tail: int = Field(default=50, ge=0, le=10_000)
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """Stop a child and everything it started (its own process group)."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), _KILL_GRACE_SECONDS)
+    except (TimeoutError, asyncio.CancelledError):
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(proc.wait(), _KILL_GRACE_SECONDS)
+
+
+async def run_process(
+    argv: list[str],
+    ctx: ActionContext,
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    tail: int = 50,
+) -> tuple[int, list[str]]:
+    """Run ``argv`` in its own process group, streaming lines; kill the group on cancel."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        if not cwd.is_dir():
+            raise NonRetryableError(f"working directory not found: {cwd}") from None
+        raise NonRetryableError(f"command not found: {argv[0]}") from None
+    except PermissionError:
+        raise NonRetryableError(f"permission denied running {argv[0]}") from None
+    last: list[str] = []
+
+    async def pump(stream: asyncio.StreamReader | None, name: str) -> None:
+        if stream is None:
+            return
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line longer than the buffer limit
+                raw = await stream.read(65536)
+            if not raw:
+                return
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            ctx.emit_line(name, text)
+            if name == "stdout" and tail:
+                last.append(text)
+                if len(last) > tail:
+                    del last[0]
+
+    try:
+        await asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"))
+        code = await proc.wait()
+    except asyncio.CancelledError:
+        await _kill_group(proc)
+        raise
+    finally:
+        if proc.returncode is None:
+            await _kill_group(proc)
+    return code, last
+
+
+def child_env(ctx: ActionContext, extra: dict[str, str]) -> dict[str, str]:
+    env = dict(ctx.env)
+    env.update(extra)
+    env["QUARTERDECK_RUN_ID"] = ctx.run_id
+    env["QUARTERDECK_STEP"] = ctx.step_id
+    env["QUARTERDECK_IDEMPOTENCY_KEY"] = ctx.idempotency_key
+    return env
+
+
+@action("shell", ShellParams, raw=("run",))
+async def shell(params: ShellParams, ctx: ActionContext) -> dict[str, Any]:
+    """Run a command; outputs its exit code, the last stdout lines and $QUARTERDECK_OUTPUT."""
+    env = child_env(ctx, {k: ctx.render_text(v) for k, v in params.env.items()})
+    cwd = ctx.workdir if params.cwd is None else Path(ctx.render_text(params.cwd))
+    if not cwd.is_absolute():
+        cwd = ctx.workdir / cwd
+    out_file = ctx.run_dir / "outputs" / f"{ctx.step_id}-{ctx.attempt}-{uuid.uuid4().hex[:6]}"
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text("")
+    env["QUARTERDECK_OUTPUT"] = str(out_file)
+    if params.shell:
+        argv = ["/bin/sh", "-c", quote_templates(params.run, ctx.render_text)]
+    else:
+        argv = split_command(params.run, ctx.render_text)
+    try:
+        code, last = await run_process(argv, ctx, cwd=cwd, env=env, tail=params.stdout_tail)
+        outputs: dict[str, Any] = {"exit_code": code, "stdout": "\n".join(last)}
+        outputs.update(parse_output_file(out_file))
+    finally:
+        with contextlib.suppress(OSError):
+            out_file.unlink()
+    if code != 0:
+        tail = f": {last[-1]}" if last else ""
+        raise ActionError(f"{argv[0]} exited with code {code}{tail}", outputs=outputs)
+    return outputs
+
+
+class PythonParams(ActionParams):
+    call: str = Field(description="module:function", pattern=r"^[\w.]+:[\w.]+$")
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+def _resolve(call: str, workdir: Path) -> Any:
+    module_name, _, attr = call.partition(":")
+    added = str(workdir) not in sys.path
+    if added:
+        sys.path.insert(0, str(workdir))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise NonRetryableError(f"cannot import {module_name!r}: {exc}") from None
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(str(workdir))
+    target: Any = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise NonRetryableError(f"{module_name!r} has no attribute {attr!r}") from None
+    if not callable(target):
+        raise NonRetryableError(f"{call!r} is not callable")
+    return target
+
+
+@action("python", PythonParams)
+async def python_call(params: PythonParams, ctx: ActionContext) -> dict[str, Any]:
+    """Call ``module:function`` with ``args`` (sync functions run in a thread)."""
+    fn = _resolve(params.call, ctx.workdir)
+    kwargs = dict(params.args)
+    with contextlib.suppress(TypeError, ValueError):
+        if "ctx" in inspect.signature(fn).parameters:
+            kwargs["ctx"] = ctx
+    try:
+        if inspect.iscoroutinefunction(fn):
+            result = await fn(**kwargs)
+        else:
+            result = await asyncio.to_thread(fn, **kwargs)
+    except ActionError:
+        raise
+    except TypeError as exc:
+        raise NonRetryableError(f"{params.call}: {exc}") from None
+    except Exception as exc:  # the user's function failed: report it as the step's error
+        raise ActionError(f"{params.call} raised {type(exc).__name__}: {exc}") from None
+    if result is None:
+        return {}
+    if isinstance(result, dict):
+        return result
+    return {"result": result}
+
+
+class MemorySetParams(ActionParams):
+    key: str = Field(min_length=1)
+    value: Any = None
+
+
+@action("memory.set", MemorySetParams)
+async def memory_set(params: MemorySetParams, ctx: ActionContext) -> dict[str, Any]:
+    """Write ``value`` under ``key`` in the run's shared memory (journaled)."""
+    await ctx.set_memory(params.key, params.value)
+    return {"key": params.key, "value": params.value}
+
+
+class WaitParams(ActionParams):
+    duration: Duration
+
+    @field_validator("duration")
+    @classmethod
+    def _bounded(cls, value: float) -> float:
+        if value > 7 * 86400:
+            raise ValueError("wait at most 7 days")
+        return value
+
+
+@action("wait", WaitParams)
+async def wait(params: WaitParams, ctx: ActionContext) -> dict[str, Any]:
+    """Wait for ``duration``."""
+    await ctx.clock.sleep(params.duration)
+    return {"waited": params.duration}

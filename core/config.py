@@ -1,0 +1,130 @@
+"""Where Quarterdeck keeps state and what it reads from config files and the environment.
+
+State lives in ``$QUARTERDECK_HOME`` (default ``$XDG_STATE_HOME/quarterdeck``). Config is
+merged from the user's ``$XDG_CONFIG_HOME/quarterdeck/config.yaml`` and the project's
+``.quarterdeck/config.yaml`` (project wins), then environment variables. Credentials (an
+LLM API key, SSH keys) come from here, never from a workflow file.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.loader import load_yaml, parse_model, read_text
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMSettings(_Section):
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str = "QUARTERDECK_LLM_API_KEY"
+    timeout: float = 60.0
+    max_retries: int = 4
+
+
+class MetricsSettings(_Section):
+    namespace: str = "quarterdeck"
+
+
+class SSHSettings(_Section):
+    known_hosts: str | None = None
+    client_keys: list[str] = Field(default_factory=list)
+    username: str | None = None
+    use_agent: bool = True
+
+
+class Settings(_Section):
+    """The merged content of config files."""
+
+    user: str | None = None
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    ssh: SSHSettings = Field(default_factory=SSHSettings)
+    report_dir: str | None = None
+    github: dict[str, str] = Field(default_factory=dict)
+    logseq_graph: str | None = None
+    budget_policy: str | None = None
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value else Path.home() / fallback
+
+
+def state_home() -> Path:
+    """``$QUARTERDECK_HOME``, else ``$XDG_STATE_HOME/quarterdeck``."""
+    explicit = os.environ.get("QUARTERDECK_HOME")
+    if explicit:
+        return Path(explicit)
+    return _xdg("XDG_STATE_HOME", ".local/state") / "quarterdeck"
+
+
+def config_home() -> Path:
+    """``$QUARTERDECK_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/quarterdeck``."""
+    explicit = os.environ.get("QUARTERDECK_CONFIG_DIR")
+    if explicit:
+        return Path(explicit)
+    return _xdg("XDG_CONFIG_HOME", ".config") / "quarterdeck"
+
+
+def project_dir(start: Path | None = None) -> Path | None:
+    """The nearest ``.quarterdeck`` directory at or above ``start`` (default: cwd)."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / ".quarterdeck").is_dir():
+            return candidate / ".quarterdeck"
+    return None
+
+
+def default_store() -> Path:
+    return state_home() / "quarterdeck.db"
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(start: Path | None = None) -> Settings:
+    """Merge user and project config files; errors name file and line."""
+    merged: dict[str, Any] = {}
+    candidates = [config_home() / "config.yaml"]
+    proj = project_dir(start)
+    if proj is not None:
+        candidates.append(proj / "config.yaml")
+    for path in candidates:
+        if path.is_file():
+            data, source = load_yaml(read_text(path), str(path))
+            parse_model(Settings, data, source, "config")  # located errors per file
+            merged = _deep_merge(merged, data)
+    return Settings.model_validate(merged)
+
+
+def current_user(explicit: str | None = None, settings: Settings | None = None) -> str:
+    """Who is acting: ``--as``, ``$QUARTERDECK_USER``, a CI actor variable, config, login."""
+    if explicit:
+        return explicit
+    for var in ("QUARTERDECK_USER", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR"):
+        value = os.environ.get(var)
+        if value:
+            return value
+    if settings is not None and settings.user:
+        return settings.user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,150 @@
+"""``{{ ... }}`` templates and conditions on Jinja2's sandbox.
+
+Why Jinja2's ``ImmutableSandboxedEnvironment``: it is a well-kept engine whose sandbox
+refuses attribute tricks (``__class__``, ``mro``...) and whose ``StrictUndefined`` makes
+an undefined name an error rather than a silent empty string. Nothing here calls
+Python's ``eval``.
+
+A string that is exactly one ``{{ expr }}`` evaluates to the expression's native value
+(a number stays a number, a list a list); anything else renders to text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2.runtime import Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from core.errors import ExpressionError
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+def is_template(value: object) -> bool:
+    """True when ``value`` is a string holding ``{{ }}`` or ``{% %}``."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _single_expression(text: str) -> str | None:
+    match = _SINGLE.match(text)
+    if match is None:
+        return None
+    inner = match.group("expr")
+    if "{{" in inner or "}}" in inner:
+        return None
+    return inner.strip()
+
+
+@lru_cache(maxsize=4096)
+def _compile_expression(source: str) -> Any:
+    return _ENV.compile_expression(source, undefined_to_none=False)
+
+
+@lru_cache(maxsize=4096)
+def _compile_template(source: str) -> Any:
+    return _ENV.from_string(source)
+
+
+def syntax_error(text: str) -> str | None:
+    """A message when ``text`` does not parse as a template or expression, else None."""
+    try:
+        expr = _single_expression(text)
+        if expr is not None:
+            _compile_expression(expr)
+        else:
+            _compile_template(text)
+    except TemplateSyntaxError as exc:
+        return f"expression does not parse: {exc.message} in {text.strip()!r}"
+    return None
+
+
+def condition_syntax_error(text: str) -> str | None:
+    """Like :func:`syntax_error` for a condition, which may omit the braces."""
+    expr = _single_expression(text)
+    source = expr if expr is not None else text
+    try:
+        _compile_expression(source)
+    except TemplateSyntaxError as exc:
+        return f"expression does not parse: {exc.message} in {text.strip()!r}"
+    return None
+
+
+def _fail(text: str, where: str, exc: Exception) -> ExpressionError:
+    prefix = f"{where}: " if where else ""
+    if isinstance(exc, UndefinedError):
+        reason = f"undefined name: {exc.message}"
+    elif isinstance(exc, SecurityError):
+        reason = f"refused by the sandbox: {exc}"
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    return ExpressionError(f"{prefix}expression {text.strip()!r} failed: {reason}")
+
+
+def _check_defined(value: Any, text: str, where: str) -> Any:
+    if isinstance(value, Undefined):
+        try:
+            str(value)
+        except UndefinedError as exc:
+            raise _fail(text, where, exc) from None
+        raise _fail(text, where, UndefinedError("undefined value"))
+    return value
+
+
+def render(value: Any, scope: Mapping[str, Any], where: str = "") -> Any:
+    """Render templates inside ``value`` (strings, lists, dicts), recursively."""
+    if isinstance(value, str):
+        if not is_template(value):
+            return value
+        expr = _single_expression(value)
+        try:
+            if expr is not None:
+                result = _compile_expression(expr)(**scope)
+                return _check_defined(result, value, where)
+            return _compile_template(value).render(**scope)
+        except (UndefinedError, SecurityError, TypeError, ValueError, ZeroDivisionError) as exc:
+            raise _fail(value, where, exc) from None
+        except TemplateSyntaxError as exc:
+            raise ExpressionError(f"{where}: {exc.message} in {value!r}") from None
+    if isinstance(value, list):
+        return [render(v, scope, where) for v in value]
+    if isinstance(value, dict):
+        return {k: render(v, scope, where) for k, v in value.items()}
+    return value
+
+
+def render_text(value: str, scope: Mapping[str, Any], where: str = "") -> str:
+    """Render ``value`` and always return text (for argv pieces, prompts...)."""
+    result = render(value, scope, where)
+    if isinstance(result, str):
+        return result
+    if isinstance(result, bool):
+        return "true" if result else "false"
+    if result is None:
+        return ""
+    return str(result)
+
+
+def evaluate(condition: str | bool, scope: Mapping[str, Any], where: str = "") -> bool:
+    """Evaluate a condition (``"{{ x > 1 }}"`` or ``"x > 1"``) to a bool."""
+    if isinstance(condition, bool):
+        return condition
+    expr = _single_expression(condition)
+    source = expr if expr is not None else condition
+    try:
+        result = _compile_expression(source)(**scope)
+        result = _check_defined(result, condition, where)
+        if isinstance(result, str):
+            return result.strip().lower() not in ("", "false", "0", "no", "off", "none")
+        return bool(result)
+    except ExpressionError:
+        raise
+    except (UndefinedError, SecurityError, TypeError, ValueError, ZeroDivisionError) as exc:
+        raise _fail(condition, where, exc) from None
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"{where}: {exc.message} in {condition!r}") from None

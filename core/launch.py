@@ -1,0 +1,136 @@
+"""Shared set-up for starting and resuming runs (CLI, cockpit, demo and listeners).
+
+Everything a front end needs to go from "a workflow name and some inputs" to a ready
+:class:`~core.runner.Runner` lives here, so every surface behaves the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config import Settings, default_store, load_settings
+from core.errors import InvalidInput
+from core.events import ACTIVE_RUN_STATUSES
+from core.inputs import resolve_inputs
+from core.models import Workflow
+from core.runner import RunOptions, Runner, Subscriber
+from core.state import RunState, fold
+from core.store import Store
+from core.validate import LoadedWorkflow, load_workflow, load_workflow_text
+
+
+@dataclass
+class Context:
+    settings: Settings
+    personas: Any  # personas.registry.PersonaCatalog
+
+
+def load_context(start: Path | None = None) -> Context:
+    from personas.registry import load_catalog
+
+    return Context(load_settings(start), load_catalog(start))
+
+
+def store_path(url: str | None) -> Path:
+    """``--store`` as a path or ``sqlite:///path``; default in ``$QUARTERDECK_HOME``."""
+    if not url:
+        return default_store()
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") - 1 :])
+    if url.startswith("sqlite://"):
+        return Path(url[len("sqlite://") :])
+    if "://" in url:
+        raise InvalidInput(f"unsupported store URL {url!r}: use a path or sqlite:///path")
+    return Path(url).expanduser()
+
+
+def open_store(url: str | None) -> Store:
+    return Store(store_path(url))
+
+
+def load(ref: str | Path, ctx: Context) -> LoadedWorkflow:
+    from workflows.catalog import resolve_workflow
+
+    path = resolve_workflow(str(ref)) if not isinstance(ref, Path) else ref
+    return load_workflow(path, ctx.personas)
+
+
+def new_runner(
+    loaded: LoadedWorkflow,
+    store: Store,
+    ctx: Context,
+    given: dict[str, Any],
+    options: RunOptions,
+    subscribers: list[Subscriber] | None = None,
+) -> Runner:
+    inputs = resolve_inputs(loaded.workflow, given, base=Path.cwd())
+    return Runner(
+        loaded,
+        store,
+        inputs=inputs,
+        settings=ctx.settings,
+        personas=ctx.personas,
+        options=options,
+        subscribers=subscribers,
+    )
+
+
+def _resume_inputs(workflow: Workflow, journaled: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    values = dict(journaled)
+    for name, spec in workflow.inputs.items():
+        if name in given:
+            values[name] = given[name]
+        elif spec.type == "secret" and values.get(name) == "***":
+            import os
+
+            if spec.env and os.environ.get(spec.env):
+                values[name] = os.environ[spec.env]
+            else:
+                hint = f"pass -i {name}=VALUE" + (f" or set ${spec.env}" if spec.env else "")
+                raise InvalidInput(
+                    f"input {name!r} is a secret and secrets are not journaled", hint=hint
+                )
+    return values
+
+
+def resume_runner(
+    store: Store,
+    run_ref: str,
+    ctx: Context,
+    options: RunOptions,
+    given: dict[str, Any] | None = None,
+    subscribers: list[Subscriber] | None = None,
+) -> Runner:
+    """A runner that continues ``run_ref`` from its journal."""
+    row = store.get_run(run_ref)
+    if row.status in ACTIVE_RUN_STATUSES:
+        raise InvalidInput(
+            f"run {row.id} is still {row.status} (pid {row.pid} on {row.host})",
+            hint=f"watch it with `quarterdeck attach {row.id}`, or stop it first",
+        )
+    if row.status in ("succeeded", "nothing_to_do", "cancelled"):
+        raise InvalidInput(f"run {row.id} is {row.status}; there is nothing to resume")
+    loaded = load_workflow_text(row.definition, Path(row.workflow_path), ctx.personas)
+    prior = fold(row.id, store.events(row.id))
+    inputs = _resume_inputs(loaded.workflow, prior.inputs or row.inputs, given or {})
+    inputs = resolve_inputs(loaded.workflow, inputs, base=Path(row.workdir or "."))
+    options.workdir = options.workdir or (Path(row.workdir) if row.workdir else None)
+    return Runner(
+        loaded,
+        store,
+        inputs=inputs,
+        settings=ctx.settings,
+        personas=ctx.personas,
+        options=options,
+        prior=prior,
+        subscribers=subscribers,
+    )
+
+
+def read_state(store: Store, run_ref: str, *, keep_log: bool = False) -> RunState:
+    row = store.get_run(run_ref)
+    state = fold(row.id, store.events(row.id), keep_log=keep_log)
+    state.status = row.status  # the store knows about crashed runs (interrupted)
+    return state

@@ -1,0 +1,304 @@
+"""YAML loading that remembers where every value came from.
+
+PyYAML's composer gives each node a start mark; we build plain Python data from the
+node tree and keep a map from field path (``("stages", 0, "steps", 1, "uses")``) to
+``(line, column)``, so that a pydantic error or a semantic problem can be reported as
+``file:line:col: field: message``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from core.errors import DefinitionError, Problem
+
+Loc = tuple[Any, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class SourceMap:
+    """Where each value (and each mapping key) of a YAML document starts, 1-based."""
+
+    file: str
+    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+        """The position of ``loc``, or of its nearest ancestor that has one."""
+        path = tuple(loc)
+        if key and path in self.keys:
+            return self.keys[path]
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), (1, 1))
+
+    def problem(self, loc: Loc, message: str, data: Any = None, *, key: bool = False) -> Problem:
+        line, col = self.locate(loc, key=key)
+        return Problem(self.file, line, col, message, format_path(loc, data))
+
+
+def format_path(loc: Loc, data: Any = None) -> str:
+    """``stages[prepare].steps[bump].with.run`` from a loc, naming list items by id."""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            label = str(part)
+            if isinstance(node, list) and 0 <= part < len(node):
+                item = node[part]
+                if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+                    label = item["id"]
+                node = item
+            else:
+                node = None
+            out += f"[{label}]"
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+class _Builder:
+    def __init__(self, loader: yaml.SafeLoader, source: SourceMap) -> None:
+        self.loader = loader
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.source.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.loader.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | float | bool) or key is None:
+                    line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                    self.problems.append(
+                        Problem(self.source.file, line, col, "keys must be plain scalars")
+                    )
+                    continue
+                if isinstance(key, bool | int | float):
+                    key = str(key).lower() if isinstance(key, bool) else str(key)
+                child = (*loc, key)
+                key_pos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                if key in result:
+                    self.problems.append(
+                        Problem(
+                            self.source.file,
+                            *key_pos,
+                            f"duplicate key {key!r} (first at line {self.source.keys[child][0]})",
+                            format_path(loc),
+                        )
+                    )
+                    continue
+                self.source.keys[child] = key_pos
+                result[key] = self.build(value_node, child)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        return self.loader.construct_object(node, deep=True)
+
+
+def read_text(path: Path) -> str:
+    """The file's text; a clear error for a missing, unreadable, binary or empty file."""
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DefinitionError([Problem(name, 1, 1, "file not found")]) from None
+    except IsADirectoryError:
+        raise DefinitionError([Problem(name, 1, 1, "is a directory, not a file")]) from None
+    except OSError as exc:
+        raise DefinitionError([Problem(name, 1, 1, f"cannot read: {exc.strerror}")]) from None
+    if b"\x00" in raw[:8192]:
+        raise DefinitionError(
+            [Problem(name, 1, 1, "this is a binary file, not YAML (it contains NUL bytes)")]
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DefinitionError(
+            [Problem(name, line, 1, "not UTF-8 text (is it a binary file?)")]
+        ) from None
+    if not text.strip() or all(
+        not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
+    ):
+        raise DefinitionError([Problem(name, 1, 1, "the file is empty")])
+    return text
+
+
+def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
+    """Parse YAML text into plain data plus its :class:`SourceMap`."""
+    source = SourceMap(file)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise DefinitionError([Problem(file, 1, 1, "the file is empty")])
+        builder = _Builder(loader, source)
+        data = builder.build(node, ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or "invalid YAML"
+        context = f" ({exc.context})" if exc.context else ""
+        raise DefinitionError([Problem(file, line, col, f"invalid YAML: {problem}{context}")]) from None
+    except yaml.YAMLError as exc:
+        raise DefinitionError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    if builder.problems:
+        raise DefinitionError(builder.problems)
+    return data, source
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model class inside ``list[X]``, ``dict[str, X]``, ``X | None``..., if any."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _unwrap(arg)
+            if isinstance(found, type) and issubclass(found, BaseModel):
+                return found
+        return None
+    return annotation
+
+
+def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The model class that the mapping at ``loc`` is validated against."""
+    current: Any = root
+    for part in loc:
+        current = _strip_optional(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            found = None
+            for name, info in current.model_fields.items():
+                if part in (name, info.alias):
+                    found = info.annotation
+                    break
+            if found is None:
+                return None
+            current = found
+        elif typing.get_origin(current) is list and isinstance(part, int):
+            current = typing.get_args(current)[0]
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        else:
+            return None
+    current = _strip_optional(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current
+    found_model = _unwrap(current)
+    return found_model if isinstance(found_model, type) else None
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """The names a user may write for ``model``'s fields (aliases where set)."""
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def did_you_mean(word: str, candidates: list[str]) -> str:
+    """`` (did you mean 'x'?)`` when a candidate is close, else ``""``."""
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _clean_loc(loc: Loc, data: Any) -> Loc:
+    """Drop pydantic's union-branch tags that are not part of the data."""
+    out: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not out[-1:] == [part]:
+            # a missing field: keep it so the message can name it
+            out.append(part)
+            node = None
+        else:
+            continue
+    return tuple(out)
+
+
+def pydantic_problems(
+    exc: ValidationError, model: type[BaseModel], data: Any, source: SourceMap
+) -> list[Problem]:
+    """Turn pydantic's errors into located, human problems."""
+    problems: list[Problem] = []
+    seen: set[tuple[Loc, str]] = set()
+    for error in exc.errors(include_url=False):
+        loc = _clean_loc(tuple(error["loc"]), data)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1]) if loc else "?"
+            parent = _model_at(model, loc[:-1])
+            hint = did_you_mean(key, field_names(parent)) if parent else ""
+            allowed = f" (allowed: {', '.join(field_names(parent))})" if parent and not hint else ""
+            message = f"unknown key {key!r}{hint}{allowed}"
+            problem = source.problem(loc, message, data, key=True)
+            problem = Problem(problem.file, problem.line, problem.column, message,
+                              format_path(loc[:-1], data))
+        elif kind == "missing":
+            name = str(loc[-1]) if loc else "?"
+            message = f"missing required field {name!r}"
+            line, col = source.locate(loc[:-1])
+            problem = Problem(source.file, line, col, message, format_path(loc[:-1], data))
+        else:
+            msg = error["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            value = error.get("input")
+            if kind not in ("value_error",) and not isinstance(value, dict | list):
+                msg = f"{msg} (got {value!r})"
+            problem = source.problem(loc, msg[:1].lower() + msg[1:], data)
+        sig = ((problem.line, problem.column), problem.message)
+        if sig not in seen:
+            seen.add(sig)
+            problems.append(problem)
+    problems.sort(key=lambda p: (p.line, p.column))
+    return problems
+
+
+def parse_model(model: type[M], data: Any, source: SourceMap, what: str) -> M:
+    """Validate ``data`` against ``model``; raise :class:`DefinitionError` with locations."""
+    if not isinstance(data, dict):
+        raise DefinitionError(
+            [Problem(source.file, 1, 1, f"a {what} file must be a YAML mapping (key: value)")]
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise DefinitionError(pydantic_problems(exc, model, data, source)) from None
+
+
+def load_file(path: Path, model: type[M], what: str) -> tuple[M, Any, SourceMap]:
+    """Read, parse and validate one file; raise :class:`DefinitionError` on any problem."""
+    text = read_text(path)
+    data, source = load_yaml(text, str(path))
+    return parse_model(model, data, source, what), data, source

@@ -1,0 +1,409 @@
+"""The journal: runs, their events and the signals sent to them, in SQLite (WAL).
+
+Every event is committed before the runner acts on it. Signals (approve, reject,
+pause, unpause, cancel, skip-gate, retry) are rows any process may write; the runner
+polls and consumes them. ``synchronous=NORMAL`` in WAL mode survives a killed process
+(the durability the runner promises); a power cut may lose the last few events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import InvalidInput
+from core.events import ACTIVE_RUN_STATUSES, Event
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    workflow_path TEXT NOT NULL DEFAULT '',
+    definition TEXT NOT NULL DEFAULT '',
+    workdir TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    inputs TEXT NOT NULL DEFAULT '{}',
+    started_by TEXT NOT NULL DEFAULT '',
+    pid INTEGER,
+    host TEXT NOT NULL DEFAULT '',
+    heartbeat REAL
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    type TEXT NOT NULL,
+    stage TEXT,
+    step TEXT,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    consumed_at REAL,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS signals_run ON signals(run_id, id);
+"""
+
+SIGNAL_KINDS = frozenset(
+    {"approve", "reject", "pause", "unpause", "cancel", "skip-gate", "retry", "note"}
+)
+HEARTBEAT_STALE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    workflow: str
+    title: str
+    workflow_path: str
+    definition: str
+    workdir: str
+    status: str
+    started_at: float
+    finished_at: float | None
+    inputs: dict[str, Any]
+    started_by: str
+    pid: int | None
+    host: str
+    heartbeat: float | None
+
+    def summary(self) -> dict[str, Any]:
+        """The ``runs --json`` shape (contract)."""
+        return {
+            "id": self.id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "started_by": self.started_by,
+        }
+
+
+@dataclass(frozen=True)
+class Signal:
+    id: int
+    run_id: str
+    kind: str
+    target: str | None
+    actor: str
+    reason: str
+    data: dict[str, Any]
+    created_at: float
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child still "exists" to kill(); it is dead for our purposes
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ", 1)[1].split(" ", 1)[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Store:
+    """One connection to the journal. Not thread-safe: open one per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidInput(
+                    f"cannot create the store directory {self.path.parent}: {exc.strerror}",
+                    hint="set QUARTERDECK_HOME or pass --store to a writable place",
+                ) from None
+        try:
+            self.conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA busy_timeout=10000")
+            self.conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise InvalidInput(
+                f"cannot open the store {path}: {exc}",
+                hint="is it a Quarterdeck store? pass --store to use another",
+            ) from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # runs -----------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        workflow: str,
+        title: str,
+        workflow_path: str,
+        definition: str,
+        workdir: str,
+        inputs: dict[str, Any],
+        started_by: str,
+        started_at: float,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO runs (id, workflow, title, workflow_path, definition, workdir, status,"
+            " started_at, inputs, started_by, pid, host, heartbeat)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                workflow,
+                title,
+                workflow_path,
+                definition,
+                workdir,
+                started_at,
+                json.dumps(inputs, default=str),
+                started_by,
+                os.getpid(),
+                socket.gethostname(),
+                time.time(),
+            ),
+        )
+
+    def claim_run(self, run_id: str) -> None:
+        """Mark this process as the one executing ``run_id`` (on resume)."""
+        self.conn.execute(
+            "UPDATE runs SET pid = ?, host = ?, heartbeat = ?, status = 'running',"
+            " finished_at = NULL WHERE id = ?",
+            (os.getpid(), socket.gethostname(), time.time(), run_id),
+        )
+
+    def heartbeat(self, run_id: str) -> None:
+        self.conn.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
+
+    def set_status(self, run_id: str, status: str, finished_at: float | None = None) -> None:
+        self.conn.execute(
+            "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+            (status, finished_at, run_id),
+        )
+
+    def _row(self, row: Sequence[Any]) -> RunRow:
+        return RunRow(
+            id=row[0],
+            workflow=row[1],
+            title=row[2],
+            workflow_path=row[3],
+            definition=row[4],
+            workdir=row[5],
+            status=row[6],
+            started_at=row[7],
+            finished_at=row[8],
+            inputs=json.loads(row[9]),
+            started_by=row[10],
+            pid=row[11],
+            host=row[12],
+            heartbeat=row[13],
+        )
+
+    _RUN_COLS = (
+        "id, workflow, title, workflow_path, definition, workdir, status, started_at,"
+        " finished_at, inputs, started_by, pid, host, heartbeat"
+    )
+
+    def get_run(self, run_ref: str) -> RunRow:
+        """A run by id or unique id prefix; :class:`InvalidInput` when there is none."""
+        rows = self.conn.execute(
+            f"SELECT {self._RUN_COLS} FROM runs WHERE id = ?", (run_ref,)
+        ).fetchall()
+        if not rows:
+            rows = self.conn.execute(
+                f"SELECT {self._RUN_COLS} FROM runs WHERE id LIKE ? ORDER BY started_at DESC",
+                (run_ref.replace("%", "").replace("_", r"\_") + "%",),
+            ).fetchall()
+        if not rows:
+            raise InvalidInput(
+                f"no run {run_ref!r} in {self.path}", hint="`quarterdeck runs` lists the runs"
+            )
+        if len(rows) > 1:
+            ids = ", ".join(r[0] for r in rows[:5])
+            raise InvalidInput(f"{run_ref!r} matches several runs ({ids}); give more of the id")
+        return self._reconcile(self._row(rows[0]))
+
+    def list_runs(
+        self, limit: int = 50, workflow: str | None = None, status: str | None = None
+    ) -> list[RunRow]:
+        sql = f"SELECT {self._RUN_COLS} FROM runs"
+        where: list[str] = []
+        args: list[Any] = []
+        if workflow:
+            where.append("workflow = ?")
+            args.append(workflow)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC LIMIT ?"
+        args.append(limit if status is None else limit * 10)
+        rows = [self._reconcile(self._row(r)) for r in self.conn.execute(sql, args)]
+        if status:
+            rows = [r for r in rows if r.status == status][:limit]
+        return rows
+
+    def _reconcile(self, run: RunRow) -> RunRow:
+        """A run whose executing process is gone is ``interrupted`` (and resumable)."""
+        if run.status not in ACTIVE_RUN_STATUSES:
+            return run
+        dead = False
+        if run.host == socket.gethostname() and run.pid is not None:
+            dead = run.pid != os.getpid() and not _pid_alive(run.pid)
+        elif run.heartbeat is not None:
+            dead = time.time() - run.heartbeat > HEARTBEAT_STALE_SECONDS
+        if not dead:
+            return run
+        self.conn.execute(
+            "UPDATE runs SET status = 'interrupted' WHERE id = ? AND status = ?",
+            (run.id, run.status),
+        )
+        return RunRow(**{**run.__dict__, "status": "interrupted"})
+
+    def is_live(self, run_id: str) -> bool:
+        return self.get_run(run_id).status in ACTIVE_RUN_STATUSES
+
+    # events ---------------------------------------------------------------------------
+
+    def append(self, event: Event) -> None:
+        """Commit one event (its ``seq`` and ``ts`` already set)."""
+        self.conn.execute(
+            "INSERT INTO events (run_id, seq, ts, type, stage, step, data) VALUES (?,?,?,?,?,?,?)",
+            (
+                event.run_id,
+                event.seq,
+                event.ts,
+                event.type,
+                event.stage,
+                event.step,
+                json.dumps(event.data, default=str, separators=(",", ":")),
+            ),
+        )
+
+    def append_many(self, events: Iterable[Event]) -> None:
+        """Commit several events in one transaction."""
+        rows = [
+            (
+                e.run_id,
+                e.seq,
+                e.ts,
+                e.type,
+                e.stage,
+                e.step,
+                json.dumps(e.data, default=str, separators=(",", ":")),
+            )
+            for e in events
+        ]
+        if not rows:
+            return
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.executemany(
+                "INSERT INTO events (run_id, seq, ts, type, stage, step, data)"
+                " VALUES (?,?,?,?,?,?,?)",
+                rows,
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def last_seq(self, run_id: str) -> int:
+        row = self.conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def events(self, run_id: str, after: int = 0, limit: int | None = None) -> list[Event]:
+        sql = (
+            "SELECT run_id, seq, ts, type, stage, step, data FROM events"
+            " WHERE run_id = ? AND seq > ? ORDER BY seq"
+        )
+        args: list[Any] = [run_id, after]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [
+            Event(
+                type=r[3], run_id=r[0], stage=r[4], step=r[5], data=json.loads(r[6]), ts=r[2],
+                seq=r[1],
+            )
+            for r in self.conn.execute(sql, args)
+        ]
+
+    # signals --------------------------------------------------------------------------
+
+    def send_signal(
+        self,
+        run_id: str,
+        kind: str,
+        *,
+        actor: str,
+        target: str | None = None,
+        reason: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> int:
+        if kind not in SIGNAL_KINDS:
+            raise InvalidInput(f"unknown signal {kind!r}; one of {', '.join(sorted(SIGNAL_KINDS))}")
+        cur = self.conn.execute(
+            "INSERT INTO signals (run_id, kind, target, actor, reason, data, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, kind, target, actor, reason, json.dumps(data or {}), time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def pending_signals(self, run_id: str, after_id: int = 0) -> list[Signal]:
+        rows = self.conn.execute(
+            "SELECT id, run_id, kind, target, actor, reason, data, created_at FROM signals"
+            " WHERE run_id = ? AND id > ? AND consumed_at IS NULL ORDER BY id",
+            (run_id, after_id),
+        ).fetchall()
+        return [
+            Signal(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows
+        ]
+
+    def consume_signal(self, signal_id: int, outcome: str) -> None:
+        self.conn.execute(
+            "UPDATE signals SET consumed_at = ?, outcome = ? WHERE id = ?",
+            (time.time(), outcome, signal_id),
+        )
+
+    def signal_outcome(self, signal_id: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT outcome FROM signals WHERE id = ?", (signal_id,)
+        ).fetchone()
+        return None if row is None else row[0]

@@ -1,0 +1,313 @@
+"""Load a workflow file and check everything that can be checked before a run.
+
+Shape errors come from pydantic (:mod:`core.loader`); this module adds the rules that
+need the whole file or the catalogs: duplicate ids, unknown or cyclic ``needs``, unknown
+actions and personas, persona tool allow-lists, action parameters, expressions that do
+not parse, and references to steps or inputs that do not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.actions.base import get_action, registered_actions
+from core.errors import DefinitionError, Problem
+from core.expressions import condition_syntax_error, is_template, syntax_error
+from core.loader import (
+    SourceMap,
+    did_you_mean,
+    format_path,
+    load_yaml,
+    parse_model,
+    read_text,
+)
+from core.models import Stage, Step, Workflow
+
+_STEP_REF = re.compile(r"\bsteps\.([A-Za-z_]\w*)\b(?!\s*-)")
+_INPUT_REF = re.compile(r"\binputs\.([A-Za-z_]\w*)\b")
+_STAGE_REF = re.compile(r"\bstages\.([A-Za-z_]\w*)\b")
+
+
+@dataclass
+class LoadedWorkflow:
+    """A validated workflow with the text and source map it came from."""
+
+    workflow: Workflow
+    path: Path
+    text: str
+    data: dict[str, Any]
+    source: SourceMap
+
+    def where(self, loc: tuple[Any, ...]) -> str:
+        line, col = self.source.locate(loc)
+        return f"{self.path}:{line}:{col}"
+
+
+def _step_locs(
+    workflow: Workflow,
+) -> Iterator[tuple[Stage, Step, tuple[Any, ...], str]]:
+    """Every step with its loc in the data, and its role (step, fallback, on_failure)."""
+
+    def walk(
+        stage: Stage, steps: list[Step], loc: tuple[Any, ...], role: str
+    ) -> Iterator[tuple[Stage, Step, tuple[Any, ...], str]]:
+        for j, step in enumerate(steps):
+            here = (*loc, j)
+            yield stage, step, here, role
+            yield from walk(stage, step.fallback, (*here, "fallback"), "fallback")
+
+    for i, stage in enumerate(workflow.stages):
+        yield from walk(stage, stage.steps, ("stages", i, "steps"), "step")
+        yield from walk(stage, stage.on_failure, ("stages", i, "on_failure"), "on_failure")
+
+
+def assign_ids(workflow: Workflow) -> None:
+    """Give fallback and on_failure steps without an id a predictable one."""
+    for stage in workflow.stages:
+
+        def name_fallbacks(step: Step) -> None:
+            for k, fb in enumerate(step.fallback, start=1):
+                if not fb.id:
+                    fb.id = f"{step.id}-fallback-{k}"
+                name_fallbacks(fb)
+
+        for step in stage.steps:
+            name_fallbacks(step)
+        for k, step in enumerate(stage.on_failure, start=1):
+            if not step.id:
+                step.id = f"{stage.id}-on-failure-{k}"
+            name_fallbacks(step)
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A cycle in ``graph`` (node → needs) as a list of ids, first repeated last."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = dict.fromkeys(graph, WHITE)
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        color[node] = GREY
+        stack.append(node)
+        for dep in graph.get(node, []):
+            if dep not in color:
+                continue
+            if color[dep] == GREY:
+                return [*stack[stack.index(dep):], dep]
+            if color[dep] == WHITE:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        color[node] = BLACK
+        return None
+
+    for node in graph:
+        if color[node] == WHITE:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _strings(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, (*loc, i))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*loc, key))
+
+
+def _template_locs(value: Any, loc: tuple[Any, ...]) -> set[tuple[Any, ...]]:
+    return {here for here, text in _strings(value, loc) if is_template(text)}
+
+
+def check_workflow(
+    loaded: LoadedWorkflow, personas: Any | None = None
+) -> list[Problem]:
+    """Semantic problems in a shape-valid workflow. ``personas`` is a PersonaCatalog."""
+    wf, data, source = loaded.workflow, loaded.data, loaded.source
+    problems: list[Problem] = []
+
+    def add(loc: tuple[Any, ...], message: str, *, key: bool = False) -> None:
+        line, col = source.locate(loc, key=key)
+        problems.append(Problem(source.file, line, col, message, format_path(loc, data)))
+
+    # duplicate ids -------------------------------------------------------------------
+    seen_stages: dict[str, int] = {}
+    for i, stage in enumerate(wf.stages):
+        if stage.id in seen_stages:
+            first = source.locate(("stages", seen_stages[stage.id], "id"))[0]
+            add(("stages", i, "id"), f"duplicate stage id {stage.id!r} (first at line {first})")
+        else:
+            seen_stages[stage.id] = i
+    seen_steps: dict[str, tuple[Any, ...]] = {}
+    gate_ids: dict[str, tuple[Any, ...]] = {}
+    for stage, step, loc, _role in _step_locs(wf):
+        if not step.id:
+            continue
+        if step.id in seen_steps:
+            first = source.locate((*seen_steps[step.id], "id"))[0]
+            add((*loc, "id"), f"duplicate step id {step.id!r} (first at line {first})")
+        else:
+            seen_steps[step.id] = loc
+    for i, stage in enumerate(wf.stages):
+        for kind, gate in (("approval", stage.approval), ("gate", stage.gate)):
+            if gate is None:
+                continue
+            loc = ("stages", i, kind, "id")
+            if gate.id in gate_ids:
+                first = source.locate(gate_ids[gate.id])[0]
+                add(loc, f"duplicate gate id {gate.id!r} (first at line {first})")
+            else:
+                gate_ids[gate.id] = loc
+
+    # missing ids on main steps ---------------------------------------------------------
+    for i, stage in enumerate(wf.stages):
+        for j, step in enumerate(stage.steps):
+            if not step.id:
+                add(("stages", i, "steps", j), "missing required field 'id'")
+
+    # needs: unknown, self, cycles -------------------------------------------------------
+    for i, stage in enumerate(wf.stages):
+        ids = [s.id for s in stage.steps if s.id]
+        graph: dict[str, list[str]] = {}
+        for j, step in enumerate(stage.steps):
+            graph[step.id] = []
+            for k, need in enumerate(step.needs):
+                loc = ("stages", i, "steps", j, "needs", k)
+                if need == step.id:
+                    add(loc, f"step {step.id!r} needs itself")
+                elif need not in ids:
+                    elsewhere = need in seen_steps
+                    hint = (
+                        f"; {need!r} is in another stage, and stages already run in order"
+                        if elsewhere
+                        else did_you_mean(need, ids)
+                    )
+                    add(loc, f"unknown step {need!r} in needs{hint}")
+                else:
+                    graph[step.id].append(need)
+        cycle = _find_cycle(graph)
+        if cycle:
+            j = next(n for n, s in enumerate(stage.steps) if s.id == cycle[0])
+            add(("stages", i, "steps", j, "needs"), "cycle in needs: " + " → ".join(cycle))
+
+    # actions, params, personas --------------------------------------------------------
+    known_actions = list(registered_actions())
+    for stage, step, loc, _role in _step_locs(wf):
+        spec = get_action(step.uses)
+        if spec is None:
+            add((*loc, "uses"), f"unknown action {step.uses!r}{did_you_mean(step.uses, known_actions)}"
+                + ("" if did_you_mean(step.uses, known_actions) else
+                   " (`quarterdeck actions` lists them)"))
+            continue
+        raw_with = data_at(data, (*loc, "with"))
+        if not isinstance(raw_with, dict):
+            raw_with = {}
+        templated = _template_locs(raw_with, ())
+        try:
+            spec.params.model_validate(raw_with)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                eloc = tuple(error["loc"])
+                if any(eloc[: len(t)] == t for t in templated):
+                    continue  # checked when the template is rendered at run time
+                if error["type"] == "extra_forbidden":
+                    names = [f.alias or n for n, f in spec.params.model_fields.items()]
+                    add((*loc, "with", *eloc),
+                        f"unknown parameter {eloc[-1]!r} for {step.uses}"
+                        f"{did_you_mean(str(eloc[-1]), names)}", key=True)
+                elif error["type"] == "missing":
+                    add((*loc, "with"), f"{step.uses} needs parameter {eloc[-1]!r}")
+                else:
+                    msg = error["msg"].removeprefix("Value error, ")
+                    add((*loc, "with", *eloc), f"{step.uses}: {msg}")
+        if personas is not None and stage.persona and personas.get(stage.persona) is not None:
+            persona = personas.get(stage.persona)
+            if not persona.may_use(step.uses):
+                add((*loc, "uses"),
+                    f"step {step.id!r} uses {step.uses!r}, which persona {stage.persona!r} "
+                    f"may not use (its tools: {', '.join(persona.tools)})")
+    if personas is not None:
+        names = personas.names()
+        for i, stage in enumerate(wf.stages):
+            if stage.persona and personas.get(stage.persona) is None:
+                add(("stages", i, "persona"),
+                    f"unknown persona {stage.persona!r}{did_you_mean(stage.persona, names)}"
+                    f" (known: {', '.join(names)})")
+
+    # expressions ----------------------------------------------------------------------
+    condition_keys = {"when", "all", "any"}
+    for loc, text in _strings(data, ()):
+        is_condition = any(part in condition_keys for part in loc if isinstance(part, str))
+        if not is_template(text) and not (is_condition and _is_condition_loc(loc)):
+            continue
+        error = (
+            condition_syntax_error(text)
+            if is_condition and _is_condition_loc(loc)
+            else syntax_error(text)
+        )
+        if error:
+            add(loc, error)
+            continue
+        for match in _STEP_REF.finditer(text):
+            if match.group(1) not in seen_steps:
+                add(loc, f"unknown step {match.group(1)!r} in expression"
+                    f"{did_you_mean(match.group(1), list(seen_steps))}")
+        for match in _INPUT_REF.finditer(text):
+            if match.group(1) not in wf.inputs:
+                add(loc, f"unknown input {match.group(1)!r} in expression"
+                    f"{did_you_mean(match.group(1), list(wf.inputs))}")
+        for match in _STAGE_REF.finditer(text):
+            if match.group(1) not in seen_stages:
+                add(loc, f"unknown stage {match.group(1)!r} in expression"
+                    f"{did_you_mean(match.group(1), list(seen_stages))}")
+    problems.sort(key=lambda p: (p.line, p.column))
+    return problems
+
+
+def _is_condition_loc(loc: tuple[Any, ...]) -> bool:
+    """``when`` values and gate ``all``/``any`` items are conditions (braces optional)."""
+    if not loc:
+        return False
+    if loc[-1] == "when":
+        return "with" not in loc
+    return len(loc) >= 2 and loc[-2] in ("all", "any") and "gate" in loc
+
+
+def data_at(data: Any, loc: tuple[Any, ...]) -> Any:
+    node = data
+    for part in loc:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def load_workflow(path: Path, personas: Any | None = None) -> LoadedWorkflow:
+    """Read, parse, validate and check a workflow file. Raises :class:`DefinitionError`."""
+    text = read_text(path)
+    return load_workflow_text(text, path, personas)
+
+
+def load_workflow_text(text: str, path: Path, personas: Any | None = None) -> LoadedWorkflow:
+    data, source = load_yaml(text, str(path))
+    workflow = parse_model(Workflow, data, source, "workflow")
+    loaded = LoadedWorkflow(workflow, path, text, data, source)
+    problems = check_workflow(loaded, personas)
+    if problems:
+        raise DefinitionError(problems)
+    assign_ids(workflow)
+    return loaded

@@ -1,0 +1,1 @@
+"""The persona catalog: bundled YAML files here, plus project and user overrides."""

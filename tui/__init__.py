@@ -1,0 +1,1 @@
+"""Terminal front ends: the Textual cockpit, the headless renderer and the CLI."""

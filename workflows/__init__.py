@@ -1,0 +1,1 @@
+"""The bundled workflows (one YAML file each) and the catalog that lists them."""
