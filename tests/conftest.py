@@ -1,0 +1,21 @@
+"""Shared fixtures: every test gets its own state and config directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point $QUARTERDECK_HOME and the config dir at fresh temp dirs for each test."""
+    home = tmp_path_factory.mktemp("qd-home")
+    config = tmp_path_factory.mktemp("qd-config")
+    monkeypatch.setenv("QUARTERDECK_HOME", str(home))
+    monkeypatch.setenv("QUARTERDECK_CONFIG_DIR", str(config))
+    monkeypatch.delenv("QUARTERDECK_USER", raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.delenv("QUARTERDECK_LLM_API_KEY", raising=False)
+    monkeypatch.delenv("QUARTERDECK_LLM_BASE_URL", raising=False)
+    return home

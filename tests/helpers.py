@@ -1,0 +1,123 @@
+"""Helpers for tests: run a workflow from YAML text, build an action context, run the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.actions.base import ActionContext
+from core.clock import Clock
+from core.config import Settings
+from core.runner import RunOptions, Runner
+from core.state import RunState
+from core.store import Store
+from core.validate import load_workflow
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Ran:
+    state: RunState
+    store: Store
+    runner: Runner
+
+
+def write_workflow(tmp_path: Path, text: str, name: str = "wf.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def make_runner(
+    tmp_path: Path,
+    text: str,
+    *,
+    inputs: dict[str, Any] | None = None,
+    options: RunOptions | None = None,
+    settings: Settings | None = None,
+    store: Store | None = None,
+) -> Runner:
+    from core.inputs import resolve_inputs
+    from personas.registry import load_catalog
+
+    catalog = load_catalog(tmp_path)
+    path = write_workflow(tmp_path, text)
+    loaded = load_workflow(path, catalog)
+    db = store or Store(tmp_path / "qd.db")
+    opts = options or RunOptions(started_by="tester")
+    if opts.workdir is None:
+        opts.workdir = tmp_path
+    return Runner(
+        loaded,
+        db,
+        inputs=resolve_inputs(loaded.workflow, inputs or {}, base=tmp_path),
+        settings=settings or Settings(),
+        personas=catalog,
+        options=opts,
+    )
+
+
+def run_workflow(tmp_path: Path, text: str, **kwargs: Any) -> Ran:
+    """Run a workflow given as YAML text to its end, in-process, journaled in tmp_path."""
+    runner = make_runner(tmp_path, text, **kwargs)
+    state = asyncio.run(runner.run())
+    return Ran(state, runner.store, runner)
+
+
+def make_ctx(tmp_path: Path, *, settings: Settings | None = None, **overrides: Any) -> ActionContext:
+    """An ActionContext for calling an action directly; lines land in ``ctx.lines``."""
+    lines: list[tuple[str, str]] = []
+    memory: dict[str, Any] = {}
+
+    async def set_memory(key: str, value: Any) -> None:
+        memory[key] = value
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    values: dict[str, Any] = dict(
+        run_id="test-run",
+        workflow="test",
+        stage_id="stage",
+        step_id="step",
+        attempt=1,
+        persona=None,
+        workdir=tmp_path,
+        run_dir=run_dir,
+        env=dict(os.environ),
+        settings=settings or Settings(),
+        clock=Clock(),
+        idempotency_key="test-run/step",
+        emit_line=lambda stream, line: lines.append((stream, line)),
+        memory=memory,
+        set_memory=set_memory,
+        render=lambda text: text,
+        render_text=lambda text: text,
+        redact=lambda text: text,
+    )
+    values.update(overrides)
+    ctx = ActionContext(**values)
+    ctx.lines = lines  # type: ignore[attr-defined]
+    return ctx
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+        timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``quarterdeck ARGS`` in a subprocess (no TTY) and capture its output."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=str(cwd or REPO),
+        timeout=timeout,
+        input=input,
+        check=False,
+    )
