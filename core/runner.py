@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.actions.base import ActionContext, get_action
+from core.budget import BudgetLedger
 from core.clock import Clock
 from core.config import Settings, state_home
 from core.errors import ActionError, ExitCode, ExpressionError, NonRetryableError
@@ -153,9 +154,8 @@ class Runner:
         )
         if self.settings.llm.api_key:
             self.redactor.add(self.settings.llm.api_key)
-        key_env = os.environ.get(self.settings.llm.api_key_env)
-        if key_env:
-            self.redactor.add(key_env)
+        for key_var in (self.settings.llm.api_key_env, "QUARTERDECK_LLM_API_KEY", "OPENAI_API_KEY"):
+            self.redactor.add(os.environ.get(key_var))  # every key llm.chat might send
         self.workdir = (self.options.workdir or loaded.path.parent).resolve()
         self.run_dir = state_home() / "runs" / self.run_id
         concurrency = self.options.concurrency or self.workflow.concurrency
@@ -172,6 +172,12 @@ class Runner:
         self._main: asyncio.Task[str] | None = None
         self._finished_status: str | None = None
         self.services: dict[str, Any] = {}
+        # token budgets (core/budget.py): one ledger per run, read by llm.chat
+        self.services["budget"] = BudgetLedger(
+            self.state, personas, workflow_policy=self.workflow.budget_policy,
+            default_policy=self.settings.budget_policy, await_gate=self.await_budget_gate,
+            run_id=self.run_id,
+        )
         self._scope_cache: dict[str, Any] | None = None
         self.env = self._child_env()
 
@@ -603,6 +609,29 @@ class Runner:
                         "error": f"approval {approval.id!r} timed out (on_timeout: {action})"})
         self.store.set_status(self.run_id, "running")
         return status
+
+    async def await_budget_gate(self, gate: str) -> str:
+        """Wait for a budget gate (journaled by core/budget.py) like a stage approval."""
+        await self.committed()
+        self.store.set_status(self.run_id, "waiting")
+        if self.options.no_wait and not self._has_pending_decision(gate):
+            self.exit_code = ExitCode.REJECTED  # as for an undecided stage approval
+            self.interrupt(
+                f"budget approval {gate!r} is undecided and --no-wait was given: run "
+                f"`quarterdeck approve {self.run_id} {gate} --as NAME` then "
+                f"`quarterdeck resume {self.run_id}`"
+            )
+        while True:
+            self._process_signals()
+            current = self.state.approvals[gate]
+            if current.status in ("approved", "rejected"):
+                break
+            self._signal_wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._signal_wakeup.wait(),
+                                       self.options.signal_poll_interval)
+        self.store.set_status(self.run_id, "running")
+        return current.status
 
     def may_decide(self, approval_id: str, actor: str) -> str | None:
         """Why ``actor`` may not decide ``approval_id``, or None when they may."""

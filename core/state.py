@@ -257,6 +257,8 @@ class RunState:
             self.finished_at = None
             self.error = None
             self.paused = False
+            if self.persona and self.persona in self.personas:  # it holds the run again
+                self.personas[self.persona].since = event.ts
         elif kind == EventType.RUN_PAUSED:
             self.paused = True
             self.status = "paused"
@@ -403,6 +405,9 @@ class RunState:
                 usage.since = event.ts
         elif kind == EventType.TOKENS_USED:
             name = d.get("persona") or ""
+            if not name:  # a stage without a persona: counted, charged to nobody
+                self.token_series.append((event.ts, int(d.get("total", 0))))
+                return
             usage = self.personas.setdefault(name, PersonaUsage(name))
             usage.tokens_used = int(d.get("used", usage.tokens_used + int(d.get("total", 0))))
             usage.estimated = usage.estimated or bool(d.get("estimated"))

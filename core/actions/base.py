@@ -75,6 +75,7 @@ _REGISTRY: dict[str, ActionSpec] = {}
 
 # Modules that register actions on import. Later work adds to this list.
 ACTION_MODULES: list[str] = ["core.actions.builtin"]
+ACTION_MODULES.append("core.actions.llm")
 _loaded = False
 
 
