@@ -171,6 +171,7 @@ class Runner:
         self._interrupt: str | None = None
         self._main: asyncio.Task[str] | None = None
         self._finished_status: str | None = None
+        self.exit_code: ExitCode | None = None  # set when the status alone does not say it
         self.services: dict[str, Any] = {}
         # token budgets (core/budget.py): one ledger per run, read by llm.chat
         self.services["budget"] = BudgetLedger(
@@ -180,6 +181,8 @@ class Runner:
         )
         self._scope_cache: dict[str, Any] | None = None
         self.env = self._child_env()
+        # extra env per (stage, step), filled by subscribers (tracing: TRACEPARENT)
+        self.step_env: dict[tuple[str, str], dict[str, str]] = {}
 
     # -- journal ----------------------------------------------------------------------
 
@@ -363,8 +366,9 @@ class Runner:
             else:
                 raise
         except _NoWait as exc:
-            status = "interrupted"
+            status = "interrupted"  # resumable once someone decides the gate
             error = str(exc)
+            self.exit_code = ExitCode.REJECTED
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -902,6 +906,7 @@ class Runner:
         )
         env = dict(self.env)
         env.update({k: render_text(v, scope, f"{where}.env") for k, v in step.env.items()})
+        env.update(self.step_env.get((stage.id, step.id), {}))
         ctx = ActionContext(
             run_id=self.run_id,
             workflow=self.workflow.name,

@@ -45,6 +45,26 @@ AsOpt = Annotated[
     typer.Option("--as", help="Who you are (default: $QUARTERDECK_USER, the CI actor, or login)"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout")]
+ReportDirOpt = Annotated[
+    Path | None,
+    typer.Option("--report-dir", help="Write run.json, junit.xml, summary.md, events.jsonl "
+                 "here ({run} is the run id; default: report_dir in config)"),
+]
+EventsOpt = Annotated[
+    str | None,
+    typer.Option("--events", metavar="-|FILE",
+                 help="Stream every event as a JSON line to stdout (-) or a file"),
+]
+ApprovalsOpt = Annotated[
+    Path | None,
+    typer.Option("--approvals", metavar="FILE",
+                 help="Approvals policy: per gate approve/reject/wait, with conditions"),
+]
+TraceOpt = Annotated[
+    bool,
+    typer.Option("--trace", help="OpenTelemetry spans (also on when OTEL_EXPORTER_OTLP_ENDPOINT "
+                 "or OTEL_TRACES_EXPORTER is set)"),
+]
 
 
 def _err(message: str) -> None:
@@ -286,7 +306,7 @@ def _check_predecision(
         )
 
 
-def _execute(runner: Any, *, json_out: bool, live: bool) -> int:
+def _execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> int:
     from core.runner import exit_code_for
     from tui.headless import LiveRenderer, PlainRenderer
 
@@ -302,16 +322,22 @@ def _execute(runner: Any, *, json_out: bool, live: bool) -> int:
     if live:
         with LiveRenderer(runner.state) as renderer:
             runner.subscribers.append(renderer)
+            if extras is not None:
+                extras.attach(runner)
             state = asyncio.run(go())
     else:
         runner.subscribers.append(PlainRenderer(runner.state, color=_color()))
+        if extras is not None:
+            extras.attach(runner)
         state = asyncio.run(go())
+    if extras is not None:
+        extras.finish(runner, state)
     if json_out:
         sys.stdout.write(json.dumps(state.to_json(), indent=2, default=str) + "\n")
         sys.stdout.flush()
     if not json_out:
         _err(f"run {state.id}: {state.status}")
-    return int(exit_code_for(state.status))
+    return int(runner.exit_code if runner.exit_code is not None else exit_code_for(state.status))
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -329,6 +355,10 @@ def run(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 3 at an undecided approval")] = False,
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
     workdir: Annotated[Path | None, typer.Option("--workdir", help="Where steps run")] = None,
+    report_dir: ReportDirOpt = None,
+    events: EventsOpt = None,
+    approvals: ApprovalsOpt = None,
+    trace: TraceOpt = False,
 ) -> None:
     """Run a workflow (headless, or in the cockpit on a terminal)."""
     from core.config import current_user
@@ -356,6 +386,12 @@ def run(
                     f"approval gate {gate!r} (its gates: {', '.join(sorted(gates)) or 'none'})"
                 )
             _check_predecision(loaded.workflow, gate, kind, actor, ctx.settings.groups)
+        from tui.ci import HeadlessExtras
+
+        extras = HeadlessExtras.prepare(
+            workflow=loaded.workflow, json_out=json_out, report_dir=report_dir, events=events,
+            approvals=approvals, trace=trace, actor=actor, settings=ctx.settings,
+        )
         if dry_run:
             from core.runner import Runner
             from core.inputs import resolve_inputs
@@ -377,8 +413,8 @@ def run(
         runner = new_runner(loaded, db, ctx, given, options)
     except QuarterdeckError as exc:
         _fail(exc)
-    live = _interactive() and not json_out and _color() is not False
-    raise typer.Exit(_execute(runner, json_out=json_out, live=live))
+    live = _interactive() and not json_out and events != "-" and _color() is not False
+    raise typer.Exit(_execute(runner, json_out=json_out, live=live, extras=extras))
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -390,6 +426,10 @@ def resume(
     store: StoreOpt = None,
     as_: AsOpt = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 3 at an undecided approval")] = False,
+    report_dir: ReportDirOpt = None,
+    events: EventsOpt = None,
+    approvals: ApprovalsOpt = None,
+    trace: TraceOpt = False,
 ) -> None:
     """Continue a crashed, interrupted or failed run from its journal."""
     from core.config import current_user
@@ -403,6 +443,13 @@ def resume(
         options = RunOptions(started_by=current_user(as_, ctx.settings), no_wait=no_wait)
         runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_))
         runner.options.started_by = runner.state.started_by or options.started_by
+        from tui.ci import HeadlessExtras
+
+        extras = HeadlessExtras.prepare(
+            workflow=runner.workflow, json_out=json_out, report_dir=report_dir, events=events,
+            approvals=approvals, trace=trace, actor=current_user(as_, ctx.settings),
+            settings=ctx.settings,
+        )
     except QuarterdeckError as exc:
         _fail(exc)
     if not headless and not json_out and _interactive():
@@ -413,8 +460,8 @@ def resume(
         else:
             run_cockpit(store=store, runner=runner)
             return
-    live = _interactive() and not json_out and _color() is not False
-    raise typer.Exit(_execute(runner, json_out=json_out, live=live))
+    live = _interactive() and not json_out and events != "-" and _color() is not False
+    raise typer.Exit(_execute(runner, json_out=json_out, live=live, extras=extras))
 
 
 # --- history ---------------------------------------------------------------------------

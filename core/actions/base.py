@@ -76,6 +76,7 @@ _REGISTRY: dict[str, ActionSpec] = {}
 # Modules that register actions on import. Later work adds to this list.
 ACTION_MODULES: list[str] = ["core.actions.builtin"]
 ACTION_MODULES.append("core.actions.llm")
+ACTION_MODULES.extend(["core.actions.http", "core.actions.ssh"])
 _loaded = False
 
 

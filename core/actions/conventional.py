@@ -1,0 +1,539 @@
+"""Conventional Commits, semantic versions and Keep a Changelog sections, as pure functions.
+
+The git actions (:mod:`core.actions.git`) read a repository and hand plain data to this
+module, so every rule about which version comes next and what a changelog says can be
+read and tested without a repository.
+
+Rules (Conventional Commits 1.0, SemVer 2.0, and the choices those leave open):
+
+- ``type(scope)!: description`` is a conventional header; ``BREAKING CHANGE:`` (or
+  ``BREAKING-CHANGE:``) in the footers, or ``!`` before the colon, marks a breaking change.
+  Types are case-insensitive; the ``BREAKING CHANGE`` token must be upper case.
+- Breaking → major, ``feat`` → minor, ``fix``/``perf`` → patch, anything else → no release.
+- **Major zero**: while the major version is 0, a breaking change bumps the *minor*
+  version (SemVer §4: anything may change in 0.y.z; leaving 0 is a deliberate decision,
+  made with an explicit ``part: major``). ``zero_major_breaking="major"`` turns this off.
+- Merge commits carry no meaning of their own (the commits they bring in are in the
+  range and are counted); they are ignored.
+- A revert whose target is in the same range cancels it: neither counts nor appears in
+  the changelog. A revert of an already-released commit is a patch-level change.
+- Prerelease channels, lowest first: ``dev`` < ``alpha`` < ``beta`` < ``rc`` (PEP 440
+  order; note SemVer's ASCII ordering would put ``dev`` after ``beta``). Another
+  prerelease on the same channel increments its number (1.2.0-rc.1 → 1.2.0-rc.2);
+  a higher channel restarts at 1; going down a channel is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+from typing import Literal
+
+CHANNELS: tuple[str, ...] = ("dev", "alpha", "beta", "rc")
+_CHANNEL_ALIASES = {
+    "dev": "dev", "a": "alpha", "alpha": "alpha", "b": "beta", "beta": "beta",
+    "c": "rc", "rc": "rc", "pre": "rc", "preview": "rc",
+}
+_PEP440_LABEL = {"dev": ".dev", "alpha": "a", "beta": "b", "rc": "rc"}
+
+Scheme = Literal["semver", "pep440"]
+
+
+class Level(IntEnum):
+    """How much a change moves the version."""
+
+    NONE = 0
+    PATCH = 1
+    MINOR = 2
+    MAJOR = 3
+
+
+class VersionError(ValueError):
+    """A version string or a requested version move that makes no sense."""
+
+
+# --------------------------------------------------------------------------- versions
+
+_VERSION = re.compile(
+    r"^[vV]?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)(?:\.(?P<patch>0|[1-9]\d*))?"
+    r"(?:[-_.]?(?P<label>[A-Za-z]+)(?:[-_.]?(?P<num>\d+))?)?$"
+)
+
+
+@dataclass(frozen=True)
+class Version:
+    """``major.minor.patch`` with an optional prerelease ``(channel, number)``."""
+
+    major: int
+    minor: int
+    patch: int
+    pre: tuple[str, int] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        """Read SemVer (``1.2.0-rc.1``) or PEP 440 (``1.2.0rc1``, ``1.2.0.dev3``) spellings."""
+        match = _VERSION.match(text.strip())
+        if not match:
+            raise VersionError(
+                f"{text!r} is not a version this action can bump "
+                "(expected MAJOR.MINOR.PATCH with an optional dev/alpha/beta/rc prerelease)"
+            )
+        pre: tuple[str, int] | None = None
+        if match["label"]:
+            channel = _CHANNEL_ALIASES.get(match["label"].lower())
+            if channel is None:
+                raise VersionError(
+                    f"{text!r} has prerelease label {match['label']!r}; "
+                    f"supported channels are {', '.join(CHANNELS)}"
+                )
+            pre = (channel, int(match["num"]) if match["num"] else 0)
+        return cls(int(match["major"]), int(match["minor"]), int(match["patch"] or 0), pre)
+
+    @property
+    def core(self) -> tuple[int, int, int]:
+        return (self.major, self.minor, self.patch)
+
+    @property
+    def is_prerelease(self) -> bool:
+        return self.pre is not None
+
+    def sort_key(self) -> tuple[int, int, int, int, int, int]:
+        """Total order: a prerelease sorts before its release, channels in CHANNELS order."""
+        if self.pre is None:
+            return (*self.core, 1, 0, 0)
+        return (*self.core, 0, CHANNELS.index(self.pre[0]), self.pre[1])
+
+    def final(self) -> Version:
+        return replace(self, pre=None)
+
+    def bump(self, level: Level) -> Version:
+        """The next release at ``level`` (prerelease dropped)."""
+        if level is Level.MAJOR:
+            return Version(self.major + 1, 0, 0)
+        if level is Level.MINOR:
+            return Version(self.major, self.minor + 1, 0)
+        if level is Level.PATCH:
+            return Version(self.major, self.minor, self.patch + 1)
+        return self.final()
+
+    def format(self, scheme: Scheme = "semver") -> str:
+        text = f"{self.major}.{self.minor}.{self.patch}"
+        if self.pre is None:
+            return text
+        channel, number = self.pre
+        if scheme == "pep440":
+            return f"{text}{_PEP440_LABEL[channel]}{number}"
+        return f"{text}-{channel}.{number}"
+
+    def __str__(self) -> str:
+        return self.format("semver")
+
+
+def latest(versions: Iterable[Version], *, final_only: bool = False) -> Version | None:
+    """The highest of ``versions`` (only releases when ``final_only``)."""
+    pool = [v for v in versions if not (final_only and v.is_prerelease)]
+    return max(pool, key=Version.sort_key) if pool else None
+
+
+# --------------------------------------------------------------------------- commits
+
+_HEADER = re.compile(
+    r"^(?P<type>[A-Za-z][\w-]*)(?:\((?P<scope>[^()\r\n]*)\))?(?P<bang>!)?: (?P<desc>\S.*)$"
+)
+_FOOTER = re.compile(r"^(?P<token>BREAKING CHANGE|BREAKING-CHANGE|[A-Za-z][\w-]*)(?:: | #)(?P<value>.*)$")
+_GIT_REVERT = re.compile(r'^Revert "(?P<subject>.*)"$')
+_REVERTS_SHA = re.compile(r"This reverts commit (?P<sha>[0-9a-f]{7,40})")
+_REFS_SHA = re.compile(r"\b(?P<sha>[0-9a-f]{7,40})\b")
+
+
+@dataclass(frozen=True)
+class RawCommit:
+    """What the parser needs from git: the full sha, the message, whether it merges."""
+
+    sha: str
+    message: str
+    is_merge: bool = False
+
+
+@dataclass(frozen=True)
+class ParsedCommit:
+    """A commit message read as a Conventional Commit (or marked as not one)."""
+
+    sha: str
+    subject: str
+    conventional: bool
+    type: str = ""
+    scope: str = ""
+    description: str = ""
+    body: str = ""
+    breaking: bool = False
+    breaking_notes: tuple[str, ...] = ()
+    footers: tuple[tuple[str, str], ...] = ()
+    reverts: str | None = None  # sha (or prefix) this commit reverts
+    is_merge: bool = False
+
+    @property
+    def level(self) -> Level:
+        if self.is_merge:
+            return Level.NONE
+        if self.breaking:
+            return Level.MAJOR
+        if self.type == "feat":
+            return Level.MINOR
+        if self.type in ("fix", "perf"):
+            return Level.PATCH
+        if self.reverts is not None:
+            return Level.PATCH
+        return Level.NONE
+
+
+def _split_footers(lines: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Body lines and footers: footers start at a paragraph whose first line is a token."""
+    start = None
+    for i, line in enumerate(lines):
+        if _FOOTER.match(line) and (i == 0 or not lines[i - 1].strip()):
+            start = i
+            break
+    if start is None:
+        return lines, []
+    footers: list[tuple[str, str]] = []
+    for line in lines[start:]:
+        match = _FOOTER.match(line)
+        if match:
+            footers.append((match["token"], match["value"]))
+        elif footers:
+            token, value = footers[-1]
+            footers[-1] = (token, f"{value}\n{line}" if line.strip() else value)
+    return lines[:start], footers
+
+
+def parse_commit(commit: RawCommit) -> ParsedCommit:
+    """Read one commit message. Never fails: anything unparseable is non-conventional."""
+    text = commit.message.replace("\r\n", "\n").strip("\n")
+    subject, _, rest = text.partition("\n")
+    subject = subject.strip()
+    lines = rest.strip("\n").split("\n") if rest.strip() else []
+    body_lines, footers = _split_footers(lines)
+    body = "\n".join(body_lines).strip()
+    reverts: str | None = None
+    git_revert = _GIT_REVERT.match(subject)
+    found = _REVERTS_SHA.search(rest)
+    if git_revert and found:
+        reverts = found["sha"]
+    header = _HEADER.match(subject)
+    if header is None:
+        return ParsedCommit(sha=commit.sha, subject=subject, conventional=False, body=body,
+                            footers=tuple(footers), reverts=reverts, is_merge=commit.is_merge)
+    ctype = header["type"].lower()
+    notes = tuple(v.strip() for t, v in footers if t in ("BREAKING CHANGE", "BREAKING-CHANGE"))
+    if ctype == "revert" and reverts is None:
+        for token, value in footers:
+            if token.lower() == "refs":
+                ref = _REFS_SHA.search(value)
+                if ref:
+                    reverts = ref["sha"]
+                    break
+        if reverts is None and found:
+            reverts = found["sha"]
+    return ParsedCommit(
+        sha=commit.sha,
+        subject=subject,
+        conventional=True,
+        type=ctype,
+        scope=(header["scope"] or "").strip(),
+        description=header["desc"].strip(),
+        body=body,
+        breaking=bool(header["bang"]) or bool(notes),
+        breaking_notes=notes,
+        footers=tuple(footers),
+        reverts=reverts,
+        is_merge=commit.is_merge,
+    )
+
+
+def effective_commits(commits: Sequence[RawCommit]) -> list[ParsedCommit]:
+    """Parse ``commits`` (newest first), dropping merges and revert pairs inside the range."""
+    parsed = [parse_commit(c) for c in commits if not c.is_merge]
+    cancelled: set[str] = set()
+    for commit in parsed:  # newest first: a revert of a revert cancels the inner revert
+        if commit.sha in cancelled or commit.reverts is None:
+            continue
+        target = next(
+            (c for c in parsed if c.sha != commit.sha and c.sha not in cancelled
+             and c.sha.startswith(commit.reverts)),
+            None,
+        )
+        if target is not None:
+            cancelled.update((commit.sha, target.sha))
+    return [c for c in parsed if c.sha not in cancelled]
+
+
+def release_level(commits: Iterable[ParsedCommit]) -> Level:
+    """The largest level among ``commits`` (NONE when nothing is releasable)."""
+    return max((c.level for c in commits), default=Level.NONE)
+
+
+# --------------------------------------------------------------------------- next version
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The outcome of a version decision: ``new`` is None when there is nothing to release."""
+
+    old: Version
+    new: Version | None
+    level: Level
+    reason: str
+
+
+def next_version(
+    current: Version,
+    last_release: Version | None,
+    *,
+    level: Level,
+    level_since_current: Level,
+    channel: str | None = None,
+    explicit: bool = False,
+    zero_major_breaking: Literal["minor", "major"] = "minor",
+) -> Plan:
+    """Decide the next version.
+
+    ``current`` is the latest version (a tag, or the file's version when there is no tag),
+    ``last_release`` the latest final release. ``level`` is the change since
+    ``last_release`` (or the whole history), ``level_since_current`` the change since
+    ``current``. ``explicit`` means ``level`` was asked for (``part: minor``), not inferred.
+    """
+    if channel is not None and channel not in CHANNELS:
+        raise VersionError(f"unknown prerelease channel {channel!r}; use one of {', '.join(CHANNELS)}")
+    base = last_release or (current if not current.is_prerelease else None)
+    effective = level
+    if (not explicit and effective is Level.MAJOR and zero_major_breaking == "minor"
+            and (base or current).major == 0):
+        effective = Level.MINOR
+    target_core = base.bump(effective) if (base is not None and effective) else None
+    if base is None and current.is_prerelease:
+        target_core = current.final() if not effective else None
+    if current.pre is not None:
+        cur_channel, cur_num = current.pre
+        same_or_lower = target_core is None or target_core.sort_key() <= current.final().sort_key()
+        if channel is None:  # promote the prerelease (or jump past it)
+            new = current.final() if same_or_lower else target_core
+            return Plan(current, new, effective, f"release of {current}")
+        if same_or_lower:
+            rank, cur_rank = CHANNELS.index(channel), CHANNELS.index(cur_channel)
+            if rank < cur_rank:
+                raise VersionError(
+                    f"cannot go from {current} down to the {channel!r} channel; "
+                    f"use {cur_channel!r} or a later channel"
+                )
+            if rank == cur_rank:
+                if not explicit and level_since_current is Level.NONE:
+                    return Plan(current, None, Level.NONE,
+                                f"no releasable commit since {current}")
+                return Plan(current, replace(current, pre=(channel, cur_num + 1)), effective,
+                            f"next {channel} of {current.final()}")
+            return Plan(current, replace(current, pre=(channel, 1)), effective,
+                        f"first {channel} of {current.final()}")
+        assert target_core is not None
+        return Plan(current, replace(target_core, pre=(channel, 1)), effective,
+                    f"{effective.name.lower()} change since {base}")
+    if target_core is None or effective is Level.NONE:
+        return Plan(current, None, Level.NONE, f"no releasable commit since {current}")
+    new = target_core if channel is None else replace(target_core, pre=(channel, 1))
+    return Plan(current, new, effective, f"{effective.name.lower()} change since {current}")
+
+
+# --------------------------------------------------------------------------- changelog
+
+SECTION_ORDER: tuple[str, ...] = (
+    "Breaking changes", "Added", "Changed", "Deprecated", "Removed", "Fixed", "Security",
+    "Other changes",
+)
+TYPE_SECTIONS: dict[str, str] = {
+    "feat": "Added", "fix": "Fixed", "perf": "Changed", "refactor": "Changed",
+    "revert": "Removed", "deprecate": "Deprecated", "security": "Security",
+}
+DEFAULT_HIDDEN_TYPES: tuple[str, ...] = ("chore", "ci", "build", "test", "style", "docs")
+
+CHANGELOG_HEADER = (
+    "# Changelog\n\n"
+    "All notable changes to this project are documented in this file.\n\n"
+    "The format is based on [Keep a Changelog](https://keepachangelog.com/en/1.1.0/),\n"
+    "and this project adheres to [Semantic Versioning](https://semver.org/spec/v2.0.0.html).\n"
+)
+
+
+@dataclass(frozen=True)
+class Forge:
+    """A hosted forge's web address for a repository, so entries can link commits."""
+
+    kind: str
+    base: str  # https://host/owner/repo
+
+    def commit_url(self, sha: str) -> str:
+        if self.kind == "gitlab":
+            return f"{self.base}/-/commit/{sha}"
+        if self.kind == "bitbucket":
+            return f"{self.base}/commits/{sha}"
+        return f"{self.base}/commit/{sha}"
+
+    def compare_url(self, old: str, new: str) -> str | None:
+        if self.kind == "gitlab":
+            return f"{self.base}/-/compare/{old}...{new}"
+        if self.kind in ("github", "gitea"):
+            return f"{self.base}/compare/{old}...{new}"
+        return None
+
+
+KNOWN_FORGES = {
+    "github.com": "github", "gitlab.com": "gitlab", "bitbucket.org": "bitbucket",
+    "codeberg.org": "gitea",
+}
+_REMOTE = re.compile(
+    r"^(?:(?:https?|ssh|git)://(?:[^@/]+@)?(?P<host1>[^/:]+)(?::\d+)?/"
+    r"|(?:[^@/]+@)?(?P<host2>[^/:]+):)(?P<path>[^\s]+?)(?:\.git)?/?$"
+)
+
+
+def forge_for(remote_url: str) -> Forge | None:
+    """The forge a remote URL points at, when it is a known one (else None: no links)."""
+    match = _REMOTE.match(remote_url.strip())
+    if not match:
+        return None
+    host = (match["host1"] or match["host2"] or "").lower()
+    kind = KNOWN_FORGES.get(host)
+    if kind is None:
+        return None
+    return Forge(kind, f"https://{host}/{match['path'].strip('/')}")
+
+
+@dataclass
+class ChangelogEntries:
+    """Commits grouped into Keep a Changelog sections, in display order."""
+
+    sections: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.sections.values())
+
+
+def _entry(commit: ParsedCommit, text: str, forge: Forge | None) -> str:
+    scope = f"**{commit.scope}:** " if commit.scope else ""
+    short = commit.sha[:7]
+    link = f" ([{short}]({forge.commit_url(commit.sha)}))" if forge else f" ({short})"
+    first, *more = text.strip().splitlines() or [""]
+    extra = "".join(f"\n  {line}" if line.strip() else "\n" for line in more)
+    return f"- {scope}{first}{link}{extra}"
+
+
+def group_commits(
+    commits: Iterable[ParsedCommit],
+    forge: Forge | None = None,
+    hidden_types: Iterable[str] = DEFAULT_HIDDEN_TYPES,
+) -> ChangelogEntries:
+    """Sort commits (newest first) into sections; breaking changes go only to the first."""
+    hidden = {t.lower() for t in hidden_types}
+    sections: dict[str, list[str]] = {name: [] for name in SECTION_ORDER}
+    for commit in commits:
+        if commit.is_merge:
+            continue
+        if commit.breaking:
+            notes = commit.breaking_notes or (commit.description,)
+            text = commit.description
+            if commit.breaking_notes:
+                text = f"{commit.description}: " + " ".join(notes)
+            sections["Breaking changes"].append(_entry(commit, text, forge))
+            continue
+        if not commit.conventional:
+            text = commit.subject
+            if commit.reverts is not None:
+                sections["Removed"].append(_entry(commit, text, forge))
+            else:
+                sections["Other changes"].append(_entry(commit, text, forge))
+            continue
+        if commit.type in hidden:
+            continue
+        section = TYPE_SECTIONS.get(commit.type, "Other changes")
+        if commit.scope.lower() == "security" and commit.type == "fix":
+            section = "Security"
+        description = commit.description
+        if commit.type == "revert":
+            description = f"Revert {description}"
+        sections[section].append(_entry(commit, description, forge))
+    return ChangelogEntries({k: v for k, v in sections.items() if v})
+
+
+def render_section(
+    version: str,
+    date: str,
+    entries: ChangelogEntries,
+) -> str:
+    """``## [version] - date`` followed by the non-empty sections."""
+    parts = [f"## [{version}] - {date}"]
+    if entries.empty:
+        parts.append("\nNo notable changes.")
+    for name, items in entries.sections.items():
+        parts.append(f"\n### {name}\n")
+        parts.extend(items)
+    return "\n".join(parts) + "\n"
+
+
+_VERSION_HEADING = re.compile(r"^## \[(?P<version>[^\]]+)\]", re.MULTILINE)
+
+
+def find_section(text: str, version: str) -> str | None:
+    """The existing section for ``version`` in a changelog, or None."""
+    for match in _VERSION_HEADING.finditer(text):
+        if match["version"] == version:
+            following = _VERSION_HEADING.search(text, match.end())
+            end = following.start() if following else len(text)
+            body = text[match.start():end]
+            body = re.split(r"^\[[^\]]+\]: ", body, maxsplit=1, flags=re.MULTILINE)[0]
+            return body.rstrip() + "\n"
+    return None
+
+
+def insert_section(text: str | None, version: str, section: str,
+                   compare_url: str | None = None) -> tuple[str, bool]:
+    """Add ``section`` to a changelog (new if ``text`` is None). Unchanged if already there."""
+    if text is not None and find_section(text, version) is not None:
+        return text, False
+    body = text if text is not None and text.strip() else CHANGELOG_HEADER
+    headings = [m for m in _VERSION_HEADING.finditer(body)
+                if m["version"].lower() != "unreleased"]
+    if headings:
+        at = headings[0].start()
+        new = body[:at] + section + "\n" + body[at:]
+    else:
+        links = re.search(r"^\[[^\]]+\]: ", body, re.MULTILINE)
+        at = links.start() if links else len(body)
+        head = body[:at].rstrip("\n") + "\n\n"
+        new = head + section + ("\n" + body[at:] if links else "")
+    if compare_url:
+        line = f"[{version}]: {compare_url}\n"
+        links = re.search(r"^\[[^\]]+\]: ", new, re.MULTILINE)
+        if links and not new[links.start():].lower().startswith("[unreleased]"):
+            new = new[:links.start()] + line + new[links.start():]
+        elif links:
+            end = new.find("\n", links.start()) + 1 or len(new)
+            new = new[:end] + line + new[end:]
+        else:
+            new = new.rstrip("\n") + "\n\n" + line
+    return new, True
+
+
+def render_changelog_section(
+    version: str,
+    date: str,
+    commits: Sequence[ParsedCommit],
+    forge: Forge | None = None,
+    hidden_types: Iterable[str] = DEFAULT_HIDDEN_TYPES,
+) -> str:
+    """Convenience: group and render in one call."""
+    return render_section(version, date, group_commits(commits, forge, hidden_types))
+
+
+LinkFn = Callable[[str], str | None]
