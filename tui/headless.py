@@ -141,8 +141,11 @@ class PlainRenderer:
         self.state = state
         self.stream = stream or sys.stderr
         self.show_output = show_output
+        # colour=False must win over FORCE_COLOR in the environment (rich reads it too):
+        # not a terminal means no escape sequences at all, not even bold
         self.console = Console(file=self.stream, highlight=False, soft_wrap=True,
-                               force_terminal=color if color else None,
+                               force_terminal=color,
+                               color_system=None if color is False else "auto",
                                no_color=(color is False) or None)
 
     def prefix(self, event: Event) -> str:

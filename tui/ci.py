@@ -1,0 +1,319 @@
+"""What a headless run writes for CI besides its narration.
+
+- :class:`GitHubActions`: when ``GITHUB_ACTIONS=true``, a ``::group::`` per stage and
+  ``::error::`` / ``::warning::`` annotations for failed steps, gates and approvals
+  (escaped per GitHub's rules, within its per-step limits), plus the run summary
+  appended to ``$GITHUB_STEP_SUMMARY`` (under its 1 MiB cap). Workflow commands go to
+  stderr with the narration (the runner reads both streams), keeping stdout for data.
+- :class:`EventStream`: ``--events -`` writes every event as a JSON line as it happens.
+- :class:`HeadlessExtras`: the composition of the above with ``--report-dir``,
+  ``--approvals`` and tracing, built and checked before the run, finished after it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from core.errors import InvalidInput
+from core.events import Event, EventType
+
+#: GitHub shows at most this many annotations of each kind per step; later ones vanish.
+ANNOTATION_LIMIT = 10
+#: ``$GITHUB_STEP_SUMMARY`` takes at most 1 MiB per step; keep a margin.
+STEP_SUMMARY_LIMIT = 1024 * 1024 - 4096
+MESSAGE_LIMIT = 4000
+
+
+def escape_data(value: str) -> str:
+    """Escape a workflow command's message: ``%``, ``\\r`` and ``\\n``."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    """Escape a workflow command's property value: as data, plus ``:`` and ``,``."""
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(name: str, message: str = "", **properties: str) -> str:
+    """One workflow command line, ``::name key=value,...::message``, escaped."""
+    props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items() if v)
+    return f"::{name}{' ' + props if props else ''}::{escape_data(message)}"
+
+
+def github_actions_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return env.get("GITHUB_ACTIONS", "").lower() == "true"
+
+
+class GitHubActions:
+    """Groups and annotations for the GitHub Actions log; never blocks, never raises."""
+
+    def __init__(self, stream: IO[str] | None = None, *,
+                 limit: int = ANNOTATION_LIMIT) -> None:
+        self.stream = stream or sys.stderr
+        self.limit = limit
+        self.counts = {"error": 0, "warning": 0}
+        self.dropped = {"error": 0, "warning": 0}
+        self.group: str | None = None
+        self.close_pending = False
+        self.workflow = ""
+
+    def _write(self, line: str) -> None:
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def annotate(self, kind: str, title: str, message: str) -> None:
+        """An ``::error::``/``::warning::``, unless GitHub's per-step limit is reached."""
+        if self.counts[kind] >= self.limit:
+            self.dropped[kind] += 1
+            return
+        self.counts[kind] += 1
+        self._write(command(kind, message[:MESSAGE_LIMIT], title=title[:200]))
+
+    def _end_group(self) -> None:
+        self.close_pending = False
+        if self.group is not None:
+            self._write("::endgroup::")
+            self.group = None
+
+    def __call__(self, event: Event) -> None:
+        try:
+            self._handle(event)
+        except Exception:  # the log decoration must never break a run
+            return
+
+    def _handle(self, event: Event) -> None:
+        d = event.data
+        kind = event.type
+        if self.close_pending:
+            # this subscriber runs before the narration: a stage's group is closed at the
+            # next event, so the stage's last narration line still lands inside it
+            self._end_group()
+        if kind == EventType.RUN_STARTED:
+            self.workflow = str(d.get("workflow") or "")
+        elif kind == EventType.PERSONA_SWITCHED or kind == EventType.APPROVAL_REQUESTED:
+            # open the stage's group early so its persona switch and approval sit inside
+            self._open(event.stage)
+        elif kind == EventType.STAGE_STARTED:
+            self._open(event.stage, d.get("persona"))
+        elif kind in (EventType.STAGE_FINISHED, EventType.STAGE_SKIPPED):
+            status = "skipped" if kind == EventType.STAGE_SKIPPED else d.get("status")
+            if status == "rejected" and d.get("error"):
+                self.annotate("error", f"{self.workflow}: stage {event.stage} rejected",
+                              str(d["error"]))
+            self.close_pending = self.group is not None
+        elif kind == EventType.STEP_FINISHED and d.get("status") not in ("succeeded", None):
+            where = f"{self.workflow}: {event.stage} / {event.step}"
+            error = str(d.get("error") or d.get("status"))
+            note = " (continue_on_error: the run went on)" if d.get("continue_on_error") else ""
+            self.annotate("error", f"{where} {d.get('status')}{note}", error)
+        elif kind == EventType.STEP_FINISHED and d.get("via"):
+            self.annotate("warning", f"{self.workflow}: {event.stage} / {event.step} "
+                          f"recovered by fallback {d['via']}", str(d.get("error") or ""))
+        elif kind == EventType.GATE_EVALUATED and not d.get("passed"):
+            failed = [
+                f"{r.get('condition')}" + (f" ({r['error']})" if r.get("error") else "")
+                for r in d.get("results", []) if not r.get("passed")
+            ]
+            self.annotate("error", f"{self.workflow}: quality gate {d.get('gate')} failed "
+                          f"(stage {event.stage})", "\n".join(failed))
+        elif kind == EventType.GATE_SKIPPED:
+            self.annotate("warning", f"{self.workflow}: quality gate {d.get('gate')} skipped",
+                          f"skipped by {d.get('by')}: {d.get('reason')}")
+        elif kind == EventType.APPROVAL_REFUSED:
+            self.annotate("warning", f"{self.workflow}: decision on {d.get('gate')} refused",
+                          str(d.get("why") or ""))
+        elif kind == EventType.BUDGET and d.get("outcome") in ("warn", "warned", "exceeded"):
+            self.annotate("warning", f"{self.workflow}: token budget of {d.get('persona')}",
+                          f"{d.get('used')} of {d.get('budget')} tokens used")
+        elif kind in (EventType.RUN_FINISHED, EventType.RUN_INTERRUPTED):
+            self._end_group()
+            if kind == EventType.RUN_INTERRUPTED:
+                self.annotate("warning", f"{self.workflow}: run interrupted",
+                              f"{d.get('reason')}; resume with "
+                              f"`quarterdeck resume {event.run_id}`")
+            for level, count in self.dropped.items():
+                if count:
+                    self._write(f"{count} more {level} annotation(s) left out (GitHub shows "
+                                f"{self.limit} per step); see the step summary")
+
+    def close(self) -> None:
+        """End an open group (a run that stopped without a final event)."""
+        self._end_group()
+
+    def _open(self, stage: str | None, persona: Any = None) -> None:
+        if stage is None or self.group == stage:
+            return
+        self._end_group()
+        self.group = stage
+        self._write(f"::group::stage {stage}" + (f" ({persona})" if persona else ""))
+
+
+def append_step_summary(path: Path, text: str, limit: int = STEP_SUMMARY_LIMIT) -> int:
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY``, cut to fit what is left of the cap.
+
+    Returns the bytes written. ``text`` should already be sized (``summary_md``'s
+    ``max_bytes``); this is the last guard.
+    """
+    used = path.stat().st_size if path.exists() else 0
+    room = max(0, limit - used)
+    data = text.encode("utf-8")
+    if len(data) > room:
+        note = b"\n\n_(summary cut: the step summary size limit was reached)_\n"
+        data = data[: max(0, room - len(note))].decode("utf-8", "ignore").encode() + note
+        data = data[:room]
+    with path.open("ab") as fh:
+        fh.write(data)
+    return len(data)
+
+
+class EventStream:
+    """``--events -``/``--events FILE``: every committed event as one JSON line."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def __call__(self, event: Event) -> None:
+        if self.broken:
+            return
+        try:
+            self.stream.write(event.to_json() + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed pipe must not stop the run
+            self.broken = True
+
+
+def _narrate(message: str) -> None:
+    try:
+        sys.stderr.write(message.rstrip("\n") + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+@dataclass
+class HeadlessExtras:
+    """Reports, event stream, approvals policy, GitHub Actions and tracing for one run."""
+
+    report_dir: str | None = None
+    events: str | None = None
+    policy: Any = None  # core.approvals_policy.ApprovalPolicy
+    actor: str = ""
+    trace: bool = False
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    _tracer: Any = None
+    _events_file: IO[str] | None = None
+    _github: GitHubActions | None = None
+
+    @classmethod
+    def prepare(
+        cls,
+        *,
+        workflow: Any,
+        json_out: bool,
+        report_dir: Path | None,
+        events: str | None,
+        approvals: Path | None,
+        trace: bool,
+        actor: str,
+        settings: Any,
+    ) -> HeadlessExtras:
+        """Check the options and load the policy before anything runs (exit 2 if bad)."""
+        from core.tracing import otel_available, tracing_requested
+
+        if events == "-" and json_out:
+            raise InvalidInput(
+                "--events - and --json both write to stdout; use one of them",
+                hint="stream events with --events - (the last line is run.finished), or "
+                "write them to a file with --events FILE and keep --json",
+            )
+        policy = None
+        if approvals is not None:
+            from core.approvals_policy import check_policy_actor, load_policy
+
+            policy = load_policy(approvals, workflow)
+            check_policy_actor(policy, workflow, actor, settings.groups)
+        extras = cls(
+            report_dir=str(report_dir) if report_dir else settings.report_dir,
+            events=events,
+            policy=policy,
+            actor=actor,
+            trace=trace,
+        )
+        if tracing_requested(extras.environ, trace) and not otel_available():
+            message = "tracing needs OpenTelemetry, which is not installed"
+            hint = "pip install 'quarterdeck[otel]'"
+            if trace:
+                raise InvalidInput(message, hint=hint)
+            _narrate(f"warning: {message} (OTEL_* is set); running without traces. {hint}")
+        return extras
+
+    def attach(self, runner: Any) -> None:
+        """Add the subscribers to ``runner`` (after the narration renderer)."""
+        from core.tracing import TracingSubscriber, build_provider, tracing_requested
+
+        if self.events is not None:
+            if self.events == "-":
+                runner.subscribers.append(EventStream(sys.stdout))
+            else:
+                path = Path(self.events)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._events_file = path.open("a", encoding="utf-8")
+                runner.subscribers.append(EventStream(self._events_file))
+        if self.policy is not None:
+            from core.approvals_policy import PolicySubscriber
+
+            runner.subscribers.append(PolicySubscriber(self.policy, runner, self.actor,
+                                                       notify=_narrate))
+        if github_actions_enabled(self.environ):
+            # before the narration renderer, so a stage's group opens above its lines
+            self._github = GitHubActions()
+            runner.subscribers.insert(0, self._github)
+        from core.tracing import otel_available
+
+        if tracing_requested(self.environ, self.trace) and otel_available():
+            self._tracer = TracingSubscriber(build_provider(self.environ),
+                                             environ=self.environ, step_env=runner.step_env,
+                                             on_error=_narrate)
+            runner.subscribers.append(self._tracer)
+
+    def finish(self, runner: Any, state: Any) -> None:
+        """After the run: reports, the step summary, exporting spans, closing files."""
+        from core.reports import summary_md, write_reports
+
+        if self._github is not None:
+            self._github.close()
+
+        events: list[Event] | None = None
+        if self._tracer is not None:
+            self._tracer.close()
+        if self._events_file is not None:
+            self._events_file.close()
+        if self.report_dir:
+            directory = Path(self.report_dir.replace("{run}", state.id)).expanduser()
+            try:
+                events = runner.store.events(state.id)
+                write_reports(directory, state, events)
+                _narrate(f"reports written to {directory}")
+            except OSError as exc:
+                _narrate(f"error: cannot write reports to {directory}: {exc.strerror or exc}")
+        summary_file = self.environ.get("GITHUB_STEP_SUMMARY")
+        if github_actions_enabled(self.environ) and summary_file:
+            try:
+                if events is None:
+                    events = runner.store.events(state.id)
+                path = Path(summary_file)
+                used = path.stat().st_size if path.exists() else 0
+                text = summary_md(state, events, max_bytes=max(0, STEP_SUMMARY_LIMIT - used))
+                append_step_summary(path, text)
+            except OSError as exc:
+                _narrate(f"warning: cannot append to $GITHUB_STEP_SUMMARY: {exc}")
