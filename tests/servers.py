@@ -79,14 +79,16 @@ class LoopbackHTTPServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._port = 0
 
     def handle(self, request: Request) -> Reply:  # pragma: no cover - overridden
         return Reply(404, {"message": "Not Found"})
 
     @property
     def port(self) -> int:
-        assert self._httpd is not None, "server not started"
-        return int(self._httpd.server_address[1])
+        """The port (still known after :meth:`stop`, e.g. to prove nothing listens there)."""
+        assert self._port, "server not started"
+        return self._port
 
     @property
     def url(self) -> str:
@@ -138,6 +140,7 @@ class LoopbackHTTPServer:
         httpd = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         httpd.daemon_threads = True
         self._httpd = httpd
+        self._port = int(httpd.server_address[1])
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
