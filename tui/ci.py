@@ -210,6 +210,7 @@ class HeadlessExtras:
     actor: str = ""
     trace: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    _provider: Any = None
     _tracer: Any = None
     _events_file: IO[str] | None = None
     _github: GitHubActions | None = None
@@ -249,18 +250,21 @@ class HeadlessExtras:
             actor=actor,
             trace=trace,
         )
-        if tracing_requested(extras.environ, trace) and not otel_available():
-            message = "tracing needs OpenTelemetry, which is not installed"
-            hint = "pip install 'quarterdeck[otel]'"
-            if trace:
-                raise InvalidInput(message, hint=hint)
-            _narrate(f"warning: {message} (OTEL_* is set); running without traces. {hint}")
+        if tracing_requested(extras.environ, trace):
+            if otel_available():
+                from core.tracing import build_provider
+
+                extras._provider = build_provider(extras.environ)  # bad OTEL_* fails here
+            elif trace:
+                raise InvalidInput("--trace needs OpenTelemetry, which is not installed",
+                                   hint="pip install 'quarterdeck[otel]'")
+            else:
+                _narrate("warning: OTEL_* asks for traces but OpenTelemetry is not installed;"
+                         " running without traces (pip install 'quarterdeck[otel]')")
         return extras
 
     def attach(self, runner: Any) -> None:
         """Add the subscribers to ``runner`` (after the narration renderer)."""
-        from core.tracing import TracingSubscriber, build_provider, tracing_requested
-
         if self.events is not None:
             if self.events == "-":
                 runner.subscribers.append(EventStream(sys.stdout))
@@ -278,12 +282,11 @@ class HeadlessExtras:
             # before the narration renderer, so a stage's group opens above its lines
             self._github = GitHubActions()
             runner.subscribers.insert(0, self._github)
-        from core.tracing import otel_available
+        if self._provider is not None:
+            from core.tracing import TracingSubscriber
 
-        if tracing_requested(self.environ, self.trace) and otel_available():
-            self._tracer = TracingSubscriber(build_provider(self.environ),
-                                             environ=self.environ, step_env=runner.step_env,
-                                             on_error=_narrate)
+            self._tracer = TracingSubscriber(self._provider, environ=self.environ,
+                                             step_env=runner.step_env, on_error=_narrate)
             runner.subscribers.append(self._tracer)
 
     def finish(self, runner: Any, state: Any) -> None:
