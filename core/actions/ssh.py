@@ -254,7 +254,7 @@ async def ssh_run(params: SSHRunParams, ctx: ActionContext) -> dict[str, Any]:
         process = await conn.create_process(command, encoding="utf-8", errors="replace")
 
         async def pump(reader: Any, stream: str, keep: list[str]) -> None:
-            async for raw in reader:
+            while raw := await reader.readline():
                 line = raw.rstrip("\r\n")
                 ctx.emit_line(stream, f"[{label}] {line}")
                 keep.append(line)
