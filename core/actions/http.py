@@ -435,6 +435,11 @@ async def prometheus_query(params: PrometheusQueryParams, ctx: ActionContext) ->
             "server?",
             retryable=_retryable_status(response.status_code),
         ) from None
+    if not isinstance(reply, dict) or reply.get("status") not in ("success", "error"):
+        raise NonRetryableError(
+            f"{endpoint} answered {response.status_code} but not in the Prometheus API format: "
+            f"is {base} a Prometheus server?"
+        )
     if reply.get("status") != "success":
         message = f"Prometheus refused the query: {reply.get('errorType', 'error')}: " \
                   f"{reply.get('error', response.text[:200])}"
