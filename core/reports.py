@@ -26,6 +26,14 @@ FAILURE_TAIL_LINES = 20
 #: Characters XML 1.0 cannot hold at all (not even escaped); step output may contain them.
 _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _STEP_FAILED = ("failed", "cancelled", "interrupted", "continued")
+#: Colour and cursor sequences tools print on a terminal: noise in a report.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_output(text: str) -> str:
+    """Step output for a report: ANSI sequences dropped, control characters marked."""
+    return _CONTROL.sub("\ufffd", _ANSI.sub("", text))
 
 
 def xml_text(text: Any) -> str:
@@ -62,7 +70,7 @@ def _step_case(suite: ET.Element, stage: StageState, step: StepState, workflow: 
         classname=xml_text(f"{workflow}.{stage.id}"),
         time=f"{_seconds(step.started_at, step.finished_at):.3f}",
     )
-    tail = "\n".join(list(step.tail)[-FAILURE_TAIL_LINES:])
+    tail = clean_output("\n".join(list(step.tail)[-FAILURE_TAIL_LINES:]))
     if step.status in _STEP_FAILED:
         failure = ET.SubElement(
             case,
@@ -286,7 +294,8 @@ def summary_md(
             continue
         failures.append(f"<details><summary>{_cell(step.stage)} / {_cell(step.id)}: "
                         f"{_cell(step.error or step.status)}</summary>\n")
-        tail = "\n".join(list(step.tail)[-FAILURE_TAIL_LINES:]).replace("```", "ʼʼʼ")
+        tail = clean_output("\n".join(list(step.tail)[-FAILURE_TAIL_LINES:]))
+        tail = tail.replace("```", "ʼʼʼ")
         failures.append(f"```text\n{tail or '(no output)'}\n```\n</details>")
     if len(failures) == 3:
         failures = []
