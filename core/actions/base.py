@@ -77,6 +77,7 @@ _REGISTRY: dict[str, ActionSpec] = {}
 ACTION_MODULES: list[str] = ["core.actions.builtin"]
 ACTION_MODULES.append("core.actions.llm")
 ACTION_MODULES.extend(["core.actions.http", "core.actions.ssh"])
+ACTION_MODULES.extend(["core.actions.git", "core.actions.packaging", "core.actions.quality"])
 _loaded = False
 
 

@@ -26,7 +26,7 @@ Rules (Conventional Commits 1.0, SemVer 2.0, and the choices those leave open):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Literal
@@ -142,7 +142,9 @@ def latest(versions: Iterable[Version], *, final_only: bool = False) -> Version 
 _HEADER = re.compile(
     r"^(?P<type>[A-Za-z][\w-]*)(?:\((?P<scope>[^()\r\n]*)\))?(?P<bang>!)?: (?P<desc>\S.*)$"
 )
-_FOOTER = re.compile(r"^(?P<token>BREAKING CHANGE|BREAKING-CHANGE|[A-Za-z][\w-]*)(?:: | #)(?P<value>.*)$")
+_FOOTER = re.compile(
+    r"^(?P<token>BREAKING CHANGE|BREAKING-CHANGE|[A-Za-z][\w-]*)(?:: | #)(?P<value>.*)$"
+)
 _GIT_REVERT = re.compile(r'^Revert "(?P<subject>.*)"$')
 _REVERTS_SHA = re.compile(r"This reverts commit (?P<sha>[0-9a-f]{7,40})")
 _REFS_SHA = re.compile(r"\b(?P<sha>[0-9a-f]{7,40})\b")
@@ -306,15 +308,17 @@ def next_version(
     ``current``. ``explicit`` means ``level`` was asked for (``part: minor``), not inferred.
     """
     if channel is not None and channel not in CHANNELS:
-        raise VersionError(f"unknown prerelease channel {channel!r}; use one of {', '.join(CHANNELS)}")
+        raise VersionError(
+            f"unknown prerelease channel {channel!r}; use one of {', '.join(CHANNELS)}"
+        )
     base = last_release or (current if not current.is_prerelease else None)
     effective = level
     if (not explicit and effective is Level.MAJOR and zero_major_breaking == "minor"
             and (base or current).major == 0):
         effective = Level.MINOR
+    # With no release yet and a prerelease as the latest version, the prerelease line
+    # simply continues (target None means "the current prerelease's own version").
     target_core = base.bump(effective) if (base is not None and effective) else None
-    if base is None and current.is_prerelease:
-        target_core = current.final() if not effective else None
     if current.pre is not None:
         cur_channel, cur_num = current.pre
         same_or_lower = target_core is None or target_core.sort_key() <= current.final().sort_key()
@@ -535,5 +539,3 @@ def render_changelog_section(
     """Convenience: group and render in one call."""
     return render_section(version, date, group_commits(commits, forge, hidden_types))
 
-
-LinkFn = Callable[[str], str | None]

@@ -22,10 +22,10 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import git
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from core.actions.base import ActionContext, ActionParams, action
 from core.actions.builtin import child_env, run_process
@@ -52,13 +52,18 @@ from core.errors import ActionError, NonRetryableError
 T = TypeVar("T")
 Log = Callable[[str], None]
 
-_REF_NAME = re.compile(r"^(?!/|.*(?:\.\.|//|@\{|\.lock$|/\.|[\s~^:?*\[\\]))[^\x00-\x1f\x7f]+(?<![/.])$")
+_REF_NAME = re.compile(
+    r"^(?!/|.*(?:\.\.|//|@\{|\.lock$|/\.|[\s~^:?*\[\\]))[^\x00-\x1f\x7f]+(?<![/.])$"
+)
 
 
 def _ref_name(value: str) -> str:
     if not value or not _REF_NAME.match(value) or value.startswith("-"):
         raise ValueError(f"{value!r} is not a valid git ref name")
     return value
+
+
+RefName = Annotated[str, AfterValidator(_ref_name)]
 
 
 class RepoParams(ActionParams):
@@ -233,7 +238,9 @@ def _scheme(params: BumpParams) -> Literal["semver", "pep440"]:
     return "pep440" if Path(params.file).name == "pyproject.toml" else "semver"
 
 
-def plan_bump(repo: git.Repo, params: BumpParams, file_version: Version, log: Log) -> dict[str, Any]:
+def plan_bump(
+    repo: git.Repo, params: BumpParams, file_version: Version, log: Log
+) -> dict[str, Any]:
     """Decide the next version from tags and commits (no writes)."""
     _head_sha(repo)
     tags = version_tags(repo, params.tag_prefix)
@@ -471,11 +478,9 @@ async def commit(params: CommitParams, ctx: ActionContext) -> dict[str, Any]:
 
 
 class TagParams(RepoParams):
-    name: str = Field(min_length=1)
+    name: RefName
     message: str | None = Field(default=None, description="Default: 'Release NAME'")
     ref: str = "HEAD"
-
-    _name = field_validator("name")(_ref_name)
 
 
 @action("git.tag", TagParams)
@@ -516,9 +521,7 @@ class PushParams(RepoParams):
     remote: str = "origin"
     branch: str | None = Field(default=None, description="Default: the current branch")
     push_branch: bool = True
-    tags: list[str] = Field(default_factory=list)
-
-    _tags = field_validator("tags")(lambda v: [_ref_name(t) for t in v])
+    tags: list[RefName] = Field(default_factory=list)
 
 
 async def _git(ctx: ActionContext, root: Path, *args: str) -> tuple[int, list[str]]:
@@ -594,11 +597,9 @@ async def push(params: PushParams, ctx: ActionContext) -> dict[str, Any]:
 
 
 class BranchParams(RepoParams):
-    name: str = Field(min_length=1)
+    name: RefName
     start_point: str = "HEAD"
     checkout: bool = True
-
-    _name = field_validator("name")(_ref_name)
 
 
 @action("git.branch", BranchParams)
@@ -618,7 +619,7 @@ async def branch(params: BranchParams, ctx: ActionContext) -> dict[str, Any]:
             existing = repo.create_head(params.name, start)
             log(f"created branch {params.name} at {start.hexsha[:7]}")
         elif existing.commit.hexsha != start.hexsha and not repo.is_ancestor(
-                start.hexsha, existing.commit.hexsha):
+                start, existing.commit):
             raise NonRetryableError(
                 f"branch {params.name} already exists at {existing.commit.hexsha[:7]}, "
                 f"which does not contain {params.start_point} ({start.hexsha[:7]})"
@@ -685,4 +686,4 @@ async def revert_to(params: RevertToParams, ctx: ActionContext) -> dict[str, Any
     return await _threaded(ctx, work)
 
 
-__all__ = ["CHANNELS", "find_version", "version_tags", "commits_between"]
+__all__ = ["CHANNELS", "commits_between", "find_version", "version_tags"]

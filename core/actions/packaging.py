@@ -163,10 +163,11 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
         shutil.rmtree(staging, ignore_errors=True)
     wheel = next((f for f in files if f.name.endswith(".whl")), None)
     sdist = next((f for f in files if f.name.endswith(".tar.gz")), None)
-    info = read_dist(wheel or sdist) if (wheel or sdist) else None
-    if info is None:
+    first = wheel or sdist
+    if first is None:
         raise ActionError("python -m build succeeded but produced no distribution files",
                           retryable=False)
+    info = read_dist(first)
     for f in files:
         ctx.log(f"built {f.name} ({f.stat().st_size} bytes)")
     return {
