@@ -215,3 +215,20 @@ def test_decision_from_another_process_sharing_the_store(tmp_path: Path) -> None
     decided = next(e for e in events if e["type"] == "approval.decided")
     assert decided["data"]["by"] == "alice" and decided["data"]["reason"] == "LGTM"
     assert events[-1]["type"] == "run.finished" and events[-1]["data"]["status"] == "succeeded"
+
+
+def test_resume_with_a_policy_after_no_wait(tmp_path: Path) -> None:
+    """CI job 1 stops at the gate (exit 3); job 2 resumes with a policy and reports."""
+    wf, pol = _files(tmp_path)
+    store = str(tmp_path / "qd.db")
+    first = cli("run", str(wf), "--no-wait", "--store", store, env={"COVERAGE": "93"})
+    assert first.returncode == 3, first.stderr
+    run_id = json.loads(cli("runs", "--json", "--store", store).stdout)[0]["id"]
+    second = cli("resume", run_id, "--approvals", str(pol), "--json", "--store", store,
+                 "--report-dir", str(tmp_path / "reports"))
+    assert second.returncode == 0, second.stderr
+    data = json.loads(second.stdout)
+    assert data["status"] == "succeeded"
+    assert data["approvals"][0]["decided_by"] == "ci-bot"
+    junit = (tmp_path / "reports" / "junit.xml").read_text()
+    assert 'name="approval publish"' in junit and "<failure" not in junit
