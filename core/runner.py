@@ -180,6 +180,7 @@ class Runner:
             run_id=self.run_id,
         )
         self._scope_cache: dict[str, Any] | None = None
+        self._step_where: dict[int, str] = {}
         self.env = self._child_env()
         # extra env per (stage, step), filled by subscribers (tracing: TRACEPARENT)
         self.step_env: dict[tuple[str, str], dict[str, str]] = {}
@@ -229,8 +230,9 @@ class Runner:
 
     async def committed(self) -> None:
         """Return once every event emitted so far is committed."""
-        while self._flush_future is not None:
-            await asyncio.shield(self._flush_future)
+        future = self._flush_future
+        if future is not None:  # flushes are FIFO: this one covers everything so far
+            await asyncio.shield(future)
 
     def flush_now(self) -> None:
         """Commit synchronously (at the end of a run, or before exiting)."""
@@ -466,7 +468,7 @@ class Runner:
         return "succeeded"
 
     def _where_stage(self, stage: Stage) -> str:
-        index = self.workflow.stages.index(stage)
+        index = next(i for i, s in enumerate(self.workflow.stages) if s is stage)
         return f"{self.loaded.where(('stages', index))}: stages[{stage.id}]"
 
     async def _run_compensation(self, stage: Stage) -> None:
@@ -747,19 +749,26 @@ class Runner:
             if prior is not None and prior.status in ("succeeded", "skipped"):
                 status[step.id] = prior.status
         pending = [s for s in steps if s.id not in status]
+        # ready-queue scheduling: each step waits on the needs not yet satisfied
+        blocked: dict[str, set[str]] = {s.id: {n for n in s.needs if n not in status}
+                                        for s in pending}
+        dependents: dict[str, list[Step]] = {}
+        for step in pending:
+            for need in blocked[step.id]:
+                dependents.setdefault(need, []).append(step)
+        ready = [s for s in pending if not blocked[s.id]]
+        waiting = {s.id: s for s in pending if blocked[s.id]}
         running: dict[asyncio.Task[str], Step] = {}
         failure: str | None = None
+        loop = asyncio.get_running_loop()
         try:
-            while pending or running:
-                if failure is None:
+            while ready or running:
+                if failure is None and ready:
                     await self._wait_unpaused()
-                    ready = [s for s in pending if all(n in status for n in s.needs)]
                     for step in ready:
-                        pending.remove(step)
-                        task = asyncio.get_running_loop().create_task(
-                            self._run_step_guarded(stage, step)
-                        )
+                        task = loop.create_task(self._run_step_guarded(stage, step))
                         running[task] = step
+                    ready = []
                 if not running:
                     break
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -767,11 +776,19 @@ class Runner:
                     step = running.pop(task)
                     result = task.result()
                     status[step.id] = result
-                    if result == "failed" and failure is None:
-                        err = self.state.step(step.id)
-                        failure = f"step {step.id!r} failed" + (
-                            f": {err.error}" if err is not None and err.error else ""
-                        )
+                    if result == "failed":
+                        if failure is None:
+                            err = self.state.step(step.id)
+                            failure = f"step {step.id!r} failed" + (
+                                f": {err.error}" if err is not None and err.error else ""
+                            )
+                        continue
+                    for dependent in dependents.get(step.id, []):
+                        need = blocked[dependent.id]
+                        need.discard(step.id)
+                        if not need and dependent.id in waiting:
+                            ready.append(waiting.pop(dependent.id))
+            pending = [s for s in pending if s.id not in status]
         except BaseException:
             for task in running:
                 task.cancel()
@@ -874,13 +891,17 @@ class Runner:
         raise _StepFailed(error, step.continue_on_error)
 
     def _where_step(self, stage: Stage, step: Step) -> str:
-        si = self.workflow.stages.index(stage)
-        for key in ("steps", "on_failure"):
-            items = getattr(stage, key)
-            if step in items:
-                return f"{self.loaded.where(('stages', si, key, items.index(step)))}: " \
-                       f"step {step.id}"
-        return f"{self.loaded.path}: step {step.id}"
+        """``file:line:col: step ID`` for messages; computed once per workflow."""
+        if not self._step_where:
+            for i, st in enumerate(self.workflow.stages):
+                for key in ("steps", "on_failure"):
+                    todo = [((("stages", i, key, j)), s) for j, s in enumerate(getattr(st, key))]
+                    while todo:
+                        loc, item = todo.pop()
+                        self._step_where[id(item)] = f"{self.loaded.where(loc)}: step {item.id}"
+                        todo.extend(((*loc, "fallback", k), fb)
+                                    for k, fb in enumerate(item.fallback))
+        return self._step_where.get(id(step), f"{self.loaded.path}: step {step.id}")
 
     async def _attempt(self, stage: Stage, step: Step, attempt: int, where: str) -> dict[str, Any]:
         spec = get_action(step.uses)
