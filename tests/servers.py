@@ -673,3 +673,10 @@ def assert_invalid(path: Path, expected: dict[int, str]) -> str:
             f"expected {path}:{line}: ... {text!r} in:\n{result.stderr}"
         )
     return result.stderr
+
+
+def step_outputs(ran: Any, step_id: str) -> dict[str, Any]:
+    """The outputs a finished run recorded for ``step_id`` (fails clearly when it has none)."""
+    step = ran.state.step(step_id)
+    assert step is not None, f"no step {step_id!r} in the run"
+    return dict(step.outputs)

@@ -327,7 +327,7 @@ async def _same_remote(sftp: asyncssh.SFTPClient, remote: str, local: Path) -> b
     digest = hashlib.sha256()
     async with sftp.open(remote, "rb") as handle:
         while chunk := await handle.read(1 << 16):
-            digest.update(chunk)
+            digest.update(chunk if isinstance(chunk, bytes) else chunk.encode())
     return digest.hexdigest() == want
 
 

@@ -13,7 +13,7 @@ import pytest
 from core.config import Settings
 from core.errors import ActionError, NonRetryableError
 from tests.helpers import make_ctx, run_workflow, write_workflow
-from tests.servers import GitHubAPI, assert_invalid, run_action
+from tests.servers import GitHubAPI, assert_invalid, run_action, step_outputs
 
 TOKEN = "ghp_s3cret_token_for_tests_42"
 
@@ -142,8 +142,8 @@ stages:
           notes: "Release {{ inputs.version }}"
           assets: ["dist/pkg-1.2.0.tar.gz"]
 """, settings=configured(github))
-    assert ran.state.status == "succeeded", ran.state.summary()
-    assert ran.state.step("gh").outputs["uploaded"] == ["pkg-1.2.0.tar.gz"]
+    assert ran.state.status == "succeeded", ran.state.to_json()
+    assert step_outputs(ran, "gh")["uploaded"] == ["pkg-1.2.0.tar.gz"]
     assert github.releases["acme/pkg"][0]["body"] == "Release 1.2.0"
     journal = " ".join(e.to_json() for e in ran.store.events(ran.state.id))
     assert TOKEN not in journal

@@ -16,7 +16,7 @@ import pytest
 
 from core.errors import ActionError, NonRetryableError
 from tests.helpers import make_ctx, run_workflow, write_workflow
-from tests.servers import HTTPService, PrometheusServer, assert_invalid, run_action
+from tests.servers import HTTPService, PrometheusServer, assert_invalid, run_action, step_outputs
 
 METRICS = {
     "demo_up": 1.0,
@@ -110,8 +110,8 @@ stages:
       id: slo
       all: ["{{{{ steps.errors.outputs.value < 0.05 }}}}"]
 """)
-    assert ran.state.status == "succeeded", ran.state.summary()
-    assert ran.state.step("errors").outputs["value"] == 0.02
+    assert ran.state.status == "succeeded", ran.state.to_json()
+    assert step_outputs(ran, "errors")["value"] == 0.02
 
 
 def test_bad_parameters_fail_validation_with_lines(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from tests.servers import (
     assert_invalid,
     free_port,
     run_action,
+    step_outputs,
 )
 
 
@@ -107,10 +108,10 @@ stages:
           hosts: ["{a.host}"]
           command: "echo hello {{{{ inputs.name }}}}"
 """, inputs={"name": evil}, settings=settings_for(keys, [a]))
-    assert ran.state.status == "succeeded", ran.state.summary()
+    assert ran.state.status == "succeeded", ran.state.to_json()
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
     assert a.commands == [shlex.join(["echo", "hello", evil])]
-    outputs = ran.state.step("greet").outputs
+    outputs = step_outputs(ran, "greet")
     assert outputs["hosts"][a.host]["stdout"] == f"hello {evil}"
 
 
