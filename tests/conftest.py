@@ -18,4 +18,10 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     monkeypatch.delenv("QUARTERDECK_LLM_API_KEY", raising=False)
     monkeypatch.delenv("QUARTERDECK_LLM_BASE_URL", raising=False)
+    # git needs an identity; a fresh CI machine has no global config
+    for var, value in (("GIT_AUTHOR_NAME", "Quarterdeck Tests"),
+                       ("GIT_AUTHOR_EMAIL", "tests@quarterdeck.invalid"),
+                       ("GIT_COMMITTER_NAME", "Quarterdeck Tests"),
+                       ("GIT_COMMITTER_EMAIL", "tests@quarterdeck.invalid")):
+        monkeypatch.setenv(var, value)
     return home
