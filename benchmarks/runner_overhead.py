@@ -21,19 +21,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import Settings  # noqa: E402
-from core.runner import RunOptions, Runner  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.validate import load_workflow  # noqa: E402
-from personas.registry import load_catalog  # noqa: E402
+from core.config import Settings
+from core.runner import Runner, RunOptions
+from core.store import Store
+from core.validate import load_workflow
+from personas.registry import load_catalog
 
 
 def workflow_text(steps: int, chained: bool) -> str:
-    lines = [f"name: bench-{'seq' if chained else 'par'}", f"concurrency: {steps}", "stages:",
-             "  - id: s", "    steps:"]
+    lines = [
+        f"name: bench-{'seq' if chained else 'par'}",
+        f"concurrency: {steps}",
+        "stages:",
+        "  - id: s",
+        "    steps:",
+    ]
     for i in range(steps):
         needs = f", needs: [s{i - 1}]" if chained and i else ""
-        lines.append(f"      - {{id: s{i}, uses: memory.set{needs}, with: {{key: k{i}, value: {i}}}}}")
+        lines.append(
+            f"      - {{id: s{i}, uses: memory.set{needs}, with: {{key: k{i}, value: {i}}}}}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -42,8 +49,14 @@ def one_run(tmp: Path, steps: int, chained: bool, catalog: object) -> tuple[floa
     path.write_text(workflow_text(steps, chained))
     loaded = load_workflow(path, catalog)
     store = Store(tmp / f"bench-{time.monotonic_ns()}.db")
-    runner = Runner(loaded, store, inputs={}, settings=Settings(), personas=catalog,
-                    options=RunOptions(started_by="bench", workdir=tmp))
+    runner = Runner(
+        loaded,
+        store,
+        inputs={},
+        settings=Settings(),
+        personas=catalog,
+        options=RunOptions(started_by="bench", workdir=tmp),
+    )
     started = time.perf_counter()
     state = asyncio.run(runner.run())
     elapsed = time.perf_counter() - started
@@ -70,8 +83,10 @@ def main() -> None:
                 elapsed, events = one_run(tmp, args.steps, chained, catalog)
                 best = min(best, elapsed)
             per_step = best / args.steps * 1e6
-            print(f"{label:<26} {args.steps} steps  best of {args.repeat}: {best * 1000:8.1f} ms"
-                  f"  = {per_step:6.1f} µs/step  ({events} events journaled)")
+            print(
+                f"{label:<26} {args.steps} steps  best of {args.repeat}: {best * 1000:8.1f} ms"
+                f"  = {per_step:6.1f} µs/step  ({events} events journaled)"
+            )
         # memory in separate runs: tracemalloc slows Python down and would skew the timing
         tracemalloc.start()
         one_run(tmp, args.steps, True, catalog)

@@ -53,9 +53,7 @@ def coerce(name: str, spec: InputSpec, value: Any, base: Path | None = None) -> 
         if kind == "choice":
             choices = spec.choices or []
             if str(value) not in choices:
-                raise InvalidInput(
-                    f"input {name!r}: {value!r} is not one of {', '.join(choices)}"
-                )
+                raise InvalidInput(f"input {name!r}: {value!r} is not one of {', '.join(choices)}")
             return str(value)
         if kind == "path":
             path = Path(os.path.expanduser(str(value)))
@@ -103,7 +101,9 @@ def resolve_inputs(
 
 
 def secret_values(workflow: Workflow, values: dict[str, Any]) -> list[str]:
-    return [str(values[n]) for n, s in workflow.inputs.items() if s.type == "secret" and values.get(n)]
+    return [
+        str(values[n]) for n, s in workflow.inputs.items() if s.type == "secret" and values.get(n)
+    ]
 
 
 def public_inputs(workflow: Workflow, values: dict[str, Any]) -> dict[str, Any]:

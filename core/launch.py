@@ -15,7 +15,7 @@ from core.errors import InvalidInput
 from core.events import ACTIVE_RUN_STATUSES
 from core.inputs import resolve_inputs
 from core.models import Workflow
-from core.runner import RunOptions, Runner, Subscriber
+from core.runner import Runner, RunOptions, Subscriber
 from core.state import RunState, fold
 from core.store import Store
 from core.validate import LoadedWorkflow, load_workflow, load_workflow_text
@@ -77,7 +77,9 @@ def new_runner(
     )
 
 
-def _resume_inputs(workflow: Workflow, journaled: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+def _resume_inputs(
+    workflow: Workflow, journaled: dict[str, Any], given: dict[str, Any]
+) -> dict[str, Any]:
     values = dict(journaled)
     for name, spec in workflow.inputs.items():
         if name in given:

@@ -154,7 +154,9 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
-        raise DefinitionError([Problem(file, line, col, f"invalid YAML: {problem}{context}")]) from None
+        raise DefinitionError(
+            [Problem(file, line, col, f"invalid YAML: {problem}{context}")]
+        ) from None
     except yaml.YAMLError as exc:
         raise DefinitionError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
     finally:
@@ -231,13 +233,12 @@ def _clean_loc(loc: Loc, data: Any) -> Loc:
     out: list[Any] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             out.append(part)
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and not out[-1:] == [part]:
+        elif isinstance(node, dict) and isinstance(part, str) and out[-1:] != [part]:
             # a missing field: keep it so the message can name it
             out.append(part)
             node = None
@@ -262,8 +263,9 @@ def pydantic_problems(
             allowed = f" (allowed: {', '.join(field_names(parent))})" if parent and not hint else ""
             message = f"unknown key {key!r}{hint}{allowed}"
             problem = source.problem(loc, message, data, key=True)
-            problem = Problem(problem.file, problem.line, problem.column, message,
-                              format_path(loc[:-1], data))
+            problem = Problem(
+                problem.file, problem.line, problem.column, message, format_path(loc[:-1], data)
+            )
         elif kind == "missing":
             name = str(loc[-1]) if loc else "?"
             message = f"missing required field {name!r}"
@@ -272,7 +274,7 @@ def pydantic_problems(
         else:
             msg = error["msg"]
             if msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
+                msg = msg[len("Value error, ") :]
             value = error.get("input")
             if kind not in ("value_error",) and not isinstance(value, dict | list):
                 msg = f"{msg} (got {value!r})"

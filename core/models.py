@@ -39,11 +39,13 @@ class InputSpec(_Strict):
             raise ValueError("an input of type 'choice' needs a non-empty 'choices' list")
         if self.choices is not None and self.type != "choice":
             raise ValueError("'choices' only applies to inputs of type 'choice'")
-        if self.type == "choice" and self.default is not None and self.choices:
-            if str(self.default) not in self.choices:
-                raise ValueError(
-                    f"default {self.default!r} is not one of the choices {self.choices}"
-                )
+        if (
+            self.type == "choice"
+            and self.default is not None
+            and self.choices
+            and str(self.default) not in self.choices
+        ):
+            raise ValueError(f"default {self.default!r} is not one of the choices {self.choices}")
         return self
 
 

@@ -38,8 +38,11 @@ def _loose(schema: dict[str, Any]) -> dict[str, Any]:
         key: {"anyOf": [value, {"type": "string", "pattern": r"\{\{.*\}\}"}]}
         for key, value in props.items()
     }
-    out: dict[str, Any] = {"type": "object", "properties": loose_props,
-                           "additionalProperties": False}
+    out: dict[str, Any] = {
+        "type": "object",
+        "properties": loose_props,
+        "additionalProperties": False,
+    }
     if "required" in schema:
         out["required"] = schema["required"]
     if "$defs" in schema:

@@ -230,7 +230,7 @@ class RunState:
 
     # -- folding ----------------------------------------------------------------------
 
-    def apply(self, event: Event) -> None:  # noqa: C901 - one branch per event type
+    def apply(self, event: Event) -> None:
         self.last_seq = max(self.last_seq, event.seq)
         d = event.data
         kind = event.type

@@ -359,7 +359,12 @@ class Store:
             args.append(limit)
         return [
             Event(
-                type=r[3], run_id=r[0], stage=r[4], step=r[5], data=json.loads(r[6]), ts=r[2],
+                type=r[3],
+                run_id=r[0],
+                stage=r[4],
+                step=r[5],
+                data=json.loads(r[6]),
+                ts=r[2],
                 seq=r[1],
             )
             for r in self.conn.execute(sql, args)
@@ -392,9 +397,7 @@ class Store:
             " WHERE run_id = ? AND id > ? AND consumed_at IS NULL ORDER BY id",
             (run_id, after_id),
         ).fetchall()
-        return [
-            Signal(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows
-        ]
+        return [Signal(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
 
     def consume_signal(self, signal_id: int, outcome: str) -> None:
         self.conn.execute(
@@ -403,7 +406,5 @@ class Store:
         )
 
     def signal_outcome(self, signal_id: int) -> str | None:
-        row = self.conn.execute(
-            "SELECT outcome FROM signals WHERE id = ?", (signal_id,)
-        ).fetchone()
+        row = self.conn.execute("SELECT outcome FROM signals WHERE id = ?", (signal_id,)).fetchone()
         return None if row is None else row[0]

@@ -98,7 +98,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
             if dep not in color:
                 continue
             if color[dep] == GREY:
-                return [*stack[stack.index(dep):], dep]
+                return [*stack[stack.index(dep) :], dep]
             if color[dep] == WHITE:
                 found = visit(dep)
                 if found:
@@ -130,9 +130,7 @@ def _template_locs(value: Any, loc: tuple[Any, ...]) -> set[tuple[Any, ...]]:
     return {here for here, text in _strings(value, loc) if is_template(text)}
 
 
-def check_workflow(
-    loaded: LoadedWorkflow, personas: Any | None = None
-) -> list[Problem]:
+def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[Problem]:
     """Semantic problems in a shape-valid workflow. ``personas`` is a PersonaCatalog."""
     wf, data, source = loaded.workflow, loaded.data, loaded.source
     problems: list[Problem] = []
@@ -151,7 +149,7 @@ def check_workflow(
             seen_stages[stage.id] = i
     seen_steps: dict[str, tuple[Any, ...]] = {}
     gate_ids: dict[str, tuple[Any, ...]] = {}
-    for stage, step, loc, _role in _step_locs(wf):
+    for _stage, step, loc, _role in _step_locs(wf):
         if not step.id:
             continue
         if step.id in seen_steps:
@@ -206,9 +204,15 @@ def check_workflow(
     for stage, step, loc, _role in _step_locs(wf):
         spec = get_action(step.uses)
         if spec is None:
-            add((*loc, "uses"), f"unknown action {step.uses!r}{did_you_mean(step.uses, known_actions)}"
-                + ("" if did_you_mean(step.uses, known_actions) else
-                   " (`quarterdeck actions` lists them)"))
+            add(
+                (*loc, "uses"),
+                f"unknown action {step.uses!r}{did_you_mean(step.uses, known_actions)}"
+                + (
+                    ""
+                    if did_you_mean(step.uses, known_actions)
+                    else " (`quarterdeck actions` lists them)"
+                ),
+            )
             continue
         raw_with = data_at(data, (*loc, "with"))
         if not isinstance(raw_with, dict):
@@ -223,9 +227,12 @@ def check_workflow(
                     continue  # checked when the template is rendered at run time
                 if error["type"] == "extra_forbidden":
                     names = [f.alias or n for n, f in spec.params.model_fields.items()]
-                    add((*loc, "with", *eloc),
+                    add(
+                        (*loc, "with", *eloc),
                         f"unknown parameter {eloc[-1]!r} for {step.uses}"
-                        f"{did_you_mean(str(eloc[-1]), names)}", key=True)
+                        f"{did_you_mean(str(eloc[-1]), names)}",
+                        key=True,
+                    )
                 elif error["type"] == "missing":
                     add((*loc, "with"), f"{step.uses} needs parameter {eloc[-1]!r}")
                 else:
@@ -234,16 +241,20 @@ def check_workflow(
         if personas is not None and stage.persona and personas.get(stage.persona) is not None:
             persona = personas.get(stage.persona)
             if not persona.may_use(step.uses):
-                add((*loc, "uses"),
+                add(
+                    (*loc, "uses"),
                     f"step {step.id!r} uses {step.uses!r}, which persona {stage.persona!r} "
-                    f"may not use (its tools: {', '.join(persona.tools)})")
+                    f"may not use (its tools: {', '.join(persona.tools)})",
+                )
     if personas is not None:
         names = personas.names()
         for i, stage in enumerate(wf.stages):
             if stage.persona and personas.get(stage.persona) is None:
-                add(("stages", i, "persona"),
+                add(
+                    ("stages", i, "persona"),
                     f"unknown persona {stage.persona!r}{did_you_mean(stage.persona, names)}"
-                    f" (known: {', '.join(names)})")
+                    f" (known: {', '.join(names)})",
+                )
 
     # expressions ----------------------------------------------------------------------
     condition_keys = {"when", "all", "any"}
@@ -261,16 +272,25 @@ def check_workflow(
             continue
         for match in _STEP_REF.finditer(text):
             if match.group(1) not in seen_steps:
-                add(loc, f"unknown step {match.group(1)!r} in expression"
-                    f"{did_you_mean(match.group(1), list(seen_steps))}")
+                add(
+                    loc,
+                    f"unknown step {match.group(1)!r} in expression"
+                    f"{did_you_mean(match.group(1), list(seen_steps))}",
+                )
         for match in _INPUT_REF.finditer(text):
             if match.group(1) not in wf.inputs:
-                add(loc, f"unknown input {match.group(1)!r} in expression"
-                    f"{did_you_mean(match.group(1), list(wf.inputs))}")
+                add(
+                    loc,
+                    f"unknown input {match.group(1)!r} in expression"
+                    f"{did_you_mean(match.group(1), list(wf.inputs))}",
+                )
         for match in _STAGE_REF.finditer(text):
             if match.group(1) not in seen_stages:
-                add(loc, f"unknown stage {match.group(1)!r} in expression"
-                    f"{did_you_mean(match.group(1), list(seen_stages))}")
+                add(
+                    loc,
+                    f"unknown stage {match.group(1)!r} in expression"
+                    f"{did_you_mean(match.group(1), list(seen_stages))}",
+                )
     problems.sort(key=lambda p: (p.line, p.column))
     return problems
 

@@ -13,7 +13,7 @@ from typing import Any
 from core.actions.base import ActionContext
 from core.clock import Clock
 from core.config import Settings
-from core.runner import RunOptions, Runner
+from core.runner import Runner, RunOptions
 from core.state import RunState
 from core.store import Store
 from core.validate import load_workflow
@@ -70,7 +70,9 @@ def run_workflow(tmp_path: Path, text: str, **kwargs: Any) -> Ran:
     return Ran(state, runner.store, runner)
 
 
-def make_ctx(tmp_path: Path, *, settings: Settings | None = None, **overrides: Any) -> ActionContext:
+def make_ctx(
+    tmp_path: Path, *, settings: Settings | None = None, **overrides: Any
+) -> ActionContext:
     """An ActionContext for calling an action directly; lines land in ``ctx.lines``."""
     lines: list[tuple[str, str]] = []
     memory: dict[str, Any] = {}
@@ -106,8 +108,13 @@ def make_ctx(tmp_path: Path, *, settings: Settings | None = None, **overrides: A
     return ctx
 
 
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-        timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``quarterdeck ARGS`` in a subprocess (no TTY) and capture its output."""
     full_env = dict(os.environ)
     full_env.update(env or {})

@@ -12,8 +12,8 @@ import pytest
 
 from core.clock import FakeClock
 from core.events import EventType
-from core.runner import RunOptions, retry_delay
 from core.models import RetryPolicy
+from core.runner import RunOptions, retry_delay
 from tests.helpers import run_workflow
 
 PY = sys.executable
@@ -64,9 +64,11 @@ def test_independent_steps_overlap_and_dependents_wait(tmp_path: Path) -> None:
 
 def test_concurrency_limit_serialises(tmp_path: Path) -> None:
     log = tmp_path / "spans.log"
-    text = "name: dag\nconcurrency: 1\nstages:\n  - id: s\n    steps:\n" + timed_step(
-        "a", log, secs=0.2
-    ) + timed_step("b", log, secs=0.2)
+    text = (
+        "name: dag\nconcurrency: 1\nstages:\n  - id: s\n    steps:\n"
+        + timed_step("a", log, secs=0.2)
+        + timed_step("b", log, secs=0.2)
+    )
     ran = run_workflow(tmp_path, text)
     assert ran.state.status == "succeeded"
     s = spans(log)
@@ -412,8 +414,18 @@ stages:
 
 @pytest.mark.parametrize(
     "value",
-    ["; rm -rf /", "$(id)", "`id`", "it's \"quoted\"", "line1\nline2", "a b  c", "*", "$HOME",
-     "--help", "x' ; echo pwned '"],
+    [
+        "; rm -rf /",
+        "$(id)",
+        "`id`",
+        'it\'s "quoted"',
+        "line1\nline2",
+        "a b  c",
+        "*",
+        "$HOME",
+        "--help",
+        "x' ; echo pwned '",
+    ],
 )
 def test_hostile_values_stay_one_argv_element(tmp_path: Path, value: str) -> None:
     text = f"""\

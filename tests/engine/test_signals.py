@@ -49,8 +49,13 @@ async def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no
 
 async def quarterdeck(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui.cli", *args, cwd=str(REPO),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tui.cli",
+        *args,
+        cwd=str(REPO),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, (out + err).decode()
@@ -70,8 +75,9 @@ def approval_text(timeout: str = "") -> str:
 
 
 def test_approval_from_a_second_process(tmp_path: Path) -> None:
-    runner = make_runner(tmp_path, approval_text(),
-                         options=RunOptions(run_id="run-approve", started_by="carol"))
+    runner = make_runner(
+        tmp_path, approval_text(), options=RunOptions(run_id="run-approve", started_by="carol")
+    )
 
     async def scenario() -> RunState:
         task = asyncio.create_task(runner.run())
@@ -79,8 +85,17 @@ def test_approval_from_a_second_process(tmp_path: Path) -> None:
         approval = runner.state.pending_approval()
         assert approval is not None and approval.prompt == "Publish 1.2.3?"
         assert approval.evidence == ["version 1.2.3"]
-        code, out = await quarterdeck("approve", "run-approve", "publish", "--as", "alice",
-                                      "--store", str(tmp_path / "qd.db"), "--reason", "lgtm")
+        code, out = await quarterdeck(
+            "approve",
+            "run-approve",
+            "publish",
+            "--as",
+            "alice",
+            "--store",
+            str(tmp_path / "qd.db"),
+            "--reason",
+            "lgtm",
+        )
         assert code == 0, out
         return await asyncio.wait_for(task, 30)
 
@@ -92,25 +107,29 @@ def test_approval_from_a_second_process(tmp_path: Path) -> None:
 
 
 def test_self_approval_and_outsiders_are_refused(tmp_path: Path) -> None:
-    runner = make_runner(tmp_path, approval_text(),
-                         options=RunOptions(run_id="run-self", started_by="alice"))
+    runner = make_runner(
+        tmp_path, approval_text(), options=RunOptions(run_id="run-self", started_by="alice")
+    )
     db = str(tmp_path / "qd.db")
 
     async def scenario() -> RunState:
         task = asyncio.create_task(runner.run())
         await wait_for(lambda: waiting(runner.state))
-        code, out = await quarterdeck("approve", "run-self", "publish", "--as", "alice",
-                                      "--store", db)
+        code, out = await quarterdeck(
+            "approve", "run-self", "publish", "--as", "alice", "--store", db
+        )
         assert code == 2 and "does not allow self-approval" in out, out
-        code, out = await quarterdeck("approve", "run-self", "publish", "--as", "mallory",
-                                      "--store", db)
+        code, out = await quarterdeck(
+            "approve", "run-self", "publish", "--as", "mallory", "--store", db
+        )
         assert code == 2 and "'mallory' may not decide gate 'publish'" in out, out
         # a signal written straight to the store is refused by the runner too
         Store(db).send_signal("run-self", "approve", actor="alice", target="publish")
         await wait_for(lambda: bool(runner.state.approvals["publish"].refusals))
         assert runner.state.pending_approval() is not None
-        code, out = await quarterdeck("approve", "run-self", "publish", "--as", "bob",
-                                      "--store", db)
+        code, out = await quarterdeck(
+            "approve", "run-self", "publish", "--as", "bob", "--store", db
+        )
         assert code == 0, out
         return await asyncio.wait_for(task, 30)
 
@@ -121,15 +140,24 @@ def test_self_approval_and_outsiders_are_refused(tmp_path: Path) -> None:
 
 
 def test_rejection_ends_the_run_rejected(tmp_path: Path) -> None:
-    runner = make_runner(tmp_path, approval_text(),
-                         options=RunOptions(run_id="run-reject", started_by="carol"))
+    runner = make_runner(
+        tmp_path, approval_text(), options=RunOptions(run_id="run-reject", started_by="carol")
+    )
 
     async def scenario() -> RunState:
         task = asyncio.create_task(runner.run())
         await wait_for(lambda: waiting(runner.state))
-        code, out = await quarterdeck("reject", "run-reject", "publish", "--as", "bob",
-                                      "--reason", "changelog incomplete",
-                                      "--store", str(tmp_path / "qd.db"))
+        code, out = await quarterdeck(
+            "reject",
+            "run-reject",
+            "publish",
+            "--as",
+            "bob",
+            "--reason",
+            "changelog incomplete",
+            "--store",
+            str(tmp_path / "qd.db"),
+        )
         assert code == 0, out
         return await asyncio.wait_for(task, 30)
 
@@ -168,8 +196,16 @@ stages:
     async def scenario() -> RunState:
         task = asyncio.create_task(runner.run())
         await wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text())
-        code, out = await quarterdeck("cancel", "run-cancel", "--as", "ops", "--reason",
-                                      "wrong branch", "--store", str(tmp_path / "qd.db"))
+        code, out = await quarterdeck(
+            "cancel",
+            "run-cancel",
+            "--as",
+            "ops",
+            "--reason",
+            "wrong branch",
+            "--store",
+            str(tmp_path / "qd.db"),
+        )
         assert code == 0, out
         return await asyncio.wait_for(task, 30)
 
@@ -241,9 +277,21 @@ def test_sigkill_mid_stage_then_resume_runs_each_completed_step_once(tmp_path: P
     wf.write_text(CRASH)
     db = str(tmp_path / "qd.db")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "run", str(wf), "--headless", "--store", db,
-         "--workdir", str(tmp_path)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "run",
+            str(wf),
+            "--headless",
+            "--store",
+            db,
+            "--workdir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     effects = tmp_path / "effects"
     deadline = time.monotonic() + 30
@@ -270,8 +318,16 @@ def test_sigkill_mid_stage_then_resume_runs_each_completed_step_once(tmp_path: P
 def test_no_wait_exits_3_naming_the_gate_and_flag(tmp_path: Path) -> None:
     wf = tmp_path / "release.yaml"
     wf.write_text(approval_text())
-    result = cli("run", str(wf), "--headless", "--no-wait", "--store", str(tmp_path / "qd.db"),
-                 "--workdir", str(tmp_path))
+    result = cli(
+        "run",
+        str(wf),
+        "--headless",
+        "--no-wait",
+        "--store",
+        str(tmp_path / "qd.db"),
+        "--workdir",
+        str(tmp_path),
+    )
     assert result.returncode == 3, result.stderr
     assert "approval 'publish' is undecided and --no-wait was given" in result.stderr
     assert "--approve publish" in result.stderr
@@ -280,13 +336,34 @@ def test_no_wait_exits_3_naming_the_gate_and_flag(tmp_path: Path) -> None:
 
 def test_cli_pre_approval_and_json_shape(tmp_path: Path) -> None:
     wf = tmp_path / "release.yaml"
-    wf.write_text(approval_text().replace("allow_self_approval: false", "allow_self_approval: true"))
-    result = cli("run", str(wf), "--headless", "--json", "--approve", "publish", "--as", "bob",
-                 "--store", str(tmp_path / "qd.db"), "--workdir", str(tmp_path))
+    wf.write_text(
+        approval_text().replace("allow_self_approval: false", "allow_self_approval: true")
+    )
+    result = cli(
+        "run",
+        str(wf),
+        "--headless",
+        "--json",
+        "--approve",
+        "publish",
+        "--as",
+        "bob",
+        "--store",
+        str(tmp_path / "qd.db"),
+        "--workdir",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) >= {"id", "workflow", "status", "started_at", "finished_at", "inputs",
-                         "stages"}
+    assert set(data) >= {
+        "id",
+        "workflow",
+        "status",
+        "started_at",
+        "finished_at",
+        "inputs",
+        "stages",
+    }
     assert data["status"] == "succeeded"
     stage = data["stages"][1]
     assert set(stage) >= {"id", "persona", "status", "steps"}
@@ -297,8 +374,17 @@ def test_cli_pre_approval_and_json_shape(tmp_path: Path) -> None:
 def test_cli_pre_approval_by_the_starter_is_refused_up_front(tmp_path: Path) -> None:
     wf = tmp_path / "release.yaml"
     wf.write_text(approval_text())
-    result = cli("run", str(wf), "--headless", "--approve", "publish", "--as", "eve",
-                 "--store", str(tmp_path / "qd.db"))
+    result = cli(
+        "run",
+        str(wf),
+        "--headless",
+        "--approve",
+        "publish",
+        "--as",
+        "eve",
+        "--store",
+        str(tmp_path / "qd.db"),
+    )
     assert result.returncode == 2
     assert "'eve' is not an approver of gate 'publish'" in result.stderr
 
@@ -319,8 +405,10 @@ def test_unknown_run_and_bad_inputs_are_clear(tmp_path: Path) -> None:
     result = cli("show", "nope", "--store", str(tmp_path / "qd.db"))
     assert result.returncode == 2 and "no run 'nope'" in result.stderr
     wf = tmp_path / "wf.yaml"
-    wf.write_text("name: x\ninputs:\n  n: {type: int, required: true}\nstages:\n"
-                  "  - id: s\n    steps:\n      - {id: a, uses: wait, with: {duration: 1ms}}\n")
+    wf.write_text(
+        "name: x\ninputs:\n  n: {type: int, required: true}\nstages:\n"
+        "  - id: s\n    steps:\n      - {id: a, uses: wait, with: {duration: 1ms}}\n"
+    )
     missing = cli("run", str(wf), "--headless", "--store", str(tmp_path / "qd.db"))
     assert missing.returncode == 2 and "missing input 'n' (int)" in missing.stderr
     bad = cli("run", str(wf), "--headless", "-i", "n=abc", "--store", str(tmp_path / "qd.db"))

@@ -29,7 +29,9 @@ CASES = {
         "unknown key 'retyr'; did you mean 'retry'?",
     ),
     "wrong type": (
-        BASE.replace("        uses: shell\n", "        uses: shell\n        continue_on_error: maybe\n"),
+        BASE.replace(
+            "        uses: shell\n", "        uses: shell\n        continue_on_error: maybe\n"
+        ),
         8,
         "continue_on_error: input should be a valid boolean",
     ),
@@ -67,7 +69,9 @@ CASES = {
         "duplicate step id 'compile' (first at line 6)",
     ),
     "bad duration": (
-        BASE.replace("        uses: shell\n", "        uses: shell\n        timeout: 5 minutes please\n"),
+        BASE.replace(
+            "        uses: shell\n", "        uses: shell\n        timeout: 5 minutes please\n"
+        ),
         8,
         "bad duration '5 minutes please'",
     ),
@@ -92,8 +96,10 @@ CASES = {
         "unknown parameter 'cwdd' for shell; did you mean 'cwd'?",
     ),
     "condition does not parse": (
-        BASE.replace("    persona: backend-engineer\n",
-                     "    persona: backend-engineer\n    when: \"inputs.x ==\"\n"),
+        BASE.replace(
+            "    persona: backend-engineer\n",
+            '    persona: backend-engineer\n    when: "inputs.x =="\n',
+        ),
         5,
         "expression does not parse",
     ),
@@ -180,8 +186,7 @@ def test_action_outside_persona_tools_is_refused(tmp_path: Path) -> None:
     personas = tmp_path / ".quarterdeck" / "personas"
     personas.mkdir(parents=True)
     (personas / "scribe.yaml").write_text(
-        "name: scribe\ntitle: Scribe\nrole: Takes notes\ntoken_budget: 100\n"
-        "tools: ['memory.*']\n"
+        "name: scribe\ntitle: Scribe\nrole: Takes notes\ntoken_budget: 100\ntools: ['memory.*']\n"
     )
     path = tmp_path / "wf.yaml"
     path.write_text(BASE.replace("backend-engineer", "scribe"))
