@@ -358,7 +358,7 @@ async def existing_files(client: httpx.AsyncClient, index_url: str,
         response = await client.get(url, follow_redirects=True, headers={
             "Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.5"})
     except httpx.HTTPError as exc:
-        raise ActionError(f"cannot reach the index at {url}: {exc}") from None
+        raise ActionError(f"cannot reach the index at {url}: {_describe(exc)}") from None
     if response.status_code == 404:
         return {}
     if response.status_code >= 400:
@@ -447,22 +447,27 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
     auth = credentials(ctx, params)
     base = {"name": name, "version": version, "repository_url": params.repository_url,
             "url": f"{index_url.rstrip('/')}/{normalize_name(name)}/"}
+    # No keep-alive: uploads are few and large, and some index servers close idle
+    # connections without saying so, which would fail the next upload mid-request.
     async with httpx.AsyncClient(timeout=params.timeout,
+                                 limits=httpx.Limits(max_keepalive_connections=0),
                                  auth=httpx.BasicAuth(*auth) if auth else None) as client:
         present = await existing_files(client, index_url, name)
         uploaded: list[str] = []
         skipped: list[str] = []
+        differs: list[str] = []
         for info in infos:
             content = info.path.read_bytes()
             digest = hashlib.sha256(content).hexdigest()
             if info.path.name in present:
                 theirs = present[info.path.name]
                 if theirs is not None and theirs != digest:
-                    raise NonRetryableError(
-                        f"{info.path.name} is already on the index with different content; "
-                        "a published version cannot change — bump the version and rebuild",
-                        outputs={**base, "already_published": True})
-                ctx.log(f"{info.path.name} is already on the index; not uploading it again")
+                    differs.append(info.path.name)
+                    ctx.log(f"{info.path.name} is already on the index with different content "
+                            "(a rebuild?); a published file never changes, so it stays as it "
+                            "is — bump the version to publish new content", "stderr")
+                else:
+                    ctx.log(f"{info.path.name} is already on the index; not uploading it again")
                 skipped.append(info.path.name)
                 continue
             if auth is None:
@@ -478,7 +483,7 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
                     files={"content": (info.path.name, content, "application/octet-stream")},
                 )
             except httpx.HTTPError as exc:
-                raise ActionError(f"upload of {info.path.name} failed: {exc}",
+                raise ActionError(f"upload of {info.path.name} failed: {_describe(exc)}",
                                   outputs={**base, "uploaded": uploaded}) from None
             text = response.text[:300].strip()
             if response.status_code in (400, 409) and "exist" in text.lower():
@@ -498,7 +503,13 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
             uploaded.append(info.path.name)
             ctx.log(f"uploaded {info.path.name}")
     return {**base, "already_published": not uploaded, "uploaded": uploaded,
-            "skipped": skipped}
+            "skipped": skipped, "differs": differs}
+
+
+def _describe(exc: Exception) -> str:
+    """httpx errors often have an empty message; name the kind of failure instead."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _multi(fields: list[tuple[str, str]]) -> dict[str, str | list[str]]:

@@ -343,7 +343,7 @@ RULES: tuple[SecretRule, ...] = (
     SecretRule("url-credentials", re.compile(
         r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"']+:(?P<secret>[^\s@/\"']{6,})@[^\s/\"']+"), 2.5),
     SecretRule("generic-secret", re.compile(
-        r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|"
+        r"(?i)(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|"
         r"private[_-]?key|client[_-]?secret|token)[\"']?\s*[:=]\s*[\"'](?P<secret>[^\"'\s]{12,})[\"']"),
         3.5),
 )

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,7 +199,11 @@ class Index:
 @pytest.fixture
 def pypi_index(tmp_path: Path) -> Iterator[Index]:
     """A real pypiserver on 127.0.0.1 with upload auth; stopped after the test."""
-    from passlib.apache import HtpasswdFile
+    import waitress  # noqa: F401  (pypiserver's "auto" server picks waitress when present)
+
+    with warnings.catch_warnings():  # passlib imports the deprecated crypt module
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from passlib.apache import HtpasswdFile
 
     packages = tmp_path / "index-packages"
     packages.mkdir()
@@ -211,7 +216,7 @@ def pypi_index(tmp_path: Path) -> Iterator[Index]:
     log = (tmp_path / "pypiserver.log").open("w")
     proc = subprocess.Popen(
         [str(server), "run", "-p", str(port), "-i", "127.0.0.1", "-a", "update",
-         "-P", str(htpasswd), "--disable-fallback", "--server", "wsgiref", str(packages)],
+         "-P", str(htpasswd), "--disable-fallback", "--server", "auto", str(packages)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
