@@ -401,3 +401,74 @@ stages:
     for line in (7, 10, 13, 16, 19, 22, 25, 28):
         assert f"bad.yaml:{line}:" in result.stderr, (line, result.stderr)
     assert "Traceback" not in result.stderr
+
+
+CRASHY_PUSH = """\
+name: crashy-push
+stages:
+  - id: release
+    steps:
+      - id: tag
+        uses: git.tag
+        with: {repo: "REPO", name: "v0.1.0"}
+      - id: push
+        uses: git.push
+        needs: [tag]
+        with: {repo: "REPO", tags: ["v0.1.0"]}
+"""
+
+
+def test_crash_during_push_then_resume_pushes_once(repo: Repo, tmp_path: Path) -> None:
+    """The process dies after origin took the tag but before the step was journaled as
+    finished; the resumed run runs the push step again, which notices and does nothing."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import REPO
+
+    effects = tmp_path / "effects"
+    resumed = tmp_path / "resumed"
+    hook = repo.origin / "hooks" / "post-receive"
+    # post-receive runs after origin has updated its refs; the pusher waits for it.
+    hook.write_text(
+        "#!/bin/sh\n"
+        f"echo pushed >> '{effects}'\n"
+        "i=0\n"
+        f"while [ ! -f '{resumed}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n"
+    )
+    hook.chmod(0o755)
+    wf = tmp_path / "crashy.yaml"
+    wf.write_text(CRASHY_PUSH.replace("REPO", str(repo.path)))
+    db = str(tmp_path / "qd.db")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "run", str(wf), "--headless", "--store", db,
+         "--workdir", str(tmp_path)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 30
+        while "pushed" not in (effects.read_text() if effects.exists() else ""):
+            assert proc.poll() is None, "the run ended before the push reached origin"
+            assert time.monotonic() < deadline, "the push never reached origin"
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        resumed.touch()  # lets the orphaned push (and its hook) finish
+    assert repo.origin_tags() == ["v0.1.0"]
+    runs = json.loads(cli("runs", "--json", "--store", db).stdout)
+    run_id = runs[0]["id"]
+    result = cli("resume", run_id, "--headless", "--store", db)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(cli("show", run_id, "--json", "--store", db).stdout)
+    steps = {s["id"]: s for stage in shown["stages"] for s in stage["steps"]}
+    assert steps["tag"]["attempts"] == 1  # finished before the crash: not run again
+    assert steps["push"]["outputs"]["pushed"] == []
+    assert steps["push"]["outputs"]["skipped"] == ["refs/heads/main", "refs/tags/v0.1.0"]
+    assert repo.origin_tags() == ["v0.1.0"]
+    assert effects.read_text().split() == ["pushed"]  # origin received exactly one push
