@@ -106,3 +106,15 @@ class NonRetryableError(ActionError):
 
     def __init__(self, message: str, *, outputs: dict[str, object] | None = None) -> None:
         super().__init__(message, retryable=False, outputs=outputs)
+
+
+class StepSkipped(Exception):
+    """Raised by an action that decides there is nothing to do (e.g. no token configured).
+
+    The step ends ``skipped`` with ``reason``; its outputs are kept.
+    """
+
+    def __init__(self, reason: str, *, outputs: dict[str, object] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.outputs = outputs or {}

@@ -30,7 +30,13 @@ from core.actions.base import ActionContext, get_action
 from core.budget import BudgetLedger
 from core.clock import Clock
 from core.config import Settings, state_home
-from core.errors import ActionError, ExitCode, ExpressionError, NonRetryableError
+from core.errors import (
+    ActionError,
+    ExitCode,
+    ExpressionError,
+    NonRetryableError,
+    StepSkipped,
+)
 from core.events import Event, EventType
 from core.expressions import evaluate, render, render_text
 from core.inputs import public_inputs, secret_values
@@ -154,8 +160,18 @@ class Runner:
         )
         if self.settings.llm.api_key:
             self.redactor.add(self.settings.llm.api_key)
-        for key_var in (self.settings.llm.api_key_env, "QUARTERDECK_LLM_API_KEY", "OPENAI_API_KEY"):
-            self.redactor.add(os.environ.get(key_var))  # every key llm.chat might send
+        for key_var in (
+            self.settings.llm.api_key_env,
+            "QUARTERDECK_LLM_API_KEY",
+            "OPENAI_API_KEY",
+            "GITHUB_TOKEN",
+            "QUARTERDECK_PYPI_PASSWORD",
+            "TWINE_PASSWORD",
+        ):
+            self.redactor.add(os.environ.get(key_var))  # every credential an action might send
+        for value in self.settings.github.values():
+            if value and not value.startswith(("http://", "https://")):
+                self.redactor.add(value)
         self.workdir = (self.options.workdir or loaded.path.parent).resolve()
         self.run_dir = state_home() / "runs" / self.run_id
         concurrency = self.options.concurrency or self.workflow.concurrency
@@ -407,13 +423,26 @@ class Runner:
     async def _execute(self) -> str:
         for stage in self.workflow.stages:
             prior = self.state.stages.get(stage.id)
-            if prior is not None and prior.status in ("succeeded", "skipped"):
-                continue
-            await self._wait_unpaused()
-            outcome = await self._run_stage(stage)
-            if outcome != "succeeded" and outcome != "skipped":
-                return outcome
+            if prior is None or prior.status not in ("succeeded", "skipped"):
+                await self._wait_unpaused()
+                outcome = await self._run_stage(stage)
+                if outcome != "succeeded" and outcome != "skipped":
+                    return outcome
+            ended = self._ended_by(stage)
+            if ended is not None:
+                return ended
         return "succeeded"
+
+    def _ended_by(self, stage: Stage) -> str | None:
+        """The status a succeeded ``run.end`` step of ``stage`` ends the run with, if any.
+
+        Read from the journaled step, so a resumed run stops at the same stage."""
+        for step in stage.steps:
+            if step.uses == "run.end":
+                done = self.state.step(step.id)
+                if done is not None and done.status == "succeeded":
+                    return str(done.outputs.get("status") or "succeeded")
+        return None
 
     # -- stages -----------------------------------------------------------------------
 
@@ -784,9 +813,9 @@ class Runner:
                             )
                         continue
                     for dependent in dependents.get(step.id, []):
-                        need = blocked[dependent.id]
-                        need.discard(step.id)
-                        if not need and dependent.id in waiting:
+                        unmet = blocked[dependent.id]
+                        unmet.discard(step.id)
+                        if not unmet and dependent.id in waiting:
                             ready.append(waiting.pop(dependent.id))
             pending = [s for s in pending if s.id not in status]
         except BaseException:
@@ -858,6 +887,16 @@ class Runner:
                         retryable = False
                 except ExpressionError as exc:
                     error, retryable = exc.message, False
+                except StepSkipped as exc:
+                    self._flush_lines((stage.id, step.id))
+                    self.emit(
+                        EventType.STEP_FINISHED,
+                        stage.id,
+                        step.id,
+                        data={"status": "skipped", "attempt": attempt, "error": exc.reason,
+                              "outputs": exc.outputs},
+                    )
+                    return exc.outputs
                 except TimeoutError:
                     error = f"timed out after {step.timeout:g}s"
                 else:
@@ -895,7 +934,9 @@ class Runner:
         if not self._step_where:
             for i, st in enumerate(self.workflow.stages):
                 for key in ("steps", "on_failure"):
-                    todo = [((("stages", i, key, j)), s) for j, s in enumerate(getattr(st, key))]
+                    todo: list[tuple[tuple[Any, ...], Step]] = [
+                        (("stages", i, key, j), s) for j, s in enumerate(getattr(st, key))
+                    ]
                     while todo:
                         loc, item = todo.pop()
                         self._step_where[id(item)] = f"{self.loaded.where(loc)}: step {item.id}"

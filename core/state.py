@@ -374,24 +374,24 @@ class RunState:
                 self.stages[event.stage].approval = approval
             self.status = "paused" if self.paused else "waiting"
         elif kind == EventType.APPROVAL_VOTE:
-            approval = self.approvals.get(d["gate"])
-            if approval is not None:
-                approval.votes.append(
+            voted = self.approvals.get(d["gate"])
+            if voted is not None:
+                voted.votes.append(
                     Vote(d.get("by", ""), d.get("decision", ""), d.get("reason", ""), event.ts)
                 )
         elif kind == EventType.APPROVAL_REFUSED:
-            approval = self.approvals.get(d["gate"])
-            if approval is not None:
-                approval.refusals.append(d)
+            refused = self.approvals.get(d["gate"])
+            if refused is not None:
+                refused.refusals.append(d)
         elif kind == EventType.APPROVAL_DECIDED:
-            approval = self.approvals.get(d["gate"])
-            if approval is not None:
+            decided = self.approvals.get(d["gate"])
+            if decided is not None:
                 decision = d.get("decision", "rejected")
-                approval.status = decision
-                approval.decided_by = d.get("by")
-                approval.reason = d.get("reason")
-                approval.decided_at = event.ts
-                approval.timed_out = bool(d.get("timed_out"))
+                decided.status = decision
+                decided.decided_by = d.get("by")
+                decided.reason = d.get("reason")
+                decided.decided_at = event.ts
+                decided.timed_out = bool(d.get("timed_out"))
             if self.status == "waiting":
                 self.status = "running"
         elif kind == EventType.PERSONA_SWITCHED:

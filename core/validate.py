@@ -262,13 +262,13 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
         is_condition = any(part in condition_keys for part in loc if isinstance(part, str))
         if not is_template(text) and not (is_condition and _is_condition_loc(loc)):
             continue
-        error = (
+        parse_error = (
             condition_syntax_error(text)
             if is_condition and _is_condition_loc(loc)
             else syntax_error(text)
         )
-        if error:
-            add(loc, error)
+        if parse_error:
+            add(loc, parse_error)
             continue
         for match in _STEP_REF.finditer(text):
             if match.group(1) not in seen_steps:

@@ -1,4 +1,4 @@
-"""Built-in actions: ``shell``, ``python``, ``memory.set`` and ``wait``."""
+"""Built-in actions: ``shell``, ``python``, ``memory.set``, ``wait`` and ``run.end``."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import signal
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from core.actions.base import ActionContext, ActionParams, action
 from core.durations import Duration
-from core.errors import ActionError, NonRetryableError
+from core.errors import ActionError, NonRetryableError, StepSkipped
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 _KILL_GRACE_SECONDS = 2.0
@@ -256,7 +256,7 @@ async def python_call(params: PythonParams, ctx: ActionContext) -> dict[str, Any
             result = await fn(**kwargs)
         else:
             result = await asyncio.to_thread(fn, **kwargs)
-    except ActionError:
+    except (ActionError, StepSkipped):
         raise
     except TypeError as exc:
         raise NonRetryableError(f"{params.call}: {exc}") from None
@@ -297,3 +297,21 @@ async def wait(params: WaitParams, ctx: ActionContext) -> dict[str, Any]:
     """Wait for ``duration``."""
     await ctx.clock.sleep(params.duration)
     return {"waited": params.duration}
+
+
+class RunEndParams(ActionParams):
+    status: Literal["nothing_to_do", "succeeded"] = Field(
+        default="nothing_to_do", description="The status the run ends with"
+    )
+    reason: str = Field(default="", description="Why the run ends here (shown and journaled)")
+
+
+@action("run.end", RunEndParams)
+async def run_end(params: RunEndParams, ctx: ActionContext) -> dict[str, Any]:
+    """End the run cleanly once this step's stage is done (guard it with ``when:``).
+
+    The runner reads the journaled outputs after the stage, so a resumed run ends at
+    the same place without running this step again.
+    """
+    ctx.log(f"ending the run: {params.status}" + (f" ({params.reason})" if params.reason else ""))
+    return {"status": params.status, "reason": params.reason}

@@ -479,3 +479,24 @@ stages:
     assert "token is ***" in dump
     row = ran.store.get_run(ran.state.id)
     assert canary not in json.dumps(row.inputs)
+
+
+def test_an_action_may_end_its_step_skipped(tmp_path: Path) -> None:
+    (tmp_path / "skipper.py").write_text(
+        "from core.errors import StepSkipped\n"
+        "def maybe():\n    raise StepSkipped('no token configured', outputs={'skipped': True})\n"
+    )
+    text = """\
+name: skip
+stages:
+  - id: s
+    steps:
+      - {id: release, uses: python, with: {call: "skipper:maybe"}}
+      - {id: after, uses: memory.set, needs: [release], with: {key: ran, value: true}}
+"""
+    ran = run_workflow(tmp_path, text)
+    assert ran.state.status == "succeeded"
+    step = ran.state.step("release")
+    assert step is not None and step.status == "skipped"
+    assert step.error == "no token configured" and step.outputs == {"skipped": True}
+    assert ran.state.memory == {"ran": True}
