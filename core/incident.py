@@ -1,0 +1,757 @@
+"""The incident model: a fold over a run's events and its incident signals.
+
+An incident is an incident-response run seen by the people working it: a severity
+(SEV1–SEV5, lower is worse), milestones that only move forward, roles held by named
+people, status updates and notes. The run's own events say when it was detected and what
+the automation did; everything people do is an ``incident`` signal in the store.
+
+Why signals and not events: the events table is written by exactly one process — the
+runner, which allocates ``seq`` in memory — while several war rooms, the CLI and the
+alert listener act on one incident at once, with or without a live runner. Signal rows
+have their own ``AUTOINCREMENT`` id, so any number of processes append safely, and
+:func:`record` checks permissions and inserts inside one ``BEGIN IMMEDIATE`` transaction,
+so two people taking command at the same moment cannot both win. Incident signals are
+written already consumed (the runner has nothing to do with them; it never sees them),
+and the fold reads them whether consumed or not.
+
+The fold re-checks every action in signal-id order, so every reader reaches the same
+state: a refused action (recorded for the audit trail) is refused again by every reader.
+Event and signal application commute: events only set detection, the initial severity
+and the timeline; permissions depend on signals alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.config import Settings, load_settings
+from core.errors import QuarterdeckError
+from core.events import Event, EventType
+from core.store import Signal, Store
+
+SIGNAL_KIND = "incident"
+SEVERITIES = (1, 2, 3, 4, 5)
+DEFAULT_SEVERITY = 3
+MILESTONES = ("detected", "acknowledged", "investigating", "identified", "mitigated", "resolved")
+ROLES = ("commander", "operations", "communications", "scribe")
+ROLE_TITLES = {
+    "commander": "Incident commander",
+    "operations": "Operations lead",
+    "communications": "Communications lead",
+    "scribe": "Scribe",
+}
+ACTIONS = ("acknowledge", "note", "update", "role", "severity", "milestone", "resolve", "alert")
+# How often a status update is due, per severity (seconds); SEV4/SEV5: no cadence.
+UPDATE_EVERY: dict[int, float] = {1: 15 * 60.0, 2: 30 * 60.0, 3: 60 * 60.0}
+# Alertmanager's ``severity`` label → SEV (documented in docs and `listen --help`).
+LABEL_SEVERITY: dict[str, int] = {
+    "critical": 1,
+    "high": 2,
+    "error": 2,
+    "warning": 3,
+    "info": 4,
+}
+# Run events worth a line in the incident timeline (output lines and token counts are not).
+_QUIET_EVENTS = frozenset({EventType.STEP_OUTPUT, EventType.TOKENS_USED, EventType.BUDGET})
+
+
+def severity_name(level: int) -> str:
+    return f"SEV{level}"
+
+
+def parse_severity(value: Any) -> int | None:
+    """``SEV2``, ``sev2``, ``2`` or an alert label (``critical``…) → 2; None when unknown."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value in SEVERITIES else None
+    text = str(value).strip().lower()
+    if text.startswith("sev"):
+        text = text[3:].strip()
+    if text.isdigit():
+        level = int(text)
+        return level if level in SEVERITIES else None
+    return LABEL_SEVERITY.get(text)
+
+
+def label_severity(labels: dict[str, Any]) -> int:
+    """The SEV for an alert's labels: ``severity`` critical→1, high/error→2, warning→3,
+    info→4, anything else (or none) → 3."""
+    raw = str(labels.get("severity", "")).strip().lower()
+    return LABEL_SEVERITY.get(raw, DEFAULT_SEVERITY)
+
+
+def _parse_time(value: Any) -> float | None:
+    """An RFC 3339 time (Alertmanager's ``startsAt``) or epoch seconds; None otherwise."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str) or not value or value.startswith("0001-"):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:  # Go prints nanoseconds; Python takes microseconds
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits):]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass
+class TimelineEntry:
+    """One line of the incident timeline: a run event, a person's action, or a refusal."""
+
+    ts: float
+    source: str  # run | incident | note | update | refused | alert
+    text: str
+    actor: str = ""
+    ref: int = 0  # event seq or signal id (stable order for equal times)
+
+
+@dataclass
+class SeverityChange:
+    ts: float
+    before: int
+    after: int
+    by: str
+    reason: str
+
+    @property
+    def direction(self) -> str:
+        return "escalated" if self.after < self.before else "de-escalated"
+
+
+@dataclass
+class Handover:
+    ts: float
+    role: str
+    before: str | None
+    after: str
+    by: str
+
+
+@dataclass
+class StatusUpdate:
+    ts: float
+    by: str
+    text: str
+
+
+@dataclass
+class Incident:
+    """Everything known about one incident, folded from events and incident signals."""
+
+    run_id: str
+    title: str = ""
+    workflow: str = ""
+    run_status: str = "pending"
+    severity: int = DEFAULT_SEVERITY
+    initial_severity: int = DEFAULT_SEVERITY
+    milestones: dict[str, float] = field(default_factory=dict)
+    milestone_by: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(ROLES))
+    handovers: list[Handover] = field(default_factory=list)
+    severity_changes: list[SeverityChange] = field(default_factory=list)
+    updates: list[StatusUpdate] = field(default_factory=list)
+    notes: list[StatusUpdate] = field(default_factory=list)
+    refusals: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    alert: dict[str, Any] = field(default_factory=dict)
+    alert_status: str | None = None
+    resolution: str = ""
+    run_started_at: float | None = None
+    last_signal_id: int = 0
+    _severity_fixed: bool = False
+
+    # -- queries ----------------------------------------------------------------------
+
+    @property
+    def severity_label(self) -> str:
+        return severity_name(self.severity)
+
+    @property
+    def detected_at(self) -> float | None:
+        return self.milestones.get("detected")
+
+    @property
+    def resolved(self) -> bool:
+        return "resolved" in self.milestones
+
+    @property
+    def milestone(self) -> str | None:
+        """The furthest milestone reached."""
+        reached = [m for m in MILESTONES if m in self.milestones]
+        return reached[-1] if reached else None
+
+    @property
+    def commander(self) -> str | None:
+        return self.roles.get("commander")
+
+    @property
+    def mtta(self) -> float | None:
+        """Mean time to acknowledge, for this incident: detected → acknowledged."""
+        return self._between("detected", "acknowledged")
+
+    @property
+    def mttr(self) -> float | None:
+        """Mean time to resolve, for this incident: detected → resolved."""
+        return self._between("detected", "resolved")
+
+    def _between(self, start: str, end: str) -> float | None:
+        a, b = self.milestones.get(start), self.milestones.get(end)
+        if a is None or b is None:
+            return None
+        return max(0.0, b - a)
+
+    @property
+    def last_update_at(self) -> float | None:
+        return self.updates[-1].ts if self.updates else None
+
+    def update_interval(self) -> float | None:
+        return UPDATE_EVERY.get(self.severity)
+
+    def next_update_due(self) -> float | None:
+        """When the next status update is due (SEV1 15 min, SEV2 30, SEV3 60), or None."""
+        every = self.update_interval()
+        if every is None or self.resolved:
+            return None
+        since = self.last_update_at or self.detected_at
+        return None if since is None else since + every
+
+    def update_overdue(self, now: float) -> bool:
+        due = self.next_update_due()
+        return due is not None and now > due
+
+    def holder(self, role: str) -> str | None:
+        return self.roles.get(role)
+
+    def roles_of(self, person: str) -> list[str]:
+        return [r for r, who in self.roles.items() if who == person]
+
+    def sorted_timeline(self) -> list[TimelineEntry]:
+        return sorted(self.timeline, key=lambda e: (e.ts, 0 if e.source == "run" else 1, e.ref))
+
+    # -- permissions ------------------------------------------------------------------
+
+    def why_not(self, actor: str, action: str, data: dict[str, Any]) -> str | None:
+        """Why ``actor`` may not do ``action`` now, or None when they may.
+
+        Rules: anyone posts notes and acknowledges; anyone takes a vacant role; the
+        commander assigns any role, a holder hands over their own, and only the commander
+        hands over command or resolves; status updates come from the commander or the
+        communications lead, severity from the commander, milestones from the commander
+        or the operations lead — while nobody holds command, anyone may do those three.
+        """
+        actor = actor.strip()
+        if not actor:
+            return "say who you are (--as NAME)"
+        if action not in ACTIONS:
+            return f"unknown incident action {action!r}; one of {', '.join(ACTIONS)}"
+        text = str(data.get("text") or "").strip()
+        commander = self.commander
+        is_ic = commander == actor
+        vacant = commander is None
+        if action == "alert":
+            return None
+        if action == "note":
+            return None if text else "a note needs some text"
+        if self.resolved:
+            return "the incident is resolved; only notes may be added"
+        if action == "acknowledge":
+            if "acknowledged" in self.milestones:
+                by = self.milestone_by.get("acknowledged", "?")
+                return f"already acknowledged by {by}"
+            return None
+        if action == "update":
+            if not text:
+                return "a status update needs some text"
+            if vacant or is_ic or self.roles.get("communications") == actor:
+                return None
+            return (f"only the incident commander ({commander}) or the communications lead "
+                    "posts status updates; post a note instead")
+        if action == "severity":
+            level = parse_severity(data.get("severity"))
+            if level is None:
+                return f"unknown severity {data.get('severity')!r}; SEV1 (worst) to SEV5"
+            if level == self.severity:
+                return f"the incident is already {severity_name(level)}"
+            if vacant or is_ic:
+                return None
+            return f"only the incident commander ({commander}) changes the severity"
+        if action == "milestone":
+            name = str(data.get("milestone") or "")
+            if name not in MILESTONES:
+                return f"unknown milestone {name!r}; one of {', '.join(MILESTONES)}"
+            if name == "detected":
+                return "detection is recorded when the incident starts"
+            if name == "resolved":
+                return "resolve the incident instead (the incident commander does)"
+            current = self.milestone
+            if current is not None and MILESTONES.index(name) <= MILESTONES.index(current):
+                return f"milestones only move forward: the incident is already {current}"
+            if name == "acknowledged" or vacant or is_ic:
+                return None
+            if self.roles.get("operations") == actor:
+                return None
+            return (f"only the incident commander ({commander}) or the operations lead "
+                    "marks milestones")
+        if action == "role":
+            role = str(data.get("role") or "")
+            if role not in ROLES:
+                return f"unknown role {role!r}; one of {', '.join(ROLES)}"
+            to = str(data.get("to") or actor).strip()
+            if not to:
+                return "hand the role to someone: give a name"
+            held = self.roles.get(role)
+            if held == to:
+                return f"{to} already holds {ROLE_TITLES[role].lower()}"
+            if role == "commander":
+                if vacant:
+                    return None
+                if is_ic:
+                    return None
+                return (f"only the incident commander ({commander}) hands over command; "
+                        "ask them to hand it to you")
+            if held is None:
+                if to == actor or is_ic or vacant:
+                    return None
+                return (f"only the incident commander ({commander}) assigns a role to "
+                        "someone else; they may take it themselves")
+            if held == actor or is_ic:
+                return None
+            return (f"{ROLE_TITLES[role].lower()} is held by {held}: they or the incident "
+                    f"commander ({commander}) hand it over")
+        if action == "resolve":
+            if vacant:
+                return "nobody holds incident command: take command first, then resolve"
+            if not is_ic:
+                return f"only the incident commander ({commander}) resolves the incident"
+            return None
+        return None  # pragma: no cover - every action is handled above
+
+    # -- folding ----------------------------------------------------------------------
+
+    def apply_event(self, event: Event) -> None:
+        """Fold one run event: detection, the initial severity, and the timeline."""
+        d = event.data
+        kind = event.type
+        if kind == EventType.RUN_STARTED:
+            self.title = str(d.get("title") or "")
+            self.workflow = str(d.get("workflow") or "")
+            self.run_started_at = event.ts
+            self.run_status = "running"
+            inputs = d.get("inputs") or {}
+            self._from_inputs(inputs, event.ts)
+            self._line(event, f"run started by {d.get('started_by') or '?'}")
+            return
+        if kind in _QUIET_EVENTS:
+            return
+        if kind == EventType.RUN_FINISHED:
+            self.run_status = str(d.get("status") or "failed")
+        elif kind == EventType.RUN_INTERRUPTED:
+            self.run_status = "interrupted"
+        elif kind in (EventType.RUN_RESUMED, EventType.RUN_UNPAUSED):
+            self.run_status = "running"
+        elif kind == EventType.RUN_PAUSED:
+            self.run_status = "paused"
+        text = describe_event(event)
+        if text:
+            self._line(event, text)
+
+    def _from_inputs(self, inputs: dict[str, Any], started: float) -> None:
+        alert = inputs.get("alert")
+        if isinstance(alert, str):
+            try:
+                alert = json.loads(alert)
+            except json.JSONDecodeError:
+                alert = {}
+        if isinstance(alert, dict) and alert:
+            self.alert = alert
+            self.alert_status = str(alert.get("status") or "firing")
+        level = parse_severity(inputs.get("severity"))
+        if level is None and self.alert:
+            labels = self.alert.get("commonLabels") or self.alert.get("labels") or {}
+            if isinstance(labels, dict) and labels:
+                level = label_severity(labels)
+        level = level or DEFAULT_SEVERITY
+        self.initial_severity = level
+        if not self._severity_fixed:
+            self.severity = level
+        detected = started
+        starts = _alert_starts(self.alert)
+        if starts is not None and starts <= started:
+            detected = starts  # the alert fired before the run: MTTA counts from the alert
+        self.milestones.setdefault("detected", detected)
+        self.milestone_by.setdefault("detected", "alert" if starts is not None else "run")
+
+    def _line(self, event: Event, text: str) -> None:
+        where = event.step or event.stage
+        prefix = f"{where}: " if where else ""
+        self.timeline.append(TimelineEntry(event.ts, "run", prefix + text, "", event.seq))
+
+    def apply_signal(self, signal: Signal) -> str | None:
+        """Fold one incident signal; returns why it was refused, or None when applied."""
+        if signal.kind != SIGNAL_KIND:
+            return None
+        self.last_signal_id = max(self.last_signal_id, signal.id)
+        data = dict(signal.data)
+        action = str(data.get("action") or "")
+        actor = signal.actor
+        ts = signal.created_at
+        why = self.why_not(actor, action, data)
+        if why is not None:
+            self.refusals.append({"ts": ts, "by": actor, "action": action, "why": why,
+                                  "id": signal.id})
+            self.timeline.append(TimelineEntry(ts, "refused", f"{action} refused: {why}",
+                                               actor, signal.id))
+            return why
+        text = str(data.get("text") or "").strip()
+        entry: TimelineEntry | None = None
+        if action == "note":
+            self.notes.append(StatusUpdate(ts, actor, text))
+            entry = TimelineEntry(ts, "note", text, actor, signal.id)
+        elif action == "acknowledge":
+            self._reach("acknowledged", ts, actor)
+            entry = TimelineEntry(ts, "incident", "acknowledged", actor, signal.id)
+            if self.commander is None:
+                self._hand("commander", actor, actor, ts)
+                entry.text = "acknowledged and took incident command"
+        elif action == "update":
+            self.updates.append(StatusUpdate(ts, actor, text))
+            entry = TimelineEntry(ts, "update", text, actor, signal.id)
+        elif action == "severity":
+            level = parse_severity(data.get("severity"))
+            assert level is not None
+            change = SeverityChange(ts, self.severity, level, actor, text)
+            self.severity_changes.append(change)
+            self.severity = level
+            self._severity_fixed = True
+            why_text = f": {text}" if text else ""
+            entry = TimelineEntry(
+                ts, "incident",
+                f"{change.direction} {severity_name(change.before)} → "
+                f"{severity_name(change.after)}{why_text}",
+                actor, signal.id)
+        elif action == "milestone":
+            name = str(data["milestone"])
+            self._reach(name, ts, actor)
+            entry = TimelineEntry(ts, "incident", name + (f": {text}" if text else ""), actor,
+                                  signal.id)
+        elif action == "role":
+            role = str(data["role"])
+            to = str(data.get("to") or actor).strip()
+            before = self.roles.get(role)
+            self._hand(role, to, actor, ts)
+            title = ROLE_TITLES[role].lower()
+            if before is None and to == actor:
+                what = f"took {title}"
+            elif before is None:
+                what = f"assigned {title} to {to}"
+            else:
+                what = f"handed {title} from {before} to {to}"
+            entry = TimelineEntry(ts, "incident", what, actor, signal.id)
+        elif action == "resolve":
+            self._reach("resolved", ts, actor)
+            self.resolution = text
+            if text:
+                self.updates.append(StatusUpdate(ts, actor, text))
+            entry = TimelineEntry(ts, "incident", "resolved" + (f": {text}" if text else ""),
+                                  actor, signal.id)
+        elif action == "alert":
+            status = str(data.get("status") or "firing")
+            self.alert_status = status
+            entry = TimelineEntry(ts, "alert", f"alert {status}"
+                                  + (f": {text}" if text else ""), actor, signal.id)
+        if entry is not None:
+            self.timeline.append(entry)
+        return None
+
+    def _reach(self, milestone: str, ts: float, actor: str) -> None:
+        if milestone != "acknowledged" and "acknowledged" not in self.milestones:
+            # working the incident acknowledges it: MTTA stops at the first human step
+            self.milestones["acknowledged"] = ts
+            self.milestone_by["acknowledged"] = actor
+        self.milestones[milestone] = ts
+        self.milestone_by[milestone] = actor
+
+    def _hand(self, role: str, to: str, by: str, ts: float) -> None:
+        self.handovers.append(Handover(ts, role, self.roles.get(role), to, by))
+        self.roles[role] = to
+
+    # -- output -----------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly picture (``show --json`` extras, the postmortem, tests)."""
+        return {
+            "run_id": self.run_id,
+            "severity": self.severity_label,
+            "initial_severity": severity_name(self.initial_severity),
+            "milestone": self.milestone,
+            "milestones": dict(self.milestones),
+            "roles": dict(self.roles),
+            "mtta_seconds": self.mtta,
+            "mttr_seconds": self.mttr,
+            "updates": len(self.updates),
+            "notes": len(self.notes),
+            "alert_status": self.alert_status,
+            "resolution": self.resolution,
+        }
+
+
+def _alert_starts(alert: dict[str, Any]) -> float | None:
+    if not alert:
+        return None
+    starts = [_parse_time(a.get("startsAt")) for a in alert.get("alerts") or []
+              if isinstance(a, dict)]
+    found = [s for s in starts if s is not None]
+    if not found and alert.get("startsAt"):
+        single = _parse_time(alert.get("startsAt"))
+        found = [single] if single is not None else []
+    return min(found) if found else None
+
+
+def describe_event(event: Event) -> str:
+    """A run event as one timeline line (empty for the ones not worth a line)."""
+    d = event.data
+    kind = event.type
+    if kind == EventType.RUN_FINISHED:
+        return f"run {d.get('status', '?')}" + (f": {d['error']}" if d.get("error") else "")
+    if kind == EventType.RUN_INTERRUPTED:
+        return f"run interrupted: {d.get('reason', '')}"
+    if kind == EventType.RUN_RESUMED:
+        return f"run resumed by {d.get('by') or '?'}"
+    if kind == EventType.RUN_PAUSED:
+        return f"run paused by {d.get('by') or '?'}"
+    if kind == EventType.RUN_UNPAUSED:
+        return f"run unpaused by {d.get('by') or '?'}"
+    if kind == EventType.STAGE_STARTED:
+        return "stage started" + (f" ({d['persona']})" if d.get("persona") else "")
+    if kind == EventType.STAGE_FINISHED:
+        status = d.get("status", "?")
+        return f"stage {status}" + (f": {d['error']}" if d.get("error") and status != "succeeded"
+                                    else "")
+    if kind == EventType.STAGE_SKIPPED:
+        return f"stage skipped ({d.get('reason', '')})"
+    if kind == EventType.STEP_STARTED:
+        return ""  # the finish says more; a start per step would flood the timeline
+    if kind == EventType.STEP_RETRY:
+        return f"retry after attempt {d.get('attempt')}: {d.get('error', '')}"
+    if kind == EventType.STEP_FINISHED:
+        status = d.get("status", "?")
+        text = f"{status}"
+        if d.get("via"):
+            text += f" via {d['via']}"
+        if d.get("error") and status != "succeeded":
+            text += f": {d['error']}"
+        return text
+    if kind == EventType.STEP_SKIPPED:
+        return ""
+    if kind == EventType.GATE_EVALUATED:
+        return f"gate {d.get('gate')} {'passed' if d.get('passed') else 'failed'}"
+    if kind == EventType.GATE_SKIPPED:
+        return f"gate {d.get('gate')} skipped by {d.get('by')}: {d.get('reason', '')}"
+    if kind == EventType.APPROVAL_REQUESTED:
+        return f"approval {d.get('gate')} requested: {d.get('prompt', '')}"
+    if kind == EventType.APPROVAL_DECIDED:
+        return f"approval {d.get('gate')} {d.get('decision')} by {d.get('by')}"
+    if kind == EventType.APPROVAL_REFUSED:
+        return f"approval {d.get('gate')} refused for {d.get('by')}: {d.get('why', '')}"
+    if kind == EventType.PERSONA_SWITCHED:
+        return f"persona {d.get('from') or 'start'} → {d.get('to')}"
+    if kind == EventType.SIGNAL_RECEIVED:
+        if d.get("kind") == "note":
+            return ""  # shown by the runner's journal; notes live in incident signals
+        return f"{d.get('kind')} by {d.get('by')}" + (f": {d['reason']}" if d.get("reason")
+                                                      else "")
+    if kind in (EventType.APPROVAL_VOTE, EventType.MEMORY_SET):
+        return ""
+    return kind
+
+
+# -- reading and writing --------------------------------------------------------------
+
+
+def incident_signals(store: Store, run_id: str, after: int = 0) -> list[Signal]:
+    """Every incident signal of a run (consumed or not), oldest first."""
+    rows = store.conn.execute(
+        "SELECT id, run_id, kind, target, actor, reason, data, created_at FROM signals"
+        " WHERE run_id = ? AND kind = ? AND id > ? ORDER BY id",
+        (run_id, SIGNAL_KIND, after),
+    ).fetchall()
+    return [Signal(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
+
+
+def build(run_id: str, events: Iterable[Event], signals: Iterable[Signal]) -> Incident:
+    """The incident of a run from its events and its incident signals."""
+    incident = Incident(run_id)
+    for event in events:
+        incident.apply_event(event)
+    for signal in signals:
+        incident.apply_signal(signal)
+    return incident
+
+
+def load(store: Store, run_id: str) -> Incident:
+    """Read and fold one run's incident from the store."""
+    row = store.get_run(run_id)
+    incident = build(row.id, store.events(row.id), incident_signals(store, row.id))
+    if incident.run_status in ("running", "paused", "pending"):
+        incident.run_status = row.status  # the store knows about crashed runs
+    return incident
+
+
+def is_incident_run(workflow: str, inputs: dict[str, Any] | None = None) -> bool:
+    """Incident-response runs (and anything started from an alert) open in the war room."""
+    return workflow.startswith("incident") or bool((inputs or {}).get("alert"))
+
+
+@dataclass
+class Recorded:
+    """What :func:`record` did: the signal's id, the refusal (if any), the new incident."""
+
+    signal_id: int
+    refused: str | None
+    incident: Incident
+    postmortem: list[Path] = field(default_factory=list)
+    postmortem_error: str | None = None
+
+
+def record(
+    store: Store,
+    run_id: str,
+    action: str,
+    *,
+    actor: str,
+    data: dict[str, Any] | None = None,
+    now: float | None = None,
+    keep_refused: bool = True,
+    settings: Settings | None = None,
+) -> Recorded:
+    """Check and record one incident action atomically; safe from any number of processes.
+
+    The permission check and the insert happen in one ``BEGIN IMMEDIATE`` transaction:
+    no other writer can slip an action in between. A refused action is recorded too
+    (outcome ``refused: …``) for the audit trail, unless ``keep_refused`` is false.
+    Resolving writes the postmortem draft (:mod:`core.postmortem`), whoever resolves.
+    """
+    run_id = store.get_run(run_id).id  # a prefix works; an unknown run is InvalidInput
+    payload = {**(data or {}), "action": action}
+    text = str(payload.get("text") or "")
+    ts = time.time() if now is None else now
+    conn = store.conn
+    for attempt in range(50):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            break
+        except sqlite3.OperationalError:  # busy beyond busy_timeout: try a little longer
+            if attempt == 49:
+                raise
+            time.sleep(0.05)
+    try:
+        incident = build(run_id, store.events(run_id), incident_signals(store, run_id))
+        why = incident.why_not(actor, action, payload)
+        signal_id = 0
+        if why is None or keep_refused:
+            outcome = "recorded" if why is None else f"refused: {why}"
+            cur = conn.execute(
+                "INSERT INTO signals (run_id, kind, target, actor, reason, data, created_at,"
+                " consumed_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, SIGNAL_KIND, action, actor, text, json.dumps(payload, default=str),
+                 ts, ts, outcome),
+            )
+            signal_id = int(cur.lastrowid or 0)
+            incident.apply_signal(
+                Signal(signal_id, run_id, SIGNAL_KIND, action, actor, text, payload, ts)
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    done = Recorded(signal_id, why, incident)
+    if action == "resolve" and why is None:
+        from core import postmortem
+
+        try:
+            done.postmortem = postmortem.write(
+                store, run_id, settings if settings is not None else load_settings())
+        except (OSError, QuarterdeckError) as exc:  # the resolution stands; say what failed
+            done.postmortem_error = f"could not write the postmortem: {exc}"
+    return done
+
+
+# -- metrics --------------------------------------------------------------------------
+
+
+RESOLUTION_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400, float("inf"))
+
+
+class IncidentCollector:
+    """``incident_resolution_seconds{severity}`` and ``incident_acknowledge_seconds{severity}``
+    from every resolved incident in a store, computed when Prometheus scrapes.
+
+    Reading the store at scrape time means any process may resolve an incident (a war
+    room, the CLI) and the numbers stay right, with no state to keep in sync. Labels carry
+    the severity at resolution, never a run id.
+    """
+
+    def __init__(self, store_path: Any, namespace: str = "quarterdeck",
+                 workflows: Sequence[str] | None = None) -> None:
+        self.store_path = store_path
+        self.namespace = namespace or "quarterdeck"
+        self.workflows = workflows
+        self._cache: dict[str, tuple[int, Incident]] = {}
+
+    def incidents(self) -> list[Incident]:
+        out: list[Incident] = []
+        with Store(self.store_path) as store:
+            rows = store.conn.execute(
+                "SELECT run_id, MAX(id) FROM signals WHERE kind = ? GROUP BY run_id",
+                (SIGNAL_KIND,),
+            ).fetchall()
+            for run_id, last in rows:
+                cached = self._cache.get(run_id)
+                if cached is None or cached[0] != last:
+                    incident = build(run_id, store.events(run_id),
+                                     incident_signals(store, run_id))
+                    self._cache[run_id] = (int(last), incident)
+                out.append(self._cache[run_id][1])
+        return out
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import HistogramMetricFamily
+
+        resolved = [i for i in self.incidents() if i.resolved]
+        if self.workflows is not None:
+            resolved = [i for i in resolved if i.workflow in self.workflows]
+        for name, helptext, value in (
+            ("incident_resolution_seconds", "Detection to resolution, per incident",
+             lambda i: i.mttr),
+            ("incident_acknowledge_seconds", "Detection to acknowledgement, per incident",
+             lambda i: i.mtta),
+        ):
+            family = HistogramMetricFamily(f"{self.namespace}_{name}", helptext,
+                                           labels=["severity"])
+            for level in SEVERITIES:
+                values = [v for v in (value(i) for i in resolved if i.severity == level)
+                          if v is not None]
+                if not values:
+                    continue
+                buckets = []
+                for bound in RESOLUTION_BUCKETS:
+                    count = sum(1 for v in values if v <= bound)
+                    label = "+Inf" if bound == float("inf") else f"{bound:g}"
+                    buckets.append((label, count))
+                family.add_metric([severity_name(level)], buckets, sum(values))
+            yield family
+
+    def describe(self) -> Iterable[Any]:
+        return []
