@@ -26,7 +26,7 @@ import sys
 import tarfile
 import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 from email.parser import Parser
 from pathlib import Path
@@ -101,6 +101,24 @@ def _missing_module(lines: list[str], module: str) -> bool:
     return any(f"No module named {module}" in line for line in lines)
 
 
+def capture_lines(ctx: ActionContext) -> tuple[ActionContext, list[str]]:
+    """A copy of ``ctx`` that still streams every line but also keeps stderr's.
+
+    :func:`run_process` returns only stdout's tail; the reason a tool could not start
+    ("No module named build") is on stderr.
+    """
+    kept: list[str] = []
+
+    def emit(stream: str, line: str) -> None:
+        ctx.emit_line(stream, line)
+        if stream == "stderr":
+            kept.append(line)
+            if len(kept) > 500:
+                del kept[0]
+
+    return replace(ctx, emit_line=emit), kept
+
+
 # --------------------------------------------------------------------------- build
 
 
@@ -142,8 +160,10 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
         argv.append("--no-isolation")
     argv.append(str(project))
     try:
-        code, lines = await run_process(argv, ctx, cwd=project,
+        cap, errors = capture_lines(ctx)
+        code, lines = await run_process(argv, cap, cwd=project,
                                         env=child_env(ctx, params.env), tail=200)
+        lines = [*lines, *errors]
         if code != 0:
             if _missing_module(lines, "build"):
                 raise NonRetryableError(
@@ -245,22 +265,29 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
         if params.index_url:
             pip_args += ["--index-url", params.index_url]
         pip_args.append(target)
+        cap, errors = capture_lines(ctx)
         code, lines = await run_process([python, "-m", "pip", "--python", vpython, *pip_args],
-                                        ctx, cwd=ctx.workdir, env=env, tail=200)
-        if code != 0 and _missing_module(lines, "pip"):
+                                        cap, cwd=ctx.workdir, env=env, tail=200)
+        lines = [*lines, *errors]
+        old_pip = any("no such option: --python" in line for line in lines)
+        if code != 0 and (old_pip or _missing_module(lines, "pip")):  # pip < 22.3, or none
             code, lines = await run_process([vpython, "-m", "ensurepip"], ctx,
                                             cwd=ctx.workdir, env=env)
             if code == 0:
-                code, lines = await run_process([vpython, "-m", "pip", *pip_args], ctx,
+                cap, errors = capture_lines(ctx)
+                code, lines = await run_process([vpython, "-m", "pip", *pip_args], cap,
                                                 cwd=ctx.workdir, env=env, tail=200)
+                lines = [*lines, *errors]
         if code != 0:
             last = next((ln for ln in reversed(lines) if ln.strip()), f"exit code {code}")
             raise ActionError(f"pip could not install {target}: {last}",
                               outputs={"installed": False})
-        code, lines = await run_process([vpython, "-I", "-c", _PROBE, module, name], ctx,
+        cap, errors = capture_lines(ctx)
+        code, lines = await run_process([vpython, "-I", "-c", _PROBE, module, name], cap,
                                         cwd=venv, env=env, tail=200)
         if code != 0:
-            last = next((ln for ln in reversed(lines) if ln.strip()), f"exit code {code}")
+            last = next((ln for ln in reversed([*lines, *errors]) if ln.strip()),
+                        f"exit code {code}")
             raise ActionError(f"installed {name} but `import {module}` failed: {last}",
                               retryable=False, outputs={"installed": True, "imported": False})
         probe = dict(line.split("=", 1) for line in lines if "=" in line)

@@ -29,6 +29,7 @@ from pydantic import Field
 
 from core.actions.base import ActionContext, ActionParams, action
 from core.actions.builtin import child_env, run_process
+from core.actions.packaging import capture_lines
 from core.errors import ActionError, NonRetryableError
 
 
@@ -124,12 +125,14 @@ async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, A
     else:
         argv = [python, "-m", "pytest", *pytest_args]
     env = child_env(ctx, params.env)
-    code, lines = await run_process(argv, ctx, cwd=cwd, env=env, tail=10_000)
-    missing = _not_installed(lines, "coverage" if params.coverage else "pytest", python)
+    cap, errors = capture_lines(ctx)
+    code, lines = await run_process(argv, cap, cwd=cwd, env=env, tail=10_000)
+    missing = _not_installed([*lines, *errors], "coverage" if params.coverage else "pytest",
+                             python)
     if missing is not None and not junit.exists():
         raise missing
     if code in _PYTEST_CRASH or not junit.exists():
-        last = next((ln for ln in reversed(lines) if ln.strip()), "")
+        last = next((ln for ln in reversed([*lines, *errors]) if ln.strip()), "")
         what = _PYTEST_CRASH.get(code, f"exit code {code}")
         raise ActionError(f"pytest stopped with {what}: {last}", retryable=False,
                           outputs={"exit_code": code})
@@ -285,12 +288,14 @@ async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, An
         argv.append("--strict")
     argv += [*params.args, *params.paths]
     env = child_env(ctx, {"MYPY_FORCE_COLOR": "0"})
-    code, lines = await run_process(argv, ctx, cwd=cwd, env=env, tail=1_000_000)
+    cap, stderr_lines = capture_lines(ctx)
+    code, lines = await run_process(argv, cap, cwd=cwd, env=env, tail=1_000_000)
+    missing = _not_installed(stderr_lines, "mypy", python) if code else None
+    if missing is not None:
+        raise missing
     if code not in (0, 1):
-        missing = _not_installed(lines, "mypy", python)
-        if missing is not None:
-            raise missing
-        last = next((ln for ln in reversed(lines) if ln.strip()), f"exit code {code}")
+        last = next((ln for ln in reversed([*lines, *stderr_lines]) if ln.strip()),
+                    f"exit code {code}")
         raise ActionError(f"mypy could not check the code: {last}", retryable=False,
                           outputs={"exit_code": code})
     by_code: Counter[str] = Counter()

@@ -211,3 +211,16 @@ stages:
         assert f"bad.yaml:{line}:" in result.stderr, (line, result.stderr)
     assert "unknown parameter 'password'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_build_without_the_build_package_says_how_to_install_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bare = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True,
+                   timeout=60)
+    project = make_python_project(tmp_path / "p")
+    with pytest.raises(NonRetryableError, match="`build` package is not installed"):
+        run_action("python.build", {"project": str(project),
+                                    "python": str(bare / "bin" / "python")}, tmp_path)

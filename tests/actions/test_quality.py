@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ActionError
+from core.errors import ActionError, NonRetryableError
 from tests.actions.conftest import Repo, run_action
 from tests.helpers import cli, run_workflow
 
@@ -233,3 +233,17 @@ stages:
     for line in (7, 10, 13, 16):
         assert f"bad.yaml:{line}:" in result.stderr, (line, result.stderr)
     assert "Traceback" not in result.stderr
+
+
+def test_missing_tools_say_how_to_install_them(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bare = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True,
+                   timeout=60)
+    python = str(bare / "bin" / "python")
+    suite = make_suite(tmp_path / "suite", failing=False)
+    for name in ("pytest", "lint", "typecheck"):
+        with pytest.raises(NonRetryableError, match=r"is not installed for .*pip install"):
+            run_action(name, {"path": str(suite), "python": python}, tmp_path)
