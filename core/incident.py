@@ -390,6 +390,11 @@ class Incident:
         starts = _alert_starts(self.alert)
         if starts is not None and starts <= started:
             detected = starts  # the alert fired before the run: MTTA counts from the alert
+        if "detected" not in self.milestones and starts is not None and detected == starts:
+            labels = self.alert.get("commonLabels") or {}
+            name = labels.get("alertname") if isinstance(labels, dict) else None
+            self.timeline.append(TimelineEntry(starts, "alert", f"alert {name or ''} fired"
+                                               .replace("  ", " "), "alertmanager", 0))
         self.milestones.setdefault("detected", detected)
         self.milestone_by.setdefault("detected", "alert" if starts is not None else "run")
 

@@ -251,3 +251,40 @@ def write(store: Store, run_id: str, settings: Settings | None = None) -> list[P
         page.write_text(render_logseq(incident, state), encoding="utf-8")
         written.append(page)
     return written
+
+
+def for_show(store: Store, run_id: str) -> Incident | None:
+    """The incident of a run for ``quarterdeck show``, or None when it is not one."""
+    from core.incident import incident_signals, is_incident_run
+
+    row = store.get_run(run_id)
+    if not incident_signals(store, row.id) and not is_incident_run(row.workflow, row.inputs):
+        return None
+    return load(store, row.id)
+
+
+def show_json(incident: Incident) -> dict[str, Any]:
+    """``show --json``'s ``incident`` object."""
+    path = postmortem_path(incident.run_id)
+    return {**incident.summary(), "postmortem": str(path) if path.is_file() else None}
+
+
+def show_text(incident: Incident) -> str:
+    """The incident block of ``quarterdeck show``."""
+    state = "resolved" if incident.resolved else (incident.milestone or "open")
+    lines = ["", f"incident: {incident.severity_label} {state}"
+             f"  MTTA {format_duration(incident.mtta) if incident.mtta is not None else '-'}"
+             f"  MTTR {format_duration(incident.mttr) if incident.mttr is not None else '-'}"]
+    roles = [f"{role} {who}" for role, who in incident.roles.items() if who]
+    lines.append("  roles: " + (", ".join(roles) if roles else "nobody yet"))
+    if incident.alert_status:
+        lines.append(f"  alert: {incident.alert_status}")
+    if incident.updates:
+        last = incident.updates[-1]
+        lines.append(f"  last update ({last.by}, {_utc(last.ts)}): {last.text}")
+    if incident.resolution:
+        lines.append(f"  resolution: {incident.resolution}")
+    path = postmortem_path(incident.run_id)
+    if path.is_file():
+        lines.append(f"  postmortem: {path}")
+    return "\n".join(lines) + "\n"
