@@ -1,0 +1,126 @@
+"""Small file-writing steps the bundled workflows call through the ``python`` action.
+
+Each function is idempotent (a step that runs again after a crash writes the same file,
+or notices its earlier change), takes plain arguments a workflow can template, and
+returns outputs a later step or gate can read.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+
+def _dir(path: str, ctx: Any = None) -> Path:
+    target = Path(path).expanduser()
+    if not target.is_absolute() and ctx is not None:
+        target = Path(ctx.workdir) / target
+    return target
+
+
+def _out_dir(directory: str, ctx: Any) -> Path:
+    """``directory``, or the run's own directory when empty."""
+    target = _dir(directory, ctx) if directory else Path(ctx.run_dir) / "reports"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def replace_version(repo: str, old: str, new: str, files: list[str], ctx: Any = None
+                    ) -> dict[str, Any]:
+    """Replace the version ``old`` by ``new`` where docs mention it (whole version only).
+
+    ``1.2.0`` is not touched inside ``11.2.0`` or ``1.2.0.1``; a file that already says
+    ``new`` and no longer ``old`` counts as done.
+    """
+    root = _dir(repo, ctx)
+    pattern = re.compile(rf"(?<![\w.]){re.escape(old)}(?![\w]|\.\d)")
+    changed: list[str] = []
+    missing: list[str] = []
+    count = 0
+    for name in files:
+        path = root / name
+        if not path.is_file():
+            missing.append(name)
+            continue
+        text = path.read_text(encoding="utf-8")
+        updated, hits = pattern.subn(new, text)
+        if hits:
+            path.write_text(updated, encoding="utf-8")
+            changed.append(name)
+            count += hits
+            if ctx is not None:
+                ctx.log(f"{name}: {hits} reference(s) {old} → {new}")
+    return {"files": changed, "replaced": count, "missing": missing}
+
+
+def write_markdown(directory: str, filename: str, title: str, sections: dict[str, Any],
+                   ctx: Any = None) -> dict[str, Any]:
+    """Write ``# title`` and one ``## heading`` per section (lists become bullets)."""
+    out = _out_dir(directory, ctx) if ctx is not None else _dir(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {title}", ""]
+    for heading, body in sections.items():
+        lines += [f"## {heading}", ""]
+        if isinstance(body, list | tuple):
+            lines += [f"- {item}" for item in body] or ["- (none)"]
+        elif isinstance(body, dict):
+            lines += [f"- **{key}**: {value}" for key, value in body.items()]
+        else:
+            lines.append(str(body).strip() or "(none)")
+        lines.append("")
+    path = out / filename
+    text = "\n".join(lines).rstrip() + "\n"
+    path.write_text(text, encoding="utf-8")
+    if ctx is not None:
+        ctx.log(f"wrote {path}")
+    return {"path": str(path), "markdown": text}
+
+
+def release_notes(directory: str, name: str, version: str, tag: str, changelog: str,
+                  tests: str, index_url: str = "", github_url: str = "",
+                  ctx: Any = None) -> dict[str, Any]:
+    """Release notes in Markdown: what changed (the changelog section) and the evidence."""
+    body = re.sub(r"^##\s*\[?[^\n]*\n", "", changelog.strip(), count=1).strip()
+    sections: dict[str, Any] = {
+        "What changed": body or "(no user-facing changes)",
+        "Evidence": {"tests": tests, "tag": tag},
+        "Install": f"```\npip install {name}=={version}"
+                   + (f" --index-url {index_url}" if index_url else "") + "\n```",
+    }
+    if github_url:
+        sections["Links"] = [f"GitHub release: {github_url}"]
+    return write_markdown(directory, f"release-notes-{tag}.md", f"{name} {version}",
+                          sections, ctx)
+
+
+def logseq_page(graph: str, title: str, markdown: str, ctx: Any = None) -> dict[str, Any]:
+    """Write a page into a Logseq graph (``graph`` or the config's ``logseq_graph``).
+
+    Logseq pages are outlines: every paragraph becomes a ``- `` block; headings stay
+    headings inside their block. Nothing is written when no graph is configured.
+    """
+    configured = graph or (getattr(ctx.settings, "logseq_graph", None) if ctx else None) or ""
+    if not configured:
+        return {"written": False, "path": "", "reason": "no Logseq graph configured"}
+    pages = _dir(configured, ctx) / "pages"
+    pages.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[\\/:*?\"<>|]+", "_", title).strip() or "untitled"
+    blocks: list[str] = []
+    in_code = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        if not line.strip():
+            continue
+        if in_code or line.startswith("```"):
+            blocks.append(f"  {line}")
+        elif line.startswith("- "):
+            blocks.append(f"\t{line}")
+        else:
+            blocks.append(f"- {line}")
+    path = pages / f"{safe}.md"
+    path.write_text("\n".join(blocks) + "\n", encoding="utf-8")
+    if ctx is not None:
+        ctx.log(f"wrote Logseq page {path}")
+    return {"written": True, "path": str(path)}
