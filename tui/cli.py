@@ -505,16 +505,95 @@ def show(
 ) -> None:
     """A run's status, timeline and evidence."""
     from core.launch import open_store, read_state
+    from core.postmortem import for_show, show_json, show_text
     from tui.report import render_show
 
     try:
-        state = read_state(open_store(store), run_id)
+        db = open_store(store)
+        state = read_state(db, run_id)
+        incident = for_show(db, state.id)
     except QuarterdeckError as exc:
         _fail(exc)
     if json_out:
-        sys.stdout.write(json.dumps(state.to_json(), indent=2, default=str) + "\n")
+        data = state.to_json()
+        if incident is not None:
+            data["incident"] = show_json(incident)
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         return
-    sys.stdout.write(render_show(state))
+    sys.stdout.write(render_show(state) + (show_text(incident) if incident is not None else ""))
+
+
+# --- incidents -------------------------------------------------------------------------
+
+
+@app.command()
+def listen(
+    alertmanager: Annotated[str, typer.Option(
+        "--alertmanager", metavar="HOST:PORT",
+        help="Serve Alertmanager's webhook here (127.0.0.1:0 picks a free port)")],
+    workflow: Annotated[str, typer.Option(
+        "--workflow", "-w", help="The workflow each new alert group starts")
+    ] = "incident-response",
+    store: StoreOpt = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Serve incident_resolution_seconds{severity} on 127.0.0.1")
+    ] = None,
+) -> None:
+    """Receive Alertmanager webhooks; start an incident-response run per new alert group.
+
+    Deduplicated by groupKey while the group's incident is open. Severity from the
+    `severity` label: critical→SEV1, high/error→SEV2, warning→SEV3, info→SEV4, else SEV3.
+    A resolved notification marks the run's alert resolved. Runs go headless in this
+    process, journaled to the store; Ctrl-C stops them resumably.
+    """
+    from core.intake import Listener, parse_address
+    from core.launch import load, load_context, store_path
+
+    try:
+        host, port = parse_address(alertmanager)
+        ctx = load_context()
+        loaded = load(workflow, ctx)
+        path = store_path(store)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except QuarterdeckError as exc:
+        _fail(exc)
+
+    async def serve() -> None:
+        from core.incident import IncidentCollector
+        from core.metrics import MetricsServer
+
+        listener = Listener(path, loaded, ctx, host=host, port=port,
+                            say=lambda text: _err(f"listen: {text}"))
+        await listener.start()
+        metrics = None
+        if metrics_port is not None:
+            from prometheus_client import CollectorRegistry
+
+            registry = CollectorRegistry()
+            registry.register(IncidentCollector(path, ctx.settings.metrics.namespace))
+            metrics = MetricsServer(registry, "127.0.0.1", metrics_port)
+            _err(f"listen: metrics on {metrics.url}")
+        _err(f"listen: Alertmanager webhook on {listener.server.url} → workflow "
+             f"{loaded.workflow.name}, store {path}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        try:
+            await stop.wait()
+        finally:
+            _err("listen: stopping; runs still going are interrupted (resumable)")
+            await listener.close()
+            if metrics is not None:
+                metrics.close()
+
+    try:
+        asyncio.run(serve())
+    except QuarterdeckError as exc:
+        _fail(exc)
 
 
 # --- signals ---------------------------------------------------------------------------

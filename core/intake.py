@@ -1,0 +1,432 @@
+"""Alert intake: an Alertmanager webhook receiver that opens incidents.
+
+``quarterdeck listen --alertmanager 127.0.0.1:PORT`` serves the webhook Alertmanager posts
+to (its documented JSON, ``version: "4"``: ``groupKey``, ``status`` firing|resolved,
+``alerts[]`` with ``labels``/``annotations``/``startsAt``, ``commonLabels``…). Each new
+alert group starts one incident-response run, headless, as a background task of the
+listener process, journaled to the shared store:
+
+- Deduplication is by ``groupKey``: while a group's incident is open (not resolved by
+  people), further notifications of that group start nothing. The claim is one
+  ``INSERT OR IGNORE`` into the ``alert_groups`` table, so two listeners sharing a store
+  cannot both start a run for one group.
+- Severity comes from the ``severity`` label: critical→SEV1, high/error→SEV2,
+  warning→SEV3, info→SEV4, anything else→SEV3 (:data:`core.incident.LABEL_SEVERITY`).
+- The run's inputs: ``alert`` (the whole notification, JSON) and ``severity`` (``SEVn``),
+  plus ``group_key``, ``alertname`` and ``summary`` when the workflow declares them, and
+  any declared input named like a common label or annotation gets its value. Inputs the
+  workflow does not declare are never passed.
+- A ``resolved`` notification records an ``alert`` incident action (``status: resolved``)
+  by ``alertmanager`` on the group's run: the war room shows it; people still resolve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import InvalidInput, QuarterdeckError
+from core.incident import label_severity, record, severity_name
+from core.store import Store
+
+ALERT_ACTOR = "alertmanager"
+MAX_BODY = 4 * 1024 * 1024
+HEADER_LIMIT = 64 * 1024
+READ_TIMEOUT = 30.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_groups (
+    group_key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    notifications INTEGER NOT NULL DEFAULT 1
+);
+"""
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class AlertItem(_Loose):
+    status: str = "firing"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str = ""  # Alertmanager's field names, as it sends them
+    endsAt: str = ""
+    generatorURL: str = ""
+    fingerprint: str = ""
+
+
+class AlertmanagerPayload(_Loose):
+    """Alertmanager's webhook body (https://prometheus.io/docs/alerting/latest/configuration/
+    #webhook_config); extra fields are kept."""
+
+    version: str = "4"
+    groupKey: str = Field(min_length=1)
+    status: str
+    receiver: str = ""
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str = ""
+    truncatedAlerts: int = 0
+    alerts: list[AlertItem] = Field(default_factory=list)
+
+
+def parse_payload(body: bytes) -> AlertmanagerPayload:
+    """The webhook body, or :class:`InvalidInput` saying what is wrong with it."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"the body is not JSON: {exc}",
+                           hint="post Alertmanager's webhook JSON (version 4)") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the body is not a JSON object",
+                           hint="post Alertmanager's webhook JSON (version 4)")
+    try:
+        payload = AlertmanagerPayload.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                             for e in exc.errors(include_url=False))
+        raise InvalidInput(f"not an Alertmanager webhook payload: {problems}",
+                           hint="expected version, groupKey, status and alerts[]") from None
+    if payload.status not in ("firing", "resolved"):
+        raise InvalidInput(f"status {payload.status!r} is neither 'firing' nor 'resolved'")
+    if not payload.version.startswith("4"):
+        raise InvalidInput(f"webhook payload version {payload.version!r} is not supported",
+                           hint="Quarterdeck reads Alertmanager's version 4 payload")
+    return payload
+
+
+def payload_labels(payload: AlertmanagerPayload) -> dict[str, str]:
+    """The labels every alert of the group shares (first alert's, when none are common)."""
+    if payload.commonLabels:
+        return dict(payload.commonLabels)
+    return dict(payload.alerts[0].labels) if payload.alerts else dict(payload.groupLabels)
+
+
+def run_inputs(payload: AlertmanagerPayload, declared: dict[str, Any]) -> dict[str, Any]:
+    """The inputs of the run an alert group starts, limited to what the workflow declares."""
+    labels = payload_labels(payload)
+    annotations = dict(payload.commonAnnotations)
+    if not annotations and payload.alerts:
+        annotations = dict(payload.alerts[0].annotations)
+    candidates: dict[str, Any] = {}
+    for source in (annotations, labels):  # labels win over annotations of the same name
+        candidates.update(source)
+    candidates.update({
+        "alert": payload.model_dump(mode="json"),
+        "severity": severity_name(label_severity(labels)),
+        "group_key": payload.groupKey,
+        "alertname": labels.get("alertname", ""),
+        "summary": annotations.get("summary", ""),
+    })
+    out: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name not in candidates:
+            continue
+        value = candidates[name]
+        kind = getattr(spec, "type", "string")
+        if kind == "json":
+            out[name] = value
+        elif isinstance(value, dict | list):
+            out[name] = json.dumps(value)
+        else:
+            out[name] = str(value)
+    return out
+
+
+@dataclass
+class Outcome:
+    """What one notification did (also the HTTP reply)."""
+
+    action: str  # started | duplicate | resolved | ignored
+    group_key: str
+    run_id: str | None = None
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "group_key": self.group_key, "run": self.run_id,
+                "message": self.message}
+
+
+StartRun = Callable[[AlertmanagerPayload, str], str]
+
+
+@dataclass
+class Intake:
+    """Turns notifications into runs and incident actions; the HTTP part is separate."""
+
+    store_path: Path
+    start_run: StartRun  # (payload, run_id) -> run id actually started; raises on failure
+    new_run_id: Callable[[], str]
+    say: Callable[[str], None] = lambda text: None
+    now: Callable[[], float] = time.time
+    seen: list[Outcome] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        with Store(self.store_path) as store:
+            store.conn.executescript(SCHEMA)
+
+    def handle(self, payload: AlertmanagerPayload) -> Outcome:
+        with Store(self.store_path) as store:
+            outcome = self._handle(store, payload)
+        self.seen.append(outcome)
+        self.say(f"alert group {payload.groupKey} {payload.status}: {outcome.message}")
+        return outcome
+
+    def _handle(self, store: Store, payload: AlertmanagerPayload) -> Outcome:
+        key = payload.groupKey
+        now = self.now()
+        row = store.conn.execute(
+            "SELECT run_id, status FROM alert_groups WHERE group_key = ?", (key,)).fetchone()
+        if payload.status == "resolved":
+            if row is None or not row[0]:
+                return Outcome("ignored", key, None, "no incident for this group; nothing to do")
+            run_id = str(row[0])
+            store.conn.execute(
+                "UPDATE alert_groups SET status = 'resolved', updated_at = ?,"
+                " notifications = notifications + 1 WHERE group_key = ?", (now, key))
+            names = ", ".join(sorted({a.labels.get("alertname", "?") for a in payload.alerts}))
+            record(store, run_id, "alert", actor=ALERT_ACTOR, now=now,
+                   data={"status": "resolved", "text": names})
+            return Outcome("resolved", key, run_id, f"marked the alert of run {run_id} resolved")
+        if row is not None and row[0] and not self._closed(store, str(row[0])):
+            run_id = str(row[0])
+            store.conn.execute(
+                "UPDATE alert_groups SET status = 'firing', updated_at = ?,"
+                " notifications = notifications + 1 WHERE group_key = ?", (now, key))
+            if row[1] == "resolved":  # it fires again while the incident is still open
+                record(store, run_id, "alert", actor=ALERT_ACTOR, now=now,
+                       data={"status": "firing", "text": "firing again"})
+            return Outcome("duplicate", key, run_id, f"already handled by run {run_id}")
+        run_id = self.new_run_id()
+        store.conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = store.conn.execute(
+                "SELECT run_id FROM alert_groups WHERE group_key = ?", (key,)).fetchone()
+            if current is not None and current[0] and (
+                    row is None or current[0] != row[0]):  # another listener won the race
+                store.conn.execute("COMMIT")
+                return Outcome("duplicate", key, str(current[0]),
+                               f"already handled by run {current[0]}")
+            store.conn.execute(
+                "INSERT INTO alert_groups (group_key, run_id, status, created_at, updated_at)"
+                " VALUES (?, ?, 'firing', ?, ?) ON CONFLICT(group_key) DO UPDATE SET"
+                " run_id = excluded.run_id, status = 'firing', updated_at = excluded.updated_at,"
+                " notifications = notifications + 1", (key, run_id, now, now))
+            store.conn.execute("COMMIT")
+        except BaseException:
+            store.conn.execute("ROLLBACK")
+            raise
+        try:
+            started = self.start_run(payload, run_id)
+        except QuarterdeckError as exc:
+            store.conn.execute("DELETE FROM alert_groups WHERE group_key = ? AND run_id = ?",
+                               (key, run_id))  # let the next notification try again
+            return Outcome("ignored", key, None, f"could not start a run: {exc.message}")
+        severity = severity_name(label_severity(payload_labels(payload)))
+        return Outcome("started", key, started, f"started run {started} ({severity})")
+
+    @staticmethod
+    def _closed(store: Store, run_id: str) -> bool:
+        """Is this group's incident over (resolved by people), so a new firing is new?"""
+        from core.incident import load
+
+        try:
+            return load(store, run_id).resolved
+        except QuarterdeckError:  # the run vanished from the store: start afresh
+            return True
+
+
+# -- the HTTP side ----------------------------------------------------------------------
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT`` / ``PORT`` for 127.0.0.1); :class:`InvalidInput` if bad."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InvalidInput(f"--alertmanager {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9097",
+                           hint="port 0 picks a free one")
+    return host, int(port)
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            413: "Payload Too Large", 500: "Internal Server Error"}
+
+
+async def _reply(writer: asyncio.StreamWriter, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body).encode()
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    writer.write(head + data)
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+
+
+class WebhookServer:
+    """A small HTTP/1.1 server on asyncio: ``POST`` any path with the webhook JSON,
+    ``GET /-/healthy`` for readiness. One request per connection (``Connection: close``)."""
+
+    def __init__(self, intake: Intake, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.intake = intake
+        self.host = host
+        self.port = port
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> WebhookServer:
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        except OSError as exc:
+            raise InvalidInput(f"cannot listen on {self.host}:{self.port}: "
+                               f"{exc.strerror or exc}",
+                               hint="choose another port (0 picks a free one)") from None
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            status, body = await asyncio.wait_for(self._request(reader), READ_TIMEOUT)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
+            status, body = 400, {"error": "incomplete or malformed HTTP request"}
+        try:
+            await _reply(writer, status, body)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if len(head) > HEADER_LIMIT:
+            return 400, {"error": "headers too large"}
+        lines = head.decode("latin-1").split("\r\n")
+        method, _, rest = lines[0].partition(" ")
+        path = rest.partition(" ")[0]
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        if method == "GET" and path in ("/-/healthy", "/healthz"):
+            return 200, {"status": "ok"}
+        if method != "POST":
+            return 405, {"error": "POST Alertmanager's webhook JSON here"}
+        length = int(headers.get("content-length", "0") or 0)
+        if length > MAX_BODY:
+            return 413, {"error": f"body over {MAX_BODY} bytes"}
+        body = await reader.readexactly(length)
+        try:
+            payload = parse_payload(body)
+        except InvalidInput as exc:
+            return 400, {"error": exc.message, "hint": exc.hint}
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(None, self.intake.handle, payload)
+        except QuarterdeckError as exc:
+            return 500, {"error": exc.message}
+        return 200, outcome.to_json()
+
+
+# -- the listener process ---------------------------------------------------------------
+
+
+class Listener:
+    """``quarterdeck listen``: the webhook server plus the runs it starts, in one loop.
+
+    Runs are background tasks of this process, each with its own store connection (made
+    on the loop's thread, as SQLite wants). Stopping the listener interrupts them
+    resumably: ``quarterdeck resume RUN`` continues one later.
+    """
+
+    def __init__(self, store_path: Path, loaded: Any, context: Any, *, host: str = "127.0.0.1",
+                 port: int = 0, say: Callable[[str], None] | None = None,
+                 started_by: str = ALERT_ACTOR,
+                 new_run_id: Callable[[], str] | None = None) -> None:
+        from core.runner import new_run_id as default_id
+
+        self.store_path = store_path
+        self.loaded = loaded
+        self.context = context
+        self.say = say or (lambda text: None)
+        self.started_by = started_by
+        self.runs: dict[str, Any] = {}
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.intake = Intake(store_path, self._start_from_thread,
+                             new_run_id or (lambda: default_id(loaded.workflow.name)),
+                             say=self.say)
+        self.server = WebhookServer(self.intake, host, port)
+
+    async def start(self) -> Listener:
+        self._loop = asyncio.get_running_loop()
+        await self.server.start()
+        return self
+
+    def _start_from_thread(self, payload: AlertmanagerPayload, run_id: str) -> str:
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._start(payload, run_id), self._loop)
+        return future.result(timeout=60)
+
+    async def _start(self, payload: AlertmanagerPayload, run_id: str) -> str:
+        from core.launch import new_runner
+        from core.runner import RunOptions
+
+        store = Store(self.store_path)
+        try:
+            given = run_inputs(payload, self.loaded.workflow.inputs)
+            runner = new_runner(self.loaded, store, self.context, given,
+                                RunOptions(run_id=run_id, started_by=self.started_by))
+        except BaseException:
+            store.close()
+            raise
+        self.runs[run_id] = runner
+        self.tasks[run_id] = asyncio.get_running_loop().create_task(self._drive(runner, store))
+        return run_id
+
+    async def _drive(self, runner: Any, store: Store) -> None:
+        try:
+            state = await runner.run()
+            self.say(f"run {runner.run_id}: {state.status}")
+        except Exception as exc:  # one broken run must not take the listener down
+            self.say(f"run {runner.run_id} stopped: {type(exc).__name__}: {exc}")
+        finally:
+            store.close()
+
+    async def wait_runs(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    async def close(self, reason: str = "the listener stopped") -> None:
+        """Stop serving; interrupt runs still going (resumable) and wait for their journals."""
+        await self.server.close()
+        for run_id, task in self.tasks.items():
+            if not task.done():
+                self.runs[run_id].interrupt(reason)
+        await self.wait_runs()
