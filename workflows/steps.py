@@ -2,7 +2,8 @@
 
 Each function is idempotent (a step that runs again after a crash writes the same file,
 or notices its earlier change), takes plain arguments a workflow can template, and
-returns outputs a later step or gate can read.
+returns outputs a later step or gate can read. They are coroutines so they run on the
+runner's loop and can stream lines with ``ctx.log`` (the files they write are small).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _out_dir(directory: str, ctx: Any) -> Path:
     return target
 
 
-def replace_version(repo: str, old: str, new: str, files: list[str], ctx: Any = None
+async def replace_version(repo: str, old: str, new: str, files: list[str], ctx: Any = None
                     ) -> dict[str, Any]:
     """Replace the version ``old`` by ``new`` where docs mention it (whole version only).
 
@@ -54,7 +55,7 @@ def replace_version(repo: str, old: str, new: str, files: list[str], ctx: Any = 
     return {"files": changed, "replaced": count, "missing": missing}
 
 
-def write_markdown(directory: str, filename: str, title: str, sections: dict[str, Any],
+async def write_markdown(directory: str, filename: str, title: str, sections: dict[str, Any],
                    ctx: Any = None) -> dict[str, Any]:
     """Write ``# title`` and one ``## heading`` per section (lists become bullets)."""
     out = _out_dir(directory, ctx) if ctx is not None else _dir(directory)
@@ -77,7 +78,7 @@ def write_markdown(directory: str, filename: str, title: str, sections: dict[str
     return {"path": str(path), "markdown": text}
 
 
-def release_notes(directory: str, name: str, version: str, tag: str, changelog: str,
+async def release_notes(directory: str, name: str, version: str, tag: str, changelog: str,
                   tests: str, index_url: str = "", github_url: str = "",
                   ctx: Any = None) -> dict[str, Any]:
     """Release notes in Markdown: what changed (the changelog section) and the evidence."""
@@ -90,11 +91,11 @@ def release_notes(directory: str, name: str, version: str, tag: str, changelog: 
     }
     if github_url:
         sections["Links"] = [f"GitHub release: {github_url}"]
-    return write_markdown(directory, f"release-notes-{tag}.md", f"{name} {version}",
+    return await write_markdown(directory, f"release-notes-{tag}.md", f"{name} {version}",
                           sections, ctx)
 
 
-def logseq_page(graph: str, title: str, markdown: str, ctx: Any = None) -> dict[str, Any]:
+async def logseq_page(graph: str, title: str, markdown: str, ctx: Any = None) -> dict[str, Any]:
     """Write a page into a Logseq graph (``graph`` or the config's ``logseq_graph``).
 
     Logseq pages are outlines: every paragraph becomes a ``- `` block; headings stay
@@ -124,3 +125,27 @@ def logseq_page(graph: str, title: str, markdown: str, ctx: Any = None) -> dict[
     if ctx is not None:
         ctx.log(f"wrote Logseq page {path}")
     return {"written": True, "path": str(path)}
+
+
+async def describe_alert(alert: Any, ctx: Any = None) -> dict[str, Any]:
+    """The facts of an alert: an Alertmanager webhook payload, one alert, or ``{}``.
+
+    Outputs ``name``, ``summary``, ``service``, ``status``, ``labels`` and ``count`` (how
+    many alerts the payload carries) so prompts and reports need no template gymnastics.
+    """
+    data = alert if isinstance(alert, dict) else {}
+    alerts = data.get("alerts") if isinstance(data.get("alerts"), list) else []
+    first = alerts[0] if alerts and isinstance(alerts[0], dict) else {}
+    labels = {**(first.get("labels") or {}), **(data.get("labels") or {}),
+              **(data.get("commonLabels") or {})}
+    notes = {**(first.get("annotations") or {}), **(data.get("annotations") or {}),
+             **(data.get("commonAnnotations") or {})}
+    name = str(labels.get("alertname") or "alert")
+    summary = str(notes.get("summary") or notes.get("description") or name)
+    service = str(labels.get("service") or labels.get("job") or labels.get("instance") or "")
+    outputs = {"name": name, "summary": summary, "service": service,
+               "status": str(data.get("status") or first.get("status") or "firing"),
+               "labels": labels, "count": max(1, len(alerts)) if data else 0}
+    if ctx is not None:
+        ctx.log(f"alert {name}: {summary}" + (f" (service {service})" if service else ""))
+    return outputs

@@ -3,6 +3,7 @@
 Layout under ``root``::
 
     ledgerline/        the package, a git repository (tag v1.2.0, four commits since)
+    staging/           the staging host's deploy directory (same layout as deploy/)
     origin.git/        its bare origin
     deploy/            the deploy host's directory: releases/<sha>/service, current → …
     deploy/logs/       the production service's log (read over SSH during triage)
@@ -42,12 +43,26 @@ from workflows.sandbox.servers import (
 DEMOS = {"release": "package-release", "incident": "incident-response"}
 DEMO_USER = "demo"
 
+INCIDENT_SEVERITY = "SEV2"
+# An Alertmanager webhook payload (version 4), as the alert intake receives it.
 INCIDENT_ALERT: dict[str, Any] = {
+    "version": "4",
     "status": "firing",
-    "labels": {"alertname": "CheckoutErrorRate", "service": "ledgerline-api",
-               "severity": "SEV2"},
-    "annotations": {"summary": "25% of checkout requests fail since the last deploy",
-                    "runbook": "revert the last deploy if the error ratio stays above 5%"},
+    "receiver": "quarterdeck",
+    "groupLabels": {"alertname": "CheckoutErrorRate"},
+    "commonLabels": {"alertname": "CheckoutErrorRate", "service": "ledgerline-api",
+                     "severity": "high"},
+    "commonAnnotations": {
+        "summary": "25% of checkout requests fail since the last deploy",
+        "runbook": "revert the last deploy if the error ratio stays above 5%",
+    },
+    "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "CheckoutErrorRate", "service": "ledgerline-api",
+                   "severity": "high"},
+        "annotations": {"summary": "25% of checkout requests fail since the last deploy"},
+        "startsAt": "2026-01-20T09:14:00Z",
+    }],
 }
 
 
@@ -60,12 +75,14 @@ class Sandbox:
         self.repo = self.root / "ledgerline"
         self.origin = self.root / "origin.git"
         self.deploy_dir = self.root / "deploy"
+        self.staging_dir = self.root / "staging"
         self.log_file = self.deploy_dir / "logs" / "service.log"
         self.config_dir = self.root / "config"
         self.state_dir = self.root / "state"
         self.reports_dir = self.root / "reports"
         self.logseq_dir = self.root / "logseq"
         self.production: ProductionService | None = None
+        self.staging: ProductionService | None = None
         self.host: DeployHost | None = None
         self.model: DemoModel | None = None
         self.index: PackageIndex | None = None
@@ -84,6 +101,9 @@ class Sandbox:
             self.deploy(git(self.repo, "rev-parse", "--short", "HEAD"))
             self.production = self._stack.enter_context(
                 ProductionService(self.deploy_dir, self.log_file))
+            (self.staging_dir / "logs").mkdir(parents=True, exist_ok=True)
+            self.staging = self._stack.enter_context(
+                ProductionService(self.staging_dir, self.staging_dir / "logs" / "service.log"))
             keys = SSHKeys(self.root / "ssh")
             self.host = self._stack.enter_context(DeployHost(keys, self.deploy_dir))
             self.model = self._stack.enter_context(DemoModel())
@@ -94,6 +114,7 @@ class Sandbox:
                 target = self.production.url.removeprefix("http://")
                 self.prometheus = self._stack.enter_context(
                     Prometheus(self.root / "prometheus", [target]))
+                self.prometheus.wait_for("demo_error_ratio")
             self._write_config(keys)
         except BaseException:
             self.stop()
@@ -194,7 +215,7 @@ class Sandbox:
         if demo == "incident":
             return {
                 "alert": json.dumps(INCIDENT_ALERT),
-                "severity": str(INCIDENT_ALERT["labels"]["severity"]),
+                "severity": INCIDENT_SEVERITY,
                 "service_url": self.production.url,
                 "prometheus_url": self.prometheus.url if self.prometheus else "",
                 "hosts": self.host.host,
@@ -204,5 +225,17 @@ class Sandbox:
                 "good_ref": BASE_TAG,
                 "health_window": "3s",
                 "reports_dir": str(self.reports_dir),
+            }
+        if demo == "feature":
+            return {"repo": str(self.repo), "feature": "balances per currency over the API",
+                    "name": "balances"}
+        if demo == "spec":
+            assert self.staging is not None
+            return {
+                "repo": str(self.repo), "spec": "expose balances per currency",
+                "name": "balances", "staging_hosts": self.host.host,
+                "staging_dir": str(self.staging_dir), "staging_url": self.staging.url,
+                "production_hosts": self.host.host, "production_dir": str(self.deploy_dir),
+                "production_url": self.production.url, "health_window": "1s",
             }
         raise ValueError(f"unknown demo {demo!r}: choose one of {', '.join(DEMOS)}")

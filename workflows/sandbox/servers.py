@@ -165,6 +165,13 @@ class ProductionService(_HTTPServer):
         except (OSError, ValueError):
             return {}
 
+    def version(self) -> str:
+        """The deployed release's name: ``releases/<name>/service`` behind ``current``."""
+        current = self.deploy_dir / "current"
+        if not current.exists():
+            return "none"
+        return Path(os.path.realpath(current)).parent.name
+
     def _log(self, line: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self._lock, self.log_file.open("a", encoding="utf-8") as handle:
@@ -175,7 +182,7 @@ class ProductionService(_HTTPServer):
         release = self.release()
         healthy = bool(release.get("healthy", False))
         ratio = float(release.get("error_ratio", 1.0 if not release else 0.0))
-        version = str(release.get("version", "none"))
+        version = self.version()
         with self._lock:
             self.requests += 1
             count = self.requests
