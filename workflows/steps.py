@@ -27,8 +27,9 @@ def _out_dir(directory: str, ctx: Any) -> Path:
     return target
 
 
-async def replace_version(repo: str, old: str, new: str, files: list[str], ctx: Any = None
-                    ) -> dict[str, Any]:
+async def replace_version(
+    repo: str, old: str, new: str, files: list[str], ctx: Any = None
+) -> dict[str, Any]:
     """Replace the version ``old`` by ``new`` where docs mention it (whole version only).
 
     ``1.2.0`` is not touched inside ``11.2.0`` or ``1.2.0.1``; a file that already says
@@ -55,8 +56,9 @@ async def replace_version(repo: str, old: str, new: str, files: list[str], ctx: 
     return {"files": changed, "replaced": count, "missing": missing}
 
 
-async def write_markdown(directory: str, filename: str, title: str, sections: dict[str, Any],
-                   ctx: Any = None) -> dict[str, Any]:
+async def write_markdown(
+    directory: str, filename: str, title: str, sections: dict[str, Any], ctx: Any = None
+) -> dict[str, Any]:
     """Write ``# title`` and one ``## heading`` per section (lists become bullets)."""
     out = _out_dir(directory, ctx) if ctx is not None else _dir(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,21 +80,31 @@ async def write_markdown(directory: str, filename: str, title: str, sections: di
     return {"path": str(path), "markdown": text}
 
 
-async def release_notes(directory: str, name: str, version: str, tag: str, changelog: str,
-                  tests: str, index_url: str = "", github_url: str = "",
-                  ctx: Any = None) -> dict[str, Any]:
+async def release_notes(
+    directory: str,
+    name: str,
+    version: str,
+    tag: str,
+    changelog: str,
+    tests: str,
+    index_url: str = "",
+    github_url: str = "",
+    ctx: Any = None,
+) -> dict[str, Any]:
     """Release notes in Markdown: what changed (the changelog section) and the evidence."""
     body = re.sub(r"^##\s*\[?[^\n]*\n", "", changelog.strip(), count=1).strip()
     sections: dict[str, Any] = {
         "What changed": body or "(no user-facing changes)",
         "Evidence": {"tests": tests, "tag": tag},
         "Install": f"```\npip install {name}=={version}"
-                   + (f" --index-url {index_url}" if index_url else "") + "\n```",
+        + (f" --index-url {index_url}" if index_url else "")
+        + "\n```",
     }
     if github_url:
         sections["Links"] = [f"GitHub release: {github_url}"]
-    return await write_markdown(directory, f"release-notes-{tag}.md", f"{name} {version}",
-                          sections, ctx)
+    return await write_markdown(
+        directory, f"release-notes-{tag}.md", f"{name} {version}", sections, ctx
+    )
 
 
 async def logseq_page(graph: str, title: str, markdown: str, ctx: Any = None) -> dict[str, Any]:
@@ -136,16 +148,27 @@ async def describe_alert(alert: Any, ctx: Any = None) -> dict[str, Any]:
     data = alert if isinstance(alert, dict) else {}
     alerts = data.get("alerts") if isinstance(data.get("alerts"), list) else []
     first = alerts[0] if alerts and isinstance(alerts[0], dict) else {}
-    labels = {**(first.get("labels") or {}), **(data.get("labels") or {}),
-              **(data.get("commonLabels") or {})}
-    notes = {**(first.get("annotations") or {}), **(data.get("annotations") or {}),
-             **(data.get("commonAnnotations") or {})}
+    labels = {
+        **(first.get("labels") or {}),
+        **(data.get("labels") or {}),
+        **(data.get("commonLabels") or {}),
+    }
+    notes = {
+        **(first.get("annotations") or {}),
+        **(data.get("annotations") or {}),
+        **(data.get("commonAnnotations") or {}),
+    }
     name = str(labels.get("alertname") or "alert")
     summary = str(notes.get("summary") or notes.get("description") or name)
     service = str(labels.get("service") or labels.get("job") or labels.get("instance") or "")
-    outputs = {"name": name, "summary": summary, "service": service,
-               "status": str(data.get("status") or first.get("status") or "firing"),
-               "labels": labels, "count": max(1, len(alerts)) if data else 0}
+    outputs = {
+        "name": name,
+        "summary": summary,
+        "service": service,
+        "status": str(data.get("status") or first.get("status") or "firing"),
+        "labels": labels,
+        "count": max(1, len(alerts)) if data else 0,
+    }
     if ctx is not None:
         ctx.log(f"alert {name}: {summary}" + (f" (service {service})" if service else ""))
     return outputs

@@ -40,7 +40,7 @@ def balance_by_currency(entries: Iterable[Money]) -> dict[str, Money]:
     return totals
 '''
 
-_LEDGER_TEST = '''from decimal import Decimal
+_LEDGER_TEST = """from decimal import Decimal
 
 from ledgerline import Money
 from ledgerline.ledger import balance_by_currency
@@ -52,7 +52,7 @@ def test_balance_by_currency() -> None:
         "EUR": Money(Decimal("4"), "EUR"),
         "USD": Money(Decimal("2"), "USD"),
     }
-'''
+"""
 
 
 def _replace(path: str, old: str, new: str) -> Edit:
@@ -74,22 +74,39 @@ def _write(path: str, text: str) -> Edit:
 
 
 HISTORY: list[tuple[str, list[Edit]]] = [
-    ("feat: add balance_by_currency", [
-        _write("src/ledgerline/ledger.py", _LEDGER),
-        _write("tests/test_ledger.py", _LEDGER_TEST),
-    ]),
-    ("fix: round half-even when converting", [
-        _replace("src/ledgerline/money.py", "ROUND_HALF_UP", "ROUND_HALF_EVEN"),
-        _replace("tests/test_money.py", 'Decimal("10.83")', 'Decimal("10.82")'),
-    ]),
-    ("perf: cache exchange rates between requests", [
-        _write("service/release.json",
-               '{"service": "ledgerline-api", "healthy": true, "error_ratio": 0.25}\n'),
-    ]),
-    ("docs: explain rounding in the README", [
-        _replace("README.md", "addition, conversion.",
-                 "addition, conversion (rounded half-even, to the cent)."),
-    ]),
+    (
+        "feat: add balance_by_currency",
+        [
+            _write("src/ledgerline/ledger.py", _LEDGER),
+            _write("tests/test_ledger.py", _LEDGER_TEST),
+        ],
+    ),
+    (
+        "fix: round half-even when converting",
+        [
+            _replace("src/ledgerline/money.py", "ROUND_HALF_UP", "ROUND_HALF_EVEN"),
+            _replace("tests/test_money.py", 'Decimal("10.83")', 'Decimal("10.82")'),
+        ],
+    ),
+    (
+        "perf: cache exchange rates between requests",
+        [
+            _write(
+                "service/release.json",
+                '{"service": "ledgerline-api", "healthy": true, "error_ratio": 0.25}\n',
+            ),
+        ],
+    ),
+    (
+        "docs: explain rounding in the README",
+        [
+            _replace(
+                "README.md",
+                "addition, conversion.",
+                "addition, conversion (rounded half-even, to the cent).",
+            ),
+        ],
+    ),
 ]
 
 GIT_ENV = {
@@ -104,8 +121,9 @@ GIT_ENV = {
 def git(cwd: Path, *args: str) -> str:
     """Run git in ``cwd`` with the demo identity; its stdout, stripped."""
     env = {**os.environ, **GIT_ENV}
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          check=False, timeout=60)
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=60
+    )
     if done.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: {done.stderr.strip()}")
     return done.stdout.strip()

@@ -50,19 +50,27 @@ INCIDENT_ALERT: dict[str, Any] = {
     "status": "firing",
     "receiver": "quarterdeck",
     "groupLabels": {"alertname": "CheckoutErrorRate"},
-    "commonLabels": {"alertname": "CheckoutErrorRate", "service": "ledgerline-api",
-                     "severity": "high"},
+    "commonLabels": {
+        "alertname": "CheckoutErrorRate",
+        "service": "ledgerline-api",
+        "severity": "high",
+    },
     "commonAnnotations": {
         "summary": "25% of checkout requests fail since the last deploy",
         "runbook": "revert the last deploy if the error ratio stays above 5%",
     },
-    "alerts": [{
-        "status": "firing",
-        "labels": {"alertname": "CheckoutErrorRate", "service": "ledgerline-api",
-                   "severity": "high"},
-        "annotations": {"summary": "25% of checkout requests fail since the last deploy"},
-        "startsAt": "2026-01-20T09:14:00Z",
-    }],
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "CheckoutErrorRate",
+                "service": "ledgerline-api",
+                "severity": "high",
+            },
+            "annotations": {"summary": "25% of checkout requests fail since the last deploy"},
+            "startsAt": "2026-01-20T09:14:00Z",
+        }
+    ],
 }
 
 
@@ -95,25 +103,35 @@ class Sandbox:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             build_repo(self.root)
-            for path in (self.log_file.parent, self.reports_dir, self.logseq_dir / "pages",
-                         self.state_dir):
+            for path in (
+                self.log_file.parent,
+                self.reports_dir,
+                self.logseq_dir / "pages",
+                self.state_dir,
+            ):
                 path.mkdir(parents=True, exist_ok=True)
             self.deploy(git(self.repo, "rev-parse", "--short", "HEAD"))
             self.production = self._stack.enter_context(
-                ProductionService(self.deploy_dir, self.log_file))
+                ProductionService(self.deploy_dir, self.log_file)
+            )
             (self.staging_dir / "logs").mkdir(parents=True, exist_ok=True)
             self.staging = self._stack.enter_context(
-                ProductionService(self.staging_dir, self.staging_dir / "logs" / "service.log"))
+                ProductionService(self.staging_dir, self.staging_dir / "logs" / "service.log")
+            )
             keys = SSHKeys(self.root / "ssh")
             self.host = self._stack.enter_context(DeployHost(keys, self.deploy_dir))
             self.model = self._stack.enter_context(DemoModel())
             self.index = self._stack.enter_context(PackageIndex(self.root / "index"))
-            use_prometheus = (Prometheus.available() is not None
-                              if self.want_prometheus is None else self.want_prometheus)
+            use_prometheus = (
+                Prometheus.available() is not None
+                if self.want_prometheus is None
+                else self.want_prometheus
+            )
             if use_prometheus:
                 target = self.production.url.removeprefix("http://")
                 self.prometheus = self._stack.enter_context(
-                    Prometheus(self.root / "prometheus", [target]))
+                    Prometheus(self.root / "prometheus", [target])
+                )
                 self.prometheus.wait_for("demo_error_ratio")
             self._write_config(keys)
         except BaseException:
@@ -160,16 +178,20 @@ class Sandbox:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         config = {
             "user": DEMO_USER,
-            "ssh": {"known_hosts": str(keys.known_hosts),
-                    "client_keys": [str(keys.client_key_path)],
-                    "username": os.environ.get("USER") or "demo", "use_agent": False},
+            "ssh": {
+                "known_hosts": str(keys.known_hosts),
+                "client_keys": [str(keys.client_key_path)],
+                "username": os.environ.get("USER") or "demo",
+                "use_agent": False,
+            },
             "llm": {"base_url": self.model.base_url, "api_key": "demo-key-not-a-secret"},
             "logseq_graph": str(self.logseq_dir),
             "report_dir": str(self.reports_dir / "runs" / "{run}"),
         }
         (self.config_dir / "config.yaml").write_text(
             "# Written by `quarterdeck demo`: everything points at the sandbox on 127.0.0.1.\n"
-            + yaml.safe_dump(config, sort_keys=False))
+            + yaml.safe_dump(config, sort_keys=False)
+        )
         self._write_personas()
 
     def _write_personas(self) -> None:
@@ -188,10 +210,12 @@ class Sandbox:
         """What a ``quarterdeck`` process needs: the sandbox's config, journal and the index
         upload credentials (read from the environment, as in CI; never from a workflow)."""
         assert self.index is not None
-        return {"QUARTERDECK_CONFIG_DIR": str(self.config_dir),
-                "QUARTERDECK_HOME": str(self.state_dir),
-                "QUARTERDECK_PYPI_USERNAME": self.index.username,
-                "QUARTERDECK_PYPI_PASSWORD": self.index.password}
+        return {
+            "QUARTERDECK_CONFIG_DIR": str(self.config_dir),
+            "QUARTERDECK_HOME": str(self.state_dir),
+            "QUARTERDECK_PYPI_USERNAME": self.index.username,
+            "QUARTERDECK_PYPI_PASSWORD": self.index.password,
+        }
 
     @property
     def store(self) -> Path:
@@ -227,15 +251,23 @@ class Sandbox:
                 "reports_dir": str(self.reports_dir),
             }
         if demo == "feature":
-            return {"repo": str(self.repo), "feature": "balances per currency over the API",
-                    "name": "balances"}
+            return {
+                "repo": str(self.repo),
+                "feature": "balances per currency over the API",
+                "name": "balances",
+            }
         if demo == "spec":
             assert self.staging is not None
             return {
-                "repo": str(self.repo), "spec": "expose balances per currency",
-                "name": "balances", "staging_hosts": self.host.host,
-                "staging_dir": str(self.staging_dir), "staging_url": self.staging.url,
-                "production_hosts": self.host.host, "production_dir": str(self.deploy_dir),
-                "production_url": self.production.url, "health_window": "1s",
+                "repo": str(self.repo),
+                "spec": "expose balances per currency",
+                "name": "balances",
+                "staging_hosts": self.host.host,
+                "staging_dir": str(self.staging_dir),
+                "staging_url": self.staging.url,
+                "production_hosts": self.host.host,
+                "production_dir": str(self.deploy_dir),
+                "production_url": self.production.url,
+                "health_window": "1s",
             }
         raise ValueError(f"unknown demo {demo!r}: choose one of {', '.join(DEMOS)}")

@@ -59,8 +59,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _wait_until(check: Callable[[], bool], timeout: float, what: str,
-                alive: Callable[[], str | None] | None = None) -> None:
+def _wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    alive: Callable[[], str | None] | None = None,
+) -> None:
     """Poll ``check`` (bounded) until it holds; fail with ``what`` otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -90,8 +94,9 @@ class _HTTPServer:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def respond(self, method: str, path: str, body: bytes,
-                headers: dict[str, str]) -> tuple[int, str, bytes]:
+    def respond(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, str, bytes]:
         return 404, "application/json", b'{"message": "Not Found"}'
 
     def start(self) -> Self:
@@ -121,8 +126,9 @@ class _HTTPServer:
         httpd.daemon_threads = True
         self._httpd = httpd
         self.port = int(httpd.server_address[1])
-        self._thread = threading.Thread(target=httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -177,8 +183,9 @@ class ProductionService(_HTTPServer):
         with self._lock, self.log_file.open("a", encoding="utf-8") as handle:
             handle.write(f"{stamp} {line}\n")
 
-    def respond(self, method: str, path: str, body: bytes,
-                headers: dict[str, str]) -> tuple[int, str, bytes]:
+    def respond(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, str, bytes]:
         release = self.release()
         healthy = bool(release.get("healthy", False))
         ratio = float(release.get("error_ratio", 1.0 if not release else 0.0))
@@ -187,48 +194,70 @@ class ProductionService(_HTTPServer):
             self.requests += 1
             count = self.requests
         if path == "/metrics":
-            text = (f"demo_up {1 if healthy else 0}\n"
-                    f"demo_error_ratio {ratio}\n"
-                    f"demo_requests_total {count}\n"
-                    f'demo_release_info{{version="{version}"}} 1\n')
+            text = (
+                f"demo_up {1 if healthy else 0}\n"
+                f"demo_error_ratio {ratio}\n"
+                f"demo_requests_total {count}\n"
+                f'demo_release_info{{version="{version}"}} 1\n'
+            )
             return 200, "text/plain; version=0.0.4", text.encode()
         if path == "/health":
             if healthy:
                 if ratio > 0.05:
-                    self._log(f"WARN checkout: {ratio:.0%} of requests failing "
-                              f"(release {version}): upstream rate cache returned stale rates")
+                    self._log(
+                        f"WARN checkout: {ratio:.0%} of requests failing "
+                        f"(release {version}): upstream rate cache returned stale rates"
+                    )
                 else:
                     self._log(f"INFO health ok (release {version})")
-                return 200, "application/json", json.dumps(
-                    {"status": "ok", "version": version}).encode()
+                return (
+                    200,
+                    "application/json",
+                    json.dumps({"status": "ok", "version": version}).encode(),
+                )
             self._log(f"ERROR health check failed (release {version})")
-            return 503, "application/json", json.dumps(
-                {"status": "unavailable", "version": version}).encode()
+            return (
+                503,
+                "application/json",
+                json.dumps({"status": "unavailable", "version": version}).encode(),
+            )
         return 404, "application/json", b'{"message": "Not Found"}'
 
 
 # -- the demo model --------------------------------------------------------------------------
 
 _SCRIPT: list[tuple[tuple[str, ...], str]] = [
-    (("root cause", "root-cause"),
-     "Likely root cause: the latest release changed the exchange-rate cache, and checkout "
-     "requests fail while rates are stale. Evidence: the error ratio rose right after the "
-     "deploy and the service log shows stale-rate warnings. Suggested fix: revert to the "
-     "last good release, then add a test for cache expiry."),
-    (("api contract", "contract"),
-     '{"endpoint": "GET /api/v1/balances", "response": {"currency": "string", '
-     '"amount": "string (decimal)"}, "errors": [404]}'),
-    (("review",),
-     "Review: the change is small, tested and matches the contract. No blocking issues; "
-     "consider a follow-up for pagination."),
-    (("postmortem", "post-mortem"),
-     "Summary: a release degraded checkout; a revert restored service. Follow-ups: cache "
-     "expiry tests, an alert on error ratio, a canary stage before production."),
-    (("release notes", "changelog"),
-     "Highlights: balances by currency and correct half-even rounding."),
-    (("specification", "spec"),
-     "Specification: expose balances per currency; amounts are decimals rounded half-even; "
-     "acceptance: tests cover every currency and rounding edge case."),
+    (
+        ("root cause", "root-cause"),
+        "Likely root cause: the latest release changed the exchange-rate cache, and checkout "
+        "requests fail while rates are stale. Evidence: the error ratio rose right after the "
+        "deploy and the service log shows stale-rate warnings. Suggested fix: revert to the "
+        "last good release, then add a test for cache expiry.",
+    ),
+    (
+        ("api contract", "contract"),
+        '{"endpoint": "GET /api/v1/balances", "response": {"currency": "string", '
+        '"amount": "string (decimal)"}, "errors": [404]}',
+    ),
+    (
+        ("review",),
+        "Review: the change is small, tested and matches the contract. No blocking issues; "
+        "consider a follow-up for pagination.",
+    ),
+    (
+        ("postmortem", "post-mortem"),
+        "Summary: a release degraded checkout; a revert restored service. Follow-ups: cache "
+        "expiry tests, an alert on error ratio, a canary stage before production.",
+    ),
+    (
+        ("release notes", "changelog"),
+        "Highlights: balances by currency and correct half-even rounding.",
+    ),
+    (
+        ("specification", "spec"),
+        "Specification: expose balances per currency; amounts are decimals rounded half-even; "
+        "acceptance: tests cover every currency and rounding edge case.",
+    ),
 ]
 
 
@@ -259,11 +288,17 @@ class DemoModel(_HTTPServer):
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
-    def respond(self, method: str, path: str, body: bytes,
-                headers: dict[str, str]) -> tuple[int, str, bytes]:
+    def respond(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, str, bytes]:
         if method == "GET" and path.rstrip("/").endswith("/models"):
-            return 200, "application/json", json.dumps(
-                {"object": "list", "data": [{"id": DEMO_MODEL, "object": "model"}]}).encode()
+            return (
+                200,
+                "application/json",
+                json.dumps(
+                    {"object": "list", "data": [{"id": DEMO_MODEL, "object": "model"}]}
+                ).encode(),
+            )
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             return 404, "application/json", b'{"error": {"message": "no such route"}}'
         try:
@@ -271,8 +306,14 @@ class DemoModel(_HTTPServer):
             messages = request["messages"]
         except (ValueError, KeyError, TypeError):
             return 400, "application/json", b'{"error": {"message": "messages is required"}}'
-        prompt = next((str(m.get("content", "")) for m in reversed(messages)
-                       if isinstance(m, dict) and m.get("role") == "user"), "")
+        prompt = next(
+            (
+                str(m.get("content", ""))
+                for m in reversed(messages)
+                if isinstance(m, dict) and m.get("role") == "user"
+            ),
+            "",
+        )
         with self._lock:
             self.prompts.append(prompt)
             count = len(self.prompts)
@@ -280,16 +321,25 @@ class DemoModel(_HTTPServer):
         content = demo_reply(prompt)
         if isinstance(fmt, dict) and fmt.get("type") == "json_object":
             content = json.dumps({"model": DEMO_MODEL, "text": content})
-        words = sum(len(str(m.get("content", "")).split()) for m in messages
-                    if isinstance(m, dict))
+        words = sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
         completion = len(content.split())
         reply = {
-            "id": f"chatcmpl-demo-{count}", "object": "chat.completion",
-            "created": int(time.time()), "model": DEMO_MODEL,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": words, "completion_tokens": completion,
-                      "total_tokens": words + completion},
+            "id": f"chatcmpl-demo-{count}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": DEMO_MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": words,
+                "completion_tokens": completion,
+                "total_tokens": words + completion,
+            },
         }
         return 200, "application/json", json.dumps(reply).encode()
 
@@ -342,8 +392,7 @@ class DeployHost:
     def start(self) -> Self:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, daemon=True,
-                                        name="demo-ssh")
+        self._thread = threading.Thread(target=loop.run_forever, daemon=True, name="demo-ssh")
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), loop).result(timeout=15)
         self.keys.trust(self.port)
@@ -352,10 +401,14 @@ class DeployHost:
     async def _start(self) -> None:
         public = self.keys.client_key.export_public_key("openssh").decode()
         self._server = await asyncssh.create_server(
-            asyncssh.SSHServer, LOOPBACK, 0,
+            asyncssh.SSHServer,
+            LOOPBACK,
+            0,
             server_host_keys=[self.keys.host_key],
             authorized_client_keys=asyncssh.import_authorized_keys(public),
-            process_factory=self._run, sftp_factory=True, encoding="utf-8",
+            process_factory=self._run,
+            sftp_factory=True,
+            encoding="utf-8",
         )
 
     async def _run(self, process: asyncssh.SSHServerProcess[str]) -> None:
@@ -366,8 +419,13 @@ class DeployHost:
             return
         self.commands.append(command)
         proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", command, cwd=str(self.cwd), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            "/bin/sh",
+            "-c",
+            command,
+            cwd=str(self.cwd),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
 
         async def pump(src: asyncio.StreamReader | None, dst: Any) -> None:
@@ -431,8 +489,12 @@ class _Child:
         self.port = free_port()
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                self.argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                self.argv(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
 
@@ -504,9 +566,22 @@ class PackageIndex(_Child):
         users.set_password(self.username, self.password)
         users.save()
         htpasswd.chmod(0o600)
-        return [sys.executable, "-m", "pypiserver", "run", "-p", str(self.port),
-                "-i", LOOPBACK, "-a", "update", "-P", str(htpasswd), "--disable-fallback",
-                str(self.packages)]
+        return [
+            sys.executable,
+            "-m",
+            "pypiserver",
+            "run",
+            "-p",
+            str(self.port),
+            "-i",
+            LOOPBACK,
+            "-a",
+            "update",
+            "-P",
+            str(htpasswd),
+            "--disable-fallback",
+            str(self.packages),
+        ]
 
     def ready(self, client: httpx.Client) -> bool:
         return client.get(self.simple).status_code == 200
@@ -538,8 +613,13 @@ class Prometheus(_Child):
             f"      - targets: {json.dumps(self.targets)}\n"
         )
         binary = self.available() or "prometheus"
-        return [binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address={LOOPBACK}:{self.port}", "--log.level=warn"]
+        return [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address={LOOPBACK}:{self.port}",
+            "--log.level=warn",
+        ]
 
     def ready(self, client: httpx.Client) -> bool:
         return client.get(f"{self.url}/-/ready").status_code == 200
