@@ -26,8 +26,15 @@ def quarterdeck(box: Sandbox, *args: str, timeout: float = 240) -> subprocess.Co
     """``quarterdeck ARGS`` in a subprocess that sees the sandbox's config and journal."""
     env = {**os.environ, **box.env()}
     env.pop("CI", None)
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True,
-                          text=True, env=env, cwd=str(REPO), timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(REPO),
+        timeout=timeout,
+        check=False,
+    )
 
 
 def run_args(workflow: str, inputs: dict[str, str], *extra: str) -> list[str]:
@@ -57,6 +64,7 @@ def stage(run: dict[str, Any], stage_id: str) -> dict[str, Any]:
 
 
 def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
-                          timeout=60)
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=60
+    )
     return done.stdout.strip()

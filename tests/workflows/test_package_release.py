@@ -12,8 +12,9 @@ from workflows.sandbox.repo import NEXT_VERSION, build_repo
 
 
 def test_release_bumps_tags_publishes_and_verifies(sandbox: Sandbox, tmp_path: Path) -> None:
-    result = quarterdeck(sandbox, *run_args("package-release", sandbox.inputs("release"),
-                                            "--approve", "publish"))
+    result = quarterdeck(
+        sandbox, *run_args("package-release", sandbox.inputs("release"), "--approve", "publish")
+    )
     run = run_json(result)
     assert result.returncode == 0, result.stderr[-3000:]
     assert run["status"] == "succeeded"
@@ -32,12 +33,29 @@ def test_release_bumps_tags_publishes_and_verifies(sandbox: Sandbox, tmp_path: P
     assert git(sandbox.origin, "rev-parse", "main") == tag_sha
     # the index holds the release, and a fresh pip can fetch it from there
     assert sandbox.index is not None
-    assert sandbox.index.files() == [f"ledgerline-{NEXT_VERSION}-py3-none-any.whl",
-                                     f"ledgerline-{NEXT_VERSION}.tar.gz"]
+    assert sandbox.index.files() == [
+        f"ledgerline-{NEXT_VERSION}-py3-none-any.whl",
+        f"ledgerline-{NEXT_VERSION}.tar.gz",
+    ]
     fetched = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-         "--index-url", sandbox.index.simple, "-d", str(tmp_path), f"ledgerline=={NEXT_VERSION}"],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-cache-dir",
+            "--index-url",
+            sandbox.index.simple,
+            "-d",
+            str(tmp_path),
+            f"ledgerline=={NEXT_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert fetched.returncode == 0, fetched.stderr
     assert (tmp_path / f"ledgerline-{NEXT_VERSION}-py3-none-any.whl").is_file()
     verify = step(run, "verify")
@@ -62,7 +80,8 @@ def test_nothing_to_release_ends_cleanly(sandbox: Sandbox, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr[-3000:]
     assert run["status"] == "nothing_to_do"
     assert step(run, "nothing_to_release")["outputs"]["reason"] == (
-        "no commit since v1.2.1 calls for a release")
+        "no commit since v1.2.1 calls for a release"
+    )
     for later in ("prepare", "validate", "deploy"):
         assert stage(run, later)["status"] == "pending"
     assert (work / "pyproject.toml").read_text() == before

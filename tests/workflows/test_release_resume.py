@@ -35,8 +35,12 @@ def _wait_for(check: object, timeout: float, what: str) -> None:
 
 
 def _local_tag(repo: Path) -> bool:
-    done = subprocess.run(["git", "rev-parse", "-q", "--verify", f"refs/tags/v{NEXT_VERSION}"],
-                          cwd=repo, capture_output=True, check=False)
+    done = subprocess.run(
+        ["git", "rev-parse", "-q", "--verify", f"refs/tags/v{NEXT_VERSION}"],
+        cwd=repo,
+        capture_output=True,
+        check=False,
+    )
     return done.returncode == 0
 
 
@@ -49,11 +53,20 @@ def test_kill_after_tag_then_resume(sandbox: Sandbox, tmp_path: Path) -> None:
     env = {**os.environ, **sandbox.env()}
     args = run_args("package-release", sandbox.inputs("release"), "--approve", "publish")
     log = (tmp_path / "run.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", *args], cwd=str(REPO), env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", *args],
+        cwd=str(REPO),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        _wait_for(lambda: pidfile.exists() and _local_tag(sandbox.repo) or proc.poll() is not None,
-                  180, "the tag and the push in flight")
+        _wait_for(
+            lambda: (pidfile.exists() and _local_tag(sandbox.repo)) or proc.poll() is not None,
+            180,
+            "the tag and the push in flight",
+        )
         assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -81,22 +94,31 @@ def test_kill_after_tag_then_resume(sandbox: Sandbox, tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert run["status"] == "succeeded"
     # one tag, at the release commit, on origin
-    remote = [ln.split("\t") for ln in git(sandbox.repo, "ls-remote", "--tags",
-                                            str(sandbox.origin)).splitlines()]
+    remote = [
+        ln.split("\t")
+        for ln in git(sandbox.repo, "ls-remote", "--tags", str(sandbox.origin)).splitlines()
+    ]
     assert [ref for _sha, ref in remote if ref.startswith(f"refs/tags/v{NEXT_VERSION}")] == [
-        f"refs/tags/v{NEXT_VERSION}", f"refs/tags/v{NEXT_VERSION}^{{}}"]  # the tag, peeled
+        f"refs/tags/v{NEXT_VERSION}",
+        f"refs/tags/v{NEXT_VERSION}^{{}}",
+    ]  # the tag, peeled
     assert dict((ref, sha) for sha, ref in remote)[f"refs/tags/v{NEXT_VERSION}^{{}}"] == git(
-        sandbox.repo, "rev-parse", f"v{NEXT_VERSION}^{{commit}}")
+        sandbox.repo, "rev-parse", f"v{NEXT_VERSION}^{{commit}}"
+    )
     assert git(sandbox.repo, "tag", "--list", "v*") == f"v1.2.0\nv{NEXT_VERSION}"
     # one upload: the index has the two files once, and publish ran in the resumed run only
-    assert sandbox.index.files() == [f"ledgerline-{NEXT_VERSION}-py3-none-any.whl",
-                                     f"ledgerline-{NEXT_VERSION}.tar.gz"]
+    assert sandbox.index.files() == [
+        f"ledgerline-{NEXT_VERSION}-py3-none-any.whl",
+        f"ledgerline-{NEXT_VERSION}.tar.gz",
+    ]
     stages = {s["id"]: s for s in run["stages"]}
     steps = {st["id"]: st for st in stages["deploy"]["steps"]}
     assert steps["tag"]["attempts"] in (1, 2)
     assert steps["publish"]["attempts"] == 1
     assert steps["publish"]["outputs"]["uploaded"] == [
-        f"ledgerline-{NEXT_VERSION}-py3-none-any.whl", f"ledgerline-{NEXT_VERSION}.tar.gz"]
+        f"ledgerline-{NEXT_VERSION}-py3-none-any.whl",
+        f"ledgerline-{NEXT_VERSION}.tar.gz",
+    ]
     assert steps["push"]["attempts"] >= 2  # the killed push ran again
     # prepare ran once: one release commit
     subjects = git(sandbox.repo, "log", "--format=%s").splitlines()
