@@ -42,4 +42,4 @@ def test_incident_routes_by_severity() -> None:
     assert wf.inputs["severity"].choices == ["SEV1", "SEV2", "SEV3", "SEV4", "SEV5"]
     deploy = next(s for s in wf.stages if s.id == "deploy")
     assert deploy.approval is not None and "SEV1" in str(deploy.approval.when)
-    assert [s.id for s in deploy.on_failure][0] == "rollback"
+    assert deploy.on_failure[0].id == "rollback"
