@@ -368,7 +368,8 @@ class Listener:
     def __init__(self, store_path: Path, loaded: Any, context: Any, *, host: str = "127.0.0.1",
                  port: int = 0, say: Callable[[str], None] | None = None,
                  started_by: str = ALERT_ACTOR,
-                 new_run_id: Callable[[], str] | None = None) -> None:
+                 new_run_id: Callable[[], str] | None = None,
+                 base_inputs: dict[str, Any] | None = None) -> None:
         from core.runner import new_run_id as default_id
 
         self.store_path = store_path
@@ -376,6 +377,7 @@ class Listener:
         self.context = context
         self.say = say or (lambda text: None)
         self.started_by = started_by
+        self.base_inputs = dict(base_inputs or {})  # `listen -i k=v`: the alert's win
         self.runs: dict[str, Any] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -400,7 +402,7 @@ class Listener:
 
         store = Store(self.store_path)
         try:
-            given = run_inputs(payload, self.loaded.workflow.inputs)
+            given = {**self.base_inputs, **run_inputs(payload, self.loaded.workflow.inputs)}
             runner = new_runner(self.loaded, store, self.context, given,
                                 RunOptions(run_id=run_id, started_by=self.started_by))
         except BaseException:

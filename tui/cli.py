@@ -708,6 +708,57 @@ def cancel_cmd(
     _send(run_id, "cancel", store=store, actor=as_, reason=reason)
 
 
+@app.command(epilog=EXIT_CODES_HELP)
+def demo(
+    which: Annotated[str, typer.Argument(metavar="[release|incident]",
+                                         help="Which demo: release or incident")] = "release",
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Build the sandbox here and keep it (default: a temp dir, removed after)")
+    ] = None,
+    headless: Annotated[bool, typer.Option("--headless", help="No cockpit")] = False,
+    approve: Annotated[list[str], typer.Option(
+        "--approve", help="Approve GATE up front (headless; nothing is approved otherwise)")
+    ] = [],  # noqa: B006
+) -> None:
+    """A local sandbox on 127.0.0.1 (package repo, index, production service, SSH host,
+    demo model) and the release or incident workflow on it. Everything stops on exit."""
+    from core.config import current_user
+    from core.launch import load, load_context, new_runner, open_store
+    from core.runner import RunOptions
+    from workflows.sandbox.demo import DemoSession
+
+    try:
+        session = DemoSession(which, directory)
+    except QuarterdeckError as exc:
+        _fail(exc)
+    code = 0
+    with session:
+        try:
+            ctx = load_context()
+            loaded = load(session.workflow, ctx)
+            actor = current_user(None, ctx.settings)
+            options = RunOptions(started_by=actor,
+                                 decisions=_decisions(approve, [], actor, "approved for the demo"))
+            gates = {s.approval.id for s in loaded.workflow.stages if s.approval}
+            for gate in approve:
+                if gate not in gates:
+                    raise InvalidInput(f"--approve {gate!r}: the {which} demo's gates are "
+                                       + ", ".join(sorted(gates)))
+            if not headless and _interactive():
+                from tui.app import run_cockpit
+
+                run_cockpit(workflow=loaded, inputs=session.inputs, options=options)
+            else:
+                for gate in sorted(gates - set(approve)):
+                    _err(session.approve_hint(gate))
+                runner = new_runner(loaded, open_store(None), ctx, session.inputs, options)
+                code = _execute(runner, json_out=False, live=False)
+        except QuarterdeckError as exc:
+            _err(f"error: {exc.message}")
+            code = int(exc.exit_code)
+    raise typer.Exit(code)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -1,0 +1,666 @@
+"""War-room widgets: severity banner, clocks, roles, health, hosts, runbook, timeline,
+and the small dialogs behind the incident actions.
+
+Every widget renders from the folded :class:`~core.incident.Incident` and
+:class:`~core.state.RunState` and repaints only when its text changed. Times shown are
+UTC (``HH:MM:SS``) or relative to the injected clock, so snapshots do not depend on the
+machine's time zone or clock.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Select, Sparkline, Static
+
+from core.durations import format_duration
+from core.errors import QuarterdeckError
+from core.incident import (
+    MILESTONES,
+    ROLE_TITLES,
+    ROLES,
+    SEVERITIES,
+    Incident,
+    incident_signals,
+    severity_name,
+)
+from core.postmortem import affected_hosts
+from core.state import RunState, StepState
+from core.store import Signal, Store
+from tui.widgets.status import glyph
+
+POLL_SECONDS = 0.1
+SEVERITY_STYLE = {1: "$error", 2: "$warning", 3: "$accent", 4: "$primary", 5: "$primary"}
+_LIVE_POLL = re.compile(r"^\[(\d+)/(\d+)\] t=[\d.]+s (\S+) (\d+) ms (ok|FAIL)")
+
+
+def utc(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ts))
+
+
+class SignalTail:
+    """Reads a run's incident signals in a thread (own store connection), like
+    :class:`~tui.widgets.journal.JournalTail` does for events."""
+
+    def __init__(self, store_path: Path, run_id: str, *, interval: float = POLL_SECONDS) -> None:
+        self.store_path = store_path
+        self.run_id = run_id
+        self.interval = interval
+        self.error: str | None = None
+        self._queue: queue.Queue[list[Signal]] = queue.Queue(maxsize=64)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"signal-tail-{run_id}",
+                                        daemon=True)
+
+    def start(self) -> SignalTail:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def drain(self) -> list[Signal]:
+        out: list[Signal] = []
+        while True:
+            try:
+                out.extend(self._queue.get_nowait())
+            except queue.Empty:
+                return out
+
+    def _loop(self) -> None:
+        try:
+            store = Store(self.store_path)
+        except QuarterdeckError as exc:
+            self.error = exc.message
+            return
+        try:
+            after = 0
+            while not self._stop.is_set():
+                try:
+                    found = incident_signals(store, self.run_id, after)
+                    self.error = None
+                except Exception as exc:  # a busy store: try again next poll
+                    self.error = f"reading incident actions: {exc}"
+                    found = []
+                if found:
+                    after = found[-1].id
+                    while not self._stop.is_set():
+                        try:
+                            self._queue.put(found, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                self._wake.wait(self.interval)
+                self._wake.clear()
+        finally:
+            store.close()
+
+
+class _Pane(Static):
+    """A Static that skips repaints nobody could see."""
+
+    _last: str | None = None
+
+    def show(self, markup: str) -> None:
+        if markup != self._last:
+            self._last = markup
+            self.update(markup)
+
+
+# -- banner and clocks ------------------------------------------------------------------
+
+
+class SeverityBanner(_Pane):
+    """``SEV1`` in the severity's colour, what fired, the milestone, and who you are."""
+
+    DEFAULT_CSS = """
+    SeverityBanner { height: 1; padding: 0 1; background: $panel; }
+    SeverityBanner.-sev1 { background: $error 40%; }
+    SeverityBanner.-sev2 { background: $warning 30%; }
+    SeverityBanner.-resolved { background: $success 30%; }
+    """
+
+    def render_incident(self, incident: Incident, run_id: str, actor: str) -> None:
+        for level in SEVERITIES:
+            self.set_class(incident.severity == level and not incident.resolved, f"-sev{level}")
+        self.set_class(incident.resolved, "-resolved")
+        style = SEVERITY_STYLE.get(incident.severity, "$text")
+        labels = incident.alert.get("commonLabels") or {} if incident.alert else {}
+        annotations = incident.alert.get("commonAnnotations") or {} if incident.alert else {}
+        what = labels.get("alertname") or incident.title or incident.workflow or "incident"
+        summary = annotations.get("summary")
+        state = "RESOLVED" if incident.resolved else (incident.milestone or "open").upper()
+        mine = incident.roles_of(actor)
+        who = f"you: {escape(actor)}" + (
+            f" ({', '.join(ROLE_TITLES[r].lower() for r in mine)})" if mine else "")
+        parts = [f"[b reverse {style}] {incident.severity_label} [/]",
+                 f"[b]{escape(str(what))}[/b]"
+                 + (f" [$text-muted]— {escape(str(summary))}[/]" if summary else ""),
+                 f"[b]{state}[/b]", f"[$text-muted]run {escape(run_id)}[/]", who]
+        if incident.alert_status:
+            alert_style = "$success" if incident.alert_status == "resolved" else "$warning"
+            parts.insert(3, f"[{alert_style}]alert {escape(incident.alert_status)}[/]")
+        self.show("  ".join(parts))
+
+
+class Clocks(_Pane):
+    """Since detection, since the last update, and when the next update is due (red when
+    overdue: SEV1 every 15 min, SEV2 30, SEV3 60)."""
+
+    DEFAULT_CSS = """
+    Clocks { height: 1; padding: 0 1; }
+    Clocks.-overdue { background: $error 20%; }
+    """
+
+    def render_incident(self, incident: Incident, now: float) -> None:
+        overdue = incident.update_overdue(now)
+        self.set_class(overdue, "-overdue")
+        detected = incident.detected_at
+        if incident.resolved:
+            self.show(
+                f"[$success]resolved[/] after [b]{format_duration(incident.mttr)}[/b]  ·  "
+                f"MTTA [b]{format_duration(incident.mtta)}[/b]  ·  MTTR "
+                f"[b]{format_duration(incident.mttr)}[/b]  ·  {len(incident.updates)} "
+                f"update(s), {len(incident.notes)} note(s)")
+            return
+        parts = [f"since detection [b]{format_duration(now - detected)}[/b]"
+                 if detected is not None else "[$text-muted]not detected yet[/]"]
+        last = incident.last_update_at
+        parts.append(f"since last update [b]{format_duration(now - last)}[/b]"
+                     if last is not None else "[$text-muted]no status update yet[/]")
+        due = incident.next_update_due()
+        every = incident.update_interval()
+        if due is None:
+            parts.append(f"[$text-muted]no update cadence for {incident.severity_label}[/]")
+        elif now > due:
+            parts.append(f"[b $error]update OVERDUE by {format_duration(now - due)}[/] "
+                         f"(every {format_duration(every)})")
+        else:
+            parts.append(f"next update in [b]{format_duration(due - now)}[/b] "
+                         f"(every {format_duration(every)})")
+        if incident.mtta is not None:
+            parts.append(f"MTTA {format_duration(incident.mtta)}")
+        self.show("  ·  ".join(parts))
+
+
+# -- roles, hosts, runbook --------------------------------------------------------------
+
+
+class RolesPanel(_Pane):
+    """Who holds each role, and the milestones reached."""
+
+    def render_incident(self, incident: Incident, actor: str) -> None:
+        lines = ["[b]Roles[/b]"]
+        for role in ROLES:
+            who = incident.roles.get(role)
+            name = (f"[b]{escape(who)}[/b]" + (" [$accent](you)[/]" if who == actor else "")
+                    if who else "[$text-muted]—[/]")
+            lines.append(f"{ROLE_TITLES[role]:<20} {name}")
+        lines.append("")
+        lines.append("[b]Milestones[/b]")
+        for name in MILESTONES:
+            ts = incident.milestones.get(name)
+            if ts is None:
+                lines.append(f"[$text-muted]○ {name}[/]")
+            else:
+                by = incident.milestone_by.get(name, "")
+                lines.append(f"[$success]✓[/] {name:<13} {utc(ts)} [$text-muted]{escape(by)}[/]")
+        self.show("\n".join(lines))
+
+
+class HostsPanel(_Pane):
+    """Affected hosts and their last command result (``ssh.run`` outputs)."""
+
+    DEFAULT_CSS = """
+    HostsPanel { text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def render_state(self, state: RunState) -> None:
+        hosts = affected_hosts(state)
+        if not hosts:
+            self.show("[b]Hosts[/b]\n[$text-muted]no host commands yet[/]")
+            return
+        lines = ["[b]Hosts[/b]"]
+        for label, info in sorted(hosts.items()):
+            code = info.get("exit_code")
+            mark = "[$success]✓[/]" if code == 0 else "[$error]✗[/]"
+            last = str(info.get("last") or "")
+            last = escape(last if len(last) <= 40 else last[:39] + "…")
+            lines.append(f"{mark} {escape(label)} [$text-muted]{escape(info['step'])} "
+                         f"exit {code}[/] {last}")
+        self.show("\n".join(lines))
+
+
+class RunbookPanel(_Pane):
+    """The workflow's stages as a checklist; the gate that waits and any rollback."""
+
+    def render_state(self, state: RunState, frame: int) -> None:
+        lines = ["[b]Runbook[/b]"]
+        if not state.stages:
+            lines.append("[$text-muted]waiting for the run…[/]")
+        for stage in state.stages.values():
+            steps = [s for s in stage.steps.values() if s.role == "step"]
+            done = sum(1 for s in steps if s.status in ("succeeded", "failed", "skipped"))
+            title = escape(stage.title or stage.id)
+            lines.append(f"{glyph(stage.status, frame)} {title} [$text-muted]{done}/"
+                         f"{len(steps)}[/]")
+            if stage.approval is not None and stage.approval.status == "waiting":
+                lines.append(f"   [$warning]◆ approval {escape(stage.approval.id)} waiting "
+                             "(a approves)[/]")
+            elif stage.approval is not None and stage.approval.decided_by:
+                lines.append(f"   [$text-muted]{escape(stage.approval.id)} "
+                             f"{stage.approval.status} by {escape(stage.approval.decided_by)}[/]")
+            for step in stage.steps.values():
+                if step.role == "on_failure" and step.status != "pending":
+                    lines.append(f"   [$warning]↺[/] {glyph(step.status, frame)} "
+                                 f"{escape(step.id)} [$text-muted]{step.status}[/]")
+        self.show("\n".join(lines))
+
+
+# -- health -----------------------------------------------------------------------------
+
+
+@dataclass
+class Series:
+    """One health signal: a step's samples against its threshold."""
+
+    step: str
+    kind: str  # health | prometheus
+    values: list[float] = field(default_factory=list)
+    status: str = "running"  # running | passing | failing
+    text: str = ""
+    at: float = 0.0
+    oks: list[bool] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    limit: float = 0.0
+
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def poll_strip(oks: list[bool], latencies: list[float], limit: float, width: int) -> str:
+    """One bar per poll (the worst poll of a bucket when there are more than ``width``):
+    higher is worse, like the error-rate sparklines — a passing poll's height is its
+    latency against ``limit``, a failed (or over-limit) poll is a full red bar."""
+    if not oks:
+        return "[$text-muted]no polls yet[/]"
+    polls = list(zip(oks, latencies, strict=False))
+    if len(polls) > width > 0:
+        size = len(polls) / width
+        buckets = [polls[int(i * size):max(int(i * size) + 1, int((i + 1) * size))]
+                   for i in range(width)]
+        polls = [min(b, key=lambda p: (p[0], -p[1])) for b in buckets]
+    repeat = max(1, min(4, width // max(1, len(polls))))
+    out = []
+    for ok, latency in polls:
+        level = min(len(BARS) - 1, int(latency / limit * (len(BARS) - 1))) if limit > 0 else 0
+        over = limit > 0 and latency > limit
+        if not ok or over:
+            out.append(f"[$error]{BARS[-1] * repeat}[/]")
+        else:
+            out.append(f"[$success]{BARS[max(1, level)] * repeat}[/]")
+    return "".join(out)
+
+
+def _number(value: Any, default: float | None) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return default
+
+
+def health_series(state: RunState, params: dict[str, dict[str, Any]]) -> list[Series]:
+    """Every ``http.health_check`` and ``prometheus.query`` step that has data, oldest
+    first; running health checks are read from their live output lines."""
+    out: list[Series] = []
+    steps: list[StepState] = sorted(
+        (s for s in state.all_steps()
+         if s.uses in ("http.health_check", "prometheus.query") and s.status != "pending"
+         and s.status != "skipped"),
+        key=lambda s: s.started_at or 0.0)
+    for step in steps:
+        with_ = params.get(step.id, {})
+        if step.uses == "http.health_check":
+            out.append(_health(step, with_))
+        else:
+            found = _prometheus(step, with_)
+            if found is not None:
+                out.append(found)
+    return out
+
+
+def _health(step: StepState, with_: dict[str, Any]) -> Series:
+    min_ratio = _number(with_.get("min_success_ratio"), 0.99) or 0.0
+    max_p99 = _number(with_.get("max_p99_ms"), 500.0) or 0.0
+    series = step.outputs.get("series") if step.outputs else None
+    item = Series(step.id, "health", at=step.started_at or 0.0)
+    if isinstance(series, list) and series:
+        points = [p for p in series if isinstance(p, dict)]
+        oks = [bool(p.get("ok")) for p in points]
+        item.latencies = [float(p.get("latency_ms") or 0.0) for p in points]
+        ratio = float(step.outputs.get("success_ratio", sum(oks) / max(1, len(oks))))
+        p99 = float(step.outputs.get("p99_ms", 0.0))
+        item.values = [1.0 if ok else 0.0 for ok in oks]
+        item.status = "passing" if step.outputs.get("passed") else "failing"
+    else:  # still polling: the live lines say how each poll went
+        polls = [m for m in (_LIVE_POLL.match(line) for line in step.tail) if m]
+        oks = [m.group(5) == "ok" for m in polls]
+        item.values = [1.0 if ok else 0.0 for ok in oks]
+        ratio = sum(oks) / len(oks) if oks else 0.0
+        item.latencies = [float(m.group(4)) for m in polls]
+        p99 = max(item.latencies) if item.latencies else 0.0
+        item.status = "running" if step.status == "running" else (
+            "passing" if step.status == "succeeded" else "failing")
+    item.oks = oks
+    item.limit = max_p99
+    ok_style = "$success" if ratio >= min_ratio else "$error"
+    lat_style = "$success" if p99 <= max_p99 else "$error"
+    item.text = (f"[{ok_style}]{ratio:.0%} ok[/] [$text-muted]≥{min_ratio:.0%}[/] · "
+                 f"[{lat_style}]p99 {p99:.0f}ms[/] [$text-muted]≤{max_p99:g} · "
+                 f"{len(item.values)} polls[/]")
+    return item
+
+
+def _prometheus(step: StepState, with_: dict[str, Any]) -> Series | None:
+    outputs = step.outputs or {}
+    values: list[float] = []
+    for s in outputs.get("series") or []:
+        if not isinstance(s, dict):
+            continue
+        if "values" in s:
+            values.extend(float(v) for _, v in s["values"])
+        elif "value" in s:
+            values.append(float(s["value"]))
+    value = outputs.get("value")
+    if value is None and not values:
+        return None
+    threshold = _number(with_.get("threshold"), None)
+    comparison = str(with_.get("comparison") or "<=")
+    passed = outputs.get("passed")
+    status = "running" if step.status == "running" else (
+        "failing" if passed is False or step.status == "failed" else "passing")
+    style = "$error" if status == "failing" else "$success"
+    shown = f"{float(value):.3g}" if isinstance(value, int | float) else "no data"
+    limit = f" [$text-muted]{comparison} {threshold:g}[/]" if threshold is not None else ""
+    return Series(step.id, "prometheus", values, status,
+                  f"[{style}]{shown}[/]{limit} [$text-muted]· {len(values)} samples[/]",
+                  step.started_at or 0.0)
+
+
+class HealthRow(Vertical):
+    """One series: a line of text and its sparkline.
+
+    A health check draws one bar per poll: a passing poll is green, as high as its
+    latency is against the p99 threshold; a failed one is a full red bar, so a recovery
+    reads as tall red turning low green. A Prometheus series is a
+    :class:`Sparkline` of its values, where higher is worse (an error ratio, a latency).
+    """
+
+    DEFAULT_CSS = """
+    HealthRow { height: 2; }
+    HealthRow > .health-text { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    HealthRow > Sparkline { height: 1; }
+    HealthRow > .health-strip { height: 1; text-wrap: nowrap; }
+    HealthRow.-health > Sparkline { display: none; }
+    HealthRow.-prometheus > .health-strip { display: none; }
+    HealthRow.-prometheus > Sparkline > .sparkline--max-color { color: $error; }
+    HealthRow.-prometheus > Sparkline > .sparkline--min-color { color: $success; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield _Pane(classes="health-text")
+        yield Sparkline([0.0], summary_function=max)
+        yield _Pane(classes="health-strip")
+
+    def render_series(self, series: Series, frame: int) -> None:
+        for kind in ("health", "prometheus"):
+            self.set_class(series.kind == kind, f"-{kind}")
+        mark = glyph({"passing": "passed", "failing": "failed"}.get(series.status, "running"),
+                     frame)
+        self.query_one(".health-text", _Pane).show(
+            f"{mark} [b]{escape(series.step)}[/b] {series.text}")
+        if series.kind == "health":
+            self.query_one(".health-strip", _Pane).show(
+                poll_strip(series.oks, series.latencies, series.limit, self.size.width or 40))
+            return
+        spark = self.query_one(Sparkline)
+        data = series.values or [0.0]
+        if list(spark.data or []) != data:
+            spark.data = data
+
+
+class HealthPanel(VerticalScroll):
+    """Live health: health checks and Prometheus series as sparklines vs thresholds."""
+
+    DEFAULT_CSS = """
+    HealthPanel { height: 1fr; }
+    HealthPanel > #health-title { height: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield _Pane("[b]Health[/b]", id="health-title")
+
+    def render_state(self, state: RunState, params: dict[str, dict[str, Any]],
+                     frame: int) -> None:
+        found = health_series(state, params)
+        rows = list(self.query(HealthRow))
+        for _ in range(len(found) - len(rows)):
+            row = HealthRow()
+            self.mount(row)
+            rows.append(row)
+        for row, series in zip(rows, found, strict=False):
+            if row.is_mounted:
+                row.render_series(series, frame)
+            else:
+                self.call_after_refresh(row.render_series, series, frame)
+        title = "[b]Health[/b]" + ("" if found else "  [$text-muted]no health data yet[/]")
+        self.query_one("#health-title", _Pane).show(title)
+
+
+# -- timeline ---------------------------------------------------------------------------
+
+FILTERS = ("all", "people", "run")
+SOURCE_STYLE = {"note": "$text", "update": "$accent", "incident": "$warning",
+                "refused": "$error", "alert": "$error", "run": "$text-muted"}
+
+
+class TimelinePanel(Vertical):
+    """Every event and human note, oldest first; ``f`` cycles all/people/run, ``/``
+    filters by text."""
+
+    DEFAULT_CSS = """
+    TimelinePanel { height: 1fr; }
+    TimelinePanel > #timeline-title { height: 1; background: $panel; padding: 0 1; }
+    TimelinePanel > VerticalScroll { height: 1fr; }
+    TimelinePanel > Input { display: none; height: 3; }
+    TimelinePanel.-filtering > Input { display: block; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mode = "all"
+        self.text = ""
+        self._last: tuple[Any, ...] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield _Pane(id="timeline-title")
+        with VerticalScroll(id="timeline-scroll"):
+            yield _Pane(id="timeline-body")
+        field = Input(placeholder="filter the timeline (esc clears)", id="timeline-filter")
+        yield field
+
+    def render_incident(self, incident: Incident, force: bool = False) -> None:
+        entries = incident.sorted_timeline()
+        key = (len(entries), incident.last_signal_id, self.mode, self.text,
+               entries[-1].ts if entries else 0)
+        if key == self._last and not force:
+            return
+        self._last = key
+        shown = []
+        for entry in entries:
+            if self.mode == "people" and entry.source == "run":
+                continue
+            if self.mode == "run" and entry.source != "run":
+                continue
+            line = f"{entry.actor} {entry.text}"
+            if self.text and self.text.lower() not in line.lower():
+                continue
+            style = SOURCE_STYLE.get(entry.source, "$text")
+            who = escape(entry.actor or "run")
+            label = {"note": "note", "update": "UPDATE", "refused": "refused"}.get(
+                entry.source, "")
+            text = escape(entry.text)
+            lead = f"[b]{label}[/b] " if label else ""
+            shown.append(f"[$text-muted]{utc(entry.ts)}[/] {who:<12} [{style}]{lead}{text}[/]")
+        filt = f"  filter: “{escape(self.text)}”" if self.text else ""
+        self.query_one("#timeline-title", _Pane).show(
+            f"[b]Timeline[/b]  [$text-muted]{self.mode} · {len(shown)}/{len(entries)} "
+            f"entries (f: all/people/run, /: filter){filt}[/]")
+        self.query_one("#timeline-body", _Pane).show(
+            "\n".join(shown) if shown else "[$text-muted]nothing matches[/]")
+        scroll = self.query_one("#timeline-scroll", VerticalScroll)
+        scroll.call_after_refresh(scroll.scroll_end, animate=False)
+
+    def cycle(self) -> str:
+        self.mode = FILTERS[(FILTERS.index(self.mode) + 1) % len(FILTERS)]
+        return self.mode
+
+    def open_filter(self) -> None:
+        self.add_class("-filtering")
+        field = self.query_one("#timeline-filter", Input)
+        field.value = self.text
+        field.focus()
+
+    def close_filter(self) -> None:
+        self.remove_class("-filtering")
+
+
+# -- dialogs ----------------------------------------------------------------------------
+
+
+class TextPrompt(ModalScreen[str | None]):
+    """Ask for a line of text (a note, a status update, a resolution summary)."""
+
+    SCOPE = "confirm"
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        Binding("escape", "back", "Back", key_display="esc"),
+    ]
+
+    def __init__(self, question: str, *, placeholder: str, action: str,
+                 required: bool = True, variant: str = "primary") -> None:
+        super().__init__()
+        self.question = question
+        self.placeholder = placeholder
+        self.action_label = action
+        self.required = required
+        self.variant = variant
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="question", markup=False)
+            field = Input(placeholder=self.placeholder, id="prompt-text")
+            field.cursor_blink = getattr(self.app, "blink", True)
+            yield field
+            yield Static("", id="prompt-error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Back", id="back")
+                yield Button(self.action_label, id="ok", variant=self.variant)  # type: ignore[arg-type]
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt-text", Input).focus()
+
+    @on(Input.Submitted, "#prompt-text")
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        text = self.query_one("#prompt-text", Input).value.strip()
+        if self.required and not text:
+            self.query_one("#prompt-error", Static).update("some text is required")
+            self.query_one("#prompt-text", Input).focus()
+            return
+        self.dismiss(text)
+
+    @on(Button.Pressed, "#back")
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+
+class ChoicePrompt(ModalScreen[tuple[str, str] | None]):
+    """Pick one option and give a line of text: a role and who gets it, or a severity
+    and why. Returns ``(choice, text)``."""
+
+    SCOPE = "confirm"
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        Binding("escape", "back", "Back", key_display="esc"),
+    ]
+
+    def __init__(self, question: str, options: list[tuple[str, str]], *, value: str,
+                 placeholder: str, text: str = "", action: str = "OK",
+                 required: bool = False) -> None:
+        super().__init__()
+        self.question = question
+        self.options = options
+        self.value = value
+        self.placeholder = placeholder
+        self.text = text
+        self.action_label = action
+        self.required = required
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="question", markup=False)
+            yield Select(self.options, value=self.value, allow_blank=False, id="prompt-choice")
+            field = Input(value=self.text, placeholder=self.placeholder, id="prompt-text")
+            field.cursor_blink = getattr(self.app, "blink", True)
+            yield field
+            yield Static("", id="prompt-error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Back", id="back")
+                yield Button(self.action_label, id="ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt-choice", Select).focus()
+
+    @on(Input.Submitted, "#prompt-text")
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        text = self.query_one("#prompt-text", Input).value.strip()
+        if self.required and not text:
+            self.query_one("#prompt-error", Static).update("a name is required")
+            self.query_one("#prompt-text", Input).focus()
+            return
+        choice = self.query_one("#prompt-choice", Select).value
+        self.dismiss((str(choice), text))
+
+    @on(Button.Pressed, "#back")
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+
+def role_options() -> list[tuple[str, str]]:
+    return [(ROLE_TITLES[r], r) for r in ROLES]
+
+
+def severity_options() -> list[tuple[str, str]]:
+    names = {1: "critical", 2: "major", 3: "minor", 4: "low", 5: "informational"}
+    return [(f"{severity_name(level)} — {names[level]}", severity_name(level))
+            for level in SEVERITIES]
+
+
+Now = Callable[[], float]
