@@ -760,3 +760,20 @@ class IncidentCollector:
 
     def describe(self) -> Iterable[Any]:
         return []
+
+
+def latest_incident(store: Store, limit: int = 200) -> str:
+    """The newest open incident's run id (else the newest incident); InvalidInput if none."""
+    from core.errors import InvalidInput
+
+    found: list[str] = []
+    for row in store.list_runs(limit=limit):
+        if is_incident_run(row.workflow, row.inputs) or incident_signals(store, row.id):
+            if not load(store, row.id).resolved:
+                return row.id
+            found.append(row.id)
+    if found:
+        return found[0]
+    raise InvalidInput(f"no incident runs in {store.path}",
+                       hint="start one with `quarterdeck run incident-response` or "
+                            "`quarterdeck listen --alertmanager 127.0.0.1:PORT`")

@@ -457,3 +457,25 @@ class WarRoomScreen(Screen[None]):
     def _filter_done(self) -> None:
         self.query_one("#wr-timeline", TimelinePanel).close_filter()
         self.set_focus(None)
+
+
+def run_warroom(*, store: str | None, run_id: str, actor: str | None) -> None:
+    """``quarterdeck warroom RUN --as NAME``: the cockpit opened on this run's war room
+    (whatever its workflow: any run may be worked as an incident)."""
+    from core.config import current_user, load_settings
+    from core.launch import store_path
+    from tui.app import QuarterdeckApp
+
+    class WarRoomApp(QuarterdeckApp):
+        def open_run(self, rid: str) -> None:
+            if rid == run_id:
+                self.push_screen(WarRoomScreen(rid))
+            else:
+                super().open_run(rid)
+
+    app = WarRoomApp(store_path=store_path(store), actor=current_user(actor, load_settings()),
+                     attach=run_id)
+    try:
+        app.run()
+    finally:
+        app.stop_runs()

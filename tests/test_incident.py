@@ -284,3 +284,16 @@ def test_resolution_metrics_by_severity(tmp_path: Path) -> None:
     record(store, second, "resolve", actor="bob", now=T0 + 1200)
     text = generate_latest(registry).decode()
     assert 'quarterdeck_incident_resolution_seconds_sum{severity="SEV1"} 1200.0' in text
+
+
+def test_warroom_command_finds_the_newest_open_incident(tmp_path: Path) -> None:
+    from core.incident import latest_incident
+    from tests.helpers import cli
+
+    empty = cli("warroom", "--store", str(tmp_path / "empty.db"))
+    assert empty.returncode == 2 and "no incident runs" in empty.stderr
+    store, run_id = _run(tmp_path)
+    assert latest_incident(store) == run_id
+    shown = cli("warroom", "--store", str(store.path))  # no terminal in a subprocess
+    assert shown.returncode == 2
+    assert f"warroom needs a terminal; `quarterdeck show {run_id}`" in shown.stderr
