@@ -173,36 +173,44 @@ class BudgetLedger:
 
     async def _extend_with_approval(self, ctx: Any, name: str, acct: _Account, need: int,
                                     free: int, data: dict[str, Any]) -> None:
-        extend_by = max(need - free, acct.base // 2, 1)
-        gate = self._open_gate_id(name)
         if self._await_gate is None or ctx.emit_event is None:
             raise NonRetryableError(
                 f"token budget exceeded: persona {name!r} needs ~{need} tokens but has "
                 f"{free} left, and extending it needs an approval, which only a run can ask "
                 "for"
             )
-        prompt = (f"Persona {name} needs ~{need} tokens for step {ctx.step_id} but has {free} "
-                  f"of {acct.budget} left. Extend its budget by {extend_by} tokens "
-                  f"(to {acct.budget + extend_by})?")
-        await _emit(ctx, EventType.BUDGET, {**data, "outcome": "approval_requested",
-                                            "gate": gate, "extend_by": extend_by})
-        await _emit(ctx, EventType.APPROVAL_REQUESTED, {
-            "gate": gate,
-            "kind": "budget",
-            "prompt": prompt,
-            "evidence": [f"used {acct.used} of {acct.budget} tokens",
-                         f"this call needs ~{need} (prompt estimate + max_tokens)"],
-            "approvers": [],
-            "min_approvals": 1,
-            "allow_self_approval": True,
-            "timeout_at": None,
-            "on_timeout": "reject",
-            "data": {"persona": name, "extend_by": extend_by, "need": need,
-                     "used": acct.used, "budget": acct.budget, "step": ctx.step_id},
-            "command": f"quarterdeck approve {self._run_id or ctx.run_id} {gate} --as NAME",
-        })
-        ctx.log(f"budget: waiting for approval {gate}: {prompt}", "stderr")
-        decision = await self._await_gate(gate)
+        gate, earlier = self._gate_for(name)
+        if earlier is not None and earlier.status in ("approved", "rejected"):
+            # decided while the run was stopped (resume): apply it, do not ask again
+            decision = earlier.status
+            extend_by = int(earlier.data.get("extend_by") or max(need - free, 1))
+        else:
+            if earlier is not None:  # still waiting (resume): the amount stated then
+                extend_by = int(earlier.data.get("extend_by") or max(need - free, 1))
+            else:
+                extend_by = max(need - free, acct.base // 2, 1)
+            prompt = (f"Persona {name} needs ~{need} tokens for step {ctx.step_id} but has "
+                      f"{free} of {acct.budget} left. Extend its budget by {extend_by} tokens "
+                      f"(to {acct.budget + extend_by})?")
+            await _emit(ctx, EventType.BUDGET, {**data, "outcome": "approval_requested",
+                                                "gate": gate, "extend_by": extend_by})
+            await _emit(ctx, EventType.APPROVAL_REQUESTED, {
+                "gate": gate,
+                "kind": "budget",
+                "prompt": prompt,
+                "evidence": [f"used {acct.used} of {acct.budget} tokens",
+                             f"this call needs ~{need} (prompt estimate + max_tokens)"],
+                "approvers": [],
+                "min_approvals": 1,
+                "allow_self_approval": True,
+                "timeout_at": None,
+                "on_timeout": "reject",
+                "data": {"persona": name, "extend_by": extend_by, "need": need,
+                         "used": acct.used, "budget": acct.budget, "step": ctx.step_id},
+                "command": f"quarterdeck approve {self._run_id or ctx.run_id} {gate} --as NAME",
+            })
+            ctx.log(f"budget: waiting for approval {gate}: {prompt}", "stderr")
+            decision = await self._await_gate(gate)
         if decision != "approved":
             who = ""
             if self._state is not None and gate in self._state.approvals:
@@ -221,22 +229,28 @@ class BudgetLedger:
             "gate": gate, "extend_by": extend_by,
         })
 
-    def _open_gate_id(self, name: str) -> str:
-        """A waiting gate of this persona (a resumed run) or the next free number."""
+    def _gate_for(self, name: str) -> tuple[str, Any | None]:
+        """This persona's open gate (waiting, or decided but not yet applied) or a new id.
+
+        A resumed run finds the gate its journal left open instead of asking twice.
+        """
         prefix = f"budget-{name}-"
         n = self._gates.get(name, 0)
         if self._state is not None:
             for gate_id, approval in self._state.approvals.items():
                 if not gate_id.startswith(prefix):
                     continue
-                if approval.status == "waiting":
-                    return gate_id
+                if approval.status == "waiting" or (
+                    approval.status in ("approved", "rejected")
+                    and not approval.data.get("applied")
+                ):
+                    return gate_id, approval
                 tail = gate_id[len(prefix):]
                 if tail.isdigit():
                     n = max(n, int(tail))
         n += 1
         self._gates[name] = n
-        return budget_gate_id(name, n)
+        return budget_gate_id(name, n), None
 
     # -- after a call -----------------------------------------------------------------
 
