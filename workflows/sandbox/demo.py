@@ -1,0 +1,103 @@
+"""``quarterdeck demo``: build the sandbox, point Quarterdeck at it, clean up afterwards.
+
+:class:`DemoSession` is a context manager: entering builds the sandbox (in a temporary
+directory, or ``--dir``), sets ``QUARTERDECK_CONFIG_DIR`` / ``QUARTERDECK_HOME`` and the
+index credentials for this process, and says what runs where; leaving — normally, on an
+error or on Ctrl-C — stops every service and removes a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Self
+
+from core.errors import InvalidInput
+from workflows.sandbox.sandbox import DEMOS, Sandbox
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+class DemoSession:
+    """One demo: the sandbox, the workflow to run on it and the inputs that point there."""
+
+    def __init__(self, kind: str, directory: Path | None = None) -> None:
+        if kind not in DEMOS:
+            raise InvalidInput(
+                f"unknown demo {kind!r}: choose one of {', '.join(DEMOS)}",
+                hint="`quarterdeck demo release` or `quarterdeck demo incident`",
+            )
+        self.kind = kind
+        self.workflow = DEMOS[kind]
+        self.temporary = directory is None
+        if directory is not None:
+            directory = directory.expanduser().resolve()
+            if directory.exists() and any(directory.iterdir()):
+                raise InvalidInput(
+                    f"--dir {directory} is not empty",
+                    hint="give a new or empty directory (the demo builds a git repo there)",
+                )
+        self.root = directory or Path(tempfile.mkdtemp(prefix="quarterdeck-demo-"))
+        self.sandbox = Sandbox(self.root)
+        self._saved_env: dict[str, str | None] = {}
+
+    def __enter__(self) -> Self:
+        _say(f"quarterdeck demo {self.kind}: building the sandbox in {self.root} …")
+        try:
+            self.sandbox.start()
+        except BaseException:
+            self._cleanup()
+            raise
+        for key, value in self.sandbox.env().items():
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+        self._describe()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        self.sandbox.stop()
+        if self.temporary:
+            shutil.rmtree(self.root, ignore_errors=True)
+            _say("demo sandbox stopped and removed")
+        else:
+            _say(f"demo sandbox stopped; files kept in {self.root}")
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        return self.sandbox.inputs(self.kind)
+
+    def _describe(self) -> None:
+        box = self.sandbox
+        assert box.index and box.production and box.host and box.model
+        lines = [
+            f"  package repo   {box.repo} (origin {box.origin})",
+            f"  package index  {box.index.simple}",
+            f"  production     {box.production.url}/health",
+            f"  deploy host    ssh://{box.host.host} (host key pinned in {box.root / 'ssh'})",
+            f"  model          {box.model.base_url} — demo model, scripted replies",
+        ]
+        if box.prometheus is not None:
+            lines.append(f"  prometheus     {box.prometheus.url}")
+        lines.append(f"  journal        {box.store}")
+        _say("\n".join(lines))
+
+    def approve_hint(self, gate: str) -> str:
+        """How to decide ``gate`` from another terminal (the journal is the sandbox's)."""
+        return (
+            f"approve from another terminal: QUARTERDECK_HOME={self.sandbox.state_dir} "
+            f"quarterdeck approve RUN {gate} --as NAME  (RUN: the id in the run log)"
+        )
