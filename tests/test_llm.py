@@ -19,7 +19,7 @@ import pytest
 from core.budget import estimate_tokens
 from core.clock import FakeClock
 from core.config import Settings
-from core.runner import RunOptions, Runner
+from core.runner import Runner, RunOptions
 from core.state import fold
 from personas.registry import load_catalog
 from tests.helpers import cli, make_ctx, make_runner, run_workflow, write_workflow
@@ -256,8 +256,8 @@ def test_a_hang_past_the_timeout_fails_the_step(tmp_path: Path, server: LLMServe
                        settings=settings_for(server, max_retries=0))
     step = ran.state.step("ask")
     assert step is not None and step.status == "failed"
-    assert step.error == "no reply from the LLM server 127.0.0.1:%d within 0.3s " \
-        "(gave up after 1 attempt)" % server.port
+    assert step.error == (f"no reply from the LLM server 127.0.0.1:{server.port} within 0.3s "
+                          "(gave up after 1 attempt)")
 
 
 def test_a_stage_without_a_persona_uses_the_default_model_and_charges_nobody(
