@@ -340,6 +340,15 @@ def _execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> 
     return int(runner.exit_code if runner.exit_code is not None else exit_code_for(state.status))
 
 
+# metrics options (core/metrics.py), shared by run and resume
+MetricsPortOpt = Annotated[int | None, typer.Option(
+    "--metrics-port", min=0, max=65535, help="Serve Prometheus /metrics on this port (0: any)")]
+MetricsHostOpt = Annotated[str, typer.Option(
+    "--metrics-host", help="Address for --metrics-port (default 127.0.0.1)")]
+PushgatewayOpt = Annotated[str | None, typer.Option(
+    "--pushgateway", help="Push metrics once at the end to this Pushgateway URL")]
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def run(
     workflow: Annotated[str, typer.Argument(help="A bundled workflow name or a path")],
@@ -359,6 +368,9 @@ def run(
     events: EventsOpt = None,
     approvals: ApprovalsOpt = None,
     trace: TraceOpt = False,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
+    pushgateway: PushgatewayOpt = None,
 ) -> None:
     """Run a workflow (headless, or in the cockpit on a terminal)."""
     from core.config import current_user
@@ -411,10 +423,18 @@ def run(
                 return
         db = open_store(store)
         runner = new_runner(loaded, db, ctx, given, options)
+        from core.metrics import start_metrics
+
+        metrics = start_metrics(runner, ctx.settings, port=metrics_port, host=metrics_host,
+                                pushgateway=pushgateway, say=_err)
     except QuarterdeckError as exc:
         _fail(exc)
     live = _interactive() and not json_out and events != "-" and _color() is not False
-    raise typer.Exit(_execute(runner, json_out=json_out, live=live, extras=extras))
+    try:
+        code = _execute(runner, json_out=json_out, live=live, extras=extras)
+    finally:
+        metrics.finish()
+    raise typer.Exit(code)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -430,6 +450,9 @@ def resume(
     events: EventsOpt = None,
     approvals: ApprovalsOpt = None,
     trace: TraceOpt = False,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
+    pushgateway: PushgatewayOpt = None,
 ) -> None:
     """Continue a crashed, interrupted or failed run from its journal."""
     from core.config import current_user
@@ -460,8 +483,19 @@ def resume(
         else:
             run_cockpit(store=store, runner=runner)
             return
+    from core.metrics import start_metrics
+
+    try:
+        metrics = start_metrics(runner, ctx.settings, port=metrics_port, host=metrics_host,
+                                pushgateway=pushgateway, say=_err)
+    except QuarterdeckError as exc:
+        _fail(exc)
     live = _interactive() and not json_out and events != "-" and _color() is not False
-    raise typer.Exit(_execute(runner, json_out=json_out, live=live, extras=extras))
+    try:
+        code = _execute(runner, json_out=json_out, live=live, extras=extras)
+    finally:
+        metrics.finish()
+    raise typer.Exit(code)
 
 
 # --- history ---------------------------------------------------------------------------
