@@ -58,6 +58,9 @@ LABEL_SEVERITY: dict[str, int] = {
     "warning": 3,
     "info": 4,
 }
+# An alert that started longer than this before its run (a replayed or fixture payload)
+# does not set the detection time: the run's start does.
+ALERT_LEAD_MAX = 24 * 3600.0
 # Run events worth a line in the incident timeline (output lines and token counts are not).
 _QUIET_EVENTS = frozenset({EventType.STEP_OUTPUT, EventType.TOKENS_USED, EventType.BUDGET})
 
@@ -388,7 +391,7 @@ class Incident:
             self.severity = level
         detected = started
         starts = _alert_starts(self.alert)
-        if starts is not None and starts <= started:
+        if starts is not None and started - ALERT_LEAD_MAX <= starts <= started:
             detected = starts  # the alert fired before the run: MTTA counts from the alert
         if "detected" not in self.milestones and starts is not None and detected == starts:
             labels = self.alert.get("commonLabels") or {}
@@ -396,7 +399,7 @@ class Incident:
             self.timeline.append(TimelineEntry(starts, "alert", f"alert {name or ''} fired"
                                                .replace("  ", " "), "alertmanager", 0))
         self.milestones.setdefault("detected", detected)
-        self.milestone_by.setdefault("detected", "alert" if starts is not None else "run")
+        self.milestone_by.setdefault("detected", "alert" if detected == starts else "run")
 
     def _line(self, event: Event, text: str) -> None:
         where = event.step or event.stage

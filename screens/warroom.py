@@ -459,22 +459,30 @@ class WarRoomScreen(Screen[None]):
         self.set_focus(None)
 
 
-def run_warroom(*, store: str | None, run_id: str, actor: str | None) -> None:
-    """``quarterdeck warroom RUN --as NAME``: the cockpit opened on this run's war room
-    (whatever its workflow: any run may be worked as an incident)."""
-    from core.config import current_user, load_settings
-    from core.launch import store_path
+def warroom_app(store_path: Path, run_id: str, actor: str, **kwargs: Any) -> QuarterdeckApp:
+    """The cockpit opened on ``run_id``'s war room, whatever its workflow (any run may be
+    worked as an incident)."""
     from tui.app import QuarterdeckApp
 
     class WarRoomApp(QuarterdeckApp):
-        def open_run(self, rid: str) -> None:
+        # CSS_PATH is relative to the defining module: keep the cockpit's stylesheet
+        CSS_PATH = str(Path(__file__).resolve().parent.parent / "tui" / "app.tcss")
+
+        def open_run(self, rid: str, workflow: str | None = None) -> None:
             if rid == run_id:
                 self.push_screen(WarRoomScreen(rid))
             else:
-                super().open_run(rid)
+                super().open_run(rid, workflow)
 
-    app = WarRoomApp(store_path=store_path(store), actor=current_user(actor, load_settings()),
-                     attach=run_id)
+    return WarRoomApp(store_path=store_path, actor=actor, attach=run_id, **kwargs)
+
+
+def run_warroom(*, store: str | None, run_id: str, actor: str | None) -> None:
+    """``quarterdeck warroom RUN --as NAME``."""
+    from core.config import current_user, load_settings
+    from core.launch import store_path
+
+    app = warroom_app(store_path(store), run_id, current_user(actor, load_settings()))
     try:
         app.run()
     finally:

@@ -321,3 +321,24 @@ def test_snapshot_after_resolution(tmp_path: Path, snap_compare: Any) -> None:
     after_resolution(db)
     app = make_app(db, "alice", T0 + 50 * 60)
     assert snap_compare(app, terminal_size=SIZE, run_before=_settle())
+
+
+def test_warroom_command_app_opens_any_run_as_an_incident(tmp_path: Path) -> None:
+    import asyncio
+
+    from screens.warroom import warroom_app
+    from tests.helpers import run_workflow
+
+    ran = run_workflow(tmp_path, "name: plain\nstages:\n  - id: a\n    steps:\n"
+                       "      - id: s\n        uses: shell\n        with: {run: 'true'}\n")
+    app = warroom_app(ran.store.path, ran.state.id, "dora", blink=False)
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            room = await loaded(pilot)
+            assert room.run_id == ran.state.id
+            assert room.incident.severity_label == "SEV3"  # no severity input: the default
+            await pilot.press("k")
+            await loaded(pilot, lambda s: s.incident.commander == "dora")
+
+    asyncio.run(go())
