@@ -117,7 +117,7 @@ class ApprovalPolicy:
 
     def decisions_possible(self, gate: str) -> set[str]:
         """Every decision this policy could take for ``gate``."""
-        found = {rule.decision for rule, _ in self.rules(gate)}
+        found: set[str] = {rule.decision for rule, _ in self.rules(gate)}
         if not found or any(rule.when is not None for rule, _ in self.rules(gate)):
             found.add(self.model.default)
         return found

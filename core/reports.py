@@ -178,17 +178,17 @@ def junit_xml(state: RunState, events: Iterable[Event] = ()) -> str:
             "failures": outcomes.count("failure"),
             "skipped": outcomes.count("skipped"),
         }
-        for key, value in counts.items():
-            suite.set(key, str(value))
-            totals[key] += value
+        for key, count in counts.items():
+            suite.set(key, str(count))
+            totals[key] += count
         suite.set("errors", "0")
         # the common schema orders properties, testcase..., system-out, system-err
         ET.SubElement(suite, "system-out").text = xml_text(
             f"stage {stage.id}: {stage.status}" + (f": {stage.error}" if stage.error else "")
         )
         ET.SubElement(suite, "system-err")
-    for key, value in totals.items():
-        root.set(key, str(value))
+    for key, total in totals.items():
+        root.set(key, str(total))
     root.set("errors", "0")
     root.set("time", f"{_seconds(state.started_at, state.finished_at) or total_time:.3f}")
     ET.indent(root)

@@ -88,13 +88,13 @@ def build_provider(environ: Mapping[str, str] | None = None) -> Any:
                         or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").lower()
             try:
                 if protocol == "grpc":
-                    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                        OTLPSpanExporter,
-                    )
+                    from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc
+
+                    exporter = grpc.OTLPSpanExporter()
                 elif protocol in ("http/protobuf", "http"):
-                    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[no-redef]
-                        OTLPSpanExporter,
-                    )
+                    from opentelemetry.exporter.otlp.proto.http import trace_exporter as http
+
+                    exporter = http.OTLPSpanExporter()
                 else:
                     raise InvalidInput(
                         f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported",
@@ -105,7 +105,6 @@ def build_provider(environ: Mapping[str, str] | None = None) -> Any:
                     f"the OTLP {protocol} exporter is not installed",
                     hint="pip install 'quarterdeck[otel]'",
                 ) from None
-            exporter = OTLPSpanExporter()
         else:
             raise InvalidInput(
                 f"OTEL_TRACES_EXPORTER={name!r} is not supported",
