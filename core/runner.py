@@ -197,6 +197,9 @@ class Runner:
         )
         self._scope_cache: dict[str, Any] | None = None
         self._step_where: dict[int, str] = {}
+        self._stage_task: asyncio.Future[None] | None = None
+        self._current_stage: str | None = None
+        self._abort: tuple[str, str] | None = None  # a rollback asked for: (by, reason)
         self.env = self._child_env()
         # extra env per (stage, step), filled by subscribers (tracing: TRACEPARENT)
         self.step_env: dict[tuple[str, str], dict[str, str]] = {}
@@ -477,14 +480,22 @@ class Runner:
                     return outcome
         self.emit(EventType.STAGE_STARTED, stage.id, data={"persona": stage.persona})
         try:
-            if stage.timeout is not None:
-                try:
-                    async with asyncio.timeout(stage.timeout):
-                        await self._run_steps(stage, stage.steps)
-                except TimeoutError:
-                    raise _StageFailed(f"stage timed out after {stage.timeout:g}s") from None
-            else:
-                await self._run_steps(stage, stage.steps)
+            self._stage_task = asyncio.ensure_future(self._run_stage_steps(stage))
+            self._current_stage = stage.id
+            try:
+                await self._stage_task
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._abort is None or (task is not None and task.cancelling()):
+                    raise
+                by, reason = self._abort
+                self._abort = None
+                raise _StageFailed(
+                    f"rollback requested by {by}" + (f": {reason}" if reason else "")
+                ) from None
+            finally:
+                self._stage_task = None
+                self._current_stage = None
             if stage.gate is not None:
                 await self._evaluate_gate(stage)
         except _StageFailed as exc:
@@ -495,6 +506,16 @@ class Runner:
             return exc.status
         self.emit(EventType.STAGE_FINISHED, stage.id, data={"status": "succeeded"})
         return "succeeded"
+
+    async def _run_stage_steps(self, stage: Stage) -> None:
+        if stage.timeout is None:
+            await self._run_steps(stage, stage.steps)
+            return
+        try:
+            async with asyncio.timeout(stage.timeout):
+                await self._run_steps(stage, stage.steps)
+        except TimeoutError:
+            raise _StageFailed(f"stage timed out after {stage.timeout:g}s") from None
 
     def _where_stage(self, stage: Stage) -> str:
         index = next(i for i, s in enumerate(self.workflow.stages) if s is stage)
@@ -760,6 +781,16 @@ class Runner:
                                 "by": ", ".join(sorted(approvals)), "reason": signal.reason})
                 return "approved"
             return f"vote recorded ({len(approvals)}/{approval.min_approvals})"
+        if kind == "rollback":
+            target = signal.target
+            if self._stage_task is None or self._stage_task.done():
+                return "refused: no stage is running"
+            if target and target != self._current_stage:
+                return f"refused: stage {target!r} is not running (running: {self._current_stage})"
+            self.emit(EventType.SIGNAL_RECEIVED, data=base)
+            self._abort = (signal.actor, signal.reason)
+            self._stage_task.cancel()
+            return f"rolling back stage {self._current_stage}"
         if kind == "skip-gate":
             return None  # read when the gate fails (see _evaluate_gate)
         return f"ignored: {kind} is not handled by a running run"
@@ -825,7 +856,13 @@ class Runner:
                 await asyncio.gather(*running, return_exceptions=True)
             if self._interrupt is None:  # an interrupt leaves them resumable as they are
                 final = "cancelled" if self._cancel is not None else "failed"
-                reason = "cancelled" if self._cancel is not None else "the stage timed out"
+                reason = (
+                    "cancelled"
+                    if self._cancel is not None
+                    else "stopped for a rollback"
+                    if self._abort is not None
+                    else "the stage timed out"
+                )
                 for step in running.values():
                     current = self.state.step(step.id)
                     if current is not None and current.status == "running":

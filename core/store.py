@@ -66,7 +66,7 @@ CREATE INDEX IF NOT EXISTS signals_run ON signals(run_id, id);
 
 SIGNAL_KINDS = frozenset(
     {"approve", "reject", "pause", "unpause", "cancel", "skip-gate", "retry", "note",
-     "incident"}  # incident: written consumed by core.incident.record; runners never see it
+     "rollback", "incident"}  # incident: written consumed by core.incident.record; runners never see it
 )
 HEARTBEAT_STALE_SECONDS = 30.0
 

@@ -250,8 +250,15 @@ class WarRoomScreen(Screen[None]):
             return None
         if self.state.status not in ACTIVE_RUN_STATUSES:
             return f"the run has ended ({self.state.status})"
-        return ("nothing to roll back from here: no deploy is waiting for approval, and a "
-                "running deploy rolls back by itself when its health check fails")
+        if self._running_stage() is None:
+            return "nothing to roll back: no stage is running and no deploy is waiting"
+        return None
+
+    def _running_stage(self) -> str | None:
+        for stage in self.state.stages.values():
+            if stage.status == "running":
+                return stage.id
+        return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return None if self.why_unavailable(action) else True
@@ -396,7 +403,19 @@ class WarRoomScreen(Screen[None]):
         from screens.confirm import ConfirmScreen
 
         pending = self.state.pending_approval()
-        assert pending is not None
+        if pending is None:
+            stage = self._running_stage()
+
+            def roll_back(yes: bool | None) -> None:
+                if yes:
+                    self.send("rollback", target=stage,
+                              reason=f"rollback requested in the war room by {self.actor}")
+
+            self.app.push_screen(ConfirmScreen(
+                f"Roll back: stop stage {stage} now and run its on_failure steps "
+                "(the rollback)?\nThis is journaled with your name.",
+                yes="Roll back", no="Keep going"), roll_back)
+            return
 
         def answer(yes: bool | None) -> None:
             if yes:

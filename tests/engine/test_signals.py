@@ -417,3 +417,30 @@ def test_unknown_run_and_bad_inputs_are_clear(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "has no input 'm'" in unknown.stderr
     for r in (result, missing, bad, unknown):
         assert "Traceback" not in r.stderr
+
+
+def test_rollback_signal_fails_the_running_stage_and_runs_on_failure(tmp_path: Path) -> None:
+    text = """\
+name: deploy
+stages:
+  - id: deploy
+    steps:
+      - {id: roll-out, uses: shell, with: {run: "sh -c 'echo $$ > pid; sleep 60'"}}
+    on_failure:
+      - {id: restore, uses: shell, with: {run: "touch restored"}}
+"""
+    runner = make_runner(tmp_path, text, options=RunOptions(run_id="run-rollback"))
+    db = str(tmp_path / "qd.db")
+
+    async def scenario() -> RunState:
+        task = asyncio.create_task(runner.run())
+        await wait_for(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text())
+        Store(db).send_signal("run-rollback", "rollback", actor="ic", reason="error rate up")
+        return await asyncio.wait_for(task, 30)
+
+    state = asyncio.run(scenario())
+    assert state.status == "failed"
+    assert (tmp_path / "restored").exists()
+    assert state.stages["deploy"].error == "rollback requested by ic: error rate up"
+    assert state.step("roll-out").status == "failed"  # type: ignore[union-attr]
+    assert state.step("roll-out").error == "stopped for a rollback"  # type: ignore[union-attr]
