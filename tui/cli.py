@@ -105,7 +105,7 @@ def _color() -> bool | None:
 
 
 @app.callback()
-def main_callback(ctx: typer.Context, store: StoreOpt = None) -> None:
+def main_callback(ctx: typer.Context, store: StoreOpt = None, as_: AsOpt = None) -> None:
     """Open the cockpit when no command is given."""
     if ctx.invoked_subcommand is not None:
         return
@@ -117,7 +117,7 @@ def main_callback(ctx: typer.Context, store: StoreOpt = None) -> None:
     except ImportError:
         _err("the cockpit is not available in this build; see `quarterdeck --help`")
         raise typer.Exit(int(ExitCode.INVALID)) from None
-    run_cockpit(store=store)
+    run_cockpit(store=store, actor=as_)
 
 
 # --- validate / schema / catalogs ------------------------------------------------------
@@ -429,7 +429,10 @@ def run(
                                 pushgateway=pushgateway, say=_err)
     except QuarterdeckError as exc:
         _fail(exc)
-    live = _interactive() and not json_out and events != "-" and _color() is not False
+    live = (
+        _interactive() and sys.stderr.isatty() and not json_out and events != "-"
+        and _color() is not False
+    )
     try:
         code = _execute(runner, json_out=json_out, live=live, extras=extras)
     finally:
@@ -490,7 +493,10 @@ def resume(
                                 pushgateway=pushgateway, say=_err)
     except QuarterdeckError as exc:
         _fail(exc)
-    live = _interactive() and not json_out and events != "-" and _color() is not False
+    live = (
+        _interactive() and sys.stderr.isatty() and not json_out and events != "-"
+        and _color() is not False
+    )
     try:
         code = _execute(runner, json_out=json_out, live=live, extras=extras)
     finally:
@@ -557,77 +563,26 @@ def show(
     sys.stdout.write(render_show(state) + (show_text(incident) if incident is not None else ""))
 
 
-# --- incidents -------------------------------------------------------------------------
-
-
 @app.command()
-def listen(
-    alertmanager: Annotated[str, typer.Option(
-        "--alertmanager", metavar="HOST:PORT",
-        help="Serve Alertmanager's webhook here (127.0.0.1:0 picks a free port)")],
-    workflow: Annotated[str, typer.Option(
-        "--workflow", "-w", help="The workflow each new alert group starts")
-    ] = "incident-response",
+def attach(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix)")],
     store: StoreOpt = None,
-    metrics_port: Annotated[int | None, typer.Option(
-        "--metrics-port", help="Serve incident_resolution_seconds{severity} on 127.0.0.1")
-    ] = None,
+    as_: AsOpt = None,
 ) -> None:
-    """Receive Alertmanager webhooks; start an incident-response run per new alert group.
-
-    Deduplicated by groupKey while the group's incident is open. Severity from the
-    `severity` label: critical→SEV1, high/error→SEV2, warning→SEV3, info→SEV4, else SEV3.
-    A resolved notification marks the run's alert resolved. Runs go headless in this
-    process, journaled to the store; Ctrl-C stops them resumably.
-    """
-    from core.intake import Listener, parse_address
-    from core.launch import load, load_context, store_path
+    """Open the cockpit on a run started elsewhere, live from its journal (any number of
+    viewers); a finished run shows its full timeline."""
+    from core.launch import open_store
 
     try:
-        host, port = parse_address(alertmanager)
-        ctx = load_context()
-        loaded = load(workflow, ctx)
-        path = store_path(store)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        row = open_store(store).get_run(run_id)
     except QuarterdeckError as exc:
         _fail(exc)
+    if not _interactive():
+        _err(f"attach needs a terminal; `quarterdeck show {row.id}` prints the run instead")
+        raise typer.Exit(int(ExitCode.INVALID))
+    from tui.app import run_cockpit
 
-    async def serve() -> None:
-        from core.incident import IncidentCollector
-        from core.metrics import MetricsServer
-
-        listener = Listener(path, loaded, ctx, host=host, port=port,
-                            say=lambda text: _err(f"listen: {text}"))
-        await listener.start()
-        metrics = None
-        if metrics_port is not None:
-            from prometheus_client import CollectorRegistry
-
-            registry = CollectorRegistry()
-            registry.register(IncidentCollector(path, ctx.settings.metrics.namespace))
-            metrics = MetricsServer(registry, "127.0.0.1", metrics_port)
-            _err(f"listen: metrics on {metrics.url}")
-        _err(f"listen: Alertmanager webhook on {listener.server.url} → workflow "
-             f"{loaded.workflow.name}, store {path}")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):
-                pass
-        try:
-            await stop.wait()
-        finally:
-            _err("listen: stopping; runs still going are interrupted (resumable)")
-            await listener.close()
-            if metrics is not None:
-                metrics.close()
-
-    try:
-        asyncio.run(serve())
-    except QuarterdeckError as exc:
-        _fail(exc)
+    run_cockpit(store=store, attach=row.id, actor=as_)
 
 
 # --- incidents -------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Screens of the cockpit: home, launch form, run dashboard, approval, history, help."""

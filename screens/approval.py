@@ -1,0 +1,167 @@
+"""An approval gate as a modal: prompt, evidence, who may decide, time left, decide.
+
+The decision is a signal written to the store, like ``quarterdeck approve``. The modal
+watches the run's state, so a decision made anywhere (another terminal, another host)
+closes it too, and it says who decided. "Later" — neither approve nor reject — is the
+focused, safe choice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Markdown, Static
+
+from core.durations import format_duration
+from core.state import ApprovalState
+
+if TYPE_CHECKING:
+    from screens.dashboard import DashboardScreen
+    from tui.app import QuarterdeckApp
+
+WATCH_SECONDS = 0.1
+
+
+class ApprovalScreen(ModalScreen[str | None]):
+    """Decide one approval gate; dismissed with "gate approved by …" once decided."""
+
+    SCOPE = "approval"
+    AUTO_FOCUS = "#later"
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        Binding("escape", "later", "Later", key_display="esc"),
+    ]
+
+    def __init__(self, dashboard: DashboardScreen, gate: str) -> None:
+        super().__init__()
+        self.dashboard = dashboard
+        self.gate = gate
+        self.sent: int | None = None
+        self._groups: dict[str, list[str]] = {}
+
+    @property
+    def qapp(self) -> QuarterdeckApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def approval(self) -> ApprovalState:
+        return self.dashboard.state.approvals[self.gate]
+
+    def compose(self) -> ComposeResult:
+        a = self.approval
+        with Vertical(classes="dialog", id="approval"):
+            yield Static(f"[b]Approval[/b] {escape(a.id)}  [$text-muted]stage "
+                         f"{escape(a.stage)} · run {escape(self.dashboard.run_id)}[/]",
+                         id="approval-title")
+            yield Static(f"[b]{escape(a.prompt or 'Approve?')}[/b]", id="approval-prompt")
+            with VerticalScroll(id="evidence"):
+                if not a.evidence:
+                    yield Static("[$text-muted]no evidence attached[/]")
+                for item in a.evidence:
+                    yield Markdown(item, classes="evidence-item")
+            yield Static("", id="approval-who")
+            yield Static("", id="approval-time")
+            reason = Input(placeholder="reason (required to reject)", id="approval-reason")
+            reason.cursor_blink = self.qapp.blink
+            yield reason
+            yield Static("", id="approval-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Later", id="later", variant="primary")
+                yield Button("Reject", id="reject", variant="error")
+                yield Button("Approve", id="approve", variant="success")
+
+    def on_mount(self) -> None:
+        try:
+            self._groups = dict(self.qapp.context().settings.groups)
+        except Exception:  # unreadable config: nobody is in a group
+            self._groups = {}
+        self.query_one("#later", Button).focus()
+        self._watch()
+        self.set_interval(WATCH_SECONDS, self._watch)
+
+    def refusal(self, decision: str) -> str | None:
+        from core.runner import approval_refusal
+
+        return approval_refusal(self.approval, self.qapp.actor, self.dashboard.state.started_by,
+                                self._groups, decision)
+
+    def _watch(self) -> None:
+        a = self.approval
+        if a.status != "waiting":
+            who = a.decided_by or "?"
+            why = f": {a.reason}" if a.reason else ""
+            self.dismiss(f"gate {a.id} {a.status} by {who}{why}")
+            return
+        approvers = ", ".join(a.approvers) if a.approvers else "anyone"
+        if not a.allow_self_approval and self.dashboard.state.started_by:
+            approvers += f" (not {self.dashboard.state.started_by}, who started the run)"
+        votes = [v for v in a.votes if v.decision == "approved"]
+        lines = [f"[$text-muted]approvers:[/] {escape(approvers)}",
+                 f"[$text-muted]needed:[/] {len(votes)}/{a.min_approvals} approvals"
+                 + (f" (from {escape(', '.join(v.by for v in votes))})" if votes else "")]
+        approve_why = self.refusal("approved")
+        reject_why = self.refusal("rejected")
+        me = escape(self.qapp.actor)
+        if approve_why is None:
+            lines.append(f"[$success]you ({me}) may approve[/]")
+        else:
+            lines.append(f"[$warning]you ({me}) may not approve: {escape(approve_why)}[/]")
+        self.query_one("#approval-who", Static).update("\n".join(lines))
+        self.query_one("#approve", Button).disabled = approve_why is not None
+        self.query_one("#reject", Button).disabled = reject_why is not None
+        if a.timeout_at is not None:
+            left = max(0.0, a.timeout_at - self.qapp.now())
+            text = f"[$text-muted]time left:[/] {format_duration(left)}, then {a.on_timeout}"
+        else:
+            text = "[$text-muted]no timeout[/]"
+        self.query_one("#approval-time", Static).update(text)
+        if self.sent is not None:
+            self._check_outcome()
+
+    def _check_outcome(self) -> None:
+        from core.store import Store
+
+        with Store(self.qapp.store_path) as store:
+            outcome = store.signal_outcome(self.sent or 0)
+        if outcome and outcome.startswith("refused"):
+            self.sent = None
+            self._error(outcome)
+
+    def _error(self, text: str) -> None:
+        self.query_one("#approval-error", Static).update(f"[$error]{escape(text)}[/]")
+
+    @on(Button.Pressed, "#approve")
+    def action_approve(self) -> None:
+        why = self.refusal("approved")
+        if why is not None:
+            self._error(why)
+            return
+        reason = self.query_one("#approval-reason", Input).value.strip()
+        self.sent = self.dashboard.send("approve", target=self.gate, reason=reason)
+        self.query_one("#approval-error", Static).update(
+            "[$text-muted]approval sent; waiting for the run to record it…[/]")
+
+    @on(Button.Pressed, "#reject")
+    def action_reject(self) -> None:
+        why = self.refusal("rejected")
+        if why is not None:
+            self._error(why)
+            return
+        field = self.query_one("#approval-reason", Input)
+        reason = field.value.strip()
+        if not reason:
+            self._error("a rejection needs a reason: type it above, then Reject")
+            field.focus()
+            return
+        self.sent = self.dashboard.send("reject", target=self.gate, reason=reason)
+        self.query_one("#approval-error", Static).update(
+            "[$text-muted]rejection sent; waiting for the run to record it…[/]")
+
+    @on(Button.Pressed, "#later")
+    def action_later(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,424 @@
+"""The run dashboard: one code path for live runs, attached runs and finished runs.
+
+A :class:`~tui.widgets.journal.JournalTail` reads committed events in a thread; a timer
+here (re-armed after each tick, so slow ticks never stack) drains them in one batch,
+folds them into a :class:`~core.state.RunState` and updates the widgets once. Controls
+are signals written to the store; the runner — in this process or any other — acts on
+them, and the journal tells every viewer what happened.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.markup import escape
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static, Tree
+
+from core.events import ACTIVE_RUN_STATUSES, Event, EventType
+from core.state import LogLine, RunState
+from tui.bindings import bindings
+from tui.widgets.journal import JournalTail
+from tui.widgets.log_panel import LogPanel
+from tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPanel
+from tui.widgets.stage_tree import NodeKey, StageTree
+from tui.widgets.status import badge, span
+
+if TYPE_CHECKING:
+    from core.models import Workflow
+    from tui.app import QuarterdeckApp
+
+TICK_SECONDS = 0.1
+RETRYABLE = ("failed", "interrupted")
+
+
+class DashboardScreen(Screen[None]):
+    """Stages and steps, persona and budgets, metrics, the log, and the controls."""
+
+    SCOPE = "dashboard"
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = bindings(
+        "dashboard"
+    )
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.state = RunState(run_id, keep_log=True)
+        self.persona_info: dict[str, dict[str, Any]] = {}
+        self.workflow: Workflow | None = None
+        self.tail: JournalTail | None = None
+        self.notice = ""
+        self._timer: Timer | None = None
+        self._offered: set[tuple[str, float | None]] = set()
+        self._dirty = True
+        self._reported_error: str | None = None
+        self._decided: set[str] = set()
+        self._definition_requested = False
+
+    @property
+    def qapp(self) -> QuarterdeckApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"run {escape(self.run_id)}  [$text-muted]loading…[/]", id="run-bar")
+        with Grid(id="dash-main"):
+            yield StageTree(self.qapp.now, id="tree")
+            yield LogPanel(id="log-panel")
+            with Vertical(id="dash-side"):
+                yield PersonaPanel(id="persona")
+                yield BudgetPanel(id="budgets")
+                yield MetricsPanel(id="metrics")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.tail = JournalTail(Path(self.qapp.store_path), self.run_id).start()
+        self.query_one("#tree", StageTree).focus()
+        self._tick()
+
+    def on_unmount(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        if self.tail is not None:
+            self.tail.stop()
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        try:
+            self.pump()
+        finally:
+            self._timer = self.set_timer(TICK_SECONDS, self._tick)
+
+    def pump(self) -> int:
+        """Drain the tail, fold, repaint once; returns how many events were applied."""
+        assert self.tail is not None
+        events = self.tail.drain()
+        new_lines = self._apply(events)
+        row = self.tail.row
+        if row is not None:
+            if row.status == "interrupted" and self.state.status in ACTIVE_RUN_STATUSES:
+                self.state.status = "interrupted"
+                self._dirty = True
+            if not self._definition_requested and row.definition:
+                self._definition_requested = True
+                self._load_definition(row.definition, row.workflow_path)
+        running = any(s.status == "running" for s in self.state.all_steps())
+        if events or self._dirty or running or self.state.status in ACTIVE_RUN_STATUSES:
+            with self.app.batch_update():
+                self._paint(new_lines)
+            self._dirty = False
+        self._check_background()
+        self._offer_approval()
+        return len(events)
+
+    def _apply(self, events: list[Event]) -> list[LogLine]:
+        if not events:
+            return []
+        added = 0
+        for event in events:
+            if event.type == EventType.RUN_STARTED:
+                self.persona_info = dict(event.data.get("personas") or {})
+            elif event.type == EventType.STEP_OUTPUT:
+                added += len(event.data.get("lines", []))
+            elif event.type == EventType.APPROVAL_DECIDED:
+                self._announce_decision(event)
+            self.state.apply(event)
+        log = self.state.log
+        if not added:
+            return []
+        return list(itertools.islice(log, max(0, len(log) - added), None))
+
+    def _announce_decision(self, event: Event) -> None:
+        gate = str(event.data.get("gate", ""))
+        key = f"{gate}:{event.seq}"
+        if key in self._decided:
+            return
+        self._decided.add(key)
+        who = event.data.get("by") or "?"
+        self.notice = f"gate {gate} {event.data.get('decision', '?')} by {who}"
+
+    @work(thread=True, group="definition")
+    def _load_definition(self, text: str, path: str) -> None:
+        """The run's own definition (gates' ``skippable``), off the UI thread."""
+        from core.errors import QuarterdeckError
+        from core.validate import load_workflow_text
+
+        try:
+            personas = self.qapp.context().personas
+            workflow = load_workflow_text(text, Path(path), personas).workflow
+        except QuarterdeckError:
+            return
+        self.app.call_from_thread(self._definition_loaded, workflow)
+
+    def _definition_loaded(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+        self.refresh_bindings()
+
+    def _paint(self, new_lines: list[LogLine]) -> None:
+        now = self.qapp.now
+        frame = self.qapp.frame()
+        state = self.state
+        self.query_one("#tree", StageTree).sync(state, frame)
+        self.query_one("#persona", PersonaPanel).render_state(state, self.persona_info)
+        self.query_one("#budgets", BudgetPanel).render_state(state)
+        self.query_one("#metrics", MetricsPanel).render_state(state, now)
+        if new_lines:
+            self.query_one("#log-panel", LogPanel).append(new_lines)
+        self.query_one("#run-bar", Static).update(self._bar())
+
+    def _bar(self) -> str:
+        s = self.state
+        title = escape(s.title or s.workflow or "")
+        parts = [badge(s.status, self.qapp.frame()), f"[b]{title}[/b]", escape(self.run_id)]
+        if s.started_by:
+            parts.append(f"[$text-muted]by[/] {escape(s.started_by)}")
+        elapsed = span(s.started_at, s.finished_at, self.qapp.now)
+        if elapsed:
+            parts.append(elapsed)
+        pending = s.pending_approval()
+        if pending is not None:
+            parts.append(f"[$warning]waiting on {escape(pending.id)} (a)[/]")
+        elif self.notice:
+            parts.append(f"[$text-muted]{escape(self.notice)}[/]")
+        if s.error and s.status not in ACTIVE_RUN_STATUSES:
+            parts.append(f"[$error]{escape(s.error)}[/]")
+        if self.tail is not None and self.tail.error and not s.started_at:
+            parts.append(f"[$error]{escape(self.tail.error)}[/]")
+        return "  ".join(parts)
+
+    def _check_background(self) -> None:
+        run = self.qapp.runs.get(self.run_id)
+        if run is not None and run.error and run.error != self._reported_error:
+            self._reported_error = run.error
+            self.notice = run.error
+            self.notify(run.error, title="the run could not go on", severity="error")
+            self._dirty = True
+
+    def _offer_approval(self) -> None:
+        pending = self.state.pending_approval()
+        if pending is None or self.app.screen is not self:
+            return
+        key = (pending.id, pending.requested_at)
+        if key in self._offered:
+            return
+        self._offered.add(key)
+        self.action_approval()
+
+    # -- availability -----------------------------------------------------------------
+
+    def _live(self) -> bool:
+        return self.state.status in ACTIVE_RUN_STATUSES
+
+    def _skippable_gate(self) -> tuple[str, str] | None:
+        """(stage, gate) of a skippable gate that failed, or that a live run will reach."""
+        if self.workflow is None:
+            return None
+        for stage in self.workflow.stages:
+            if stage.gate is None or not stage.gate.skippable:
+                continue
+            st = self.state.stages.get(stage.id)
+            gate_status = st.gate.status if st is not None and st.gate is not None else "pending"
+            if gate_status == "failed" and self.state.status in RETRYABLE:
+                return stage.id, stage.gate.id
+            if gate_status == "pending" and self._live():
+                return stage.id, stage.gate.id
+        return None
+
+    def why_unavailable(self, action: str) -> str | None:
+        s = self.state
+        here = self.qapp.runs.get(self.run_id)
+        if action == "approval":
+            return None if s.pending_approval() else "no approval gate is waiting"
+        if action in ("pause", "cancel"):
+            if not self._live():
+                return f"the run has ended ({s.status})" if s.started_at else "no run yet"
+            return None
+        if action == "retry":
+            if here is not None and here.alive:
+                return "the run is already running in this cockpit"
+            if s.status not in RETRYABLE:
+                return f"only a failed or interrupted run can be retried (it is {s.status})"
+            return None
+        if action == "skip_gate":
+            if self._skippable_gate() is None:
+                return "no skippable quality gate failed (or is still ahead)"
+            return None
+        if action == "jump":
+            return None if s.failing_step() else "no step has failed"
+        if action == "whole_log":
+            panel = self.query_one("#log-panel", LogPanel)
+            if panel.step is None and panel.stage is None:
+                return "the log already shows the whole run"
+            return None
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return None if self.why_unavailable(action) else True
+
+    def _refuse(self, action: str) -> bool:
+        why = self.why_unavailable(action)
+        if why is not None:
+            self.notify(why, severity="warning")
+            return True
+        return False
+
+    # -- signals ----------------------------------------------------------------------
+
+    def send(self, kind: str, *, target: str | None = None, reason: str = "") -> int | None:
+        """Write a signal to the store, as the CLI would; the runner acts on it."""
+        from core.errors import QuarterdeckError
+        from core.store import Store
+
+        try:
+            with Store(self.qapp.store_path) as store:
+                signal_id = store.send_signal(
+                    self.run_id, kind, actor=self.qapp.actor, target=target, reason=reason
+                )
+        except QuarterdeckError as exc:
+            self.notify(exc.message, title=f"{kind} failed", severity="error")
+            return None
+        if self.tail is not None:
+            self.tail.poke()
+        return signal_id
+
+    # -- actions ----------------------------------------------------------------------
+
+    def action_approval(self) -> None:
+        if self._refuse("approval"):
+            return
+        from screens.approval import ApprovalScreen
+
+        pending = self.state.pending_approval()
+        assert pending is not None
+
+        def closed(result: str | None) -> None:
+            if result:
+                self.notice = result
+                self._dirty = True
+                self.notify(result, title="approval")
+
+        self.app.push_screen(ApprovalScreen(self, pending.id), closed)
+
+    def action_pause(self) -> None:
+        if self._refuse("pause"):
+            return
+        if self.state.paused:
+            self.send("unpause", reason="resumed from the cockpit")
+            self.notice = "unpause sent"
+        else:
+            self.send("pause", reason="paused from the cockpit")
+            self.notice = "pause sent: steps in flight finish, no new step starts"
+        self._dirty = True
+
+    def action_cancel(self) -> None:
+        if self._refuse("cancel"):
+            return
+        from screens.confirm import ConfirmScreen
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.send("cancel", reason="cancelled from the cockpit")
+                self.notice = "cancel sent"
+                self._dirty = True
+
+        self.app.push_screen(
+            ConfirmScreen(f"Cancel run {self.run_id}?\nSteps in flight are stopped.",
+                          yes="Cancel the run", no="Keep running"),
+            answer,
+        )
+
+    def action_retry(self) -> None:
+        if self._refuse("retry"):
+            return
+        self.qapp.resume(self.run_id)
+        self.notice = "resuming: failed steps run again, completed ones are reused"
+        self._dirty = True
+
+    def action_skip_gate(self) -> None:
+        if self._refuse("skip_gate"):
+            return
+        from screens.confirm import ReasonScreen
+
+        found = self._skippable_gate()
+        assert found is not None
+        stage_id, gate_id = found
+
+        def answer(reason: str | None) -> None:
+            if not reason:
+                return
+            if self.send("skip-gate", target=gate_id, reason=reason) is None:
+                return
+            self.notice = f"skip of gate {gate_id} recorded"
+            if not self._live():
+                self.qapp.resume(self.run_id)
+                self.notice += "; resuming the run"
+            self._dirty = True
+
+        self.app.push_screen(
+            ReasonScreen(f"Skip quality gate {gate_id} of stage {stage_id}?\n"
+                         "The reason is journaled with your name.", action="Skip gate"),
+            answer,
+        )
+
+    def action_jump(self) -> None:
+        if self._refuse("jump"):
+            return
+        step = self.state.failing_step()
+        assert step is not None
+        tree = self.query_one("#tree", StageTree)
+        node = tree.node_for(("step", step.stage, step.id))
+        if node is not None:
+            tree.move_cursor(node)
+            tree.focus()
+        self.scope_log(("step", step.stage, step.id))
+
+    def action_filter(self) -> None:
+        self.query_one("#log-panel", LogPanel).open_filter()
+
+    def action_whole_log(self) -> None:
+        self.scope_log(("run",))
+
+    def action_back(self) -> None:
+        panel = self.query_one("#log-panel", LogPanel)
+        if panel.has_class("-filtering") or panel.filter_text:
+            panel.filter_text = ""
+            panel.close_filter()
+            panel.reset(self.state.log)
+            self.query_one("#tree", StageTree).focus()
+            return
+        if panel.step is not None or panel.stage is not None:
+            self.scope_log(("run",))
+            return
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
+
+    # -- log scope and filter ---------------------------------------------------------
+
+    def scope_log(self, key: NodeKey) -> None:
+        panel = self.query_one("#log-panel", LogPanel)
+        panel.step = (key[1], key[2]) if key[0] == "step" else None
+        panel.stage = key[1] if key[0] == "stage" else None
+        panel.reset(self.state.log)
+        self.refresh_bindings()
+
+    @on(Tree.NodeSelected, "#tree")
+    def _node_selected(self, event: Tree.NodeSelected[NodeKey]) -> None:
+        if event.node.data is not None:
+            self.scope_log(event.node.data)
+
+    @on(Input.Changed, "#log-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        panel = self.query_one("#log-panel", LogPanel)
+        panel.filter_text = event.value
+        panel.reset(self.state.log)
+
+    @on(Input.Submitted, "#log-filter")
+    def _filter_done(self) -> None:
+        self.query_one("#log-panel", LogPanel).log_widget.focus()

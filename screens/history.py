@@ -1,0 +1,129 @@
+"""Past runs, filtered by workflow and status; any of them opens in its dashboard."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Select, Static
+
+from core.durations import format_duration
+from tui.bindings import bindings
+from tui.widgets.status import ago, badge, rich_text
+
+if TYPE_CHECKING:
+    from core.store import RunRow
+    from tui.app import QuarterdeckApp
+
+STATUSES = ("running", "waiting", "paused", "succeeded", "failed", "cancelled", "rejected",
+            "interrupted")
+LIMIT = 500
+
+
+class HistoryScreen(Screen[None]):
+    """Every run in the store, newest first."""
+
+    SCOPE = "history"
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = bindings(
+        "history"
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[RunRow] = []
+        self._workflows: list[str] = []
+
+    @property
+    def qapp(self) -> QuarterdeckApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static("[b]History[/b]  [$text-muted]all runs, newest first[/]", id="title-bar")
+        with Horizontal(id="history-filters"):
+            yield Select[str]([], prompt="any workflow", id="filter-workflow")
+            yield Select[str]([(s, s) for s in STATUSES], prompt="any status",
+                              id="filter-status")
+        table: DataTable[str] = DataTable(id="history", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="history-count")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#history", DataTable).add_columns(
+            "run", "workflow", "status", "started", "took", "by"
+        )
+        self.query_one("#history", DataTable).focus()
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def _value(self, selector: str) -> str | None:
+        value = self.query_one(selector, Select).value
+        return None if value is Select.NULL else str(value)
+
+    @work(thread=True, exclusive=True, group="history")
+    def reload(self) -> None:
+        from core.store import Store
+
+        workflow = self._value("#filter-workflow")
+        status = self._value("#filter-status")
+        with Store(self.qapp.store_path) as store:
+            rows = store.list_runs(limit=LIMIT, workflow=workflow, status=status)
+            names = sorted({r[0] for r in store.conn.execute("SELECT DISTINCT workflow FROM runs")})
+        self.app.call_from_thread(self._show, rows, names)
+
+    def _show(self, rows: list[RunRow], names: list[str]) -> None:
+        if names != self._workflows:
+            self._workflows = names
+            select = self.query_one("#filter-workflow", Select)
+            current = select.value
+            select.set_options([(n, n) for n in names])
+            if current is not Select.NULL and current in names:
+                select.value = current
+        self.rows = rows
+        table = self.query_one("#history", DataTable)
+        table.clear()
+        now = self.qapp.now
+        for row in rows:
+            took = format_duration((row.finished_at or now()) - row.started_at)
+            shown = rich_text(badge(row.status), self.app.theme_variables)
+            table.add_row(row.id, row.workflow, shown, ago(row.started_at, now),
+                          took, row.started_by, key=row.id)
+        self.query_one("#history-count", Static).update(
+            f"[$text-muted]{len(rows)} run{'s' if len(rows) != 1 else ''}[/]"
+        )
+
+    @on(Select.Changed)
+    def _filter(self) -> None:
+        self.reload()
+
+    def why_unavailable(self, action: str) -> str | None:
+        if action == "open" and not self.rows:
+            return "no run matches the filters"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return None if self.why_unavailable(action) else True
+
+    @on(DataTable.RowSelected, "#history")
+    def action_open(self) -> None:
+        table = self.query_one("#history", DataTable)
+        if self.rows and 0 <= table.cursor_row < len(self.rows):
+            self.qapp.open_run(self.rows[table.cursor_row].id)
+
+    def action_focus_workflow(self) -> None:
+        self.query_one("#filter-workflow", Select).focus()
+
+    def action_focus_status(self) -> None:
+        self.query_one("#filter-status", Select).focus()
+
+    def action_back(self) -> None:
+        if self.focused is not None and isinstance(self.focused, Select):
+            self.query_one("#history", DataTable).focus()
+            return
+        self.app.pop_screen()

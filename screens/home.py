@@ -1,0 +1,243 @@
+"""Home: the workflow catalog and the recent runs.
+
+Nothing here blocks on I/O: the catalog and the runs load in a thread after the first
+frame, and a workflow's full definition (which imports every action module) loads only
+when it is highlighted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from core.durations import format_duration
+from tui.bindings import bindings
+from tui.widgets.status import ago, badge, rich_text
+
+if TYPE_CHECKING:
+    from core.store import RunRow
+    from core.validate import LoadedWorkflow
+    from tui.app import QuarterdeckApp
+    from workflows.catalog import CatalogEntry
+
+RECENT = 12
+
+
+def describe_workflow(loaded: LoadedWorkflow, personas: Any) -> str:
+    """Title, description, personas, stages and inputs, as Content markup."""
+    wf = loaded.workflow
+    lines = [f"[b]{escape(wf.title or wf.name)}[/b]  [$text-muted]{escape(wf.name)}[/]"]
+    if wf.description:
+        lines.append(escape(wf.description.strip()))
+    names = wf.personas()
+    if names:
+        shown = []
+        for name in names:
+            persona = personas.get(name) if personas is not None else None
+            shown.append(escape(persona.title if persona else name))
+        lines.append(f"[$text-muted]personas:[/] {', '.join(shown)}")
+    lines.append("[$text-muted]stages:[/]")
+    for stage in wf.stages:
+        extra = []
+        if stage.persona:
+            extra.append(stage.persona)
+        extra.append(f"{len(stage.steps)} step{'s' if len(stage.steps) != 1 else ''}")
+        if stage.approval:
+            extra.append(f"approval {stage.approval.id}")
+        if stage.gate:
+            extra.append(f"gate {stage.gate.id}")
+        lines.append(f"  • {escape(stage.title or stage.id)} [$text-muted]"
+                     f"({escape(', '.join(extra))})[/]")
+    if wf.inputs:
+        inputs = ", ".join(f"{n}:{s.type}" for n, s in wf.inputs.items())
+        lines.append(f"[$text-muted]inputs:[/] {escape(inputs)}")
+    return "\n".join(lines)
+
+
+class HomeScreen(Screen[None]):
+    """The catalog (bundled, user, project workflows) and the recent runs."""
+
+    SCOPE = "home"
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = bindings(
+        "home"
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[CatalogEntry] = []
+        self.rows: list[RunRow] = []
+        self._details: dict[str, str] = {}
+        self._loaded: dict[str, LoadedWorkflow] = {}
+
+    @property
+    def qapp(self) -> QuarterdeckApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"[b]Quarterdeck[/b]  [$text-muted]you are {escape(self.qapp.actor)}[/]",
+                     id="title-bar")
+        with Horizontal(id="home-top"):
+            with Vertical(id="catalog-pane", classes="pane"):
+                yield Static("Workflows", classes="pane-title")
+                yield OptionList(id="catalog")
+            with VerticalScroll(id="detail-pane", classes="pane"):
+                yield Static("[$text-muted]loading the catalog…[/]", id="wf-detail")
+        with Vertical(id="runs-pane", classes="pane"):
+            yield Static("Recent runs", classes="pane-title")
+            table: DataTable[str] = DataTable(id="recent", cursor_type="row", zebra_stripes=True)
+            yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#recent", DataTable)
+        table.add_columns("run", "workflow", "status", "started", "took", "by")
+        self.query_one("#catalog", OptionList).focus()
+        self.refresh_data()
+
+    def on_screen_resume(self) -> None:
+        if self.entries or self.rows:
+            self.refresh_data()
+
+    @work(thread=True, exclusive=True, group="home-load")
+    def refresh_data(self) -> None:
+        from core.store import Store
+
+        entries = self.qapp.catalog()
+        rows: list[RunRow] = []
+        error = None
+        try:
+            with Store(self.qapp.store_path) as store:
+                rows = store.list_runs(limit=RECENT)
+        except Exception as exc:  # an unreadable store still shows the catalog
+            error = str(exc)
+        self.app.call_from_thread(self._show, entries, rows, error)
+
+    def _show(self, entries: list[CatalogEntry], rows: list[RunRow], error: str | None) -> None:
+        catalog = self.query_one("#catalog", OptionList)
+        highlighted = catalog.highlighted
+        if [e.name for e in entries] != [e.name for e in self.entries]:
+            catalog.clear_options()
+            for entry in entries:
+                label = escape(entry.title or entry.name)
+                note = " [$error](invalid)[/]" if entry.error else ""
+                catalog.add_option(Option(f"{label} [$text-muted]{entry.origin}[/]{note}",
+                                          id=entry.name))
+            if entries:
+                catalog.highlighted = highlighted if highlighted is not None else 0
+        self.entries = entries
+        if not entries:
+            self.query_one("#wf-detail", Static).update(
+                "[$text-muted]no workflows found: add one to .quarterdeck/workflows/[/]"
+            )
+        self.rows = rows
+        table = self.query_one("#recent", DataTable)
+        table.clear()
+        now = self.qapp.now
+        for row in rows:
+            took = format_duration((row.finished_at or now()) - row.started_at)
+            shown = rich_text(badge(row.status), self.app.theme_variables)
+            table.add_row(row.id, row.workflow, shown, ago(row.started_at, now),
+                          took, row.started_by, key=row.id)
+        if error:
+            self.notify(error, title="cannot read the run history", severity="error")
+
+    @on(OptionList.OptionHighlighted, "#catalog")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        name = event.option.id or ""
+        entry = next((e for e in self.entries if e.name == name), None)
+        if entry is None:
+            return
+        if entry.error:
+            self.query_one("#wf-detail", Static).update(
+                f"[b]{escape(entry.name)}[/b]\n[$error]{escape(entry.error)}[/]"
+            )
+            return
+        if name in self._details:
+            self.query_one("#wf-detail", Static).update(self._details[name])
+            return
+        self.query_one("#wf-detail", Static).update(
+            f"[b]{escape(entry.title or entry.name)}[/b]\n{escape(entry.description)}"
+        )
+        self._describe(entry)
+
+    @work(thread=True, group="describe")
+    def _describe(self, entry: CatalogEntry) -> None:
+        from core.errors import DefinitionError, QuarterdeckError
+        from core.validate import load_workflow
+
+        ctx = self.qapp.context()
+        try:
+            loaded = load_workflow(entry.path, ctx.personas)
+        except DefinitionError as exc:
+            text = "\n".join(escape(str(p)) for p in exc.problems[:5])
+            detail = f"[b]{escape(entry.name)}[/b]\n[$error]{text}[/]"
+        except QuarterdeckError as exc:
+            detail = f"[b]{escape(entry.name)}[/b]\n[$error]{escape(exc.message)}[/]"
+        else:
+            self._loaded[entry.name] = loaded
+            detail = describe_workflow(loaded, ctx.personas)
+        self._details[entry.name] = detail
+        self.app.call_from_thread(self._detail_ready, entry.name)
+
+    def _detail_ready(self, name: str) -> None:
+        catalog = self.query_one("#catalog", OptionList)
+        index = catalog.highlighted
+        if index is not None and index < len(self.entries) and self.entries[index].name == name:
+            self.query_one("#wf-detail", Static).update(self._details[name])
+
+    # -- actions ----------------------------------------------------------------------
+
+    def why_unavailable(self, action: str) -> str | None:
+        if action == "open":
+            focused = self.focused
+            if focused is not None and focused.id == "recent":
+                return None if self.rows else "there are no runs yet"
+            return None if self.entries else "there are no workflows in the catalog"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return None if self.why_unavailable(action) else True
+
+    @on(OptionList.OptionSelected, "#catalog")
+    def _selected(self) -> None:
+        self.action_open()
+
+    @on(DataTable.RowSelected, "#recent")
+    def _run_selected(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        focused = self.focused
+        if focused is not None and focused.id == "recent":
+            table = self.query_one("#recent", DataTable)
+            if self.rows and 0 <= table.cursor_row < len(self.rows):
+                self.qapp.open_run(self.rows[table.cursor_row].id)
+            return
+        catalog = self.query_one("#catalog", OptionList)
+        if catalog.highlighted is None or not self.entries:
+            return
+        entry = self.entries[catalog.highlighted]
+        if entry.error:
+            self.notify(entry.error, title=f"{entry.name} is invalid", severity="error")
+            return
+        from screens.launch import LaunchScreen
+
+        self.app.push_screen(LaunchScreen(entry, self._loaded.get(entry.name)))
+
+    def action_history(self) -> None:
+        from screens.history import HistoryScreen
+
+        self.app.push_screen(HistoryScreen())
+
+    def action_refresh(self) -> None:
+        self._details.clear()
+        self._loaded.clear()
+        self.refresh_data()

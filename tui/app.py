@@ -1,0 +1,302 @@
+"""The Textual cockpit: home, run dashboards, approvals, history.
+
+The cockpit never talks to a runner. A run launched here executes in a background
+thread with its own event loop and its own store connection; every view of a run —
+launched here, attached from another terminal, or long finished — tails the journal.
+Decisions and controls are signals written to the store, exactly like the CLI's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding
+
+from core.errors import QuarterdeckError
+from tui.bindings import bindings
+from tui.commands import CockpitCommands
+
+if TYPE_CHECKING:
+    from core.launch import Context
+    from core.runner import Runner, RunOptions
+    from core.store import Store
+    from core.validate import LoadedWorkflow
+    from workflows.catalog import CatalogEntry
+
+Clock = Callable[[], float]
+
+
+class BackgroundRun:
+    """One run executing in this process, on its own thread, loop and store connection."""
+
+    def __init__(self, store_path: Path, run_id: str, start: Callable[[Store], Runner]) -> None:
+        self.store_path = store_path
+        self.run_id = run_id
+        self._start = start
+        self.error: str | None = None
+        self.runner: Runner | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.started = threading.Event()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._main, name=f"run-{run_id}", daemon=True)
+
+    def start(self) -> BackgroundRun:
+        self.thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return not self.done.is_set()
+
+    def _main(self) -> None:
+        from core.store import Store
+
+        store: Store | None = None
+        try:
+            store = Store(self.store_path)
+            runner = self._start(store)
+            self.runner = runner
+            asyncio.run(self._go(runner))
+        except QuarterdeckError as exc:
+            self.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        except Exception as exc:  # shown in the dashboard; never a silent dead thread
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.trace = traceback.format_exc()
+        finally:
+            self.started.set()
+            self.done.set()
+            if store is not None:
+                store.close()
+
+    async def _go(self, runner: Runner) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.started.set()
+        await runner.run()
+
+    def interrupt(self, reason: str = "the cockpit was closed") -> None:
+        """Stop resumably (as Ctrl-C would); the journal says where it stopped."""
+        loop, runner = self.loop, self.runner
+        if loop is not None and runner is not None and not self.done.is_set():
+            try:
+                loop.call_soon_threadsafe(runner.interrupt, reason)
+            except RuntimeError:  # the loop just closed
+                pass
+
+
+class QuarterdeckApp(App[None]):
+    """The cockpit. Everything time- or machine-dependent is injectable for tests."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Quarterdeck"
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        *bindings("app")
+    ]
+    COMMANDS = App.COMMANDS | {CockpitCommands}
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"), (140, "-wide")
+    ]
+
+    def __init__(
+        self,
+        *,
+        store_path: Path,
+        actor: str,
+        now: Clock = time.time,
+        new_run_id: Callable[[str], str] | None = None,
+        catalog: Callable[[], list[CatalogEntry]] | None = None,
+        context: Context | None = None,
+        attach: str | None = None,
+        launch: tuple[LoadedWorkflow, dict[str, Any], RunOptions | None] | None = None,
+        resume: tuple[str, dict[str, Any], RunOptions | None] | None = None,
+        blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.store_path = store_path
+        self.actor = actor
+        self.now = now
+        self._new_run_id = new_run_id
+        self._qd_catalog = catalog
+        self._qd_context = context
+        self._qd_attach = attach
+        self._qd_launch = launch
+        self._qd_resume = resume
+        self.blink = blink
+        self.runs: dict[str, BackgroundRun] = {}
+
+    # -- injected services ------------------------------------------------------------
+
+    def context(self) -> Context:
+        """Settings and the persona catalog, loaded once (lazily: startup stays fast)."""
+        if self._qd_context is None:
+            from core.launch import load_context
+
+            self._qd_context = load_context()
+        return self._qd_context
+
+    def catalog(self) -> list[CatalogEntry]:
+        if self._qd_catalog is not None:
+            return self._qd_catalog()
+        from workflows.catalog import list_workflows
+
+        return list_workflows()
+
+    def new_run_id(self, workflow: str) -> str:
+        if self._new_run_id is not None:
+            return self._new_run_id(workflow)
+        from core.runner import new_run_id
+
+        return new_run_id(workflow)
+
+    def frame(self) -> int:
+        """The spinner frame, from the injected clock (still in snapshots)."""
+        return int(self.now() * 10)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from screens.home import HomeScreen
+
+        self.push_screen(HomeScreen())
+        if self._qd_attach is not None:
+            self.open_run(self._qd_attach)
+        elif self._qd_launch is not None:
+            loaded, given, options = self._qd_launch
+            self.launch(loaded, given, options)
+        elif self._qd_resume is not None:
+            run_id, given, options = self._qd_resume
+            self.resume(run_id, given, options)
+
+    def open_run(self, run_id: str, workflow: str | None = None) -> None:
+        from core.incident import is_incident_run
+        from screens.dashboard import DashboardScreen
+        from screens.warroom import WarRoomScreen, opens_in_warroom
+
+        incident = is_incident_run(workflow) if workflow else False
+        if incident or opens_in_warroom(self.store_path, run_id):  # incidents: the war room
+            self.push_screen(WarRoomScreen(run_id))
+            return
+        self.push_screen(DashboardScreen(run_id))
+
+    def launch(
+        self, loaded: LoadedWorkflow, given: dict[str, Any], options: RunOptions | None = None
+    ) -> str:
+        """Start a run in the background and open its dashboard; returns the run id."""
+        from core.launch import new_runner
+        from core.runner import RunOptions
+
+        opts = options or RunOptions(started_by=self.actor)
+        opts.run_id = opts.run_id or self.new_run_id(loaded.workflow.name)
+        ctx = self.context()
+        run = BackgroundRun(
+            self.store_path,
+            opts.run_id,
+            lambda store: new_runner(loaded, store, ctx, given, opts),
+        )
+        self.runs[opts.run_id] = run.start()
+        self.open_run(opts.run_id, loaded.workflow.name)
+        return opts.run_id
+
+    def resume(
+        self, run_id: str, given: dict[str, Any] | None = None, options: RunOptions | None = None
+    ) -> BackgroundRun:
+        """Resume a run in the background (retry: failed and in-flight steps run again)."""
+        from core.launch import resume_runner
+        from core.runner import RunOptions
+
+        opts = options or RunOptions(started_by=self.actor)
+        ctx = self.context()
+
+        def start(store: Store) -> Runner:
+            runner = resume_runner(store, run_id, ctx, opts, given or {})
+            runner.options.started_by = runner.state.started_by or opts.started_by
+            return runner
+
+        run = BackgroundRun(self.store_path, run_id, start)
+        self.runs[run_id] = run.start()
+        if not any(getattr(s, "run_id", None) == run_id for s in self.screen_stack):
+            self.open_run(run_id)
+        return run
+
+    def live_runs(self) -> list[BackgroundRun]:
+        return [r for r in self.runs.values() if r.alive]
+
+    def stop_runs(self, timeout: float = 15.0) -> None:
+        """Interrupt runs started here (resumably) and wait for their journals to close."""
+        for run in self.live_runs():
+            run.interrupt()
+        deadline = time.monotonic() + timeout
+        for run in list(self.runs.values()):
+            run.thread.join(max(0.0, deadline - time.monotonic()))
+
+    async def action_quit(self) -> None:
+        live = self.live_runs()
+        if not live:
+            self.exit()
+            return
+        from screens.confirm import ConfirmScreen
+
+        ids = ", ".join(r.run_id for r in live)
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.stop_runs()
+                self.exit()
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Run {ids} is still going in this cockpit.\nQuitting interrupts it; "
+                f"`quarterdeck resume {live[0].run_id}` continues it later.",
+                yes="Quit and interrupt",
+                no="Stay",
+            ),
+            answer,
+        )
+
+    def action_help(self) -> None:
+        from screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    def on_unmount(self) -> None:
+        self.stop_runs()
+
+
+def run_cockpit(
+    *,
+    store: str | None = None,
+    workflow: LoadedWorkflow | None = None,
+    inputs: dict[str, Any] | None = None,
+    options: RunOptions | None = None,
+    runner: Runner | None = None,
+    attach: str | None = None,
+    actor: str | None = None,
+) -> None:
+    """Open the cockpit: home, or a new run (``workflow``), a resumed run (``runner``), or
+    a run started elsewhere (``attach``)."""
+    from core.config import current_user, load_settings
+    from core.launch import store_path
+
+    path = store_path(store)
+    who = actor
+    if who is None and options is not None and options.started_by not in ("", "unknown"):
+        who = options.started_by
+    who = current_user(who, load_settings())
+    launch = (workflow, inputs or {}, options) if workflow is not None else None
+    resume = None
+    if runner is not None:
+        resume = (runner.run_id, dict(runner.inputs), runner.options)
+        runner.store.close()
+    app = QuarterdeckApp(store_path=path, actor=who, attach=attach, launch=launch, resume=resume)
+    try:
+        app.run()
+    finally:
+        app.stop_runs()

@@ -1,0 +1,1 @@
+"""Widgets of the cockpit, and the journal tail that feeds them."""

@@ -1,0 +1,157 @@
+"""Side panels of the dashboard: the active persona, budgets, metrics.
+
+Each panel renders from a :class:`~core.state.RunState` and repaints only when what it
+would show has changed ("latest value wins": a burst of token events costs one paint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.color import Color, ColorParseError
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.markup import escape
+from textual.widgets import Sparkline, Static
+
+from core.durations import format_duration
+from core.state import PersonaUsage, RunState
+from tui.widgets.status import glyph, span
+
+BAR_WIDTH = 12
+WARN_AT = 0.8
+
+
+def _colour(name: str | None) -> str | None:
+    """A persona's colour (data from its YAML) when it is one Rich understands."""
+    if not name:
+        return None
+    try:
+        Color.parse(name)
+    except ColorParseError:
+        return None
+    return name
+
+
+class _Panel(Static):
+    """A Static that skips repaints nobody could see."""
+
+    _last: str | None = None
+
+    def show(self, markup: str) -> None:
+        if markup != self._last:
+            self._last = markup
+            self.update(markup)
+
+
+class PersonaPanel(_Panel):
+    """Who owns the work now, and the switches so far."""
+
+    def render_state(self, state: RunState, info: dict[str, dict[str, Any]]) -> None:
+        name = state.persona
+        if not name:
+            self.show("[$text-muted]no persona yet[/]")
+            return
+        data = info.get(name, {})
+        colour = _colour(data.get("color"))
+        swatch = f"[on {colour}]  [/] " if colour else ""
+        title = escape(str(data.get("title") or name))
+        role = escape(str(data.get("role") or ""))
+        lines = [f"{swatch}[b]{title}[/b] [$text-muted]{escape(name)}[/]"]
+        if role:
+            lines.append(f"[$text-muted]{role}[/]")
+        switches = state.switches[-3:]
+        if switches:
+            hops = []
+            for s in switches:
+                src = escape(str(s.get("from") or "start"))
+                hops.append(f"{src} → {escape(str(s.get('to') or '?'))}")
+            lines.append(f"[$text-muted]switches ({len(state.switches)}):[/] " + ", ".join(hops))
+        self.show("\n".join(lines))
+
+
+def budget_line(usage: PersonaUsage, width: int = BAR_WIDTH) -> str:
+    """``name ███░░ used/budget`` coloured by how close to the budget it is."""
+    name = escape(usage.name)
+    if usage.budget <= 0:
+        return f"{name} [$text-muted]{usage.tokens_used} tokens, no budget[/]"
+    ratio = usage.tokens_used / usage.budget
+    style = "$success" if ratio < WARN_AT else "$warning" if ratio <= 1 else "$error"
+    filled = min(width, round(ratio * width))
+    bar = f"[{style}]{'█' * filled}[/][$text-muted]{'░' * (width - filled)}[/]"
+    est = "~" if usage.estimated else ""
+    left = usage.remaining
+    tail = f"{left} left" if left >= 0 else f"[$error]{-left} over[/]"
+    return f"{bar} {name} {est}{usage.tokens_used}/{usage.budget} {tail}"
+
+
+class BudgetPanel(_Panel):
+    """A budget bar per persona: used, remaining, warning near and error over budget."""
+
+    def render_state(self, state: RunState) -> None:
+        if not state.personas:
+            self.show("[$text-muted]no token budgets[/]")
+            return
+        self.show("\n".join(budget_line(u) for u in state.personas.values()))
+
+
+def token_rates(series: list[tuple[float, int]], start: float | None, end: float,
+                buckets: int = 24) -> list[float]:
+    """Tokens per minute in ``buckets`` equal slices of the run so far."""
+    if start is None or end <= start:
+        return [0.0] * buckets
+    width = (end - start) / buckets
+    out = [0.0] * buckets
+    for ts, total in series:
+        index = min(buckets - 1, max(0, int((ts - start) / width)))
+        out[index] += total
+    return [v * 60.0 / width for v in out]
+
+
+class MetricsPanel(Vertical):
+    """Elapsed time, steps done, tokens per minute (sparkline) and gate results."""
+
+    DEFAULT_CSS = """
+    MetricsPanel { height: auto; }
+    MetricsPanel > Sparkline { height: 1; margin: 0 0; }
+    MetricsPanel > Sparkline > .sparkline--max-color { color: $accent; }
+    MetricsPanel > Sparkline > .sparkline--min-color { color: $primary 50%; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield _Panel(id="metrics-text")
+        yield Sparkline([0.0], id="tokens-spark")
+        yield _Panel(id="gates-text")
+
+    def render_state(self, state: RunState, now: Callable[[], float]) -> None:
+        done, total = state.counts()
+        elapsed = span(state.started_at, state.finished_at, now) or "-"
+        tokens = sum(u.tokens_used for u in state.personas.values())
+        end = state.finished_at if state.finished_at is not None else now()
+        rates = token_rates(state.token_series, state.started_at, end)
+        peak = max(rates) if rates else 0.0
+        self.query_one("#metrics-text", _Panel).show(
+            f"elapsed [b]{elapsed}[/b]  steps [b]{done}/{total}[/b]\n"
+            f"tokens [b]{tokens}[/b]  peak {peak:.0f}/min"
+        )
+        spark = self.query_one("#tokens-spark", Sparkline)
+        if list(spark.data or []) != rates:
+            spark.data = rates
+        gates = []
+        for stage in state.stages.values():
+            if stage.gate is not None and stage.gate.status != "pending":
+                who = f" by {escape(stage.gate.skipped_by)}" if stage.gate.skipped_by else ""
+                gates.append(f"{glyph(stage.gate.status)} {escape(stage.gate.id)} "
+                             f"{stage.gate.status}{who}")
+            if stage.approval is not None:
+                a = stage.approval
+                who = f" by {escape(a.decided_by)}" if a.decided_by else ""
+                gates.append(f"{glyph(a.status)} {escape(a.id)} {a.status}{who}")
+        self.query_one("#gates-text", _Panel).show(
+            "\n".join(gates) if gates else "[$text-muted]no gates yet[/]"
+        )
+
+
+def describe_duration(seconds: float | None) -> str:
+    return format_duration(seconds)

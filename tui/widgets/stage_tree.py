@@ -1,0 +1,134 @@
+"""The stage and step tree of a run: status, durations, attempts, concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual.markup import escape
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from core.state import RunState, StageState, StepState
+from tui.widgets.status import glyph, rich_text, span
+
+NodeKey = tuple[str, ...]
+
+
+def layers(steps: list[StepState]) -> dict[str, int]:
+    """Each step's DAG layer; steps sharing a layer may run at the same time."""
+    ids = {s.id for s in steps}
+    layer: dict[str, int] = {}
+    remaining = [s for s in steps if s.role == "step"]
+    depth = 0
+    while remaining:
+        ready = [s for s in remaining if all(n in layer or n not in ids for n in s.needs)]
+        if not ready:
+            break
+        for s in ready:
+            layer[s.id] = depth
+        remaining = [s for s in remaining if s.id not in layer]
+        depth += 1
+    return layer
+
+
+class StageTree(Tree[NodeKey]):
+    """Stages and their steps; the step in flight spins, concurrent steps are marked ∥."""
+
+    DEFAULT_CSS = """
+    StageTree { background: $surface; }
+    """
+
+    def __init__(self, now: Callable[[], float], **kwargs: Any) -> None:
+        super().__init__("run", data=("run",), **kwargs)
+        self.auto_expand = False
+        self.show_root = True
+        self.guide_depth = 2
+        self._now = now
+        self._shape: list[tuple[str, list[str]]] = []
+        self._keyed: dict[NodeKey, TreeNode[NodeKey]] = {}
+        self._labels: dict[NodeKey, str] = {}
+
+    def node_for(self, key: NodeKey) -> TreeNode[NodeKey] | None:
+        return self._keyed.get(key)
+
+    def sync(self, state: RunState, frame: int) -> None:
+        """Bring the tree in line with ``state``; only changed labels are repainted."""
+        shape = [(sid, list(st.steps)) for sid, st in state.stages.items()]
+        if shape != self._shape:
+            self._rebuild(state, shape)
+        self._set(("run",), self._run_label(state, frame))
+        for stage in state.stages.values():
+            self._set(("stage", stage.id), self._stage_label(stage, frame))
+            concurrent = layers(list(stage.steps.values()))
+            sizes: dict[int, int] = {}
+            for depth in concurrent.values():
+                sizes[depth] = sizes.get(depth, 0) + 1
+            for step in stage.steps.values():
+                parallel = sizes.get(concurrent.get(step.id, -1), 0) > 1
+                self._set(("step", stage.id, step.id), self._step_label(step, frame, parallel))
+
+    def _set(self, key: NodeKey, label: str) -> None:
+        if self._labels.get(key) == label:
+            return
+        node = self._keyed.get(key)
+        if node is not None:
+            self._labels[key] = label
+            node.set_label(self.process_label(label))
+
+    def process_label(self, label: Any) -> Text:
+        """Tree labels are Rich Text: resolve our ``[$variable]`` tags to the theme's colours."""
+        if not isinstance(label, str):
+            return super().process_label(label)
+        return rich_text(label, self.app.theme_variables)
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", self._retheme, init=False)
+
+    def _retheme(self) -> None:
+        self._labels.clear()
+
+    def _rebuild(self, state: RunState, shape: list[tuple[str, list[str]]]) -> None:
+        selected = self.cursor_node.data if self.cursor_node is not None else None
+        self.clear()
+        self._keyed = {("run",): self.root}
+        self._labels = {}
+        for stage in state.stages.values():
+            snode = self.root.add(stage.id, data=("stage", stage.id), expand=True)
+            self._keyed[("stage", stage.id)] = snode
+            for step in stage.steps.values():
+                key = ("step", stage.id, step.id)
+                self._keyed[key] = snode.add_leaf(step.id, data=key)
+        self.root.expand()
+        self._shape = shape
+        if selected is not None and selected in self._keyed:
+            self.move_cursor(self._keyed[selected])
+
+    def _run_label(self, state: RunState, frame: int) -> str:
+        title = escape(state.title or state.workflow or state.id)
+        return f"{glyph(state.status, frame)} [b]{title}[/b]"
+
+    def _stage_label(self, stage: StageState, frame: int) -> str:
+        parts = [glyph(stage.status, frame), f"[b]{escape(stage.title or stage.id)}[/b]"]
+        duration = span(stage.started_at, stage.finished_at, self._now)
+        if duration:
+            parts.append(f"[$text-muted]{duration}[/]")
+        if stage.approval is not None:
+            parts.append(f"gate {glyph(stage.approval.status)}")
+        if stage.gate is not None and stage.gate.status != "pending":
+            parts.append(f"{escape(stage.gate.id)} {glyph(stage.gate.status)}")
+        return " ".join(parts)
+
+    def _step_label(self, step: StepState, frame: int, parallel: bool) -> str:
+        parts = [glyph(step.status, frame), escape(step.id)]
+        duration = span(step.started_at, step.finished_at, self._now)
+        if duration:
+            parts.append(f"[$text-muted]{duration}[/]")
+        if step.attempts > 1:
+            parts.append(f"[$warning]×{step.attempts}[/]")
+        if step.role != "step":
+            parts.append(f"[$text-muted]({escape(step.role.replace('_', ' '))})[/]")
+        if parallel:
+            parts.append("[$accent]∥[/]")
+        return " ".join(parts)

@@ -1,0 +1,110 @@
+"""Status glyphs and theme styles, shared by every view of a run.
+
+Colours are theme variables only (``$success``, ``$error``…), so every Textual theme
+works and nothing is hard-coded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from rich.text import Text
+from textual.markup import escape
+
+from core.durations import format_duration
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+ICONS: dict[str, str] = {
+    "pending": "○",
+    "running": "●",
+    "waiting": "◆",
+    "paused": "‖",
+    "succeeded": "✓",
+    "passed": "✓",
+    "approved": "✓",
+    "nothing_to_do": "✓",
+    "failed": "✗",
+    "rejected": "✗",
+    "cancelled": "⊘",
+    "skipped": "↷",
+    "interrupted": "!",
+}
+
+STYLES: dict[str, str] = {
+    "pending": "$text-muted",
+    "running": "$accent",
+    "waiting": "$warning",
+    "paused": "$warning",
+    "succeeded": "$success",
+    "passed": "$success",
+    "approved": "$success",
+    "nothing_to_do": "$success",
+    "failed": "$error",
+    "rejected": "$error",
+    "cancelled": "$warning",
+    "skipped": "$text-muted",
+    "interrupted": "$warning",
+}
+
+
+def icon(status: str, frame: int = 0) -> str:
+    """The glyph for a status; a running thing spins (``frame`` comes from the clock)."""
+    if status == "running":
+        return SPINNER[frame % len(SPINNER)]
+    return ICONS.get(status, "?")
+
+
+def badge(status: str, frame: int = 0) -> str:
+    """``icon status`` as Content markup in the status's theme colour."""
+    style = STYLES.get(status, "$text")
+    return f"[{style}]{icon(status, frame)} {escape(status)}[/]"
+
+
+def glyph(status: str, frame: int = 0) -> str:
+    """Just the coloured icon, as Content markup."""
+    style = STYLES.get(status, "$text")
+    return f"[{style}]{icon(status, frame)}[/]"
+
+
+def span(started: float | None, finished: float | None, now: Callable[[], float]) -> str:
+    """How long something ran (or has been running), with the injected clock."""
+    if started is None:
+        return ""
+    end = finished if finished is not None else now()
+    return format_duration(max(0.0, end - started))
+
+
+def ago(ts: float | None, now: Callable[[], float]) -> str:
+    """``3m ago``: relative, so snapshots and time zones do not matter."""
+    if ts is None:
+        return ""
+    delta = max(0.0, now() - ts)
+    if delta < 60:
+        return f"{int(delta)}s ago"
+    if delta < 3600:
+        return f"{int(delta // 60)}m ago"
+    if delta < 86400:
+        return f"{int(delta // 3600)}h ago"
+    return f"{int(delta // 86400)}d ago"
+
+
+_TAG = re.compile(r"\[\$([a-z][a-z0-9-]*)\]")
+
+
+def rich_text(markup: str, variables: Mapping[str, str]) -> Text:
+    """Our Content markup as Rich Text, for widgets that still take Rich (Tree, DataTable).
+
+    ``[$name]`` tags become the theme's colour for ``name`` (``$text-muted`` is dim), so
+    those widgets follow the theme too.
+    """
+
+    def resolve(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "text-muted":
+            return "[dim]"
+        value = variables.get(name, "")
+        return f"[{value}]" if value.startswith("#") else "[not dim]"
+
+    return Text.from_markup(_TAG.sub(resolve, markup))
