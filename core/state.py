@@ -421,9 +421,9 @@ class RunState:
                 usage.budget = int(d["budget"])
             if "used" in d:
                 usage.tokens_used = int(d["used"])
-            gate = self.approvals.get(d.get("gate") or "")
-            if gate is not None and d.get("outcome") in ("extended", "rejected"):
-                gate.data["applied"] = True  # a resumed run must not apply it twice
+            budget_gate = self.approvals.get(d.get("gate") or "")
+            if budget_gate is not None and d.get("outcome") in ("extended", "rejected"):
+                budget_gate.data["applied"] = True  # a resumed run must not apply it twice
         elif kind == EventType.SIGNAL_RECEIVED:
             self.signals.append({**d, "ts": event.ts})
         elif kind == EventType.MEMORY_SET:
