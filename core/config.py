@@ -51,6 +51,9 @@ class Settings(_Section):
     ssh: SSHSettings = Field(default_factory=SSHSettings)
     report_dir: str | None = None
     github: dict[str, str] = Field(default_factory=dict)
+    pypi: dict[str, str] = Field(
+        default_factory=dict, description="Package index credentials: url, username, password, token"
+    )
     logseq_graph: str | None = None
     budget_policy: str | None = None
 

@@ -169,7 +169,7 @@ class Runner:
             "TWINE_PASSWORD",
         ):
             self.redactor.add(os.environ.get(key_var))  # every credential an action might send
-        for value in self.settings.github.values():
+        for value in [*self.settings.github.values(), *self.settings.pypi.values()]:
             if value and not value.startswith(("http://", "https://")):
                 self.redactor.add(value)
         self.workdir = (self.options.workdir or loaded.path.parent).resolve()

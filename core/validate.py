@@ -223,7 +223,7 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
         except ValidationError as exc:
             for error in exc.errors(include_url=False):
                 eloc = tuple(error["loc"])
-                if any(eloc[: len(t)] == t for t in templated):
+                if any(eloc[: len(t)] == t or t[: len(eloc)] == eloc for t in templated):
                     continue  # checked when the template is rendered at run time
                 if error["type"] == "extra_forbidden":
                     names = [f.alias or n for n, f in spec.params.model_fields.items()]
