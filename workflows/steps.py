@@ -146,7 +146,8 @@ async def describe_alert(alert: Any, ctx: Any = None) -> dict[str, Any]:
     many alerts the payload carries) so prompts and reports need no template gymnastics.
     """
     data = alert if isinstance(alert, dict) else {}
-    alerts = data.get("alerts") if isinstance(data.get("alerts"), list) else []
+    raw_alerts = data.get("alerts")
+    alerts: list[Any] = raw_alerts if isinstance(raw_alerts, list) else []
     first = alerts[0] if alerts and isinstance(alerts[0], dict) else {}
     labels = {
         **(first.get("labels") or {}),

@@ -17,8 +17,13 @@ from workflows.sandbox import Sandbox
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with Sandbox(tmp_path_factory.mktemp("sandbox")) as box:
+def sandbox(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
+    """The sandbox; Prometheus only for modules that set ``PROMETHEUS = True`` (it is the
+    slowest service to start and only incident triage queries it)."""
+    prometheus = bool(getattr(request.module, "PROMETHEUS", False))
+    with Sandbox(tmp_path_factory.mktemp("sandbox"), prometheus=prometheus) as box:
         yield box
 
 

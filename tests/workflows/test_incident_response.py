@@ -7,6 +7,8 @@ import httpx
 from tests.workflows.conftest import git, quarterdeck, run_args, run_json, stage, step
 from workflows.sandbox import Sandbox
 
+PROMETHEUS = True  # triage queries the error ratio from a real Prometheus
+
 
 def _health(box: Sandbox) -> httpx.Response:
     assert box.production is not None
@@ -21,6 +23,7 @@ def _metric(box: Sandbox, name: str) -> float:
 
 def test_sev2_hotfix_is_deployed_and_reported(sandbox: Sandbox) -> None:
     assert _metric(sandbox, "demo_error_ratio") == 0.25  # the degraded release
+    assert sandbox.prometheus is not None, "install the Debian package prometheus"
     inputs = {**sandbox.inputs("incident"), "health_window": "1.5s"}
     result = quarterdeck(sandbox, *run_args("incident-response", inputs, "--approve", "deploy"))
     run = run_json(result)
@@ -35,6 +38,7 @@ def test_sev2_hotfix_is_deployed_and_reported(sandbox: Sandbox) -> None:
     # triage saw the logs over SSH and the demo model's root cause is labelled as such
     logs = step(run, "logs")["outputs"]["hosts"]
     assert any("25% of requests failing" in out["stdout"] for out in logs.values())
+    assert step(run, "error_rate")["outputs"]["value"] == 0.25
     rca = step(run, "rca")["outputs"]
     assert rca["model"] == "demo-model" and rca["text"].startswith("[demo model]")
     reports = sandbox.reports_dir

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from core.errors import InvalidInput
 from workflows.sandbox.sandbox import DEMOS, Sandbox
@@ -46,6 +48,7 @@ class DemoSession:
         self.root = directory or Path(tempfile.mkdtemp(prefix="quarterdeck-demo-"))
         self.sandbox = Sandbox(self.root)
         self._saved_env: dict[str, str | None] = {}
+        self._saved_signals: dict[int, Any] = {}
 
     def __enter__(self) -> Self:
         _say(f"quarterdeck demo {self.kind}: building the sandbox in {self.root} …")
@@ -57,10 +60,25 @@ class DemoSession:
         for key, value in self.sandbox.env().items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
+        self._trap_signals()
         self._describe()
         return self
 
+    def _trap_signals(self) -> None:
+        """SIGTERM and SIGHUP (a closed terminal, ``tmux kill-session``) unwind like Ctrl-C,
+        so the ``with`` block's exit stops the services and removes the temp dir."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self._saved_signals[sig] = signal.signal(sig, interrupt)
+
     def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved_signals.items():
+            signal.signal(sig, handler)
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
