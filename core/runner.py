@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -198,6 +199,8 @@ class Runner:
         self._scope_cache: dict[str, Any] | None = None
         self._step_where: dict[int, str] = {}
         self._stage_task: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._current_stage: str | None = None
         self._abort: tuple[str, str] | None = None  # a rollback asked for: (by, reason)
         self.env = self._child_env()
@@ -260,6 +263,10 @@ class Runner:
             self._flush()
 
     def _emit_line(self, stage: str, step: str, stream: str, text: str) -> None:
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            # a sync `python` function logging from its worker thread
+            self._loop.call_soon_threadsafe(self._emit_line, stage, step, stream, text)
+            return
         key = (stage, step, stream)
         bucket = self._lines.setdefault(key, [])
         bucket.append(self.redactor.text(text) if self.redactor else text)
@@ -342,6 +349,7 @@ class Runner:
         """Run to the end; returns the final state (``state.status`` says how it ended)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
+        self._loop, self._loop_thread = loop, threading.get_ident()
         if self.prior is None:
             self.store.create_run(
                 self.run_id,

@@ -101,7 +101,8 @@ def describe(event: Event, state: RunState) -> str | None:  # noqa: C901
     if kind == EventType.GATE_SKIPPED:
         return f"quality gate {d.get('gate')} skipped by {d.get('by')}: {d.get('reason')}"
     if kind == EventType.APPROVAL_REQUESTED:
-        who = ", ".join(d.get("approvers") or []) or "anyone but the starter"
+        anyone = "anyone" if d.get("allow_self_approval") else "anyone but the starter"
+        who = ", ".join(d.get("approvers") or []) or anyone
         lines = [f"waiting for approval {d.get('gate')!r}: {d.get('prompt')}"]
         for item in d.get("evidence") or []:
             lines.append(f"  evidence: {item}")

@@ -500,3 +500,25 @@ stages:
     assert step is not None and step.status == "skipped"
     assert step.error == "no token configured" and step.outputs == {"skipped": True}
     assert ran.state.memory == {"ran": True}
+
+
+def test_sync_python_function_may_log_from_its_thread(tmp_path: Path) -> None:
+    (tmp_path / "logger_mod.py").write_text(
+        "def work(ctx):\n    for n in range(3):\n        ctx.log(f'line {n}')\n    return {'n': 3}\n"
+    )
+    text = """\
+name: logs
+stages:
+  - id: s
+    steps:
+      - {id: work, uses: python, with: {call: "logger_mod:work"}}
+"""
+    ran = run_workflow(tmp_path, text)
+    assert ran.state.status == "succeeded", ran.state.error
+    lines = [
+        line
+        for e in ran.store.events(ran.state.id)
+        if e.type == EventType.STEP_OUTPUT
+        for line in e.data["lines"]
+    ]
+    assert lines == ["line 0", "line 1", "line 2"]
