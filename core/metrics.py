@@ -260,7 +260,11 @@ def start_metrics(
     Does nothing but return an inert wiring when neither a port nor a Pushgateway was
     asked for.
     """
-    tell = say or (lambda text: (sys.stderr.write(text + "\n"), sys.stderr.flush())[0])
+    def to_stderr(text: str) -> None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    tell = say or to_stderr
 
     def workflow() -> str:
         return str(runner.state.workflow or runner.workflow.name)
