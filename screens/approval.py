@@ -66,14 +66,15 @@ class ApprovalScreen(ModalScreen[str | None]):
                     yield Markdown(item, classes="evidence-item")
             yield Static("", id="approval-who")
             yield Static("", id="approval-time")
-            reason = Input(placeholder="reason (required to reject)", id="approval-reason")
+            reason = Input(placeholder="reason (required to reject)", id="approval-reason",
+                           compact=True)
             reason.cursor_blink = self.qapp.blink
             yield reason
             yield Static("", id="approval-error")
             with Horizontal(classes="buttons"):
-                yield Button("Later", id="later", variant="primary")
-                yield Button("Reject", id="reject", variant="error")
-                yield Button("Approve", id="approve", variant="success")
+                yield Button("Later", id="later", variant="primary", compact=True)
+                yield Button("Reject", id="reject", variant="error", compact=True)
+                yield Button("Approve", id="approve", variant="success", compact=True)
 
     def on_mount(self) -> None:
         try:

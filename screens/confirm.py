@@ -34,8 +34,8 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(classes="dialog"):
             yield Static(self.question, classes="question", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button(self.no_label, id="no", variant="primary")
-                yield Button(self.yes_label, id="yes", variant="error")
+                yield Button(self.no_label, id="no", variant="primary", compact=True)
+                yield Button(self.yes_label, id="yes", variant="error", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -66,13 +66,13 @@ class ReasonScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(self.question, classes="question", markup=False)
-            field = Input(placeholder="reason (required)", id="reason")
+            field = Input(placeholder="reason (required)", id="reason", compact=True)
             field.cursor_blink = getattr(self.app, "blink", True)
             yield field
             yield Static("", id="reason-error", classes="error")
             with Horizontal(classes="buttons"):
-                yield Button("Back", id="back", variant="primary")
-                yield Button(self.action_label, id="ok", variant="warning")
+                yield Button("Back", id="back", variant="primary", compact=True)
+                yield Button(self.action_label, id="ok", variant="warning", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#reason", Input).focus()

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 TICK_SECONDS = 0.1
 RETRYABLE = ("failed", "interrupted")
+SITUATIONAL = frozenset({"approval", "retry", "skip_gate", "jump", "whole_log"})
 
 
 class DashboardScreen(Screen[None]):
@@ -61,6 +62,7 @@ class DashboardScreen(Screen[None]):
         self._reported_error: str | None = None
         self._decided: set[str] = set()
         self._definition_requested = False
+        self._keys: tuple[object, ...] = ()
 
     @property
     def qapp(self) -> QuarterdeckApp:
@@ -116,7 +118,21 @@ class DashboardScreen(Screen[None]):
             self._dirty = False
         self._check_background()
         self._offer_approval()
+        self._refresh_keys()
         return len(events)
+
+    def _refresh_keys(self) -> None:
+        """Re-check the footer only when something that decides availability changed."""
+        s = self.state
+        here = self.qapp.runs.get(self.run_id)
+        pending = s.pending_approval()
+        failing = s.failing_step()
+        key = (s.status, s.paused, pending.id if pending else None,
+               failing.id if failing else None, self.workflow is not None,
+               here.alive if here else None)
+        if key != self._keys:
+            self._keys = key
+            self.refresh_bindings()
 
     def _apply(self, events: list[Event]) -> list[LogLine]:
         if not events:
@@ -260,7 +276,11 @@ class DashboardScreen(Screen[None]):
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return None if self.why_unavailable(action) else True
+        """Situational keys leave the footer when they do not apply (help and the palette
+        still list them, with the reason); the core controls stay, greyed out."""
+        if self.why_unavailable(action) is None:
+            return True
+        return False if action in SITUATIONAL else None
 
     def _refuse(self, action: str) -> bool:
         why = self.why_unavailable(action)

@@ -47,6 +47,11 @@ def launch(app: QuarterdeckApp, name: str, **given: Any) -> str:
     return app.launch(load(name, ctx), {k: str(v) for k, v in given.items()})
 
 
+def modal_ready(app: QuarterdeckApp) -> bool:
+    """The approval modal is up and composed (a pushed screen composes a moment later)."""
+    return isinstance(app.screen, ApprovalScreen) and bool(app.screen.query("#later"))
+
+
 def status(app: QuarterdeckApp) -> str:
     return dashboard(app).state.status
 
@@ -101,8 +106,7 @@ async def test_choice_inputs_are_selects_and_reach_the_run(make_app: Any) -> Non
         await pilot.pause()
         assert form.given() == {"mode": "slow", "count": "7"}
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen),
-                         what="the approval modal")
+        await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
         assert dashboard(app).state.inputs["mode"] == "slow"
         assert dashboard(app).state.inputs["count"] == 7
 
@@ -111,15 +115,15 @@ async def test_approve_in_the_modal(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         launch(app, "tiny")
-        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen),
-                         what="the approval modal")
+        await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
         modal = app.screen
         assert isinstance(modal, ApprovalScreen)
         later = modal.query_one("#later", Button)
         await wait_until(pilot, lambda: modal.focused is later, what="the safe choice focused")
         who = str(modal.query_one("#approval-who").render())
         assert "alice, bob" in who and "may approve" in who
-        await pilot.click("#approve")
+        modal.query_one("#approve", Button).press()
+        await pilot.pause()
         await wait_until(pilot, lambda: not isinstance(app.screen, ApprovalScreen),
                          what="the modal to close")
         approval = dashboard(app).state.approvals["ship"]
@@ -131,18 +135,17 @@ async def test_reject_needs_a_reason(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         launch(app, "tiny")
-        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen),
-                         what="the approval modal")
+        await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
         modal = app.screen
         await wait_until(pilot, lambda: modal.focused is modal.query_one("#later"),
                          what="the modal to be ready")
-        await pilot.click("#reject")
+        modal.query_one("#reject", Button).press()
         await wait_until(pilot, lambda: "needs a reason" in str(
             modal.query_one("#approval-error").render()), what="the refusal")
         assert app.screen is modal
         modal.query_one("#approval-reason", Input).value = "changelog is missing"
         await pilot.pause()
-        await pilot.click("#reject")
+        modal.query_one("#reject", Button).press()
         await wait_until(pilot, lambda: status(app) == "rejected", what="the rejection")
         approval = dashboard(app).state.approvals["ship"]
         assert approval.reason == "changelog is missing"
@@ -155,8 +158,7 @@ async def test_an_approval_from_another_process_closes_the_modal(make_app: Any) 
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         run_id = launch(app, "tiny")
-        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen),
-                         what="the approval modal")
+        await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
         done = await asyncio.to_thread(
             cli, "approve", run_id, "ship", "--as", "bob", "--store", str(app.store_path)
         )
@@ -171,8 +173,7 @@ async def test_someone_who_may_not_approve_sees_why(make_app: Any) -> None:
     app = make_app(actor="mallory")
     async with app.run_test(size=(120, 40)) as pilot:
         launch(app, "tiny")
-        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen),
-                         what="the approval modal")
+        await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
         modal = app.screen
         await wait_until(pilot, lambda: modal.query_one("#approve", Button).disabled,
                          what="approve to be disabled")

@@ -24,7 +24,7 @@ class LogPanel(Vertical):
     DEFAULT_CSS = """
     LogPanel { height: 1fr; }
     LogPanel > #log-title { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
-    LogPanel > Log { height: 1fr; background: $surface; }
+    LogPanel > Log { height: 1fr; background: $surface; overflow-x: hidden; }
     LogPanel > Input { display: none; height: 3; }
     LogPanel.-filtering > Input { display: block; }
     """
@@ -67,6 +67,8 @@ class LogPanel(Vertical):
         log = self.log_widget
         at_bottom = log.max_scroll_y == 0 or log.scroll_y >= log.max_scroll_y - 1
         log.write_lines(text, scroll_end=at_bottom)
+        if at_bottom:  # again once laid out: the first frame has no size yet
+            self.call_after_refresh(log.scroll_end, animate=False)
         self.shown += len(text)
 
     def reset(self, lines: Iterable[LogLine]) -> None:

@@ -19,7 +19,8 @@ from core.durations import format_duration
 from core.state import PersonaUsage, RunState
 from tui.widgets.status import glyph, span
 
-BAR_WIDTH = 12
+BAR_WIDTH = 10
+NAME_WIDTH = 16
 WARN_AT = 0.8
 
 
@@ -73,7 +74,8 @@ class PersonaPanel(_Panel):
 
 def budget_line(usage: PersonaUsage, width: int = BAR_WIDTH) -> str:
     """``name ███░░ used/budget`` coloured by how close to the budget it is."""
-    name = escape(usage.name)
+    raw = usage.name if len(usage.name) <= NAME_WIDTH else usage.name[: NAME_WIDTH - 1] + "…"
+    name = escape(raw.ljust(NAME_WIDTH))
     if usage.budget <= 0:
         return f"{name} [$text-muted]{usage.tokens_used} tokens, no budget[/]"
     ratio = usage.tokens_used / usage.budget
@@ -83,7 +85,7 @@ def budget_line(usage: PersonaUsage, width: int = BAR_WIDTH) -> str:
     est = "~" if usage.estimated else ""
     left = usage.remaining
     tail = f"{left} left" if left >= 0 else f"[$error]{-left} over[/]"
-    return f"{bar} {name} {est}{usage.tokens_used}/{usage.budget} {tail}"
+    return f"{name} {bar} {est}{usage.tokens_used}/{usage.budget} {tail}"
 
 
 class BudgetPanel(_Panel):

@@ -1,0 +1,33 @@
+"""The engine is headless: importing ``core`` and every core submodule never imports
+textual (checked in a fresh interpreter, so nothing imported by other tests can hide it)."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import core
+from tests.helpers import REPO
+
+PROBE = """
+import importlib, json, pkgutil, sys
+import core
+names = ["core"] + [m.name for m in pkgutil.walk_packages(core.__path__, "core.")]
+for name in names:
+    importlib.import_module(name)
+leaked = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual."))
+print(json.dumps({"modules": names, "textual": leaked}))
+"""
+
+
+def test_importing_core_does_not_import_textual() -> None:
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                          cwd=str(REPO), timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = {"core", *(m.name for m in pkgutil.walk_packages(core.__path__, "core."))}
+    assert set(report["modules"]) == expected
+    assert "core.runner" in expected and "core.actions.builtin" in expected
+    assert report["textual"] == []
