@@ -33,7 +33,8 @@ n = 0
 while (elapsed := time.monotonic() - start) < seconds:
     due = int(elapsed * rate)
     while n < due:
-        sys.stdout.write("".join(f"line {n + i} lorem ipsum dolor sit amet\\n" for i in range(chunk)))
+        block = (f"line {n + i} lorem ipsum dolor sit amet\\n" for i in range(chunk))
+        sys.stdout.write("".join(block))
         n += chunk
     sys.stdout.flush()
     time.sleep(0.005)
