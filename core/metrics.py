@@ -281,3 +281,47 @@ def start_metrics(
         tell(f"metrics: {server.url}")
     runner.subscribers.append(subscriber)
     return MetricsWiring(subscriber, server, gateway, workflow, tell)
+
+
+class JournalMetrics:
+    """Metrics for a run read from its journal (``attach --metrics-port``).
+
+    A background thread with its own store connection folds the run's events, from the
+    first, into a :class:`MetricsSubscriber` and keeps following the journal until
+    :meth:`close`; the runner itself may be in another process or on another host.
+    """
+
+    def __init__(self, store_path: Any, run_id: str, *, namespace: str = DEFAULT_NAMESPACE,
+                 port: int = 0, host: str = "127.0.0.1", poll: float = 0.25) -> None:
+        import threading
+
+        self.subscriber = MetricsSubscriber(namespace=namespace)
+        self.server = MetricsServer(self.subscriber.registry, host, port)
+        self._store_path = store_path
+        self._run_id = run_id
+        self._poll = poll
+        self._stop = threading.Event()
+        self.last_seq = 0
+        self._thread = threading.Thread(target=self._follow, name="journal-metrics",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def _follow(self) -> None:
+        from core.store import Store
+
+        with Store(self._store_path) as store:
+            while True:
+                for event in store.events(self._run_id, after=self.last_seq, limit=5000):
+                    self.subscriber(event)
+                    self.last_seq = event.seq
+                if self._stop.wait(self._poll):
+                    return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.server.close()

@@ -173,7 +173,9 @@ class Runner:
         for value in [*self.settings.github.values(), *self.settings.pypi.values()]:
             if value and not value.startswith(("http://", "https://")):
                 self.redactor.add(value)
-        self.workdir = (self.options.workdir or loaded.path.parent).resolve()
+        # steps run where quarterdeck was started (like a CI workspace), not next to the
+        # workflow file, which may be bundled in site-packages; --workdir changes it
+        self.workdir = (self.options.workdir or Path.cwd()).resolve()
         self.run_dir = state_home() / "runs" / self.run_id
         concurrency = self.options.concurrency or self.workflow.concurrency
         self._semaphore = asyncio.Semaphore(concurrency)
@@ -1034,6 +1036,7 @@ class Runner:
             render_text=lambda text: render_text(text, self.scope(), f"{where}.with"),
             redact=self.redactor.text,
             services=self.services,
+            workflow_dir=self.loaded.path.parent.resolve(),
             emit_event=self._emit_from_action(stage.id, step.id),
         )
         if step.timeout is not None:

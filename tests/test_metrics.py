@@ -452,3 +452,39 @@ stages:
                                              "from_persona", "to_persona", "stage", "result",
                                              "le"}
 
+
+
+def test_attach_metrics_follow_the_journal_of_a_run_elsewhere(tmp_path: Path) -> None:
+    """`attach --metrics-port` serves a run's metrics read from its journal."""
+    from core.metrics import JournalMetrics
+
+    text = """\
+name: journaled
+stages:
+  - id: build
+    persona: backend-engineer
+    steps:
+      - {id: a, uses: memory.set, with: {key: a, value: 1}}
+  - id: check
+    persona: testing-specialist
+    steps:
+      - {id: b, uses: memory.set, with: {key: b, value: 2}}
+    gate: {id: q, all: ["memory.b == 2"]}
+"""
+    ran = run_workflow(tmp_path, text)
+    assert ran.state.status == "succeeded"
+    follower = JournalMetrics(tmp_path / "qd.db", ran.state.id, port=0)
+    try:
+        deadline = time.monotonic() + 10
+        while follower.last_seq < ran.store.last_seq(ran.state.id):
+            assert time.monotonic() < deadline, "the journal was not followed"
+            time.sleep(0.02)
+        samples, _ = scrape(follower.url)
+    finally:
+        follower.close()
+    assert val(samples, "quarterdeck_workflow_runs_total", workflow="journaled",
+               result="succeeded") == 1
+    assert val(samples, "quarterdeck_persona_switches_total", from_persona="backend-engineer",
+               to_persona="testing-specialist", workflow="journaled") == 1
+    assert val(samples, "quarterdeck_workflow_quality_gate_total", workflow="journaled",
+               stage="check", result="passed") == 1

@@ -568,6 +568,8 @@ def attach(
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix)")],
     store: StoreOpt = None,
     as_: AsOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
 ) -> None:
     """Open the cockpit on a run started elsewhere, live from its journal (any number of
     viewers); a finished run shows its full timeline."""
@@ -582,7 +584,23 @@ def attach(
         raise typer.Exit(int(ExitCode.INVALID))
     from tui.app import run_cockpit
 
-    run_cockpit(store=store, attach=row.id, actor=as_)
+    metrics = None
+    if metrics_port is not None:
+        from core.config import load_settings
+        from core.launch import store_path
+        from core.metrics import JournalMetrics
+
+        try:
+            metrics = JournalMetrics(store_path(store), row.id, port=metrics_port,
+                                     host=metrics_host,
+                                     namespace=load_settings().metrics.namespace)
+        except QuarterdeckError as exc:
+            _fail(exc)
+    try:
+        run_cockpit(store=store, attach=row.id, actor=as_)
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 # --- incidents -------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class ActionContext:
     redact: Callable[[str], str]
     services: dict[str, Any] = field(default_factory=dict)
     emit_event: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+    workflow_dir: Path | None = None  # where the workflow file is (its helper modules)
 
     def log(self, line: str, stream: str = "stdout") -> None:
         """Stream one output line (journaled in batches)."""

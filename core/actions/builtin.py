@@ -219,19 +219,20 @@ class PythonParams(ActionParams):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-def _resolve(call: str, workdir: Path) -> Any:
+def _resolve(call: str, *dirs: Path | None) -> Any:
+    """Import ``module:attr``; the workflow's folder and the work dir are on the path."""
     module_name, _, attr = call.partition(":")
-    added = str(workdir) not in sys.path
-    if added:
-        sys.path.insert(0, str(workdir))
+    added = [str(d) for d in dirs if d is not None and str(d) not in sys.path]
+    for entry in reversed(added):
+        sys.path.insert(0, entry)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise NonRetryableError(f"cannot import {module_name!r}: {exc}") from None
     finally:
-        if added:
+        for entry in added:
             with contextlib.suppress(ValueError):
-                sys.path.remove(str(workdir))
+                sys.path.remove(entry)
     target: Any = module
     for part in attr.split("."):
         try:
@@ -246,7 +247,7 @@ def _resolve(call: str, workdir: Path) -> Any:
 @action("python", PythonParams)
 async def python_call(params: PythonParams, ctx: ActionContext) -> dict[str, Any]:
     """Call ``module:function`` with ``args`` (sync functions run in a thread)."""
-    fn = _resolve(params.call, ctx.workdir)
+    fn = _resolve(params.call, ctx.workflow_dir, ctx.workdir)
     kwargs = dict(params.args)
     with contextlib.suppress(TypeError, ValueError):
         if "ctx" in inspect.signature(fn).parameters:

@@ -315,7 +315,7 @@ async def test_retry_a_failed_step(make_app: Any, project: Path) -> None:
         await wait_until(pilot, lambda: has_dashboard(app) and status(app) == "failed",
                          what="the failure")
         assert dashboard(app).check_action("retry", ()) is True
-        (project / ".quarterdeck/workflows/marker").write_text("now it passes")
+        (project / "marker").write_text("now it passes")  # steps run in the project dir
         await wait_until(pilot, lambda: not app.live_runs(), what="the run thread to end")
         await pilot.press("r")
         await wait_until(pilot, lambda: status(app) == "succeeded", what="the retry")
