@@ -833,6 +833,10 @@ def demo(
     approve: Annotated[list[str], typer.Option(
         "--approve", help="Approve GATE up front (headless; nothing is approved otherwise)")
     ] = [],  # noqa: B006
+    scenario: Annotated[str, typer.Option(
+        "--scenario", help="incident only: hotfix (the fix works) or rollback (the fix is "
+        "bad: its health check fails and the deploy is rolled back)")
+    ] = "hotfix",
 ) -> None:
     """A local sandbox on 127.0.0.1 (package repo, index, production service, SSH host,
     demo model) and the release or incident workflow on it. Everything stops on exit."""
@@ -842,7 +846,7 @@ def demo(
     from workflows.sandbox.demo import DemoSession
 
     try:
-        session = DemoSession(which, directory)
+        session = DemoSession(which, directory, scenario)
     except QuarterdeckError as exc:
         _fail(exc)
     code = 0

@@ -26,10 +26,23 @@ def _say(line: str) -> None:
     sys.stderr.flush()
 
 
+# hotfix: the revert fixes production; rollback: the hotfix is bad, its health-check window
+# fails and the deploy stage's on_failure rolls production back to the running release
+SCENARIOS = ("hotfix", "rollback")
+
+
 class DemoSession:
     """One demo: the sandbox, the workflow to run on it and the inputs that point there."""
 
-    def __init__(self, kind: str, directory: Path | None = None) -> None:
+    def __init__(self, kind: str, directory: Path | None = None,
+                 scenario: str = "hotfix") -> None:
+        if scenario not in SCENARIOS:
+            raise InvalidInput(
+                f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}"
+            )
+        if scenario != "hotfix" and kind != "incident":
+            raise InvalidInput("--scenario applies to the incident demo only")
+        self.scenario = scenario
         if kind not in DEMOS:
             raise InvalidInput(
                 f"unknown demo {kind!r}: choose one of {', '.join(DEMOS)}",
@@ -48,6 +61,7 @@ class DemoSession:
         self.root = directory or Path(tempfile.mkdtemp(prefix="quarterdeck-demo-"))
         self.sandbox = Sandbox(self.root)
         self._saved_env: dict[str, str | None] = {}
+        self._bad_ref: str | None = None
         self._saved_signals: dict[int, Any] = {}
 
     def __enter__(self) -> Self:
@@ -96,7 +110,12 @@ class DemoSession:
 
     @property
     def inputs(self) -> dict[str, str]:
-        return self.sandbox.inputs(self.kind)
+        values = self.sandbox.inputs(self.kind)
+        if self.scenario == "rollback":
+            if self._bad_ref is None:
+                self._bad_ref = self.sandbox.break_known_good()
+            values["good_ref"] = self._bad_ref
+        return values
 
     def _describe(self) -> None:
         box = self.sandbox

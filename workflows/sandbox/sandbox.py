@@ -223,6 +223,22 @@ class Sandbox:
 
     # -- workflow inputs ------------------------------------------------------------------
 
+    def break_known_good(self) -> str:
+        """A "known good" ref that is not: a build whose release reports itself unhealthy.
+
+        The incident demo's ``rollback`` scenario deploys it, so the deploy's health-check
+        window fails and the stage's ``on_failure`` rolls production back.
+        """
+        from workflows.sandbox.repo import git
+
+        start = git(self.repo, "rev-parse", "--abbrev-ref", "HEAD").strip()
+        git(self.repo, "checkout", "-q", "-b", "broken-build", BASE_TAG)
+        release = self.repo / "service" / "release.json"
+        release.write_text('{"service": "ledgerline-api", "healthy": false, "error_ratio": 1.0}\n')
+        git(self.repo, "commit", "-q", "-am", "chore: a build that cannot start")
+        git(self.repo, "checkout", "-q", start)
+        return "broken-build"
+
     def inputs(self, demo: str) -> dict[str, str]:
         """``-i`` values for the demo's workflow (``release`` or ``incident``)."""
         assert self.index is not None and self.production is not None
