@@ -38,8 +38,13 @@ app.run(headless=True, size=(120, 40))
 
 def sample(store: Path) -> float:
     start = time.time()
-    done = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(store)],
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ROOT), str(store)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     line = next(x for x in done.stdout.splitlines() if x.startswith("FIRST_FRAME"))
     return float(line.split()[1]) - start
 
@@ -52,8 +57,11 @@ def main() -> None:
         store = Path(tmp) / "qd.db"
         sample(store)  # warm the OS file cache and .pyc files; not counted
         times = [sample(store) for _ in range(runs)]
-    print(f"cold start to first home frame ({runs} runs): "
-          + ", ".join(f"{t * 1000:.0f}" for t in times) + " ms")
+    print(
+        f"cold start to first home frame ({runs} runs): "
+        + ", ".join(f"{t * 1000:.0f}" for t in times)
+        + " ms"
+    )
     print(f"  median {statistics.median(times) * 1000:.0f} ms, best {min(times) * 1000:.0f} ms")
 
 

@@ -76,7 +76,9 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if args.attach:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tui.cli", "run", str(wf), "--headless", "--store", str(db)],
-            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=str(ROOT),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         from core.store import Store
 

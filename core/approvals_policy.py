@@ -111,8 +111,11 @@ class ApprovalPolicy:
                     continue
             reason = rule.reason or f"{rule.decision} by approvals policy"
             return PolicyDecision(gate, rule.decision, reason, where, tuple(notes))
-        where = self._where(("default",)) if "default" in self.model.model_fields_set \
+        where = (
+            self._where(("default",))
+            if "default" in self.model.model_fields_set
             else str(self.path)
+        )
         return PolicyDecision(gate, self.model.default, "policy default", where, tuple(notes))
 
     def decisions_possible(self, gate: str) -> set[str]:
@@ -138,16 +141,26 @@ def load_policy(path: Path, workflow: Workflow | None = None) -> ApprovalPolicy:
         if known is not None and gate not in known:
             line, col = source.locate(("gates", gate), key=True)
             listed = ", ".join(sorted(known)) or "none"
-            problems.append(Problem(str(path), line, col,
-                                    f"workflow {workflow.name!r} has no approval gate {gate!r} "  # type: ignore[union-attr]
-                                    f"(its gates: {listed})", f"gates.{gate}"))
+            problems.append(
+                Problem(
+                    str(path),
+                    line,
+                    col,
+                    f"workflow {workflow.name!r} has no approval gate {gate!r} "  # type: ignore[union-attr]
+                    f"(its gates: {listed})",
+                    f"gates.{gate}",
+                )
+            )
         rules = entry if isinstance(entry, list) else [entry]
         for i, rule in enumerate(rules):
             if isinstance(rule, PolicyRule) and isinstance(rule.when, str):
                 error = condition_syntax_error(rule.when)
                 if error:
-                    loc = ("gates", gate, i, "when") if isinstance(entry, list) \
+                    loc = (
+                        ("gates", gate, i, "when")
+                        if isinstance(entry, list)
                         else ("gates", gate, "when")
+                    )
                     problems.append(source.problem(loc, error, data))
     if problems:
         raise DefinitionError(problems)
@@ -171,8 +184,10 @@ def check_policy_actor(
         if not possible:
             continue
         where = policy.rules(approval.id)[0][1] if policy.rules(approval.id) else str(policy.path)
-        if approval.approvers and actor not in approval.approvers and not any(
-            actor in groups.get(name, []) for name in approval.approvers
+        if (
+            approval.approvers
+            and actor not in approval.approvers
+            and not any(actor in groups.get(name, []) for name in approval.approvers)
         ):
             raise InvalidInput(
                 f"{where}: the policy decides gate {approval.id!r} as {actor!r}, who is not "
@@ -223,14 +238,21 @@ class PolicySubscriber:
                 self.notify(f"approvals policy: {note}")
             self.decided.append(decision)
             if decision.decision == "wait":
-                self.notify(f"approvals policy ({decision.where}): gate {gate!r}: wait for a "
-                            "decision from an approver")
+                self.notify(
+                    f"approvals policy ({decision.where}): gate {gate!r}: wait for a "
+                    "decision from an approver"
+                )
                 return
             self.runner.store.send_signal(
-                self.runner.run_id, decision.decision, actor=self.actor, target=gate,
+                self.runner.run_id,
+                decision.decision,
+                actor=self.actor,
+                target=gate,
                 reason=f"{decision.reason} (policy {decision.where})",
             )
-            self.notify(f"approvals policy ({decision.where}): gate {gate!r}: "
-                        f"{decision.decision} as {self.actor}: {decision.reason}")
+            self.notify(
+                f"approvals policy ({decision.where}): gate {gate!r}: "
+                f"{decision.decision} as {self.actor}: {decision.reason}"
+            )
         except Exception as exc:  # a subscriber never breaks the run
             self.notify(f"approvals policy: gate {gate!r}: could not apply: {exc}")

@@ -136,8 +136,13 @@ class BudgetLedger:
 
     # -- before a call ----------------------------------------------------------------
 
-    async def reserve(self, ctx: Any, name: str, need: int, persona: Any | None = None,
-                      ) -> Reservation:
+    async def reserve(
+        self,
+        ctx: Any,
+        name: str,
+        need: int,
+        persona: Any | None = None,
+    ) -> Reservation:
         """Set ``need`` tokens aside for ``name``, applying the policy when they do not fit.
 
         Raises :class:`~core.errors.NonRetryableError` when the policy stops the call
@@ -151,13 +156,22 @@ class BudgetLedger:
                 free = acct.remaining - acct.reserved
                 if need <= free:
                     break
-                data = {"persona": name, "used": acct.used, "budget": acct.budget,
-                        "remaining": acct.remaining, "policy": policy, "need": need,
-                        "reserved": acct.reserved}
+                data = {
+                    "persona": name,
+                    "used": acct.used,
+                    "budget": acct.budget,
+                    "remaining": acct.remaining,
+                    "policy": policy,
+                    "need": need,
+                    "reserved": acct.reserved,
+                }
                 if policy == "warn":
                     await _emit(ctx, EventType.BUDGET, {**data, "outcome": "warned"})
-                    ctx.log(f"budget: persona {name} needs ~{need} tokens, {free} left of "
-                            f"{acct.budget}; going on (budget_policy: warn)", "stderr")
+                    ctx.log(
+                        f"budget: persona {name} needs ~{need} tokens, {free} left of "
+                        f"{acct.budget}; going on (budget_policy: warn)",
+                        "stderr",
+                    )
                     break
                 if policy == "fail":
                     await _emit(ctx, EventType.BUDGET, {**data, "outcome": "stopped"})
@@ -171,8 +185,9 @@ class BudgetLedger:
             acct.reserved += need
             return Reservation(name, need)
 
-    async def _extend_with_approval(self, ctx: Any, name: str, acct: _Account, need: int,
-                                    free: int, data: dict[str, Any]) -> None:
+    async def _extend_with_approval(
+        self, ctx: Any, name: str, acct: _Account, need: int, free: int, data: dict[str, Any]
+    ) -> None:
         if self._await_gate is None or ctx.emit_event is None:
             raise NonRetryableError(
                 f"token budget exceeded: persona {name!r} needs ~{need} tokens but has "
@@ -189,26 +204,43 @@ class BudgetLedger:
                 extend_by = int(earlier.data.get("extend_by") or max(need - free, 1))
             else:
                 extend_by = max(need - free, acct.base // 2, 1)
-            prompt = (f"Persona {name} needs ~{need} tokens for step {ctx.step_id} but has "
-                      f"{free} of {acct.budget} left. Extend its budget by {extend_by} tokens "
-                      f"(to {acct.budget + extend_by})?")
-            await _emit(ctx, EventType.BUDGET, {**data, "outcome": "approval_requested",
-                                                "gate": gate, "extend_by": extend_by})
-            await _emit(ctx, EventType.APPROVAL_REQUESTED, {
-                "gate": gate,
-                "kind": "budget",
-                "prompt": prompt,
-                "evidence": [f"used {acct.used} of {acct.budget} tokens",
-                             f"this call needs ~{need} (prompt estimate + max_tokens)"],
-                "approvers": [],
-                "min_approvals": 1,
-                "allow_self_approval": True,
-                "timeout_at": None,
-                "on_timeout": "reject",
-                "data": {"persona": name, "extend_by": extend_by, "need": need,
-                         "used": acct.used, "budget": acct.budget, "step": ctx.step_id},
-                "command": f"quarterdeck approve {self._run_id or ctx.run_id} {gate} --as NAME",
-            })
+            prompt = (
+                f"Persona {name} needs ~{need} tokens for step {ctx.step_id} but has "
+                f"{free} of {acct.budget} left. Extend its budget by {extend_by} tokens "
+                f"(to {acct.budget + extend_by})?"
+            )
+            await _emit(
+                ctx,
+                EventType.BUDGET,
+                {**data, "outcome": "approval_requested", "gate": gate, "extend_by": extend_by},
+            )
+            await _emit(
+                ctx,
+                EventType.APPROVAL_REQUESTED,
+                {
+                    "gate": gate,
+                    "kind": "budget",
+                    "prompt": prompt,
+                    "evidence": [
+                        f"used {acct.used} of {acct.budget} tokens",
+                        f"this call needs ~{need} (prompt estimate + max_tokens)",
+                    ],
+                    "approvers": [],
+                    "min_approvals": 1,
+                    "allow_self_approval": True,
+                    "timeout_at": None,
+                    "on_timeout": "reject",
+                    "data": {
+                        "persona": name,
+                        "extend_by": extend_by,
+                        "need": need,
+                        "used": acct.used,
+                        "budget": acct.budget,
+                        "step": ctx.step_id,
+                    },
+                    "command": f"quarterdeck approve {self._run_id or ctx.run_id} {gate} --as NAME",
+                },
+            )
             ctx.log(f"budget: waiting for approval {gate}: {prompt}", "stderr")
             decision = await self._await_gate(gate)
         if decision != "approved":
@@ -216,18 +248,28 @@ class BudgetLedger:
             if self._state is not None and gate in self._state.approvals:
                 approval = self._state.approvals[gate]
                 who = f" by {approval.decided_by}" + (
-                    f": {approval.reason}" if approval.reason else "")
+                    f": {approval.reason}" if approval.reason else ""
+                )
             await _emit(ctx, EventType.BUDGET, {**data, "outcome": "rejected", "gate": gate})
             raise NonRetryableError(
                 f"token budget exceeded: extending persona {name!r}'s budget "
                 f"(gate {gate}) was rejected{who}"
             )
         acct.budget += extend_by
-        await _emit(ctx, EventType.BUDGET, {
-            "persona": name, "used": acct.used, "budget": acct.budget,
-            "remaining": acct.remaining, "policy": "approve", "outcome": "extended",
-            "gate": gate, "extend_by": extend_by,
-        })
+        await _emit(
+            ctx,
+            EventType.BUDGET,
+            {
+                "persona": name,
+                "used": acct.used,
+                "budget": acct.budget,
+                "remaining": acct.remaining,
+                "policy": "approve",
+                "outcome": "extended",
+                "gate": gate,
+                "extend_by": extend_by,
+            },
+        )
 
     def _gate_for(self, name: str) -> tuple[str, Any | None]:
         """This persona's open gate (waiting, or decided but not yet applied) or a new id.
@@ -241,11 +283,10 @@ class BudgetLedger:
                 if not gate_id.startswith(prefix):
                     continue
                 if approval.status == "waiting" or (
-                    approval.status in ("approved", "rejected")
-                    and not approval.data.get("applied")
+                    approval.status in ("approved", "rejected") and not approval.data.get("applied")
                 ):
                     return gate_id, approval
-                tail = gate_id[len(prefix):]
+                tail = gate_id[len(prefix) :]
                 if tail.isdigit():
                     n = max(n, int(tail))
         n += 1
@@ -262,22 +303,47 @@ class BudgetLedger:
         acct.reserved = max(0, acct.reserved - reservation.tokens)
         reservation.released = True
 
-    async def settle(self, ctx: Any, reservation: Reservation | None, name: str, *, model: str,
-                     prompt: int, completion: int, estimated: bool) -> dict[str, Any]:
+    async def settle(
+        self,
+        ctx: Any,
+        reservation: Reservation | None,
+        name: str,
+        *,
+        model: str,
+        prompt: int,
+        completion: int,
+        estimated: bool,
+    ) -> dict[str, Any]:
         """Charge the real usage, journal ``tokens.used``; returns the event's data."""
         self.release(reservation)
         acct = self.account(name)
         total = prompt + completion
         acct.used += total
-        data = {"persona": name, "model": model, "prompt": prompt, "completion": completion,
-                "total": total, "used": acct.used, "budget": acct.budget,
-                "remaining": acct.remaining, "estimated": estimated}
+        data = {
+            "persona": name,
+            "model": model,
+            "prompt": prompt,
+            "completion": completion,
+            "total": total,
+            "used": acct.used,
+            "budget": acct.budget,
+            "remaining": acct.remaining,
+            "estimated": estimated,
+        }
         await _emit(ctx, EventType.TOKENS_USED, data)
         if acct.remaining < 0:
-            await _emit(ctx, EventType.BUDGET, {
-                "persona": name, "used": acct.used, "budget": acct.budget,
-                "remaining": acct.remaining, "policy": self.policy_for(name),
-                "outcome": "exceeded"})
+            await _emit(
+                ctx,
+                EventType.BUDGET,
+                {
+                    "persona": name,
+                    "used": acct.used,
+                    "budget": acct.budget,
+                    "remaining": acct.remaining,
+                    "policy": self.policy_for(name),
+                    "outcome": "exceeded",
+                },
+            )
         return data
 
 

@@ -52,7 +52,8 @@ class Settings(_Section):
     report_dir: str | None = None
     github: dict[str, str] = Field(default_factory=dict)
     pypi: dict[str, str] = Field(
-        default_factory=dict, description="Package index credentials: url, username, password, token"
+        default_factory=dict,
+        description="Package index credentials: url, username, password, token",
     )
     logseq_graph: str | None = None
     budget_policy: str | None = None

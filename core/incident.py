@@ -101,7 +101,7 @@ def _parse_time(value: Any) -> float | None:
     if "." in text:  # Go prints nanoseconds; Python takes microseconds
         head, _, rest = text.partition(".")
         digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits):]
+        zone = rest[len(digits) :]
         text = f"{head}.{digits[:6]}{zone}"
     try:
         return datetime.fromisoformat(text).timestamp()
@@ -279,8 +279,10 @@ class Incident:
                 return "a status update needs some text"
             if vacant or is_ic or self.roles.get("communications") == actor:
                 return None
-            return (f"only the incident commander ({commander}) or the communications lead "
-                    "posts status updates; post a note instead")
+            return (
+                f"only the incident commander ({commander}) or the communications lead "
+                "posts status updates; post a note instead"
+            )
         if action == "severity":
             level = parse_severity(data.get("severity"))
             if level is None:
@@ -305,8 +307,9 @@ class Incident:
                 return None
             if self.roles.get("operations") == actor:
                 return None
-            return (f"only the incident commander ({commander}) or the operations lead "
-                    "marks milestones")
+            return (
+                f"only the incident commander ({commander}) or the operations lead marks milestones"
+            )
         if action == "role":
             role = str(data.get("role") or "")
             if role not in ROLES:
@@ -322,17 +325,23 @@ class Incident:
                     return None
                 if is_ic:
                     return None
-                return (f"only the incident commander ({commander}) hands over command; "
-                        "ask them to hand it to you")
+                return (
+                    f"only the incident commander ({commander}) hands over command; "
+                    "ask them to hand it to you"
+                )
             if held is None:
                 if to == actor or is_ic or vacant:
                     return None
-                return (f"only the incident commander ({commander}) assigns a role to "
-                        "someone else; they may take it themselves")
+                return (
+                    f"only the incident commander ({commander}) assigns a role to "
+                    "someone else; they may take it themselves"
+                )
             if held == actor or is_ic:
                 return None
-            return (f"{ROLE_TITLES[role].lower()} is held by {held}: they or the incident "
-                    f"commander ({commander}) hand it over")
+            return (
+                f"{ROLE_TITLES[role].lower()} is held by {held}: they or the incident "
+                f"commander ({commander}) hand it over"
+            )
         if action == "resolve":
             if vacant:
                 return "nobody holds incident command: take command first, then resolve"
@@ -396,8 +405,15 @@ class Incident:
         if "detected" not in self.milestones and starts is not None and detected == starts:
             labels = self.alert.get("commonLabels") or {}
             name = labels.get("alertname") if isinstance(labels, dict) else None
-            self.timeline.append(TimelineEntry(starts, "alert", f"alert {name or ''} fired"
-                                               .replace("  ", " "), "alertmanager", 0))
+            self.timeline.append(
+                TimelineEntry(
+                    starts,
+                    "alert",
+                    f"alert {name or ''} fired".replace("  ", " "),
+                    "alertmanager",
+                    0,
+                )
+            )
         self.milestones.setdefault("detected", detected)
         self.milestone_by.setdefault("detected", "alert" if detected == starts else "run")
 
@@ -417,10 +433,12 @@ class Incident:
         ts = signal.created_at
         why = self.why_not(actor, action, data)
         if why is not None:
-            self.refusals.append({"ts": ts, "by": actor, "action": action, "why": why,
-                                  "id": signal.id})
-            self.timeline.append(TimelineEntry(ts, "refused", f"{action} refused: {why}",
-                                               actor, signal.id))
+            self.refusals.append(
+                {"ts": ts, "by": actor, "action": action, "why": why, "id": signal.id}
+            )
+            self.timeline.append(
+                TimelineEntry(ts, "refused", f"{action} refused: {why}", actor, signal.id)
+            )
             return why
         text = str(data.get("text") or "").strip()
         entry: TimelineEntry | None = None
@@ -445,15 +463,19 @@ class Incident:
             self._severity_fixed = True
             why_text = f": {text}" if text else ""
             entry = TimelineEntry(
-                ts, "incident",
+                ts,
+                "incident",
                 f"{change.direction} {severity_name(change.before)} → "
                 f"{severity_name(change.after)}{why_text}",
-                actor, signal.id)
+                actor,
+                signal.id,
+            )
         elif action == "milestone":
             name = str(data["milestone"])
             self._reach(name, ts, actor)
-            entry = TimelineEntry(ts, "incident", name + (f": {text}" if text else ""), actor,
-                                  signal.id)
+            entry = TimelineEntry(
+                ts, "incident", name + (f": {text}" if text else ""), actor, signal.id
+            )
         elif action == "role":
             role = str(data["role"])
             to = str(data.get("to") or actor).strip()
@@ -472,13 +494,15 @@ class Incident:
             self.resolution = text
             if text:
                 self.updates.append(StatusUpdate(ts, actor, text))
-            entry = TimelineEntry(ts, "incident", "resolved" + (f": {text}" if text else ""),
-                                  actor, signal.id)
+            entry = TimelineEntry(
+                ts, "incident", "resolved" + (f": {text}" if text else ""), actor, signal.id
+            )
         elif action == "alert":
             status = str(data.get("status") or "firing")
             self.alert_status = status
-            entry = TimelineEntry(ts, "alert", f"alert {status}"
-                                  + (f": {text}" if text else ""), actor, signal.id)
+            entry = TimelineEntry(
+                ts, "alert", f"alert {status}" + (f": {text}" if text else ""), actor, signal.id
+            )
         if entry is not None:
             self.timeline.append(entry)
         return None
@@ -518,8 +542,9 @@ class Incident:
 def _alert_starts(alert: dict[str, Any]) -> float | None:
     if not alert:
         return None
-    starts = [_parse_time(a.get("startsAt")) for a in alert.get("alerts") or []
-              if isinstance(a, dict)]
+    starts = [
+        _parse_time(a.get("startsAt")) for a in alert.get("alerts") or [] if isinstance(a, dict)
+    ]
     found = [s for s in starts if s is not None]
     if not found and alert.get("startsAt"):
         single = _parse_time(alert.get("startsAt"))
@@ -545,8 +570,9 @@ def describe_event(event: Event) -> str:
         return "stage started" + (f" ({d['persona']})" if d.get("persona") else "")
     if kind == EventType.STAGE_FINISHED:
         status = d.get("status", "?")
-        return f"stage {status}" + (f": {d['error']}" if d.get("error") and status != "succeeded"
-                                    else "")
+        return f"stage {status}" + (
+            f": {d['error']}" if d.get("error") and status != "succeeded" else ""
+        )
     if kind == EventType.STAGE_SKIPPED:
         return f"stage skipped ({d.get('reason', '')})"
     if kind == EventType.STEP_STARTED:
@@ -578,8 +604,7 @@ def describe_event(event: Event) -> str:
     if kind == EventType.SIGNAL_RECEIVED:
         if d.get("kind") == "note":
             return ""  # shown by the runner's journal; notes live in incident signals
-        return f"{d.get('kind')} by {d.get('by')}" + (f": {d['reason']}" if d.get("reason")
-                                                      else "")
+        return f"{d.get('kind')} by {d.get('by')}" + (f": {d['reason']}" if d.get("reason") else "")
     if kind in (EventType.APPROVAL_VOTE, EventType.MEMORY_SET):
         return ""
     return kind
@@ -673,8 +698,17 @@ def record(
             cur = conn.execute(
                 "INSERT INTO signals (run_id, kind, target, actor, reason, data, created_at,"
                 " consumed_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, SIGNAL_KIND, action, actor, text, json.dumps(payload, default=str),
-                 ts, ts, outcome),
+                (
+                    run_id,
+                    SIGNAL_KIND,
+                    action,
+                    actor,
+                    text,
+                    json.dumps(payload, default=str),
+                    ts,
+                    ts,
+                    outcome,
+                ),
             )
             signal_id = int(cur.lastrowid or 0)
             incident.apply_signal(
@@ -690,7 +724,8 @@ def record(
 
         try:
             done.postmortem = postmortem.write(
-                store, run_id, settings if settings is not None else load_settings())
+                store, run_id, settings if settings is not None else load_settings()
+            )
         except (OSError, QuarterdeckError) as exc:  # the resolution stands; say what failed
             done.postmortem_error = f"could not write the postmortem: {exc}"
     return done
@@ -711,8 +746,12 @@ class IncidentCollector:
     the severity at resolution, never a run id.
     """
 
-    def __init__(self, store_path: Any, namespace: str = "quarterdeck",
-                 workflows: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        store_path: Any,
+        namespace: str = "quarterdeck",
+        workflows: Sequence[str] | None = None,
+    ) -> None:
         self.store_path = store_path
         self.namespace = namespace or "quarterdeck"
         self.workflows = workflows
@@ -728,8 +767,7 @@ class IncidentCollector:
             for run_id, last in rows:
                 cached = self._cache.get(run_id)
                 if cached is None or cached[0] != last:
-                    incident = build(run_id, store.events(run_id),
-                                     incident_signals(store, run_id))
+                    incident = build(run_id, store.events(run_id), incident_signals(store, run_id))
                     self._cache[run_id] = (int(last), incident)
                 out.append(self._cache[run_id][1])
         return out
@@ -741,16 +779,24 @@ class IncidentCollector:
         if self.workflows is not None:
             resolved = [i for i in resolved if i.workflow in self.workflows]
         for name, helptext, value in (
-            ("incident_resolution_seconds", "Detection to resolution, per incident",
-             lambda i: i.mttr),
-            ("incident_acknowledge_seconds", "Detection to acknowledgement, per incident",
-             lambda i: i.mtta),
+            (
+                "incident_resolution_seconds",
+                "Detection to resolution, per incident",
+                lambda i: i.mttr,
+            ),
+            (
+                "incident_acknowledge_seconds",
+                "Detection to acknowledgement, per incident",
+                lambda i: i.mtta,
+            ),
         ):
-            family = HistogramMetricFamily(f"{self.namespace}_{name}", helptext,
-                                           labels=["severity"])
+            family = HistogramMetricFamily(
+                f"{self.namespace}_{name}", helptext, labels=["severity"]
+            )
             for level in SEVERITIES:
-                values = [v for v in (value(i) for i in resolved if i.severity == level)
-                          if v is not None]
+                values = [
+                    v for v in (value(i) for i in resolved if i.severity == level) if v is not None
+                ]
                 if not values:
                     continue
                 buckets = []
@@ -777,6 +823,8 @@ def latest_incident(store: Store, limit: int = 200) -> str:
             found.append(row.id)
     if found:
         return found[0]
-    raise InvalidInput(f"no incident runs in {store.path}",
-                       hint="start one with `quarterdeck run incident-response` or "
-                            "`quarterdeck listen --alertmanager 127.0.0.1:PORT`")
+    raise InvalidInput(
+        f"no incident runs in {store.path}",
+        hint="start one with `quarterdeck run incident-response` or "
+        "`quarterdeck listen --alertmanager 127.0.0.1:PORT`",
+    )

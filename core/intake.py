@@ -89,23 +89,31 @@ def parse_payload(body: bytes) -> AlertmanagerPayload:
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"the body is not JSON: {exc}",
-                           hint="post Alertmanager's webhook JSON (version 4)") from None
+        raise InvalidInput(
+            f"the body is not JSON: {exc}", hint="post Alertmanager's webhook JSON (version 4)"
+        ) from None
     if not isinstance(data, dict):
-        raise InvalidInput("the body is not a JSON object",
-                           hint="post Alertmanager's webhook JSON (version 4)")
+        raise InvalidInput(
+            "the body is not a JSON object", hint="post Alertmanager's webhook JSON (version 4)"
+        )
     try:
         payload = AlertmanagerPayload.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                             for e in exc.errors(include_url=False))
-        raise InvalidInput(f"not an Alertmanager webhook payload: {problems}",
-                           hint="expected version, groupKey, status and alerts[]") from None
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise InvalidInput(
+            f"not an Alertmanager webhook payload: {problems}",
+            hint="expected version, groupKey, status and alerts[]",
+        ) from None
     if payload.status not in ("firing", "resolved"):
         raise InvalidInput(f"status {payload.status!r} is neither 'firing' nor 'resolved'")
     if not payload.version.startswith("4"):
-        raise InvalidInput(f"webhook payload version {payload.version!r} is not supported",
-                           hint="Quarterdeck reads Alertmanager's version 4 payload")
+        raise InvalidInput(
+            f"webhook payload version {payload.version!r} is not supported",
+            hint="Quarterdeck reads Alertmanager's version 4 payload",
+        )
     return payload
 
 
@@ -125,13 +133,15 @@ def run_inputs(payload: AlertmanagerPayload, declared: dict[str, Any]) -> dict[s
     candidates: dict[str, Any] = {}
     for source in (annotations, labels):  # labels win over annotations of the same name
         candidates.update(source)
-    candidates.update({
-        "alert": payload.model_dump(mode="json"),
-        "severity": severity_name(label_severity(labels)),
-        "group_key": payload.groupKey,
-        "alertname": labels.get("alertname", ""),
-        "summary": annotations.get("summary", ""),
-    })
+    candidates.update(
+        {
+            "alert": payload.model_dump(mode="json"),
+            "severity": severity_name(label_severity(labels)),
+            "group_key": payload.groupKey,
+            "alertname": labels.get("alertname", ""),
+            "summary": annotations.get("summary", ""),
+        }
+    )
     out: dict[str, Any] = {}
     for name, spec in declared.items():
         if name not in candidates:
@@ -157,8 +167,12 @@ class Outcome:
     message: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"action": self.action, "group_key": self.group_key, "run": self.run_id,
-                "message": self.message}
+        return {
+            "action": self.action,
+            "group_key": self.group_key,
+            "run": self.run_id,
+            "message": self.message,
+        }
 
 
 StartRun = Callable[[AlertmanagerPayload, str], str]
@@ -190,42 +204,64 @@ class Intake:
         key = payload.groupKey
         now = self.now()
         row = store.conn.execute(
-            "SELECT run_id, status FROM alert_groups WHERE group_key = ?", (key,)).fetchone()
+            "SELECT run_id, status FROM alert_groups WHERE group_key = ?", (key,)
+        ).fetchone()
         if payload.status == "resolved":
             if row is None or not row[0]:
                 return Outcome("ignored", key, None, "no incident for this group; nothing to do")
             run_id = str(row[0])
             store.conn.execute(
                 "UPDATE alert_groups SET status = 'resolved', updated_at = ?,"
-                " notifications = notifications + 1 WHERE group_key = ?", (now, key))
+                " notifications = notifications + 1 WHERE group_key = ?",
+                (now, key),
+            )
             names = ", ".join(sorted({a.labels.get("alertname", "?") for a in payload.alerts}))
-            record(store, run_id, "alert", actor=ALERT_ACTOR, now=now,
-                   data={"status": "resolved", "text": names})
+            record(
+                store,
+                run_id,
+                "alert",
+                actor=ALERT_ACTOR,
+                now=now,
+                data={"status": "resolved", "text": names},
+            )
             return Outcome("resolved", key, run_id, f"marked the alert of run {run_id} resolved")
         if row is not None and row[0] and not self._closed(store, str(row[0])):
             run_id = str(row[0])
             store.conn.execute(
                 "UPDATE alert_groups SET status = 'firing', updated_at = ?,"
-                " notifications = notifications + 1 WHERE group_key = ?", (now, key))
+                " notifications = notifications + 1 WHERE group_key = ?",
+                (now, key),
+            )
             if row[1] == "resolved":  # it fires again while the incident is still open
-                record(store, run_id, "alert", actor=ALERT_ACTOR, now=now,
-                       data={"status": "firing", "text": "firing again"})
+                record(
+                    store,
+                    run_id,
+                    "alert",
+                    actor=ALERT_ACTOR,
+                    now=now,
+                    data={"status": "firing", "text": "firing again"},
+                )
             return Outcome("duplicate", key, run_id, f"already handled by run {run_id}")
         run_id = self.new_run_id()
         store.conn.execute("BEGIN IMMEDIATE")
         try:
             current = store.conn.execute(
-                "SELECT run_id FROM alert_groups WHERE group_key = ?", (key,)).fetchone()
-            if current is not None and current[0] and (
-                    row is None or current[0] != row[0]):  # another listener won the race
+                "SELECT run_id FROM alert_groups WHERE group_key = ?", (key,)
+            ).fetchone()
+            if (
+                current is not None and current[0] and (row is None or current[0] != row[0])
+            ):  # another listener won the race
                 store.conn.execute("COMMIT")
-                return Outcome("duplicate", key, str(current[0]),
-                               f"already handled by run {current[0]}")
+                return Outcome(
+                    "duplicate", key, str(current[0]), f"already handled by run {current[0]}"
+                )
             store.conn.execute(
                 "INSERT INTO alert_groups (group_key, run_id, status, created_at, updated_at)"
                 " VALUES (?, ?, 'firing', ?, ?) ON CONFLICT(group_key) DO UPDATE SET"
                 " run_id = excluded.run_id, status = 'firing', updated_at = excluded.updated_at,"
-                " notifications = notifications + 1", (key, run_id, now, now))
+                " notifications = notifications + 1",
+                (key, run_id, now, now),
+            )
             store.conn.execute("COMMIT")
         except BaseException:
             store.conn.execute("ROLLBACK")
@@ -233,8 +269,9 @@ class Intake:
         try:
             started = self.start_run(payload, run_id)
         except QuarterdeckError as exc:
-            store.conn.execute("DELETE FROM alert_groups WHERE group_key = ? AND run_id = ?",
-                               (key, run_id))  # let the next notification try again
+            store.conn.execute(
+                "DELETE FROM alert_groups WHERE group_key = ? AND run_id = ?", (key, run_id)
+            )  # let the next notification try again
             return Outcome("ignored", key, None, f"could not start a run: {exc.message}")
         severity = severity_name(label_severity(payload_labels(payload)))
         return Outcome("started", key, started, f"started run {started} ({severity})")
@@ -260,20 +297,30 @@ def parse_address(text: str) -> tuple[str, int]:
         host, port = "", text
     host = host.strip("[]") or "127.0.0.1"
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InvalidInput(f"--alertmanager {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9097",
-                           hint="port 0 picks a free one")
+        raise InvalidInput(
+            f"--alertmanager {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9097",
+            hint="port 0 picks a free one",
+        )
     return host, int(port)
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Payload Too Large", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+}
 
 
 async def _reply(writer: asyncio.StreamWriter, status: int, body: dict[str, Any]) -> None:
     data = json.dumps(body).encode()
-    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-            "Connection: close\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
     writer.write(head + data)
     with contextlib.suppress(ConnectionError):
         await writer.drain()
@@ -293,9 +340,10 @@ class WebhookServer:
         try:
             self._server = await asyncio.start_server(self._serve, self.host, self.port)
         except OSError as exc:
-            raise InvalidInput(f"cannot listen on {self.host}:{self.port}: "
-                               f"{exc.strerror or exc}",
-                               hint="choose another port (0 picks a free one)") from None
+            raise InvalidInput(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
+                hint="choose another port (0 picks a free one)",
+            ) from None
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self
 
@@ -365,11 +413,19 @@ class Listener:
     resumably: ``quarterdeck resume RUN`` continues one later.
     """
 
-    def __init__(self, store_path: Path, loaded: Any, context: Any, *, host: str = "127.0.0.1",
-                 port: int = 0, say: Callable[[str], None] | None = None,
-                 started_by: str = ALERT_ACTOR,
-                 new_run_id: Callable[[], str] | None = None,
-                 base_inputs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        store_path: Path,
+        loaded: Any,
+        context: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        say: Callable[[str], None] | None = None,
+        started_by: str = ALERT_ACTOR,
+        new_run_id: Callable[[], str] | None = None,
+        base_inputs: dict[str, Any] | None = None,
+    ) -> None:
         from core.runner import new_run_id as default_id
 
         self.store_path = store_path
@@ -381,9 +437,12 @@ class Listener:
         self.runs: dict[str, Any] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.intake = Intake(store_path, self._start_from_thread,
-                             new_run_id or (lambda: default_id(loaded.workflow.name)),
-                             say=self.say)
+        self.intake = Intake(
+            store_path,
+            self._start_from_thread,
+            new_run_id or (lambda: default_id(loaded.workflow.name)),
+            say=self.say,
+        )
         self.server = WebhookServer(self.intake, host, port)
 
     async def start(self) -> Listener:
@@ -403,8 +462,13 @@ class Listener:
         store = Store(self.store_path)
         try:
             given = {**self.base_inputs, **run_inputs(payload, self.loaded.workflow.inputs)}
-            runner = new_runner(self.loaded, store, self.context, given,
-                                RunOptions(run_id=run_id, started_by=self.started_by))
+            runner = new_runner(
+                self.loaded,
+                store,
+                self.context,
+                given,
+                RunOptions(run_id=run_id, started_by=self.started_by),
+            )
         except BaseException:
             store.close()
             raise

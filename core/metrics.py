@@ -43,43 +43,79 @@ class _Run:
 class RunMetrics:
     """The contract's metrics in one registry."""
 
-    def __init__(self, namespace: str = DEFAULT_NAMESPACE,
-                 registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, namespace: str = DEFAULT_NAMESPACE, registry: CollectorRegistry | None = None
+    ) -> None:
         self.namespace = namespace or DEFAULT_NAMESPACE
         self.registry = registry if registry is not None else CollectorRegistry()
         ns, reg = self.namespace, self.registry
         self.persona_switches = Counter(
-            "persona_switches", "Persona switches at stage boundaries",
-            ["from_persona", "to_persona", "workflow"], namespace=ns, registry=reg)
+            "persona_switches",
+            "Persona switches at stage boundaries",
+            ["from_persona", "to_persona", "workflow"],
+            namespace=ns,
+            registry=reg,
+        )
         self.persona_duration = Histogram(
-            "persona_duration_seconds", "How long a persona held the run, per hold",
-            ["persona"], namespace=ns, registry=reg, buckets=DURATION_BUCKETS)
+            "persona_duration_seconds",
+            "How long a persona held the run, per hold",
+            ["persona"],
+            namespace=ns,
+            registry=reg,
+            buckets=DURATION_BUCKETS,
+        )
         self.persona_tokens = Counter(
-            "persona_tokens_used", "Model tokens charged to a persona (estimates included)",
-            ["persona", "workflow", "model"], namespace=ns, registry=reg)
+            "persona_tokens_used",
+            "Model tokens charged to a persona (estimates included)",
+            ["persona", "workflow", "model"],
+            namespace=ns,
+            registry=reg,
+        )
         self.persona_budget_remaining = Gauge(
-            "persona_token_budget_remaining", "Tokens a persona has left in the latest run",
-            ["persona"], namespace=ns, registry=reg)
+            "persona_token_budget_remaining",
+            "Tokens a persona has left in the latest run",
+            ["persona"],
+            namespace=ns,
+            registry=reg,
+        )
         self.stage_duration = Histogram(
-            "workflow_stage_duration_seconds", "Stage duration, from start to finish",
-            ["workflow", "stage", "persona"], namespace=ns, registry=reg,
-            buckets=DURATION_BUCKETS)
+            "workflow_stage_duration_seconds",
+            "Stage duration, from start to finish",
+            ["workflow", "stage", "persona"],
+            namespace=ns,
+            registry=reg,
+            buckets=DURATION_BUCKETS,
+        )
         self.quality_gates = Counter(
-            "workflow_quality_gate", "Quality gate results (passed, failed, skipped)",
-            ["workflow", "stage", "result"], namespace=ns, registry=reg)
+            "workflow_quality_gate",
+            "Quality gate results (passed, failed, skipped)",
+            ["workflow", "stage", "result"],
+            namespace=ns,
+            registry=reg,
+        )
         self.workflow_duration = Histogram(
-            "workflow_duration_seconds", "Run duration, from start to its end",
-            ["workflow"], namespace=ns, registry=reg, buckets=DURATION_BUCKETS)
+            "workflow_duration_seconds",
+            "Run duration, from start to its end",
+            ["workflow"],
+            namespace=ns,
+            registry=reg,
+            buckets=DURATION_BUCKETS,
+        )
         self.workflow_runs = Counter(
-            "workflow_runs", "Runs that reached an end, by result",
-            ["workflow", "result"], namespace=ns, registry=reg)
+            "workflow_runs",
+            "Runs that reached an end, by result",
+            ["workflow", "result"],
+            namespace=ns,
+            registry=reg,
+        )
 
 
 class MetricsSubscriber:
     """Feed it a run's events (``runner.subscribers.append(sub)``); it never raises."""
 
-    def __init__(self, metrics: RunMetrics | None = None, *,
-                 namespace: str = DEFAULT_NAMESPACE) -> None:
+    def __init__(
+        self, metrics: RunMetrics | None = None, *, namespace: str = DEFAULT_NAMESPACE
+    ) -> None:
         self.metrics = metrics or RunMetrics(namespace)
         self._runs: dict[str, _Run] = {}
 
@@ -143,7 +179,8 @@ class MetricsSubscriber:
             if started is not None:
                 persona = run.stage_persona.get(event.stage or "") or NO_PERSONA
                 m.stage_duration.labels(run.workflow, event.stage, persona).observe(
-                    max(0.0, event.ts - started))
+                    max(0.0, event.ts - started)
+                )
         elif kind == EventType.GATE_EVALUATED:
             result = "passed" if d.get("passed") else "failed"
             m.quality_gates.labels(run.workflow, event.stage or "", result).inc()
@@ -152,7 +189,8 @@ class MetricsSubscriber:
         elif kind == EventType.TOKENS_USED:
             persona = d.get("persona") or NO_PERSONA
             m.persona_tokens.labels(persona, run.workflow, d.get("model") or "").inc(
-                max(0, int(d.get("total", 0))))
+                max(0, int(d.get("total", 0)))
+            )
             if d.get("persona") and "remaining" in d:
                 m.persona_budget_remaining.labels(persona).set(int(d["remaining"]))
         elif kind == EventType.BUDGET:
@@ -162,7 +200,8 @@ class MetricsSubscriber:
             self._end_hold(run, event.ts)
             if run.started_at is not None:
                 m.workflow_duration.labels(run.workflow).observe(
-                    max(0.0, event.ts - run.started_at))
+                    max(0.0, event.ts - run.started_at)
+                )
             m.workflow_runs.labels(run.workflow, d.get("status", "failed")).inc()
         elif kind == EventType.RUN_INTERRUPTED:
             self._end_hold(run, event.ts)
@@ -213,16 +252,26 @@ def check_gateway_url(url: str) -> str:
 
 def push(registry: CollectorRegistry, gateway: str, workflow: str, job: str) -> None:
     """Push every series once, grouped by workflow (no run id: the group is replaced)."""
-    push_to_gateway(check_gateway_url(gateway), job=job, registry=registry,
-                    grouping_key={"workflow": workflow or "unknown"}, timeout=10)
+    push_to_gateway(
+        check_gateway_url(gateway),
+        job=job,
+        registry=registry,
+        grouping_key={"workflow": workflow or "unknown"},
+        timeout=10,
+    )
 
 
 class MetricsWiring:
     """Metrics wired to one runner by the CLI: served while it runs, pushed when it ends."""
 
-    def __init__(self, subscriber: MetricsSubscriber | None, server: MetricsServer | None,
-                 pushgateway: str | None, workflow: Callable[[], str],
-                 say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        subscriber: MetricsSubscriber | None,
+        server: MetricsServer | None,
+        pushgateway: str | None,
+        workflow: Callable[[], str],
+        say: Callable[[str], None],
+    ) -> None:
         self.subscriber = subscriber
         self.server = server
         self.pushgateway = pushgateway
@@ -235,8 +284,12 @@ class MetricsWiring:
             if self.pushgateway and self.subscriber is not None:
                 workflow = self._workflow()
                 try:
-                    push(self.subscriber.registry, self.pushgateway, workflow,
-                         self.subscriber.metrics.namespace)
+                    push(
+                        self.subscriber.registry,
+                        self.pushgateway,
+                        workflow,
+                        self.subscriber.metrics.namespace,
+                    )
                     self._say(f"metrics: pushed to {self.pushgateway} (workflow={workflow})")
                 except OSError as exc:
                     self._say(f"metrics: could not push to {self.pushgateway}: {exc}")
@@ -260,6 +313,7 @@ def start_metrics(
     Does nothing but return an inert wiring when neither a port nor a Pushgateway was
     asked for.
     """
+
     def to_stderr(text: str) -> None:
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
@@ -291,8 +345,16 @@ class JournalMetrics:
     :meth:`close`; the runner itself may be in another process or on another host.
     """
 
-    def __init__(self, store_path: Any, run_id: str, *, namespace: str = DEFAULT_NAMESPACE,
-                 port: int = 0, host: str = "127.0.0.1", poll: float = 0.25) -> None:
+    def __init__(
+        self,
+        store_path: Any,
+        run_id: str,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        poll: float = 0.25,
+    ) -> None:
         import threading
 
         self.subscriber = MetricsSubscriber(namespace=namespace)
@@ -302,8 +364,7 @@ class JournalMetrics:
         self._poll = poll
         self._stop = threading.Event()
         self.last_seq = 0
-        self._thread = threading.Thread(target=self._follow, name="journal-metrics",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._follow, name="journal-metrics", daemon=True)
         self._thread.start()
 
     @property

@@ -55,7 +55,7 @@ def root_cause(incident: Incident, state: RunState) -> str:
             return f"{found} (from step {step.id})"
     for entry in incident.sorted_timeline():
         if entry.source == "incident" and entry.text.startswith("identified: "):
-            return entry.text[len("identified: "):] + f" (identified by {entry.actor})"
+            return entry.text[len("identified: ") :] + f" (identified by {entry.actor})"
     failed = [s for s in state.all_steps() if s.status == "failed" and s.error]
     if failed:
         evidence = "; ".join(f"{s.id}: {s.error}" for s in failed[:3])
@@ -66,15 +66,21 @@ def root_cause(incident: Incident, state: RunState) -> str:
 def affected_hosts(state: RunState) -> dict[str, dict[str, Any]]:
     """The last ``ssh.run`` result per host (exit code, last output line)."""
     hosts: dict[str, dict[str, Any]] = {}
-    steps = sorted((s for s in state.all_steps() if s.uses == "ssh.run" and s.finished_at),
-                   key=lambda s: s.finished_at or 0.0)
+    steps = sorted(
+        (s for s in state.all_steps() if s.uses == "ssh.run" and s.finished_at),
+        key=lambda s: s.finished_at or 0.0,
+    )
     for step in steps:
         for label, result in (step.outputs.get("hosts") or {}).items():
             if not isinstance(result, dict):
                 continue
             out = str(result.get("stdout") or result.get("error") or "").strip().splitlines()
-            hosts[label] = {"step": step.id, "exit_code": result.get("exit_code"),
-                            "last": out[-1] if out else "", "ts": step.finished_at}
+            hosts[label] = {
+                "step": step.id,
+                "exit_code": result.get("exit_code"),
+                "last": out[-1] if out else "",
+                "ts": step.finished_at,
+            }
     return hosts
 
 
@@ -82,11 +88,18 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
     """The postmortem, section by section (rendered as Markdown or as a Logseq page)."""
     summary = [
         f"Severity: **{incident.severity_label}**"
-        + (f" (opened as {severity_name(incident.initial_severity)})"
-           if incident.initial_severity != incident.severity else ""),
+        + (
+            f" (opened as {severity_name(incident.initial_severity)})"
+            if incident.initial_severity != incident.severity
+            else ""
+        ),
         f"Status: {'resolved' if incident.resolved else incident.milestone or 'open'}"
-        + (f" by {incident.milestone_by.get('resolved')} at {_utc(incident.milestones['resolved'])}"
-           if incident.resolved else ""),
+        + (
+            f" by {incident.milestone_by.get('resolved')}"
+            f" at {_utc(incident.milestones['resolved'])}"
+            if incident.resolved
+            else ""
+        ),
         f"Run: `{state.id}` ({state.workflow or incident.workflow}), {state.status}",
     ]
     if incident.resolution:
@@ -99,18 +112,26 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
         labels = alert.get("commonLabels") or {}
         name = labels.get("alertname") or "alert"
         described = ", ".join(f"{k}={v}" for k, v in labels.items() if k != "alertname")
-        impact.append(f"Alert **{name}**" + (f" ({described})" if described else "")
-                      + f", {len(alert.get('alerts') or [])} alert(s); "
-                      f"last status: {incident.alert_status or 'firing'}")
+        impact.append(
+            f"Alert **{name}**"
+            + (f" ({described})" if described else "")
+            + f", {len(alert.get('alerts') or [])} alert(s); "
+            f"last status: {incident.alert_status or 'firing'}"
+        )
         annotations = alert.get("commonAnnotations") or {}
         for key in ("summary", "description"):
             if annotations.get(key):
                 impact.append(f"{key.title()}: {annotations[key]}")
     if incident.detected_at is not None:
         end = incident.milestones.get("resolved")
-        impact.append(f"Detected {_utc(incident.detected_at)}; "
-                      + (f"impact lasted {format_duration(end - incident.detected_at)}"
-                         if end is not None else "not resolved yet"))
+        impact.append(
+            f"Detected {_utc(incident.detected_at)}; "
+            + (
+                f"impact lasted {format_duration(end - incident.detected_at)}"
+                if end is not None
+                else "not resolved yet"
+            )
+        )
     for step in state.all_steps():
         if step.uses == "http.health_check" and step.outputs:
             o = step.outputs
@@ -118,11 +139,14 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
                 f"Health check `{step.id}`: {step.status}, success "
                 f"{float(o.get('success_ratio', 0)):.0%} of {o.get('samples', '?')} polls, "
                 f"p99 {float(o.get('p99_ms', 0)):.0f} ms"
-                + (f" ({o['reason']})" if o.get("reason") else ""))
+                + (f" ({o['reason']})" if o.get("reason") else "")
+            )
     hosts = affected_hosts(state)
     if hosts:
-        impact.append("Hosts: " + ", ".join(
-            f"{label} (exit {h['exit_code']})" for label, h in sorted(hosts.items())))
+        impact.append(
+            "Hosts: "
+            + ", ".join(f"{label} (exit {h['exit_code']})" for label, h in sorted(hosts.items()))
+        )
     if not impact:
         impact.append("Not recorded by the run; describe who and what was affected.")
     timeline = ["| time (UTC) | who | what |", "|---|---|---|"]
@@ -136,36 +160,51 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
         timeline.append(f"| {_hhmm(entry.ts)} | {_cell(who)} | {_cell(what)} |")
     times = [
         f"MTTA (detected → acknowledged): {format_duration(incident.mtta)}"
-        if incident.mtta is not None else "MTTA: not acknowledged",
+        if incident.mtta is not None
+        else "MTTA: not acknowledged",
         f"MTTR (detected → resolved): {format_duration(incident.mttr)}"
-        if incident.mttr is not None else "MTTR: not resolved",
+        if incident.mttr is not None
+        else "MTTR: not resolved",
     ]
-    for name in ("detected", "acknowledged", "investigating", "identified", "mitigated",
-                 "resolved"):
+    for name in (
+        "detected",
+        "acknowledged",
+        "investigating",
+        "identified",
+        "mitigated",
+        "resolved",
+    ):
         if name in incident.milestones:
             by = incident.milestone_by.get(name, "")
             times.append(f"{name}: {_utc(incident.milestones[name])}" + (f" ({by})" if by else ""))
     for change in incident.severity_changes:
-        times.append(f"{change.direction} {severity_name(change.before)} → "
-                     f"{severity_name(change.after)} by {change.by} at {_utc(change.ts)}"
-                     + (f": {change.reason}" if change.reason else ""))
+        times.append(
+            f"{change.direction} {severity_name(change.before)} → "
+            f"{severity_name(change.after)} by {change.by} at {_utc(change.ts)}"
+            + (f": {change.reason}" if change.reason else "")
+        )
     actions: list[str] = []
     for stage in state.stages.values():
         for step in stage.steps.values():
             if step.status in ("pending", "skipped"):
                 continue
             role = f" [{step.role}]" if step.role != "step" else ""
-            actions.append(f"`{stage.id}/{step.id}`{role} ({step.uses or '?'}): {step.status}"
-                           + (f": {step.error}" if step.error and step.status != "succeeded"
-                              else ""))
+            actions.append(
+                f"`{stage.id}/{step.id}`{role} ({step.uses or '?'}): {step.status}"
+                + (f": {step.error}" if step.error and step.status != "succeeded" else "")
+            )
         if stage.approval is not None and stage.approval.status in ("approved", "rejected"):
             a = stage.approval
-            actions.append(f"approval `{a.id}` {a.status} by {a.decided_by}"
-                           + (f": {a.reason}" if a.reason else ""))
+            actions.append(
+                f"approval `{a.id}` {a.status} by {a.decided_by}"
+                + (f": {a.reason}" if a.reason else "")
+            )
     for handover in incident.handovers:
         if handover.before is not None:
-            actions.append(f"{ROLE_TITLES[handover.role]} handed from {handover.before} to "
-                           f"{handover.after} at {_utc(handover.ts)}")
+            actions.append(
+                f"{ROLE_TITLES[handover.role]} handed from {handover.before} to "
+                f"{handover.after} at {_utc(handover.ts)}"
+            )
     if not actions:
         actions.append("No automated actions ran.")
     follow: list[str] = []
@@ -173,7 +212,7 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
         lowered = note.text.lower()
         for prefix in FOLLOW_UP_PREFIXES:
             if lowered.startswith(prefix):
-                follow.append(f"[ ] {note.text[len(prefix):].strip()} ({note.by})")
+                follow.append(f"[ ] {note.text[len(prefix) :].strip()} ({note.by})")
                 break
     for step in state.all_steps():
         if step.status == "failed" and step.role == "step":
@@ -200,8 +239,11 @@ def title_of(incident: Incident, state: RunState) -> str:
 
 
 def render_markdown(incident: Incident, state: RunState) -> str:
-    out = [f"# {title_of(incident, state)}", "",
-           "_Draft written by Quarterdeck from the run's journal; finish it in the review._"]
+    out = [
+        f"# {title_of(incident, state)}",
+        "",
+        "_Draft written by Quarterdeck from the run's journal; finish it in the review._",
+    ]
     for section in sections(incident, state):
         out += ["", f"## {section.title}", ""]
         if section.title == "Timeline":
@@ -213,15 +255,21 @@ def render_markdown(incident: Incident, state: RunState) -> str:
 
 def render_logseq(incident: Incident, state: RunState) -> str:
     """The same draft as a Logseq page: page properties, then an outline of blocks."""
-    out = [f"title:: Postmortem/{state.id}", "tags:: postmortem, incident",
-           f"severity:: {incident.severity_label}", f"run:: {state.id}", ""]
+    out = [
+        f"title:: Postmortem/{state.id}",
+        "tags:: postmortem, incident",
+        f"severity:: {incident.severity_label}",
+        f"run:: {state.id}",
+        "",
+    ]
     for section in sections(incident, state):
         out.append(f"- ## {section.title}")
         lines = section.lines
         if section.title == "Timeline":
             lines = [line for line in lines[2:]]  # a table is one block in Logseq: list rows
-            lines = [" — ".join(cell.strip() for cell in line.strip("|").split(" | "))
-                     for line in lines]
+            lines = [
+                " — ".join(cell.strip() for cell in line.strip("|").split(" | ")) for line in lines
+            ]
         for line in lines:
             if line.startswith("[ ] "):
                 line = "TODO " + line[4:]
@@ -272,9 +320,12 @@ def show_json(incident: Incident) -> dict[str, Any]:
 def show_text(incident: Incident) -> str:
     """The incident block of ``quarterdeck show``."""
     state = "resolved" if incident.resolved else (incident.milestone or "open")
-    lines = ["", f"incident: {incident.severity_label} {state}"
-             f"  MTTA {format_duration(incident.mtta) if incident.mtta is not None else '-'}"
-             f"  MTTR {format_duration(incident.mttr) if incident.mttr is not None else '-'}"]
+    lines = [
+        "",
+        f"incident: {incident.severity_label} {state}"
+        f"  MTTA {format_duration(incident.mtta) if incident.mtta is not None else '-'}"
+        f"  MTTR {format_duration(incident.mttr) if incident.mttr is not None else '-'}",
+    ]
     roles = [f"{role} {who}" for role, who in incident.roles.items() if who]
     lines.append("  roles: " + (", ".join(roles) if roles else "nobody yet"))
     if incident.alert_status:

@@ -97,8 +97,13 @@ def _step_case(suite: ET.Element, stage: StageState, step: StepState, workflow: 
 
 
 def _gate_case(suite: ET.Element, stage: StageState, gate: GateState, workflow: str) -> str:
-    case = ET.SubElement(suite, "testcase", name=xml_text(f"gate {gate.id}"),
-                         classname=xml_text(f"{workflow}.{stage.id}"), time="0.000")
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        name=xml_text(f"gate {gate.id}"),
+        classname=xml_text(f"{workflow}.{stage.id}"),
+        time="0.000",
+    )
     lines = [
         f"{'passed' if r.get('passed') else 'FAILED'}: {r.get('condition')}"
         + (f" ({r['error']})" if r.get("error") else "")
@@ -106,14 +111,20 @@ def _gate_case(suite: ET.Element, stage: StageState, gate: GateState, workflow: 
     ]
     if gate.status == "failed":
         failed = [str(r.get("condition")) for r in gate.results if not r.get("passed")]
-        failure = ET.SubElement(case, "failure", type="quality-gate",
-                                message=xml_text(f"quality gate {gate.id!r} failed: "
-                                                 + "; ".join(failed)))
+        failure = ET.SubElement(
+            case,
+            "failure",
+            type="quality-gate",
+            message=xml_text(f"quality gate {gate.id!r} failed: " + "; ".join(failed)),
+        )
         failure.text = xml_text("\n".join(lines))
         return "failure"
     if gate.status in ("skipped", "pending"):
-        why = (f"skipped by {gate.skipped_by}: {gate.reason}" if gate.status == "skipped"
-               else "not evaluated")
+        why = (
+            f"skipped by {gate.skipped_by}: {gate.reason}"
+            if gate.status == "skipped"
+            else "not evaluated"
+        )
         ET.SubElement(case, "skipped", message=xml_text(why))
         return "skipped"
     if lines:
@@ -125,7 +136,9 @@ def _approval_case(
     suite: ET.Element, stage: StageState, approval: ApprovalState, workflow: str
 ) -> str:
     case = ET.SubElement(
-        suite, "testcase", name=xml_text(f"approval {approval.id}"),
+        suite,
+        "testcase",
+        name=xml_text(f"approval {approval.id}"),
         classname=xml_text(f"{workflow}.{stage.id}"),
         time=f"{_seconds(approval.requested_at, approval.decided_at):.3f}",
     )
@@ -133,12 +146,19 @@ def _approval_case(
     why = f": {approval.reason}" if approval.reason else ""
     if approval.status == "rejected":
         kind = "approval-timeout" if approval.timed_out else "approval-rejected"
-        ET.SubElement(case, "failure", type=kind,
-                      message=xml_text(f"approval {approval.id!r} rejected{who}{why}"))
+        ET.SubElement(
+            case,
+            "failure",
+            type=kind,
+            message=xml_text(f"approval {approval.id!r} rejected{who}{why}"),
+        )
         return "failure"
     if approval.status != "approved":
-        ET.SubElement(case, "skipped",
-                      message=xml_text(f"approval {approval.id!r} undecided ({approval.status})"))
+        ET.SubElement(
+            case,
+            "skipped",
+            message=xml_text(f"approval {approval.id!r} undecided ({approval.status})"),
+        )
         return "skipped"
     ET.SubElement(case, "system-out").text = xml_text(f"approved{who}{why}")
     return "passed"
@@ -158,13 +178,21 @@ def junit_xml(state: RunState, events: Iterable[Event] = ()) -> str:
         duration = _seconds(stage.started_at, stage.finished_at)
         total_time += duration
         suite = ET.SubElement(
-            root, "testsuite", name=xml_text(stage.id), id=str(index),
+            root,
+            "testsuite",
+            name=xml_text(stage.id),
+            id=str(index),
             timestamp=_iso(stage.started_at or state.started_at),
-            hostname="localhost", time=f"{duration:.3f}",
+            hostname="localhost",
+            time=f"{duration:.3f}",
         )
         props = ET.SubElement(suite, "properties")
-        for name, value in (("run", state.id), ("workflow", state.workflow),
-                            ("persona", stage.persona or ""), ("status", stage.status)):
+        for name, value in (
+            ("run", state.id),
+            ("workflow", state.workflow),
+            ("persona", stage.persona or ""),
+            ("status", stage.status),
+        ):
             ET.SubElement(props, "property", name=name, value=xml_text(value))
         outcomes: list[str] = []
         if stage.approval is not None:
@@ -198,9 +226,19 @@ def junit_xml(state: RunState, events: Iterable[Event] = ()) -> str:
 # --- Markdown ---------------------------------------------------------------------------
 
 _MD_ICONS = {
-    "succeeded": "✅", "passed": "✅", "approved": "✅", "failed": "❌", "rejected": "⛔",
-    "skipped": "⏭️", "cancelled": "⏹️", "interrupted": "⚡", "waiting": "⏸️",
-    "running": "▶️", "pending": "·", "continued": "❌", "nothing_to_do": "✅",
+    "succeeded": "✅",
+    "passed": "✅",
+    "approved": "✅",
+    "failed": "❌",
+    "rejected": "⛔",
+    "skipped": "⏭️",
+    "cancelled": "⏹️",
+    "interrupted": "⚡",
+    "waiting": "⏸️",
+    "running": "▶️",
+    "pending": "·",
+    "continued": "❌",
+    "nothing_to_do": "✅",
 }
 
 
@@ -231,19 +269,32 @@ def summary_md(
     ]
     if state.error:
         head += ["", f"> {_cell(state.error)}"]
-    stages = ["", "### Stages", "", "| Stage | Persona | Status | Steps | Duration |",
-              "|---|---|---|---|---|"]
+    stages = [
+        "",
+        "### Stages",
+        "",
+        "| Stage | Persona | Status | Steps | Duration |",
+        "|---|---|---|---|---|",
+    ]
     for stage in state.stages.values():
         steps = [s for s in stage.steps.values() if s.role == "step"]
         done = sum(1 for s in steps if s.status == "succeeded")
-        took = (format_duration(_seconds(stage.started_at, stage.finished_at))
-                if stage.started_at else "-")
+        took = (
+            format_duration(_seconds(stage.started_at, stage.finished_at))
+            if stage.started_at
+            else "-"
+        )
         stages.append(
             f"| {_cell(stage.id)} | {_cell(stage.persona or '-')} | {_icon(stage.status)} | "
             f"{done}/{len(steps)} | {took} |"
         )
-    step_rows = ["", "### Steps", "", "| Stage | Step | Action | Status | Attempts | Duration |",
-                 "|---|---|---|---|---|---|"]
+    step_rows = [
+        "",
+        "### Steps",
+        "",
+        "| Stage | Step | Action | Status | Attempts | Duration |",
+        "|---|---|---|---|---|---|",
+    ]
     for step in state.all_steps():
         role = f" ({step.role})" if step.role != "step" else ""
         step_rows.append(
@@ -251,9 +302,13 @@ def summary_md(
             f"{_icon(step.status)} | {step.attempts} | "
             f"{format_duration(step.duration) if step.started_at else '-'} |"
         )
-    personas = ["", "### Personas and tokens", "",
-                "| Persona | Tokens used | Budget | Remaining | Held | Switches |",
-                "|---|---|---|---|---|---|"]
+    personas = [
+        "",
+        "### Personas and tokens",
+        "",
+        "| Persona | Tokens used | Budget | Remaining | Held | Switches |",
+        "|---|---|---|---|---|---|",
+    ]
     for p in state.persona_summary():
         est = " (estimated)" if p["estimated"] else ""
         personas.append(
@@ -265,9 +320,14 @@ def summary_md(
         gate = stage.gate
         if gate is None:
             continue
-        gates.append(f"- **{_cell(gate.id)}** ({_cell(stage.id)}): {_icon(gate.status)}"
-                     + (f" by {_cell(gate.skipped_by)}: {_cell(gate.reason)}"
-                        if gate.status == "skipped" else ""))
+        gates.append(
+            f"- **{_cell(gate.id)}** ({_cell(stage.id)}): {_icon(gate.status)}"
+            + (
+                f" by {_cell(gate.skipped_by)}: {_cell(gate.reason)}"
+                if gate.status == "skipped"
+                else ""
+            )
+        )
         for r in gate.results:
             mark = "✅" if r.get("passed") else "❌"
             err = f" — {_cell(r['error'])}" if r.get("error") else ""
@@ -279,11 +339,15 @@ def summary_md(
         who = f" by **{_cell(approval.decided_by)}**" if approval.decided_by else ""
         why = f": {_cell(approval.reason)}" if approval.reason else ""
         timed = " (timed out)" if approval.timed_out else ""
-        approvals.append(f"- **{_cell(approval.id)}** ({_cell(approval.stage)}): "
-                         f"{_icon(approval.status)}{who}{timed}{why}")
+        approvals.append(
+            f"- **{_cell(approval.id)}** ({_cell(approval.stage)}): "
+            f"{_icon(approval.status)}{who}{timed}{why}"
+        )
         for vote in approval.votes:
-            approvals.append(f"  - {_cell(vote.by)} voted {vote.decision}"
-                             + (f": {_cell(vote.reason)}" if vote.reason else ""))
+            approvals.append(
+                f"  - {_cell(vote.by)} voted {vote.decision}"
+                + (f": {_cell(vote.reason)}" if vote.reason else "")
+            )
         for refusal in approval.refusals:
             approvals.append(f"  - refused {_cell(refusal.get('by'))}: {_cell(refusal.get('why'))}")
     if len(approvals) == 3:
@@ -292,8 +356,10 @@ def summary_md(
     for step in state.all_steps():
         if step.status not in _STEP_FAILED:
             continue
-        failures.append(f"<details><summary>{_cell(step.stage)} / {_cell(step.id)}: "
-                        f"{_cell(step.error or step.status)}</summary>\n")
+        failures.append(
+            f"<details><summary>{_cell(step.stage)} / {_cell(step.id)}: "
+            f"{_cell(step.error or step.status)}</summary>\n"
+        )
         tail = clean_output("\n".join(list(step.tail)[-FAILURE_TAIL_LINES:]))
         tail = tail.replace("```", "ʼʼʼ")
         failures.append(f"```text\n{tail or '(no output)'}\n```\n</details>")
@@ -307,8 +373,14 @@ def summary_md(
     # over the cap: drop the bulky sections, then cut what is left
     for drop in (failures, step_rows):
         sections.remove(drop)
-        sections.insert(-1, ["", f"_({'failure details' if drop is failures else 'step table'}"
-                                 " left out: the summary size limit was reached)_"])
+        sections.insert(
+            -1,
+            [
+                "",
+                f"_({'failure details' if drop is failures else 'step table'}"
+                " left out: the summary size limit was reached)_",
+            ],
+        )
         text = "\n".join(line for part in sections for line in part)
         if len(text.encode()) <= max_bytes:
             return text

@@ -194,8 +194,11 @@ class Runner:
         self.services: dict[str, Any] = {}
         # token budgets (core/budget.py): one ledger per run, read by llm.chat
         self.services["budget"] = BudgetLedger(
-            self.state, personas, workflow_policy=self.workflow.budget_policy,
-            default_policy=self.settings.budget_policy, await_gate=self.await_budget_gate,
+            self.state,
+            personas,
+            workflow_policy=self.workflow.budget_policy,
+            default_policy=self.settings.budget_policy,
+            await_gate=self.await_budget_gate,
             run_id=self.run_id,
         )
         self._scope_cache: dict[str, Any] | None = None
@@ -330,9 +333,7 @@ class Runner:
                     "persona": stage.persona,
                     "approval": stage.approval.id if stage.approval else None,
                     "gate": stage.gate.id if stage.gate else None,
-                    "steps": [
-                        {"id": s.id, "uses": s.uses, "needs": s.needs} for s in stage.steps
-                    ],
+                    "steps": [{"id": s.id, "uses": s.uses, "needs": s.needs} for s in stage.steps],
                 }
             )
         return out
@@ -342,9 +343,13 @@ class Runner:
         for name in self.workflow.personas():
             persona = self.personas.get(name) if self.personas is not None else None
             if persona is not None:
-                out[name] = {"budget": persona.token_budget, "title": persona.title,
-                             "color": persona.color, "role": persona.role,
-                             "model": persona.model}
+                out[name] = {
+                    "budget": persona.token_budget,
+                    "title": persona.title,
+                    "color": persona.color,
+                    "role": persona.role,
+                    "model": persona.model,
+                }
         return out
 
     async def run(self) -> RunState:
@@ -378,7 +383,9 @@ class Runner:
             )
         else:
             self.store.claim_run(self.run_id)
-            self.emit(EventType.RUN_RESUMED, data={"by": self.options.started_by, "pid": os.getpid()})
+            self.emit(
+                EventType.RUN_RESUMED, data={"by": self.options.started_by, "pid": os.getpid()}
+            )
         poller = loop.create_task(self._poll_signals())
         self._main = loop.create_task(self._execute())
         status = "failed"
@@ -465,8 +472,11 @@ class Runner:
             try:
                 should = evaluate(stage.when, self.scope(), f"{where}.when")
             except ExpressionError as exc:
-                self.emit(EventType.STAGE_FINISHED, stage.id, data={"status": "failed",
-                                                                    "error": exc.message})
+                self.emit(
+                    EventType.STAGE_FINISHED,
+                    stage.id,
+                    data={"status": "failed", "error": exc.message},
+                )
                 return "failed"
             if not should:
                 self.emit(EventType.STAGE_SKIPPED, stage.id, data={"reason": "when is false"})
@@ -479,8 +489,12 @@ class Runner:
             self.emit(
                 EventType.PERSONA_SWITCHED,
                 stage.id,
-                data={"from": self.state.persona, "to": stage.persona, "stage": stage.id,
-                      "held_seconds": held},
+                data={
+                    "from": self.state.persona,
+                    "to": stage.persona,
+                    "stage": stage.id,
+                    "held_seconds": held,
+                },
             )
         if stage.approval is not None:
             decided = self.state.approvals.get(stage.approval.id)
@@ -511,8 +525,9 @@ class Runner:
         except _StageFailed as exc:
             if stage.on_failure:
                 await self._run_compensation(stage)
-            self.emit(EventType.STAGE_FINISHED, stage.id,
-                      data={"status": exc.status, "error": str(exc)})
+            self.emit(
+                EventType.STAGE_FINISHED, stage.id, data={"status": exc.status, "error": str(exc)}
+            )
             return exc.status
         self.emit(EventType.STAGE_FINISHED, stage.id, data={"status": "succeeded"})
         return "succeeded"
@@ -548,14 +563,23 @@ class Runner:
                     ok = evaluate(condition, self.scope(), where)
                     results.append({"condition": condition, "kind": kind, "passed": ok})
                 except ExpressionError as exc:
-                    results.append({"condition": condition, "kind": kind, "passed": False,
-                                    "error": exc.message})
+                    results.append(
+                        {
+                            "condition": condition,
+                            "kind": kind,
+                            "passed": False,
+                            "error": exc.message,
+                        }
+                    )
         all_ok = all(r["passed"] for r in results if r["kind"] == "all")
         any_results = [r for r in results if r["kind"] == "any"]
         any_ok = not any_results or any(r["passed"] for r in any_results)
         passed = all_ok and any_ok
-        self.emit(EventType.GATE_EVALUATED, stage.id,
-                  data={"gate": gate.id, "passed": passed, "results": results})
+        self.emit(
+            EventType.GATE_EVALUATED,
+            stage.id,
+            data={"gate": gate.id, "passed": passed, "results": results},
+        )
         await self.committed()
         if passed:
             return
@@ -566,8 +590,11 @@ class Runner:
                         self.store.consume_signal(signal.id, "refused: a reason is required")
                         continue
                     self.store.consume_signal(signal.id, "skipped")
-                    self.emit(EventType.GATE_SKIPPED, stage.id,
-                              data={"gate": gate.id, "by": signal.actor, "reason": signal.reason})
+                    self.emit(
+                        EventType.GATE_SKIPPED,
+                        stage.id,
+                        data={"gate": gate.id, "by": signal.actor, "reason": signal.reason},
+                    )
                     return
         failed = [r["condition"] for r in results if not r["passed"]]
         raise _StageFailed(f"quality gate {gate.id!r} failed: " + "; ".join(failed))
@@ -615,8 +642,9 @@ class Runner:
         pre = self.options.decisions.get(approval.id)
         if pre is not None:
             decision, actor, reason = pre
-            self.store.send_signal(self.run_id, decision, actor=actor, target=approval.id,
-                                   reason=reason)
+            self.store.send_signal(
+                self.run_id, decision, actor=actor, target=approval.id, reason=reason
+            )
         elif self.options.no_wait and not self._has_pending_decision(approval.id):
             raise _NoWait(
                 f"approval {approval.id!r} is undecided and --no-wait was given: pass "
@@ -643,10 +671,15 @@ class Runner:
         self.store.set_status(self.run_id, "running")
         current = self.state.approvals[approval.id]
         if current.status == "rejected":
-            self.emit(EventType.STAGE_FINISHED, stage.id,
-                      data={"status": "rejected",
-                            "error": f"approval {approval.id!r} rejected by {current.decided_by}"
-                            + (f": {current.reason}" if current.reason else "")})
+            self.emit(
+                EventType.STAGE_FINISHED,
+                stage.id,
+                data={
+                    "status": "rejected",
+                    "error": f"approval {approval.id!r} rejected by {current.decided_by}"
+                    + (f": {current.reason}" if current.reason else ""),
+                },
+            )
             return "rejected"
         return "approved"
 
@@ -659,20 +692,39 @@ class Runner:
     async def _approval_timeout(self, stage: Stage, approval: Approval) -> str | None:
         action = approval.on_timeout
         if action == "approve":
-            self.emit(EventType.APPROVAL_DECIDED, stage.id,
-                      data={"gate": approval.id, "decision": "approved", "by": "timeout",
-                            "reason": "approved on timeout (on_timeout: approve)",
-                            "timed_out": True})
+            self.emit(
+                EventType.APPROVAL_DECIDED,
+                stage.id,
+                data={
+                    "gate": approval.id,
+                    "decision": "approved",
+                    "by": "timeout",
+                    "reason": "approved on timeout (on_timeout: approve)",
+                    "timed_out": True,
+                },
+            )
             return None
         decision = "rejected"
-        self.emit(EventType.APPROVAL_DECIDED, stage.id,
-                  data={"gate": approval.id, "decision": decision, "by": "timeout",
-                        "reason": f"no decision before the timeout (on_timeout: {action})",
-                        "timed_out": True})
+        self.emit(
+            EventType.APPROVAL_DECIDED,
+            stage.id,
+            data={
+                "gate": approval.id,
+                "decision": decision,
+                "by": "timeout",
+                "reason": f"no decision before the timeout (on_timeout: {action})",
+                "timed_out": True,
+            },
+        )
         status = "failed" if action == "fail" else "rejected"
-        self.emit(EventType.STAGE_FINISHED, stage.id,
-                  data={"status": status,
-                        "error": f"approval {approval.id!r} timed out (on_timeout: {action})"})
+        self.emit(
+            EventType.STAGE_FINISHED,
+            stage.id,
+            data={
+                "status": status,
+                "error": f"approval {approval.id!r} timed out (on_timeout: {action})",
+            },
+        )
         self.store.set_status(self.run_id, "running")
         return status
 
@@ -694,8 +746,9 @@ class Runner:
                 break
             self._signal_wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._signal_wakeup.wait(),
-                                       self.options.signal_poll_interval)
+                await asyncio.wait_for(
+                    self._signal_wakeup.wait(), self.options.signal_poll_interval
+                )
         self.store.set_status(self.run_id, "running")
         return current.status
 
@@ -728,10 +781,15 @@ class Runner:
                 self.store.consume_signal(signal.id, outcome)
                 self._signal_wakeup.set()
 
-    def _handle_signal(self, signal: Signal) -> str | None:  # noqa: C901
+    def _handle_signal(self, signal: Signal) -> str | None:
         """Act on one signal; None leaves it pending (a gate that has not opened yet)."""
-        base = {"signal_id": signal.id, "kind": signal.kind, "by": signal.actor,
-                "reason": signal.reason, "target": signal.target}
+        base = {
+            "signal_id": signal.id,
+            "kind": signal.kind,
+            "by": signal.actor,
+            "reason": signal.reason,
+            "target": signal.target,
+        }
         kind = signal.kind
         if kind == "pause":
             if self.state.paused:
@@ -768,27 +826,51 @@ class Runner:
                     return f"refused: gate {gate!r} was already {approval.status}"
                 return None  # the gate has not opened yet: keep the decision for it
             decision = "approved" if kind == "approve" else "rejected"
-            why = approval_refusal(approval, signal.actor, self.state.started_by,
-                                   self.settings.groups, decision)
+            why = approval_refusal(
+                approval, signal.actor, self.state.started_by, self.settings.groups, decision
+            )
             self.emit(EventType.SIGNAL_RECEIVED, data=base)
             if why is not None:
-                self.emit(EventType.APPROVAL_REFUSED, approval.stage,
-                          data={"gate": gate, "by": signal.actor, "decision": decision,
-                                "why": why})
+                self.emit(
+                    EventType.APPROVAL_REFUSED,
+                    approval.stage,
+                    data={"gate": gate, "by": signal.actor, "decision": decision, "why": why},
+                )
                 return f"refused: {why}"
-            self.emit(EventType.APPROVAL_VOTE, approval.stage,
-                      data={"gate": gate, "by": signal.actor, "decision": decision,
-                            "reason": signal.reason})
+            self.emit(
+                EventType.APPROVAL_VOTE,
+                approval.stage,
+                data={
+                    "gate": gate,
+                    "by": signal.actor,
+                    "decision": decision,
+                    "reason": signal.reason,
+                },
+            )
             approvals = {v.by for v in approval.votes if v.decision == "approved"}
             if decision == "rejected":
-                self.emit(EventType.APPROVAL_DECIDED, approval.stage,
-                          data={"gate": gate, "decision": "rejected", "by": signal.actor,
-                                "reason": signal.reason})
+                self.emit(
+                    EventType.APPROVAL_DECIDED,
+                    approval.stage,
+                    data={
+                        "gate": gate,
+                        "decision": "rejected",
+                        "by": signal.actor,
+                        "reason": signal.reason,
+                    },
+                )
                 return "rejected"
             if len(approvals) >= approval.min_approvals:
-                self.emit(EventType.APPROVAL_DECIDED, approval.stage,
-                          data={"gate": gate, "decision": "approved",
-                                "by": ", ".join(sorted(approvals)), "reason": signal.reason})
+                self.emit(
+                    EventType.APPROVAL_DECIDED,
+                    approval.stage,
+                    data={
+                        "gate": gate,
+                        "decision": "approved",
+                        "by": ", ".join(sorted(approvals)),
+                        "reason": signal.reason,
+                    },
+                )
                 return "approved"
             return f"vote recorded ({len(approvals)}/{approval.min_approvals})"
         if kind == "rollback":
@@ -820,8 +902,9 @@ class Runner:
                 status[step.id] = prior.status
         pending = [s for s in steps if s.id not in status]
         # ready-queue scheduling: each step waits on the needs not yet satisfied
-        blocked: dict[str, set[str]] = {s.id: {n for n in s.needs if n not in status}
-                                        for s in pending}
+        blocked: dict[str, set[str]] = {
+            s.id: {n for n in s.needs if n not in status} for s in pending
+        }
         dependents: dict[str, list[Step]] = {}
         for step in pending:
             for need in blocked[step.id]:
@@ -876,14 +959,21 @@ class Runner:
                 for step in running.values():
                     current = self.state.step(step.id)
                     if current is not None and current.status == "running":
-                        self.emit(EventType.STEP_FINISHED, stage.id, step.id,
-                                  data={"status": final, "attempt": current.attempts,
-                                        "error": reason})
+                        self.emit(
+                            EventType.STEP_FINISHED,
+                            stage.id,
+                            step.id,
+                            data={"status": final, "attempt": current.attempts, "error": reason},
+                        )
             raise
         if failure is not None:
             for step in pending:
-                self.emit(EventType.STEP_SKIPPED, stage.id, step.id,
-                          data={"reason": "not run: the stage failed"})
+                self.emit(
+                    EventType.STEP_SKIPPED,
+                    stage.id,
+                    step.id,
+                    data={"reason": "not run: the stage failed"},
+                )
             raise _StageFailed(failure)
 
     async def _run_step_guarded(self, stage: Stage, step: Step) -> str:
@@ -903,12 +993,17 @@ class Runner:
             try:
                 should = evaluate(step.when, self.scope(), f"{where}.when")
             except ExpressionError as exc:
-                self.emit(EventType.STEP_FINISHED, stage.id, step.id,
-                          data={"status": "failed", "error": exc.message, "attempt": 0})
+                self.emit(
+                    EventType.STEP_FINISHED,
+                    stage.id,
+                    step.id,
+                    data={"status": "failed", "error": exc.message, "attempt": 0},
+                )
                 raise _StepFailed(exc.message, step.continue_on_error) from None
             if not should:
-                self.emit(EventType.STEP_SKIPPED, stage.id, step.id,
-                          data={"reason": "when is false"})
+                self.emit(
+                    EventType.STEP_SKIPPED, stage.id, step.id, data={"reason": "when is false"}
+                )
                 return {}
         policy = step.retry or stage.retry or RetryPolicy()
         prior = self.state.step(step.id)
@@ -919,9 +1014,12 @@ class Runner:
         async with self._semaphore:
             while True:
                 await self._wait_unpaused()
-                self.emit(EventType.STEP_STARTED, stage.id, step.id,
-                          data={"attempt": attempt, "uses": step.uses, "role": role,
-                                "parent": parent})
+                self.emit(
+                    EventType.STEP_STARTED,
+                    stage.id,
+                    step.id,
+                    data={"attempt": attempt, "uses": step.uses, "role": role, "parent": parent},
+                )
                 await self.committed()
                 started = self.clock.monotonic()
                 retryable = True
@@ -940,26 +1038,41 @@ class Runner:
                         EventType.STEP_FINISHED,
                         stage.id,
                         step.id,
-                        data={"status": "skipped", "attempt": attempt, "error": exc.reason,
-                              "outputs": exc.outputs},
+                        data={
+                            "status": "skipped",
+                            "attempt": attempt,
+                            "error": exc.reason,
+                            "outputs": exc.outputs,
+                        },
                     )
                     return exc.outputs
                 except TimeoutError:
                     error = f"timed out after {step.timeout:g}s"
                 else:
                     self._flush_lines((stage.id, step.id))
-                    self.emit(EventType.STEP_FINISHED, stage.id, step.id,
-                              data={"status": "succeeded", "attempt": attempt,
-                                    "outputs": outputs,
-                                    "duration": round(self.clock.monotonic() - started, 6)})
+                    self.emit(
+                        EventType.STEP_FINISHED,
+                        stage.id,
+                        step.id,
+                        data={
+                            "status": "succeeded",
+                            "attempt": attempt,
+                            "outputs": outputs,
+                            "duration": round(self.clock.monotonic() - started, 6),
+                        },
+                    )
                     return outputs
                 self._flush_lines((stage.id, step.id))
                 attempts_used = attempt - first_attempt + 1
                 if not retryable or attempts_used >= policy.max_attempts:
                     break
                 delay = retry_delay(policy, attempts_used)
-                self.emit(EventType.STEP_RETRY, stage.id, step.id,
-                          data={"attempt": attempt, "delay": delay, "error": error})
+                self.emit(
+                    EventType.STEP_RETRY,
+                    stage.id,
+                    step.id,
+                    data={"attempt": attempt, "delay": delay, "error": error},
+                )
                 await self.clock.sleep(delay)
                 attempt += 1
         for fallback in step.fallback:
@@ -967,13 +1080,31 @@ class Runner:
                 result = await self._run_step(stage, fallback, role="fallback", parent=step.id)
             except _StepFailed:
                 continue
-            self.emit(EventType.STEP_FINISHED, stage.id, step.id,
-                      data={"status": "succeeded", "attempt": attempt, "outputs": result,
-                            "via": fallback.id, "error": error})
+            self.emit(
+                EventType.STEP_FINISHED,
+                stage.id,
+                step.id,
+                data={
+                    "status": "succeeded",
+                    "attempt": attempt,
+                    "outputs": result,
+                    "via": fallback.id,
+                    "error": error,
+                },
+            )
             return result
-        self.emit(EventType.STEP_FINISHED, stage.id, step.id,
-                  data={"status": "failed", "attempt": attempt, "error": error,
-                        "outputs": outputs, "continue_on_error": step.continue_on_error})
+        self.emit(
+            EventType.STEP_FINISHED,
+            stage.id,
+            step.id,
+            data={
+                "status": "failed",
+                "attempt": attempt,
+                "error": error,
+                "outputs": outputs,
+                "continue_on_error": step.continue_on_error,
+            },
+        )
         raise _StepFailed(error, step.continue_on_error)
 
     def _where_step(self, stage: Stage, step: Step) -> str:
@@ -987,8 +1118,9 @@ class Runner:
                     while todo:
                         loc, item = todo.pop()
                         self._step_where[id(item)] = f"{self.loaded.where(loc)}: step {item.id}"
-                        todo.extend(((*loc, "fallback", k), fb)
-                                    for k, fb in enumerate(item.fallback))
+                        todo.extend(
+                            ((*loc, "fallback", k), fb) for k, fb in enumerate(item.fallback)
+                        )
         return self._step_where.get(id(step), f"{self.loaded.path}: step {step.id}")
 
     async def _attempt(self, stage: Stage, step: Step, attempt: int, where: str) -> dict[str, Any]:
@@ -997,8 +1129,9 @@ class Runner:
             raise NonRetryableError(f"unknown action {step.uses!r}")
         scope = self.scope()
         raw = {k: v for k, v in step.with_.items() if k in spec.raw}
-        rendered = render({k: v for k, v in step.with_.items() if k not in spec.raw}, scope,
-                          f"{where}.with")
+        rendered = render(
+            {k: v for k, v in step.with_.items() if k not in spec.raw}, scope, f"{where}.with"
+        )
         try:
             params = spec.params.model_validate({**rendered, **raw})
         except ValidationError as exc:
@@ -1006,8 +1139,9 @@ class Runner:
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                 for e in exc.errors(include_url=False)
             )
-            raise NonRetryableError(f"{where}: bad parameters for {step.uses}: {problems}") \
-                from None
+            raise NonRetryableError(
+                f"{where}: bad parameters for {step.uses}: {problems}"
+            ) from None
         persona = (
             self.personas.get(stage.persona)
             if self.personas is not None and stage.persona
@@ -1102,9 +1236,8 @@ def approval_refusal(
             actor in groups.get(name, []) for name in approval.approvers
         )
         if not allowed:
-            return (
-                f"{actor!r} may not decide gate {approval.id!r}; approvers: "
-                + ", ".join(approval.approvers)
+            return f"{actor!r} may not decide gate {approval.id!r}; approvers: " + ", ".join(
+                approval.approvers
             )
     if decision == "approved" and actor == started_by and not approval.allow_self_approval:
         return (

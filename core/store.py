@@ -65,8 +65,18 @@ CREATE INDEX IF NOT EXISTS signals_run ON signals(run_id, id);
 """
 
 SIGNAL_KINDS = frozenset(
-    {"approve", "reject", "pause", "unpause", "cancel", "skip-gate", "retry", "note",
-     "rollback", "incident"}  # incident: written consumed by core.incident.record; runners never see it
+    {
+        "approve",
+        "reject",
+        "pause",
+        "unpause",
+        "cancel",
+        "skip-gate",
+        "retry",
+        "note",
+        "rollback",
+        "incident",
+    }  # incident rows are written consumed (core.incident.record)
 )
 HEARTBEAT_STALE_SECONDS = 30.0
 

@@ -44,8 +44,11 @@ def tracing_requested(environ: Mapping[str, str] | None = None, flag: bool = Fal
     exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     if exporter == "none" or env.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return False
-    return bool(exporter or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    return bool(
+        exporter
+        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 def otel_available() -> bool:
@@ -84,8 +87,11 @@ def build_provider(environ: Mapping[str, str] | None = None) -> Any:
         if name == "console":
             exporter: Any = ConsoleSpanExporter(out=sys.stderr)
         elif name == "otlp":
-            protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").lower()
+            protocol = (
+                env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                or "http/protobuf"
+            ).lower()
             try:
                 if protocol == "grpc":
                     from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc
@@ -197,10 +203,14 @@ class TracingSubscriber:
             return
         if kind == EventType.PERSONA_SWITCHED and event.stage:
             self.stage_persona[event.stage] = str(d.get("to") or "")
-            self.run_span.add_event("persona.switched", {
-                "quarterdeck.persona.from": str(d.get("from") or ""),
-                "quarterdeck.persona.to": str(d.get("to") or ""),
-            }, timestamp=self._ns(event.ts))
+            self.run_span.add_event(
+                "persona.switched",
+                {
+                    "quarterdeck.persona.from": str(d.get("from") or ""),
+                    "quarterdeck.persona.to": str(d.get("to") or ""),
+                },
+                timestamp=self._ns(event.ts),
+            )
         elif kind == EventType.STAGE_STARTED and event.stage:
             persona = str(d.get("persona") or self.stage_persona.get(event.stage, ""))
             self.stage_persona[event.stage] = persona
@@ -221,20 +231,30 @@ class TracingSubscriber:
             status = "skipped" if kind == EventType.STAGE_SKIPPED else str(d.get("status"))
             if span is None:  # finished without starting: rejected, skipped, failed `when`
                 span = self.tracer.start_span(
-                    f"stage {event.stage}", context=self._context(self.run_span),
+                    f"stage {event.stage}",
+                    context=self._context(self.run_span),
                     start_time=self._ns(event.ts),
-                    attributes={"cicd.pipeline.task.name": event.stage,
-                                "quarterdeck.stage": event.stage,
-                                "quarterdeck.persona": self.stage_persona.get(event.stage, "")},
+                    attributes={
+                        "cicd.pipeline.task.name": event.stage,
+                        "quarterdeck.stage": event.stage,
+                        "quarterdeck.persona": self.stage_persona.get(event.stage, ""),
+                    },
                 )
-            self._finish(span, status, d.get("error") or d.get("reason"), event.ts,
-                         "cicd.pipeline.task.run.result")
+            self._finish(
+                span,
+                status,
+                d.get("error") or d.get("reason"),
+                event.ts,
+                "cicd.pipeline.task.run.result",
+            )
         elif kind == EventType.STEP_STARTED and event.stage and event.step:
             key = (event.stage, event.step)
             if key in self.steps:  # a retry: same span, one event per attempt
-                self.steps[key].add_event("attempt", {"quarterdeck.step.attempt":
-                                                      int(d.get("attempt", 0))},
-                                          timestamp=self._ns(event.ts))
+                self.steps[key].add_event(
+                    "attempt",
+                    {"quarterdeck.step.attempt": int(d.get("attempt", 0))},
+                    timestamp=self._ns(event.ts),
+                )
             else:
                 parent = self.stages.get(event.stage, self.run_span)
                 self.steps[key] = self.tracer.start_span(
@@ -263,47 +283,72 @@ class TracingSubscriber:
         elif kind == EventType.STEP_RETRY and event.stage and event.step:
             span = self.steps.get((event.stage, event.step))
             if span is not None:
-                span.add_event("retry", {"quarterdeck.step.attempt": int(d.get("attempt", 0)),
-                                         "quarterdeck.retry.delay": float(d.get("delay", 0)),
-                                         "exception.message": str(d.get("error") or "")},
-                               timestamp=self._ns(event.ts))
-        elif kind in (EventType.STEP_FINISHED, EventType.STEP_SKIPPED) and event.stage \
-                and event.step:
+                span.add_event(
+                    "retry",
+                    {
+                        "quarterdeck.step.attempt": int(d.get("attempt", 0)),
+                        "quarterdeck.retry.delay": float(d.get("delay", 0)),
+                        "exception.message": str(d.get("error") or ""),
+                    },
+                    timestamp=self._ns(event.ts),
+                )
+        elif (
+            kind in (EventType.STEP_FINISHED, EventType.STEP_SKIPPED) and event.stage and event.step
+        ):
             key = (event.stage, event.step)
             self.step_env.pop(key, None)
             span = self.steps.pop(key, None)
             if span is None:
                 parent = self.stages.get(event.stage, self.run_span)
                 span = self.tracer.start_span(
-                    event.step, context=self._context(parent), start_time=self._ns(event.ts),
-                    attributes={"cicd.pipeline.task.name": event.step,
-                                "quarterdeck.stage": event.stage},
+                    event.step,
+                    context=self._context(parent),
+                    start_time=self._ns(event.ts),
+                    attributes={
+                        "cicd.pipeline.task.name": event.step,
+                        "quarterdeck.stage": event.stage,
+                    },
                 )
             status = "skipped" if kind == EventType.STEP_SKIPPED else str(d.get("status"))
             if d.get("via"):
                 span.set_attribute("quarterdeck.step.via", str(d["via"]))
-            self._finish(span, status, d.get("error") or d.get("reason"), event.ts,
-                         "cicd.pipeline.task.run.result")
+            self._finish(
+                span,
+                status,
+                d.get("error") or d.get("reason"),
+                event.ts,
+                "cicd.pipeline.task.run.result",
+            )
         elif kind == EventType.TOKENS_USED:
             total = int(d.get("total", 0) or 0)
             self.tokens += total
             target = self.steps.get((event.stage or "", event.step or ""))
             if target is not None:
-                for name, value in (("gen_ai.usage.input_tokens", d.get("prompt")),
-                                    ("gen_ai.usage.output_tokens", d.get("completion")),
-                                    ("quarterdeck.tokens.total", total)):
+                for name, value in (
+                    ("gen_ai.usage.input_tokens", d.get("prompt")),
+                    ("gen_ai.usage.output_tokens", d.get("completion")),
+                    ("quarterdeck.tokens.total", total),
+                ):
                     if isinstance(value, int):
                         target.set_attribute(name, value)
                 if d.get("model"):
                     target.set_attribute("gen_ai.request.model", str(d["model"]))
             stage_span = self.stages.get(event.stage or "")
             if stage_span is not None:
-                stage_span.add_event("tokens.used", {
-                    "quarterdeck.persona": str(d.get("persona") or ""),
-                    "quarterdeck.tokens.total": total,
-                }, timestamp=self._ns(event.ts))
-        elif kind in (EventType.GATE_EVALUATED, EventType.GATE_SKIPPED,
-                      EventType.APPROVAL_REQUESTED, EventType.APPROVAL_DECIDED):
+                stage_span.add_event(
+                    "tokens.used",
+                    {
+                        "quarterdeck.persona": str(d.get("persona") or ""),
+                        "quarterdeck.tokens.total": total,
+                    },
+                    timestamp=self._ns(event.ts),
+                )
+        elif kind in (
+            EventType.GATE_EVALUATED,
+            EventType.GATE_SKIPPED,
+            EventType.APPROVAL_REQUESTED,
+            EventType.APPROVAL_DECIDED,
+        ):
             target = self.stages.get(event.stage or "", self.run_span)
             attrs: dict[str, Any] = {"quarterdeck.gate": str(d.get("gate") or "")}
             if "passed" in d:
@@ -316,11 +361,17 @@ class TracingSubscriber:
             status = "interrupted" if kind == EventType.RUN_INTERRUPTED else str(d.get("status"))
             error = d.get("error") or d.get("reason")
             for key in list(self.steps):
-                self._finish(self.steps.pop(key), "interrupted", error, event.ts,
-                             "cicd.pipeline.task.run.result")
+                self._finish(
+                    self.steps.pop(key),
+                    "interrupted",
+                    error,
+                    event.ts,
+                    "cicd.pipeline.task.run.result",
+                )
             for stage in list(self.stages):
-                self._finish(self.stages.pop(stage), status, error, event.ts,
-                             "cicd.pipeline.task.run.result")
+                self._finish(
+                    self.stages.pop(stage), status, error, event.ts, "cicd.pipeline.task.run.result"
+                )
             self.run_span.set_attribute("quarterdeck.tokens.total", self.tokens)
             self.run_span.set_attribute("quarterdeck.run.status", status)
             self._finish(self.run_span, status, error, event.ts, "cicd.pipeline.result")

@@ -55,9 +55,11 @@ class ApprovalScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         a = self.approval
         with Vertical(classes="dialog", id="approval"):
-            yield Static(f"[b]Approval[/b] {escape(a.id)}  [$text-muted]stage "
-                         f"{escape(a.stage)} · run {escape(self.dashboard.run_id)}[/]",
-                         id="approval-title")
+            yield Static(
+                f"[b]Approval[/b] {escape(a.id)}  [$text-muted]stage "
+                f"{escape(a.stage)} · run {escape(self.dashboard.run_id)}[/]",
+                id="approval-title",
+            )
             yield Static(f"[b]{escape(a.prompt or 'Approve?')}[/b]", id="approval-prompt")
             with VerticalScroll(id="evidence"):
                 if not a.evidence:
@@ -66,8 +68,9 @@ class ApprovalScreen(ModalScreen[str | None]):
                     yield Markdown(item, classes="evidence-item")
             yield Static("", id="approval-who")
             yield Static("", id="approval-time")
-            reason = Input(placeholder="reason (required to reject)", id="approval-reason",
-                           compact=True)
+            reason = Input(
+                placeholder="reason (required to reject)", id="approval-reason", compact=True
+            )
             reason.cursor_blink = self.qapp.blink
             yield reason
             yield Static("", id="approval-error")
@@ -88,8 +91,9 @@ class ApprovalScreen(ModalScreen[str | None]):
     def refusal(self, decision: str) -> str | None:
         from core.runner import approval_refusal
 
-        return approval_refusal(self.approval, self.qapp.actor, self.dashboard.state.started_by,
-                                self._groups, decision)
+        return approval_refusal(
+            self.approval, self.qapp.actor, self.dashboard.state.started_by, self._groups, decision
+        )
 
     def _watch(self) -> None:
         a = self.approval
@@ -102,9 +106,11 @@ class ApprovalScreen(ModalScreen[str | None]):
         if not a.allow_self_approval and self.dashboard.state.started_by:
             approvers += f" (not {self.dashboard.state.started_by}, who started the run)"
         votes = [v for v in a.votes if v.decision == "approved"]
-        lines = [f"[$text-muted]approvers:[/] {escape(approvers)}",
-                 f"[$text-muted]needed:[/] {len(votes)}/{a.min_approvals} approvals"
-                 + (f" (from {escape(', '.join(v.by for v in votes))})" if votes else "")]
+        lines = [
+            f"[$text-muted]approvers:[/] {escape(approvers)}",
+            f"[$text-muted]needed:[/] {len(votes)}/{a.min_approvals} approvals"
+            + (f" (from {escape(', '.join(v.by for v in votes))})" if votes else ""),
+        ]
         approve_why = self.refusal("approved")
         reject_why = self.refusal("rejected")
         me = escape(self.qapp.actor)
@@ -145,7 +151,8 @@ class ApprovalScreen(ModalScreen[str | None]):
         reason = self.query_one("#approval-reason", Input).value.strip()
         self.sent = self.dashboard.send("approve", target=self.gate, reason=reason)
         self.query_one("#approval-error", Static).update(
-            "[$text-muted]approval sent; waiting for the run to record it…[/]")
+            "[$text-muted]approval sent; waiting for the run to record it…[/]"
+        )
 
     @on(Button.Pressed, "#reject")
     def action_reject(self) -> None:
@@ -161,7 +168,8 @@ class ApprovalScreen(ModalScreen[str | None]):
             return
         self.sent = self.dashboard.send("reject", target=self.gate, reason=reason)
         self.query_one("#approval-error", Static).update(
-            "[$text-muted]rejection sent; waiting for the run to record it…[/]")
+            "[$text-muted]rejection sent; waiting for the run to record it…[/]"
+        )
 
     @on(Button.Pressed, "#later")
     def action_later(self) -> None:

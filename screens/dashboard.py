@@ -127,9 +127,14 @@ class DashboardScreen(Screen[None]):
         here = self.qapp.runs.get(self.run_id)
         pending = s.pending_approval()
         failing = s.failing_step()
-        key = (s.status, s.paused, pending.id if pending else None,
-               failing.id if failing else None, self.workflow is not None,
-               here.alive if here else None)
+        key = (
+            s.status,
+            s.paused,
+            pending.id if pending else None,
+            failing.id if failing else None,
+            self.workflow is not None,
+            here.alive if here else None,
+        )
         if key != self._keys:
             self._keys = key
             self.refresh_bindings()
@@ -349,8 +354,11 @@ class DashboardScreen(Screen[None]):
                 self._dirty = True
 
         self.app.push_screen(
-            ConfirmScreen(f"Cancel run {self.run_id}?\nSteps in flight are stopped.",
-                          yes="Cancel the run", no="Keep running"),
+            ConfirmScreen(
+                f"Cancel run {self.run_id}?\nSteps in flight are stopped.",
+                yes="Cancel the run",
+                no="Keep running",
+            ),
             answer,
         )
 
@@ -382,8 +390,11 @@ class DashboardScreen(Screen[None]):
             self._dirty = True
 
         self.app.push_screen(
-            ReasonScreen(f"Skip quality gate {gate_id} of stage {stage_id}?\n"
-                         "The reason is journaled with your name.", action="Skip gate"),
+            ReasonScreen(
+                f"Skip quality gate {gate_id} of stage {stage_id}?\n"
+                "The reason is journaled with your name.",
+                action="Skip gate",
+            ),
             answer,
         )
 

@@ -27,9 +27,11 @@ def help_text(screen: Screen[object]) -> str:
         why = unavailable(screen, command)
         text = f"  [b]{escape(key):>7}[/b]  {escape(command.description)}: {escape(command.help)}"
         if why:
-            text = (f"  [$text-muted]{escape(key):>7}  {escape(command.description)}: "
-                    f"{escape(command.help)}[/]\n           [$warning]unavailable: "
-                    f"{escape(why)}[/]")
+            text = (
+                f"  [$text-muted]{escape(key):>7}  {escape(command.description)}: "
+                f"{escape(command.help)}[/]\n           [$warning]unavailable: "
+                f"{escape(why)}[/]"
+            )
         lines.append(text)
     lines.append("  [b] ctrl+p[/b]  Commands: search every action of this screen")
     focused = screen.focused
@@ -38,8 +40,10 @@ def help_text(screen: Screen[object]) -> str:
         for key, found in focused._bindings.key_to_bindings.items():
             for binding in found:
                 if binding.description and binding.show:
-                    extra.append(f"  [b]{escape(binding.key_display or key):>7}[/b]  "
-                                 f"{escape(binding.description)}")
+                    extra.append(
+                        f"  [b]{escape(binding.key_display or key):>7}[/b]  "
+                        f"{escape(binding.description)}"
+                    )
         if extra:
             lines.append(f"\n[b]{escape(type(focused).__name__)}[/b] (focused)")
             lines.extend(extra[:12])

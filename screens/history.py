@@ -19,8 +19,16 @@ if TYPE_CHECKING:
     from core.store import RunRow
     from tui.app import QuarterdeckApp
 
-STATUSES = ("running", "waiting", "paused", "succeeded", "failed", "cancelled", "rejected",
-            "interrupted")
+STATUSES = (
+    "running",
+    "waiting",
+    "paused",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "rejected",
+    "interrupted",
+)
 LIMIT = 500
 
 
@@ -28,9 +36,7 @@ class HistoryScreen(Screen[None]):
     """Every run in the store, newest first."""
 
     SCOPE = "history"
-    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = bindings(
-        "history"
-    )
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = bindings("history")
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,8 +51,7 @@ class HistoryScreen(Screen[None]):
         yield Static("[b]History[/b]  [$text-muted]all runs, newest first[/]", id="title-bar")
         with Horizontal(id="history-filters"):
             yield Select[str]([], prompt="any workflow", id="filter-workflow")
-            yield Select[str]([(s, s) for s in STATUSES], prompt="any status",
-                              id="filter-status")
+            yield Select[str]([(s, s) for s in STATUSES], prompt="any status", id="filter-status")
         table: DataTable[str] = DataTable(id="history", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="history-count")
@@ -92,8 +97,15 @@ class HistoryScreen(Screen[None]):
         for row in rows:
             took = format_duration((row.finished_at or now()) - row.started_at)
             shown = rich_text(badge(row.status), self.app.theme_variables)
-            table.add_row(row.id, row.workflow, shown, ago(row.started_at, now),
-                          took, row.started_by, key=row.id)
+            table.add_row(
+                row.id,
+                row.workflow,
+                shown,
+                ago(row.started_at, now),
+                took,
+                row.started_by,
+                key=row.id,
+            )
         self.query_one("#history-count", Static).update(
             f"[$text-muted]{len(rows)} run{'s' if len(rows) != 1 else ''}[/]"
         )

@@ -54,8 +54,9 @@ def describe_workflow(loaded: LoadedWorkflow, personas: Any) -> str:
             extra.append(f"approval {stage.approval.id}")
         if stage.gate:
             extra.append(f"gate {stage.gate.id}")
-        lines.append(f"  • {escape(stage.title or stage.id)} [$text-muted]"
-                     f"({escape(', '.join(extra))})[/]")
+        lines.append(
+            f"  • {escape(stage.title or stage.id)} [$text-muted]({escape(', '.join(extra))})[/]"
+        )
     if wf.inputs:
         inputs = ", ".join(f"{n}:{s.type}" for n, s in wf.inputs.items())
         lines.append(f"[$text-muted]inputs:[/] {escape(inputs)}")
@@ -66,9 +67,7 @@ class HomeScreen(Screen[None]):
     """The catalog (bundled, user, project workflows) and the recent runs."""
 
     SCOPE = "home"
-    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = bindings(
-        "home"
-    )
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = bindings("home")
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,8 +81,9 @@ class HomeScreen(Screen[None]):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        yield Static(f"[b]Quarterdeck[/b]  [$text-muted]you are {escape(self.qapp.actor)}[/]",
-                     id="title-bar")
+        yield Static(
+            f"[b]Quarterdeck[/b]  [$text-muted]you are {escape(self.qapp.actor)}[/]", id="title-bar"
+        )
         with Horizontal(id="home-top"):
             with Vertical(id="catalog-pane", classes="pane"):
                 yield Static("Workflows", classes="pane-title")
@@ -128,8 +128,9 @@ class HomeScreen(Screen[None]):
             for entry in entries:
                 label = escape(entry.title or entry.name)
                 note = " [$error](invalid)[/]" if entry.error else ""
-                catalog.add_option(Option(f"{label} [$text-muted]{entry.origin}[/]{note}",
-                                          id=entry.name))
+                catalog.add_option(
+                    Option(f"{label} [$text-muted]{entry.origin}[/]{note}", id=entry.name)
+                )
             if entries:
                 catalog.highlighted = highlighted if highlighted is not None else 0
         self.entries = entries
@@ -144,8 +145,15 @@ class HomeScreen(Screen[None]):
         for row in rows:
             took = format_duration((row.finished_at or now()) - row.started_at)
             shown = rich_text(badge(row.status), self.app.theme_variables)
-            table.add_row(row.id, row.workflow, shown, ago(row.started_at, now),
-                          took, row.started_by, key=row.id)
+            table.add_row(
+                row.id,
+                row.workflow,
+                shown,
+                ago(row.started_at, now),
+                took,
+                row.started_by,
+                key=row.id,
+            )
         if error:
             self.notify(error, title="cannot read the run history", severity="error")
 

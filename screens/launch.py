@@ -57,9 +57,7 @@ class LaunchScreen(Screen[None]):
     """The inputs of one workflow, then Launch."""
 
     SCOPE = "launch"
-    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = bindings(
-        "launch"
-    )
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = bindings("launch")
 
     def __init__(self, entry: CatalogEntry, loaded: LoadedWorkflow | None = None) -> None:
         super().__init__()
@@ -74,8 +72,9 @@ class LaunchScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         title = escape(self.entry.title or self.entry.name)
-        yield Static(f"[b]Launch[/b] {title}  [$text-muted]as {escape(self.qapp.actor)}[/]",
-                     id="title-bar")
+        yield Static(
+            f"[b]Launch[/b] {title}  [$text-muted]as {escape(self.qapp.actor)}[/]", id="title-bar"
+        )
         with VerticalScroll(id="form"):
             yield Static("[$text-muted]loading…[/]", id="form-status")
         with Horizontal(id="launch-buttons"):
@@ -104,7 +103,7 @@ class LaunchScreen(Screen[None]):
             self.app.call_from_thread(self._failed, exc.message)
             return
         self.loaded = loaded
-        self.app.call_from_thread(self._build)
+        self.app.call_from_thread(self._build)  # type: ignore[arg-type]
 
     def _failed(self, message: str) -> None:
         self.query_one("#form-status", Static).update(f"[$error]{escape(message)}[/]")
@@ -114,8 +113,9 @@ class LaunchScreen(Screen[None]):
         form = self.query_one("#form", VerticalScroll)
         wf = self.loaded.workflow
         status = self.query_one("#form-status", Static)
-        status.update(escape(wf.description.strip()) if wf.description else
-                      "[$text-muted]no description[/]")
+        status.update(
+            escape(wf.description.strip()) if wf.description else "[$text-muted]no description[/]"
+        )
         widgets: list[Widget] = []
         for name, spec in wf.inputs.items():
             label = f"[b]{escape(name)}[/b] [$text-muted]{spec.type}"
@@ -128,8 +128,12 @@ class LaunchScreen(Screen[None]):
             if spec.type == "choice":
                 choices = spec.choices or []
                 default = str(spec.default) if spec.default is not None else None
-                field = Select([(c, c) for c in choices], value=default or Select.NULL,
-                               allow_blank=default is None, id=f"in-{name}")
+                field = Select(
+                    [(c, c) for c in choices],
+                    value=default or Select.NULL,
+                    allow_blank=default is None,
+                    id=f"in-{name}",
+                )
             elif spec.type == "bool":
                 field = Switch(value=bool(spec.default), id=f"in-{name}")
             else:

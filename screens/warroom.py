@@ -59,7 +59,8 @@ def opens_in_warroom(store_path: Path, run_id: str) -> bool:
         with Store(store_path) as store:
             row = store.get_run(run_id)
             return is_incident_run(row.workflow, row.inputs) or bool(
-                incident_signals(store, row.id))
+                incident_signals(store, row.id)
+            )
     except QuarterdeckError:
         return False
 
@@ -207,8 +208,9 @@ class WarRoomScreen(Screen[None]):
         now = self.qapp.now()
         frame = self.qapp.frame()
         incident = self.incident
-        self.query_one("#wr-banner", SeverityBanner).render_incident(incident, self.run_id,
-                                                                      self.actor)
+        self.query_one("#wr-banner", SeverityBanner).render_incident(
+            incident, self.run_id, self.actor
+        )
         self.query_one("#wr-clocks", Clocks).render_incident(incident, now)
         self.query_one("#wr-roles", RolesPanel).render_incident(incident, self.actor)
         self.query_one("#wr-health", HealthPanel).render_state(self.state, self.params, frame)
@@ -279,8 +281,15 @@ class WarRoomScreen(Screen[None]):
 
         try:
             with Store(self.qapp.store_path) as store:
-                done = record(store, self.run_id, action, actor=self.actor, data=data,
-                              now=self.qapp.now(), settings=self._settings())
+                done = record(
+                    store,
+                    self.run_id,
+                    action,
+                    actor=self.actor,
+                    data=data,
+                    now=self.qapp.now(),
+                    settings=self._settings(),
+                )
         except QuarterdeckError as exc:
             self.notify(exc.message, title=f"{action} failed", severity="error")
             return exc.message
@@ -310,8 +319,9 @@ class WarRoomScreen(Screen[None]):
 
         try:
             with Store(self.qapp.store_path) as store:
-                signal_id = store.send_signal(self.run_id, kind, actor=self.actor,
-                                              target=target, reason=reason)
+                signal_id = store.send_signal(
+                    self.run_id, kind, actor=self.actor, target=target, reason=reason
+                )
         except QuarterdeckError as exc:
             self.notify(exc.message, title=f"{kind} failed", severity="error")
             return None
@@ -334,37 +344,56 @@ class WarRoomScreen(Screen[None]):
             if text:
                 self.act("update", {"text": text})
 
-        self.app.push_screen(TextPrompt(
-            f"Status update for {self.incident.severity_label} (everyone sees it; the next "
-            "one is due a full interval later)", placeholder="what we know, what we do next",
-            action="Post update"), done)
+        self.app.push_screen(
+            TextPrompt(
+                f"Status update for {self.incident.severity_label} (everyone sees it; the next "
+                "one is due a full interval later)",
+                placeholder="what we know, what we do next",
+                action="Post update",
+            ),
+            done,
+        )
 
     def action_note(self) -> None:
         def done(text: str | None) -> None:
             if text:
                 self.act("note", {"text": text})
 
-        self.app.push_screen(TextPrompt(
-            "Note for the timeline (start with 'follow-up:' to list it in the postmortem)",
-            placeholder="what you saw or did", action="Add note"), done)
+        self.app.push_screen(
+            TextPrompt(
+                "Note for the timeline (start with 'follow-up:' to list it in the postmortem)",
+                placeholder="what you saw or did",
+                action="Add note",
+            ),
+            done,
+        )
 
     def action_role(self) -> None:
         if self._refuse("role"):
             return
         mine = self.incident.roles_of(self.actor)
-        default = mine[0] if mine else next(
-            (r for r, who in self.incident.roles.items() if who is None), "commander")
+        default = (
+            mine[0]
+            if mine
+            else next((r for r, who in self.incident.roles.items() if who is None), "commander")
+        )
 
         def done(answer: tuple[str, str] | None) -> None:
             if answer:
                 role, who = answer
                 self.act("role", {"role": role, "to": who or self.actor})
 
-        self.app.push_screen(ChoicePrompt(
-            "Take a role, or hand one over (the commander assigns any role; a holder hands "
-            "over their own)", role_options(), value=default,
-            placeholder=f"who gets it (empty: you, {self.actor})", action="Take or hand over"),
-            done)
+        self.app.push_screen(
+            ChoicePrompt(
+                "Take a role, or hand one over (the commander assigns any role; a holder hands "
+                "over their own)",
+                role_options(),
+                value=default,
+                placeholder=f"who gets it (empty: you, {self.actor})",
+                action="Take or hand over",
+            ),
+            done,
+        )
 
     def action_severity(self) -> None:
         if self._refuse("severity"):
@@ -378,10 +407,16 @@ class WarRoomScreen(Screen[None]):
                     return
                 self.act("severity", {"severity": level, "text": why})
 
-        self.app.push_screen(ChoicePrompt(
-            f"Change the severity (now {self.incident.severity_label}; SEV1 is the worst)",
-            severity_options(), value=severity_name(self.incident.severity),
-            placeholder="why (journaled)", action="Change severity"), done)
+        self.app.push_screen(
+            ChoicePrompt(
+                f"Change the severity (now {self.incident.severity_label}; SEV1 is the worst)",
+                severity_options(),
+                value=severity_name(self.incident.severity),
+                placeholder="why (journaled)",
+                action="Change severity",
+            ),
+            done,
+        )
 
     def action_approve(self) -> None:
         if self._refuse("approve"):
@@ -408,26 +443,48 @@ class WarRoomScreen(Screen[None]):
 
             def roll_back(yes: bool | None) -> None:
                 if yes:
-                    self.send("rollback", target=stage,
-                              reason=f"rollback requested in the war room by {self.actor}")
+                    self.send(
+                        "rollback",
+                        target=stage,
+                        reason=f"rollback requested in the war room by {self.actor}",
+                    )
 
-            self.app.push_screen(ConfirmScreen(
-                f"Roll back: stop stage {stage} now and run its on_failure steps "
-                "(the rollback)?\nThis is journaled with your name.",
-                yes="Roll back", no="Keep going"), roll_back)
+            self.app.push_screen(
+                ConfirmScreen(
+                    f"Roll back: stop stage {stage} now and run its on_failure steps "
+                    "(the rollback)?\nThis is journaled with your name.",
+                    yes="Roll back",
+                    no="Keep going",
+                ),
+                roll_back,
+            )
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.send("reject", target=pending.id,
-                          reason=f"rollback requested in the war room by {self.actor}")
-                self.act("note", {"text": f"rollback: rejected {pending.id}; the service stays "
-                                          "on the running release"})
+                self.send(
+                    "reject",
+                    target=pending.id,
+                    reason=f"rollback requested in the war room by {self.actor}",
+                )
+                self.act(
+                    "note",
+                    {
+                        "text": f"rollback: rejected {pending.id}; the service stays "
+                        "on the running release"
+                    },
+                )
 
-        self.app.push_screen(ConfirmScreen(
-            f"Roll back: reject {pending.id} so the hotfix is not deployed and the service "
-            "stays on the release it runs now?\nThe run ends rejected; this is journaled "
-            "with your name.", yes="Roll back", no="Keep waiting"), answer)
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Roll back: reject {pending.id} so the hotfix is not deployed and the service "
+                "stays on the release it runs now?\nThe run ends rejected; this is journaled "
+                "with your name.",
+                yes="Roll back",
+                no="Keep waiting",
+            ),
+            answer,
+        )
 
     def action_resolve(self) -> None:
         if self._refuse("resolve"):
@@ -437,10 +494,16 @@ class WarRoomScreen(Screen[None]):
             if text:
                 self.act("resolve", {"text": text})
 
-        self.app.push_screen(TextPrompt(
-            "Resolve the incident? Milestones stop, MTTR is recorded and the postmortem "
-            "draft is written.", placeholder="resolution summary (required)",
-            action="Resolve", variant="success"), done)
+        self.app.push_screen(
+            TextPrompt(
+                "Resolve the incident? Milestones stop, MTTR is recorded and the postmortem "
+                "draft is written.",
+                placeholder="resolution summary (required)",
+                action="Resolve",
+                variant="success",
+            ),
+            done,
+        )
 
     def action_cycle_filter(self) -> None:
         panel = self.query_one("#wr-timeline", TimelinePanel)

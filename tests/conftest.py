@@ -8,7 +8,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Point $QUARTERDECK_HOME and the config dir at fresh temp dirs for each test."""
     home = tmp_path_factory.mktemp("qd-home")
     config = tmp_path_factory.mktemp("qd-config")
@@ -19,9 +21,11 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.delenv("QUARTERDECK_LLM_API_KEY", raising=False)
     monkeypatch.delenv("QUARTERDECK_LLM_BASE_URL", raising=False)
     # git needs an identity; a fresh CI machine has no global config
-    for var, value in (("GIT_AUTHOR_NAME", "Quarterdeck Tests"),
-                       ("GIT_AUTHOR_EMAIL", "tests@quarterdeck.invalid"),
-                       ("GIT_COMMITTER_NAME", "Quarterdeck Tests"),
-                       ("GIT_COMMITTER_EMAIL", "tests@quarterdeck.invalid")):
+    for var, value in (
+        ("GIT_AUTHOR_NAME", "Quarterdeck Tests"),
+        ("GIT_AUTHOR_EMAIL", "tests@quarterdeck.invalid"),
+        ("GIT_COMMITTER_NAME", "Quarterdeck Tests"),
+        ("GIT_COMMITTER_EMAIL", "tests@quarterdeck.invalid"),
+    ):
         monkeypatch.setenv(var, value)
     return home

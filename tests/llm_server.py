@@ -77,8 +77,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return  # keep test output quiet
 
-    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -87,8 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def _json(self, status: int, data: dict[str, Any],
-              headers: dict[str, str] | None = None) -> None:
+    def _json(
+        self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         self._send(status, json.dumps(data).encode(), headers)
 
     def do_GET(self) -> None:
@@ -125,24 +131,38 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if kind == "rate_limit":
             headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
-            self._json(reply.status or 429,
-                       {"error": {"message": "Rate limit reached", "type": "rate_limit"}},
-                       headers)
+            self._json(
+                reply.status or 429,
+                {"error": {"message": "Rate limit reached", "type": "rate_limit"}},
+                headers,
+            )
             return
         if kind == "error":
-            self._json(reply.status or 500,
-                       {"error": {"message": reply.content or "The server had an error",
-                                  "type": "server_error"}})
+            self._json(
+                reply.status or 500,
+                {
+                    "error": {
+                        "message": reply.content or "The server had an error",
+                        "type": "server_error",
+                    }
+                },
+            )
             return
         if kind == "malformed":
-            payload = (reply.body if reply.body is not None else '{"id": "x", "choices": [')
+            payload = reply.body if reply.body is not None else '{"id": "x", "choices": ['
             self._send(reply.status or 200, payload.encode())
             return
         if kind == "echo_auth":
             auth = self.headers.get("Authorization", "")
-            self._json(reply.status or 401,
-                       {"error": {"message": f"Incorrect API key provided: {auth}",
-                                  "type": "invalid_request_error"}})
+            self._json(
+                reply.status or 401,
+                {
+                    "error": {
+                        "message": f"Incorrect API key provided: {auth}",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
             return
         prompt_text = " ".join(
             str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict)
@@ -161,17 +181,29 @@ class _Handler(BaseHTTPRequestHandler):
             "created": int(time.time()),
             "model": body.get("model", "stand-in"),
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content},
-                 "finish_reason": "stop"}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
             ],
         }
         if kind != "no_usage":
-            prompt = reply.prompt_tokens if reply.prompt_tokens is not None \
+            prompt = (
+                reply.prompt_tokens
+                if reply.prompt_tokens is not None
                 else _count_tokens(prompt_text)
-            completion = reply.completion_tokens if reply.completion_tokens is not None \
+            )
+            completion = (
+                reply.completion_tokens
+                if reply.completion_tokens is not None
                 else _count_tokens(content)
-            data["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                             "total_tokens": prompt + completion}
+            )
+            data["usage"] = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
         self._json(reply.status or 200, data)
 
 
@@ -204,8 +236,9 @@ class LLMServer:
             self._shared.script.extend(replies)
 
     def start(self) -> LLMServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -226,8 +259,9 @@ class LLMServer:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--lifetime", type=float, default=3600.0,
-                        help="stop by itself after this many seconds")
+    parser.add_argument(
+        "--lifetime", type=float, default=3600.0, help="stop by itself after this many seconds"
+    )
     args = parser.parse_args(argv)
     server = LLMServer(port=args.port).start()
     sys.stdout.write(f"{server.base_url}\n")

@@ -98,7 +98,8 @@ class LoopbackHTTPServer:
         """How many requests arrived (for ``path`` / ``method`` when given)."""
         with self._lock:
             return sum(
-                1 for r in self.requests
+                1
+                for r in self.requests
                 if (path is None or r.path == path) and (method is None or r.method == method)
             )
 
@@ -223,8 +224,9 @@ class HTTPService(LoopbackHTTPServer):
         if request.path == "/metrics":
             with self._lock:
                 lines = [f"{name} {value}" for name, value in self.metrics.items()]
-            return Reply(200, "\n".join(lines) + "\n",
-                         {"Content-Type": "text/plain; version=0.0.4"})
+            return Reply(
+                200, "\n".join(lines) + "\n", {"Content-Type": "text/plain; version=0.0.4"}
+            )
         if request.path.startswith("/status/"):
             return Reply(int(request.path.rsplit("/", 1)[1]), {"status": request.path[8:]})
         if request.path in ("/health", "/echo"):
@@ -237,13 +239,16 @@ class HTTPService(LoopbackHTTPServer):
                 body = request.json()
             except json.JSONDecodeError:
                 body = request.body.decode(errors="replace")
-            return Reply(200, {
-                "method": request.method,
-                "path": request.path,
-                "query": {k: v[-1] for k, v in request.query.items()},
-                "headers": request.headers,
-                "json": body,
-            })
+            return Reply(
+                200,
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "query": {k: v[-1] for k, v in request.query.items()},
+                    "headers": request.headers,
+                    "json": body,
+                },
+            )
         return Reply(404, {"message": "Not Found"})
 
 
@@ -268,8 +273,10 @@ class GitHubAPI(LoopbackHTTPServer):
     def handle(self, request: Request) -> Reply:
         auth = request.headers.get("authorization", "")
         if auth not in (f"Bearer {self.token}", f"token {self.token}"):
-            return Reply(401, {"message": "Bad credentials",
-                               "documentation_url": "https://docs.github.com/rest"})
+            return Reply(
+                401,
+                {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},
+            )
         parts = [p for p in request.path.split("/") if p]
         upload = parts[:1] == ["uploads"]
         if upload:
@@ -296,13 +303,25 @@ class GitHubAPI(LoopbackHTTPServer):
     def _create(self, repo: str, releases: list[dict[str, Any]], body: dict[str, Any]) -> Reply:
         tag = body.get("tag_name")
         if not tag:
-            return Reply(422, {"message": "Validation Failed",
-                               "errors": [{"resource": "Release", "code": "missing_field",
-                                           "field": "tag_name"}]})
+            return Reply(
+                422,
+                {
+                    "message": "Validation Failed",
+                    "errors": [
+                        {"resource": "Release", "code": "missing_field", "field": "tag_name"}
+                    ],
+                },
+            )
         if any(r["tag_name"] == tag for r in releases):
-            return Reply(422, {"message": "Validation Failed",
-                               "errors": [{"resource": "Release", "code": "already_exists",
-                                           "field": "tag_name"}]})
+            return Reply(
+                422,
+                {
+                    "message": "Validation Failed",
+                    "errors": [
+                        {"resource": "Release", "code": "already_exists", "field": "tag_name"}
+                    ],
+                },
+            )
         rid = next(self._ids)
         release = {
             "id": rid,
@@ -327,12 +346,22 @@ class GitHubAPI(LoopbackHTTPServer):
         if not name:
             return Reply(422, {"message": "Validation Failed: name is required"})
         if any(a["name"] == name for a in self.assets[rid]):
-            return Reply(422, {"message": "Validation Failed",
-                               "errors": [{"resource": "ReleaseAsset", "code": "already_exists",
-                                           "field": "name"}]})
-        asset = {"id": rid * 1000 + len(self.assets[rid]) + 1, "name": name,
-                 "size": len(request.body), "state": "uploaded",
-                 "content_type": request.headers.get("content-type", "")}
+            return Reply(
+                422,
+                {
+                    "message": "Validation Failed",
+                    "errors": [
+                        {"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}
+                    ],
+                },
+            )
+        asset = {
+            "id": rid * 1000 + len(self.assets[rid]) + 1,
+            "name": name,
+            "size": len(request.body),
+            "state": "uploaded",
+            "content_type": request.headers.get("content-type", ""),
+        }
         self.assets[rid].append(asset)
         self.asset_data[(rid, name)] = request.body
         return Reply(201, asset)
@@ -386,7 +415,9 @@ class SSHKeys:
         return cls(directory, host_key, client_key, path)
 
     def write_known_hosts(
-        self, servers: list[SSHServer], key: asyncssh.SSHKey | None = None,
+        self,
+        servers: list[SSHServer],
+        key: asyncssh.SSHKey | None = None,
         name: str = "known_hosts",
     ) -> Path:
         """known_hosts trusting ``key`` (default: the real host key) for each server."""
@@ -400,9 +431,14 @@ class SSHKeys:
         """A ``core.config.Settings`` that logs in with this client key, no agent."""
         from core.config import Settings, SSHSettings
 
-        return Settings(ssh=SSHSettings(known_hosts=str(known_hosts),
-                                        client_keys=[str(self.client_key_path)],
-                                        username=username, use_agent=False))
+        return Settings(
+            ssh=SSHSettings(
+                known_hosts=str(known_hosts),
+                client_keys=[str(self.client_key_path)],
+                username=username,
+                use_agent=False,
+            )
+        )
 
 
 class ConcurrencyProbe:
@@ -428,8 +464,9 @@ class SSHServer:
     as the current user, SFTP serves the local file system. Only ``keys.client_key`` may
     log in (any user name)."""
 
-    def __init__(self, keys: SSHKeys, *, probe: ConcurrencyProbe | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, keys: SSHKeys, *, probe: ConcurrencyProbe | None = None, cwd: Path | None = None
+    ) -> None:
         self.keys = keys
         self.probe = probe or ConcurrencyProbe()
         self.cwd = cwd
@@ -487,7 +524,9 @@ class SSHServer:
         self.probe.enter()
         try:
             proc = await asyncio.create_subprocess_exec(
-                "/bin/sh", "-c", command,
+                "/bin/sh",
+                "-c",
+                command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -498,8 +537,9 @@ class SSHServer:
                 while src is not None and (line := await src.readline()):
                     dst.write(line.decode(errors="replace"))
 
-            await asyncio.gather(pump(proc.stdout, process.stdout),
-                                 pump(proc.stderr, process.stderr))
+            await asyncio.gather(
+                pump(proc.stdout, process.stdout), pump(proc.stderr, process.stderr)
+            )
             code = await proc.wait()
         finally:
             self.probe.exit()
@@ -542,8 +582,10 @@ def prometheus_binary() -> str:
     found = shutil.which("prometheus")
     if found:
         return found
-    message = (f"the `prometheus` binary is missing: install the Debian package "
-               f"{PROMETHEUS_PACKAGE!r} (apt-get install {PROMETHEUS_PACKAGE})")
+    message = (
+        f"the `prometheus` binary is missing: install the Debian package "
+        f"{PROMETHEUS_PACKAGE!r} (apt-get install {PROMETHEUS_PACKAGE})"
+    )
     if os.environ.get("CI"):
         pytest.fail(message + " — required under CI")
     pytest.skip(message)
@@ -552,8 +594,14 @@ def prometheus_binary() -> str:
 class PrometheusServer:
     """A real Prometheus on 127.0.0.1 scraping ``targets`` (``host:port``) every second."""
 
-    def __init__(self, targets: list[str], workdir: Path, *, scrape_interval: str = "1s",
-                 binary: str | None = None) -> None:
+    def __init__(
+        self,
+        targets: list[str],
+        workdir: Path,
+        *,
+        scrape_interval: str = "1s",
+        binary: str | None = None,
+    ) -> None:
         self.targets = targets
         self.workdir = workdir
         self.scrape_interval = scrape_interval
@@ -582,16 +630,24 @@ class PrometheusServer:
         self.port = free_port()
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
-                [self.binary, f"--config.file={config}",
-                 f"--storage.tsdb.path={self.workdir / 'data'}",
-                 f"--web.listen-address={LOOPBACK}:{self.port}",
-                 "--log.level=warn"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    self.binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self.workdir / 'data'}",
+                    f"--web.listen-address={LOOPBACK}:{self.port}",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         try:
-            self._poll(lambda c: c.get(f"{self.url}/-/ready").status_code == 200,
-                       ready_timeout, "become ready")
+            self._poll(
+                lambda c: c.get(f"{self.url}/-/ready").status_code == 200,
+                ready_timeout,
+                "become ready",
+            )
         except BaseException:
             self.stop()
             raise
@@ -602,14 +658,18 @@ class PrometheusServer:
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if self._proc is not None and self._proc.poll() is not None:
-                    raise RuntimeError(f"prometheus exited ({self._proc.returncode}):\n"
-                                       + self.log_path.read_text(errors="replace")[-2000:])
+                    raise RuntimeError(
+                        f"prometheus exited ({self._proc.returncode}):\n"
+                        + self.log_path.read_text(errors="replace")[-2000:]
+                    )
                 with contextlib.suppress(httpx.HTTPError):
                     if check(client):
                         return
                 time.sleep(0.1)
-        raise TimeoutError(f"prometheus did not {what} within {timeout:g}s:\n"
-                           + self.log_path.read_text(errors="replace")[-2000:])
+        raise TimeoutError(
+            f"prometheus did not {what} within {timeout:g}s:\n"
+            + self.log_path.read_text(errors="replace")[-2000:]
+        )
 
     def wait_for_series(self, query: str, timeout: float = 20.0) -> None:
         """Poll (bounded) until ``query`` returns data, i.e. the first scrape landed."""

@@ -50,8 +50,14 @@ gates:
 
 @pytest.fixture(autouse=True)
 def _ci_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS", "TRACEPARENT", "OTEL_TRACES_EXPORTER",
-                 "OTEL_EXPORTER_OTLP_ENDPOINT", "QUARTERDECK_USER"):
+    for name in (
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_ACTIONS",
+        "TRACEPARENT",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "QUARTERDECK_USER",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CI", "true")
     monkeypatch.setenv("GITHUB_ACTOR", "ci-bot")  # the CI identity (core.config.current_user)
@@ -64,11 +70,20 @@ def _files(tmp_path: Path, policy: str = POLICY, workflow: str = WORKFLOW) -> tu
     return wf, pol
 
 
-def _run(tmp_path: Path, *args: str, coverage: int = 95,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, *args: str, coverage: int = 95, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     wf, pol = _files(tmp_path)
-    return cli("run", str(wf), "--approvals", str(pol), "--store", str(tmp_path / "qd.db"),
-               *args, env={"COVERAGE": str(coverage), **(env or {})})
+    return cli(
+        "run",
+        str(wf),
+        "--approvals",
+        str(pol),
+        "--store",
+        str(tmp_path / "qd.db"),
+        *args,
+        env={"COVERAGE": str(coverage), **(env or {})},
+    )
 
 
 def test_policy_approves_when_the_condition_holds(tmp_path: Path) -> None:
@@ -101,25 +116,46 @@ def test_command_line_decision_wins_over_the_policy(tmp_path: Path) -> None:
 
 def test_wait_with_no_wait_exits_3_naming_gate_and_flag(tmp_path: Path) -> None:
     wf, pol = _files(tmp_path, "gates:\n  publish: wait\n")
-    proc = cli("run", str(wf), "--approvals", str(pol), "--no-wait",
-               "--store", str(tmp_path / "qd.db"), env={"COVERAGE": "99"})
+    proc = cli(
+        "run",
+        str(wf),
+        "--approvals",
+        str(pol),
+        "--no-wait",
+        "--store",
+        str(tmp_path / "qd.db"),
+        env={"COVERAGE": "99"},
+    )
     assert proc.returncode == 3, proc.stderr
     assert "gate 'publish': wait" in proc.stderr
-    assert "approval 'publish' is undecided and --no-wait was given: pass --approve publish" \
+    assert (
+        "approval 'publish' is undecided and --no-wait was given: pass --approve publish"
         in proc.stderr
+    )
 
 
 def test_condition_error_skips_the_rule_and_never_approves(tmp_path: Path) -> None:
-    wf, pol = _files(tmp_path, """\
+    wf, pol = _files(
+        tmp_path,
+        """\
 gates:
   publish:
     - when: "{{ steps.tests.outputs.nosuchoutput > 1 }}"
       decision: approve
     - decision: reject
       reason: fell through
-""")
-    proc = cli("run", str(wf), "--approvals", str(pol), "--json",
-               "--store", str(tmp_path / "qd.db"), env={"COVERAGE": "99"})
+""",
+    )
+    proc = cli(
+        "run",
+        str(wf),
+        "--approvals",
+        str(pol),
+        "--json",
+        "--store",
+        str(tmp_path / "qd.db"),
+        env={"COVERAGE": "99"},
+    )
     assert proc.returncode == 3, proc.stderr
     assert "nosuchoutput" in proc.stderr and "rule skipped" in proc.stderr
     assert json.loads(proc.stdout)["approvals"][0]["reason"].startswith("fell through")
@@ -130,8 +166,11 @@ gates:
     [
         ("gates:\n  publish:\n    - decision: maybe\n", ":3:", "decision"),
         ("gates:\n  pubilsh: approve\n", ":2:3", "no approval gate 'pubilsh'"),
-        ("gates:\n  publish:\n    - when: \"{{ steps.( }}\"\n      decision: approve\n",
-         ":3:", "does not parse"),
+        (
+            'gates:\n  publish:\n    - when: "{{ steps.( }}"\n      decision: approve\n',
+            ":3:",
+            "does not parse",
+        ),
         ("gates:\n  publish:\n    - decision: approve\n      wen: x\n", ":4:", "unknown key"),
         ("default: later\n", ":1:", "default"),
     ],
@@ -170,8 +209,7 @@ def test_missing_policy_file(tmp_path: Path) -> None:
 
 
 def test_decide_first_matching_rule(tmp_path: Path) -> None:
-    wf, pol = _files(tmp_path, POLICY + "  other: approve\ndefault: reject\n",
-                     workflow=WORKFLOW)
+    wf, pol = _files(tmp_path, POLICY + "  other: approve\ndefault: reject\n", workflow=WORKFLOW)
     with pytest.raises(DefinitionError) as info:  # 'other' is not a gate of the workflow
         load_policy(pol, load_workflow(wf, load_catalog(tmp_path)).workflow)
     assert "no approval gate 'other'" in str(info.value)
@@ -192,7 +230,11 @@ def test_decision_from_another_process_sharing_the_store(tmp_path: Path) -> None
     env = {**os.environ, "COVERAGE": "50"}
     runner = subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "run", str(wf), "--events", "-", "--store", store],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert runner.stdout is not None
     run_id = None
@@ -206,8 +248,9 @@ def test_decision_from_another_process_sharing_the_store(tmp_path: Path) -> None
     refused = cli("approve", run_id, "publish", "--as", "ci-bot", "--store", store)
     assert refused.returncode == 2
     assert "'ci-bot' may not decide gate 'publish'" in refused.stderr
-    approved = cli("approve", run_id, "publish", "--as", "alice", "--reason", "LGTM",
-                   "--store", store)
+    approved = cli(
+        "approve", run_id, "publish", "--as", "alice", "--reason", "LGTM", "--store", store
+    )
     assert approved.returncode == 0, approved.stderr
     rest, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, err
@@ -224,8 +267,17 @@ def test_resume_with_a_policy_after_no_wait(tmp_path: Path) -> None:
     first = cli("run", str(wf), "--no-wait", "--store", store, env={"COVERAGE": "93"})
     assert first.returncode == 3, first.stderr
     run_id = json.loads(cli("runs", "--json", "--store", store).stdout)[0]["id"]
-    second = cli("resume", run_id, "--approvals", str(pol), "--json", "--store", store,
-                 "--report-dir", str(tmp_path / "reports"))
+    second = cli(
+        "resume",
+        run_id,
+        "--approvals",
+        str(pol),
+        "--json",
+        "--store",
+        store,
+        "--report-dir",
+        str(tmp_path / "reports"),
+    )
     assert second.returncode == 0, second.stderr
     data = json.loads(second.stdout)
     assert data["status"] == "succeeded"

@@ -21,8 +21,9 @@ from tests.helpers import make_ctx
 def catalog(**policies: str | None) -> PersonaCatalog:
     out = PersonaCatalog()
     for name, policy in policies.items():
-        out.personas[name] = Persona(name=name, title=name, role="r", token_budget=100,
-                                     budget_policy=policy)  # type: ignore[arg-type]
+        out.personas[name] = Persona(
+            name=name, title=name, role="r", token_budget=100, budget_policy=policy
+        )  # type: ignore[arg-type]
     return out
 
 
@@ -62,11 +63,20 @@ async def test_concurrent_calls_cannot_both_spend_the_same_tokens(tmp_path: Path
     assert events[-1][1]["reserved"] == 60
     ledger.release(first)  # the first call never got a reply
     second = await ledger.reserve(ctx, "p", 60)
-    charged = await ledger.settle(ctx, second, "p", model="m", prompt=20, completion=15,
-                                  estimated=False)
-    assert charged == {"persona": "p", "model": "m", "prompt": 20, "completion": 15,
-                       "total": 35, "used": 35, "budget": 100, "remaining": 65,
-                       "estimated": False}
+    charged = await ledger.settle(
+        ctx, second, "p", model="m", prompt=20, completion=15, estimated=False
+    )
+    assert charged == {
+        "persona": "p",
+        "model": "m",
+        "prompt": 20,
+        "completion": 15,
+        "total": 35,
+        "used": 35,
+        "budget": 100,
+        "remaining": 65,
+        "estimated": False,
+    }
     assert ledger.figures("p") == {"used": 35, "budget": 100, "remaining": 65}
     # the reservation is gone once settled: 65 are free again
     await asyncio.wait_for(ledger.reserve(ctx, "p", 65), 5)
@@ -83,14 +93,40 @@ async def test_approve_outside_a_run_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_a_ledger_starts_from_the_journal(tmp_path: Path) -> None:
     journal = [
-        Event("run.started", "r1", data={"workflow": "w", "plan": [],
-                                         "personas": {"p": {"budget": 100}}}, seq=1),
-        Event("tokens.used", "r1", data={"persona": "p", "model": "m", "total": 80, "used": 80,
-                                         "budget": 100, "remaining": 20,
-                                         "estimated": True}, seq=2),
-        Event("budget", "r1", data={"persona": "p", "used": 80, "budget": 150, "remaining": 70,
-                                    "policy": "approve", "outcome": "extended",
-                                    "gate": "budget-p-1"}, seq=3),
+        Event(
+            "run.started",
+            "r1",
+            data={"workflow": "w", "plan": [], "personas": {"p": {"budget": 100}}},
+            seq=1,
+        ),
+        Event(
+            "tokens.used",
+            "r1",
+            data={
+                "persona": "p",
+                "model": "m",
+                "total": 80,
+                "used": 80,
+                "budget": 100,
+                "remaining": 20,
+                "estimated": True,
+            },
+            seq=2,
+        ),
+        Event(
+            "budget",
+            "r1",
+            data={
+                "persona": "p",
+                "used": 80,
+                "budget": 150,
+                "remaining": 70,
+                "policy": "approve",
+                "outcome": "extended",
+                "gate": "budget-p-1",
+            },
+            seq=3,
+        ),
     ]
     state = fold("r1", journal)
     assert state.personas["p"].estimated is True
@@ -98,8 +134,13 @@ async def test_a_ledger_starts_from_the_journal(tmp_path: Path) -> None:
     assert ledger.figures("p") == {"used": 80, "budget": 150, "remaining": 70}
     ctx, events = ctx_with_events(tmp_path)
     reservation = await ledger.reserve(ctx, "p", 70)
-    await ledger.settle(ctx, reservation, "p", model="m", prompt=50, completion=30,
-                        estimated=False)
+    await ledger.settle(ctx, reservation, "p", model="m", prompt=50, completion=30, estimated=False)
     assert [t for t, _ in events] == ["tokens.used", "budget"]
-    assert events[1][1] == {"persona": "p", "used": 160, "budget": 150, "remaining": -10,
-                            "policy": "fail", "outcome": "exceeded"}
+    assert events[1][1] == {
+        "persona": "p",
+        "used": 160,
+        "budget": 150,
+        "remaining": -10,
+        "policy": "fail",
+        "outcome": "exceeded",
+    }

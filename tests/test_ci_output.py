@@ -61,9 +61,17 @@ stages:
 @pytest.fixture(autouse=True)
 def _clean_ci_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests decide which CI variables the subprocess sees, not the host's CI."""
-    for name in ("GITHUB_STEP_SUMMARY", "TRACEPARENT", "TRACESTATE", "OTEL_TRACES_EXPORTER",
-                 "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                 "NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE"):
+    for name in (
+        "GITHUB_STEP_SUMMARY",
+        "TRACEPARENT",
+        "TRACESTATE",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "NO_COLOR",
+        "FORCE_COLOR",
+        "CLICOLOR_FORCE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -72,10 +80,21 @@ def test_github_actions_run_with_failing_step_and_gate(tmp_path: Path) -> None:
     summary = tmp_path / "step-summary.md"
     summary.write_text("# earlier step content\n")
     reports = tmp_path / "reports"
-    proc = cli("run", str(wf), "--json", "--report-dir", str(reports), "--store",
-               str(tmp_path / "qd.db"),
-               env={"GITHUB_ACTIONS": "true", "CI": "true", "GITHUB_STEP_SUMMARY": str(summary),
-                    "TERM": "xterm-256color"})
+    proc = cli(
+        "run",
+        str(wf),
+        "--json",
+        "--report-dir",
+        str(reports),
+        "--store",
+        str(tmp_path / "qd.db"),
+        env={
+            "GITHUB_ACTIONS": "true",
+            "CI": "true",
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "TERM": "xterm-256color",
+        },
+    )
     assert proc.returncode == 1, proc.stderr
 
     # stdout: data only — exactly the --json object
@@ -117,8 +136,10 @@ def test_github_actions_run_with_failing_step_and_gate(tmp_path: Path) -> None:
     assert "sh exited with code 3" in message
     assert "100%25 over: a,b" in message  # '%' escaped in data; ':' and ',' left alone
     gate_error = next(ln for ln in errors if "quality gate" in ln)
-    assert gate_error == ("::error title=ci-demo%3A quality gate quality failed (stage build)"
-                          "::{{ steps.tests.outputs.coverage >= 80 }}")
+    assert gate_error == (
+        "::error title=ci-demo%3A quality gate quality failed (stage build)"
+        "::{{ steps.tests.outputs.coverage >= 80 }}"
+    )
 
     # the step summary was appended to, not replaced
     text = summary.read_text()
@@ -188,8 +209,11 @@ def test_ci_on_a_terminal_runs_plain_without_prompts_or_animation(tmp_path: Path
     pid, fd = pty.fork()
     if pid == 0:  # child: stdin/stdout/stderr are the pty
         os.chdir(REPO)
-        os.execve(sys.executable, [sys.executable, "-m", "tui.cli", "run", str(wf),
-                                   "--store", str(tmp_path / "qd.db")], env)
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", "tui.cli", "run", str(wf), "--store", str(tmp_path / "qd.db")],
+            env,
+        )
     chunks: list[bytes] = []
     while True:
         ready, _, _ = select.select([fd], [], [], 60)
@@ -215,9 +239,21 @@ def test_ci_on_a_terminal_runs_plain_without_prompts_or_animation(tmp_path: Path
 def test_events_stream_on_stdout_as_the_run_goes(tmp_path: Path) -> None:
     wf = write_workflow(tmp_path, FAILING)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "run", str(wf), "--events", "-",
-         "--store", str(tmp_path / "qd.db")],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "run",
+            str(wf),
+            "--events",
+            "-",
+            "--store",
+            str(tmp_path / "qd.db"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "CI": "true"},
     )
     assert proc.stdout is not None
@@ -262,8 +298,9 @@ def test_escaping_follows_githubs_rules() -> None:
 
 
 def _failed(step: str, n: int) -> Event:
-    return Event(EventType.STEP_FINISHED, "r", "s", step, {"status": "failed", "error": "boom"},
-                 0.0, n)
+    return Event(
+        EventType.STEP_FINISHED, "r", "s", step, {"status": "failed", "error": "boom"}, 0.0, n
+    )
 
 
 def test_annotations_stay_within_githubs_per_step_limit(tmp_path: Path) -> None:
@@ -274,16 +311,29 @@ def test_annotations_stay_within_githubs_per_step_limit(tmp_path: Path) -> None:
         for i in range(13):
             gh(_failed(f"step{i}", i + 2))
         for i in range(11):
-            gh(Event(EventType.GATE_SKIPPED, "r", "s", None,
-                     {"gate": f"g{i}", "by": "amy", "reason": "known"}, 0.0, 20 + i))
+            gh(
+                Event(
+                    EventType.GATE_SKIPPED,
+                    "r",
+                    "s",
+                    None,
+                    {"gate": f"g{i}", "by": "amy", "reason": "known"},
+                    0.0,
+                    20 + i,
+                )
+            )
         gh(Event(EventType.RUN_FINISHED, "r", data={"status": "failed"}, seq=40))
     lines = out.read_text().splitlines()
     assert sum(ln.startswith("::error") for ln in lines) == 10
     assert sum(ln.startswith("::warning") for ln in lines) == 10
-    assert "3 more error annotation(s) left out (GitHub shows 10 per step); see the step summary" \
+    assert (
+        "3 more error annotation(s) left out (GitHub shows 10 per step); see the step summary"
         in lines
-    assert "1 more warning annotation(s) left out (GitHub shows 10 per step); see the step " \
+    )
+    assert (
+        "1 more warning annotation(s) left out (GitHub shows 10 per step); see the step "
         "summary" in lines
+    )
 
 
 def test_step_summary_never_exceeds_the_cap(tmp_path: Path) -> None:

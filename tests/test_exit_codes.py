@@ -44,8 +44,13 @@ def _gated(extra: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_STEP_SUMMARY", "TRACEPARENT", "OTEL_TRACES_EXPORTER",
-                 "OTEL_EXPORTER_OTLP_ENDPOINT", "GITHUB_ACTOR"):
+    for name in (
+        "GITHUB_STEP_SUMMARY",
+        "TRACEPARENT",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "GITHUB_ACTOR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CI", "true")
 
@@ -60,26 +65,36 @@ def test_help_documents_the_exit_codes() -> None:
         proc = cli(command, "--help")
         assert proc.returncode == 0
         text = " ".join(proc.stdout.split())
-        assert ("Exit codes: 0 succeeded · 1 failed (a step or gate) · 2 invalid input or "
-                "definition · 3 rejected or approval timed out · 4 cancelled · 130 "
-                "interrupted (resumable).") in text
+        assert (
+            "Exit codes: 0 succeeded · 1 failed (a step or gate) · 2 invalid input or "
+            "definition · 3 rejected or approval timed out · 4 cancelled · 130 "
+            "interrupted (resumable)."
+        ) in text
 
 
 def test_exit_0_succeeded(tmp_path: Path) -> None:
-    proc = _run(tmp_path, _gated(""), "--approve", "publish", "--as", "alice",
-                "--json")
+    proc = _run(tmp_path, _gated(""), "--approve", "publish", "--as", "alice", "--json")
     # alice starts the run and may not approve her own run: that is invalid input (2) …
     assert proc.returncode == 2
     assert "does not allow self-approval" in proc.stderr
     # … so an approver who did not start it is needed, or a gate that allows it
-    proc = _run(tmp_path, _gated("allow_self_approval: true"),
-                "--approve", "publish", "--as", "alice", "--json")
+    proc = _run(
+        tmp_path,
+        _gated("allow_self_approval: true"),
+        "--approve",
+        "publish",
+        "--as",
+        "alice",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "succeeded"
 
 
 def test_exit_1_failed(tmp_path: Path) -> None:
-    proc = _run(tmp_path, """\
+    proc = _run(
+        tmp_path,
+        """\
 name: failing
 stages:
   - id: s
@@ -87,13 +102,16 @@ stages:
       - id: boom
         uses: shell
         with: {run: "sh -c 'exit 9'"}
-""")
+""",
+    )
     assert proc.returncode == 1
     assert "boom: failed: sh exited with code 9" in proc.stderr
 
 
 def test_exit_2_invalid_definition(tmp_path: Path) -> None:
-    proc = _run(tmp_path, """\
+    proc = _run(
+        tmp_path,
+        """\
 name: broken
 stages:
   - id: s
@@ -101,7 +119,8 @@ stages:
       - id: x
         uses: shell
         wiht: {run: "true"}
-""")
+""",
+    )
     assert proc.returncode == 2
     assert "wf.yaml:7:" in proc.stderr and "wiht" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -114,8 +133,17 @@ def test_exit_2_invalid_input(tmp_path: Path) -> None:
 
 
 def test_exit_3_rejected(tmp_path: Path) -> None:
-    proc = _run(tmp_path, _gated(""), "--reject", "publish", "--as", "alice",
-                "--reason", "not today", "--json")
+    proc = _run(
+        tmp_path,
+        _gated(""),
+        "--reject",
+        "publish",
+        "--as",
+        "alice",
+        "--reason",
+        "not today",
+        "--json",
+    )
     assert proc.returncode == 3, proc.stderr
     data = json.loads(proc.stdout)
     assert data["status"] == "rejected"
@@ -141,7 +169,9 @@ def test_exit_3_no_wait_names_the_gate_and_the_flag(tmp_path: Path) -> None:
 
 def test_exit_4_cancelled(tmp_path: Path) -> None:
     store = tmp_path / "qd.db"
-    proc = _run(tmp_path, f"""\
+    proc = _run(
+        tmp_path,
+        f"""\
 name: cancelled
 stages:
   - id: s
@@ -156,7 +186,9 @@ stages:
         needs: [cancel-me]
         uses: wait
         with: {{duration: 30s}}
-""", "--json")
+""",
+        "--json",
+    )
     assert proc.returncode == 4, proc.stderr
     data = json.loads(proc.stdout)
     assert data["status"] == "cancelled"
@@ -164,7 +196,9 @@ stages:
 
 
 def test_exit_130_interrupted_and_resumable(tmp_path: Path) -> None:
-    wf = write_workflow(tmp_path, """\
+    wf = write_workflow(
+        tmp_path,
+        """\
 name: long
 stages:
   - id: s
@@ -172,11 +206,25 @@ stages:
       - id: sleepy
         uses: shell
         with: {run: "sleep 60"}
-""")
+""",
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "run", str(wf), "--events", "-",
-         "--store", str(tmp_path / "qd.db")],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ,
+        [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "run",
+            str(wf),
+            "--events",
+            "-",
+            "--store",
+            str(tmp_path / "qd.db"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ,
     )
     assert proc.stdout is not None
     run_id = None

@@ -23,8 +23,14 @@ print(json.dumps({"modules": names, "textual": leaked}))
 
 
 def test_importing_core_does_not_import_textual() -> None:
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                          cwd=str(REPO), timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        cwd=str(REPO),
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     expected = {"core", *(m.name for m in pkgutil.walk_packages(core.__path__, "core."))}

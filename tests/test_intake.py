@@ -51,26 +51,30 @@ stages:
 """
 
 
-def payload(status: str = "firing", key: str = '{}:{alertname="CheckoutDown"}',
-            severity: str = "critical") -> dict[str, Any]:
+def payload(
+    status: str = "firing", key: str = '{}:{alertname="CheckoutDown"}', severity: str = "critical"
+) -> dict[str, Any]:
     """A webhook body as Alertmanager 0.25 sends it."""
     return {
         "receiver": "quarterdeck",
         "status": status,
-        "alerts": [{
-            "status": status,
-            "labels": {"alertname": "CheckoutDown", "service": "checkout",
-                       "severity": severity},
-            "annotations": {"summary": "checkout answers 503"},
-            "startsAt": "2023-11-14T22:12:20.5Z",
-            "endsAt": "0001-01-01T00:00:00Z" if status == "firing"
-            else "2023-11-14T22:20:00Z",
-            "generatorURL": "http://127.0.0.1:9090/graph",
-            "fingerprint": "c0ffee",
-        }],
+        "alerts": [
+            {
+                "status": status,
+                "labels": {
+                    "alertname": "CheckoutDown",
+                    "service": "checkout",
+                    "severity": severity,
+                },
+                "annotations": {"summary": "checkout answers 503"},
+                "startsAt": "2023-11-14T22:12:20.5Z",
+                "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2023-11-14T22:20:00Z",
+                "generatorURL": "http://127.0.0.1:9090/graph",
+                "fingerprint": "c0ffee",
+            }
+        ],
         "groupLabels": {"alertname": "CheckoutDown"},
-        "commonLabels": {"alertname": "CheckoutDown", "service": "checkout",
-                         "severity": severity},
+        "commonLabels": {"alertname": "CheckoutDown", "service": "checkout", "severity": severity},
         "commonAnnotations": {"summary": "checkout answers 503"},
         "externalURL": "http://127.0.0.1:9093",
         "version": "4",
@@ -90,10 +94,19 @@ def test_payload_parsing_and_input_mapping(tmp_path: Path) -> None:
     assert inputs["service"] == "checkout"  # a declared input named like a common label
     assert inputs["alert"]["groupKey"] == '{}:{alertname="CheckoutDown"}'
     assert set(inputs) == {"alert", "severity", "alertname", "service"}  # only declared ones
-    for label, sev in (("high", "SEV2"), ("error", "SEV2"), ("warning", "SEV3"),
-                       ("info", "SEV4"), ("whatever", "SEV3")):
-        assert run_inputs(parse_payload(json.dumps(payload(severity=label)).encode()),
-                          loaded.workflow.inputs)["severity"] == sev
+    for label, sev in (
+        ("high", "SEV2"),
+        ("error", "SEV2"),
+        ("warning", "SEV3"),
+        ("info", "SEV4"),
+        ("whatever", "SEV3"),
+    ):
+        assert (
+            run_inputs(
+                parse_payload(json.dumps(payload(severity=label)).encode()), loaded.workflow.inputs
+            )["severity"]
+            == sev
+        )
     from core.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="not JSON"):
@@ -121,8 +134,11 @@ def test_listener_starts_one_run_per_group_in_process(tmp_path: Path) -> None:
         replies = []
         try:
             async with httpx.AsyncClient(timeout=10) as client:
-                for body in (payload(), payload(),
-                             payload(key='{}:{alertname="Other"}', severity="warning")):
+                for body in (
+                    payload(),
+                    payload(),
+                    payload(key='{}:{alertname="Other"}', severity="warning"),
+                ):
                     reply = await client.post(listener.server.url + "alertmanager", json=body)
                     assert reply.status_code == 200, reply.text
                     replies.append(reply.json())
@@ -140,8 +156,12 @@ def test_listener_starts_one_run_per_group_in_process(tmp_path: Path) -> None:
 
     first, again, other, resolved = asyncio.run(go())
     assert first["action"] == "started"
-    assert again == {"action": "duplicate", "group_key": first["group_key"],
-                     "run": first["run"], "message": f"already handled by run {first['run']}"}
+    assert again == {
+        "action": "duplicate",
+        "group_key": first["group_key"],
+        "run": first["run"],
+        "message": f"already handled by run {first['run']}",
+    }
     assert other["action"] == "started" and other["run"] != first["run"]
     assert resolved["action"] == "resolved" and resolved["run"] == first["run"]
     with Store(db) as store:
@@ -164,9 +184,13 @@ class ListenProcess:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tui.cli", "listen", *args], cwd=REPO,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **(env or {})})
+            [sys.executable, "-m", "tui.cli", "listen", *args],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -218,8 +242,9 @@ def test_listen_command_takes_a_real_payload(tmp_path: Path) -> None:
     path = tmp_path / "wf.yaml"
     path.write_text(WORKFLOW)
     db = tmp_path / "qd.db"
-    listen = ListenProcess("--alertmanager", "127.0.0.1:0", "--workflow", str(path),
-                           "--store", str(db))
+    listen = ListenProcess(
+        "--alertmanager", "127.0.0.1:0", "--workflow", str(path), "--store", str(db)
+    )
     try:
         url = listen.url()
         first = httpx.post(url, json=payload(), timeout=10).json()
@@ -240,8 +265,9 @@ def test_listen_refuses_a_bad_workflow_and_a_bad_address(tmp_path: Path) -> None
 
     bad = cli("listen", "--alertmanager", "127.0.0.1:x")
     assert bad.returncode == 2 and "expected HOST:PORT" in bad.stderr
-    missing = cli("listen", "--alertmanager", "127.0.0.1:0", "--workflow",
-                  str(tmp_path / "nope.yaml"))
+    missing = cli(
+        "listen", "--alertmanager", "127.0.0.1:0", "--workflow", str(tmp_path / "nope.yaml")
+    )
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
 
 
@@ -249,8 +275,10 @@ def alertmanager_binary() -> str:
     found = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     if found:
         return found
-    message = (f"the Alertmanager binary is missing: install the Debian package "
-               f"{ALERTMANAGER_PACKAGE!r} (apt-get install {ALERTMANAGER_PACKAGE})")
+    message = (
+        f"the Alertmanager binary is missing: install the Debian package "
+        f"{ALERTMANAGER_PACKAGE!r} (apt-get install {ALERTMANAGER_PACKAGE})"
+    )
     if os.environ.get("CI"):
         pytest.fail(message + " — required under CI")
     pytest.skip(message)
@@ -261,8 +289,9 @@ def test_alertmanager_delivers_a_firing_alert_to_listen(tmp_path: Path) -> None:
     path = tmp_path / "wf.yaml"
     path.write_text(WORKFLOW)
     db = tmp_path / "qd.db"
-    listen = ListenProcess("--alertmanager", "127.0.0.1:0", "--workflow", str(path),
-                           "--store", str(db))
+    listen = ListenProcess(
+        "--alertmanager", "127.0.0.1:0", "--workflow", str(path), "--store", str(db)
+    )
     am: subprocess.Popen[str] | None = None
     try:
         hook = listen.url()
@@ -271,13 +300,22 @@ def test_alertmanager_delivers_a_firing_alert_to_listen(tmp_path: Path) -> None:
             "route:\n  receiver: quarterdeck\n  group_by: [alertname]\n"
             "  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
             "receivers:\n  - name: quarterdeck\n    webhook_configs:\n"
-            f"      - url: {hook}alertmanager\n        send_resolved: true\n")
+            f"      - url: {hook}alertmanager\n        send_resolved: true\n"
+        )
         port = free_port()
         am = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-             "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={tmp_path / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         api = f"http://127.0.0.1:{port}"
 
         def ready() -> bool:
@@ -288,11 +326,12 @@ def test_alertmanager_delivers_a_firing_alert_to_listen(tmp_path: Path) -> None:
 
         wait_until(ready, 30, "Alertmanager to be ready")
         now = datetime.now(UTC)
-        alert = {"labels": {"alertname": "CheckoutDown", "service": "checkout",
-                            "severity": "high"},
-                 "annotations": {"summary": "checkout answers 503"},
-                 "startsAt": now.isoformat().replace("+00:00", "Z"),
-                 "generatorURL": "http://127.0.0.1:9090/graph"}
+        alert = {
+            "labels": {"alertname": "CheckoutDown", "service": "checkout", "severity": "high"},
+            "annotations": {"summary": "checkout answers 503"},
+            "startsAt": now.isoformat().replace("+00:00", "Z"),
+            "generatorURL": "http://127.0.0.1:9090/graph",
+        }
         assert httpx.post(f"{api}/api/v2/alerts", json=[alert], timeout=5).status_code == 200
         line = listen.wait_for("started run ", timeout=30)
         run_id = line.split("started run ", 1)[1].split(" ", 1)[0]
@@ -303,8 +342,7 @@ def test_alertmanager_delivers_a_firing_alert_to_listen(tmp_path: Path) -> None:
             assert row.inputs["alert"]["commonLabels"]["alertname"] == "CheckoutDown"
             assert row.inputs["alert"]["receiver"] == "quarterdeck"
         # the alert ends: Alertmanager sends the resolved notification for the group
-        alert["endsAt"] = (now + timedelta(milliseconds=500)).isoformat().replace(
-            "+00:00", "Z")
+        alert["endsAt"] = (now + timedelta(milliseconds=500)).isoformat().replace("+00:00", "Z")
         assert httpx.post(f"{api}/api/v2/alerts", json=[alert], timeout=5).status_code == 200
         listen.wait_for(f"marked the alert of run {run_id} resolved", timeout=30)
         with Store(db) as store:

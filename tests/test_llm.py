@@ -42,12 +42,12 @@ def server() -> Iterator[LLMServer]:
 
 
 def settings_for(server: LLMServer, **llm: Any) -> Settings:
-    return Settings.model_validate({"llm": {"base_url": server.base_url, "api_key": CANARY,
-                                            **llm}})
+    return Settings.model_validate({"llm": {"base_url": server.base_url, "api_key": CANARY, **llm}})
 
 
-def one_step(with_: str, persona: str = "backend-engineer", policy: str | None = None,
-             retry: str = "") -> str:
+def one_step(
+    with_: str, persona: str = "backend-engineer", policy: str | None = None, retry: str = ""
+) -> str:
     head = f"budget_policy: {policy}\n" if policy else ""
     return f"""\
 name: ask
@@ -79,14 +79,21 @@ def test_normal_reply_charges_the_persona_and_uses_its_model_and_prompt(
     tmp_path: Path, server: LLMServer
 ) -> None:
     server.script(Reply(content="Ship it.", prompt_tokens=30, completion_tokens=12))
-    ran = run_workflow(tmp_path, one_step('{prompt: "Ready?", max_tokens: 64, temperature: 0.2}'),
-                       settings=settings_for(server))
+    ran = run_workflow(
+        tmp_path,
+        one_step('{prompt: "Ready?", max_tokens: 64, temperature: 0.2}'),
+        settings=settings_for(server),
+    )
     assert ran.state.status == "succeeded"
     step = ran.state.step("ask")
     assert step is not None
     assert step.outputs["text"] == "Ship it."
-    assert step.outputs["usage"] == {"prompt": 30, "completion": 12, "total": 42,
-                                     "estimated": False}
+    assert step.outputs["usage"] == {
+        "prompt": 30,
+        "completion": 12,
+        "total": 42,
+        "estimated": False,
+    }
     assert step.outputs["budget_remaining"] == 2000 - 42
     assert "json" not in step.outputs
 
@@ -95,15 +102,25 @@ def test_normal_reply_charges_the_persona_and_uses_its_model_and_prompt(
     assert request.headers["Authorization"] == f"Bearer {CANARY}"
     assert request.body == {
         "model": "gpt-4o-mini",
-        "messages": [{"role": "system", "content": BACKEND_PROMPT},
-                     {"role": "user", "content": "Ready?"}],
+        "messages": [
+            {"role": "system", "content": BACKEND_PROMPT},
+            {"role": "user", "content": "Ready?"},
+        ],
         "max_tokens": 64,
         "temperature": 0.2,
     }
     (used,) = events_of(ran, "tokens.used")
-    assert used == {"persona": "backend-engineer", "model": "gpt-4o-mini", "prompt": 30,
-                    "completion": 12, "total": 42, "used": 42, "budget": 2000,
-                    "remaining": 1958, "estimated": False}
+    assert used == {
+        "persona": "backend-engineer",
+        "model": "gpt-4o-mini",
+        "prompt": 30,
+        "completion": 12,
+        "total": 42,
+        "used": 42,
+        "budget": 2000,
+        "remaining": 1958,
+        "estimated": False,
+    }
     summary = {p["name"]: p for p in ran.state.persona_summary()}
     assert summary["backend-engineer"]["tokens_used"] == 42
     assert summary["backend-engineer"]["remaining"] == 1958
@@ -116,8 +133,10 @@ def test_step_overrides_model_and_system_prompt_and_json_is_parsed(
     server.script(Reply(content='{"version": "1.4.0", "risky": false}'))
     ran = run_workflow(
         tmp_path,
-        one_step('{prompt: "Next version?", model: "local-7b", system: "Answer in JSON.", '
-                 "response_format: json}"),
+        one_step(
+            '{prompt: "Next version?", model: "local-7b", system: "Answer in JSON.", '
+            "response_format: json}"
+        ),
         settings=settings_for(server),
     )
     step = ran.state.step("ask")
@@ -135,8 +154,9 @@ def test_json_asked_for_but_not_given_is_reported_not_invented(
     tmp_path: Path, server: LLMServer
 ) -> None:
     server.script(Reply(content="sure! version 2"))
-    ran = run_workflow(tmp_path, one_step('{prompt: "v?", response_format: json}'),
-                       settings=settings_for(server))
+    ran = run_workflow(
+        tmp_path, one_step('{prompt: "v?", response_format: json}'), settings=settings_for(server)
+    )
     step = ran.state.step("ask")
     assert step is not None and step.status == "succeeded"
     assert "json" not in step.outputs
@@ -148,8 +168,9 @@ def test_reply_without_usage_is_estimated_and_marked_everywhere(
 ) -> None:
     reply = "A reply of a known length."
     server.script(Reply("no_usage", content=reply))
-    ran = run_workflow(tmp_path, one_step('{prompt: "Estimate me", max_tokens: 20}'),
-                       settings=settings_for(server))
+    ran = run_workflow(
+        tmp_path, one_step('{prompt: "Estimate me", max_tokens: 20}'), settings=settings_for(server)
+    )
     prompt = estimate_tokens(BACKEND_PROMPT) + estimate_tokens("Estimate me")
     completion = estimate_tokens(reply)
     (used,) = events_of(ran, "tokens.used")
@@ -175,11 +196,18 @@ def test_reply_without_usage_is_estimated_and_marked_everywhere(
 
 
 def test_429_is_retried_after_the_servers_retry_after(tmp_path: Path, server: LLMServer) -> None:
-    server.script(Reply("rate_limit", retry_after="7"), Reply("rate_limit", retry_after="3"),
-                  Reply(content="finally", prompt_tokens=5, completion_tokens=1))
+    server.script(
+        Reply("rate_limit", retry_after="7"),
+        Reply("rate_limit", retry_after="3"),
+        Reply(content="finally", prompt_tokens=5, completion_tokens=1),
+    )
     clock = FakeClock()
-    ran = run_workflow(tmp_path, one_step('{prompt: "hi"}'), settings=settings_for(server),
-                       options=RunOptions(started_by="tester", clock=clock))
+    ran = run_workflow(
+        tmp_path,
+        one_step('{prompt: "hi"}'),
+        settings=settings_for(server),
+        options=RunOptions(started_by="tester", clock=clock),
+    )
     assert ran.state.status == "succeeded"
     assert clock.sleeps == [7.0, 3.0]
     assert len(server.requests) == 3
@@ -193,8 +221,12 @@ def test_retry_after_as_an_http_date(tmp_path: Path, server: LLMServer) -> None:
     clock = FakeClock(start=1_700_000_000.0)
     # 1_700_000_000 is Tue, 14 Nov 2023 22:13:20 GMT; ask for 12 seconds later
     server.script(Reply("rate_limit", retry_after="Tue, 14 Nov 2023 22:13:32 GMT"), Reply())
-    ran = run_workflow(tmp_path, one_step('{prompt: "hi"}'), settings=settings_for(server),
-                       options=RunOptions(started_by="tester", clock=clock))
+    ran = run_workflow(
+        tmp_path,
+        one_step('{prompt: "hi"}'),
+        settings=settings_for(server),
+        options=RunOptions(started_by="tester", clock=clock),
+    )
     assert ran.state.status == "succeeded"
     assert clock.sleeps == [12.0]
 
@@ -202,9 +234,12 @@ def test_retry_after_as_an_http_date(tmp_path: Path, server: LLMServer) -> None:
 def test_500s_back_off_then_give_up_with_a_clear_error(tmp_path: Path, server: LLMServer) -> None:
     server.script(*[Reply("error", content="overloaded")] * 3)
     clock = FakeClock()
-    ran = run_workflow(tmp_path, one_step('{prompt: "hi", max_tokens: 10}'),
-                       settings=settings_for(server, max_retries=2),
-                       options=RunOptions(started_by="tester", clock=clock))
+    ran = run_workflow(
+        tmp_path,
+        one_step('{prompt: "hi", max_tokens: 10}'),
+        settings=settings_for(server, max_retries=2),
+        options=RunOptions(started_by="tester", clock=clock),
+    )
     assert ran.state.status == "failed"
     step = ran.state.step("ask")
     assert step is not None and step.status == "failed"
@@ -219,8 +254,12 @@ def test_500s_back_off_then_give_up_with_a_clear_error(tmp_path: Path, server: L
 
 def test_a_500_then_a_reply_succeeds(tmp_path: Path, server: LLMServer) -> None:
     server.script(Reply("error"), Reply(content="ok", prompt_tokens=3, completion_tokens=1))
-    ran = run_workflow(tmp_path, one_step('{prompt: "hi"}'), settings=settings_for(server),
-                       options=RunOptions(started_by="tester", clock=FakeClock()))
+    ran = run_workflow(
+        tmp_path,
+        one_step('{prompt: "hi"}'),
+        settings=settings_for(server),
+        options=RunOptions(started_by="tester", clock=FakeClock()),
+    )
     assert ran.state.status == "succeeded"
     assert events_of(ran, "tokens.used")[0]["total"] == 4
 
@@ -238,9 +277,12 @@ def test_a_malformed_reply_is_a_clear_step_error_and_not_retried(
 ) -> None:
     server.script(Reply("malformed", body=body))
     retry = "        retry: {max_attempts: 3, initial_delay: 1s}\n"
-    ran = run_workflow(tmp_path, one_step('{prompt: "hi"}', retry=retry),
-                       settings=settings_for(server),
-                       options=RunOptions(started_by="tester", clock=FakeClock()))
+    ran = run_workflow(
+        tmp_path,
+        one_step('{prompt: "hi"}', retry=retry),
+        settings=settings_for(server),
+        options=RunOptions(started_by="tester", clock=FakeClock()),
+    )
     step = ran.state.step("ask")
     assert step is not None and step.status == "failed"
     assert step.error is not None
@@ -252,12 +294,17 @@ def test_a_malformed_reply_is_a_clear_step_error_and_not_retried(
 
 def test_a_hang_past_the_timeout_fails_the_step(tmp_path: Path, server: LLMServer) -> None:
     server.script(Reply("hang"))
-    ran = run_workflow(tmp_path, one_step('{prompt: "hi", timeout: 300ms}'),
-                       settings=settings_for(server, max_retries=0))
+    ran = run_workflow(
+        tmp_path,
+        one_step('{prompt: "hi", timeout: 300ms}'),
+        settings=settings_for(server, max_retries=0),
+    )
     step = ran.state.step("ask")
     assert step is not None and step.status == "failed"
-    assert step.error == (f"no reply from the LLM server 127.0.0.1:{server.port} within 0.3s "
-                          "(gave up after 1 attempt)")
+    assert step.error == (
+        f"no reply from the LLM server 127.0.0.1:{server.port} within 0.3s "
+        "(gave up after 1 attempt)"
+    )
 
 
 def test_a_stage_without_a_persona_uses_the_default_model_and_charges_nobody(
@@ -285,7 +332,8 @@ async def test_no_key_for_the_hosted_default_is_a_clear_error(tmp_path: Path) ->
 
 def test_the_workflow_file_cannot_carry_a_url_or_key(tmp_path: Path) -> None:
     path = write_workflow(
-        tmp_path, one_step('{prompt: "hi", api_key: "sk-x", base_url: "http://evil"}'))
+        tmp_path, one_step('{prompt: "hi", api_key: "sk-x", base_url: "http://evil"}')
+    )
     result = cli("validate", str(path), cwd=tmp_path)
     assert result.returncode == 2
     assert f"{path}:8:30: stages[think].steps[ask].with.api_key" in result.stderr
@@ -298,14 +346,24 @@ def test_the_workflow_file_cannot_carry_a_url_or_key(tmp_path: Path) -> None:
 def test_warn_policy_goes_on_over_budget_and_says_so(tmp_path: Path, server: LLMServer) -> None:
     override_budget(tmp_path, "backend-engineer", 40)
     server.script(Reply(prompt_tokens=35, completion_tokens=20))
-    ran = run_workflow(tmp_path, one_step('{prompt: "hi", max_tokens: 50}', policy="warn"),
-                       settings=settings_for(server))
+    ran = run_workflow(
+        tmp_path,
+        one_step('{prompt: "hi", max_tokens: 50}', policy="warn"),
+        settings=settings_for(server),
+    )
     assert ran.state.status == "succeeded"
     need = estimate_tokens(BACKEND_PROMPT) + estimate_tokens("hi") + 50
     budget_events = events_of(ran, "budget")
-    assert budget_events[0] == {"persona": "backend-engineer", "used": 0, "budget": 40,
-                                "remaining": 40, "policy": "warn", "need": need,
-                                "reserved": 0, "outcome": "warned"}
+    assert budget_events[0] == {
+        "persona": "backend-engineer",
+        "used": 0,
+        "budget": 40,
+        "remaining": 40,
+        "policy": "warn",
+        "need": need,
+        "reserved": 0,
+        "outcome": "warned",
+    }
     assert budget_events[1]["outcome"] == "exceeded"
     assert budget_events[1]["remaining"] == 40 - 55
     (used,) = events_of(ran, "tokens.used")
@@ -315,8 +373,9 @@ def test_warn_policy_goes_on_over_budget_and_says_so(tmp_path: Path, server: LLM
 
 def test_fail_policy_stops_before_the_call(tmp_path: Path, server: LLMServer) -> None:
     override_budget(tmp_path, "backend-engineer", 40, budget_policy="fail")
-    ran = run_workflow(tmp_path, one_step('{prompt: "hi", max_tokens: 50}'),
-                       settings=settings_for(server))
+    ran = run_workflow(
+        tmp_path, one_step('{prompt: "hi", max_tokens: 50}'), settings=settings_for(server)
+    )
     assert ran.state.status == "failed"
     step = ran.state.step("ask")
     assert step is not None and step.error is not None
@@ -330,8 +389,11 @@ def test_fail_policy_stops_before_the_call(tmp_path: Path, server: LLMServer) ->
 
 def test_the_workflow_policy_wins_over_the_personas(tmp_path: Path, server: LLMServer) -> None:
     override_budget(tmp_path, "backend-engineer", 40, budget_policy="fail")
-    ran = run_workflow(tmp_path, one_step('{prompt: "hi", max_tokens: 50}', policy="warn"),
-                       settings=settings_for(server))
+    ran = run_workflow(
+        tmp_path,
+        one_step('{prompt: "hi", max_tokens: 50}', policy="warn"),
+        settings=settings_for(server),
+    )
     assert ran.state.status == "succeeded"
     assert events_of(ran, "budget")[0]["outcome"] == "warned"
 
@@ -350,16 +412,25 @@ async def test_approve_policy_waits_on_a_gate_approved_from_another_process(
     tmp_path: Path, server: LLMServer
 ) -> None:
     override_budget(tmp_path, "backend-engineer", 80)
-    server.script(Reply(content="first", prompt_tokens=10, completion_tokens=10),
-                  Reply(content="second", prompt_tokens=30, completion_tokens=20))
-    text = one_step('{prompt: "hi", max_tokens: 10}') + """\
+    server.script(
+        Reply(content="first", prompt_tokens=10, completion_tokens=10),
+        Reply(content="second", prompt_tokens=30, completion_tokens=20),
+    )
+    text = (
+        one_step('{prompt: "hi", max_tokens: 10}')
+        + """\
       - id: again
         uses: llm.chat
         needs: [ask]
         with: {prompt: "more", max_tokens: 50}
 """
-    runner = make_runner(tmp_path, text, settings=settings_for(server),
-                         options=RunOptions(started_by="tester", signal_poll_interval=0.02))
+    )
+    runner = make_runner(
+        tmp_path,
+        text,
+        settings=settings_for(server),
+        options=RunOptions(started_by="tester", signal_poll_interval=0.02),
+    )
     task = asyncio.create_task(runner.run())
     gate = "budget-backend-engineer-1"
     await _wait_for_gate(runner, gate)
@@ -373,8 +444,17 @@ async def test_approve_policy_waits_on_a_gate_approved_from_another_process(
     assert f"Extend its budget by {extend_by} tokens (to {80 + extend_by})?" in approval.prompt
 
     approved = await asyncio.to_thread(
-        cli, "approve", runner.run_id, gate, "--as", "alice", "--reason", "worth it",
-        "--store", str(tmp_path / "qd.db"))
+        cli,
+        "approve",
+        runner.run_id,
+        gate,
+        "--as",
+        "alice",
+        "--reason",
+        "worth it",
+        "--store",
+        str(tmp_path / "qd.db"),
+    )
     assert approved.returncode == 0, approved.stderr
     state = await asyncio.wait_for(task, 30)
     assert state.status == "succeeded"
@@ -383,9 +463,18 @@ async def test_approve_policy_waits_on_a_gate_approved_from_another_process(
     assert state.approvals[gate].decided_by == "alice"
     events = runner.store.events(runner.run_id)
     extended = [e.data for e in events if e.type == "budget" and e.data["outcome"] == "extended"]
-    assert extended == [{"persona": "backend-engineer", "used": 20, "budget": 80 + extend_by,
-                         "remaining": 60 + extend_by, "policy": "approve",
-                         "outcome": "extended", "gate": gate, "extend_by": extend_by}]
+    assert extended == [
+        {
+            "persona": "backend-engineer",
+            "used": 20,
+            "budget": 80 + extend_by,
+            "remaining": 60 + extend_by,
+            "policy": "approve",
+            "outcome": "extended",
+            "gate": gate,
+            "extend_by": extend_by,
+        }
+    ]
     last = [e.data for e in events if e.type == "tokens.used"][-1]
     assert (last["used"], last["budget"]) == (70, 80 + extend_by)
     assert state.personas["backend-engineer"].budget == 80 + extend_by
@@ -397,21 +486,28 @@ async def test_a_rejected_extension_fails_the_step_without_calling(
     tmp_path: Path, server: LLMServer
 ) -> None:
     override_budget(tmp_path, "backend-engineer", 30)
-    runner = make_runner(tmp_path, one_step('{prompt: "hi", max_tokens: 50}'),
-                         settings=settings_for(server),
-                         options=RunOptions(started_by="tester", signal_poll_interval=0.02))
+    runner = make_runner(
+        tmp_path,
+        one_step('{prompt: "hi", max_tokens: 50}'),
+        settings=settings_for(server),
+        options=RunOptions(started_by="tester", signal_poll_interval=0.02),
+    )
     task = asyncio.create_task(runner.run())
     await _wait_for_gate(runner, "budget-backend-engineer-1")
-    runner.store.send_signal(runner.run_id, "reject", actor="bob",
-                             target="budget-backend-engineer-1", reason="too pricey")
+    runner.store.send_signal(
+        runner.run_id,
+        "reject",
+        actor="bob",
+        target="budget-backend-engineer-1",
+        reason="too pricey",
+    )
     state = await asyncio.wait_for(task, 30)
     assert state.status == "failed"
     step = state.step("ask")
     assert step is not None and step.error is not None
     assert "was rejected by bob: too pricey" in step.error
     assert server.requests == []
-    outcomes = [e.data["outcome"] for e in runner.store.events(runner.run_id)
-                if e.type == "budget"]
+    outcomes = [e.data["outcome"] for e in runner.store.events(runner.run_id) if e.type == "budget"]
     assert outcomes == ["approval_requested", "rejected"]
 
 
@@ -420,20 +516,30 @@ def test_no_wait_stops_at_a_budget_gate_and_resume_reuses_it(
 ) -> None:
     override_budget(tmp_path, "backend-engineer", 30)
     server.script(Reply(content="done", prompt_tokens=20, completion_tokens=20))
-    ran = run_workflow(tmp_path, one_step('{prompt: "hi", max_tokens: 50}'),
-                       settings=settings_for(server),
-                       options=RunOptions(started_by="tester", no_wait=True))
+    ran = run_workflow(
+        tmp_path,
+        one_step('{prompt: "hi", max_tokens: 50}'),
+        settings=settings_for(server),
+        options=RunOptions(started_by="tester", no_wait=True),
+    )
     assert ran.state.status == "interrupted"
     (stopped,) = events_of(ran, "run.interrupted")
     assert "budget approval 'budget-backend-engineer-1' is undecided" in stopped["reason"]
     assert server.requests == []
-    ran.store.send_signal(ran.state.id, "approve", actor="alice",
-                          target="budget-backend-engineer-1")
+    ran.store.send_signal(
+        ran.state.id, "approve", actor="alice", target="budget-backend-engineer-1"
+    )
 
     prior = fold(ran.state.id, ran.store.events(ran.state.id))
-    runner = Runner(ran.runner.loaded, ran.store, inputs={}, settings=settings_for(server),
-                    personas=ran.runner.personas, prior=prior,
-                    options=RunOptions(started_by="tester", workdir=tmp_path))
+    runner = Runner(
+        ran.runner.loaded,
+        ran.store,
+        inputs={},
+        settings=settings_for(server),
+        personas=ran.runner.personas,
+        prior=prior,
+        options=RunOptions(started_by="tester", workdir=tmp_path),
+    )
     state = asyncio.run(runner.run())
     assert state.status == "succeeded"
     assert list(state.approvals) == ["budget-backend-engineer-1"]  # no second gate
@@ -444,8 +550,9 @@ def test_no_wait_stops_at_a_budget_gate_and_resume_reuses_it(
 # -- secrets ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("source", ["OPENAI_API_KEY", "QUARTERDECK_LLM_API_KEY", "config",
-                                    "custom-env"])
+@pytest.mark.parametrize(
+    "source", ["OPENAI_API_KEY", "QUARTERDECK_LLM_API_KEY", "config", "custom-env"]
+)
 def test_the_api_key_never_reaches_journal_logs_or_errors(
     tmp_path: Path, server: LLMServer, monkeypatch: pytest.MonkeyPatch, source: str
 ) -> None:
@@ -460,12 +567,15 @@ def test_the_api_key_never_reaches_journal_logs_or_errors(
     settings = Settings.model_validate({"llm": llm})
     # the first call succeeds; the second gets an error body that echoes the key back
     server.script(Reply(content=f"I saw {CANARY}"), Reply("echo_auth"))
-    text = one_step('{prompt: "hi"}') + """\
+    text = (
+        one_step('{prompt: "hi"}')
+        + """\
       - id: leak
         uses: llm.chat
         needs: [ask]
         with: {prompt: "again"}
 """
+    )
     ran = run_workflow(tmp_path, text, settings=settings)
     assert [r.headers["Authorization"] for r in server.requests] == [f"Bearer {CANARY}"] * 2
     assert ran.state.status == "failed"

@@ -93,8 +93,11 @@ def val(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 def ours(samples: Samples, ns: str = "quarterdeck") -> Samples:
-    return {k: v for k, v in samples.items() if k[0].startswith(ns + "_")
-            and not k[0].endswith("_created")}
+    return {
+        k: v
+        for k, v in samples.items()
+        if k[0].startswith(ns + "_") and not k[0].endswith("_created")
+    }
 
 
 @pytest.fixture
@@ -104,8 +107,9 @@ def server() -> Iterator[LLMServer]:
 
 
 def llm_settings(server: LLMServer, **extra: Any) -> Settings:
-    return Settings.model_validate({"llm": {"base_url": server.base_url, "api_key": "k-test"},
-                                    **extra})
+    return Settings.model_validate(
+        {"llm": {"base_url": server.base_url, "api_key": "k-test"}, **extra}
+    )
 
 
 async def _wait_for(predicate: Any, what: str) -> None:
@@ -118,11 +122,15 @@ async def _wait_for(predicate: Any, what: str) -> None:
 
 @pytest.mark.asyncio
 async def test_scrape_during_and_after_a_known_run(tmp_path: Path, server: LLMServer) -> None:
-    server.script(Reply(prompt_tokens=30, completion_tokens=12),
-                  Reply(prompt_tokens=8, completion_tokens=4))
-    runner = make_runner(tmp_path, KNOWN_RUN, settings=llm_settings(server),
-                         options=RunOptions(started_by="tester", clock=FakeClock(),
-                                            signal_poll_interval=0.02))
+    server.script(
+        Reply(prompt_tokens=30, completion_tokens=12), Reply(prompt_tokens=8, completion_tokens=4)
+    )
+    runner = make_runner(
+        tmp_path,
+        KNOWN_RUN,
+        settings=llm_settings(server),
+        options=RunOptions(started_by="tester", clock=FakeClock(), signal_poll_interval=0.02),
+    )
     said: list[str] = []
     wiring = start_metrics(runner, runner.settings, port=0, say=said.append)
     assert wiring.server is not None
@@ -140,21 +148,61 @@ async def test_scrape_during_and_after_a_known_run(tmp_path: Path, server: LLMSe
         assert types[f"{q}_workflow_stage_duration_seconds"] == "histogram"
         assert types[f"{q}_workflow_duration_seconds"] == "histogram"
         assert types[f"{q}_workflow_runs"] == "counter"
-        assert val(during, f"{q}_persona_switches_total", from_persona="none",
-                   to_persona=BACKEND, workflow=WF) == 1
-        assert val(during, f"{q}_persona_switches_total", from_persona=BACKEND,
-                   to_persona=TESTER, workflow=WF) == 1
+        assert (
+            val(
+                during,
+                f"{q}_persona_switches_total",
+                from_persona="none",
+                to_persona=BACKEND,
+                workflow=WF,
+            )
+            == 1
+        )
+        assert (
+            val(
+                during,
+                f"{q}_persona_switches_total",
+                from_persona=BACKEND,
+                to_persona=TESTER,
+                workflow=WF,
+            )
+            == 1
+        )
         assert val(during, f"{q}_persona_duration_seconds_count", persona=BACKEND) == 1
         assert val(during, f"{q}_persona_duration_seconds_sum", persona=BACKEND) == 5
         assert val(during, f"{q}_persona_duration_seconds_count", persona=TESTER) is None
-        assert val(during, f"{q}_persona_tokens_used_total", persona=BACKEND, workflow=WF,
-                   model="gpt-4o-mini") == 42
+        assert (
+            val(
+                during,
+                f"{q}_persona_tokens_used_total",
+                persona=BACKEND,
+                workflow=WF,
+                model="gpt-4o-mini",
+            )
+            == 42
+        )
         assert val(during, f"{q}_persona_token_budget_remaining", persona=BACKEND) == 1958
         assert val(during, f"{q}_persona_token_budget_remaining", persona=TESTER) == 1500
-        assert val(during, f"{q}_workflow_stage_duration_seconds_sum", workflow=WF,
-                   stage="build", persona=BACKEND) == 5
-        assert val(during, f"{q}_workflow_quality_gate_total", workflow=WF, stage="build",
-                   result="passed") == 1
+        assert (
+            val(
+                during,
+                f"{q}_workflow_stage_duration_seconds_sum",
+                workflow=WF,
+                stage="build",
+                persona=BACKEND,
+            )
+            == 5
+        )
+        assert (
+            val(
+                during,
+                f"{q}_workflow_quality_gate_total",
+                workflow=WF,
+                stage="build",
+                result="passed",
+            )
+            == 1
+        )
         assert not [k for k in ours(during) if k[0].startswith(f"{q}_workflow_runs")]
         assert not [k for k in ours(during) if k[0].startswith(f"{q}_workflow_duration")]
 
@@ -166,44 +214,65 @@ async def test_scrape_during_and_after_a_known_run(tmp_path: Path, server: LLMSe
         wiring.finish()
 
     expected = {
-        ("persona_switches_total", (("from_persona", "none"), ("to_persona", BACKEND),
-                                    ("workflow", WF))): 1,
-        ("persona_switches_total", (("from_persona", BACKEND), ("to_persona", TESTER),
-                                    ("workflow", WF))): 1,
+        (
+            "persona_switches_total",
+            (("from_persona", "none"), ("to_persona", BACKEND), ("workflow", WF)),
+        ): 1,
+        (
+            "persona_switches_total",
+            (("from_persona", BACKEND), ("to_persona", TESTER), ("workflow", WF)),
+        ): 1,
         ("persona_duration_seconds_count", (("persona", BACKEND),)): 1,
         ("persona_duration_seconds_sum", (("persona", BACKEND),)): 5,
         ("persona_duration_seconds_count", (("persona", TESTER),)): 1,
         ("persona_duration_seconds_sum", (("persona", TESTER),)): 3,
-        ("persona_tokens_used_total", (("model", "gpt-4o-mini"), ("persona", BACKEND),
-                                       ("workflow", WF))): 42,
-        ("persona_tokens_used_total", (("model", "local-7b"), ("persona", TESTER),
-                                       ("workflow", WF))): 12,
+        (
+            "persona_tokens_used_total",
+            (("model", "gpt-4o-mini"), ("persona", BACKEND), ("workflow", WF)),
+        ): 42,
+        (
+            "persona_tokens_used_total",
+            (("model", "local-7b"), ("persona", TESTER), ("workflow", WF)),
+        ): 12,
         ("persona_token_budget_remaining", (("persona", BACKEND),)): 1958,
         ("persona_token_budget_remaining", (("persona", TESTER),)): 1488,
-        ("workflow_stage_duration_seconds_count", (("persona", BACKEND), ("stage", "build"),
-                                                   ("workflow", WF))): 1,
-        ("workflow_stage_duration_seconds_sum", (("persona", BACKEND), ("stage", "build"),
-                                                 ("workflow", WF))): 5,
-        ("workflow_stage_duration_seconds_count", (("persona", TESTER), ("stage", "verify"),
-                                                   ("workflow", WF))): 1,
-        ("workflow_stage_duration_seconds_sum", (("persona", TESTER), ("stage", "verify"),
-                                                 ("workflow", WF))): 3,
-        ("workflow_quality_gate_total", (("result", "passed"), ("stage", "build"),
-                                         ("workflow", WF))): 1,
-        ("workflow_quality_gate_total", (("result", "passed"), ("stage", "verify"),
-                                         ("workflow", WF))): 1,
+        (
+            "workflow_stage_duration_seconds_count",
+            (("persona", BACKEND), ("stage", "build"), ("workflow", WF)),
+        ): 1,
+        (
+            "workflow_stage_duration_seconds_sum",
+            (("persona", BACKEND), ("stage", "build"), ("workflow", WF)),
+        ): 5,
+        (
+            "workflow_stage_duration_seconds_count",
+            (("persona", TESTER), ("stage", "verify"), ("workflow", WF)),
+        ): 1,
+        (
+            "workflow_stage_duration_seconds_sum",
+            (("persona", TESTER), ("stage", "verify"), ("workflow", WF)),
+        ): 3,
+        (
+            "workflow_quality_gate_total",
+            (("result", "passed"), ("stage", "build"), ("workflow", WF)),
+        ): 1,
+        (
+            "workflow_quality_gate_total",
+            (("result", "passed"), ("stage", "verify"), ("workflow", WF)),
+        ): 1,
         ("workflow_duration_seconds_count", (("workflow", WF),)): 1,
         ("workflow_duration_seconds_sum", (("workflow", WF),)): 8,
         ("workflow_runs_total", (("result", "succeeded"), ("workflow", WF))): 1,
     }
-    got = {(k[0].removeprefix("quarterdeck_"), k[1]): v for k, v in ours(after).items()
-           if not k[0].endswith("_bucket")}
+    got = {
+        (k[0].removeprefix("quarterdeck_"), k[1]): v
+        for k, v in ours(after).items()
+        if not k[0].endswith("_bucket")
+    }
     assert got == expected
     # buckets: the 5 s hold is in le=5 and above, not in le=1
-    assert val(after, "quarterdeck_persona_duration_seconds_bucket", persona=BACKEND,
-               le="1.0") == 0
-    assert val(after, "quarterdeck_persona_duration_seconds_bucket", persona=BACKEND,
-               le="5.0") == 1
+    assert val(after, "quarterdeck_persona_duration_seconds_bucket", persona=BACKEND, le="1.0") == 0
+    assert val(after, "quarterdeck_persona_duration_seconds_bucket", persona=BACKEND, le="5.0") == 1
     for (_name, labels), _value in ours(after).items():
         assert runner.run_id not in dict(labels).values()
         assert not {"run", "run_id", "id"} & dict(labels).keys()
@@ -236,11 +305,27 @@ stages:
     from prometheus_client import generate_latest
 
     samples, _ = parse(generate_latest(subscriber.registry).decode())
-    assert val(samples, "hypertool_workflow_quality_gate_total", workflow="gated",
-               stage="check", result="failed") == 1
+    assert (
+        val(
+            samples,
+            "hypertool_workflow_quality_gate_total",
+            workflow="gated",
+            stage="check",
+            result="failed",
+        )
+        == 1
+    )
     assert val(samples, "hypertool_workflow_runs_total", workflow="gated", result="failed") == 1
-    assert val(samples, "hypertool_workflow_stage_duration_seconds_sum", workflow="gated",
-               stage="check", persona="testing-specialist") == 2
+    assert (
+        val(
+            samples,
+            "hypertool_workflow_stage_duration_seconds_sum",
+            workflow="gated",
+            stage="check",
+            persona="testing-specialist",
+        )
+        == 2
+    )
     assert not [k for k in samples if k[0].startswith("quarterdeck_")]
 
 
@@ -255,16 +340,22 @@ stages:
       - {id: nap, uses: wait, with: {duration: 4s}}
 """
     clock = FakeClock()
-    ran = run_workflow(tmp_path, text, options=RunOptions(started_by="t", clock=clock,
-                                                          no_wait=True))
+    ran = run_workflow(
+        tmp_path, text, options=RunOptions(started_by="t", clock=clock, no_wait=True)
+    )
     assert ran.state.status == "interrupted"
     ran.store.send_signal(ran.state.id, "approve", actor="alice", target="go")
     from core.state import fold
 
     prior = fold(ran.state.id, ran.store.events(ran.state.id))
-    runner = Runner(ran.runner.loaded, ran.store, inputs={}, personas=ran.runner.personas,
-                    prior=prior, options=RunOptions(started_by="t", clock=clock,
-                                                    workdir=tmp_path))
+    runner = Runner(
+        ran.runner.loaded,
+        ran.store,
+        inputs={},
+        personas=ran.runner.personas,
+        prior=prior,
+        options=RunOptions(started_by="t", clock=clock, workdir=tmp_path),
+    )
     wiring = start_metrics(runner, Settings(), pushgateway=None, port=0, say=lambda _t: None)
     try:
         asyncio.run(runner.run())
@@ -272,13 +363,16 @@ stages:
         samples, _ = scrape(wiring.server.url)
     finally:
         wiring.finish()
-    assert val(samples, "quarterdeck_workflow_runs_total", workflow="resumable",
-               result="succeeded") == 1
+    assert (
+        val(samples, "quarterdeck_workflow_runs_total", workflow="resumable", result="succeeded")
+        == 1
+    )
     assert val(samples, "quarterdeck_workflow_duration_seconds_sum", workflow="resumable") == 4
-    assert val(samples, "quarterdeck_persona_duration_seconds_sum",
-               persona="backend-engineer") == 4
-    assert val(samples, "quarterdeck_persona_token_budget_remaining",
-               persona="backend-engineer") == 2000
+    assert val(samples, "quarterdeck_persona_duration_seconds_sum", persona="backend-engineer") == 4
+    assert (
+        val(samples, "quarterdeck_persona_token_budget_remaining", persona="backend-engineer")
+        == 2000
+    )
 
 
 # -- the CLI -----------------------------------------------------------------------------
@@ -308,9 +402,22 @@ stages:
     db = str(tmp_path / "qd.db")
     env = {**os.environ, "QUARTERDECK_USER": "tester"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "run", str(path), "--headless", "--store", db,
-         "--metrics-port", "0"],
-        cwd=str(tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "run",
+            str(path),
+            "--headless",
+            "--store",
+            db,
+            "--metrics-port",
+            "0",
+        ],
+        cwd=str(tmp_path),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
@@ -328,18 +435,52 @@ stages:
         samples: Samples = {}
         for _ in range(500):  # until the run reaches its approval gate
             samples, _ = scrape(url)
-            if val(samples, "quarterdeck_persona_switches_total", from_persona="devops-engineer",
-                   to_persona="backend-engineer", workflow="cli-metrics") == 1:
+            if (
+                val(
+                    samples,
+                    "quarterdeck_persona_switches_total",
+                    from_persona="devops-engineer",
+                    to_persona="backend-engineer",
+                    workflow="cli-metrics",
+                )
+                == 1
+            ):
                 break
             time.sleep(0.02)
-        assert val(samples, "quarterdeck_persona_switches_total", from_persona="none",
-                   to_persona="devops-engineer", workflow="cli-metrics") == 1
-        assert val(samples, "quarterdeck_workflow_quality_gate_total", workflow="cli-metrics",
-                   stage="prep", result="passed") is None  # prep has no gate
-        assert val(samples, "quarterdeck_persona_token_budget_remaining",
-                   persona="backend-engineer") == 2000
-        assert val(samples, "quarterdeck_workflow_stage_duration_seconds_count",
-                   workflow="cli-metrics", stage="prep", persona="devops-engineer") == 1
+        assert (
+            val(
+                samples,
+                "quarterdeck_persona_switches_total",
+                from_persona="none",
+                to_persona="devops-engineer",
+                workflow="cli-metrics",
+            )
+            == 1
+        )
+        assert (
+            val(
+                samples,
+                "quarterdeck_workflow_quality_gate_total",
+                workflow="cli-metrics",
+                stage="prep",
+                result="passed",
+            )
+            is None
+        )  # prep has no gate
+        assert (
+            val(samples, "quarterdeck_persona_token_budget_remaining", persona="backend-engineer")
+            == 2000
+        )
+        assert (
+            val(
+                samples,
+                "quarterdeck_workflow_stage_duration_seconds_count",
+                workflow="cli-metrics",
+                stage="prep",
+                persona="devops-engineer",
+            )
+            == 1
+        )
         (row,) = json.loads(cli("runs", "--json", "--store", db).stdout)
         approved = cli("approve", row["id"], "release", "--as", "tester", "--store", db)
         assert approved.returncode == 0, approved.stderr
@@ -353,10 +494,21 @@ stages:
 
 
 def test_cli_refuses_a_bad_pushgateway_url(tmp_path: Path) -> None:
-    path = write_workflow(tmp_path, "name: x\nstages:\n  - id: a\n    steps:\n"
-                                    "      - {id: s, uses: shell, with: {run: 'true'}}\n")
-    result = cli("run", str(path), "--headless", "--pushgateway", "ftp://nope",
-                 "--store", str(tmp_path / "qd.db"), cwd=tmp_path)
+    path = write_workflow(
+        tmp_path,
+        "name: x\nstages:\n  - id: a\n    steps:\n"
+        "      - {id: s, uses: shell, with: {run: 'true'}}\n",
+    )
+    result = cli(
+        "run",
+        str(path),
+        "--headless",
+        "--pushgateway",
+        "ftp://nope",
+        "--store",
+        str(tmp_path / "qd.db"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "--pushgateway 'ftp://nope' is not an http(s) URL" in result.stderr
     assert "Traceback" not in result.stderr
@@ -379,7 +531,9 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [binary, f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=str(tmp_path),
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -419,10 +573,17 @@ stages:
       all: ["{{ steps.ask.outputs.usage.total == 25 }}"]
 """
     path = write_workflow(tmp_path, text)
-    result = cli("run", str(path), "--headless", "--pushgateway", pushgateway,
-                 "--store", str(tmp_path / "qd.db"), cwd=tmp_path,
-                 env={"QUARTERDECK_LLM_BASE_URL": server.base_url,
-                      "QUARTERDECK_LLM_API_KEY": "k-test"})
+    result = cli(
+        "run",
+        str(path),
+        "--headless",
+        "--pushgateway",
+        pushgateway,
+        "--store",
+        str(tmp_path / "qd.db"),
+        cwd=tmp_path,
+        env={"QUARTERDECK_LLM_BASE_URL": server.base_url, "QUARTERDECK_LLM_API_KEY": "k-test"},
+    )
     assert result.returncode == 0, result.stderr
     assert f"metrics: pushed to {pushgateway} (workflow=push-demo)" in result.stderr
     samples, _ = scrape(f"{pushgateway}/metrics")
@@ -432,26 +593,46 @@ stages:
         return val(samples, name, **group, **labels)
 
     assert pushed("quarterdeck_workflow_runs_total", result="succeeded") == 1
-    assert pushed("quarterdeck_persona_switches_total", from_persona="none",
-                  to_persona="data-scientist") == 1
-    assert pushed("quarterdeck_persona_tokens_used_total", persona="data-scientist",
-                  model="gpt-4o-mini") == 25
+    assert (
+        pushed(
+            "quarterdeck_persona_switches_total", from_persona="none", to_persona="data-scientist"
+        )
+        == 1
+    )
+    assert (
+        pushed(
+            "quarterdeck_persona_tokens_used_total", persona="data-scientist", model="gpt-4o-mini"
+        )
+        == 25
+    )
     assert pushed("quarterdeck_persona_token_budget_remaining", persona="data-scientist") == 1675
-    assert pushed("quarterdeck_workflow_quality_gate_total", stage="draft",
-                  result="passed") == 1
+    assert pushed("quarterdeck_workflow_quality_gate_total", stage="draft", result="passed") == 1
     assert pushed("quarterdeck_workflow_duration_seconds_count") == 1
     assert pushed("quarterdeck_persona_duration_seconds_count", persona="data-scientist") == 1
-    assert pushed("quarterdeck_workflow_stage_duration_seconds_count", stage="draft",
-                  persona="data-scientist") == 1
-    (row,) = json.loads(cli("runs", "--json", "--store",
-                                          str(tmp_path / "qd.db")).stdout)
+    assert (
+        pushed(
+            "quarterdeck_workflow_stage_duration_seconds_count",
+            stage="draft",
+            persona="data-scientist",
+        )
+        == 1
+    )
+    (row,) = json.loads(cli("runs", "--json", "--store", str(tmp_path / "qd.db")).stdout)
     for (name, labels), _v in samples.items():
         if name.startswith("quarterdeck_"):
             assert row["id"] not in dict(labels).values()
-            assert {k for k, _ in labels} <= {"job", "instance", "workflow", "persona", "model",
-                                             "from_persona", "to_persona", "stage", "result",
-                                             "le"}
-
+            assert {k for k, _ in labels} <= {
+                "job",
+                "instance",
+                "workflow",
+                "persona",
+                "model",
+                "from_persona",
+                "to_persona",
+                "stage",
+                "result",
+                "le",
+            }
 
 
 def test_attach_metrics_follow_the_journal_of_a_run_elsewhere(tmp_path: Path) -> None:
@@ -482,9 +663,27 @@ stages:
         samples, _ = scrape(follower.url)
     finally:
         follower.close()
-    assert val(samples, "quarterdeck_workflow_runs_total", workflow="journaled",
-               result="succeeded") == 1
-    assert val(samples, "quarterdeck_persona_switches_total", from_persona="backend-engineer",
-               to_persona="testing-specialist", workflow="journaled") == 1
-    assert val(samples, "quarterdeck_workflow_quality_gate_total", workflow="journaled",
-               stage="check", result="passed") == 1
+    assert (
+        val(samples, "quarterdeck_workflow_runs_total", workflow="journaled", result="succeeded")
+        == 1
+    )
+    assert (
+        val(
+            samples,
+            "quarterdeck_persona_switches_total",
+            from_persona="backend-engineer",
+            to_persona="testing-specialist",
+            workflow="journaled",
+        )
+        == 1
+    )
+    assert (
+        val(
+            samples,
+            "quarterdeck_workflow_quality_gate_total",
+            workflow="journaled",
+            stage="check",
+            result="passed",
+        )
+        == 1
+    )

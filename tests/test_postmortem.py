@@ -47,42 +47,79 @@ stages:
 
 def test_resolving_writes_the_postmortem_from_the_journal(tmp_path: Path) -> None:
     keys = SSHKeys.generate(tmp_path / "keys")
-    alert = {"version": "4", "status": "firing", "groupKey": "{}:{alertname=\"CheckoutDown\"}",
-             "commonLabels": {"alertname": "CheckoutDown", "severity": "critical",
-                              "service": "checkout"},
-             "commonAnnotations": {"summary": "checkout answers 503"},
-             "alerts": [{"status": "firing", "labels": {"alertname": "CheckoutDown"},
-                         "startsAt": "2023-11-14T22:12:20Z"}]}
+    alert = {
+        "version": "4",
+        "status": "firing",
+        "groupKey": '{}:{alertname="CheckoutDown"}',
+        "commonLabels": {
+            "alertname": "CheckoutDown",
+            "severity": "critical",
+            "service": "checkout",
+        },
+        "commonAnnotations": {"summary": "checkout answers 503"},
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "CheckoutDown"},
+                "startsAt": "2023-11-14T22:12:20Z",
+            }
+        ],
+    }
     graph = tmp_path / "graph"
     with HTTPService("failing") as service, SSHServer(keys) as ssh:
         host = ssh.host
         known = keys.write_known_hosts([ssh])
         settings = keys.settings(known)
         ran = run_workflow(
-            tmp_path, WORKFLOW, settings=settings,
-            inputs={"alert": json.dumps(alert), "url": service.url + "/health",
-                    "hosts": json.dumps([host])},
-            options=RunOptions(started_by="alertmanager", clock=FakeClock(T0)))
+            tmp_path,
+            WORKFLOW,
+            settings=settings,
+            inputs={
+                "alert": json.dumps(alert),
+                "url": service.url + "/health",
+                "hosts": json.dumps([host]),
+            },
+            options=RunOptions(started_by="alertmanager", clock=FakeClock(T0)),
+        )
     assert ran.state.status == "succeeded"
     run_id = ran.state.id
     store = ran.store
     record(store, run_id, "acknowledge", actor="alice", now=T0 + 90)
-    record(store, run_id, "note", actor="bob", now=T0 + 100,
-           data={"text": "follow-up: page on 5xx ratio, not on health"})
-    record(store, run_id, "update", actor="alice", now=T0 + 200,
-           data={"text": "rolling back checkout"})
-    done = record(store, run_id, "resolve", actor="alice", now=T0 + 600,
-                  settings=Settings(logseq_graph=str(graph)),
-                  data={"text": "rolled back to 1.4.1"})
+    record(
+        store,
+        run_id,
+        "note",
+        actor="bob",
+        now=T0 + 100,
+        data={"text": "follow-up: page on 5xx ratio, not on health"},
+    )
+    record(
+        store, run_id, "update", actor="alice", now=T0 + 200, data={"text": "rolling back checkout"}
+    )
+    done = record(
+        store,
+        run_id,
+        "resolve",
+        actor="alice",
+        now=T0 + 600,
+        settings=Settings(logseq_graph=str(graph)),
+        data={"text": "rolled back to 1.4.1"},
+    )
     assert done.refused is None and done.postmortem_error is None
     path = postmortem_path(run_id)
     assert path == state_home() / "runs" / run_id / "postmortem.md"
     assert done.postmortem[0] == path
     text = path.read_text()
     assert text.startswith(f"# Postmortem: CheckoutDown ({run_id})")
-    for heading in ("## Summary", "## Impact", "## Timeline", "## Response times",
-                    "## Root cause (as found by the run)", "## Actions taken",
-                    "## Follow-ups"):
+    for heading in (
+        "## Summary",
+        "## Impact",
+        "## Timeline",
+        "## Response times",
+        "## Root cause (as found by the run)",
+        "## Actions taken",
+        "## Follow-ups",
+    ):
         assert heading in text
     assert "Severity: **SEV1**" in text
     assert "Incident commander: alice" in text
@@ -125,10 +162,14 @@ def test_resolving_writes_the_postmortem_from_the_journal(tmp_path: Path) -> Non
 
 
 def test_show_of_an_ordinary_run_has_no_incident_section(tmp_path: Path) -> None:
-    ran = run_workflow(tmp_path, "name: plain\nstages:\n  - id: a\n    steps:\n"
-                       "      - id: s\n        uses: shell\n        with: {run: 'true'}\n")
+    ran = run_workflow(
+        tmp_path,
+        "name: plain\nstages:\n  - id: a\n    steps:\n"
+        "      - id: s\n        uses: shell\n        with: {run: 'true'}\n",
+    )
     shown = cli("show", ran.state.id, "--store", str(ran.store.path))
     assert shown.returncode == 0, shown.stderr
     assert "incident:" not in shown.stdout
     assert "incident" not in json.loads(
-        cli("show", ran.state.id, "--json", "--store", str(ran.store.path)).stdout)
+        cli("show", ran.state.id, "--json", "--store", str(ran.store.path)).stdout
+    )

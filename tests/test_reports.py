@@ -13,13 +13,13 @@ from core.reports import events_jsonl, junit_xml, run_json, summary_md, write_re
 from core.runner import RunOptions
 from tests.helpers import Ran, cli, run_workflow, write_workflow
 
-TOKENS_MODULE = '''
+TOKENS_MODULE = """
 async def use(ctx):
     await ctx.emit_event("tokens.used", {"persona": "backend-engineer", "model": "m",
                                          "prompt": 100, "completion": 20, "total": 120,
                                          "used": 120, "budget": 2000, "remaining": 1880})
     return {"ok": True}
-'''
+"""
 
 MIXED = """\
 name: mixed
@@ -68,11 +68,11 @@ inputs:
 def mixed(tmp_path: Path) -> Ran:
     (tmp_path / "tokmod.py").write_text(TOKENS_MODULE)
     (tmp_path / "noisy.sh").write_text(
-        "printf '\\033[31mred\\033[0m bell\\007 nul-ish\\001 <tag> & done\\n'\n"
-        "echo line2\nexit 4\n"
+        "printf '\\033[31mred\\033[0m bell\\007 nul-ish\\001 <tag> & done\\n'\necho line2\nexit 4\n"
     )
-    options = RunOptions(started_by="ci-bot",
-                         decisions={"publish": ("approve", "alice", "release train")})
+    options = RunOptions(
+        started_by="ci-bot", decisions={"publish": ("approve", "alice", "release train")}
+    )
     return run_workflow(tmp_path, MIXED, options=options)
 
 
@@ -93,8 +93,14 @@ def test_junit_structure_and_outcomes(mixed: Ran, tmp_path: Path) -> None:
     suites = {s.name: s for s in xml}
     assert list(suites) == ["build", "ship"]
     build = {c.name: c for c in suites["build"]}
-    assert list(build) == ["think", "noisy", "optional", "primary", "backup [fallback]",
-                           "gate quality"]
+    assert list(build) == [
+        "think",
+        "noisy",
+        "optional",
+        "primary",
+        "backup [fallback]",
+        "gate quality",
+    ]
     noisy = build["noisy"].result[0]
     assert isinstance(noisy, Failure)
     assert noisy.message == "sh exited with code 4: line2"
@@ -120,16 +126,31 @@ def test_junit_structure_and_outcomes(mixed: Ran, tmp_path: Path) -> None:
         tags = [child.tag for child in suite]
         assert tags[0] == "properties" and tags[-2:] == ["system-out", "system-err"]
         assert set(tags[1:-2]) == {"testcase"}
-        for attr in ("name", "tests", "failures", "errors", "skipped", "time", "timestamp",
-                     "hostname", "id"):
+        for attr in (
+            "name",
+            "tests",
+            "failures",
+            "errors",
+            "skipped",
+            "time",
+            "timestamp",
+            "hostname",
+            "id",
+        ):
             assert suite.get(attr) is not None, attr
     props = {p.get("name"): p.get("value") for p in root.find("testsuite").iter("property")}
-    assert props == {"run": state.id, "workflow": "mixed", "persona": "backend-engineer",
-                     "status": "succeeded"}
+    assert props == {
+        "run": state.id,
+        "workflow": "mixed",
+        "persona": "backend-engineer",
+        "status": "succeeded",
+    }
 
 
 def test_junit_rejected_approval_and_failed_gate(tmp_path: Path) -> None:
-    ran = run_workflow(tmp_path, """\
+    ran = run_workflow(
+        tmp_path,
+        """\
 name: strict
 stages:
   - id: a
@@ -141,7 +162,8 @@ stages:
       id: never
       all: ["{{ steps.one.outputs.exit_code == 1 }}", "{{ 1 < 2 }}"]
       any: ["{{ nosuchname }}"]
-""")
+""",
+    )
     root = ET.fromstring(junit_xml(ran.state))
     case = next(c for c in root.iter("testcase") if c.get("name") == "gate never")
     failure = case.find("failure")
@@ -152,7 +174,9 @@ stages:
 
     second = tmp_path / "second"
     second.mkdir()
-    ran = run_workflow(second, """\
+    ran = run_workflow(
+        second,
+        """\
 name: gated
 stages:
   - id: ship
@@ -161,11 +185,15 @@ stages:
       - id: up
         uses: shell
         with: {run: "echo up"}
-""", options=RunOptions(started_by="ci", decisions={"publish": ("reject", "bob", "no")}))
+""",
+        options=RunOptions(started_by="ci", decisions={"publish": ("reject", "bob", "no")}),
+    )
     root = ET.fromstring(junit_xml(ran.state))
     cases = {c.get("name"): c for c in root.iter("testcase")}
-    assert cases["approval publish"].find("failure").get("message") == \
-        "approval 'publish' rejected by bob: no"
+    assert (
+        cases["approval publish"].find("failure").get("message")
+        == "approval 'publish' rejected by bob: no"
+    )
     assert cases["up"].find("skipped") is not None
 
 
@@ -205,20 +233,26 @@ def test_events_and_run_json(mixed: Ran, tmp_path: Path) -> None:
     assert lines == [e.to_json() for e in events]
     assert [json.loads(ln)["seq"] for ln in lines] == list(range(1, len(events) + 1))
     written = write_reports(tmp_path / "out", state, events)
-    assert sorted(p.name for p in written) == ["events.jsonl", "junit.xml", "run.json",
-                                               "summary.md"]
-    assert json.loads((tmp_path / "out" / "run.json").read_text()) == \
-        json.loads(json.dumps(run_json(state), default=str))
+    assert sorted(p.name for p in written) == [
+        "events.jsonl",
+        "junit.xml",
+        "run.json",
+        "summary.md",
+    ]
+    assert json.loads((tmp_path / "out" / "run.json").read_text()) == json.loads(
+        json.dumps(run_json(state), default=str)
+    )
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
 
-def test_report_dir_from_config_with_run_placeholder(tmp_path: Path,
-                                                     isolated_home: Path) -> None:
+def test_report_dir_from_config_with_run_placeholder(tmp_path: Path, isolated_home: Path) -> None:
     import os
 
     config = Path(os.environ["QUARTERDECK_CONFIG_DIR"]) / "config.yaml"
     config.write_text(f"report_dir: {tmp_path / 'reports' / '{run}'}\n")
-    wf = write_workflow(tmp_path, """\
+    wf = write_workflow(
+        tmp_path,
+        """\
 name: tiny
 stages:
   - id: s
@@ -226,11 +260,16 @@ stages:
       - id: hello
         uses: shell
         with: {run: "echo hi"}
-""")
+""",
+    )
     proc = cli("run", str(wf), "--json", "--store", str(tmp_path / "qd.db"))
     assert proc.returncode == 0, proc.stderr
     run_id = json.loads(proc.stdout)["id"]
     folder = tmp_path / "reports" / run_id
-    assert sorted(p.name for p in folder.iterdir()) == ["events.jsonl", "junit.xml",
-                                                        "run.json", "summary.md"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "events.jsonl",
+        "junit.xml",
+        "run.json",
+        "summary.md",
+    ]
     assert f"reports written to {folder}" in proc.stderr

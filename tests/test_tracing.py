@@ -52,8 +52,14 @@ stages:
 
 @pytest.fixture(autouse=True)
 def _no_host_otel(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TRACEPARENT", "TRACESTATE", "OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED",
-                 "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    for name in (
+        "TRACEPARENT",
+        "TRACESTATE",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_SDK_DISABLED",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -137,7 +143,9 @@ def test_failed_run_span_records_the_failure(tmp_path: Path) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    runner = make_runner(tmp_path, """\
+    runner = make_runner(
+        tmp_path,
+        """\
 name: broken
 stages:
   - id: s
@@ -145,9 +153,9 @@ stages:
       - id: boom
         uses: shell
         with: {run: "sh -c 'exit 7'"}
-""")
-    runner.subscribers.append(TracingSubscriber(provider, environ={},
-                                                step_env=runner.step_env))
+""",
+    )
+    runner.subscribers.append(TracingSubscriber(provider, environ={}, step_env=runner.step_env))
     asyncio.run(runner.run())
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert spans["RUN broken"].attributes["cicd.pipeline.result"] == "failure"
@@ -167,9 +175,18 @@ def test_enabled_by_the_standard_variables() -> None:
 
 def test_cli_console_exporter_keeps_stdout_for_data(tmp_path: Path) -> None:
     wf = write_workflow(tmp_path, WORKFLOW)
-    proc = cli("run", str(wf), "--json", "--store", str(tmp_path / "qd.db"),
-               env={"OTEL_TRACES_EXPORTER": "console", "TRACEPARENT": TRACEPARENT,
-                    "OTEL_SERVICE_NAME": "ci-pipeline"})
+    proc = cli(
+        "run",
+        str(wf),
+        "--json",
+        "--store",
+        str(tmp_path / "qd.db"),
+        env={
+            "OTEL_TRACES_EXPORTER": "console",
+            "TRACEPARENT": TRACEPARENT,
+            "OTEL_SERVICE_NAME": "ci-pipeline",
+        },
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)  # spans did not leak onto stdout
     assert data["status"] == "succeeded"
@@ -182,8 +199,13 @@ def test_cli_console_exporter_keeps_stdout_for_data(tmp_path: Path) -> None:
 
 def test_cli_rejects_an_unknown_exporter(tmp_path: Path) -> None:
     wf = write_workflow(tmp_path, WORKFLOW)
-    proc = cli("run", str(wf), "--store", str(tmp_path / "qd.db"),
-               env={"OTEL_TRACES_EXPORTER": "zipkin-carrier-pigeon"})
+    proc = cli(
+        "run",
+        str(wf),
+        "--store",
+        str(tmp_path / "qd.db"),
+        env={"OTEL_TRACES_EXPORTER": "zipkin-carrier-pigeon"},
+    )
     assert proc.returncode == 2
     assert "OTEL_TRACES_EXPORTER='zipkin-carrier-pigeon' is not supported" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -223,17 +245,29 @@ def test_cli_exports_otlp_http_to_a_collector(tmp_path: Path) -> None:
     thread.start()
     try:
         wf = write_workflow(tmp_path, WORKFLOW)
-        proc = cli("run", str(wf), "--store", str(tmp_path / "qd.db"),
-                   env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
-                        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-                        "TRACEPARENT": TRACEPARENT})
+        proc = cli(
+            "run",
+            str(wf),
+            "--store",
+            str(tmp_path / "qd.db"),
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "TRACEPARENT": TRACEPARENT,
+            },
+        )
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
     assert proc.returncode == 0, proc.stderr
-    spans = [span for request in received for rs in request.resource_spans
-             for ss in rs.scope_spans for span in ss.spans]
+    spans = [
+        span
+        for request in received
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
     names = {span.name for span in spans}
     assert {"RUN traced", "stage build", "env", "flaky"} <= names
     assert {span.trace_id.hex() for span in spans} == {TRACE_ID}

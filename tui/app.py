@@ -95,12 +95,11 @@ class QuarterdeckApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "Quarterdeck"
-    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
-        *bindings("app")
-    ]
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [*bindings("app")]
     COMMANDS = App.COMMANDS | {CockpitCommands}
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
-        (0, "-narrow"), (140, "-wide")
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012 - Textual reads a list
+        (0, "-narrow"),
+        (140, "-wide"),
     ]
 
     def __init__(

@@ -31,76 +31,237 @@ class Command:
 
 REGISTRY: tuple[Command, ...] = (
     # anywhere
-    Command("app.help", "help", "question_mark", "Help", "Keys for this screen, and why "
-            "some are unavailable", "app", key_display="?"),
-    Command("app.quit", "quit", "ctrl+q", "Quit", "Leave the cockpit (a run started "
-            "here is interrupted, resumable)", "app", footer=False),
+    Command(
+        "app.help",
+        "help",
+        "question_mark",
+        "Help",
+        "Keys for this screen, and why some are unavailable",
+        "app",
+        key_display="?",
+    ),
+    Command(
+        "app.quit",
+        "quit",
+        "ctrl+q",
+        "Quit",
+        "Leave the cockpit (a run started here is interrupted, resumable)",
+        "app",
+        footer=False,
+    ),
     # home
-    Command("home.open", "open", "enter", "Open", "Launch the highlighted workflow, or "
-            "open the highlighted run", "home"),
-    Command("home.history", "history", "h", "History", "All past runs, filtered by "
-            "workflow and status", "home"),
-    Command("home.refresh", "refresh", "f5", "Refresh", "Reload the catalog and the "
-            "recent runs", "home", footer=False),
+    Command(
+        "home.open",
+        "open",
+        "enter",
+        "Open",
+        "Launch the highlighted workflow, or open the highlighted run",
+        "home",
+    ),
+    Command(
+        "home.history",
+        "history",
+        "h",
+        "History",
+        "All past runs, filtered by workflow and status",
+        "home",
+    ),
+    Command(
+        "home.refresh",
+        "refresh",
+        "f5",
+        "Refresh",
+        "Reload the catalog and the recent runs",
+        "home",
+        footer=False,
+    ),
     Command("home.quit", "app.quit", "q", "Quit", "Leave the cockpit", "home"),
     # launch form
-    Command("launch.go", "launch", "ctrl+s", "Launch", "Start the run with these inputs "
-            "and open its dashboard", "launch", priority=True),
-    Command("launch.back", "back", "escape", "Back", "Back to the catalog", "launch",
-            key_display="esc"),
+    Command(
+        "launch.go",
+        "launch",
+        "ctrl+s",
+        "Launch",
+        "Start the run with these inputs and open its dashboard",
+        "launch",
+        priority=True,
+    ),
+    Command(
+        "launch.back", "back", "escape", "Back", "Back to the catalog", "launch", key_display="esc"
+    ),
     # dashboard
-    Command("dash.approve", "approval", "a", "Approval", "Open the approval gate that is "
-            "waiting", "dashboard"),
-    Command("dash.pause", "pause", "p", "Pause/resume", "Pause the run (steps in flight "
-            "finish, no new step starts) or let it go on", "dashboard"),
-    Command("dash.cancel", "cancel", "c", "Cancel", "Cancel the run (asks first); steps "
-            "in flight are stopped", "dashboard"),
-    Command("dash.retry", "retry", "r", "Retry", "Resume a failed or interrupted run: "
-            "failed steps run again, completed ones are reused", "dashboard"),
-    Command("dash.skip", "skip_gate", "s", "Skip gate", "Skip a skippable quality gate "
-            "(a reason is required and audited)", "dashboard"),
-    Command("dash.jump", "jump", "j", "Failing step", "Select the failing step and show "
-            "its log", "dashboard"),
-    Command("dash.filter", "filter", "slash", "Filter log", "Show only log lines "
-            "containing some text", "dashboard", key_display="/"),
-    Command("dash.scope", "whole_log", "l", "Whole log", "Show the log of the whole run "
-            "instead of the selected step", "dashboard", footer=False),
-    Command("dash.back", "back", "escape", "Back", "Clear the filter, or go back",
-            "dashboard", key_display="esc"),
+    Command(
+        "dash.approve",
+        "approval",
+        "a",
+        "Approval",
+        "Open the approval gate that is waiting",
+        "dashboard",
+    ),
+    Command(
+        "dash.pause",
+        "pause",
+        "p",
+        "Pause/resume",
+        "Pause the run (steps in flight finish, no new step starts) or let it go on",
+        "dashboard",
+    ),
+    Command(
+        "dash.cancel",
+        "cancel",
+        "c",
+        "Cancel",
+        "Cancel the run (asks first); steps in flight are stopped",
+        "dashboard",
+    ),
+    Command(
+        "dash.retry",
+        "retry",
+        "r",
+        "Retry",
+        "Resume a failed or interrupted run: failed steps run again, completed ones are reused",
+        "dashboard",
+    ),
+    Command(
+        "dash.skip",
+        "skip_gate",
+        "s",
+        "Skip gate",
+        "Skip a skippable quality gate (a reason is required and audited)",
+        "dashboard",
+    ),
+    Command(
+        "dash.jump",
+        "jump",
+        "j",
+        "Failing step",
+        "Select the failing step and show its log",
+        "dashboard",
+    ),
+    Command(
+        "dash.filter",
+        "filter",
+        "slash",
+        "Filter log",
+        "Show only log lines containing some text",
+        "dashboard",
+        key_display="/",
+    ),
+    Command(
+        "dash.scope",
+        "whole_log",
+        "l",
+        "Whole log",
+        "Show the log of the whole run instead of the selected step",
+        "dashboard",
+        footer=False,
+    ),
+    Command(
+        "dash.back",
+        "back",
+        "escape",
+        "Back",
+        "Clear the filter, or go back",
+        "dashboard",
+        key_display="esc",
+    ),
     # history
-    Command("history.open", "open", "enter", "Open", "Open the highlighted run's "
-            "dashboard", "history"),
-    Command("history.workflow", "focus_workflow", "w", "Workflow", "Filter by workflow",
-            "history"),
-    Command("history.status", "focus_status", "s", "Status", "Filter by status",
-            "history"),
+    Command(
+        "history.open", "open", "enter", "Open", "Open the highlighted run's dashboard", "history"
+    ),
+    Command("history.workflow", "focus_workflow", "w", "Workflow", "Filter by workflow", "history"),
+    Command("history.status", "focus_status", "s", "Status", "Filter by status", "history"),
     Command("history.back", "back", "escape", "Back", "Back", "history", key_display="esc"),
     # war room (screens/warroom.py)
-    Command("wr.ack", "acknowledge", "k", "Acknowledge", "Acknowledge the incident (the "
-            "first to acknowledge takes command when nobody holds it)", "warroom"),
-    Command("wr.update", "update", "u", "Update", "Post a status update (commander or "
-            "communications lead)", "warroom"),
+    Command(
+        "wr.ack",
+        "acknowledge",
+        "k",
+        "Acknowledge",
+        "Acknowledge the incident (the first to acknowledge takes command when nobody holds it)",
+        "warroom",
+    ),
+    Command(
+        "wr.update",
+        "update",
+        "u",
+        "Update",
+        "Post a status update (commander or communications lead)",
+        "warroom",
+    ),
     Command("wr.note", "note", "n", "Note", "Add a note to the timeline (anyone)", "warroom"),
     Command("wr.role", "role", "o", "Role", "Take a role or hand one over", "warroom"),
-    Command("wr.severity", "severity", "v", "Severity", "Escalate or de-escalate (the "
-            "incident commander)", "warroom"),
-    Command("wr.approve", "approve", "a", "Approve deploy", "Open the approval gate that "
-            "is waiting (the deploy)", "warroom"),
-    Command("wr.rollback", "rollback", "b", "Roll back", "Reject the waiting deploy so the "
-            "service stays on its running release (asks first)", "warroom"),
-    Command("wr.resolve", "resolve", "x", "Resolve", "Resolve the incident and write the "
-            "postmortem draft (the incident commander)", "warroom"),
-    Command("wr.filter", "cycle_filter", "f", "Timeline", "Show all entries, people's "
-            "only, or the run's only", "warroom"),
-    Command("wr.search", "filter", "slash", "Filter", "Filter the timeline by text",
-            "warroom", footer=False, key_display="/"),
-    Command("wr.dashboard", "dashboard", "d", "Dashboard", "The run's dashboard (stages, "
-            "steps, log)", "warroom", footer=False),
-    Command("wr.back", "back", "escape", "Back", "Clear the filter, or go back", "warroom",
-            key_display="esc", footer=False),
+    Command(
+        "wr.severity",
+        "severity",
+        "v",
+        "Severity",
+        "Escalate or de-escalate (the incident commander)",
+        "warroom",
+    ),
+    Command(
+        "wr.approve",
+        "approve",
+        "a",
+        "Approve deploy",
+        "Open the approval gate that is waiting (the deploy)",
+        "warroom",
+    ),
+    Command(
+        "wr.rollback",
+        "rollback",
+        "b",
+        "Roll back",
+        "Reject the waiting deploy so the service stays on its running release (asks first)",
+        "warroom",
+    ),
+    Command(
+        "wr.resolve",
+        "resolve",
+        "x",
+        "Resolve",
+        "Resolve the incident and write the postmortem draft (the incident commander)",
+        "warroom",
+    ),
+    Command(
+        "wr.filter",
+        "cycle_filter",
+        "f",
+        "Timeline",
+        "Show all entries, people's only, or the run's only",
+        "warroom",
+    ),
+    Command(
+        "wr.search",
+        "filter",
+        "slash",
+        "Filter",
+        "Filter the timeline by text",
+        "warroom",
+        footer=False,
+        key_display="/",
+    ),
+    Command(
+        "wr.dashboard",
+        "dashboard",
+        "d",
+        "Dashboard",
+        "The run's dashboard (stages, steps, log)",
+        "warroom",
+        footer=False,
+    ),
+    Command(
+        "wr.back",
+        "back",
+        "escape",
+        "Back",
+        "Clear the filter, or go back",
+        "warroom",
+        key_display="esc",
+        footer=False,
+    ),
     # help
-    Command("help.back", "back", "escape", "Close", "Close help", "help",
-            key_display="esc"),
+    Command("help.back", "back", "escape", "Close", "Close help", "help", key_display="esc"),
 )
 
 
@@ -109,7 +270,7 @@ def commands(scope: str) -> list[Command]:
     return [c for c in REGISTRY if c.scope == scope]
 
 
-def bindings(scope: str) -> list[Binding]:
+def bindings(scope: str) -> list[Binding | tuple[str, str] | tuple[str, str, str]]:
     """``BINDINGS`` for a screen (or the app), built from the registry."""
     return [
         Binding(

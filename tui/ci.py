@@ -53,8 +53,7 @@ def github_actions_enabled(environ: Mapping[str, str] | None = None) -> bool:
 class GitHubActions:
     """Groups and annotations for the GitHub Actions log; never blocks, never raises."""
 
-    def __init__(self, stream: IO[str] | None = None, *,
-                 limit: int = ANNOTATION_LIMIT) -> None:
+    def __init__(self, stream: IO[str] | None = None, *, limit: int = ANNOTATION_LIMIT) -> None:
         self.stream = stream or sys.stderr
         self.limit = limit
         self.counts = {"error": 0, "warning": 0}
@@ -107,8 +106,9 @@ class GitHubActions:
         elif kind in (EventType.STAGE_FINISHED, EventType.STAGE_SKIPPED):
             status = "skipped" if kind == EventType.STAGE_SKIPPED else d.get("status")
             if status == "rejected" and d.get("error"):
-                self.annotate("error", f"{self.workflow}: stage {event.stage} rejected",
-                              str(d["error"]))
+                self.annotate(
+                    "error", f"{self.workflow}: stage {event.stage} rejected", str(d["error"])
+                )
             self.close_pending = self.group is not None
         elif kind == EventType.STEP_FINISHED and d.get("status") not in ("succeeded", None):
             where = f"{self.workflow}: {event.stage} / {event.step}"
@@ -116,34 +116,54 @@ class GitHubActions:
             note = " (continue_on_error: the run went on)" if d.get("continue_on_error") else ""
             self.annotate("error", f"{where} {d.get('status')}{note}", error)
         elif kind == EventType.STEP_FINISHED and d.get("via"):
-            self.annotate("warning", f"{self.workflow}: {event.stage} / {event.step} "
-                          f"recovered by fallback {d['via']}", str(d.get("error") or ""))
+            self.annotate(
+                "warning",
+                f"{self.workflow}: {event.stage} / {event.step} recovered by fallback {d['via']}",
+                str(d.get("error") or ""),
+            )
         elif kind == EventType.GATE_EVALUATED and not d.get("passed"):
             failed = [
                 f"{r.get('condition')}" + (f" ({r['error']})" if r.get("error") else "")
-                for r in d.get("results", []) if not r.get("passed")
+                for r in d.get("results", [])
+                if not r.get("passed")
             ]
-            self.annotate("error", f"{self.workflow}: quality gate {d.get('gate')} failed "
-                          f"(stage {event.stage})", "\n".join(failed))
+            self.annotate(
+                "error",
+                f"{self.workflow}: quality gate {d.get('gate')} failed (stage {event.stage})",
+                "\n".join(failed),
+            )
         elif kind == EventType.GATE_SKIPPED:
-            self.annotate("warning", f"{self.workflow}: quality gate {d.get('gate')} skipped",
-                          f"skipped by {d.get('by')}: {d.get('reason')}")
+            self.annotate(
+                "warning",
+                f"{self.workflow}: quality gate {d.get('gate')} skipped",
+                f"skipped by {d.get('by')}: {d.get('reason')}",
+            )
         elif kind == EventType.APPROVAL_REFUSED:
-            self.annotate("warning", f"{self.workflow}: decision on {d.get('gate')} refused",
-                          str(d.get("why") or ""))
+            self.annotate(
+                "warning",
+                f"{self.workflow}: decision on {d.get('gate')} refused",
+                str(d.get("why") or ""),
+            )
         elif kind == EventType.BUDGET and d.get("outcome") in ("warn", "warned", "exceeded"):
-            self.annotate("warning", f"{self.workflow}: token budget of {d.get('persona')}",
-                          f"{d.get('used')} of {d.get('budget')} tokens used")
+            self.annotate(
+                "warning",
+                f"{self.workflow}: token budget of {d.get('persona')}",
+                f"{d.get('used')} of {d.get('budget')} tokens used",
+            )
         elif kind in (EventType.RUN_FINISHED, EventType.RUN_INTERRUPTED):
             self._end_group()
             if kind == EventType.RUN_INTERRUPTED:
-                self.annotate("warning", f"{self.workflow}: run interrupted",
-                              f"{d.get('reason')}; resume with "
-                              f"`quarterdeck resume {event.run_id}`")
+                self.annotate(
+                    "warning",
+                    f"{self.workflow}: run interrupted",
+                    f"{d.get('reason')}; resume with `quarterdeck resume {event.run_id}`",
+                )
             for level, count in self.dropped.items():
                 if count:
-                    self._write(f"{count} more {level} annotation(s) left out (GitHub shows "
-                                f"{self.limit} per step); see the step summary")
+                    self._write(
+                        f"{count} more {level} annotation(s) left out (GitHub shows "
+                        f"{self.limit} per step); see the step summary"
+                    )
 
     def close(self) -> None:
         """End an open group (a run that stopped without a final event)."""
@@ -256,11 +276,15 @@ class HeadlessExtras:
 
                 extras._provider = build_provider(extras.environ)  # bad OTEL_* fails here
             elif trace:
-                raise InvalidInput("--trace needs OpenTelemetry, which is not installed",
-                                   hint="pip install 'quarterdeck[otel]'")
+                raise InvalidInput(
+                    "--trace needs OpenTelemetry, which is not installed",
+                    hint="pip install 'quarterdeck[otel]'",
+                )
             else:
-                _narrate("warning: OTEL_* asks for traces but OpenTelemetry is not installed;"
-                         " running without traces (pip install 'quarterdeck[otel]')")
+                _narrate(
+                    "warning: OTEL_* asks for traces but OpenTelemetry is not installed;"
+                    " running without traces (pip install 'quarterdeck[otel]')"
+                )
         return extras
 
     def attach(self, runner: Any) -> None:
@@ -276,8 +300,9 @@ class HeadlessExtras:
         if self.policy is not None:
             from core.approvals_policy import PolicySubscriber
 
-            runner.subscribers.append(PolicySubscriber(self.policy, runner, self.actor,
-                                                       notify=_narrate))
+            runner.subscribers.append(
+                PolicySubscriber(self.policy, runner, self.actor, notify=_narrate)
+            )
         if github_actions_enabled(self.environ):
             # before the narration renderer, so a stage's group opens above its lines
             self._github = GitHubActions()
@@ -285,8 +310,9 @@ class HeadlessExtras:
         if self._provider is not None:
             from core.tracing import TracingSubscriber
 
-            self._tracer = TracingSubscriber(self._provider, environ=self.environ,
-                                             step_env=runner.step_env, on_error=_narrate)
+            self._tracer = TracingSubscriber(
+                self._provider, environ=self.environ, step_env=runner.step_env, on_error=_narrate
+            )
             runner.subscribers.append(self._tracer)
 
     def finish(self, runner: Any, state: Any) -> None:

@@ -45,25 +45,38 @@ AsOpt = Annotated[
     typer.Option("--as", help="Who you are (default: $QUARTERDECK_USER, the CI actor, or login)"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout")]
+NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Exit 3 at an undecided approval")]
 ReportDirOpt = Annotated[
     Path | None,
-    typer.Option("--report-dir", help="Write run.json, junit.xml, summary.md, events.jsonl "
-                 "here ({run} is the run id; default: report_dir in config)"),
+    typer.Option(
+        "--report-dir",
+        help="Write run.json, junit.xml, summary.md, events.jsonl "
+        "here ({run} is the run id; default: report_dir in config)",
+    ),
 ]
 EventsOpt = Annotated[
     str | None,
-    typer.Option("--events", metavar="-|FILE",
-                 help="Stream every event as a JSON line to stdout (-) or a file"),
+    typer.Option(
+        "--events",
+        metavar="-|FILE",
+        help="Stream every event as a JSON line to stdout (-) or a file",
+    ),
 ]
 ApprovalsOpt = Annotated[
     Path | None,
-    typer.Option("--approvals", metavar="FILE",
-                 help="Approvals policy: per gate approve/reject/wait, with conditions"),
+    typer.Option(
+        "--approvals",
+        metavar="FILE",
+        help="Approvals policy: per gate approve/reject/wait, with conditions",
+    ),
 ]
 TraceOpt = Annotated[
     bool,
-    typer.Option("--trace", help="OpenTelemetry spans (also on when OTEL_EXPORTER_OTLP_ENDPOINT "
-                 "or OTEL_TRACES_EXPORTER is set)"),
+    typer.Option(
+        "--trace",
+        help="OpenTelemetry spans (also on when OTEL_EXPORTER_OTLP_ENDPOINT "
+        "or OTEL_TRACES_EXPORTER is set)",
+    ),
 ]
 
 
@@ -166,8 +179,14 @@ def workflows(json_out: JsonOpt = False) -> None:
     entries = list_workflows()
     if json_out:
         data = [
-            {"name": e.name, "title": e.title, "description": e.description,
-             "origin": e.origin, "path": str(e.path), "error": e.error}
+            {
+                "name": e.name,
+                "title": e.title,
+                "description": e.description,
+                "origin": e.origin,
+                "path": str(e.path),
+                "error": e.error,
+            }
             for e in entries
         ]
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
@@ -196,8 +215,10 @@ def personas(
         if persona is None:
             _fail(InvalidInput(f"no persona {name!r}{did_you_mean(name, catalog.names())}"))
         if json_out:
-            sys.stdout.write(json.dumps({**persona.model_dump(),
-                                         "origin": catalog.origins[name]}, indent=2) + "\n")
+            sys.stdout.write(
+                json.dumps({**persona.model_dump(), "origin": catalog.origins[name]}, indent=2)
+                + "\n"
+            )
             return
         out = [
             f"{persona.name}: {persona.title}",
@@ -213,9 +234,16 @@ def personas(
         sys.stdout.write("\n".join(out) + "\n")
         return
     if json_out:
-        sys.stdout.write(json.dumps(
-            [{**p.model_dump(), "origin": catalog.origins[p.name]}
-             for p in catalog.personas.values()], indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {**p.model_dump(), "origin": catalog.origins[p.name]}
+                    for p in catalog.personas.values()
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
         return
     for p in sorted(catalog.personas.values(), key=lambda p: p.name):
         sys.stdout.write(f"{p.name:<22} {p.token_budget:>6} tokens  {p.title} — {p.role}\n")
@@ -239,16 +267,20 @@ def actions() -> None:
 
 def _print_plan(runner: Any) -> None:
     wf = runner.workflow
-    lines = [f"plan for {wf.name}" + (f" — {wf.title}" if wf.title else ""),
-             f"inputs: {json.dumps(runner.inputs, default=str)}"]
+    lines = [
+        f"plan for {wf.name}" + (f" — {wf.title}" if wf.title else ""),
+        f"inputs: {json.dumps(runner.inputs, default=str)}",
+    ]
     for stage in wf.stages:
         persona = f" ({stage.persona})" if stage.persona else ""
         when = f" when {stage.when}" if stage.when is not None else ""
         lines.append(f"stage {stage.id}{persona}{when}")
         if stage.approval:
             a = stage.approval
-            lines.append(f"  approval {a.id}: approvers {a.approvers or 'anyone'}, "
-                         f"{a.min_approvals} needed, on timeout {a.on_timeout}")
+            lines.append(
+                f"  approval {a.id}: approvers {a.approvers or 'anyone'}, "
+                f"{a.min_approvals} needed, on timeout {a.on_timeout}"
+            )
         for layer in _layers(stage.steps):
             lines.append("  " + " ∥ ".join(f"{s.id} [{s.uses}]" for s in layer))
         if stage.gate:
@@ -272,7 +304,9 @@ def _layers(steps: list[Any]) -> list[list[Any]]:
     return layers
 
 
-def _decisions(approve: list[str], reject: list[str], actor: str, reason: str) -> dict[str, tuple[str, str, str]]:
+def _decisions(
+    approve: list[str], reject: list[str], actor: str, reason: str
+) -> dict[str, tuple[str, str, str]]:
     out: dict[str, tuple[str, str, str]] = {}
     for gate in approve:
         out[gate] = ("approve", actor, reason or "approved on the command line")
@@ -289,8 +323,10 @@ def _check_predecision(
     """Refuse a command-line decision its author may not make, before anything runs."""
     approval = next(s.approval for s in workflow.stages if s.approval and s.approval.id == gate)
     flag = f"--{kind} {gate}"
-    if approval.approvers and actor not in approval.approvers and not any(
-        actor in groups.get(name, []) for name in approval.approvers
+    if (
+        approval.approvers
+        and actor not in approval.approvers
+        and not any(actor in groups.get(name, []) for name in approval.approvers)
     ):
         raise InvalidInput(
             f"{flag}: {actor!r} is not an approver of gate {gate!r} "
@@ -299,8 +335,7 @@ def _check_predecision(
         )
     if kind == "approve" and not approval.allow_self_approval:
         raise InvalidInput(
-            f"{flag}: {actor!r} starts this run and gate {gate!r} does not allow "
-            "self-approval",
+            f"{flag}: {actor!r} starts this run and gate {gate!r} does not allow self-approval",
             hint="let an approver run `quarterdeck approve RUN GATE`, or set "
             "allow_self_approval: true on the gate",
         )
@@ -341,12 +376,19 @@ def _execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> 
 
 
 # metrics options (core/metrics.py), shared by run and resume
-MetricsPortOpt = Annotated[int | None, typer.Option(
-    "--metrics-port", min=0, max=65535, help="Serve Prometheus /metrics on this port (0: any)")]
-MetricsHostOpt = Annotated[str, typer.Option(
-    "--metrics-host", help="Address for --metrics-port (default 127.0.0.1)")]
-PushgatewayOpt = Annotated[str | None, typer.Option(
-    "--pushgateway", help="Push metrics once at the end to this Pushgateway URL")]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port", min=0, max=65535, help="Serve Prometheus /metrics on this port (0: any)"
+    ),
+]
+MetricsHostOpt = Annotated[
+    str, typer.Option("--metrics-host", help="Address for --metrics-port (default 127.0.0.1)")
+]
+PushgatewayOpt = Annotated[
+    str | None,
+    typer.Option("--pushgateway", help="Push metrics once at the end to this Pushgateway URL"),
+]
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -361,7 +403,7 @@ def run(
     store: StoreOpt = None,
     as_: AsOpt = None,
     reason: Annotated[str, typer.Option("--reason", help="Why (for --approve/--reject)")] = "",
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 3 at an undecided approval")] = False,
+    no_wait: NoWaitOpt = False,
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
     workdir: Annotated[Path | None, typer.Option("--workdir", help="Where steps run")] = None,
     report_dir: ReportDirOpt = None,
@@ -401,17 +443,31 @@ def run(
         from tui.ci import HeadlessExtras
 
         extras = HeadlessExtras.prepare(
-            workflow=loaded.workflow, json_out=json_out, report_dir=report_dir, events=events,
-            approvals=approvals, trace=trace, actor=actor, settings=ctx.settings,
+            workflow=loaded.workflow,
+            json_out=json_out,
+            report_dir=report_dir,
+            events=events,
+            approvals=approvals,
+            trace=trace,
+            actor=actor,
+            settings=ctx.settings,
         )
         if dry_run:
-            from core.runner import Runner
             from core.inputs import resolve_inputs
+            from core.runner import Runner
             from core.store import Store
 
             inputs = resolve_inputs(loaded.workflow, given, base=Path.cwd())
-            _print_plan(Runner(loaded, Store(":memory:"), inputs=inputs, settings=ctx.settings,
-                               personas=ctx.personas, options=options))
+            _print_plan(
+                Runner(
+                    loaded,
+                    Store(":memory:"),
+                    inputs=inputs,
+                    settings=ctx.settings,
+                    personas=ctx.personas,
+                    options=options,
+                )
+            )
             return
         if not headless and not json_out and _interactive():
             try:
@@ -423,21 +479,20 @@ def run(
                 return
         db = open_store(store)
         runner = new_runner(loaded, db, ctx, given, options)
-        from core.metrics import start_metrics
-
-        metrics = start_metrics(runner, ctx.settings, port=metrics_port, host=metrics_host,
-                                pushgateway=pushgateway, say=_err)
     except QuarterdeckError as exc:
         _fail(exc)
-    live = (
-        _interactive() and sys.stderr.isatty() and not json_out and events != "-"
-        and _color() is not False
+    raise typer.Exit(
+        _run_headless(
+            runner,
+            ctx.settings,
+            json_out=json_out,
+            events=events,
+            extras=extras,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            pushgateway=pushgateway,
+        )
     )
-    try:
-        code = _execute(runner, json_out=json_out, live=live, extras=extras)
-    finally:
-        metrics.finish()
-    raise typer.Exit(code)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -448,7 +503,7 @@ def resume(
     input_: Annotated[list[str], typer.Option("-i", "--input", help="key=value (secrets)")] = [],  # noqa: B006
     store: StoreOpt = None,
     as_: AsOpt = None,
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 3 at an undecided approval")] = False,
+    no_wait: NoWaitOpt = False,
     report_dir: ReportDirOpt = None,
     events: EventsOpt = None,
     approvals: ApprovalsOpt = None,
@@ -472,8 +527,13 @@ def resume(
         from tui.ci import HeadlessExtras
 
         extras = HeadlessExtras.prepare(
-            workflow=runner.workflow, json_out=json_out, report_dir=report_dir, events=events,
-            approvals=approvals, trace=trace, actor=current_user(as_, ctx.settings),
+            workflow=runner.workflow,
+            json_out=json_out,
+            report_dir=report_dir,
+            events=events,
+            approvals=approvals,
+            trace=trace,
+            actor=current_user(as_, ctx.settings),
             settings=ctx.settings,
         )
     except QuarterdeckError as exc:
@@ -486,22 +546,56 @@ def resume(
         else:
             run_cockpit(store=store, runner=runner)
             return
+    raise typer.Exit(
+        _run_headless(
+            runner,
+            ctx.settings,
+            json_out=json_out,
+            events=events,
+            extras=extras,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            pushgateway=pushgateway,
+        )
+    )
+
+
+def _run_headless(
+    runner: Any,
+    settings: Any,
+    *,
+    json_out: bool,
+    events: str | None,
+    extras: Any,
+    metrics_port: int | None,
+    metrics_host: str,
+    pushgateway: str | None,
+) -> int:
+    """Run to the end without the cockpit: metrics wired, live view only on a terminal."""
     from core.metrics import start_metrics
 
     try:
-        metrics = start_metrics(runner, ctx.settings, port=metrics_port, host=metrics_host,
-                                pushgateway=pushgateway, say=_err)
+        metrics = start_metrics(
+            runner,
+            settings,
+            port=metrics_port,
+            host=metrics_host,
+            pushgateway=pushgateway,
+            say=_err,
+        )
     except QuarterdeckError as exc:
         _fail(exc)
     live = (
-        _interactive() and sys.stderr.isatty() and not json_out and events != "-"
+        _interactive()
+        and sys.stderr.isatty()
+        and not json_out
+        and events != "-"
         and _color() is not False
     )
     try:
-        code = _execute(runner, json_out=json_out, live=live, extras=extras)
+        return _execute(runner, json_out=json_out, live=live, extras=extras)
     finally:
         metrics.finish()
-    raise typer.Exit(code)
 
 
 # --- history ---------------------------------------------------------------------------
@@ -591,9 +685,13 @@ def attach(
         from core.metrics import JournalMetrics
 
         try:
-            metrics = JournalMetrics(store_path(store), row.id, port=metrics_port,
-                                     host=metrics_host,
-                                     namespace=load_settings().metrics.namespace)
+            metrics = JournalMetrics(
+                store_path(store),
+                row.id,
+                port=metrics_port,
+                host=metrics_host,
+                namespace=load_settings().metrics.namespace,
+            )
         except QuarterdeckError as exc:
             _fail(exc)
     try:
@@ -608,18 +706,27 @@ def attach(
 
 @app.command()
 def listen(
-    alertmanager: Annotated[str, typer.Option(
-        "--alertmanager", metavar="HOST:PORT",
-        help="Serve Alertmanager's webhook here (127.0.0.1:0 picks a free port)")],
-    workflow: Annotated[str, typer.Option(
-        "--workflow", "-w", help="The workflow each new alert group starts")
+    alertmanager: Annotated[
+        str,
+        typer.Option(
+            "--alertmanager",
+            metavar="HOST:PORT",
+            help="Serve Alertmanager's webhook here (127.0.0.1:0 picks a free port)",
+        ),
+    ],
+    workflow: Annotated[
+        str, typer.Option("--workflow", "-w", help="The workflow each new alert group starts")
     ] = "incident-response",
-    input_: Annotated[list[str], typer.Option(
-        "-i", "--input", help="key=value for every run (an alert's own values win)")
+    input_: Annotated[
+        list[str],
+        typer.Option("-i", "--input", help="key=value for every run (an alert's own values win)"),
     ] = [],  # noqa: B006
     store: StoreOpt = None,
-    metrics_port: Annotated[int | None, typer.Option(
-        "--metrics-port", help="Serve incident_resolution_seconds{severity} on 127.0.0.1")
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port", help="Serve incident_resolution_seconds{severity} on 127.0.0.1"
+        ),
     ] = None,
 ) -> None:
     """Receive Alertmanager webhooks; start an incident-response run per new alert group.
@@ -640,8 +747,10 @@ def listen(
         loaded = load(workflow, ctx)
         unknown = sorted(set(base) - set(loaded.workflow.inputs))
         if unknown:
-            raise InvalidInput(f"workflow {loaded.workflow.name!r} has no input {unknown[0]!r}",
-                               hint="its inputs: " + ", ".join(loaded.workflow.inputs))
+            raise InvalidInput(
+                f"workflow {loaded.workflow.name!r} has no input {unknown[0]!r}",
+                hint="its inputs: " + ", ".join(loaded.workflow.inputs),
+            )
         path = store_path(store)
         path.parent.mkdir(parents=True, exist_ok=True)
     except QuarterdeckError as exc:
@@ -651,8 +760,15 @@ def listen(
         from core.incident import IncidentCollector
         from core.metrics import MetricsServer
 
-        listener = Listener(path, loaded, ctx, host=host, port=port, base_inputs=base,
-                            say=lambda text: _err(f"listen: {text}"))
+        listener = Listener(
+            path,
+            loaded,
+            ctx,
+            host=host,
+            port=port,
+            base_inputs=base,
+            say=lambda text: _err(f"listen: {text}"),
+        )
         await listener.start()
         metrics = None
         if metrics_port is not None:
@@ -662,8 +778,10 @@ def listen(
             registry.register(IncidentCollector(path, ctx.settings.metrics.namespace))
             metrics = MetricsServer(registry, "127.0.0.1", metrics_port)
             _err(f"listen: metrics on {metrics.url}")
-        _err(f"listen: Alertmanager webhook on {listener.server.url} → workflow "
-             f"{loaded.workflow.name}, store {path}")
+        _err(
+            f"listen: Alertmanager webhook on {listener.server.url} → workflow "
+            f"{loaded.workflow.name}, store {path}"
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -687,8 +805,12 @@ def listen(
 
 @app.command()
 def warroom(
-    run_id: Annotated[str | None, typer.Argument(
-        metavar="[RUN]", help="Run id or prefix (default: the newest open incident)")] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN]", help="Run id or prefix (default: the newest open incident)"
+        ),
+    ] = None,
     store: StoreOpt = None,
     as_: AsOpt = None,
 ) -> None:
@@ -714,8 +836,14 @@ def warroom(
 
 
 def _send(
-    run_id: str, kind: str, *, store: str | None, actor: str | None, reason: str,
-    target: str | None = None, wait: float = 3.0,
+    run_id: str,
+    kind: str,
+    *,
+    store: str | None,
+    actor: str | None,
+    reason: str,
+    target: str | None = None,
+    wait: float = 3.0,
 ) -> None:
     from core.config import current_user, load_settings
     from core.launch import open_store, read_state
@@ -746,8 +874,10 @@ def _send(
         _fail(exc)
     what = f"{kind} {target}" if target else kind
     if row.status == "interrupted":
-        _err(f"{what} recorded for run {row.id} by {who}; the run is not running — it applies "
-             f"when you `quarterdeck resume {row.id}`")
+        _err(
+            f"{what} recorded for run {row.id} by {who}; the run is not running — it applies "
+            f"when you `quarterdeck resume {row.id}`"
+        )
         return
     deadline = time.monotonic() + wait
     outcome = None
@@ -824,18 +954,29 @@ def cancel_cmd(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def demo(
-    which: Annotated[str, typer.Argument(metavar="[release|incident]",
-                                         help="Which demo: release or incident")] = "release",
-    directory: Annotated[Path | None, typer.Option(
-        "--dir", help="Build the sandbox here and keep it (default: a temp dir, removed after)")
+    which: Annotated[
+        str, typer.Argument(metavar="[release|incident]", help="Which demo: release or incident")
+    ] = "release",
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Build the sandbox here and keep it (default: a temp dir, removed after)"
+        ),
     ] = None,
     headless: Annotated[bool, typer.Option("--headless", help="No cockpit")] = False,
-    approve: Annotated[list[str], typer.Option(
-        "--approve", help="Approve GATE up front (headless; nothing is approved otherwise)")
+    approve: Annotated[
+        list[str],
+        typer.Option(
+            "--approve", help="Approve GATE up front (headless; nothing is approved otherwise)"
+        ),
     ] = [],  # noqa: B006
-    scenario: Annotated[str, typer.Option(
-        "--scenario", help="incident only: hotfix (the fix works) or rollback (the fix is "
-        "bad: its health check fails and the deploy is rolled back)")
+    scenario: Annotated[
+        str,
+        typer.Option(
+            "--scenario",
+            help="incident only: hotfix (the fix works) or rollback (the fix is "
+            "bad: its health check fails and the deploy is rolled back)",
+        ),
     ] = "hotfix",
 ) -> None:
     """A local sandbox on 127.0.0.1 (package repo, index, production service, SSH host,
@@ -855,13 +996,16 @@ def demo(
             ctx = load_context()
             loaded = load(session.workflow, ctx)
             actor = current_user(None, ctx.settings)
-            options = RunOptions(started_by=actor,
-                                 decisions=_decisions(approve, [], actor, "approved for the demo"))
+            options = RunOptions(
+                started_by=actor, decisions=_decisions(approve, [], actor, "approved for the demo")
+            )
             gates = {s.approval.id for s in loaded.workflow.stages if s.approval}
             for gate in approve:
                 if gate not in gates:
-                    raise InvalidInput(f"--approve {gate!r}: the {which} demo's gates are "
-                                       + ", ".join(sorted(gates)))
+                    raise InvalidInput(
+                        f"--approve {gate!r}: the {which} demo's gates are "
+                        + ", ".join(sorted(gates))
+                    )
             if not headless and _interactive():
                 from tui.app import run_cockpit
 

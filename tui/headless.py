@@ -50,7 +50,7 @@ def _ts(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def describe(event: Event, state: RunState) -> str | None:  # noqa: C901
+def describe(event: Event, state: RunState) -> str | None:
     """One human line for an event, or None for events not worth a line."""
     d = event.data
     kind = event.type
@@ -62,7 +62,8 @@ def describe(event: Event, state: RunState) -> str | None:  # noqa: C901
         error = f": {d['error']}" if d.get("error") else ""
         return f"run {d.get('status')}{error}"
     if kind == EventType.RUN_INTERRUPTED:
-        return f"run interrupted: {d.get('reason')} (resume with `quarterdeck resume {event.run_id}`)"
+        resume = f"resume with `quarterdeck resume {event.run_id}`"
+        return f"run interrupted: {d.get('reason')} ({resume})"
     if kind == EventType.RUN_PAUSED:
         return f"paused by {d.get('by')}" + (f": {d['reason']}" if d.get("reason") else "")
     if kind == EventType.RUN_UNPAUSED:
@@ -137,17 +138,27 @@ def describe(event: Event, state: RunState) -> str | None:  # noqa: C901
 class PlainRenderer:
     """Timestamped lines: ``2026-11-21T10:15:02Z [stage · persona] step: message``."""
 
-    def __init__(self, state: RunState, stream: IO[str] | None = None, *, show_output: bool = True,
-                 color: bool | None = None) -> None:
+    def __init__(
+        self,
+        state: RunState,
+        stream: IO[str] | None = None,
+        *,
+        show_output: bool = True,
+        color: bool | None = None,
+    ) -> None:
         self.state = state
         self.stream = stream or sys.stderr
         self.show_output = show_output
         # colour=False must win over FORCE_COLOR in the environment (rich reads it too):
         # not a terminal means no escape sequences at all, not even bold
-        self.console = Console(file=self.stream, highlight=False, soft_wrap=True,
-                               force_terminal=color,
-                               color_system=None if color is False else "auto",
-                               no_color=(color is False) or None)
+        self.console = Console(
+            file=self.stream,
+            highlight=False,
+            soft_wrap=True,
+            force_terminal=color,
+            color_system=None if color is False else "auto",
+            no_color=(color is False) or None,
+        )
 
     def prefix(self, event: Event) -> str:
         stage = event.stage or "-"
@@ -191,8 +202,14 @@ class LiveRenderer:
         self.console = console or Console(stderr=True)
         self.recent: list[str] = []
         self.notices: list[str] = []
-        self.live = Live(self.render(), console=self.console, refresh_per_second=8,
-                         transient=False, redirect_stdout=False, redirect_stderr=False)
+        self.live = Live(
+            self.render(),
+            console=self.console,
+            refresh_per_second=8,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
 
     def __enter__(self) -> LiveRenderer:
         self.live.__enter__()
@@ -207,10 +224,15 @@ class LiveRenderer:
             for line in event.data.get("lines", []):
                 self.recent.append(f"{event.step}: {line}")
             del self.recent[:-8]
-        elif event.type in (EventType.APPROVAL_REQUESTED, EventType.APPROVAL_DECIDED,
-                            EventType.GATE_EVALUATED, EventType.RUN_FINISHED,
-                            EventType.RUN_INTERRUPTED, EventType.APPROVAL_REFUSED,
-                            EventType.STEP_RETRY):
+        elif event.type in (
+            EventType.APPROVAL_REQUESTED,
+            EventType.APPROVAL_DECIDED,
+            EventType.GATE_EVALUATED,
+            EventType.RUN_FINISHED,
+            EventType.RUN_INTERRUPTED,
+            EventType.APPROVAL_REFUSED,
+            EventType.STEP_RETRY,
+        ):
             message = describe(event, self.state)
             if message:
                 self.notices.extend(message.splitlines())
@@ -234,17 +256,21 @@ class LiveRenderer:
         for stage in s.stages.values():
             table.add_row(
                 Text(ICONS.get(stage.status, "?"), style=STYLES.get(stage.status, "")),
-                Text(f"{stage.id}" + (f" ({stage.persona})" if stage.persona else ""),
-                     style="bold"),
+                Text(
+                    f"{stage.id}" + (f" ({stage.persona})" if stage.persona else ""), style="bold"
+                ),
                 format_duration(stage.finished_at - stage.started_at)
-                if stage.finished_at and stage.started_at else "",
+                if stage.finished_at and stage.started_at
+                else "",
             )
             for step in stage.steps.values():
                 attempts = f" ×{step.attempts}" if step.attempts > 1 else ""
                 table.add_row(
                     "",
-                    Text(f"  {ICONS.get(step.status, '?')} {step.id}{attempts}",
-                         style=STYLES.get(step.status, "")),
+                    Text(
+                        f"  {ICONS.get(step.status, '?')} {step.id}{attempts}",
+                        style=STYLES.get(step.status, ""),
+                    ),
                     format_duration(step.duration) if step.started_at else "",
                 )
         parts: list[Any] = [head, table]

@@ -26,8 +26,10 @@ def render_show(state: RunState) -> str:
     lines.append("")
     for stage in state.stages.values():
         persona = f"  ({stage.persona})" if stage.persona else ""
-        lines.append(f"{ICONS.get(stage.status, '?')} {stage.id}{persona}  {stage.status}"
-                     + (f": {stage.error}" if stage.error and stage.status != "succeeded" else ""))
+        lines.append(
+            f"{ICONS.get(stage.status, '?')} {stage.id}{persona}  {stage.status}"
+            + (f": {stage.error}" if stage.error and stage.status != "succeeded" else "")
+        )
         if stage.approval is not None:
             a = stage.approval
             decided = f" by {a.decided_by}" if a.decided_by else ""

@@ -33,8 +33,15 @@ from typing import Literal
 
 CHANNELS: tuple[str, ...] = ("dev", "alpha", "beta", "rc")
 _CHANNEL_ALIASES = {
-    "dev": "dev", "a": "alpha", "alpha": "alpha", "b": "beta", "beta": "beta",
-    "c": "rc", "rc": "rc", "pre": "rc", "preview": "rc",
+    "dev": "dev",
+    "a": "alpha",
+    "alpha": "alpha",
+    "b": "beta",
+    "beta": "beta",
+    "c": "rc",
+    "rc": "rc",
+    "pre": "rc",
+    "preview": "rc",
 }
 _PEP440_LABEL = {"dev": ".dev", "alpha": "a", "beta": "b", "rc": "rc"}
 
@@ -226,8 +233,15 @@ def parse_commit(commit: RawCommit) -> ParsedCommit:
         reverts = found["sha"]
     header = _HEADER.match(subject)
     if header is None:
-        return ParsedCommit(sha=commit.sha, subject=subject, conventional=False, body=body,
-                            footers=tuple(footers), reverts=reverts, is_merge=commit.is_merge)
+        return ParsedCommit(
+            sha=commit.sha,
+            subject=subject,
+            conventional=False,
+            body=body,
+            footers=tuple(footers),
+            reverts=reverts,
+            is_merge=commit.is_merge,
+        )
     ctype = header["type"].lower()
     notes = tuple(v.strip() for t, v in footers if t in ("BREAKING CHANGE", "BREAKING-CHANGE"))
     if ctype == "revert" and reverts is None:
@@ -263,8 +277,13 @@ def effective_commits(commits: Sequence[RawCommit]) -> list[ParsedCommit]:
         if commit.sha in cancelled or commit.reverts is None:
             continue
         target = next(
-            (c for c in parsed if c.sha != commit.sha and c.sha not in cancelled
-             and c.sha.startswith(commit.reverts)),
+            (
+                c
+                for c in parsed
+                if c.sha != commit.sha
+                and c.sha not in cancelled
+                and c.sha.startswith(commit.reverts)
+            ),
             None,
         )
         if target is not None:
@@ -313,8 +332,12 @@ def next_version(
         )
     base = last_release or (current if not current.is_prerelease else None)
     effective = level
-    if (not explicit and effective is Level.MAJOR and zero_major_breaking == "minor"
-            and (base or current).major == 0):
+    if (
+        not explicit
+        and effective is Level.MAJOR
+        and zero_major_breaking == "minor"
+        and (base or current).major == 0
+    ):
         effective = Level.MINOR
     # With no release yet and a prerelease as the latest version, the prerelease line
     # simply continues (target None means "the current prerelease's own version").
@@ -334,15 +357,26 @@ def next_version(
                 )
             if rank == cur_rank:
                 if not explicit and level_since_current is Level.NONE:
-                    return Plan(current, None, Level.NONE,
-                                f"no releasable commit since {current}")
-                return Plan(current, replace(current, pre=(channel, cur_num + 1)), effective,
-                            f"next {channel} of {current.final()}")
-            return Plan(current, replace(current, pre=(channel, 1)), effective,
-                        f"first {channel} of {current.final()}")
+                    return Plan(current, None, Level.NONE, f"no releasable commit since {current}")
+                return Plan(
+                    current,
+                    replace(current, pre=(channel, cur_num + 1)),
+                    effective,
+                    f"next {channel} of {current.final()}",
+                )
+            return Plan(
+                current,
+                replace(current, pre=(channel, 1)),
+                effective,
+                f"first {channel} of {current.final()}",
+            )
         assert target_core is not None
-        return Plan(current, replace(target_core, pre=(channel, 1)), effective,
-                    f"{effective.name.lower()} change since {base}")
+        return Plan(
+            current,
+            replace(target_core, pre=(channel, 1)),
+            effective,
+            f"{effective.name.lower()} change since {base}",
+        )
     if target_core is None or effective is Level.NONE:
         return Plan(current, None, Level.NONE, f"no releasable commit since {current}")
     new = target_core if channel is None else replace(target_core, pre=(channel, 1))
@@ -352,12 +386,23 @@ def next_version(
 # --------------------------------------------------------------------------- changelog
 
 SECTION_ORDER: tuple[str, ...] = (
-    "Breaking changes", "Added", "Changed", "Deprecated", "Removed", "Fixed", "Security",
+    "Breaking changes",
+    "Added",
+    "Changed",
+    "Deprecated",
+    "Removed",
+    "Fixed",
+    "Security",
     "Other changes",
 )
 TYPE_SECTIONS: dict[str, str] = {
-    "feat": "Added", "fix": "Fixed", "perf": "Changed", "refactor": "Changed",
-    "revert": "Removed", "deprecate": "Deprecated", "security": "Security",
+    "feat": "Added",
+    "fix": "Fixed",
+    "perf": "Changed",
+    "refactor": "Changed",
+    "revert": "Removed",
+    "deprecate": "Deprecated",
+    "security": "Security",
 }
 DEFAULT_HIDDEN_TYPES: tuple[str, ...] = ("chore", "ci", "build", "test", "style", "docs")
 
@@ -392,7 +437,9 @@ class Forge:
 
 
 KNOWN_FORGES = {
-    "github.com": "github", "gitlab.com": "gitlab", "bitbucket.org": "bitbucket",
+    "github.com": "github",
+    "gitlab.com": "gitlab",
+    "bitbucket.org": "bitbucket",
     "codeberg.org": "gitea",
 }
 _REMOTE = re.compile(
@@ -494,20 +541,20 @@ def find_section(text: str, version: str) -> str | None:
         if match["version"] == version:
             following = _VERSION_HEADING.search(text, match.end())
             end = following.start() if following else len(text)
-            body = text[match.start():end]
+            body = text[match.start() : end]
             body = re.split(r"^\[[^\]]+\]: ", body, maxsplit=1, flags=re.MULTILINE)[0]
             return body.rstrip() + "\n"
     return None
 
 
-def insert_section(text: str | None, version: str, section: str,
-                   compare_url: str | None = None) -> tuple[str, bool]:
+def insert_section(
+    text: str | None, version: str, section: str, compare_url: str | None = None
+) -> tuple[str, bool]:
     """Add ``section`` to a changelog (new if ``text`` is None). Unchanged if already there."""
     if text is not None and find_section(text, version) is not None:
         return text, False
     body = text if text is not None and text.strip() else CHANGELOG_HEADER
-    headings = [m for m in _VERSION_HEADING.finditer(body)
-                if m["version"].lower() != "unreleased"]
+    headings = [m for m in _VERSION_HEADING.finditer(body) if m["version"].lower() != "unreleased"]
     if headings:
         at = headings[0].start()
         new = body[:at] + section + "\n" + body[at:]
@@ -519,8 +566,8 @@ def insert_section(text: str | None, version: str, section: str,
     if compare_url:
         line = f"[{version}]: {compare_url}\n"
         links = re.search(r"^\[[^\]]+\]: ", new, re.MULTILINE)
-        if links and not new[links.start():].lower().startswith("[unreleased]"):
-            new = new[:links.start()] + line + new[links.start():]
+        if links and not new[links.start() :].lower().startswith("[unreleased]"):
+            new = new[: links.start()] + line + new[links.start() :]
         elif links:
             end = new.find("\n", links.start()) + 1 or len(new)
             new = new[:end] + line + new[end:]
@@ -538,4 +585,3 @@ def render_changelog_section(
 ) -> str:
     """Convenience: group and render in one call."""
     return render_section(version, date, group_commits(commits, forge, hidden_types))
-

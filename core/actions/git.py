@@ -107,8 +107,9 @@ async def _threaded(ctx: ActionContext, fn: Callable[[Log], T]) -> T:
         return await asyncio.to_thread(fn, lines.append)
     except git.GitCommandError as exc:
         detail = (exc.stderr or exc.stdout or str(exc)).strip().replace("\n", " ")
-        raise ActionError(f"git {exc.command[1] if len(exc.command) > 1 else ''} failed: "
-                          f"{detail}") from None
+        raise ActionError(
+            f"git {exc.command[1] if len(exc.command) > 1 else ''} failed: {detail}"
+        ) from None
     finally:
         for line in lines:
             ctx.log(line)
@@ -141,7 +142,7 @@ def version_tags(repo: git.Repo, prefix: str, ref: str = "HEAD") -> dict[str, Ve
     for name in out.splitlines():
         name = name.strip()
         try:
-            tags[name] = Version.parse(name[len(prefix):])
+            tags[name] = Version.parse(name[len(prefix) :])
         except VersionError:
             continue
     return tags
@@ -150,10 +151,7 @@ def version_tags(repo: git.Repo, prefix: str, ref: str = "HEAD") -> dict[str, Ve
 def commits_between(repo: git.Repo, since: str | None, until: str = "HEAD") -> list[RawCommit]:
     """Commits in ``since..until`` (all of ``until``'s history when ``since`` is None)."""
     rev = f"{since}..{until}" if since else until
-    return [
-        RawCommit(c.hexsha, str(c.message), len(c.parents) > 1)
-        for c in repo.iter_commits(rev)
-    ]
+    return [RawCommit(c.hexsha, str(c.message), len(c.parents) > 1) for c in repo.iter_commits(rev)]
 
 
 def _tag_for(tags: dict[str, Version], version: Version | None) -> str | None:
@@ -193,7 +191,7 @@ def find_version(text: str, file_name: str, pattern: str | None) -> tuple[int, i
                 f"{file_name} declares the version as dynamic; name the file that holds it "
                 "with `file:` (and `pattern:` if needed)"
             )
-        raise NonRetryableError(f"no `version = \"...\"` in the [project] table of {file_name}")
+        raise NonRetryableError(f'no `version = "..."` in the [project] table of {file_name}')
     match = re.search(_GENERIC_VERSION, text, re.MULTILINE)
     if not match:
         raise NonRetryableError(
@@ -254,23 +252,30 @@ def plan_bump(
     since_current = effective_commits(commits_between(repo, current_tag))
     explicit = params.part != "auto"
     level = Level[params.part.upper()] if explicit else release_level(since_release)
-    log(f"latest version {current} (tag {current_tag or 'none'}), "
-        f"last release {last_release or 'none'}; {len(since_current)} commit(s) since")
+    log(
+        f"latest version {current} (tag {current_tag or 'none'}), "
+        f"last release {last_release or 'none'}; {len(since_current)} commit(s) since"
+    )
     for commit in since_current:
         marker = f"[{commit.level.name.lower()}]" if commit.level else "[-]"
         log(f"  {marker} {commit.sha[:7]} {commit.subject}")
     try:
         plan = next_version(
-            current, last_release, level=level,
+            current,
+            last_release,
+            level=level,
             level_since_current=level if explicit else release_level(since_current),
-            channel=params.prerelease, explicit=explicit,
+            channel=params.prerelease,
+            explicit=explicit,
             zero_major_breaking=params.zero_major_breaking,
         )
     except VersionError as exc:
         raise NonRetryableError(str(exc)) from None
     log(plan.reason if plan.new is None else f"{plan.old} → {plan.new} ({plan.reason})")
     return {
-        "current": current, "plan": plan, "last_tag": current_tag or "",
+        "current": current,
+        "plan": plan,
+        "last_tag": current_tag or "",
         "commits": len(since_current),
     }
 
@@ -295,8 +300,10 @@ async def bump_version(params: BumpParams, ctx: ActionContext) -> dict[str, Any]
         marker = _marker_path(repo, "git.bump_version", ctx.idempotency_key)
         done = _read_marker(marker)
         if done is not None and done.get("new_version") == text[start:end]:
-            log(f"{params.file} already holds {done['new_version']} from this step's "
-                "earlier attempt; not bumping again")
+            log(
+                f"{params.file} already holds {done['new_version']} from this step's "
+                "earlier attempt; not bumping again"
+            )
             return {**done, "changed": False}
         decided = plan_bump(repo, params, file_version, log)
         plan = decided["plan"]
@@ -395,7 +402,8 @@ async def changelog(params: ChangelogParams, ctx: ActionContext) -> dict[str, An
         forge = _forge(repo, params)
         entries = group_commits(commits, forge, params.hidden_types)
         date = params.date or dt.datetime.fromtimestamp(ctx.clock.now(), dt.UTC).strftime(
-            "%Y-%m-%d")
+            "%Y-%m-%d"
+        )
         section = render_section(version, date, entries)
         compare = None
         if forge is not None and since:
@@ -406,8 +414,12 @@ async def changelog(params: ChangelogParams, ctx: ActionContext) -> dict[str, An
         breaking = len(entries.sections.get("Breaking changes", []))
         count = sum(len(v) for v in entries.sections.values())
         outputs: dict[str, Any] = {
-            "version": version, "file": params.file, "since": since or "",
-            "entries": count, "breaking": breaking, "changed": False,
+            "version": version,
+            "file": params.file,
+            "since": since or "",
+            "entries": count,
+            "breaking": breaking,
+            "changed": False,
         }
         if previous is not None:
             log(f"{params.file} already has a section for {version}; leaving it as it is")
@@ -451,16 +463,22 @@ async def commit(params: CommitParams, ctx: ActionContext) -> dict[str, Any]:
     def work(log: Log) -> dict[str, Any]:
         repo = _open(root)
         if params.paths:
-            missing = [p for p in params.paths if not (root / p).exists()
-                       and not repo.git.ls_files("--", p)]
+            missing = [
+                p
+                for p in params.paths
+                if not (root / p).exists() and not repo.git.ls_files("--", p)
+            ]
             if missing:
                 raise NonRetryableError(f"paths not found in {root}: {', '.join(missing)}")
             repo.git.add("-A", "--", *params.paths)
         else:
             repo.git.add("-A")
         has_head = repo.head.is_valid()
-        staged = (repo.git.diff("--cached", "--name-only").splitlines() if has_head
-                  else repo.git.ls_files().splitlines())
+        staged = (
+            repo.git.diff("--cached", "--name-only").splitlines()
+            if has_head
+            else repo.git.ls_files().splitlines()
+        )
         if not staged and not params.allow_empty:
             log("nothing to commit; the tree is clean")
             return {"committed": False, "sha": _head_sha(repo), "files": []}
@@ -505,9 +523,14 @@ async def tag(params: TagParams, ctx: ActionContext) -> dict[str, Any]:
             )
         actor = _actor(repo, None, None)
         message = params.message or f"Release {params.name}"
-        repo.git.tag("-a", params.name, target.hexsha, "-m", message,
-                     env={"GIT_COMMITTER_NAME": actor.name or "",
-                          "GIT_COMMITTER_EMAIL": actor.email or ""})
+        repo.git.tag(
+            "-a",
+            params.name,
+            target.hexsha,
+            "-m",
+            message,
+            env={"GIT_COMMITTER_NAME": actor.name or "", "GIT_COMMITTER_EMAIL": actor.email or ""},
+        )
         log(f"tagged {target.hexsha[:7]} as {params.name}")
         return {"tag": params.name, "sha": target.hexsha, "created": True}
 
@@ -582,15 +605,21 @@ async def push(params: PushParams, ctx: ActionContext) -> dict[str, Any]:
         else:
             to_push.append(ref)
     if to_push:
-        code, lines = await _git(ctx, root, "push", "--porcelain", params.remote,
-                                 *[f"{ref}:{ref}" for ref in to_push])
+        code, lines = await _git(
+            ctx, root, "push", "--porcelain", params.remote, *[f"{ref}:{ref}" for ref in to_push]
+        )
         if code != 0:
             rejected = [ln for ln in lines if ln.startswith("!")]
             detail = rejected[0] if rejected else (lines[-1] if lines else f"exit {code}")
-            raise ActionError(f"git push to {params.remote} failed: {detail}",
-                              retryable=not rejected)
-    return {"pushed": to_push, "skipped": skipped, "changed": bool(to_push),
-            "remote": params.remote}
+            raise ActionError(
+                f"git push to {params.remote} failed: {detail}", retryable=not rejected
+            )
+    return {
+        "pushed": to_push,
+        "skipped": skipped,
+        "changed": bool(to_push),
+        "remote": params.remote,
+    }
 
 
 # --------------------------------------------------------------------------- branch
@@ -619,7 +648,8 @@ async def branch(params: BranchParams, ctx: ActionContext) -> dict[str, Any]:
             existing = repo.create_head(params.name, start)
             log(f"created branch {params.name} at {start.hexsha[:7]}")
         elif existing.commit.hexsha != start.hexsha and not repo.is_ancestor(
-                start, existing.commit):
+            start, existing.commit
+        ):
             raise NonRetryableError(
                 f"branch {params.name} already exists at {existing.commit.hexsha[:7]}, "
                 f"which does not contain {params.start_point} ({start.hexsha[:7]})"
@@ -630,12 +660,17 @@ async def branch(params: BranchParams, ctx: ActionContext) -> dict[str, Any]:
         if params.checkout and (repo.head.is_detached or repo.active_branch != existing):
             if repo.is_dirty(untracked_files=False):
                 raise NonRetryableError(
-                    f"cannot check out {params.name}: {root} has uncommitted changes")
+                    f"cannot check out {params.name}: {root} has uncommitted changes"
+                )
             existing.checkout()
             checked_out = True
             log(f"checked out {params.name}")
-        return {"branch": params.name, "sha": existing.commit.hexsha, "created": created,
-                "checked_out": checked_out}
+        return {
+            "branch": params.name,
+            "sha": existing.commit.hexsha,
+            "created": created,
+            "checked_out": checked_out,
+        }
 
     return await _threaded(ctx, work)
 
@@ -672,13 +707,16 @@ async def revert_to(params: RevertToParams, ctx: ActionContext) -> dict[str, Any
             raise NonRetryableError(f"{root} has uncommitted changes; commit or stash them first")
         if params.mode == "reset":
             repo.head.reset(target, index=True, working_tree=True)
-            log(f"reset {repo.active_branch.name if not repo.head.is_detached else 'HEAD'} "
-                f"to {params.ref} ({target.hexsha[:7]})")
+            log(
+                f"reset {repo.active_branch.name if not repo.head.is_detached else 'HEAD'} "
+                f"to {params.ref} ({target.hexsha[:7]})"
+            )
             return {**base, "sha": target.hexsha, "changed": True}
         repo.git.read_tree("-u", "--reset", target.hexsha)
         actor = _actor(repo, None, None)
         message = params.message or (
-            f"revert: roll back to {params.ref}\n\nRestores the tree of {target.hexsha}.")
+            f"revert: roll back to {params.ref}\n\nRestores the tree of {target.hexsha}."
+        )
         made = repo.index.commit(message, author=actor, committer=actor)
         log(f"committed {made.hexsha[:7]}: tree of {params.ref} ({target.hexsha[:7]})")
         return {**base, "sha": made.hexsha, "changed": True}

@@ -146,8 +146,7 @@ class HttpRequestParams(ActionParams):
     follow_redirects: bool = False
     idempotency_header: str | None = Field(
         default="Idempotency-Key",
-        description="Header carrying the step's idempotency key on non-GET requests "
-        "(null: none)",
+        description="Header carrying the step's idempotency key on non-GET requests (null: none)",
     )
 
     @field_validator("method", mode="before")
@@ -441,8 +440,10 @@ async def prometheus_query(params: PrometheusQueryParams, ctx: ActionContext) ->
             f"is {base} a Prometheus server?"
         )
     if reply.get("status") != "success":
-        message = f"Prometheus refused the query: {reply.get('errorType', 'error')}: " \
-                  f"{reply.get('error', response.text[:200])}"
+        message = (
+            f"Prometheus refused the query: {reply.get('errorType', 'error')}: "
+            f"{reply.get('error', response.text[:200])}"
+        )
         if response.status_code in (400, 422):
             raise NonRetryableError(message)
         raise ActionError(message, retryable=_retryable_status(response.status_code))
@@ -609,7 +610,10 @@ async def _upload_assets(
     if not paths:
         return [], []
     listed = await _guarded_request(
-        ctx, client, "GET", f"{repo_url}/releases/{release['id']}/assets",
+        ctx,
+        client,
+        "GET",
+        f"{repo_url}/releases/{release['id']}/assets",
         params={"per_page": 100},
     )
     if listed.status_code != 200:
@@ -626,7 +630,10 @@ async def _upload_assets(
             kept.append(path.name)
             continue
         reply = await _guarded_request(
-            ctx, client, "POST", upload_url,
+            ctx,
+            client,
+            "POST",
+            upload_url,
             params={"name": path.name},
             content=path.read_bytes(),
             headers={"Content-Type": "application/octet-stream"},
@@ -666,7 +673,12 @@ async def notify_webhook(params: WebhookParams, ctx: ActionContext) -> dict[str,
     ctx.log(f"posting to {shown}: {params.text.splitlines()[0]}")
     async with _client(params.timeout) as client:
         response = await _guarded_request(
-            ctx, client, "POST", params.url, shown=shown, json=payload,
+            ctx,
+            client,
+            "POST",
+            params.url,
+            shown=shown,
+            json=payload,
             headers={"Idempotency-Key": ctx.idempotency_key},
         )
     if not 200 <= response.status_code < 300:

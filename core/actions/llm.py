@@ -141,9 +141,16 @@ def _parse_reply(response: httpx.Response, where: str) -> tuple[str, dict[str, A
     return text, usage or {}, str(choice.get("finish_reason") or "")
 
 
-async def _post(ctx: ActionContext, client: httpx.AsyncClient, url: str, payload: dict[str, Any],
-                headers: dict[str, str], where: str, timeout: float, mask: _Masker,
-                ) -> httpx.Response:
+async def _post(
+    ctx: ActionContext,
+    client: httpx.AsyncClient,
+    url: str,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    where: str,
+    timeout: float,
+    mask: _Masker,
+) -> httpx.Response:
     """POST with retries on 429/5xx/transport errors; raises ActionError when it gives up."""
     retries = max(0, int(ctx.settings.llm.max_retries))
     last = ""
@@ -170,22 +177,24 @@ async def _post(ctx: ActionContext, client: httpx.AsyncClient, url: str, payload
                 message = mask(_server_message(response))
                 hint = ""
                 if status in (401, 403):
-                    hint = (" — check the API key (llm.api_key / llm.api_key_env in config, "
-                            "or QUARTERDECK_LLM_API_KEY)")
+                    hint = (
+                        " — check the API key (llm.api_key / llm.api_key_env in config, "
+                        "or QUARTERDECK_LLM_API_KEY)"
+                    )
                 elif status == 404:
                     hint = " — check llm.base_url and the model name"
-                raise NonRetryableError(f"{where} refused the request (HTTP {status}): "
-                                        f"{message}{hint}")
+                raise NonRetryableError(
+                    f"{where} refused the request (HTTP {status}): {message}{hint}"
+                )
             else:
                 return response
         if attempt == retries:
             break
         if delay is None:
-            delay = min(MAX_BACKOFF_SECONDS, 2.0 ** attempt)
+            delay = min(MAX_BACKOFF_SECONDS, 2.0**attempt)
         ctx.log(f"llm: {last}; retry {attempt + 1}/{retries} in {delay:g}s", "stderr")
         await ctx.clock.sleep(delay)
-    raise ActionError(f"{last} (gave up after {retries + 1} attempt"
-                      f"{'s' if retries else ''})")
+    raise ActionError(f"{last} (gave up after {retries + 1} attempt{'s' if retries else ''})")
 
 
 @action("llm.chat", ChatParams)
@@ -215,8 +224,11 @@ async def llm_chat(params: ChatParams, ctx: ActionContext) -> dict[str, Any]:
         payload["temperature"] = params.temperature
     if params.response_format == "json":
         payload["response_format"] = {"type": "json_object"}
-    headers = {"Content-Type": "application/json", "Accept": "application/json",
-               "User-Agent": "quarterdeck"}
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": "quarterdeck",
+    }
     if key:
         headers["Authorization"] = f"Bearer {key}"
 
@@ -224,8 +236,11 @@ async def llm_chat(params: ChatParams, ctx: ActionContext) -> dict[str, Any]:
     ledger = ctx.services.get("budget")
     if name and ledger is None:  # called outside a run: a ledger of its own
         ledger = ctx.services.setdefault(
-            "budget", BudgetLedger(default_policy=getattr(ctx.settings, "budget_policy", None),
-                                   run_id=ctx.run_id))
+            "budget",
+            BudgetLedger(
+                default_policy=getattr(ctx.settings, "budget_policy", None), run_id=ctx.run_id
+            ),
+        )
     prompt_estimate = sum(estimate_tokens(m["content"]) for m in messages)
     reservation: Reservation | None = None
     if name and ledger is not None:
@@ -236,8 +251,9 @@ async def llm_chat(params: ChatParams, ctx: ActionContext) -> dict[str, Any]:
     ctx.log(f"llm: {model} via {host}" + (f" for {name}" if name else ""))
     try:
         async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False) as client:
-            response = await _post(ctx, client, f"{base}/chat/completions", payload, headers,
-                                   where, timeout, mask)
+            response = await _post(
+                ctx, client, f"{base}/chat/completions", payload, headers, where, timeout, mask
+            )
         text, usage, finish = _parse_reply(response, where)
     except BaseException:
         if ledger is not None:
@@ -247,30 +263,52 @@ async def llm_chat(params: ChatParams, ctx: ActionContext) -> dict[str, Any]:
     estimated = not ({"prompt_tokens", "completion_tokens"} <= usage.keys())
     try:
         prompt_tokens = int(usage["prompt_tokens"]) if not estimated else prompt_estimate
-        completion_tokens = (int(usage["completion_tokens"]) if not estimated
-                             else estimate_tokens(text))
+        completion_tokens = (
+            int(usage["completion_tokens"]) if not estimated else estimate_tokens(text)
+        )
     except (TypeError, ValueError):
         estimated, prompt_tokens, completion_tokens = True, prompt_estimate, estimate_tokens(text)
     if name and ledger is not None:
-        charged = await ledger.settle(ctx, reservation, name, model=model, prompt=prompt_tokens,
-                                      completion=completion_tokens, estimated=estimated)
+        charged = await ledger.settle(
+            ctx,
+            reservation,
+            name,
+            model=model,
+            prompt=prompt_tokens,
+            completion=completion_tokens,
+            estimated=estimated,
+        )
     else:
-        charged = {"persona": None, "model": model, "prompt": prompt_tokens,
-                   "completion": completion_tokens, "total": prompt_tokens + completion_tokens,
-                   "estimated": estimated}
+        charged = {
+            "persona": None,
+            "model": model,
+            "prompt": prompt_tokens,
+            "completion": completion_tokens,
+            "total": prompt_tokens + completion_tokens,
+            "estimated": estimated,
+        }
         if ctx.emit_event is not None:
             await ctx.emit_event("tokens.used", charged)
     note = " (estimated)" if estimated else ""
-    ctx.log(f"llm: {charged['total']} tokens{note}"
-            + (f", {charged['remaining']} left of {charged['budget']}"
-               if "remaining" in charged else ""))
+    ctx.log(
+        f"llm: {charged['total']} tokens{note}"
+        + (
+            f", {charged['remaining']} left of {charged['budget']}"
+            if "remaining" in charged
+            else ""
+        )
+    )
 
     outputs: dict[str, Any] = {
         "text": text,
         "model": model,
         "finish_reason": finish,
-        "usage": {"prompt": prompt_tokens, "completion": completion_tokens,
-                  "total": prompt_tokens + completion_tokens, "estimated": estimated},
+        "usage": {
+            "prompt": prompt_tokens,
+            "completion": completion_tokens,
+            "total": prompt_tokens + completion_tokens,
+            "estimated": estimated,
+        },
         "estimated": estimated,
     }
     if "remaining" in charged:

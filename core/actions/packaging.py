@@ -75,8 +75,11 @@ def read_dist(path: Path) -> DistInfo:
     try:
         if path.name.endswith(".whl"):
             with zipfile.ZipFile(path) as zf:
-                names = [n for n in zf.namelist()
-                         if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+                names = [
+                    n
+                    for n in zf.namelist()
+                    if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+                ]
                 if not names:
                     raise NonRetryableError(f"{path.name} has no .dist-info/METADATA")
                 text = zf.read(names[0]).decode("utf-8")
@@ -85,8 +88,14 @@ def read_dist(path: Path) -> DistInfo:
             return DistInfo(path, "bdist_wheel", pyversion, Parser().parsestr(text))
         if path.name.endswith(".tar.gz"):
             with tarfile.open(path, "r:gz") as tf:
-                member = next((m for m in tf.getmembers()
-                               if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")), None)
+                member = next(
+                    (
+                        m
+                        for m in tf.getmembers()
+                        if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")
+                    ),
+                    None,
+                )
                 if member is None:
                     raise NonRetryableError(f"{path.name} has no PKG-INFO at its top level")
                 handle = tf.extractfile(member)
@@ -161,8 +170,9 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
     argv.append(str(project))
     try:
         cap, errors = capture_lines(ctx)
-        code, lines = await run_process(argv, cap, cwd=project,
-                                        env=child_env(ctx, params.env), tail=200)
+        code, lines = await run_process(
+            argv, cap, cwd=project, env=child_env(ctx, params.env), tail=200
+        )
         lines = [*lines, *errors]
         if code != 0:
             if _missing_module(lines, "build"):
@@ -171,8 +181,9 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
                     f"run `{python} -m pip install build`"
                 )
             last = next((ln for ln in reversed(lines) if ln.strip()), f"exit code {code}")
-            raise ActionError(f"python -m build failed: {last}", retryable=False,
-                              outputs={"exit_code": code})
+            raise ActionError(
+                f"python -m build failed: {last}", retryable=False, outputs={"exit_code": code}
+            )
         outdir.mkdir(parents=True, exist_ok=True)
         files: list[Path] = []
         for built in sorted(staging.iterdir()):
@@ -185,8 +196,9 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
     sdist = next((f for f in files if f.name.endswith(".tar.gz")), None)
     first = wheel or sdist
     if first is None:
-        raise ActionError("python -m build succeeded but produced no distribution files",
-                          retryable=False)
+        raise ActionError(
+            "python -m build succeeded but produced no distribution files", retryable=False
+        )
     info = read_dist(first)
     for f in files:
         ctx.log(f"built {f.name} ({f.stat().st_size} bytes)")
@@ -245,7 +257,8 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
         name, target = info.name, str(wheel)
         if params.version and params.version != info.version:
             raise NonRetryableError(
-                f"{wheel.name} is version {info.version}, not the expected {params.version}")
+                f"{wheel.name} is version {info.version}, not the expected {params.version}"
+            )
     else:
         name = str(params.package)
         target = f"{name}=={params.version}" if params.version else name
@@ -254,8 +267,9 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
     try:
-        code, lines = await run_process([python, "-m", "venv", "--without-pip", str(venv)],
-                                        ctx, cwd=ctx.workdir, env=env)
+        code, lines = await run_process(
+            [python, "-m", "venv", "--without-pip", str(venv)], ctx, cwd=ctx.workdir, env=env
+        )
         if code != 0:
             raise ActionError(f"cannot create a venv with {python}: {lines[-1] if lines else code}")
         vpython = str(venv / "bin" / "python")
@@ -266,39 +280,59 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
             pip_args += ["--index-url", params.index_url]
         pip_args.append(target)
         cap, errors = capture_lines(ctx)
-        code, lines = await run_process([python, "-m", "pip", "--python", vpython, *pip_args],
-                                        cap, cwd=ctx.workdir, env=env, tail=200)
+        code, lines = await run_process(
+            [python, "-m", "pip", "--python", vpython, *pip_args],
+            cap,
+            cwd=ctx.workdir,
+            env=env,
+            tail=200,
+        )
         lines = [*lines, *errors]
         old_pip = any("no such option: --python" in line for line in lines)
         if code != 0 and (old_pip or _missing_module(lines, "pip")):  # pip < 22.3, or none
-            code, lines = await run_process([vpython, "-m", "ensurepip"], ctx,
-                                            cwd=ctx.workdir, env=env)
+            code, lines = await run_process(
+                [vpython, "-m", "ensurepip"], ctx, cwd=ctx.workdir, env=env
+            )
             if code == 0:
                 cap, errors = capture_lines(ctx)
-                code, lines = await run_process([vpython, "-m", "pip", *pip_args], cap,
-                                                cwd=ctx.workdir, env=env, tail=200)
+                code, lines = await run_process(
+                    [vpython, "-m", "pip", *pip_args], cap, cwd=ctx.workdir, env=env, tail=200
+                )
                 lines = [*lines, *errors]
         if code != 0:
             last = next((ln for ln in reversed(lines) if ln.strip()), f"exit code {code}")
-            raise ActionError(f"pip could not install {target}: {last}",
-                              outputs={"installed": False})
+            raise ActionError(
+                f"pip could not install {target}: {last}", outputs={"installed": False}
+            )
         cap, errors = capture_lines(ctx)
-        code, lines = await run_process([vpython, "-I", "-c", _PROBE, module, name], cap,
-                                        cwd=venv, env=env, tail=200)
+        code, lines = await run_process(
+            [vpython, "-I", "-c", _PROBE, module, name], cap, cwd=venv, env=env, tail=200
+        )
         if code != 0:
-            last = next((ln for ln in reversed([*lines, *errors]) if ln.strip()),
-                        f"exit code {code}")
-            raise ActionError(f"installed {name} but `import {module}` failed: {last}",
-                              retryable=False, outputs={"installed": True, "imported": False})
+            last = next(
+                (ln for ln in reversed([*lines, *errors]) if ln.strip()), f"exit code {code}"
+            )
+            raise ActionError(
+                f"installed {name} but `import {module}` failed: {last}",
+                retryable=False,
+                outputs={"installed": True, "imported": False},
+            )
         probe = dict(line.split("=", 1) for line in lines if "=" in line)
         version = probe.get("dist-version", "")
         outputs: dict[str, Any] = {
-            "installed": True, "imported": True, "name": name, "version": version,
-            "module": module, "venv": str(venv) if params.keep else "",
+            "installed": True,
+            "imported": True,
+            "name": name,
+            "version": version,
+            "module": module,
+            "venv": str(venv) if params.keep else "",
         }
         if params.version and version != params.version:
-            raise ActionError(f"installed {name} {version}, expected {params.version}",
-                              retryable=False, outputs=outputs)
+            raise ActionError(
+                f"installed {name} {version}, expected {params.version}",
+                retryable=False,
+                outputs=outputs,
+            )
         if params.smoke:
             argv = shlex.split(params.smoke) if isinstance(params.smoke, str) else params.smoke
             smoke_env = dict(env)
@@ -310,8 +344,11 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
             outputs["smoke_exit_code"] = code
             outputs["smoke_output"] = "\n".join(lines)
             if code != 0:
-                raise ActionError(f"smoke command {argv[0]} exited with code {code}",
-                                  retryable=False, outputs=outputs)
+                raise ActionError(
+                    f"smoke command {argv[0]} exited with code {code}",
+                    retryable=False,
+                    outputs=outputs,
+                )
         ctx.log(f"{name} {version} installs and imports as {module}")
         return outputs
     finally:
@@ -326,11 +363,13 @@ class PublishParams(ActionParams):
     files: list[str] = Field(default_factory=list, description="Default: every file in dist")
     dist: str = "dist"
     repository_url: str = Field(
-        default="https://upload.pypi.org/legacy/", pattern=r"^https?://",
+        default="https://upload.pypi.org/legacy/",
+        pattern=r"^https?://",
         description="Upload endpoint (legacy file_upload API)",
     )
     index_url: str | None = Field(
-        default=None, pattern=r"^https?://",
+        default=None,
+        pattern=r"^https?://",
         description="Simple API to check for existing files; default derived from the upload URL",
     )
     username_env: str | None = Field(default=None, description="Name of the env var, not a value")
@@ -360,12 +399,15 @@ def credentials(ctx: ActionContext, params: PublishParams) -> tuple[str, str] | 
         if not password:
             raise NonRetryableError(
                 f"environment variable {params.password_env!r} is not set (it holds the index "
-                "password or token)")
+                "password or token)"
+            )
         return user or "__token__", password
     if env.get("QUARTERDECK_PYPI_TOKEN"):
         return "__token__", env["QUARTERDECK_PYPI_TOKEN"]
-    for user_var, pass_var in (("QUARTERDECK_PYPI_USERNAME", "QUARTERDECK_PYPI_PASSWORD"),
-                               ("TWINE_USERNAME", "TWINE_PASSWORD")):
+    for user_var, pass_var in (
+        ("QUARTERDECK_PYPI_USERNAME", "QUARTERDECK_PYPI_PASSWORD"),
+        ("TWINE_USERNAME", "TWINE_PASSWORD"),
+    ):
         if env.get(pass_var):
             return env.get(user_var) or "__token__", env[pass_var]
     section = getattr(ctx.settings, "pypi", None)
@@ -377,20 +419,26 @@ def credentials(ctx: ActionContext, params: PublishParams) -> tuple[str, str] | 
 _ANCHOR = re.compile(r"<a\s[^>]*href=\"(?P<href>[^\"]*)\"[^>]*>(?P<text>[^<]*)</a>", re.I)
 
 
-async def existing_files(client: httpx.AsyncClient, index_url: str,
-                         name: str) -> dict[str, str | None]:
+async def existing_files(
+    client: httpx.AsyncClient, index_url: str, name: str
+) -> dict[str, str | None]:
     """Files the index already has for ``name`` → their sha256 (when it says)."""
     url = f"{index_url.rstrip('/')}/{normalize_name(name)}/"
     try:
-        response = await client.get(url, follow_redirects=True, headers={
-            "Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.5"})
+        response = await client.get(
+            url,
+            follow_redirects=True,
+            headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.5"},
+        )
     except httpx.HTTPError as exc:
         raise ActionError(f"cannot reach the index at {url}: {_describe(exc)}") from None
     if response.status_code == 404:
         return {}
     if response.status_code >= 400:
-        raise ActionError(f"the index answered {response.status_code} for {url}",
-                          retryable=response.status_code >= 500)
+        raise ActionError(
+            f"the index answered {response.status_code} for {url}",
+            retryable=response.status_code >= 500,
+        )
     found: dict[str, str | None] = {}
     if "json" in response.headers.get("content-type", ""):
         for item in response.json().get("files", []):
@@ -420,18 +468,25 @@ def _form(info: DistInfo, content: bytes) -> list[tuple[str, str]]:
         ("blake2_256_digest", hashlib.blake2b(content, digest_size=32).hexdigest()),
     ]
     single = {
-        "Summary": "summary", "Home-page": "home_page", "Author": "author",
-        "Author-email": "author_email", "Maintainer": "maintainer",
-        "Maintainer-email": "maintainer_email", "License": "license",
-        "Keywords": "keywords", "Requires-Python": "requires_python",
+        "Summary": "summary",
+        "Home-page": "home_page",
+        "Author": "author",
+        "Author-email": "author_email",
+        "Maintainer": "maintainer",
+        "Maintainer-email": "maintainer_email",
+        "License": "license",
+        "Keywords": "keywords",
+        "Requires-Python": "requires_python",
         "Description-Content-Type": "description_content_type",
     }
     for header, key in single.items():
         if meta.get(header):
             fields.append((key, str(meta[header])))
     multi = {
-        "Classifier": "classifiers", "Requires-Dist": "requires_dist",
-        "Provides-Extra": "provides_extra", "Project-URL": "project_urls",
+        "Classifier": "classifiers",
+        "Requires-Dist": "requires_dist",
+        "Provides-Extra": "provides_extra",
+        "Project-URL": "project_urls",
         "Platform": "platform",
     }
     for header, key in multi.items():
@@ -468,17 +523,24 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
     if len(releases) != 1:
         listed = ", ".join(f"{n} {v}" for n, v in sorted(releases))
         raise NonRetryableError(
-            f"the files are for several releases ({listed}); list the ones to publish in `files:`")
+            f"the files are for several releases ({listed}); list the ones to publish in `files:`"
+        )
     name, version = infos[0].name, infos[0].version
     index_url = params.index_url or simple_index_for(params.repository_url)
     auth = credentials(ctx, params)
-    base = {"name": name, "version": version, "repository_url": params.repository_url,
-            "url": f"{index_url.rstrip('/')}/{normalize_name(name)}/"}
+    base = {
+        "name": name,
+        "version": version,
+        "repository_url": params.repository_url,
+        "url": f"{index_url.rstrip('/')}/{normalize_name(name)}/",
+    }
     # No keep-alive: uploads are few and large, and some index servers close idle
     # connections without saying so, which would fail the next upload mid-request.
-    async with httpx.AsyncClient(timeout=params.timeout,
-                                 limits=httpx.Limits(max_keepalive_connections=0),
-                                 auth=httpx.BasicAuth(*auth) if auth else None) as client:
+    async with httpx.AsyncClient(
+        timeout=params.timeout,
+        limits=httpx.Limits(max_keepalive_connections=0),
+        auth=httpx.BasicAuth(*auth) if auth else None,
+    ) as client:
         present = await existing_files(client, index_url, name)
         uploaded: list[str] = []
         skipped: list[str] = []
@@ -490,9 +552,12 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
                 theirs = present[info.path.name]
                 if theirs is not None and theirs != digest:
                     differs.append(info.path.name)
-                    ctx.log(f"{info.path.name} is already on the index with different content "
-                            "(a rebuild?); a published file never changes, so it stays as it "
-                            "is — bump the version to publish new content", "stderr")
+                    ctx.log(
+                        f"{info.path.name} is already on the index with different content "
+                        "(a rebuild?); a published file never changes, so it stays as it "
+                        "is — bump the version to publish new content",
+                        "stderr",
+                    )
                 else:
                     ctx.log(f"{info.path.name} is already on the index; not uploading it again")
                 skipped.append(info.path.name)
@@ -500,9 +565,9 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
             if auth is None:
                 raise NonRetryableError(
                     "no index credentials: set QUARTERDECK_PYPI_TOKEN (or "
-                    "QUARTERDECK_PYPI_USERNAME and QUARTERDECK_PYPI_PASSWORD) in the environment")
-            ctx.log(f"uploading {info.path.name} ({len(content)} bytes) to "
-                    f"{params.repository_url}")
+                    "QUARTERDECK_PYPI_USERNAME and QUARTERDECK_PYPI_PASSWORD) in the environment"
+                )
+            ctx.log(f"uploading {info.path.name} ({len(content)} bytes) to {params.repository_url}")
             try:
                 response = await client.post(
                     params.repository_url,
@@ -510,8 +575,10 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
                     files={"content": (info.path.name, content, "application/octet-stream")},
                 )
             except httpx.HTTPError as exc:
-                raise ActionError(f"upload of {info.path.name} failed: {_describe(exc)}",
-                                  outputs={**base, "uploaded": uploaded}) from None
+                raise ActionError(
+                    f"upload of {info.path.name} failed: {_describe(exc)}",
+                    outputs={**base, "uploaded": uploaded},
+                ) from None
             text = response.text[:300].strip()
             if response.status_code in (400, 409) and "exist" in text.lower():
                 ctx.log(f"{info.path.name} is already on the index (the upload said so)")
@@ -521,16 +588,23 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
                 raise NonRetryableError(
                     f"{params.repository_url} refused the credentials "
                     f"({response.status_code}); check the token in the environment",
-                    outputs={**base, "uploaded": uploaded})
+                    outputs={**base, "uploaded": uploaded},
+                )
             if response.status_code >= 300:
                 raise ActionError(
                     f"upload of {info.path.name} failed: {response.status_code} {text}",
                     retryable=response.status_code >= 500 or response.status_code == 429,
-                    outputs={**base, "uploaded": uploaded})
+                    outputs={**base, "uploaded": uploaded},
+                )
             uploaded.append(info.path.name)
             ctx.log(f"uploaded {info.path.name}")
-    return {**base, "already_published": not uploaded, "uploaded": uploaded,
-            "skipped": skipped, "differs": differs}
+    return {
+        **base,
+        "already_published": not uploaded,
+        "uploaded": uploaded,
+        "skipped": skipped,
+        "differs": differs,
+    }
 
 
 def _describe(exc: Exception) -> str:

@@ -120,22 +120,31 @@ async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, A
     pytest_args = ["-rfE", f"--junitxml={junit}", *params.args, *params.tests]
     if params.coverage:
         source = f"--source={','.join(params.cov_source)}" if params.cov_source else "--source=."
-        argv = [python, "-m", "coverage", "run", f"--data-file={data_file}", source,
-                "-m", "pytest", *pytest_args]
+        argv = [
+            python,
+            "-m",
+            "coverage",
+            "run",
+            f"--data-file={data_file}",
+            source,
+            "-m",
+            "pytest",
+            *pytest_args,
+        ]
     else:
         argv = [python, "-m", "pytest", *pytest_args]
     env = child_env(ctx, params.env)
     cap, errors = capture_lines(ctx)
     code, lines = await run_process(argv, cap, cwd=cwd, env=env, tail=10_000)
-    missing = _not_installed([*lines, *errors], "coverage" if params.coverage else "pytest",
-                             python)
+    missing = _not_installed([*lines, *errors], "coverage" if params.coverage else "pytest", python)
     if missing is not None and not junit.exists():
         raise missing
     if code in _PYTEST_CRASH or not junit.exists():
         last = next((ln for ln in reversed([*lines, *errors]) if ln.strip()), "")
         what = _PYTEST_CRASH.get(code, f"exit code {code}")
-        raise ActionError(f"pytest stopped with {what}: {last}", retryable=False,
-                          outputs={"exit_code": code})
+        raise ActionError(
+            f"pytest stopped with {what}: {last}", retryable=False, outputs={"exit_code": code}
+        )
     counts = parse_junit(junit)
     ids = [m["id"] for m in (_SUMMARY_ID.match(ln) for ln in lines) if m]
     failing = ids or list(counts.failing)
@@ -153,16 +162,34 @@ async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, A
     if params.coverage:
         cov_json = reports / "coverage.json"
         ccode, clines = await run_process(
-            [python, "-m", "coverage", "json", f"--data-file={data_file}", "-o", str(cov_json),
-             "--quiet"], ctx, cwd=cwd, env=env, tail=20)
+            [
+                python,
+                "-m",
+                "coverage",
+                "json",
+                f"--data-file={data_file}",
+                "-o",
+                str(cov_json),
+                "--quiet",
+            ],
+            ctx,
+            cwd=cwd,
+            env=env,
+            tail=20,
+        )
         if ccode != 0 or not cov_json.exists():
-            raise ActionError(f"coverage json failed: {clines[-1] if clines else ccode}",
-                              retryable=False, outputs=outputs)
+            raise ActionError(
+                f"coverage json failed: {clines[-1] if clines else ccode}",
+                retryable=False,
+                outputs=outputs,
+            )
         totals = json.loads(cov_json.read_text())["totals"]
         outputs["coverage"] = round(float(totals["percent_covered"]), 2)
         outputs["coverage_report"] = str(cov_json)
-    summary = (f"{outputs['passed']} passed, {outputs['failed']} failed, "
-               f"{outputs['skipped']} skipped, {outputs['errors']} errors")
+    summary = (
+        f"{outputs['passed']} passed, {outputs['failed']} failed, "
+        f"{outputs['skipped']} skipped, {outputs['errors']} errors"
+    )
     if "coverage" in outputs:
         summary += f"; coverage {outputs['coverage']}%"
     outputs["summary"] = summary
@@ -191,8 +218,15 @@ async def lint(params: LintParams, ctx: ActionContext) -> dict[str, Any]:
     """Run ``ruff check``; outputs the number of findings, by rule."""
     cwd = _dir(ctx, params.path)
     python = params.python or sys.executable
-    argv = [*_command(params.ruff, python, "ruff"), "check", "--output-format=json",
-            "--exit-zero", "--no-cache", *params.args, *params.paths]
+    argv = [
+        *_command(params.ruff, python, "ruff"),
+        "check",
+        "--output-format=json",
+        "--exit-zero",
+        "--no-cache",
+        *params.args,
+        *params.paths,
+    ]
     quiet: list[str] = []
 
     def keep(stream: str, line: str) -> None:
@@ -201,14 +235,16 @@ async def lint(params: LintParams, ctx: ActionContext) -> dict[str, Any]:
         quiet.append(line)
 
     sink = _Sink(ctx, keep)
-    code, lines = await run_process(argv, sink.ctx, cwd=cwd, env=child_env(ctx, {}),
-                                    tail=1_000_000)
+    code, lines = await run_process(argv, sink.ctx, cwd=cwd, env=child_env(ctx, {}), tail=1_000_000)
     if code != 0:
         missing = _not_installed(quiet, "ruff", python)
         if missing is not None:
             raise missing
-        raise ActionError(f"ruff failed (exit {code}): {quiet[-1] if quiet else ''}",
-                          retryable=False, outputs={"exit_code": code})
+        raise ActionError(
+            f"ruff failed (exit {code}): {quiet[-1] if quiet else ''}",
+            retryable=False,
+            outputs={"exit_code": code},
+        )
     try:
         findings = json.loads("\n".join(lines) or "[]")
     except ValueError:
@@ -230,11 +266,16 @@ async def lint(params: LintParams, ctx: ActionContext) -> dict[str, Any]:
         ctx.log(f"{place}: {rule} {item.get('message', '')}")
     errors = sum(by_rule.values())
     outputs: dict[str, Any] = {
-        "errors": errors, "by_rule": dict(sorted(by_rule.items())), "fixable": fixable,
-        "files": len(files), "places": places[:200],
+        "errors": errors,
+        "by_rule": dict(sorted(by_rule.items())),
+        "fixable": fixable,
+        "files": len(files),
+        "places": places[:200],
     }
-    ctx.log(f"{errors} finding(s) in {len(files)} file(s)"
-            + (": " + ", ".join(f"{k} {v}" for k, v in by_rule.most_common()) if errors else ""))
+    ctx.log(
+        f"{errors} finding(s) in {len(files)} file(s)"
+        + (": " + ", ".join(f"{k} {v}" for k, v in by_rule.most_common()) if errors else "")
+    )
     if params.fail_on_errors and errors:
         raise ActionError(f"ruff found {errors} problem(s)", retryable=False, outputs=outputs)
     return outputs
@@ -282,8 +323,13 @@ async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, An
     """Run mypy; outputs the error count, by error code."""
     cwd = _dir(ctx, params.path)
     python = params.python or sys.executable
-    argv = [*_command(params.mypy, python, "mypy"), "--no-color-output", "--no-error-summary",
-            "--show-error-codes", "--no-pretty"]
+    argv = [
+        *_command(params.mypy, python, "mypy"),
+        "--no-color-output",
+        "--no-error-summary",
+        "--show-error-codes",
+        "--no-pretty",
+    ]
     if params.strict:
         argv.append("--strict")
     argv += [*params.args, *params.paths]
@@ -294,10 +340,12 @@ async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, An
     if missing is not None:
         raise missing
     if code not in (0, 1):
-        last = next((ln for ln in reversed([*lines, *stderr_lines]) if ln.strip()),
-                    f"exit code {code}")
-        raise ActionError(f"mypy could not check the code: {last}", retryable=False,
-                          outputs={"exit_code": code})
+        last = next(
+            (ln for ln in reversed([*lines, *stderr_lines]) if ln.strip()), f"exit code {code}"
+        )
+        raise ActionError(
+            f"mypy could not check the code: {last}", retryable=False, outputs={"exit_code": code}
+        )
     by_code: Counter[str] = Counter()
     places: list[str] = []
     files: set[str] = set()
@@ -310,8 +358,11 @@ async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, An
         places.append(f"{match['file']}:{match['line']}")
     errors = sum(by_code.values())
     outputs: dict[str, Any] = {
-        "errors": errors, "by_code": dict(sorted(by_code.items())), "files": len(files),
-        "places": places[:200], "exit_code": code,
+        "errors": errors,
+        "by_code": dict(sorted(by_code.items())),
+        "files": len(files),
+        "places": places[:200],
+        "exit_code": code,
     }
     ctx.log(f"mypy: {errors} error(s) in {len(files)} file(s)")
     if params.fail_on_errors and errors:
@@ -330,34 +381,68 @@ class SecretRule:
 
 
 RULES: tuple[SecretRule, ...] = (
-    SecretRule("private-key", re.compile(
-        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY(?: BLOCK)?-----")),
+    SecretRule(
+        "private-key",
+        re.compile(
+            r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY(?: BLOCK)?-----"
+        ),
+    ),
     SecretRule("aws-access-key-id", re.compile(r"\b(?P<secret>(?:AKIA|ASIA)[0-9A-Z]{16})\b")),
-    SecretRule("aws-secret-access-key", re.compile(
-        r"(?i)aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?(?P<secret>[A-Za-z0-9/+=]{40})\b")),
-    SecretRule("github-token", re.compile(
-        r"\b(?P<secret>(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255}))\b")),
+    SecretRule(
+        "aws-secret-access-key",
+        re.compile(
+            r"(?i)aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?(?P<secret>[A-Za-z0-9/+=]{40})\b"
+        ),
+    ),
+    SecretRule(
+        "github-token",
+        re.compile(
+            r"\b(?P<secret>(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255}))\b"
+        ),
+    ),
     SecretRule("gitlab-token", re.compile(r"\b(?P<secret>glpat-[A-Za-z0-9_-]{20,})\b")),
     SecretRule("slack-token", re.compile(r"\b(?P<secret>xox[abprs]-[A-Za-z0-9-]{10,})\b")),
     SecretRule("stripe-key", re.compile(r"\b(?P<secret>[sr]k_live_[A-Za-z0-9]{20,})\b")),
     SecretRule("google-api-key", re.compile(r"\b(?P<secret>AIza[0-9A-Za-z_-]{35})\b")),
     SecretRule("pypi-token", re.compile(r"\b(?P<secret>pypi-[A-Za-z0-9_-]{50,})\b")),
     SecretRule("openai-key", re.compile(r"\b(?P<secret>sk-(?:proj-)?[A-Za-z0-9_-]{32,})\b")),
-    SecretRule("jwt", re.compile(
-        r"\b(?P<secret>eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})\b")),
-    SecretRule("url-credentials", re.compile(
-        r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"']+:(?P<secret>[^\s@/\"']{6,})@[^\s/\"']+"), 2.5),
-    SecretRule("generic-secret", re.compile(
-        r"(?i)(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|"
-        r"private[_-]?key|client[_-]?secret|token)[\"']?\s*[:=]\s*[\"'](?P<secret>[^\"'\s]{12,})[\"']"),
-        3.5),
+    SecretRule(
+        "jwt",
+        re.compile(
+            r"\b(?P<secret>eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})\b"
+        ),
+    ),
+    SecretRule(
+        "url-credentials",
+        re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"']+:(?P<secret>[^\s@/\"']{6,})@[^\s/\"']+"),
+        2.5,
+    ),
+    SecretRule(
+        "generic-secret",
+        re.compile(
+            r"(?i)(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|"
+            r"private[_-]?key|client[_-]?secret|token)[\"']?\s*[:=]\s*[\"'](?P<secret>[^\"'\s]{12,})[\"']"
+        ),
+        3.5,
+    ),
 )
 _ALLOW_MARKERS = ("pragma: allowlist secret", "quarterdeck: allow-secret")
 _PLACEHOLDER = re.compile(
     r"(?i)\{\{|\$\{|<[a-z_-]+>|example|changeme|dummy|placeholder|x{6,}|\*{4,}"
 )
-_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
-              ".ruff_cache", ".pytest_cache", ".tox", "dist", "build"}
+_SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "node_modules",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".tox",
+    "dist",
+    "build",
+}
 _MAX_BYTES = 1_000_000
 
 
@@ -378,8 +463,9 @@ def scan_text(text: str) -> list[tuple[int, str]]:
         for rule in RULES:
             for match in rule.pattern.finditer(line):
                 secret = match.groupdict().get("secret") or match.group(0)
-                if rule.min_entropy and (_PLACEHOLDER.search(secret)
-                                         or entropy(secret) < rule.min_entropy):
+                if rule.min_entropy and (
+                    _PLACEHOLDER.search(secret) or entropy(secret) < rule.min_entropy
+                ):
                     continue
                 found.append((number, rule.name))
                 break
@@ -403,8 +489,9 @@ async def secrets_scan(params: SecretsScanParams, ctx: ActionContext) -> dict[st
     env = child_env(ctx, {"LC_ALL": "C"})
     quiet: list[str] = []
     silent = _Sink(ctx, lambda stream, line: quiet.append(line)).ctx
-    code, listed = await run_process(["git", "ls-files", "-z", "--cached"], silent, cwd=root,
-                                     env=env, tail=1_000_000)
+    code, listed = await run_process(
+        ["git", "ls-files", "-z", "--cached"], silent, cwd=root, env=env, tail=1_000_000
+    )
     tracked: list[str]
     if code == 0:
         tracked = [p for p in "\n".join(listed).split("\x00") if p]
@@ -437,18 +524,25 @@ async def secrets_scan(params: SecretsScanParams, ctx: ActionContext) -> dict[st
             findings.append({"file": rel, "line": line, "rule": rule})
     if params.history and code == 0:
         findings += await _scan_history(root, silent, env, excluded, seen)
-    places = [f"{f['file']}:{f['line']}" + (f"@{f['commit']}" if "commit" in f else "")
-              for f in findings]
+    places = [
+        f"{f['file']}:{f['line']}" + (f"@{f['commit']}" if "commit" in f else "") for f in findings
+    ]
     for place, item in zip(places, findings, strict=True):
         ctx.log(f"{place}: possible secret ({item['rule']})")
     ctx.log(f"scanned {scanned} {source}: {len(findings)} possible secret(s)")
     outputs: dict[str, Any] = {
-        "count": len(findings), "places": places, "findings": findings,
-        "files_scanned": scanned, "by_rule": dict(Counter(f["rule"] for f in findings)),
+        "count": len(findings),
+        "places": places,
+        "findings": findings,
+        "files_scanned": scanned,
+        "by_rule": dict(Counter(f["rule"] for f in findings)),
     }
     if params.fail_on_findings and findings:
-        raise ActionError(f"{len(findings)} possible secret(s): {', '.join(places[:10])}",
-                          retryable=False, outputs=outputs)
+        raise ActionError(
+            f"{len(findings)} possible secret(s): {', '.join(places[:10])}",
+            retryable=False,
+            outputs=outputs,
+        )
     return outputs
 
 
@@ -473,12 +567,21 @@ def _walk(root: Path) -> list[Path]:
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(?P<start>\d+)(?:,\d+)? @@")
 
 
-async def _scan_history(root: Path, silent: ActionContext, env: dict[str, str],
-                        excluded: Any, seen: set[tuple[str, int, str]]) -> list[dict[str, Any]]:
+async def _scan_history(
+    root: Path,
+    silent: ActionContext,
+    env: dict[str, str],
+    excluded: Any,
+    seen: set[tuple[str, int, str]],
+) -> list[dict[str, Any]]:
     """Secrets in lines added by any commit (even if a later commit removed them)."""
     code, lines = await run_process(
         ["git", "log", "--all", "-p", "-U0", "--no-color", "--no-ext-diff", "--format=commit %H"],
-        silent, cwd=root, env=env, tail=10_000_000)
+        silent,
+        cwd=root,
+        env=env,
+        tail=10_000_000,
+    )
     if code != 0:
         raise ActionError("git log failed while scanning history", retryable=False)
     found: list[dict[str, Any]] = []

@@ -165,8 +165,7 @@ async def _connect(
         ) from None
     except ConnectionRefusedError:
         raise ActionError(
-            f"{label}: connection refused — check that sshd runs there and listens on port "
-            f"{port}"
+            f"{label}: connection refused — check that sshd runs there and listens on port {port}"
         ) from None
     except OSError as exc:
         raise ActionError(
@@ -275,8 +274,7 @@ async def ssh_run(params: SSHRunParams, ctx: ActionContext) -> dict[str, Any]:
     results = await _on_hosts(params, ctx, work)
     outputs = _summary(results)
     failed = [
-        r for r in results.values()
-        if r.error or (params.check and r.exit_code not in (0, None))
+        r for r in results.values() if r.error or (params.check and r.exit_code not in (0, None))
     ]
     if failed:
         reasons = "; ".join(r.error or f"{r.host} exited {r.exit_code}" for r in failed)
@@ -352,8 +350,9 @@ async def ssh_copy(params: SSHCopyParams, ctx: ActionContext) -> dict[str, Any]:
                     result.skipped = "identical file already there"
                     ctx.log(f"[{label}] {target} is already up to date")
                 else:
-                    await sftp.put(str(src), target, recurse=params.recurse,
-                                   preserve=params.preserve)
+                    await sftp.put(
+                        str(src), target, recurse=params.recurse, preserve=params.preserve
+                    )
                     ctx.log(f"[{label}] uploaded {src} → {target}")
                 result.extra["path"] = target
             else:
@@ -361,8 +360,9 @@ async def ssh_copy(params: SSHCopyParams, ctx: ActionContext) -> dict[str, Any]:
                 if many:
                     dest = dest / re.sub(r"[^\w.-]", "_", label)
                 (dest if many else dest.parent).mkdir(parents=True, exist_ok=True)
-                await sftp.get(params.src, str(dest), recurse=params.recurse,
-                               preserve=params.preserve)
+                await sftp.get(
+                    params.src, str(dest), recurse=params.recurse, preserve=params.preserve
+                )
                 ctx.log(f"[{label}] downloaded {params.src} → {dest}")
                 result.extra["path"] = str(dest)
             result.exit_code = 0

@@ -30,8 +30,7 @@ GIT_IDENTITY = {
 
 
 @pytest.fixture(autouse=True)
-def git_config(tmp_path_factory: pytest.TempPathFactory,
-               monkeypatch: pytest.MonkeyPatch) -> Path:
+def git_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private global git config: the machine's (signing, hooks, aliases) never leaks in."""
     home = tmp_path_factory.mktemp("git-home")
     config = home / "gitconfig"
@@ -49,8 +48,9 @@ def git_config(tmp_path_factory: pytest.TempPathFactory,
 
 def git(cwd: Path, *args: str) -> str:
     """Run git and return its stdout (fails the test on a non-zero exit)."""
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                            check=False, timeout=60)
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
+    )
     if result.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
     return result.stdout.strip()
@@ -97,9 +97,9 @@ def make_repo(root: Path, version: str = "0.1.0") -> Repo:
     git(root, "init", "-q", str(work))
     repo = Repo(work, origin)
     (work / "pyproject.toml").write_text(
-        "[build-system]\nrequires = [\"setuptools\"]\n\n"
-        f"[project]\nname = \"demo\"\nversion = \"{version}\"\n"
-        "dependencies = []\n\n[tool.demo]\nversion = \"not-this-one\"\n"
+        '[build-system]\nrequires = ["setuptools"]\n\n'
+        f'[project]\nname = "demo"\nversion = "{version}"\n'
+        'dependencies = []\n\n[tool.demo]\nversion = "not-this-one"\n'
     )
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "chore: initial commit")
@@ -113,8 +113,9 @@ def repo(tmp_path: Path) -> Repo:
     return make_repo(tmp_path)
 
 
-def run_action(name: str, params: dict[str, Any], tmp_path: Path, **ctx_overrides: Any
-               ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def run_action(
+    name: str, params: dict[str, Any], tmp_path: Path, **ctx_overrides: Any
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Validate ``params`` with the action's model and run it once, like the runner does."""
     from core.actions.base import get_action
 
@@ -176,8 +177,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """One real build (sdist + wheel) of the tiny package, shared by a test module."""
     root = tmp_path_factory.mktemp("tinypkg")
     project = make_python_project(root / "project")
-    outputs, lines = run_action(
-        "python.build", {"project": str(project), "isolation": False}, root)
+    outputs, lines = run_action("python.build", {"project": str(project), "isolation": False}, root)
     return Built(project, outputs, lines)
 
 
@@ -215,9 +215,25 @@ def pypi_index(tmp_path: Path) -> Iterator[Index]:
     server = Path(sys.executable).parent / "pypi-server"
     log = (tmp_path / "pypiserver.log").open("w")
     proc = subprocess.Popen(
-        [str(server), "run", "-p", str(port), "-i", "127.0.0.1", "-a", "update",
-         "-P", str(htpasswd), "--disable-fallback", "--server", "auto", str(packages)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(server),
+            "run",
+            "-p",
+            str(port),
+            "-i",
+            "127.0.0.1",
+            "-a",
+            "update",
+            "-P",
+            str(htpasswd),
+            "--disable-fallback",
+            "--server",
+            "auto",
+            str(packages),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     base = f"http://127.0.0.1:{port}"
@@ -226,7 +242,8 @@ def pypi_index(tmp_path: Path) -> Iterator[Index]:
         while True:
             if proc.poll() is not None:
                 raise AssertionError(
-                    f"pypiserver exited early: {(tmp_path / 'pypiserver.log').read_text()}")
+                    f"pypiserver exited early: {(tmp_path / 'pypiserver.log').read_text()}"
+                )
             try:
                 if httpx.get(f"{base}/simple/", timeout=1).status_code == 200:
                     break

@@ -41,8 +41,9 @@ class Harness:
         async def emit(type_: str, data: dict[str, Any]) -> None:
             self.events.append((type_, data))
 
-        self.ctx = make_ctx(tmp_path, clock=self.clock, services={SERVICE_KEY: self.board},
-                            emit_event=emit)
+        self.ctx = make_ctx(
+            tmp_path, clock=self.clock, services={SERVICE_KEY: self.board}, emit_event=emit
+        )
 
     def get(self, url: str) -> dict[str, Any]:
         return asyncio.run(run_action("http.request", {"url": url}, self.ctx))
@@ -141,8 +142,10 @@ def test_half_open_lets_one_trial_through(tmp_path: Path) -> None:
 
         async def both() -> list[Any]:
             return await asyncio.gather(
-                *(run_action("http.request", {"url": f"{svc.url}/health"}, h.ctx)
-                  for _ in range(2)),
+                *(
+                    run_action("http.request", {"url": f"{svc.url}/health"}, h.ctx)
+                    for _ in range(2)
+                ),
                 return_exceptions=True,
             )
 
@@ -155,25 +158,34 @@ def test_half_open_lets_one_trial_through(tmp_path: Path) -> None:
 
 def test_shared_across_a_run_and_journaled(failing: HTTPService, tmp_path: Path) -> None:
     url = f"{failing.url}/health"
-    steps = "\n".join(f"""\
+    steps = "\n".join(
+        f"""\
       - id: call{i}
         uses: http.request
         continue_on_error: true
         {"needs: [call" + str(i - 1) + "]" if i else ""}
-        with: {{url: "{url}"}}""" for i in range(4))
-    runner = make_runner(tmp_path, f"""
+        with: {{url: "{url}"}}"""
+        for i in range(4)
+    )
+    runner = make_runner(
+        tmp_path,
+        f"""
 name: breaker
 stages:
   - id: hit
     steps:
 {steps}
-""", options=RunOptions(started_by="tester", clock=FakeClock()))
+""",
+        options=RunOptions(started_by="tester", clock=FakeClock()),
+    )
     runner.services[SERVICE_KEY] = CircuitBoard(
-        CircuitPolicy(failure_threshold=2, window=60, cooldown=300))
+        CircuitPolicy(failure_threshold=2, window=60, cooldown=300)
+    )
     state = asyncio.run(runner.run())
     assert failing.hits() == 2  # call2 and call3 never reached the server
-    errors = {s: str(getattr(state.step(s), "error", ""))
-              for s in ("call0", "call1", "call2", "call3")}
+    errors = {
+        s: str(getattr(state.step(s), "error", "")) for s in ("call0", "call1", "call2", "call3")
+    }
     assert "answered 503" in errors["call0"] and "answered 503" in errors["call1"]
     assert "circuit open for" in errors["call2"] and "circuit open for" in errors["call3"]
     events = runner.store.events(state.id)

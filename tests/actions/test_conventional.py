@@ -43,21 +43,29 @@ def raw(message: str, sha: str = "a" * 40, merge: bool = False) -> RawCommit:
         ("feat: x\n\nBREAKING-CHANGE: hyphen form", "feat", "", True, Level.MAJOR),
     ],
 )
-def test_headers_and_levels(message: str, ctype: str, scope: str, breaking: bool,
-                            level: Level) -> None:
+def test_headers_and_levels(
+    message: str, ctype: str, scope: str, breaking: bool, level: Level
+) -> None:
     commit = parse_commit(raw(message))
     assert commit.conventional
     assert (commit.type, commit.scope, commit.breaking, commit.level) == (
-        ctype, scope, breaking, level)
+        ctype,
+        scope,
+        breaking,
+        level,
+    )
 
 
-@pytest.mark.parametrize("message", [
-    "Update readme",
-    "feat:missing space",
-    "feat add login",
-    "(scope): no type",
-    "WIP",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Update readme",
+        "feat:missing space",
+        "feat add login",
+        "(scope): no type",
+        "WIP",
+    ],
+)
 def test_non_conventional_messages_are_kept_as_such(message: str) -> None:
     commit = parse_commit(raw(message))
     assert not commit.conventional
@@ -66,9 +74,12 @@ def test_non_conventional_messages_are_kept_as_such(message: str) -> None:
 
 
 def test_footers_and_breaking_notes() -> None:
-    commit = parse_commit(raw(
-        "feat(cli): new flags\n\nLonger body.\n\nStill body.\n\n"
-        "Reviewed-by: Z\nBREAKING CHANGE: `--old` is gone;\n  use `--new`\nRefs #123\n"))
+    commit = parse_commit(
+        raw(
+            "feat(cli): new flags\n\nLonger body.\n\nStill body.\n\n"
+            "Reviewed-by: Z\nBREAKING CHANGE: `--old` is gone;\n  use `--new`\nRefs #123\n"
+        )
+    )
     assert commit.body == "Longer body.\n\nStill body."
     assert ("Reviewed-by", "Z") in commit.footers
     assert ("Refs", "123") in commit.footers
@@ -112,16 +123,19 @@ def test_revert_of_a_released_commit_is_a_patch_and_merges_are_ignored() -> None
 # --------------------------------------------------------------------------- versions
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("1.2.3", Version(1, 2, 3)),
-    ("v1.2.3", Version(1, 2, 3)),
-    ("1.2", Version(1, 2, 0)),
-    ("1.2.0-rc.1", Version(1, 2, 0, ("rc", 1))),
-    ("1.2.0rc1", Version(1, 2, 0, ("rc", 1))),
-    ("1.2.0b2", Version(1, 2, 0, ("beta", 2))),
-    ("1.2.0-alpha.3", Version(1, 2, 0, ("alpha", 3))),
-    ("1.2.0.dev4", Version(1, 2, 0, ("dev", 4))),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1.2.3", Version(1, 2, 3)),
+        ("v1.2.3", Version(1, 2, 3)),
+        ("1.2", Version(1, 2, 0)),
+        ("1.2.0-rc.1", Version(1, 2, 0, ("rc", 1))),
+        ("1.2.0rc1", Version(1, 2, 0, ("rc", 1))),
+        ("1.2.0b2", Version(1, 2, 0, ("beta", 2))),
+        ("1.2.0-alpha.3", Version(1, 2, 0, ("alpha", 3))),
+        ("1.2.0.dev4", Version(1, 2, 0, ("dev", 4))),
+    ],
+)
 def test_version_spellings(text: str, expected: Version) -> None:
     assert Version.parse(text) == expected
 
@@ -142,25 +156,38 @@ def test_formats_and_order() -> None:
     assert keys == sorted(keys)
 
 
-def plan(current: str, release: str | None, level: Level, since: Level | None = None,
-         channel: str | None = None, explicit: bool = False) -> str | None:
+def plan(
+    current: str,
+    release: str | None,
+    level: Level,
+    since: Level | None = None,
+    channel: str | None = None,
+    explicit: bool = False,
+) -> str | None:
     result = next_version(
-        Version.parse(current), Version.parse(release) if release else None,
-        level=level, level_since_current=level if since is None else since,
-        channel=channel, explicit=explicit)
+        Version.parse(current),
+        Version.parse(release) if release else None,
+        level=level,
+        level_since_current=level if since is None else since,
+        channel=channel,
+        explicit=explicit,
+    )
     return None if result.new is None else str(result.new)
 
 
-@pytest.mark.parametrize(("current", "level", "expected"), [
-    ("1.2.3", Level.PATCH, "1.2.4"),
-    ("1.2.3", Level.MINOR, "1.3.0"),
-    ("1.2.3", Level.MAJOR, "2.0.0"),
-    ("1.2.3", Level.NONE, None),
-    # major zero: a breaking change bumps the minor version (documented choice)
-    ("0.4.2", Level.MAJOR, "0.5.0"),
-    ("0.4.2", Level.MINOR, "0.5.0"),
-    ("0.4.2", Level.PATCH, "0.4.3"),
-])
+@pytest.mark.parametrize(
+    ("current", "level", "expected"),
+    [
+        ("1.2.3", Level.PATCH, "1.2.4"),
+        ("1.2.3", Level.MINOR, "1.3.0"),
+        ("1.2.3", Level.MAJOR, "2.0.0"),
+        ("1.2.3", Level.NONE, None),
+        # major zero: a breaking change bumps the minor version (documented choice)
+        ("0.4.2", Level.MAJOR, "0.5.0"),
+        ("0.4.2", Level.MINOR, "0.5.0"),
+        ("0.4.2", Level.PATCH, "0.4.3"),
+    ],
+)
 def test_release_bumps(current: str, level: Level, expected: str | None) -> None:
     assert plan(current, current, level) == expected
 
@@ -170,8 +197,13 @@ def test_explicit_major_leaves_zero() -> None:
 
 
 def test_zero_major_breaking_major_option() -> None:
-    result = next_version(Version(0, 4, 2), Version(0, 4, 2), level=Level.MAJOR,
-                          level_since_current=Level.MAJOR, zero_major_breaking="major")
+    result = next_version(
+        Version(0, 4, 2),
+        Version(0, 4, 2),
+        level=Level.MAJOR,
+        level_since_current=Level.MAJOR,
+        zero_major_breaking="major",
+    )
     assert str(result.new) == "1.0.0"
 
 
@@ -198,9 +230,12 @@ def test_prerelease_channels() -> None:
 
 
 def test_forge_detection() -> None:
-    assert forge_for("git@github.com:acme/tool.git") == Forge("github", "https://github.com/acme/tool")
+    assert forge_for("git@github.com:acme/tool.git") == Forge(
+        "github", "https://github.com/acme/tool"
+    )
     assert forge_for("https://gitlab.com/g/sub/proj.git") == Forge(
-        "gitlab", "https://gitlab.com/g/sub/proj")
+        "gitlab", "https://gitlab.com/g/sub/proj"
+    )
     assert forge_for("ssh://git@codeberg.org/a/b") == Forge("gitea", "https://codeberg.org/a/b")
     assert forge_for("/srv/git/origin.git") is None
     assert forge_for("https://git.internal.example/a/b.git") is None
@@ -210,26 +245,36 @@ def test_forge_detection() -> None:
 
 
 def test_sections_breaking_first_and_other_changes_kept() -> None:
-    commits = effective_commits([
-        raw("Tidy up the build script", "6" * 40),
-        raw("fix(security): escape names", "5" * 40),
-        raw("chore: bump deps", "4" * 40),
-        raw("feat(api)!: remove v1 endpoints", "3" * 40),
-        raw("perf: cache lookups", "2" * 40),
-        raw("feat: add export\n\nBREAKING CHANGE: export replaces dump", "1" * 40),
-        raw("feat(ui): dark mode", "0" * 40),
-    ])
+    commits = effective_commits(
+        [
+            raw("Tidy up the build script", "6" * 40),
+            raw("fix(security): escape names", "5" * 40),
+            raw("chore: bump deps", "4" * 40),
+            raw("feat(api)!: remove v1 endpoints", "3" * 40),
+            raw("perf: cache lookups", "2" * 40),
+            raw("feat: add export\n\nBREAKING CHANGE: export replaces dump", "1" * 40),
+            raw("feat(ui): dark mode", "0" * 40),
+        ]
+    )
     entries = group_commits(commits, Forge("github", "https://github.com/a/b"))
     assert list(entries.sections) == [
-        "Breaking changes", "Added", "Changed", "Security", "Other changes"]
+        "Breaking changes",
+        "Added",
+        "Changed",
+        "Security",
+        "Other changes",
+    ]
     assert entries.sections["Breaking changes"] == [
         "- **api:** remove v1 endpoints ([3333333](https://github.com/a/b/commit/"
-        + "3" * 40 + "))",
+        + "3" * 40
+        + "))",
         "- add export: export replaces dump ([1111111](https://github.com/a/b/commit/"
-        + "1" * 40 + "))",
+        + "1" * 40
+        + "))",
     ]
     assert entries.sections["Other changes"] == [
-        "- Tidy up the build script ([6666666](https://github.com/a/b/commit/" + "6" * 40 + "))"]
+        "- Tidy up the build script ([6666666](https://github.com/a/b/commit/" + "6" * 40 + "))"
+    ]
     text = render_section("1.0.0", "2024-05-01", group_commits(commits))
     assert text.startswith("## [1.0.0] - 2024-05-01\n\n### Breaking changes\n")
     assert "- **ui:** dark mode (0000000)" in text
@@ -242,11 +287,14 @@ def test_insert_section_into_new_and_existing_changelogs() -> None:
     assert first.startswith("# Changelog\n")
     assert first.rstrip().endswith("- a")
     human = first.replace("# Changelog\n", "# Changelog\n\n## [Unreleased]\n", 1)
-    second, changed = insert_section(human, "1.1.0", "## [1.1.0] - 2024-02-01\n\n- b\n",
-                                     "https://github.com/a/b/compare/v1.0.0...v1.1.0")
+    second, changed = insert_section(
+        human,
+        "1.1.0",
+        "## [1.1.0] - 2024-02-01\n\n- b\n",
+        "https://github.com/a/b/compare/v1.0.0...v1.1.0",
+    )
     assert changed
-    assert second.index("## [Unreleased]") < second.index("## [1.1.0]") < second.index(
-        "## [1.0.0]")
+    assert second.index("## [Unreleased]") < second.index("## [1.1.0]") < second.index("## [1.0.0]")
     assert second.rstrip().endswith("[1.1.0]: https://github.com/a/b/compare/v1.0.0...v1.1.0")
     assert find_section(second, "1.1.0") == "## [1.1.0] - 2024-02-01\n\n- b\n"
     again, changed = insert_section(second, "1.1.0", "## [1.1.0] - 2099-01-01\n\n- other\n")

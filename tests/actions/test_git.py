@@ -63,10 +63,13 @@ def test_bump_auto_picks_minor_from_real_history(repo: Repo, tmp_path: Path) -> 
     assert "1.2.0 → 1.3.0" in logged
 
 
-@pytest.mark.parametrize("message", [
-    "feat(api)!: drop the v1 endpoints",
-    "refactor: move config\n\nBody text.\n\nBREAKING CHANGE: config moved to config.toml",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "feat(api)!: drop the v1 endpoints",
+        "refactor: move config\n\nBody text.\n\nBREAKING CHANGE: config moved to config.toml",
+    ],
+)
 def test_breaking_changes_bump_major(repo: Repo, tmp_path: Path, message: str) -> None:
     rich_history(repo)
     repo.commit(message)
@@ -81,8 +84,12 @@ def test_breaking_change_while_major_is_zero_bumps_minor(tmp_path: Path) -> None
     out, _ = run_action("git.bump_version", {"repo": str(repo.path)}, tmp_path)
     assert out["new_version"] == "0.5.0"
     repo.git("checkout", "-q", "--", ".")
-    out, _ = run_action("git.bump_version", {"repo": str(repo.path), "part": "major"},
-                        tmp_path, idempotency_key="other-run/bump")
+    out, _ = run_action(
+        "git.bump_version",
+        {"repo": str(repo.path), "part": "major"},
+        tmp_path,
+        idempotency_key="other-run/bump",
+    )
     assert out["new_version"] == "1.0.0"
 
 
@@ -101,21 +108,29 @@ def test_no_releasable_commit_is_released_false(repo: Repo, tmp_path: Path) -> N
 def test_prerelease_line_in_pyproject(repo: Repo, tmp_path: Path) -> None:
     repo.tag("v0.1.0")
     repo.commit("feat: first feature")
-    out, _ = run_action("git.bump_version", {"repo": str(repo.path), "prerelease": "rc"},
-                        tmp_path, idempotency_key="r1/bump")
+    out, _ = run_action(
+        "git.bump_version",
+        {"repo": str(repo.path), "prerelease": "rc"},
+        tmp_path,
+        idempotency_key="r1/bump",
+    )
     assert out["new_version"] == "0.2.0rc1"  # PEP 440 spelling in pyproject.toml
     repo.git("commit", "-qam", "chore: release 0.2.0rc1")
     repo.tag("v0.2.0rc1")
     repo.commit("fix: found in rc1")
-    out, _ = run_action("git.bump_version", {"repo": str(repo.path), "prerelease": "rc"},
-                        tmp_path, idempotency_key="r2/bump")
+    out, _ = run_action(
+        "git.bump_version",
+        {"repo": str(repo.path), "prerelease": "rc"},
+        tmp_path,
+        idempotency_key="r2/bump",
+    )
     assert (out["old_version"], out["new_version"]) == ("0.2.0rc1", "0.2.0rc2")
     repo.git("commit", "-qam", "chore: release 0.2.0rc2")
     repo.tag("v0.2.0rc2")
-    out, _ = run_action("git.bump_version", {"repo": str(repo.path)}, tmp_path,
-                        idempotency_key="r3/bump")
-    assert (out["old_version"], out["new_version"], out["released"]) == (
-        "0.2.0rc2", "0.2.0", True)
+    out, _ = run_action(
+        "git.bump_version", {"repo": str(repo.path)}, tmp_path, idempotency_key="r3/bump"
+    )
+    assert (out["old_version"], out["new_version"], out["released"]) == ("0.2.0rc2", "0.2.0", True)
     assert project_version(repo) == "0.2.0"
 
 
@@ -127,9 +142,16 @@ def test_semver_prerelease_in_a_named_file(repo: Repo, tmp_path: Path) -> None:
     repo.commit("feat: something")
     repo.tag("v1.2.0-rc.1")
     repo.commit("fix: rc feedback")
-    out, _ = run_action("git.bump_version", {
-        "repo": str(repo.path), "file": "VERSION", "pattern": r"^(?P<version>\S+)$",
-        "prerelease": "rc"}, tmp_path)
+    out, _ = run_action(
+        "git.bump_version",
+        {
+            "repo": str(repo.path),
+            "file": "VERSION",
+            "pattern": r"^(?P<version>\S+)$",
+            "prerelease": "rc",
+        },
+        tmp_path,
+    )
     assert (out["old_version"], out["new_version"]) == ("1.2.0-rc.1", "1.2.0-rc.2")
     assert (repo.path / "VERSION").read_text() == "1.2.0-rc.2\n"
 
@@ -137,10 +159,12 @@ def test_semver_prerelease_in_a_named_file(repo: Repo, tmp_path: Path) -> None:
 def test_resumed_bump_does_not_bump_twice(repo: Repo, tmp_path: Path) -> None:
     repo.tag("v0.1.0")
     repo.commit("fix: a bug")
-    first, _ = run_action("git.bump_version", {"repo": str(repo.path)}, tmp_path,
-                          idempotency_key="run-7/bump")
-    again, lines = run_action("git.bump_version", {"repo": str(repo.path)}, tmp_path,
-                              idempotency_key="run-7/bump")
+    first, _ = run_action(
+        "git.bump_version", {"repo": str(repo.path)}, tmp_path, idempotency_key="run-7/bump"
+    )
+    again, lines = run_action(
+        "git.bump_version", {"repo": str(repo.path)}, tmp_path, idempotency_key="run-7/bump"
+    )
     assert first["new_version"] == again["new_version"] == "0.1.1"
     assert (first["changed"], again["changed"]) == (True, False)
     assert project_version(repo) == "0.1.1"
@@ -168,8 +192,10 @@ def test_changelog_from_real_history(repo: Repo, tmp_path: Path) -> None:
     base = "https://github.com/acme/demo/commit/"
     assert section.startswith("## [2.0.0] - 2024-05-01\n\n### Breaking changes\n")
     assert "- **cli:** rename --out to --output ([" in section
-    assert f"- **api:** add the export endpoint ([{shas['feat'][:7]}]({base}{shas['feat']}))" \
+    assert (
+        f"- **api:** add the export endpoint ([{shas['feat'][:7]}]({base}{shas['feat']}))"
         in section
+    )
     assert f"### Fixed\n\n- **parser:** handle empty input ([{shas['fix'][:7]}]" in section
     assert "### Changed\n\n- cache the lookup table" in section
     assert f"### Other changes\n\n- Update the README wording ([{shas['other'][:7]}]" in section
@@ -196,7 +222,8 @@ def test_changelog_after_the_tag_and_without_links(repo: Repo, tmp_path: Path) -
     repo.commit("feat: one")
     repo.commit("fix: two")
     (repo.path / "CHANGELOG.md").write_text(
-        "# Changelog\n\n## [Unreleased]\n\n## [0.1.0] - 2024-01-01\n\n- first\n")
+        "# Changelog\n\n## [Unreleased]\n\n## [0.1.0] - 2024-01-01\n\n- first\n"
+    )
     run_action("git.bump_version", {"repo": str(repo.path)}, tmp_path)
     repo.git("commit", "-qam", "chore: release 0.2.0")
     repo.tag("v0.2.0")  # changelog runs after tagging: the range is v0.1.0..v0.2.0
@@ -214,22 +241,25 @@ def test_changelog_after_the_tag_and_without_links(repo: Repo, tmp_path: Path) -
 
 def test_commit_then_clean_tree_is_a_no_op(repo: Repo, tmp_path: Path) -> None:
     (repo.path / "new.txt").write_text("hello\n")
-    out, _ = run_action("git.commit", {"repo": str(repo.path), "message": "feat: new file"},
-                        tmp_path)
+    out, _ = run_action(
+        "git.commit", {"repo": str(repo.path), "message": "feat: new file"}, tmp_path
+    )
     assert out["committed"] is True
     assert out["files"] == ["new.txt"]
     assert repo.head() == out["sha"]
     assert repo.git("log", "-1", "--format=%s") == "feat: new file"
-    again, _ = run_action("git.commit", {"repo": str(repo.path), "message": "feat: new file"},
-                          tmp_path)
+    again, _ = run_action(
+        "git.commit", {"repo": str(repo.path), "message": "feat: new file"}, tmp_path
+    )
     assert again == {"committed": False, "sha": out["sha"], "files": []}
 
 
 def test_commit_only_named_paths(repo: Repo, tmp_path: Path) -> None:
     (repo.path / "a.txt").write_text("a\n")
     (repo.path / "b.txt").write_text("b\n")
-    out, _ = run_action("git.commit", {"repo": str(repo.path), "message": "chore: a",
-                                       "paths": ["a.txt"]}, tmp_path)
+    out, _ = run_action(
+        "git.commit", {"repo": str(repo.path), "message": "chore: a", "paths": ["a.txt"]}, tmp_path
+    )
     assert out["files"] == ["a.txt"]
     assert "?? b.txt" in repo.git("status", "--porcelain")
 
@@ -255,6 +285,7 @@ def test_push_branch_and_tag_then_no_op(repo: Repo, tmp_path: Path) -> None:
     assert out["changed"] is True
     assert repo.origin_tags() == ["v0.2.0"]
     from tests.actions.conftest import git
+
     assert git(repo.origin, "rev-parse", "main") == repo.head()
     again, _ = run_action("git.push", params, tmp_path)
     assert again["pushed"] == []
@@ -264,8 +295,9 @@ def test_push_branch_and_tag_then_no_op(repo: Repo, tmp_path: Path) -> None:
 
 def test_push_refuses_to_overwrite_a_published_tag(repo: Repo, tmp_path: Path) -> None:
     repo.tag("v0.1.0")
-    run_action("git.push", {"repo": str(repo.path), "tags": ["v0.1.0"],
-                            "push_branch": False}, tmp_path)
+    run_action(
+        "git.push", {"repo": str(repo.path), "tags": ["v0.1.0"], "push_branch": False}, tmp_path
+    )
     repo.git("tag", "-d", "v0.1.0")
     repo.commit("fix: different")
     repo.tag("v0.1.0")
@@ -278,8 +310,7 @@ def test_branch_and_revert_to(repo: Repo, tmp_path: Path) -> None:
     out, _ = run_action("git.branch", {"repo": str(repo.path), "name": "release/0.2"}, tmp_path)
     assert (out["created"], out["checked_out"]) == (True, True)
     assert repo.git("branch", "--show-current") == "release/0.2"
-    again, _ = run_action("git.branch", {"repo": str(repo.path), "name": "release/0.2"},
-                          tmp_path)
+    again, _ = run_action("git.branch", {"repo": str(repo.path), "name": "release/0.2"}, tmp_path)
     assert (again["created"], again["checked_out"]) == (False, False)
 
     good_tree = repo.git("rev-parse", "v0.1.0^{tree}")
@@ -294,8 +325,9 @@ def test_branch_and_revert_to(repo: Repo, tmp_path: Path) -> None:
     assert again["changed"] is False
 
     repo.commit("feat: try again")
-    out, _ = run_action("git.revert_to", {"repo": str(repo.path), "ref": "v0.1.0",
-                                          "mode": "reset"}, tmp_path)
+    out, _ = run_action(
+        "git.revert_to", {"repo": str(repo.path), "ref": "v0.1.0", "mode": "reset"}, tmp_path
+    )
     assert out["sha"] == repo.head() == repo.git("rev-parse", "v0.1.0^{commit}")
 
 
@@ -359,6 +391,7 @@ def test_release_workflow_rerun_tags_once(repo: Repo, tmp_path: Path) -> None:
     assert steps2["tag"].outputs["created"] is False
     assert steps2["push"].outputs["pushed"] == []
     from tests.actions.conftest import git
+
     assert repo.origin_tags() == ["v0.2.0"]
     assert git(repo.origin, "rev-parse", "v0.2.0^{commit}") == tagged
     assert "0.2.0" in (repo.path / "CHANGELOG.md").read_text()
@@ -444,9 +477,23 @@ def test_crash_during_push_then_resume_pushes_once(repo: Repo, tmp_path: Path) -
     wf.write_text(CRASHY_PUSH.replace("REPO", str(repo.path)))
     db = str(tmp_path / "qd.db")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "run", str(wf), "--headless", "--store", db,
-         "--workdir", str(tmp_path)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+        [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "run",
+            str(wf),
+            "--headless",
+            "--store",
+            db,
+            "--workdir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
     try:
         deadline = time.monotonic() + 30
         while "pushed" not in (effects.read_text() if effects.exists() else ""):

@@ -51,8 +51,14 @@ ASSETS = ["dist/pkg-1.2.0.tar.gz", "dist/pkg-1.2.0-py3-none-any.whl"]
 def test_creates_a_release_with_notes_and_assets(
     github: GitHubAPI, dist: Path, tmp_path: Path
 ) -> None:
-    out, lines = release(tmp_path, configured(github), name="pkg 1.2.0",
-                         notes="## Added\n- export", target="main", assets=ASSETS)
+    out, lines = release(
+        tmp_path,
+        configured(github),
+        name="pkg 1.2.0",
+        notes="## Added\n- export",
+        target="main",
+        assets=ASSETS,
+    )
     assert out["created"] is True and out["skipped"] is False
     assert out["uploaded"] == ["pkg-1.2.0.tar.gz", "pkg-1.2.0-py3-none-any.whl"]
     made = github.releases["acme/pkg"][0]
@@ -91,7 +97,9 @@ def test_resumed_step_uploads_only_missing_assets(
     assert out["uploaded"] == ["pkg-1.2.0-py3-none-any.whl"]
     rid = github.releases["acme/pkg"][0]["id"]
     assert [a["name"] for a in github.assets[rid]] == [
-        "pkg-1.2.0.tar.gz", "pkg-1.2.0-py3-none-any.whl"]
+        "pkg-1.2.0.tar.gz",
+        "pkg-1.2.0-py3-none-any.whl",
+    ]
 
 
 def test_skipped_without_a_token(github: GitHubAPI, tmp_path: Path) -> None:
@@ -116,7 +124,8 @@ def test_bad_token_and_missing_asset(github: GitHubAPI, dist: Path, tmp_path: Pa
         release(tmp_path, configured(github, token="ghp_wrong_token_000"))
     assert info.value.message == (
         "GitHub: looking up release v1.2.0 failed: 401 Bad credentials — check github.token "
-        "in the config or $GITHUB_TOKEN")
+        "in the config or $GITHUB_TOKEN"
+    )
     assert "ghp_wrong_token_000" not in info.value.message
     before = len(github.requests)
     with pytest.raises(NonRetryableError, match=r"release asset not found: .*nope\.zip"):
@@ -127,7 +136,9 @@ def test_bad_token_and_missing_asset(github: GitHubAPI, dist: Path, tmp_path: Pa
 def test_release_in_a_workflow_keeps_the_token_out_of_the_journal(
     github: GitHubAPI, dist: Path, tmp_path: Path
 ) -> None:
-    ran = run_workflow(tmp_path, """
+    ran = run_workflow(
+        tmp_path,
+        """
 name: publish
 inputs:
   version: {type: string, default: "1.2.0"}
@@ -141,7 +152,9 @@ stages:
           tag: "v{{ inputs.version }}"
           notes: "Release {{ inputs.version }}"
           assets: ["dist/pkg-1.2.0.tar.gz"]
-""", settings=configured(github))
+""",
+        settings=configured(github),
+    )
     assert ran.state.status == "succeeded", ran.state.to_json()
     assert step_outputs(ran, "gh")["uploaded"] == ["pkg-1.2.0.tar.gz"]
     assert github.releases["acme/pkg"][0]["body"] == "Release 1.2.0"
@@ -150,7 +163,9 @@ stages:
 
 
 def test_bad_parameters_fail_validation_with_lines(tmp_path: Path) -> None:
-    path = write_workflow(tmp_path, """\
+    path = write_workflow(
+        tmp_path,
+        """\
 name: bad-gh
 stages:
   - id: s
@@ -172,9 +187,13 @@ stages:
           repo: acme/pkg
           tag: v1
           api_url: "api.github.com"
-""")
-    assert_invalid(path, {
-        10: "unknown parameter 'token'",
-        14: "should match pattern",
-        21: "not an http(s) URL",
-    })
+""",
+    )
+    assert_invalid(
+        path,
+        {
+            10: "unknown parameter 'token'",
+            14: "should match pattern",
+            21: "not an http(s) URL",
+        },
+    )

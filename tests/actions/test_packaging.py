@@ -40,8 +40,9 @@ def test_build_makes_a_wheel_and_an_sdist(built: Built) -> None:
 def test_build_failure_is_reported(tmp_path: Path) -> None:
     project = make_python_project(tmp_path / "broken")
     text = (project / "pyproject.toml").read_text()
-    (project / "pyproject.toml").write_text(text.replace('packages = ["qd_tinypkg"]',
-                                                         'packages = ["missing_pkg"]'))
+    (project / "pyproject.toml").write_text(
+        text.replace('packages = ["qd_tinypkg"]', 'packages = ["missing_pkg"]')
+    )
     with pytest.raises(ActionError, match="python -m build failed"):
         run_action("python.build", {"project": str(project), "isolation": False}, tmp_path)
     with pytest.raises(NonRetryableError, match=r"no pyproject\.toml"):
@@ -49,8 +50,11 @@ def test_build_failure_is_reported(tmp_path: Path) -> None:
 
 
 def test_install_check_in_a_fresh_venv(built: Built, tmp_path: Path) -> None:
-    out, lines = run_action("python.install_check", {
-        "wheel": built.outputs["wheel"], "version": "0.3.0", "smoke": ["qd-tiny"]}, tmp_path)
+    out, lines = run_action(
+        "python.install_check",
+        {"wheel": built.outputs["wheel"], "version": "0.3.0", "smoke": ["qd-tiny"]},
+        tmp_path,
+    )
     assert out["installed"] and out["imported"]
     assert (out["module"], out["version"]) == ("qd_tinypkg", "0.3.0")
     assert out["smoke_exit_code"] == 0
@@ -59,67 +63,95 @@ def test_install_check_in_a_fresh_venv(built: Built, tmp_path: Path) -> None:
     assert any("installs and imports" in line for _, line in lines)
 
 
-def test_install_check_catches_a_wheel_that_does_not_import(built: Built,
-                                                            tmp_path: Path) -> None:
+def test_install_check_catches_a_wheel_that_does_not_import(built: Built, tmp_path: Path) -> None:
     with pytest.raises(ActionError, match="import no_such_module"):
-        run_action("python.install_check", {
-            "wheel": built.outputs["wheel"], "module": "no_such_module"}, tmp_path)
+        run_action(
+            "python.install_check",
+            {"wheel": built.outputs["wheel"], "module": "no_such_module"},
+            tmp_path,
+        )
     with pytest.raises(ActionError, match="smoke command"):
-        run_action("python.install_check", {
-            "wheel": built.outputs["wheel"], "smoke": "python -c 'raise SystemExit(3)'"},
-            tmp_path)
+        run_action(
+            "python.install_check",
+            {"wheel": built.outputs["wheel"], "smoke": "python -c 'raise SystemExit(3)'"},
+            tmp_path,
+        )
 
 
 def test_publish_uploads_once_then_reports_already_published(
-        built: Built, pypi_index: Index, tmp_path: Path) -> None:
-    params = {"files": [built.outputs["wheel"], built.outputs["sdist"]],
-              "repository_url": pypi_index.url}
+    built: Built, pypi_index: Index, tmp_path: Path
+) -> None:
+    params = {
+        "files": [built.outputs["wheel"], built.outputs["sdist"]],
+        "repository_url": pypi_index.url,
+    }
     env = index_env(pypi_index)
     out, lines = run_action("python.publish", params, tmp_path, env=env)
     assert out["already_published"] is False
     assert sorted(out["uploaded"]) == sorted(
-        Path(p).name for p in (built.outputs["wheel"], built.outputs["sdist"]))
+        Path(p).name for p in (built.outputs["wheel"], built.outputs["sdist"])
+    )
     stored = sorted(p.name for p in pypi_index.packages.iterdir())
     assert stored == sorted(out["uploaded"])
-    assert (pypi_index.packages / Path(built.outputs["wheel"]).name).read_bytes() == \
-        Path(built.outputs["wheel"]).read_bytes()
+    assert (pypi_index.packages / Path(built.outputs["wheel"]).name).read_bytes() == Path(
+        built.outputs["wheel"]
+    ).read_bytes()
     assert not any(pypi_index.password in line for _, line in lines)
 
-    again, lines = run_action("python.publish", params, tmp_path, env=env,
-                              idempotency_key="another-run/publish")
+    again, lines = run_action(
+        "python.publish", params, tmp_path, env=env, idempotency_key="another-run/publish"
+    )
     assert again["already_published"] is True
     assert again["uploaded"] == []
     assert sorted(again["skipped"]) == stored
     assert any("already on the index" in line for _, line in lines)
 
     # and the release installs from the index into a fresh venv
-    out, _ = run_action("python.install_check", {
-        "package": "qd-tinypkg", "version": "0.3.0", "index_url": pypi_index.simple,
-        "no_deps": True}, tmp_path)
+    out, _ = run_action(
+        "python.install_check",
+        {
+            "package": "qd-tinypkg",
+            "version": "0.3.0",
+            "index_url": pypi_index.simple,
+            "no_deps": True,
+        },
+        tmp_path,
+    )
     assert out["version"] == "0.3.0"
 
 
-def test_publish_finishes_a_half_done_upload(built: Built, pypi_index: Index,
-                                             tmp_path: Path) -> None:
+def test_publish_finishes_a_half_done_upload(
+    built: Built, pypi_index: Index, tmp_path: Path
+) -> None:
     # A crash after the wheel went up: the resumed step uploads only the sdist.
     env = index_env(pypi_index)
-    run_action("python.publish", {"files": [built.outputs["wheel"]],
-                                  "repository_url": pypi_index.url}, tmp_path, env=env)
-    out, _ = run_action("python.publish", {
-        "files": [built.outputs["wheel"], built.outputs["sdist"]],
-        "repository_url": pypi_index.url}, tmp_path, env=env)
+    run_action(
+        "python.publish",
+        {"files": [built.outputs["wheel"]], "repository_url": pypi_index.url},
+        tmp_path,
+        env=env,
+    )
+    out, _ = run_action(
+        "python.publish",
+        {
+            "files": [built.outputs["wheel"], built.outputs["sdist"]],
+            "repository_url": pypi_index.url,
+        },
+        tmp_path,
+        env=env,
+    )
     assert out["uploaded"] == [Path(built.outputs["sdist"]).name]
     assert out["skipped"] == [Path(built.outputs["wheel"]).name]
     assert out["already_published"] is False
 
 
-def test_publish_needs_credentials_and_reports_refusal(built: Built, pypi_index: Index,
-                                                       tmp_path: Path) -> None:
+def test_publish_needs_credentials_and_reports_refusal(
+    built: Built, pypi_index: Index, tmp_path: Path
+) -> None:
     import os
 
     params = {"files": [built.outputs["wheel"]], "repository_url": pypi_index.url}
-    bare = {k: v for k, v in os.environ.items()
-            if not k.startswith(("QUARTERDECK_PYPI", "TWINE_"))}
+    bare = {k: v for k, v in os.environ.items() if not k.startswith(("QUARTERDECK_PYPI", "TWINE_"))}
     with pytest.raises(NonRetryableError, match="no index credentials"):
         run_action("python.publish", params, tmp_path, env=bare)
     wrong = {**bare, "QUARTERDECK_PYPI_USERNAME": "uploader", "QUARTERDECK_PYPI_PASSWORD": "no"}
@@ -129,11 +161,16 @@ def test_publish_needs_credentials_and_reports_refusal(built: Built, pypi_index:
 
 
 def test_publish_never_replaces_a_published_file(
-        built: Built, pypi_index: Index, tmp_path: Path) -> None:
+    built: Built, pypi_index: Index, tmp_path: Path
+) -> None:
     env = index_env(pypi_index)
     wheel = Path(built.outputs["wheel"])
-    run_action("python.publish", {"files": [str(wheel)], "repository_url": pypi_index.url},
-               tmp_path, env=env)
+    run_action(
+        "python.publish",
+        {"files": [str(wheel)], "repository_url": pypi_index.url},
+        tmp_path,
+        env=env,
+    )
     # same file name, different bytes (a rebuild of a released version)
     other = tmp_path / "other" / wheel.name
     other.parent.mkdir()
@@ -142,9 +179,12 @@ def test_publish_never_replaces_a_published_file(
         zf.writestr("qd_tinypkg/extra.txt", "changed")
     listing = httpx.get(f"{pypi_index.simple}qd-tinypkg/").text
     assert "#sha256=" in listing  # the index publishes hashes, so a difference is visible
-    out, lines = run_action("python.publish", {"files": [str(other)],
-                                               "repository_url": pypi_index.url},
-                            tmp_path, env=env)
+    out, lines = run_action(
+        "python.publish",
+        {"files": [str(other)], "repository_url": pypi_index.url},
+        tmp_path,
+        env=env,
+    )
     assert out["already_published"] is True
     assert out["differs"] == [wheel.name]
     assert (pypi_index.packages / wheel.name).read_bytes() == wheel.read_bytes()
@@ -218,9 +258,13 @@ def test_build_without_the_build_package_says_how_to_install_it(tmp_path: Path) 
     import sys
 
     bare = tmp_path / "bare-venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True,
-                   timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=60
+    )
     project = make_python_project(tmp_path / "p")
     with pytest.raises(NonRetryableError, match="`build` package is not installed"):
-        run_action("python.build", {"project": str(project),
-                                    "python": str(bare / "bin" / "python")}, tmp_path)
+        run_action(
+            "python.build",
+            {"project": str(project), "python": str(bare / "bin" / "python")},
+            tmp_path,
+        )

@@ -28,9 +28,12 @@ METRICS = {
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    with HTTPService(metrics=METRICS) as service, PrometheusServer(
-        [f"127.0.0.1:{service.port}"], tmp_path_factory.mktemp("prometheus")
-    ) as prom:
+    with (
+        HTTPService(metrics=METRICS) as service,
+        PrometheusServer(
+            [f"127.0.0.1:{service.port}"], tmp_path_factory.mktemp("prometheus")
+        ) as prom,
+    ):
         prom.wait_for_series('demo_requests_total{code="500"}')
         assert service.hits("/metrics") >= 1
         yield prom
@@ -59,22 +62,31 @@ def test_threshold_not_met_fails_or_reports(prometheus: PrometheusServer, tmp_pa
     err = failure(prometheus, tmp_path, query="demo_error_ratio", threshold=0.01)
     assert err.message == "demo_error_ratio: 0.02 is not <= 0.01" and not err.retryable
     assert err.outputs["passed"] is False and err.outputs["value"] == 0.02
-    out = query(prometheus, tmp_path, query="demo_error_ratio", threshold=0.01,
-                fail_on_threshold=False)
+    out = query(
+        prometheus, tmp_path, query="demo_error_ratio", threshold=0.01, fail_on_threshold=False
+    )
     assert out["passed"] is False
 
 
 def test_reduce_over_series(prometheus: PrometheusServer, tmp_path: Path) -> None:
     assert query(prometheus, tmp_path, query="sum(demo_requests_total)")["value"] == 150
     assert query(prometheus, tmp_path, query="demo_requests_total")["value"] == 100
-    low = query(prometheus, tmp_path, query="demo_requests_total", reduce="min",
-                threshold=60, comparison=">", fail_on_threshold=False)
+    low = query(
+        prometheus,
+        tmp_path,
+        query="demo_requests_total",
+        reduce="min",
+        threshold=60,
+        comparison=">",
+        fail_on_threshold=False,
+    )
     assert low["value"] == 50 and low["passed"] is False
 
 
 def test_range_query(prometheus: PrometheusServer, tmp_path: Path) -> None:
-    out = query(prometheus, tmp_path, query="demo_up", range="30s", step="1s",
-                threshold=1, comparison="==")
+    out = query(
+        prometheus, tmp_path, query="demo_up", range="30s", step="1s", threshold=1, comparison="=="
+    )
     assert out["result_type"] == "matrix" and out["passed"] is True
     points = out["series"][0]["values"]
     assert points and all(v == 1.0 for _, v in points)
@@ -98,7 +110,9 @@ def test_not_a_prometheus_server(tmp_path: Path) -> None:
 
 
 def test_value_feeds_a_quality_gate(prometheus: PrometheusServer, tmp_path: Path) -> None:
-    ran = run_workflow(tmp_path, f"""
+    ran = run_workflow(
+        tmp_path,
+        f"""
 name: slo-check
 stages:
   - id: verify
@@ -109,13 +123,16 @@ stages:
     gate:
       id: slo
       all: ["{{{{ steps.errors.outputs.value < 0.05 }}}}"]
-""")
+""",
+    )
     assert ran.state.status == "succeeded", ran.state.to_json()
     assert step_outputs(ran, "errors")["value"] == 0.02
 
 
 def test_bad_parameters_fail_validation_with_lines(tmp_path: Path) -> None:
-    path = write_workflow(tmp_path, """\
+    path = write_workflow(
+        tmp_path,
+        """\
 name: bad-prom
 stages:
   - id: s
@@ -138,9 +155,13 @@ stages:
           url: "http://127.0.0.1:9090"
           query: up
           range: 5 minutes
-""")
-    assert_invalid(path, {
-        10: "prometheus.query",
-        16: "unknown parameter 'treshold'",
-        22: "bad duration",
-    })
+""",
+    )
+    assert_invalid(
+        path,
+        {
+            10: "prometheus.query",
+            16: "unknown parameter 'treshold'",
+            22: "bad duration",
+        },
+    )

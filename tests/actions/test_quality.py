@@ -12,7 +12,7 @@ from core.errors import ActionError, NonRetryableError
 from tests.actions.conftest import Repo, run_action
 from tests.helpers import cli, run_workflow
 
-CALC = '''\
+CALC = """\
 def add(a, b):
     return a + b
 
@@ -27,9 +27,9 @@ def unused_branch(x):
     if x > 100:
         return "big"
     return "small"
-'''
+"""
 
-TESTS = '''\
+TESTS = """\
 import pytest
 
 from calc import add, divide
@@ -59,7 +59,7 @@ def broken():
 
 def test_uses_broken(broken):
     pass
-'''
+"""
 
 
 def make_suite(root: Path, *, failing: bool = True) -> Path:
@@ -74,7 +74,12 @@ def test_pytest_counts_coverage_and_failing_ids(tmp_path: Path) -> None:
     suite = make_suite(tmp_path / "suite")
     out, lines = run_action("pytest", {"path": str(suite)}, tmp_path)
     assert (out["passed"], out["failed"], out["skipped"], out["errors"], out["total"]) == (
-        2, 1, 1, 1, 5)
+        2,
+        1,
+        1,
+        1,
+        5,
+    )
     assert out["failing"] == ["test_calc.py::test_wrong", "test_calc.py::test_uses_broken"]
     assert isinstance(out["coverage"], float)
     assert 50 < out["coverage"] < 100  # unused_branch is never called
@@ -88,8 +93,9 @@ def test_pytest_counts_coverage_and_failing_ids(tmp_path: Path) -> None:
 def test_pytest_can_fail_the_step_and_reports_usage_errors(tmp_path: Path) -> None:
     suite = make_suite(tmp_path / "suite")
     with pytest.raises(ActionError, match="tests failed") as info:
-        run_action("pytest", {"path": str(suite), "fail_on_failures": True,
-                              "coverage": False}, tmp_path)
+        run_action(
+            "pytest", {"path": str(suite), "fail_on_failures": True, "coverage": False}, tmp_path
+        )
     assert info.value.outputs["failed"] == 1
     with pytest.raises(ActionError, match="usage error"):
         run_action("pytest", {"path": str(suite), "args": ["--no-such-option"]}, tmp_path)
@@ -101,8 +107,9 @@ def test_lint_counts_by_rule(tmp_path: Path) -> None:
     (project / "a.py").write_text("import os\nimport sys\n\n\ndef f(x):\n    return x == None\n")
     (project / "b.py").write_text("def g():\n    return undefined_name\n")
     (project / "clean.py").write_text("VALUE = 1\n")
-    out, lines = run_action("lint", {"path": str(project),
-                                     "args": ["--isolated", "--select", "E,F"]}, tmp_path)
+    out, lines = run_action(
+        "lint", {"path": str(project), "args": ["--isolated", "--select", "E,F"]}, tmp_path
+    )
     assert out["by_rule"] == {"E711": 1, "F401": 2, "F821": 1}
     assert out["errors"] == 4
     assert out["files"] == 2
@@ -115,16 +122,21 @@ def test_typecheck_counts_errors(tmp_path: Path) -> None:
     project = tmp_path / "typed"
     project.mkdir()
     (project / "good.py").write_text("def ok(x: int) -> int:\n    return x + 1\n")
-    (project / "bad.py").write_text(textwrap.dedent("""\
+    (project / "bad.py").write_text(
+        textwrap.dedent("""\
         def name(x: int) -> str:
             return x
 
 
         def call() -> None:
             name("not an int")
-        """))
-    out, lines = run_action("typecheck", {
-        "path": str(project), "args": ["--cache-dir", str(tmp_path / "mypy-cache")]}, tmp_path)
+        """)
+    )
+    out, lines = run_action(
+        "typecheck",
+        {"path": str(project), "args": ["--cache-dir", str(tmp_path / "mypy-cache")]},
+        tmp_path,
+    )
     assert out["errors"] == 2
     assert out["by_code"] == {"arg-type": 1, "return-value": 1}
     assert out["places"] == ["bad.py:2", "bad.py:6"]
@@ -138,17 +150,20 @@ def fake(prefix: str, body: str) -> str:
 
 
 def test_secrets_scan_finds_committed_secrets_without_printing_them(
-        repo: Repo, tmp_path: Path) -> None:
+    repo: Repo, tmp_path: Path
+) -> None:
     aws = fake("AKIA", "QWERTYUIOPASDFGH")
     ghp = fake("ghp_", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5")
     password = fake("Zx9!", "qP4rT8vW2yB6nM1k")
     (repo.path / "config.py").write_text(
         f'AWS_KEY = "{aws}"\nDEBUG = True\nDB_PASSWORD = "{password}"\n'
         'EXAMPLE_PASSWORD = "changeme-changeme"\n'
-        f'ALLOWED = "{ghp}"  # pragma: allowlist secret\n')
+        f'ALLOWED = "{ghp}"  # pragma: allowlist secret\n'
+    )
     (repo.path / "deploy").mkdir()
     (repo.path / "deploy" / "id_rsa").write_text(
-        fake("-----BEGIN RSA ", "PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n"))
+        fake("-----BEGIN RSA ", "PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n")
+    )
     (repo.path / "notes.md").write_text(f"token {ghp}\n")
     repo.git("add", "-A")
     repo.git("commit", "-qm", "add config")
@@ -161,17 +176,21 @@ def test_secrets_scan_finds_committed_secrets_without_printing_them(
     repo.git("commit", "-qm", "remove oops")
 
     out, lines = run_action("secrets.scan", {"path": str(repo.path)}, tmp_path)
-    assert sorted(out["places"]) == ["config.py:1", "config.py:3", "deploy/id_rsa:1",
-                                     "notes.md:1"]
+    assert sorted(out["places"]) == ["config.py:1", "config.py:3", "deploy/id_rsa:1", "notes.md:1"]
     assert out["count"] == 4
-    assert out["by_rule"] == {"aws-access-key-id": 1, "generic-secret": 1, "private-key": 1,
-                              "github-token": 1}
+    assert out["by_rule"] == {
+        "aws-access-key-id": 1,
+        "generic-secret": 1,
+        "private-key": 1,
+        "github-token": 1,
+    }
     text = json.dumps(out) + "\n".join(line for _, line in lines)
     for secret in (aws, ghp, password, "MIIE"):
         assert secret not in text
 
-    history, _ = run_action("secrets.scan", {"path": str(repo.path), "history": True,
-                                             "exclude": ["deploy/*"]}, tmp_path)
+    history, _ = run_action(
+        "secrets.scan", {"path": str(repo.path), "history": True, "exclude": ["deploy/*"]}, tmp_path
+    )
     assert "deploy/id_rsa:1" not in history["places"]
     slack = [f for f in history["findings"] if f["rule"] == "slack-token"]
     assert len(slack) == 1 and slack[0]["file"] == "old.txt" and slack[0]["line"] == 1
@@ -240,8 +259,9 @@ def test_missing_tools_say_how_to_install_them(tmp_path: Path) -> None:
     import sys
 
     bare = tmp_path / "bare-venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True,
-                   timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=60
+    )
     python = str(bare / "bin" / "python")
     suite = make_suite(tmp_path / "suite", failing=False)
     for name in ("pytest", "lint", "typecheck"):

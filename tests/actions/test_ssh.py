@@ -43,15 +43,17 @@ def settings_for(keys: SSHKeys, servers: list[SSHServer]) -> Settings:
     return keys.settings(keys.write_known_hosts(servers))
 
 
-def call(name: str, with_: dict[str, Any], tmp_path: Path, settings: Settings,
-         **kw: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def call(
+    name: str, with_: dict[str, Any], tmp_path: Path, settings: Settings, **kw: Any
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     ctx = make_ctx(tmp_path, settings=settings, **kw)
     out = asyncio.run(run_action(name, with_, ctx))
     return out, ctx.lines  # type: ignore[attr-defined]
 
 
-def failure(name: str, with_: dict[str, Any], tmp_path: Path, settings: Settings,
-            **kw: Any) -> ActionError:
+def failure(
+    name: str, with_: dict[str, Any], tmp_path: Path, settings: Settings, **kw: Any
+) -> ActionError:
     with pytest.raises(ActionError) as info:
         call(name, with_, tmp_path, settings, **kw)
     return info.value
@@ -64,9 +66,12 @@ def test_runs_on_many_hosts_with_tagged_lines(
     pair: tuple[SSHServer, SSHServer], keys: SSHKeys, tmp_path: Path
 ) -> None:
     a, b = pair
-    out, lines = call("ssh.run", {"hosts": [a.host, b.host],
-                                  "command": "sh -c 'pwd; echo oops >&2'"},
-                      tmp_path, settings_for(keys, [a, b]))
+    out, lines = call(
+        "ssh.run",
+        {"hosts": [a.host, b.host], "command": "sh -c 'pwd; echo oops >&2'"},
+        tmp_path,
+        settings_for(keys, [a, b]),
+    )
     assert out["exit_codes"] == {a.host: 0, b.host: 0} and out["failed_hosts"] == []
     assert out["hosts"][a.host]["stdout"] == str(tmp_path / "a")
     assert out["hosts"][b.host]["stdout"] == str(tmp_path / "b")
@@ -76,8 +81,9 @@ def test_runs_on_many_hosts_with_tagged_lines(
     assert a.logins == ["tester"] and b.logins == ["tester"]
 
 
-def test_per_host_exit_codes(pair: tuple[SSHServer, SSHServer], keys: SSHKeys,
-                             tmp_path: Path) -> None:
+def test_per_host_exit_codes(
+    pair: tuple[SSHServer, SSHServer], keys: SSHKeys, tmp_path: Path
+) -> None:
     a, b = pair
     (tmp_path / "b" / "broken").touch()
     settings = settings_for(keys, [a, b])
@@ -95,7 +101,9 @@ def test_templated_values_cannot_inject_remote_shell(
 ) -> None:
     a, _ = pair
     evil = f"x; touch {tmp_path}/pwned $(touch {tmp_path}/pwned2)"
-    ran = run_workflow(tmp_path, f"""
+    ran = run_workflow(
+        tmp_path,
+        f"""
 name: remote
 inputs:
   name: {{type: string}}
@@ -107,7 +115,10 @@ stages:
         with:
           hosts: ["{a.host}"]
           command: "echo hello {{{{ inputs.name }}}}"
-""", inputs={"name": evil}, settings=settings_for(keys, [a]))
+""",
+        inputs={"name": evil},
+        settings=settings_for(keys, [a]),
+    )
     assert ran.state.status == "succeeded", ran.state.to_json()
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
     assert a.commands == [shlex.join(["echo", "hello", evil])]
@@ -119,22 +130,33 @@ def test_concurrency_limit(keys: SSHKeys, tmp_path: Path) -> None:
     probe = ConcurrencyProbe()
     meet = tmp_path / "meet"
     meet.mkdir()
-    with SSHServer(keys, probe=probe) as s1, SSHServer(keys, probe=probe) as s2, \
-            SSHServer(keys, probe=probe) as s3:
+    with (
+        SSHServer(keys, probe=probe) as s1,
+        SSHServer(keys, probe=probe) as s2,
+        SSHServer(keys, probe=probe) as s3,
+    ):
         hosts = [s1.host, s2.host, s3.host]
         settings = settings_for(keys, [s1, s2, s3])
-        call("ssh.run", {"hosts": hosts, "command": "sleep 0.2", "concurrency": 1},
-             tmp_path, settings)
+        call(
+            "ssh.run",
+            {"hosts": hosts, "command": "sleep 0.2", "concurrency": 1},
+            tmp_path,
+            settings,
+        )
         assert probe.max_active == 1
         # all three must be connected at once to meet (bounded wait, 5 s at most)
         rendezvous = (
             f'touch "$(mktemp -p {meet})"; i=0; '
             f'while [ "$(ls {meet} | wc -l)" -lt 3 ] && [ $i -lt 100 ]; '
-            'do sleep 0.05; i=$((i+1)); done; '
+            "do sleep 0.05; i=$((i+1)); done; "
             f'[ "$(ls {meet} | wc -l)" -ge 3 ]'
         )
-        out, _ = call("ssh.run", {"hosts": hosts, "command": rendezvous, "shell": True,
-                                  "concurrency": 3}, tmp_path, settings)
+        out, _ = call(
+            "ssh.run",
+            {"hosts": hosts, "command": rendezvous, "shell": True, "concurrency": 3},
+            tmp_path,
+            settings,
+        )
     assert out["exit_codes"] == dict.fromkeys(hosts, 0)
     assert probe.max_active == 3
 
@@ -160,8 +182,7 @@ def test_changed_host_key_is_a_hard_error(
     a, _ = pair
     impostor = asyncssh.generate_private_key("ssh-ed25519")
     known = keys.write_known_hosts([a], key=impostor, name="known_hosts_changed")
-    err = failure("ssh.run", {"hosts": [a.host], "command": "true"}, tmp_path,
-                  keys.settings(known))
+    err = failure("ssh.run", {"hosts": [a.host], "command": "true"}, tmp_path, keys.settings(known))
     assert err.retryable is False
     assert f"HOST KEY CHANGED for [127.0.0.1]:{a.port}" in err.message
     assert "ssh-keygen -R" in err.message
@@ -188,14 +209,24 @@ def test_dead_port_names_host_and_what_to_check(keys: SSHKeys, tmp_path: Path) -
     board = CircuitBoard(CircuitPolicy(failure_threshold=2, window=60, cooldown=60))
     settings = keys.settings(known)
     for _ in range(2):
-        err = failure("ssh.run", {"hosts": f"127.0.0.1:{port}", "command": "true"},
-                      tmp_path, settings, services={SERVICE_KEY: board})
+        err = failure(
+            "ssh.run",
+            {"hosts": f"127.0.0.1:{port}", "command": "true"},
+            tmp_path,
+            settings,
+            services={SERVICE_KEY: board},
+        )
         assert f"127.0.0.1:{port}: connection refused" in err.message
         assert "check that sshd runs there and listens on port" in err.message
         assert err.retryable
     # the host's breaker is now open: the next step fails fast
-    err = failure("ssh.run", {"hosts": f"127.0.0.1:{port}", "command": "true"},
-                  tmp_path, settings, services={SERVICE_KEY: board})
+    err = failure(
+        "ssh.run",
+        {"hosts": f"127.0.0.1:{port}", "command": "true"},
+        tmp_path,
+        settings,
+        services={SERVICE_KEY: board},
+    )
     assert f"circuit open for ssh://127.0.0.1:{port}" in err.message
     assert board.state(f"ssh://127.0.0.1:{port}") == "open"
 
@@ -206,9 +237,14 @@ def test_wrong_client_key_is_an_auth_error(
     a, _ = pair
     other = SSHKeys.generate(tmp_path / "other")
     known = keys.write_known_hosts([a])
-    settings = Settings(ssh=SSHSettings(known_hosts=str(known),
-                                        client_keys=[str(other.client_key_path)],
-                                        username="mallory", use_agent=False))
+    settings = Settings(
+        ssh=SSHSettings(
+            known_hosts=str(known),
+            client_keys=[str(other.client_key_path)],
+            username="mallory",
+            use_agent=False,
+        )
+    )
     err = failure("ssh.run", {"hosts": [a.host], "command": "true"}, tmp_path, settings)
     assert "authentication failed for mallory" in err.message and not err.retryable
 
@@ -244,25 +280,43 @@ def test_download_from_many_hosts(
     (tmp_path / "b" / "log.txt").write_text("from b\n")
     settings = settings_for(keys, [a, b])
     # each server's file lives in its own directory; fetch a's from both paths
-    out, _ = call("ssh.copy", {"hosts": [a.host, b.host], "direction": "download",
-                               "src": str(tmp_path / "a" / "log.txt"), "dest": "fetched"},
-                  tmp_path, settings)
+    out, _ = call(
+        "ssh.copy",
+        {
+            "hosts": [a.host, b.host],
+            "direction": "download",
+            "src": str(tmp_path / "a" / "log.txt"),
+            "dest": "fetched",
+        },
+        tmp_path,
+        settings,
+    )
     got = {host: Path(path) for host, path in out["paths"].items()}
     assert got[a.host] == tmp_path / "fetched" / a.host.replace(":", "_")
     assert (got[a.host] / "log.txt").read_text() == "from a\n"
     assert (got[b.host] / "log.txt").read_text() == "from a\n"
 
 
-def test_copy_errors_are_clear(pair: tuple[SSHServer, SSHServer], keys: SSHKeys,
-                               tmp_path: Path) -> None:
+def test_copy_errors_are_clear(
+    pair: tuple[SSHServer, SSHServer], keys: SSHKeys, tmp_path: Path
+) -> None:
     a, _ = pair
     settings = settings_for(keys, [a])
-    err = failure("ssh.copy", {"hosts": [a.host], "src": "nope.txt", "dest": "/tmp"},
-                  tmp_path, settings)
+    err = failure(
+        "ssh.copy", {"hosts": [a.host], "src": "nope.txt", "dest": "/tmp"}, tmp_path, settings
+    )
     assert isinstance(err, NonRetryableError) and "does not exist" in err.message
-    err = failure("ssh.copy", {"hosts": [a.host], "direction": "download",
-                               "src": str(tmp_path / "missing.txt"), "dest": "out"},
-                  tmp_path, settings)
+    err = failure(
+        "ssh.copy",
+        {
+            "hosts": [a.host],
+            "direction": "download",
+            "src": str(tmp_path / "missing.txt"),
+            "dest": "out",
+        },
+        tmp_path,
+        settings,
+    )
     assert err.message.startswith("copy failed on 1 of 1 host(s)") and a.host in err.message
 
 
@@ -270,7 +324,9 @@ def test_copy_errors_are_clear(pair: tuple[SSHServer, SSHServer], keys: SSHKeys,
 
 
 def test_bad_parameters_fail_validation_with_lines(tmp_path: Path) -> None:
-    path = write_workflow(tmp_path, """\
+    path = write_workflow(
+        tmp_path,
+        """\
 name: bad-ssh
 stages:
   - id: s
@@ -304,11 +360,15 @@ stages:
         with:
           hosts: "web1:99999"
           command: uptime
-""")
-    assert_invalid(path, {
-        8: "bad host 'bad host!'",
-        15: "unknown parameter 'password'",
-        21: "greater than or equal to 1",
-        28: "'upload' or 'download'",
-        32: "bad port",
-    })
+""",
+    )
+    assert_invalid(
+        path,
+        {
+            8: "bad host 'bad host!'",
+            15: "unknown parameter 'password'",
+            21: "greater than or equal to 1",
+            28: "'upload' or 'download'",
+            32: "bad port",
+        },
+    )

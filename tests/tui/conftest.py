@@ -146,8 +146,12 @@ def make_app(project: Path) -> Callable[..., QuarterdeckApp]:
     return make
 
 
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], object],
-                     timeout: float = 30.0, what: str = "condition") -> None:
+async def wait_until(
+    pilot: Pilot[Any],
+    condition: Callable[[], object],
+    timeout: float = 30.0,
+    what: str = "condition",
+) -> None:
     """Poll ``condition`` between UI pauses, up to ``timeout`` seconds (bounded)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

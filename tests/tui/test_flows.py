@@ -65,8 +65,11 @@ async def test_launch_from_home_with_inputs_and_watch_it_finish(make_app: Any) -
         assert names == ["chatty", "flaky", "gated", "tiny"]
         catalog.highlighted = names.index("chatty")
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen)
-                         and app.screen.query("#in-wait"), what="the launch form")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, LaunchScreen) and app.screen.query("#in-wait"),
+            what="the launch form",
+        )
         form = app.screen
         assert isinstance(form, LaunchScreen)
         field = form.query_one("#in-wait", Input)
@@ -96,8 +99,11 @@ async def test_choice_inputs_are_selects_and_reach_the_run(make_app: Any) -> Non
         catalog = app.screen.query_one("#catalog")
         catalog.highlighted = 3  # tiny
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen)
-                         and app.screen.query("#in-mode"), what="the launch form")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, LaunchScreen) and app.screen.query("#in-mode"),
+            what="the launch form",
+        )
         form = app.screen
         assert isinstance(form, LaunchScreen)
         select = form.query_one("#in-mode", Select)
@@ -124,8 +130,9 @@ async def test_approve_in_the_modal(make_app: Any) -> None:
         assert "alice, bob" in who and "may approve" in who
         modal.query_one("#approve", Button).press()
         await pilot.pause()
-        await wait_until(pilot, lambda: not isinstance(app.screen, ApprovalScreen),
-                         what="the modal to close")
+        await wait_until(
+            pilot, lambda: not isinstance(app.screen, ApprovalScreen), what="the modal to close"
+        )
         approval = dashboard(app).state.approvals["ship"]
         assert approval.status == "approved" and approval.decided_by == "alice"
         assert "approved by alice" in dashboard(app).notice
@@ -137,11 +144,15 @@ async def test_reject_needs_a_reason(make_app: Any) -> None:
         launch(app, "tiny")
         await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
         modal = app.screen
-        await wait_until(pilot, lambda: modal.focused is modal.query_one("#later"),
-                         what="the modal to be ready")
+        await wait_until(
+            pilot, lambda: modal.focused is modal.query_one("#later"), what="the modal to be ready"
+        )
         modal.query_one("#reject", Button).press()
-        await wait_until(pilot, lambda: "needs a reason" in str(
-            modal.query_one("#approval-error").render()), what="the refusal")
+        await wait_until(
+            pilot,
+            lambda: "needs a reason" in str(modal.query_one("#approval-error").render()),
+            what="the refusal",
+        )
         assert app.screen is modal
         modal.query_one("#approval-reason", Input).value = "changelog is missing"
         await pilot.pause()
@@ -150,8 +161,9 @@ async def test_reject_needs_a_reason(make_app: Any) -> None:
         approval = dashboard(app).state.approvals["ship"]
         assert approval.reason == "changelog is missing"
         assert approval.decided_by == "alice"
-        await wait_until(pilot, lambda: not isinstance(app.screen, ApprovalScreen),
-                         what="the modal to close")
+        await wait_until(
+            pilot, lambda: not isinstance(app.screen, ApprovalScreen), what="the modal to close"
+        )
 
 
 async def test_an_approval_from_another_process_closes_the_modal(make_app: Any) -> None:
@@ -163,8 +175,9 @@ async def test_an_approval_from_another_process_closes_the_modal(make_app: Any) 
             cli, "approve", run_id, "ship", "--as", "bob", "--store", str(app.store_path)
         )
         assert done.returncode == 0, done.stderr
-        await wait_until(pilot, lambda: not isinstance(app.screen, ApprovalScreen),
-                         what="the modal to close")
+        await wait_until(
+            pilot, lambda: not isinstance(app.screen, ApprovalScreen), what="the modal to close"
+        )
         await wait_until(pilot, lambda: status(app) == "succeeded", what="the run to finish")
         assert "ship approved by bob" in dashboard(app).notice
 
@@ -175,8 +188,11 @@ async def test_someone_who_may_not_approve_sees_why(make_app: Any) -> None:
         launch(app, "tiny")
         await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
         modal = app.screen
-        await wait_until(pilot, lambda: modal.query_one("#approve", Button).disabled,
-                         what="approve to be disabled")
+        await wait_until(
+            pilot,
+            lambda: modal.query_one("#approve", Button).disabled,
+            what="approve to be disabled",
+        )
         assert "may not decide" in str(modal.query_one("#approval-who").render())
         await pilot.press("escape")
         assert isinstance(app.screen, DashboardScreen)
@@ -191,14 +207,22 @@ async def test_pause_and_resume(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         launch(app, "chatty", wait=1.5)
-        await wait_until(pilot, lambda: has_dashboard(app)
-                         and dashboard(app).state.step("pause") is not None
-                         and dashboard(app).state.step("pause").status == "running",
-                         what="the slow step")
+        await wait_until(
+            pilot,
+            lambda: (
+                has_dashboard(app)
+                and dashboard(app).state.step("pause") is not None
+                and dashboard(app).state.step("pause").status == "running"
+            ),
+            what="the slow step",
+        )
         await pilot.press("p")
         await wait_until(pilot, lambda: dashboard(app).state.paused, what="the pause")
-        await wait_until(pilot, lambda: dashboard(app).state.step("pause").status == "succeeded",
-                         what="the step in flight to finish")
+        await wait_until(
+            pilot,
+            lambda: dashboard(app).state.step("pause").status == "succeeded",
+            what="the step in flight to finish",
+        )
         await pilot.pause(0.3)
         assert dashboard(app).state.step("after").status == "pending"  # nothing new started
         assert status(app) == "paused"
@@ -212,10 +236,15 @@ async def test_cancel_asks_first_with_the_safe_choice_focused(make_app: Any) -> 
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         launch(app, "chatty", wait=60)
-        await wait_until(pilot, lambda: has_dashboard(app)
-                         and dashboard(app).state.step("pause") is not None
-                         and dashboard(app).state.step("pause").status == "running",
-                         what="the slow step")
+        await wait_until(
+            pilot,
+            lambda: (
+                has_dashboard(app)
+                and dashboard(app).state.step("pause") is not None
+                and dashboard(app).state.step("pause").status == "running"
+            ),
+            what="the slow step",
+        )
         await pilot.press("c")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
         assert app.screen.focused is app.screen.query_one("#no", Button)
@@ -232,8 +261,11 @@ async def test_filter_the_log_and_scope_it_to_a_step(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         launch(app, "chatty")
-        await wait_until(pilot, lambda: has_dashboard(app) and status(app) == "succeeded",
-                         what="the run to finish")
+        await wait_until(
+            pilot,
+            lambda: has_dashboard(app) and status(app) == "succeeded",
+            what="the run to finish",
+        )
         dash = dashboard(app)
         log = dash.query_one("#log", Log)
         await wait_until(pilot, lambda: len(log.lines) >= 5, what="the log")
@@ -253,9 +285,24 @@ async def test_filter_the_log_and_scope_it_to_a_step(make_app: Any) -> None:
 async def test_attach_to_a_headless_run_and_see_it_finish(make_app: Any, project: Path) -> None:
     db = project / "qd.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "run", str(project / ".quarterdeck/workflows/chatty.yaml"),
-         "--headless", "--store", str(db), "-i", "wait=1", "--as", "ci-bot"],
-        cwd=str(REPO), env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "run",
+            str(project / ".quarterdeck/workflows/chatty.yaml"),
+            "--headless",
+            "--store",
+            str(db),
+            "-i",
+            "wait=1",
+            "--as",
+            "ci-bot",
+        ],
+        cwd=str(REPO),
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         run_id = None
@@ -282,15 +329,19 @@ async def test_attach_to_a_headless_run_and_see_it_finish(make_app: Any, project
 
 async def test_open_a_past_run_from_history(make_app: Any, project: Path) -> None:
     for name in ("flaky", "chatty"):
-        done = await asyncio.to_thread(cli, "run", name, "--headless", "--store",
-                                       str(project / "qd.db"), cwd=project)
+        done = await asyncio.to_thread(
+            cli, "run", name, "--headless", "--store", str(project / "qd.db"), cwd=project
+        )
         assert done.returncode in (0, 1), done.stderr
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.press("h")
-        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen)
-                         and len(app.screen.rows) == 2, what="the history")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, HistoryScreen) and len(app.screen.rows) == 2,
+            what="the history",
+        )
         history = app.screen
         assert isinstance(history, HistoryScreen)
         history.query_one("#filter-status", Select).value = "failed"
@@ -298,8 +349,11 @@ async def test_open_a_past_run_from_history(make_app: Any, project: Path) -> Non
         assert history.rows[0].workflow == "flaky"
         history.query_one("#history").focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: has_dashboard(app) and status(app) == "failed",
-                         what="the failed run's dashboard")
+        await wait_until(
+            pilot,
+            lambda: has_dashboard(app) and status(app) == "failed",
+            what="the failed run's dashboard",
+        )
         dash = dashboard(app)
         assert dash.run_id == history.rows[0].id
         assert dash.state.step("needs-marker").status == "failed"
@@ -312,8 +366,9 @@ async def test_retry_a_failed_step(make_app: Any, project: Path) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         launch(app, "flaky")
-        await wait_until(pilot, lambda: has_dashboard(app) and status(app) == "failed",
-                         what="the failure")
+        await wait_until(
+            pilot, lambda: has_dashboard(app) and status(app) == "failed", what="the failure"
+        )
         assert dashboard(app).check_action("retry", ()) is True
         (project / "marker").write_text("now it passes")  # steps run in the project dir
         await wait_until(pilot, lambda: not app.live_runs(), what="the run thread to end")
@@ -327,10 +382,14 @@ async def test_skip_a_skippable_gate_with_a_reason(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         launch(app, "gated")
-        await wait_until(pilot, lambda: has_dashboard(app) and status(app) == "failed",
-                         what="the gate failure")
-        await wait_until(pilot, lambda: dashboard(app).workflow is not None
-                         and not app.live_runs(), what="the definition")
+        await wait_until(
+            pilot, lambda: has_dashboard(app) and status(app) == "failed", what="the gate failure"
+        )
+        await wait_until(
+            pilot,
+            lambda: dashboard(app).workflow is not None and not app.live_runs(),
+            what="the definition",
+        )
         await pilot.press("s")
         await wait_until(pilot, lambda: isinstance(app.screen, ReasonScreen), what="reason")
         await pilot.click("#ok")
@@ -348,8 +407,11 @@ async def test_help_and_palette_come_from_the_same_registry(make_app: Any) -> No
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         launch(app, "chatty")
-        await wait_until(pilot, lambda: has_dashboard(app) and status(app) == "succeeded",
-                         what="the run to finish")
+        await wait_until(
+            pilot,
+            lambda: has_dashboard(app) and status(app) == "succeeded",
+            what="the run to finish",
+        )
         assert dashboard(app).check_action("pause", ()) is None  # shown, but disabled
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -358,11 +420,17 @@ async def test_help_and_palette_come_from_the_same_registry(make_app: Any) -> No
         await pilot.press("escape")
         await pilot.press("ctrl+p")
         await pilot.press(*"Failing")
-        await wait_until(pilot, lambda: "Failing step" in str(
-            app.screen.query("CommandList").first().get_option_at_index(0).prompt)
-            if app.screen.query("CommandList") and
-            app.screen.query("CommandList").first().option_count else False,
-            what="the palette hit")
+        await wait_until(
+            pilot,
+            lambda: (
+                "Failing step"
+                in str(app.screen.query("CommandList").first().get_option_at_index(0).prompt)
+                if app.screen.query("CommandList")
+                and app.screen.query("CommandList").first().option_count
+                else False
+            ),
+            what="the palette hit",
+        )
         await pilot.press("escape")
 
 
@@ -370,8 +438,9 @@ async def test_quitting_with_a_live_run_asks_first(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         run_id = launch(app, "chatty", wait=60)
-        await wait_until(pilot, lambda: has_dashboard(app) and status(app) == "running",
-                         what="the run")
+        await wait_until(
+            pilot, lambda: has_dashboard(app) and status(app) == "running", what="the run"
+        )
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
         await pilot.click("#yes")

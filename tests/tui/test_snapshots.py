@@ -32,14 +32,28 @@ def snap_app(tmp_path: Path) -> Callable[..., QuarterdeckApp]:
     store = tmp_path / "qd.db"
     seed(store, wf)
     entries = [
-        CatalogEntry("tiny", wf, "project", "Tiny release", "A small release with an approval gate"),
-        CatalogEntry("broken", tmp_path / "broken.yaml", "user", "", "",
-                     "broken.yaml:3:1: unknown field 'stagez'"),
+        CatalogEntry(
+            "tiny", wf, "project", "Tiny release", "A small release with an approval gate"
+        ),
+        CatalogEntry(
+            "broken",
+            tmp_path / "broken.yaml",
+            "user",
+            "",
+            "",
+            "broken.yaml:3:1: unknown field 'stagez'",
+        ),
     ]
 
     def make(**kwargs: Any) -> QuarterdeckApp:
-        app = QuarterdeckApp(store_path=store, actor="alice", now=lambda: NOW,
-                             catalog=lambda: entries, blink=False, **kwargs)
+        app = QuarterdeckApp(
+            store_path=store,
+            actor="alice",
+            now=lambda: NOW,
+            catalog=lambda: entries,
+            blink=False,
+            **kwargs,
+        )
         app.animation_level = "none"
         return app
 
@@ -62,8 +76,12 @@ def _dash(app: QuarterdeckApp, run_id: str) -> DashboardScreen | None:
     with Store(app.store_path) as store:
         seq = store.last_seq(run_id)
     for screen in app.screen_stack:
-        if (isinstance(screen, DashboardScreen) and screen.run_id == run_id
-                and screen.state.last_seq >= seq and screen.workflow is not None):
+        if (
+            isinstance(screen, DashboardScreen)
+            and screen.run_id == run_id
+            and screen.state.last_seq >= seq
+            and screen.workflow is not None
+        ):
             return screen
     return None
 
@@ -79,8 +97,11 @@ def test_home(snap_compare: Any, snap_app: Any, size: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_running_dashboard(snap_compare: Any, snap_app: Any, size: tuple[int, int]) -> None:
-    assert snap_compare(snap_app(attach=RUN_LIVE), terminal_size=size,
-                        run_before=settled(lambda app: _dash(app, RUN_LIVE) is not None))
+    assert snap_compare(
+        snap_app(attach=RUN_LIVE),
+        terminal_size=size,
+        run_before=settled(lambda app: _dash(app, RUN_LIVE) is not None),
+    )
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -88,8 +109,7 @@ def test_approval_modal(snap_compare: Any, snap_app: Any, size: tuple[int, int])
     def ready(app: QuarterdeckApp) -> bool:
         return _dash(app, RUN_GATE) is not None and isinstance(app.screen, ApprovalScreen)
 
-    assert snap_compare(snap_app(attach=RUN_GATE), terminal_size=size,
-                        run_before=settled(ready))
+    assert snap_compare(snap_app(attach=RUN_GATE), terminal_size=size, run_before=settled(ready))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -111,8 +131,11 @@ def test_history(snap_compare: Any, snap_app: Any, size: tuple[int, int]) -> Non
         app = pilot.app
         await wait_until(pilot, lambda: bool(getattr(app.screen, "rows", None)), what="home")
         await pilot.press("h")
-        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen)
-                         and len(app.screen.rows) == 4, what="the history")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, HistoryScreen) and len(app.screen.rows) == 4,
+            what="the history",
+        )
         await app.workers.wait_for_complete()
         await pilot.pause()
 

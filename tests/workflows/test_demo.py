@@ -46,8 +46,16 @@ def test_demo_rejects_unknown_names_without_a_traceback(tmp_path: Path) -> None:
 def test_demo_incident_rollback_scenario_rolls_production_back(tmp_path: Path) -> None:
     where = tmp_path / "demo"
     result = cli(
-        "demo", "incident", "--headless", "--scenario", "rollback", "--approve", "deploy",
-        "--dir", str(where), timeout=240,
+        "demo",
+        "incident",
+        "--headless",
+        "--scenario",
+        "rollback",
+        "--approve",
+        "deploy",
+        "--dir",
+        str(where),
+        timeout=240,
     )
     assert result.returncode == 1, result.stderr[-3000:]  # the deploy failed: rolled back
     assert "watch: failed: health check of" in result.stderr
@@ -56,9 +64,10 @@ def test_demo_incident_rollback_scenario_rolls_production_back(tmp_path: Path) -
     reports = list((where / "reports").glob("incident-*-rollback.md"))
     assert len(reports) == 1 and "passing" in reports[0].read_text()
     current = (where / "deploy" / "current").resolve()
-    assert "releases/" in str(current) and '"healthy": false' not in (
-        current / "release.json"
-    ).read_text()
+    assert (
+        "releases/" in str(current)
+        and '"healthy": false' not in (current / "release.json").read_text()
+    )
 
 
 def test_demo_scenario_is_checked(tmp_path: Path) -> None:

@@ -98,8 +98,9 @@ class BudgetPanel(_Panel):
         self.show("\n".join(budget_line(u) for u in state.personas.values()))
 
 
-def token_rates(series: list[tuple[float, int]], start: float | None, end: float,
-                buckets: int = 24) -> list[float]:
+def token_rates(
+    series: list[tuple[float, int]], start: float | None, end: float, buckets: int = 24
+) -> list[float]:
     """Tokens per minute in ``buckets`` equal slices of the run so far."""
     if start is None or end <= start:
         return [0.0] * buckets
@@ -144,8 +145,9 @@ class MetricsPanel(Vertical):
         for stage in state.stages.values():
             if stage.gate is not None and stage.gate.status != "pending":
                 who = f" by {escape(stage.gate.skipped_by)}" if stage.gate.skipped_by else ""
-                gates.append(f"{glyph(stage.gate.status)} {escape(stage.gate.id)} "
-                             f"{stage.gate.status}{who}")
+                gates.append(
+                    f"{glyph(stage.gate.status)} {escape(stage.gate.id)} {stage.gate.status}{who}"
+                )
             if stage.approval is not None:
                 a = stage.approval
                 who = f" by {escape(a.decided_by)}" if a.decided_by else ""

@@ -63,8 +63,9 @@ class SignalTail:
         self._queue: queue.Queue[list[Signal]] = queue.Queue(maxsize=64)
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"signal-tail-{run_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"signal-tail-{run_id}", daemon=True
+        )
 
     def start(self) -> SignalTail:
         self._thread.start()
@@ -150,11 +151,16 @@ class SeverityBanner(_Pane):
         state = "RESOLVED" if incident.resolved else (incident.milestone or "open").upper()
         mine = incident.roles_of(actor)
         who = f"you: {escape(actor)}" + (
-            f" ({', '.join(ROLE_TITLES[r].lower() for r in mine)})" if mine else "")
-        parts = [f"[b reverse {style}] {incident.severity_label} [/]",
-                 f"[b]{escape(str(what))}[/b]"
-                 + (f" [$text-muted]— {escape(str(summary))}[/]" if summary else ""),
-                 f"[b]{state}[/b]", f"[$text-muted]run {escape(run_id)}[/]", who]
+            f" ({', '.join(ROLE_TITLES[r].lower() for r in mine)})" if mine else ""
+        )
+        parts = [
+            f"[b reverse {style}] {incident.severity_label} [/]",
+            f"[b]{escape(str(what))}[/b]"
+            + (f" [$text-muted]— {escape(str(summary))}[/]" if summary else ""),
+            f"[b]{state}[/b]",
+            f"[$text-muted]run {escape(run_id)}[/]",
+            who,
+        ]
         if incident.alert_status:
             alert_style = "$success" if incident.alert_status == "resolved" else "$warning"
             parts.insert(3, f"[{alert_style}]alert {escape(incident.alert_status)}[/]")
@@ -179,23 +185,34 @@ class Clocks(_Pane):
                 f"[$success]resolved[/] after [b]{format_duration(incident.mttr)}[/b]  ·  "
                 f"MTTA [b]{format_duration(incident.mtta)}[/b]  ·  MTTR "
                 f"[b]{format_duration(incident.mttr)}[/b]  ·  {len(incident.updates)} "
-                f"update(s), {len(incident.notes)} note(s)")
+                f"update(s), {len(incident.notes)} note(s)"
+            )
             return
-        parts = [f"since detection [b]{format_duration(now - detected)}[/b]"
-                 if detected is not None else "[$text-muted]not detected yet[/]"]
+        parts = [
+            f"since detection [b]{format_duration(now - detected)}[/b]"
+            if detected is not None
+            else "[$text-muted]not detected yet[/]"
+        ]
         last = incident.last_update_at
-        parts.append(f"since last update [b]{format_duration(now - last)}[/b]"
-                     if last is not None else "[$text-muted]no status update yet[/]")
+        parts.append(
+            f"since last update [b]{format_duration(now - last)}[/b]"
+            if last is not None
+            else "[$text-muted]no status update yet[/]"
+        )
         due = incident.next_update_due()
         every = incident.update_interval()
         if due is None:
             parts.append(f"[$text-muted]no update cadence for {incident.severity_label}[/]")
         elif now > due:
-            parts.append(f"[b $error]update OVERDUE by {format_duration(now - due)}[/] "
-                         f"(every {format_duration(every)})")
+            parts.append(
+                f"[b $error]update OVERDUE by {format_duration(now - due)}[/] "
+                f"(every {format_duration(every)})"
+            )
         else:
-            parts.append(f"next update in [b]{format_duration(due - now)}[/b] "
-                         f"(every {format_duration(every)})")
+            parts.append(
+                f"next update in [b]{format_duration(due - now)}[/b] "
+                f"(every {format_duration(every)})"
+            )
         if incident.mtta is not None:
             parts.append(f"MTTA {format_duration(incident.mtta)}")
         self.show("  ·  ".join(parts))
@@ -211,8 +228,11 @@ class RolesPanel(_Pane):
         lines = ["[b]Roles[/b]"]
         for role in ROLES:
             who = incident.roles.get(role)
-            name = (f"[b]{escape(who)}[/b]" + (" [$accent](you)[/]" if who == actor else "")
-                    if who else "[$text-muted]—[/]")
+            name = (
+                f"[b]{escape(who)}[/b]" + (" [$accent](you)[/]" if who == actor else "")
+                if who
+                else "[$text-muted]—[/]"
+            )
             lines.append(f"{ROLE_TITLES[role]:<20} {name}")
         lines.append("")
         lines.append("[b]Milestones[/b]")
@@ -244,8 +264,9 @@ class HostsPanel(_Pane):
             mark = "[$success]✓[/]" if code == 0 else "[$error]✗[/]"
             last = str(info.get("last") or "")
             last = escape(last if len(last) <= 40 else last[:39] + "…")
-            lines.append(f"{mark} {escape(label)} [$text-muted]{escape(info['step'])} "
-                         f"exit {code}[/] {last}")
+            lines.append(
+                f"{mark} {escape(label)} [$text-muted]{escape(info['step'])} exit {code}[/] {last}"
+            )
         self.show("\n".join(lines))
 
 
@@ -260,18 +281,24 @@ class RunbookPanel(_Pane):
             steps = [s for s in stage.steps.values() if s.role == "step"]
             done = sum(1 for s in steps if s.status in ("succeeded", "failed", "skipped"))
             title = escape(stage.title or stage.id)
-            lines.append(f"{glyph(stage.status, frame)} {title} [$text-muted]{done}/"
-                         f"{len(steps)}[/]")
+            lines.append(
+                f"{glyph(stage.status, frame)} {title} [$text-muted]{done}/{len(steps)}[/]"
+            )
             if stage.approval is not None and stage.approval.status == "waiting":
-                lines.append(f"   [$warning]◆ approval {escape(stage.approval.id)} waiting "
-                             "(a approves)[/]")
+                lines.append(
+                    f"   [$warning]◆ approval {escape(stage.approval.id)} waiting (a approves)[/]"
+                )
             elif stage.approval is not None and stage.approval.decided_by:
-                lines.append(f"   [$text-muted]{escape(stage.approval.id)} "
-                             f"{stage.approval.status} by {escape(stage.approval.decided_by)}[/]")
+                lines.append(
+                    f"   [$text-muted]{escape(stage.approval.id)} "
+                    f"{stage.approval.status} by {escape(stage.approval.decided_by)}[/]"
+                )
             for step in stage.steps.values():
                 if step.role == "on_failure" and step.status != "pending":
-                    lines.append(f"   [$warning]↺[/] {glyph(step.status, frame)} "
-                                 f"{escape(step.id)} [$text-muted]{step.status}[/]")
+                    lines.append(
+                        f"   [$warning]↺[/] {glyph(step.status, frame)} "
+                        f"{escape(step.id)} [$text-muted]{step.status}[/]"
+                    )
         self.show("\n".join(lines))
 
 
@@ -305,8 +332,9 @@ def poll_strip(oks: list[bool], latencies: list[float], limit: float, width: int
     polls = list(zip(oks, latencies, strict=False))
     if len(polls) > width > 0:
         size = len(polls) / width
-        buckets = [polls[int(i * size):max(int(i * size) + 1, int((i + 1) * size))]
-                   for i in range(width)]
+        buckets = [
+            polls[int(i * size) : max(int(i * size) + 1, int((i + 1) * size))] for i in range(width)
+        ]
         polls = [min(b, key=lambda p: (p[0], -p[1])) for b in buckets]
     repeat = max(1, min(4, width // max(1, len(polls))))
     out = []
@@ -331,10 +359,15 @@ def health_series(state: RunState, params: dict[str, dict[str, Any]]) -> list[Se
     first; running health checks are read from their live output lines."""
     out: list[Series] = []
     steps: list[StepState] = sorted(
-        (s for s in state.all_steps()
-         if s.uses in ("http.health_check", "prometheus.query") and s.status != "pending"
-         and s.status != "skipped"),
-        key=lambda s: s.started_at or 0.0)
+        (
+            s
+            for s in state.all_steps()
+            if s.uses in ("http.health_check", "prometheus.query")
+            and s.status != "pending"
+            and s.status != "skipped"
+        ),
+        key=lambda s: s.started_at or 0.0,
+    )
     for step in steps:
         with_ = params.get(step.id, {})
         if step.uses == "http.health_check":
@@ -366,15 +399,20 @@ def _health(step: StepState, with_: dict[str, Any]) -> Series:
         ratio = sum(oks) / len(oks) if oks else 0.0
         item.latencies = [float(m.group(4)) for m in polls]
         p99 = max(item.latencies) if item.latencies else 0.0
-        item.status = "running" if step.status == "running" else (
-            "passing" if step.status == "succeeded" else "failing")
+        item.status = (
+            "running"
+            if step.status == "running"
+            else ("passing" if step.status == "succeeded" else "failing")
+        )
     item.oks = oks
     item.limit = max_p99
     ok_style = "$success" if ratio >= min_ratio else "$error"
     lat_style = "$success" if p99 <= max_p99 else "$error"
-    item.text = (f"[{ok_style}]{ratio:.0%} ok[/] [$text-muted]≥{min_ratio:.0%}[/] · "
-                 f"[{lat_style}]p99 {p99:.0f}ms[/] [$text-muted]≤{max_p99:g} · "
-                 f"{len(item.values)} polls[/]")
+    item.text = (
+        f"[{ok_style}]{ratio:.0%} ok[/] [$text-muted]≥{min_ratio:.0%}[/] · "
+        f"[{lat_style}]p99 {p99:.0f}ms[/] [$text-muted]≤{max_p99:g} · "
+        f"{len(item.values)} polls[/]"
+    )
     return item
 
 
@@ -394,14 +432,22 @@ def _prometheus(step: StepState, with_: dict[str, Any]) -> Series | None:
     threshold = _number(with_.get("threshold"), None)
     comparison = str(with_.get("comparison") or "<=")
     passed = outputs.get("passed")
-    status = "running" if step.status == "running" else (
-        "failing" if passed is False or step.status == "failed" else "passing")
+    status = (
+        "running"
+        if step.status == "running"
+        else ("failing" if passed is False or step.status == "failed" else "passing")
+    )
     style = "$error" if status == "failing" else "$success"
     shown = f"{float(value):.3g}" if isinstance(value, int | float) else "no data"
     limit = f" [$text-muted]{comparison} {threshold:g}[/]" if threshold is not None else ""
-    return Series(step.id, "prometheus", values, status,
-                  f"[{style}]{shown}[/]{limit} [$text-muted]· {len(values)} samples[/]",
-                  step.started_at or 0.0)
+    return Series(
+        step.id,
+        "prometheus",
+        values,
+        status,
+        f"[{style}]{shown}[/]{limit} [$text-muted]· {len(values)} samples[/]",
+        step.started_at or 0.0,
+    )
 
 
 class HealthRow(Vertical):
@@ -432,13 +478,16 @@ class HealthRow(Vertical):
     def render_series(self, series: Series, frame: int) -> None:
         for kind in ("health", "prometheus"):
             self.set_class(series.kind == kind, f"-{kind}")
-        mark = glyph({"passing": "passed", "failing": "failed"}.get(series.status, "running"),
-                     frame)
+        mark = glyph(
+            {"passing": "passed", "failing": "failed"}.get(series.status, "running"), frame
+        )
         self.query_one(".health-text", _Pane).show(
-            f"{mark} [b]{escape(series.step)}[/b] {series.text}")
+            f"{mark} [b]{escape(series.step)}[/b] {series.text}"
+        )
         if series.kind == "health":
             self.query_one(".health-strip", _Pane).show(
-                poll_strip(series.oks, series.latencies, series.limit, self.size.width or 40))
+                poll_strip(series.oks, series.latencies, series.limit, self.size.width or 40)
+            )
             return
         spark = self.query_one(Sparkline)
         data = series.values or [0.0]
@@ -457,8 +506,7 @@ class HealthPanel(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield _Pane("[b]Health[/b]", id="health-title")
 
-    def render_state(self, state: RunState, params: dict[str, dict[str, Any]],
-                     frame: int) -> None:
+    def render_state(self, state: RunState, params: dict[str, dict[str, Any]], frame: int) -> None:
         found = health_series(state, params)
         rows = list(self.query(HealthRow))
         for _ in range(len(found) - len(rows)):
@@ -477,8 +525,14 @@ class HealthPanel(VerticalScroll):
 # -- timeline ---------------------------------------------------------------------------
 
 FILTERS = ("all", "people", "run")
-SOURCE_STYLE = {"note": "$text", "update": "$accent", "incident": "$warning",
-                "refused": "$error", "alert": "$error", "run": "$text-muted"}
+SOURCE_STYLE = {
+    "note": "$text",
+    "update": "$accent",
+    "incident": "$warning",
+    "refused": "$error",
+    "alert": "$error",
+    "run": "$text-muted",
+}
 
 
 class TimelinePanel(Vertical):
@@ -508,8 +562,13 @@ class TimelinePanel(Vertical):
 
     def render_incident(self, incident: Incident, force: bool = False) -> None:
         entries = incident.sorted_timeline()
-        key = (len(entries), incident.last_signal_id, self.mode, self.text,
-               entries[-1].ts if entries else 0)
+        key = (
+            len(entries),
+            incident.last_signal_id,
+            self.mode,
+            self.text,
+            entries[-1].ts if entries else 0,
+        )
         if key == self._last and not force:
             return
         self._last = key
@@ -524,17 +583,18 @@ class TimelinePanel(Vertical):
                 continue
             style = SOURCE_STYLE.get(entry.source, "$text")
             who = escape(entry.actor or "run")
-            label = {"note": "note", "update": "UPDATE", "refused": "refused"}.get(
-                entry.source, "")
+            label = {"note": "note", "update": "UPDATE", "refused": "refused"}.get(entry.source, "")
             text = escape(entry.text)
             lead = f"[b]{label}[/b] " if label else ""
             shown.append(f"[$text-muted]{utc(entry.ts)}[/] {who:<12} [{style}]{lead}{text}[/]")
         filt = f"  filter: “{escape(self.text)}”" if self.text else ""
         self.query_one("#timeline-title", _Pane).show(
             f"[b]Timeline[/b]  [$text-muted]{self.mode} · {len(shown)}/{len(entries)} "
-            f"entries (f: all/people/run, /: filter){filt}[/]")
+            f"entries (f: all/people/run, /: filter){filt}[/]"
+        )
         self.query_one("#timeline-body", _Pane).show(
-            "\n".join(shown) if shown else "[$text-muted]nothing matches[/]")
+            "\n".join(shown) if shown else "[$text-muted]nothing matches[/]"
+        )
         scroll = self.query_one("#timeline-scroll", VerticalScroll)
         scroll.call_after_refresh(scroll.scroll_end, animate=False)
 
@@ -563,8 +623,15 @@ class TextPrompt(ModalScreen[str | None]):
         Binding("escape", "back", "Back", key_display="esc"),
     ]
 
-    def __init__(self, question: str, *, placeholder: str, action: str,
-                 required: bool = True, variant: str = "primary") -> None:
+    def __init__(
+        self,
+        question: str,
+        *,
+        placeholder: str,
+        action: str,
+        required: bool = True,
+        variant: str = "primary",
+    ) -> None:
         super().__init__()
         self.question = question
         self.placeholder = placeholder
@@ -610,9 +677,17 @@ class ChoicePrompt(ModalScreen[tuple[str, str] | None]):
         Binding("escape", "back", "Back", key_display="esc"),
     ]
 
-    def __init__(self, question: str, options: list[tuple[str, str]], *, value: str,
-                 placeholder: str, text: str = "", action: str = "OK",
-                 required: bool = False) -> None:
+    def __init__(
+        self,
+        question: str,
+        options: list[tuple[str, str]],
+        *,
+        value: str,
+        placeholder: str,
+        text: str = "",
+        action: str = "OK",
+        required: bool = False,
+    ) -> None:
         super().__init__()
         self.question = question
         self.options = options
@@ -659,8 +734,9 @@ def role_options() -> list[tuple[str, str]]:
 
 def severity_options() -> list[tuple[str, str]]:
     names = {1: "critical", 2: "major", 3: "minor", 4: "low", 5: "informational"}
-    return [(f"{severity_name(level)} — {names[level]}", severity_name(level))
-            for level in SEVERITIES]
+    return [
+        (f"{severity_name(level)} — {names[level]}", severity_name(level)) for level in SEVERITIES
+    ]
 
 
 Now = Callable[[], float]

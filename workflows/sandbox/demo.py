@@ -34,8 +34,7 @@ SCENARIOS = ("hotfix", "rollback")
 class DemoSession:
     """One demo: the sandbox, the workflow to run on it and the inputs that point there."""
 
-    def __init__(self, kind: str, directory: Path | None = None,
-                 scenario: str = "hotfix") -> None:
+    def __init__(self, kind: str, directory: Path | None = None, scenario: str = "hotfix") -> None:
         if scenario not in SCENARIOS:
             raise InvalidInput(
                 f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}"
