@@ -50,7 +50,7 @@ stages:
     steps:
       - id: spew
         uses: shell
-        with: {{run: "{python} flood.py {rate} {seconds}"}}
+        with: {{run: "{python} {script} {rate} {seconds}"}}
 """
 
 
@@ -60,6 +60,15 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+async def until(condition: Any, what: str, timeout: float = 30.0) -> None:
+    """Wait for ``condition`` (bounded: a benchmark must never hang)."""
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"tui_flood: gave up after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.0005)
 
 
 async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -107,11 +116,15 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             from core.launch import load, load_context
 
             app.launch(load(wf, load_context()), {})
-        while not any(isinstance(s, DashboardScreen) for s in app.screen_stack):
-            await pilot.pause(0.01)
+        await until(
+            lambda: any(isinstance(s, DashboardScreen) for s in app.screen_stack),
+            "the dashboard",
+        )
         dash = next(s for s in app.screen_stack if isinstance(s, DashboardScreen))
-        while not any(s.status == "running" for s in dash.state.all_steps()):
-            await pilot.pause(0.01)
+        await until(
+            lambda: any(s.status == "running" for s in dash.state.all_steps()),
+            "the flooding step to start (is the step failing? see the run's log)",
+        )
         panel = dash.query_one("#log-panel", LogPanel)
         tree = dash.query_one("#tree")
         tree.focus()
@@ -124,11 +137,9 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             event.set_sender(app)
             t0 = time.perf_counter()
             app._driver.send_message(event)  # as the terminal driver delivers a key
-            while tree.cursor_line == before:
-                await asyncio.sleep(0.0005)
+            await until(lambda b=before: tree.cursor_line != b, "the key to move the cursor")
             changed = len(frames)
-            while len(frames) == changed:
-                await asyncio.sleep(0.0005)
+            await until(lambda c=changed: len(frames) != c, "a frame after the key")
             latencies.append(frames[changed] - t0)
             key = "up" if key == "down" else "down"
             if time.perf_counter() >= next_mem:
@@ -164,7 +175,12 @@ def main() -> None:
         os.environ["QUARTERDECK_CONFIG_DIR"] = str(work / "config")
         (work / "flood.py").write_text(FLOOD)
         (work / "flood.yaml").write_text(
-            WORKFLOW.format(python=sys.executable, rate=args.rate, seconds=args.seconds)
+            WORKFLOW.format(
+                python=sys.executable,
+                script=work / "flood.py",
+                rate=args.rate,
+                seconds=args.seconds,
+            )
         )
         result = asyncio.run(bench(args, work))
     mode = "attach (runner in another process)" if args.attach else "launched in the cockpit"
