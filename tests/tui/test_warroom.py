@@ -371,6 +371,16 @@ async def type_in(pilot: Pilot[Any], text: str) -> None:
     await pilot.pause()
 
 
+def _caught_up(screen: WarRoomScreen) -> bool:
+    """The war room has folded every incident row in the store (they load after events)."""
+    with Store(screen.qapp.store_path) as store:
+        row = store.conn.execute(
+            "SELECT COALESCE(MAX(id), 0) FROM signals WHERE run_id = ? AND kind = 'incident'",
+            (screen.run_id,),
+        ).fetchone()
+    return screen.incident.last_signal_id >= int(row[0])
+
+
 async def loaded(
     pilot: Pilot[Any], what: Callable[[WarRoomScreen], bool] | None = None, tries: int = 200
 ) -> WarRoomScreen:
@@ -380,6 +390,7 @@ async def loaded(
         if (
             isinstance(screen, WarRoomScreen)
             and screen.incident.run_started_at is not None
+            and _caught_up(screen)
             and (what is None or what(screen))
         ):
             return screen
