@@ -148,6 +148,10 @@ class StageState:
 class PersonaUsage:
     name: str
     budget: int = 0
+    title: str = ""
+    role: str = ""
+    color: str = ""
+    model: str = ""
     tokens_used: int = 0
     estimated: bool = False
     seconds: float = 0.0
@@ -251,7 +255,14 @@ class RunState:
                     st.gate = GateState(stage["gate"])
                 self.stages[st.id] = st
             for name, info in d.get("personas", {}).items():
-                self.personas[name] = PersonaUsage(name, budget=int(info.get("budget", 0)))
+                self.personas[name] = PersonaUsage(
+                    name,
+                    budget=int(info.get("budget", 0)),
+                    title=str(info.get("title", "")),
+                    role=str(info.get("role", "")),
+                    color=str(info.get("color", "")),
+                    model=str(info.get("model", "")),
+                )
         elif kind == EventType.RUN_RESUMED:
             self.status = "running"
             self.finished_at = None

@@ -522,3 +522,21 @@ stages:
         for line in e.data["lines"]
     ]
     assert lines == ["line 0", "line 1", "line 2"]
+
+
+def test_persona_details_are_folded_from_the_journal(tmp_path: Path) -> None:
+    text = """\
+name: who
+stages:
+  - id: s
+    persona: devops-engineer
+    steps:
+      - {id: a, uses: memory.set, with: {key: a, value: 1}}
+"""
+    ran = run_workflow(tmp_path, text)
+    from core.state import fold
+
+    state = fold(ran.state.id, ran.store.events(ran.state.id))
+    usage = state.personas["devops-engineer"]
+    assert (usage.title, usage.color, usage.budget) == ("DevOps Engineer", "green", 1800)
+    assert usage.role.startswith("Tags, publishes, deploys")
