@@ -128,8 +128,13 @@ async def run_process(
     cwd: Path,
     env: dict[str, str],
     tail: int = 50,
+    stderr_tail: list[str] | None = None,
 ) -> tuple[int, list[str]]:
-    """Run ``argv`` in its own process group, streaming lines; kill the group on cancel."""
+    """Run ``argv`` in its own process group, streaming lines; kill the group on cancel.
+
+    Returns the exit code and the last ``tail`` stdout lines; pass a list as
+    ``stderr_tail`` to also keep the last stderr lines (where tools say why they failed).
+    """
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -164,6 +169,10 @@ async def run_process(
                 last.append(text)
                 if len(last) > tail:
                     del last[0]
+            elif name == "stderr" and stderr_tail is not None and text.strip():
+                stderr_tail.append(text)
+                if len(stderr_tail) > 20:
+                    del stderr_tail[0]
 
     try:
         await asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"))
@@ -202,14 +211,18 @@ async def shell(params: ShellParams, ctx: ActionContext) -> dict[str, Any]:
     else:
         argv = split_command(params.run, ctx.render_text)
     try:
-        code, last = await run_process(argv, ctx, cwd=cwd, env=env, tail=params.stdout_tail)
+        errors: list[str] = []
+        code, last = await run_process(
+            argv, ctx, cwd=cwd, env=env, tail=params.stdout_tail, stderr_tail=errors
+        )
         outputs: dict[str, Any] = {"exit_code": code, "stdout": "\n".join(last)}
         outputs.update(parse_output_file(out_file))
     finally:
         with contextlib.suppress(OSError):
             out_file.unlink()
     if code != 0:
-        tail = f": {last[-1]}" if last else ""
+        said = errors[-1] if errors else (last[-1] if last else "")
+        tail = f": {ctx.redact(said.strip())[:300]}" if said.strip() else ""
         raise ActionError(f"{argv[0]} exited with code {code}{tail}", outputs=outputs)
     return outputs
 

@@ -540,3 +540,17 @@ stages:
     usage = state.personas["devops-engineer"]
     assert (usage.title, usage.color, usage.budget) == ("DevOps Engineer", "green", 1800)
     assert usage.role.startswith("Tags, publishes, deploys")
+
+
+def test_a_failed_command_says_what_it_printed_on_stderr(tmp_path: Path) -> None:
+    text = """\
+name: fails
+stages:
+  - id: s
+    steps:
+      - {id: x, uses: shell, with: {run: "sh -c 'echo working; echo fatal: not a repository >&2; exit 128'"}}
+"""
+    ran = run_workflow(tmp_path, text)
+    step = ran.state.step("x")
+    assert step is not None and step.error == "sh exited with code 128: fatal: not a repository"
+    assert step.outputs["exit_code"] == 128 and step.outputs["stdout"] == "working"
