@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from pathlib import Path
+from typing import Generic, Self, TypeVar
 
 from core.errors import QuarterdeckError
 from core.events import Event
@@ -21,24 +23,33 @@ POLL_SECONDS = 0.1
 ROW_SECONDS = 0.5
 BATCH_EVENTS = 2000
 
+T = TypeVar("T")
 
-class JournalTail:
-    """Reads new events of one run, from the first, until stopped."""
+
+class StoreTail(Generic[T]):
+    """A thread with its own store connection reading one run's new rows until stopped.
+
+    Subclasses say what to read (:meth:`_fetch`) and may refresh more on each pass
+    (:meth:`_tick`); the thread, the bounded queue and the hand-off are shared.
+    """
+
+    thread_name = "store-tail"
+    what = "reading the store"
+    queue_size = 16
 
     def __init__(self, store_path: Path, run_id: str, *, interval: float = POLL_SECONDS) -> None:
         self.store_path = store_path
         self.run_id = run_id
         self.interval = interval
-        self.row: RunRow | None = None
         self.error: str | None = None
-        self._queue: queue.Queue[list[Event]] = queue.Queue(maxsize=16)
+        self._queue: queue.Queue[list[T]] = queue.Queue(maxsize=self.queue_size)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(
-            target=self._loop, name=f"journal-tail-{run_id}", daemon=True
+            target=self._loop, name=f"{self.thread_name}-{run_id}", daemon=True
         )
 
-    def start(self) -> JournalTail:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -53,23 +64,30 @@ class JournalTail:
         """Read again now (after sending a signal, say)."""
         self._wake.set()
 
-    def drain(self) -> list[Event]:
-        """Every event read since the last drain, in order (never blocks)."""
-        out: list[Event] = []
+    def drain(self) -> list[T]:
+        """Every row read since the last drain, in order (never blocks)."""
+        out: list[T] = []
         while True:
             try:
                 out.extend(self._queue.get_nowait())
             except queue.Empty:
                 return out
 
-    def _put(self, events: list[Event]) -> bool:
+    def _put(self, items: list[T]) -> bool:
         while not self._stop.is_set():
             try:
-                self._queue.put(events, timeout=0.1)
+                self._queue.put(items, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
+
+    def _tick(self, store: Store) -> None:
+        """Extra reading on each pass (nothing by default)."""
+
+    def _fetch(self, store: Store, after: int) -> tuple[list[T], int, bool]:
+        """New rows after the cursor ``after``: (rows, new cursor, more waiting now)."""
+        raise NotImplementedError
 
     def _loop(self) -> None:
         try:
@@ -79,30 +97,47 @@ class JournalTail:
             return
         try:
             after = 0
-            next_row = 0.0
-            import time
-
             while not self._stop.is_set():
-                now = time.monotonic()
-                if now >= next_row:
-                    try:
-                        self.row = store.get_run(self.run_id)
-                        self.error = None
-                    except QuarterdeckError as exc:
-                        self.error = exc.message
-                    next_row = now + ROW_SECONDS
+                self._tick(store)
                 try:
-                    events = store.events(self.run_id, after=after, limit=BATCH_EVENTS)
+                    found, after, more = self._fetch(store, after)
                 except Exception as exc:  # a locked or busy store: try again next poll
-                    self.error = f"reading the journal: {exc}"
-                    events = []
-                if events:
-                    after = events[-1].seq
-                    if not self._put(events):
-                        return
-                    if len(events) == BATCH_EVENTS:
-                        continue
+                    self.error = f"{self.what}: {exc}"
+                    found, more = [], False
+                if found and not self._put(found):
+                    return
+                if more:
+                    continue
                 self._wake.wait(self.interval)
                 self._wake.clear()
         finally:
             store.close()
+
+
+class JournalTail(StoreTail[Event]):
+    """Reads new events of one run, from the first, until stopped (and its run row)."""
+
+    thread_name = "journal-tail"
+    what = "reading the journal"
+
+    def __init__(self, store_path: Path, run_id: str, *, interval: float = POLL_SECONDS) -> None:
+        super().__init__(store_path, run_id, interval=interval)
+        self.row: RunRow | None = None
+        self._next_row = 0.0
+
+    def _tick(self, store: Store) -> None:
+        now = time.monotonic()
+        if now < self._next_row:
+            return
+        try:
+            self.row = store.get_run(self.run_id)
+            self.error = None
+        except QuarterdeckError as exc:
+            self.error = exc.message
+        self._next_row = now + ROW_SECONDS
+
+    def _fetch(self, store: Store, after: int) -> tuple[list[Event], int, bool]:
+        events = store.events(self.run_id, after=after, limit=BATCH_EVENTS)
+        if not events:
+            return events, after, False
+        return events, events[-1].seq, len(events) == BATCH_EVENTS

@@ -9,13 +9,10 @@ machine's time zone or clock.
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on
@@ -27,7 +24,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Select, Sparkline, Static
 
 from core.durations import format_duration
-from core.errors import QuarterdeckError
 from core.incident import (
     MILESTONES,
     ROLE_TITLES,
@@ -40,9 +36,9 @@ from core.incident import (
 from core.postmortem import affected_hosts
 from core.state import RunState, StepState
 from core.store import Signal, Store
+from tui.widgets.journal import StoreTail
 from tui.widgets.status import glyph
 
-POLL_SECONDS = 0.1
 SEVERITY_STYLE = {1: "$error", 2: "$warning", 3: "$accent", 4: "$primary", 5: "$primary"}
 _LIVE_POLL = re.compile(r"^\[(\d+)/(\d+)\] t=[\d.]+s (\S+) (\d+) ms (ok|FAIL)")
 
@@ -51,68 +47,18 @@ def utc(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ts))
 
 
-class SignalTail:
+class SignalTail(StoreTail[Signal]):
     """Reads a run's incident signals in a thread (own store connection), like
     :class:`~tui.widgets.journal.JournalTail` does for events."""
 
-    def __init__(self, store_path: Path, run_id: str, *, interval: float = POLL_SECONDS) -> None:
-        self.store_path = store_path
-        self.run_id = run_id
-        self.interval = interval
-        self.error: str | None = None
-        self._queue: queue.Queue[list[Signal]] = queue.Queue(maxsize=64)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"signal-tail-{run_id}", daemon=True
-        )
+    thread_name = "signal-tail"
+    what = "reading incident actions"
+    queue_size = 64
 
-    def start(self) -> SignalTail:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    def poke(self) -> None:
-        self._wake.set()
-
-    def drain(self) -> list[Signal]:
-        out: list[Signal] = []
-        while True:
-            try:
-                out.extend(self._queue.get_nowait())
-            except queue.Empty:
-                return out
-
-    def _loop(self) -> None:
-        try:
-            store = Store(self.store_path)
-        except QuarterdeckError as exc:
-            self.error = exc.message
-            return
-        try:
-            after = 0
-            while not self._stop.is_set():
-                try:
-                    found = incident_signals(store, self.run_id, after)
-                    self.error = None
-                except Exception as exc:  # a busy store: try again next poll
-                    self.error = f"reading incident actions: {exc}"
-                    found = []
-                if found:
-                    after = found[-1].id
-                    while not self._stop.is_set():
-                        try:
-                            self._queue.put(found, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                self._wake.wait(self.interval)
-                self._wake.clear()
-        finally:
-            store.close()
+    def _fetch(self, store: Store, after: int) -> tuple[list[Signal], int, bool]:
+        found = incident_signals(store, self.run_id, after)
+        self.error = None
+        return found, (found[-1].id if found else after), False
 
 
 class _Pane(Static):
