@@ -23,13 +23,11 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
@@ -37,15 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncssh
 import httpx
 
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (also what a "dead port" test connects to)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
+from workflows.sandbox.servers import LOOPBACK, free_port
+from workflows.sandbox.servers import LoopbackHTTPServer as SandboxHTTPServer
 
 # -- HTTP ----------------------------------------------------------------------------------
 
@@ -71,28 +62,17 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class LoopbackHTTPServer:
-    """A threaded HTTP server on 127.0.0.1; subclasses implement :meth:`handle`."""
+class LoopbackHTTPServer(SandboxHTTPServer):
+    """The sandbox's loopback server, recording requests; subclasses implement
+    :meth:`handle`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[Request] = []
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
 
     def handle(self, request: Request) -> Reply:  # pragma: no cover - overridden
         return Reply(404, {"message": "Not Found"})
-
-    @property
-    def port(self) -> int:
-        """The port (still known after :meth:`stop`, e.g. to prove nothing listens there)."""
-        assert self._port, "server not started"
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
 
     def hits(self, path: str | None = None, method: str | None = None) -> int:
         """How many requests arrived (for ``path`` / ``method`` when given)."""
@@ -103,64 +83,16 @@ class LoopbackHTTPServer:
                 if (path is None or r.path == path) and (method is None or r.method == method)
             )
 
-    def start(self) -> Self:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                request = Request(
-                    self.command,
-                    parts.path,
-                    parse_qs(parts.query),
-                    {k.lower(): v for k, v in self.headers.items()},
-                    body,
-                )
-                with server._lock:
-                    server.requests.append(request)
-                reply = server.handle(request)
-                payload, ctype = _encode(reply.body)
-                self.send_response(reply.status)
-                headers = {"Content-Type": ctype, **reply.headers}
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        httpd = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self._port = int(httpd.server_address[1])
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def exchange(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(path)
+        request = Request(method, parts.path, parse_qs(parts.query), headers, body)
+        with self._lock:
+            self.requests.append(request)
+        reply = self.handle(request)
+        payload, ctype = _encode(reply.body)
+        return reply.status, {"Content-Type": ctype, **reply.headers}, payload
 
 
 def _encode(body: Any) -> tuple[bytes, str]:

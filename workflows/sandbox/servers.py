@@ -46,7 +46,7 @@ DEMO_PREFIX = "[demo model]"
 
 
 def free_port() -> int:
-    """A port nothing listens on right now."""
+    """A port nothing listens on right now (also what a "dead port" test connects to)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
@@ -82,13 +82,17 @@ def _wait_until(
 # -- HTTP ----------------------------------------------------------------------------------
 
 
-class _HTTPServer:
-    """A threaded HTTP server on 127.0.0.1 answering through :meth:`respond`."""
+class LoopbackHTTPServer:
+    """A threaded HTTP server on 127.0.0.1 answering through :meth:`respond`.
+
+    :meth:`exchange` is the whole answer (status, headers, body); override it when a
+    server needs more than a content type (the test servers record requests there).
+    """
 
     def __init__(self) -> None:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.port = 0
+        self.port = 0  # still known after stop(), e.g. to prove nothing listens there
 
     @property
     def url(self) -> str:
@@ -98,6 +102,12 @@ class _HTTPServer:
         self, method: str, path: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, str, bytes]:
         return 404, "application/json", b'{"message": "Not Found"}'
+
+    def exchange(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        status, ctype, payload = self.respond(method, path, body, headers)
+        return status, {"Content-Type": ctype}, payload
 
     def start(self) -> Self:
         server = self
@@ -109,15 +119,18 @@ class _HTTPServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, ctype, payload = server.respond(self.command, self.path, body, headers)
+                status, reply_headers, payload = server.exchange(
+                    self.command, self.path, body, headers
+                )
                 self.send_response(status)
-                self.send_header("Content-Type", ctype)
+                for name, value in reply_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)
 
-            do_GET = do_POST = do_HEAD = _serve
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -147,7 +160,7 @@ class _HTTPServer:
         self.stop()
 
 
-class ProductionService(_HTTPServer):
+class ProductionService(LoopbackHTTPServer):
     """The service the incident demo deploys to.
 
     Each request reads ``<deploy_dir>/current/release.json`` (``{"version", "healthy",
@@ -271,7 +284,7 @@ def demo_reply(prompt: str) -> str:
     return f"{DEMO_PREFIX} Noted: {first[:160]}"
 
 
-class DemoModel(_HTTPServer):
+class DemoModel(LoopbackHTTPServer):
     """An OpenAI-compatible ``/v1/chat/completions`` with scripted replies.
 
     Product code reaches it exactly as a hosted model: ``llm.base_url`` in the config.
