@@ -34,7 +34,7 @@ from core.errors import DefinitionError, ExpressionError, InvalidInput, Problem
 from core.events import Event, EventType
 from core.expressions import condition_syntax_error, evaluate
 from core.loader import SourceMap, load_yaml, parse_model, read_text
-from core.models import Workflow
+from core.models import Workflow, is_approver
 
 Decision = Literal["approve", "reject", "wait"]
 
@@ -184,11 +184,7 @@ def check_policy_actor(
         if not possible:
             continue
         where = policy.rules(approval.id)[0][1] if policy.rules(approval.id) else str(policy.path)
-        if (
-            approval.approvers
-            and actor not in approval.approvers
-            and not any(actor in groups.get(name, []) for name in approval.approvers)
-        ):
+        if not is_approver(actor, approval.approvers, groups):
             raise InvalidInput(
                 f"{where}: the policy decides gate {approval.id!r} as {actor!r}, who is not "
                 f"one of its approvers ({', '.join(approval.approvers)})",

@@ -8,6 +8,7 @@ reports them with the same ``file:line:col`` locations.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -103,6 +104,16 @@ class Gate(_Strict):
         if not self.all and not self.any:
             raise ValueError("a gate needs at least one condition in 'all' or 'any'")
         return self
+
+
+def is_approver(actor: str, approvers: Sequence[str], groups: Mapping[str, Sequence[str]]) -> bool:
+    """Whether ``actor`` may decide a gate with these approvers (names or config groups).
+
+    No approvers listed means anyone may decide (self-approval is a separate rule).
+    """
+    if not approvers:
+        return True
+    return actor in approvers or any(actor in groups.get(name, ()) for name in approvers)
 
 
 class Approval(_Strict):

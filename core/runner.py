@@ -41,7 +41,7 @@ from core.errors import (
 from core.events import Event, EventType
 from core.expressions import evaluate, render, render_text
 from core.inputs import public_inputs, secret_values
-from core.models import Approval, RetryPolicy, Stage, Step
+from core.models import Approval, RetryPolicy, Stage, Step, is_approver
 from core.redact import Redactor
 from core.state import RunState
 from core.store import Signal, Store
@@ -1231,14 +1231,10 @@ def approval_refusal(
     """Why ``actor`` may not decide this approval, or None when they may."""
     if approval.status != "waiting":
         return f"gate {approval.id!r} is not waiting for a decision (it is {approval.status})"
-    if approval.approvers:
-        allowed = actor in approval.approvers or any(
-            actor in groups.get(name, []) for name in approval.approvers
+    if not is_approver(actor, approval.approvers, groups):
+        return f"{actor!r} may not decide gate {approval.id!r}; approvers: " + ", ".join(
+            approval.approvers
         )
-        if not allowed:
-            return f"{actor!r} may not decide gate {approval.id!r}; approvers: " + ", ".join(
-                approval.approvers
-            )
     if decision == "approved" and actor == started_by and not approval.allow_self_approval:
         return (
             f"{actor!r} started this run and gate {approval.id!r} does not allow "

@@ -321,13 +321,11 @@ def _check_predecision(
     workflow: Any, gate: str, kind: str, actor: str, groups: dict[str, list[str]]
 ) -> None:
     """Refuse a command-line decision its author may not make, before anything runs."""
+    from core.models import is_approver
+
     approval = next(s.approval for s in workflow.stages if s.approval and s.approval.id == gate)
     flag = f"--{kind} {gate}"
-    if (
-        approval.approvers
-        and actor not in approval.approvers
-        and not any(actor in groups.get(name, []) for name in approval.approvers)
-    ):
+    if not is_approver(actor, approval.approvers, groups):
         raise InvalidInput(
             f"{flag}: {actor!r} is not an approver of gate {gate!r} "
             f"(approvers: {', '.join(approval.approvers)})",
