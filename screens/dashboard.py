@@ -25,7 +25,7 @@ from textual.widgets import Footer, Input, Static, Tree
 from core.events import ACTIVE_RUN_STATUSES, Event, EventType
 from core.state import LogLine, RunState
 from tui.bindings import bindings
-from tui.widgets.journal import JournalTail
+from tui.widgets.journal import JournalTail, send_signal
 from tui.widgets.log_panel import LogPanel
 from tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPanel
 from tui.widgets.stage_tree import NodeKey, StageTree
@@ -298,20 +298,16 @@ class DashboardScreen(Screen[None]):
 
     def send(self, kind: str, *, target: str | None = None, reason: str = "") -> int | None:
         """Write a signal to the store, as the CLI would; the runner acts on it."""
-        from core.errors import QuarterdeckError
-        from core.store import Store
-
-        try:
-            with Store(self.qapp.store_path) as store:
-                signal_id = store.send_signal(
-                    self.run_id, kind, actor=self.qapp.actor, target=target, reason=reason
-                )
-        except QuarterdeckError as exc:
-            self.notify(exc.message, title=f"{kind} failed", severity="error")
-            return None
-        if self.tail is not None:
-            self.tail.poke()
-        return signal_id
+        return send_signal(
+            self,
+            Path(self.qapp.store_path),
+            self.run_id,
+            kind,
+            actor=self.qapp.actor,
+            target=target,
+            reason=reason,
+            tail=self.tail,
+        )
 
     # -- actions ----------------------------------------------------------------------
 

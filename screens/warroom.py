@@ -27,7 +27,7 @@ from core.incident import Incident, build, parse_severity, record, severity_name
 from core.state import RunState
 from core.store import Signal
 from tui.bindings import bindings
-from tui.widgets.journal import JournalTail
+from tui.widgets.journal import JournalTail, send_signal
 from tui.widgets.warroom import (
     ChoicePrompt,
     Clocks,
@@ -313,21 +313,17 @@ class WarRoomScreen(Screen[None]):
             return Settings()
 
     def send(self, kind: str, *, target: str | None = None, reason: str = "") -> int | None:
-        """A run signal (approve, reject), as the dashboard sends it."""
-        from core.errors import QuarterdeckError
-        from core.store import Store
-
-        try:
-            with Store(self.qapp.store_path) as store:
-                signal_id = store.send_signal(
-                    self.run_id, kind, actor=self.actor, target=target, reason=reason
-                )
-        except QuarterdeckError as exc:
-            self.notify(exc.message, title=f"{kind} failed", severity="error")
-            return None
-        if self.tail is not None:
-            self.tail.poke()
-        return signal_id
+        """A run signal (approve, reject, rollback), as the dashboard sends it."""
+        return send_signal(
+            self,
+            Path(self.qapp.store_path),
+            self.run_id,
+            kind,
+            actor=self.actor,
+            target=target,
+            reason=reason,
+            tail=self.tail,
+        )
 
     # -- actions ----------------------------------------------------------------------
 

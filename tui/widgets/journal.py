@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from core.errors import QuarterdeckError
 from core.events import Event
@@ -141,3 +141,27 @@ class JournalTail(StoreTail[Event]):
         if not events:
             return events, after, False
         return events, events[-1].seq, len(events) == BATCH_EVENTS
+
+
+def send_signal(
+    screen: Any,
+    store_path: Path,
+    run_id: str,
+    kind: str,
+    *,
+    actor: str,
+    target: str | None = None,
+    reason: str = "",
+    tail: StoreTail[Any] | None = None,
+) -> int | None:
+    """Write a run signal to the store as the CLI would (the runner acts on it), tell the
+    person on ``screen`` when that fails, and have ``tail`` read again at once."""
+    try:
+        with Store(store_path) as store:
+            signal_id = store.send_signal(run_id, kind, actor=actor, target=target, reason=reason)
+    except QuarterdeckError as exc:
+        screen.notify(exc.message, title=f"{kind} failed", severity="error")
+        return None
+    if tail is not None:
+        tail.poke()
+    return signal_id
