@@ -11,9 +11,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static
 
-from core.durations import format_duration
 from tui.bindings import bindings
-from tui.widgets.status import ago, badge, rich_text
+from tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
     from core.store import RunRow
@@ -93,19 +92,7 @@ class HistoryScreen(Screen[None]):
         self.rows = rows
         table = self.query_one("#history", DataTable)
         table.clear()
-        now = self.qapp.now
-        for row in rows:
-            took = format_duration((row.finished_at or now()) - row.started_at)
-            shown = rich_text(badge(row.status), self.app.theme_variables)
-            table.add_row(
-                row.id,
-                row.workflow,
-                shown,
-                ago(row.started_at, now),
-                took,
-                row.started_by,
-                key=row.id,
-            )
+        fill_runs(table, rows, self.qapp.now, self.app.theme_variables)
         self.query_one("#history-count", Static).update(
             f"[$text-muted]{len(rows)} run{'s' if len(rows) != 1 else ''}[/]"
         )

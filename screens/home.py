@@ -18,9 +18,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.durations import format_duration
 from tui.bindings import bindings
-from tui.widgets.status import ago, badge, rich_text
+from tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
     from core.store import RunRow
@@ -141,19 +140,7 @@ class HomeScreen(Screen[None]):
         self.rows = rows
         table = self.query_one("#recent", DataTable)
         table.clear()
-        now = self.qapp.now
-        for row in rows:
-            took = format_duration((row.finished_at or now()) - row.started_at)
-            shown = rich_text(badge(row.status), self.app.theme_variables)
-            table.add_row(
-                row.id,
-                row.workflow,
-                shown,
-                ago(row.started_at, now),
-                took,
-                row.started_by,
-                key=row.id,
-            )
+        fill_runs(table, rows, self.qapp.now, self.app.theme_variables)
         if error:
             self.notify(error, title="cannot read the run history", severity="error")
 

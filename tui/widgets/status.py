@@ -7,7 +7,8 @@ works and nothing is hard-coded.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.markup import escape
@@ -108,3 +109,23 @@ def rich_text(markup: str, variables: Mapping[str, str]) -> Text:
         return f"[{value}]" if value.startswith("#") else "[not dim]"
 
     return Text.from_markup(_TAG.sub(resolve, markup))
+
+
+def fill_runs(
+    table: Any, rows: Sequence[Any], now: Callable[[], float], variables: Mapping[str, str]
+) -> None:
+    """Runs as table rows (id, workflow, status, started, took, by), keyed by run id.
+
+    The home screen's recent runs and the history screen show the same columns.
+    """
+    for row in rows:
+        took = format_duration((row.finished_at or now()) - row.started_at)
+        table.add_row(
+            row.id,
+            row.workflow,
+            rich_text(badge(row.status), variables),
+            ago(row.started_at, now),
+            took,
+            row.started_by,
+            key=row.id,
+        )
