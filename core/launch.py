@@ -6,6 +6,7 @@ Everything a front end needs to go from "a workflow name and some inputs" to a r
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,6 @@ def _resume_inputs(
         if name in given:
             values[name] = given[name]
         elif spec.type == "secret" and values.get(name) == "***":
-            import os
-
             if spec.env and os.environ.get(spec.env):
                 values[name] = os.environ[spec.env]
             else:

@@ -519,7 +519,8 @@ def resume(
     try:
         ctx = load_context()
         db = open_store(store)
-        options = RunOptions(started_by=current_user(as_, ctx.settings), no_wait=no_wait)
+        actor = current_user(as_, ctx.settings)
+        options = RunOptions(started_by=actor, no_wait=no_wait)
         runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_))
         runner.options.started_by = runner.state.started_by or options.started_by
         from tui.ci import HeadlessExtras
@@ -531,7 +532,7 @@ def resume(
             events=events,
             approvals=approvals,
             trace=trace,
-            actor=current_user(as_, ctx.settings),
+            actor=actor,
             settings=ctx.settings,
         )
     except QuarterdeckError as exc:
