@@ -12,6 +12,7 @@ import re
 import select
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -259,7 +260,15 @@ def test_events_stream_on_stdout_as_the_run_goes(tmp_path: Path) -> None:
     assert proc.stdout is not None
     first = json.loads(proc.stdout.readline())  # arrives before the run ends
     assert first["type"] == "run.started" and first["seq"] == 1
-    rest, err = proc.communicate(timeout=60)
+    # read the rest through the same buffered reader: communicate() reads the raw pipe
+    # and would lose what readline() had already buffered
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()))  # type: ignore[union-attr]
+    reader.start()
+    rest = proc.stdout.read()
+    proc.wait(timeout=60)
+    reader.join(timeout=60)
+    err = errors[0] if errors else ""
     assert proc.returncode == 1
     events = [first] + [json.loads(ln) for ln in rest.splitlines()]
     assert events[-1]["type"] == "run.finished"
