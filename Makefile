@@ -4,39 +4,64 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+STAMP_LINKS := $(VENV)/.installed-links
+# Exact versions for the suite and CI (snapshots need byte-identical Textual); the
+# package itself only states ranges.
+CONSTRAINTS := constraints.txt
+# The folders that install as `quarterdeck.*`. The editable install is a tree of links
+# (setuptools' "strict" mode) so mypy sees real modules; it is rebuilt when a file or
+# folder is added, moved or removed.
+PACKAGE_DIRS := core tui screens personas workflows
+PACKAGE_TREE := $(shell find $(PACKAGE_DIRS) -name __pycache__ -prune -o -print 2>/dev/null)
 
-.PHONY: demo test lint typecheck bench system-deps clean
+SHELL := bash
+.SHELLFLAGS := -o pipefail -c
+
+.PHONY: demo test lint typecheck check bench system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=77' wheel
 
-$(STAMP_RUN): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(STAMP_RUN): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[demo]'
+	rm -f $(STAMP_LINKS)
 	touch $@
 
-$(STAMP_TEST): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $@ $(STAMP_RUN)
+$(STAMP_TEST): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	rm -f $(STAMP_LINKS)
+	touch $@
+
+# The link tree: quick (no dependency resolution), redone whenever the tree changes.
+$(STAMP_LINKS): $(PACKAGE_TREE) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation \
+		--config-settings editable_mode=strict -e .
+	touch $@
 
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-demo: $(STAMP_RUN)
+demo: $(STAMP_RUN) $(STAMP_LINKS)
 	$(BIN)/quarterdeck demo
 
-test: $(STAMP_TEST) system-deps
+# What CI runs (.ci/run): lint, layering contracts, types, then the suite.
+test: $(STAMP_TEST) $(STAMP_LINKS) system-deps
+	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP_TEST)
+lint: $(STAMP_TEST) $(STAMP_LINKS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
-typecheck: $(STAMP_TEST)
-	$(BIN)/mypy
+# mypy reads the link tree (MYPYPATH) and reports paths in the repository.
+typecheck: $(STAMP_TEST) $(STAMP_LINKS)
+	MYPYPATH="$$(echo build/__editable__.quarterdeck-*)" $(BIN)/mypy \
+		| sed 's|build/__editable__[^/]*/quarterdeck/||'
 
-bench: $(STAMP_TEST)
+bench: $(STAMP_TEST) $(STAMP_LINKS)
 	$(BIN)/python benchmarks/runner_overhead.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -21,7 +21,7 @@ CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from tui.app import QuarterdeckApp
+from quarterdeck.tui.app import QuarterdeckApp
 
 app = QuarterdeckApp(store_path=Path(sys.argv[2]), actor="bench")
 original = app._display

@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import Settings
-from core.runner import Runner, RunOptions
-from core.store import Store
-from core.validate import load_workflow
-from personas.registry import load_catalog
+from quarterdeck.core.config import Settings
+from quarterdeck.core.definition.validate import load_workflow
+from quarterdeck.core.engine.runner import Runner, RunOptions
+from quarterdeck.core.journal.store import Store
+from quarterdeck.personas.registry import load_catalog
 
 
 def workflow_text(steps: int, chained: bool) -> str:

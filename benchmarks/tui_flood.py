@@ -74,9 +74,9 @@ async def until(condition: Any, what: str, timeout: float = 30.0) -> None:
 async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from textual import events
 
-    from screens.dashboard import DashboardScreen
-    from tui.app import QuarterdeckApp
-    from tui.widgets.log_panel import LogPanel
+    from quarterdeck.screens.dashboard import DashboardScreen
+    from quarterdeck.tui.app import QuarterdeckApp
+    from quarterdeck.tui.widgets.log_panel import LogPanel
 
     db = work / "qd.db"
     wf = work / "flood.yaml"
@@ -84,12 +84,21 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     attach = None
     if args.attach:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tui.cli", "run", str(wf), "--headless", "--store", str(db)],
+            [
+                sys.executable,
+                "-m",
+                "quarterdeck.tui.cli",
+                "run",
+                str(wf),
+                "--headless",
+                "--store",
+                str(db),
+            ],
             cwd=str(ROOT),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        from core.store import Store
+        from quarterdeck.core.journal.store import Store
 
         for _ in range(200):
             if db.exists():
@@ -113,7 +122,7 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     memory: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
         if not args.attach:
-            from core.launch import load, load_context
+            from quarterdeck.tui.launch import load, load_context
 
             app.launch(load(wf, load_context()), {})
         await until(

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.loader import load_yaml, parse_model, read_text
+from quarterdeck.core.definition.loader import load_yaml, parse_model, read_text
 
 
 class _Section(BaseModel):

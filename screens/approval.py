@@ -18,12 +18,12 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Markdown, Static
 
-from core.durations import format_duration
-from core.state import ApprovalState
+from quarterdeck.core.durations import format_duration
+from quarterdeck.core.journal.state import ApprovalState
 
 if TYPE_CHECKING:
-    from screens.dashboard import DashboardScreen
-    from tui.app import QuarterdeckApp
+    from quarterdeck.screens.dashboard import DashboardScreen
+    from quarterdeck.tui.app import QuarterdeckApp
 
 WATCH_SECONDS = 0.1
 
@@ -89,7 +89,7 @@ class ApprovalScreen(ModalScreen[str | None]):
         self.set_interval(WATCH_SECONDS, self._watch)
 
     def refusal(self, decision: str) -> str | None:
-        from core.runner import approval_refusal
+        from quarterdeck.core.engine.runner import approval_refusal
 
         return approval_refusal(
             self.approval, self.qapp.actor, self.dashboard.state.started_by, self._groups, decision
@@ -131,7 +131,7 @@ class ApprovalScreen(ModalScreen[str | None]):
             self._check_outcome()
 
     def _check_outcome(self) -> None:
-        from core.store import Store
+        from quarterdeck.core.journal.store import Store
 
         with Store(self.qapp.store_path) as store:
             outcome = store.signal_outcome(self.sent or 0)

@@ -1,9 +1,9 @@
 """The run dashboard: one code path for live runs, attached runs and finished runs.
 
-A :class:`~tui.widgets.journal.JournalTail` reads committed events in a thread; a timer
+A :class:`~quarterdeck.tui.tails.JournalTail` reads committed events in a thread; a timer
 here (re-armed after each tick, so slow ticks never stack) drains them in one batch,
-folds them into a :class:`~core.state.RunState` and updates the widgets once. Controls
-are signals written to the store; the runner — in this process or any other — acts on
+folds them into a :class:`~quarterdeck.core.journal.state.RunState` and updates the widgets once.
+Controls are signals written to the store; the runner — in this process or any other — acts on
 them, and the journal tells every viewer what happened.
 """
 
@@ -22,18 +22,18 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static, Tree
 
-from core.events import ACTIVE_RUN_STATUSES, Event, EventType
-from core.state import LogLine, RunState
-from tui.bindings import bindings
-from tui.widgets.journal import JournalTail, send_signal
-from tui.widgets.log_panel import LogPanel
-from tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPanel
-from tui.widgets.stage_tree import NodeKey, StageTree
-from tui.widgets.status import badge, span
+from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES, Event, EventType
+from quarterdeck.core.journal.state import LogLine, RunState
+from quarterdeck.tui.bindings import bindings
+from quarterdeck.tui.tails import JournalTail, send_signal
+from quarterdeck.tui.widgets.log_panel import LogPanel
+from quarterdeck.tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPanel
+from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
+from quarterdeck.tui.widgets.status import badge, span
 
 if TYPE_CHECKING:
-    from core.models import Workflow
-    from tui.app import QuarterdeckApp
+    from quarterdeck.core.definition.models import Workflow
+    from quarterdeck.tui.app import QuarterdeckApp
 
 TICK_SECONDS = 0.1
 RETRYABLE = ("failed", "interrupted")
@@ -168,8 +168,8 @@ class DashboardScreen(Screen[None]):
     @work(thread=True, group="definition")
     def _load_definition(self, text: str, path: str) -> None:
         """The run's own definition (gates' ``skippable``), off the UI thread."""
-        from core.errors import QuarterdeckError
-        from core.validate import load_workflow_text
+        from quarterdeck.core.definition.validate import load_workflow_text
+        from quarterdeck.core.errors import QuarterdeckError
 
         try:
             personas = self.qapp.context().personas
@@ -314,7 +314,7 @@ class DashboardScreen(Screen[None]):
     def action_approval(self) -> None:
         if self._refuse("approval"):
             return
-        from screens.approval import ApprovalScreen
+        from quarterdeck.screens.approval import ApprovalScreen
 
         pending = self.state.pending_approval()
         assert pending is not None
@@ -341,7 +341,7 @@ class DashboardScreen(Screen[None]):
     def action_cancel(self) -> None:
         if self._refuse("cancel"):
             return
-        from screens.confirm import ConfirmScreen
+        from quarterdeck.screens.confirm import ConfirmScreen
 
         def answer(yes: bool | None) -> None:
             if yes:
@@ -368,7 +368,7 @@ class DashboardScreen(Screen[None]):
     def action_skip_gate(self) -> None:
         if self._refuse("skip_gate"):
             return
-        from screens.confirm import ReasonScreen
+        from quarterdeck.screens.confirm import ReasonScreen
 
         found = self._skippable_gate()
         assert found is not None

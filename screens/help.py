@@ -15,8 +15,8 @@ from textual.markup import escape
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
-from tui.bindings import commands
-from tui.commands import scope_of, unavailable
+from quarterdeck.tui.bindings import commands
+from quarterdeck.tui.commands import scope_of, unavailable
 
 
 def help_text(screen: Screen[object]) -> str:

@@ -11,12 +11,12 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static
 
-from tui.bindings import bindings
-from tui.widgets.status import fill_runs
+from quarterdeck.tui.bindings import bindings
+from quarterdeck.tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
-    from core.store import RunRow
-    from tui.app import QuarterdeckApp
+    from quarterdeck.core.journal.store import RunRow
+    from quarterdeck.tui.app import QuarterdeckApp
 
 STATUSES = (
     "running",
@@ -72,7 +72,7 @@ class HistoryScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="history")
     def reload(self) -> None:
-        from core.store import Store
+        from quarterdeck.core.journal.store import Store
 
         workflow = self._value("#filter-workflow")
         status = self._value("#filter-status")

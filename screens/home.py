@@ -18,14 +18,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.bindings import bindings
-from tui.widgets.status import fill_runs
+from quarterdeck.tui.bindings import bindings
+from quarterdeck.tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
-    from core.store import RunRow
-    from core.validate import LoadedWorkflow
-    from tui.app import QuarterdeckApp
-    from workflows.catalog import CatalogEntry
+    from quarterdeck.core.definition.validate import LoadedWorkflow
+    from quarterdeck.core.journal.store import RunRow
+    from quarterdeck.tui.app import QuarterdeckApp
+    from quarterdeck.workflows.catalog import CatalogEntry
 
 RECENT = 12
 
@@ -107,7 +107,7 @@ class HomeScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="home-load")
     def refresh_data(self) -> None:
-        from core.store import Store
+        from quarterdeck.core.journal.store import Store
 
         entries = self.qapp.catalog()
         rows: list[RunRow] = []
@@ -165,8 +165,8 @@ class HomeScreen(Screen[None]):
 
     @work(thread=True, group="describe")
     def _describe(self, entry: CatalogEntry) -> None:
-        from core.errors import DefinitionError, QuarterdeckError
-        from core.validate import load_workflow
+        from quarterdeck.core.definition.validate import load_workflow
+        from quarterdeck.core.errors import DefinitionError, QuarterdeckError
 
         ctx = self.qapp.context()
         try:
@@ -223,12 +223,12 @@ class HomeScreen(Screen[None]):
         if entry.error:
             self.notify(entry.error, title=f"{entry.name} is invalid", severity="error")
             return
-        from screens.launch import LaunchScreen
+        from quarterdeck.screens.launch import LaunchScreen
 
         self.app.push_screen(LaunchScreen(entry, self._loaded.get(entry.name)))
 
     def action_history(self) -> None:
-        from screens.history import HistoryScreen
+        from quarterdeck.screens.history import HistoryScreen
 
         self.app.push_screen(HistoryScreen())
 

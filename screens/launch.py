@@ -1,7 +1,7 @@
 """Launch a workflow: a form generated from its typed inputs, checked as you type.
 
-Each field is converted with :func:`core.inputs.coerce` on every change (the same
-function the CLI uses for ``-i key=value``), choices are selects, booleans switches,
+Each field is converted with :func:`quarterdeck.core.definition.inputs.coerce` on every change (the
+same function the CLI uses for ``-i key=value``), choices are selects, booleans switches,
 secrets masked, paths checked for existence. Launch stays disabled while a field is
 invalid, and opens the run's dashboard at once.
 """
@@ -21,15 +21,15 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Select, Static, Switch
 
-from core.errors import InvalidInput
-from core.inputs import coerce
-from core.models import InputSpec
-from tui.bindings import bindings
+from quarterdeck.core.definition.inputs import coerce
+from quarterdeck.core.definition.models import InputSpec
+from quarterdeck.core.errors import InvalidInput
+from quarterdeck.tui.bindings import bindings
 
 if TYPE_CHECKING:
-    from core.validate import LoadedWorkflow
-    from tui.app import QuarterdeckApp
-    from workflows.catalog import CatalogEntry
+    from quarterdeck.core.definition.validate import LoadedWorkflow
+    from quarterdeck.tui.app import QuarterdeckApp
+    from quarterdeck.workflows.catalog import CatalogEntry
 
 
 def check_field(name: str, spec: InputSpec, raw: str, base: Path) -> tuple[str | None, str]:
@@ -90,8 +90,8 @@ class LaunchScreen(Screen[None]):
 
     @work(thread=True)
     def _load(self) -> None:
-        from core.errors import DefinitionError, QuarterdeckError
-        from core.validate import load_workflow
+        from quarterdeck.core.definition.validate import load_workflow
+        from quarterdeck.core.errors import DefinitionError, QuarterdeckError
 
         try:
             loaded = load_workflow(self.entry.path, self.qapp.context().personas)
@@ -234,7 +234,7 @@ class LaunchScreen(Screen[None]):
             self.notify(why, title="cannot launch yet", severity="warning")
             return
         assert self.loaded is not None
-        from core.inputs import resolve_inputs
+        from quarterdeck.core.definition.inputs import resolve_inputs
 
         given = self.given()
         try:

@@ -1,12 +1,13 @@
 """The incident war room: one incident, many people, the same live state.
 
-Two tails feed it — the run's journal (:class:`~tui.widgets.journal.JournalTail`) and the
-run's incident actions (:class:`~tui.widgets.warroom.SignalTail`) — and a timer re-armed
-after each tick folds both into an :class:`~core.incident.Incident`. Every action is an
-incident signal recorded with its author by :func:`core.incident.record`, which checks the
-roles atomically; the deploy approval and the rollback are ordinary run signals the runner
-acts on. Any number of ``quarterdeck warroom RUN --as NAME`` sessions, in any process,
-see the same thing because they all read the same store.
+Two tails feed it — the run's journal (:class:`~quarterdeck.tui.tails.JournalTail`) and the
+run's incident actions (:class:`~quarterdeck.tui.widgets.warroom.SignalTail`) — and a timer re-armed
+after each tick folds both into an :class:`~quarterdeck.core.incidents.incident.Incident`. Every
+action is an incident signal recorded with its author by
+:func:`quarterdeck.core.incidents.incident.record`, which checks the roles atomically; the deploy
+approval and the rollback are ordinary run signals the runner acts on. Any number of ``quarterdeck
+warroom RUN --as NAME`` sessions, in any process, see the same thing because they all read the same
+store.
 """
 
 from __future__ import annotations
@@ -22,13 +23,19 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
 
-from core.events import ACTIVE_RUN_STATUSES, Event, EventType
-from core.incident import Incident, build, parse_severity, record, severity_name
-from core.state import RunState
-from core.store import Signal
-from tui.bindings import bindings
-from tui.widgets.journal import JournalTail, send_signal
-from tui.widgets.warroom import (
+from quarterdeck.core.incidents.incident import (
+    Incident,
+    build,
+    parse_severity,
+    record,
+    severity_name,
+)
+from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES, Event, EventType
+from quarterdeck.core.journal.state import RunState
+from quarterdeck.core.journal.store import Signal
+from quarterdeck.tui.bindings import bindings
+from quarterdeck.tui.tails import JournalTail, send_signal
+from quarterdeck.tui.widgets.warroom import (
     ChoicePrompt,
     Clocks,
     HealthPanel,
@@ -44,16 +51,16 @@ from tui.widgets.warroom import (
 )
 
 if TYPE_CHECKING:
-    from tui.app import QuarterdeckApp
+    from quarterdeck.tui.app import QuarterdeckApp
 
 TICK_SECONDS = 0.1
 
 
 def opens_in_warroom(store_path: Path, run_id: str) -> bool:
     """Incident-response runs (and runs people have acted on as incidents) open here."""
-    from core.errors import QuarterdeckError
-    from core.incident import incident_signals, is_incident_run
-    from core.store import Store
+    from quarterdeck.core.errors import QuarterdeckError
+    from quarterdeck.core.incidents.incident import incident_signals, is_incident_run
+    from quarterdeck.core.journal.store import Store
 
     try:
         with Store(store_path) as store:
@@ -183,8 +190,8 @@ class WarRoomScreen(Screen[None]):
     @work(thread=True, group="definition")
     def _load_definition(self, text: str, path: str) -> None:
         """Thresholds of health steps, from the run's own definition, off the UI thread."""
-        from core.errors import QuarterdeckError
-        from core.validate import load_workflow_text
+        from quarterdeck.core.definition.validate import load_workflow_text
+        from quarterdeck.core.errors import QuarterdeckError
 
         try:
             workflow = load_workflow_text(text, Path(path), self.qapp.context().personas).workflow
@@ -276,8 +283,8 @@ class WarRoomScreen(Screen[None]):
 
     def act(self, action: str, data: dict[str, Any] | None = None) -> str | None:
         """Record an incident action as this person; returns the refusal, if any."""
-        from core.errors import QuarterdeckError
-        from core.store import Store
+        from quarterdeck.core.errors import QuarterdeckError
+        from quarterdeck.core.journal.store import Store
 
         try:
             with Store(self.qapp.store_path) as store:
@@ -308,7 +315,7 @@ class WarRoomScreen(Screen[None]):
         try:
             return self.qapp.context().settings
         except Exception:  # unreadable config: the postmortem skips Logseq
-            from core.config import Settings
+            from quarterdeck.core.config import Settings
 
             return Settings()
 
@@ -417,7 +424,7 @@ class WarRoomScreen(Screen[None]):
     def action_approve(self) -> None:
         if self._refuse("approve"):
             return
-        from screens.approval import ApprovalScreen
+        from quarterdeck.screens.approval import ApprovalScreen
 
         pending = self.state.pending_approval()
         assert pending is not None
@@ -431,7 +438,7 @@ class WarRoomScreen(Screen[None]):
     def action_rollback(self) -> None:
         if self._refuse("rollback"):
             return
-        from screens.confirm import ConfirmScreen
+        from quarterdeck.screens.confirm import ConfirmScreen
 
         pending = self.state.pending_approval()
         if pending is None:
@@ -510,7 +517,7 @@ class WarRoomScreen(Screen[None]):
         self.query_one("#wr-timeline", TimelinePanel).open_filter()
 
     def action_dashboard(self) -> None:
-        from screens.dashboard import DashboardScreen
+        from quarterdeck.screens.dashboard import DashboardScreen
 
         self.app.push_screen(DashboardScreen(self.run_id))
 
@@ -540,7 +547,7 @@ class WarRoomScreen(Screen[None]):
 def warroom_app(store_path: Path, run_id: str, actor: str, **kwargs: Any) -> QuarterdeckApp:
     """The cockpit opened on ``run_id``'s war room, whatever its workflow (any run may be
     worked as an incident)."""
-    from tui.app import QuarterdeckApp
+    from quarterdeck.tui.app import QuarterdeckApp
 
     class WarRoomApp(QuarterdeckApp):
         # CSS_PATH is relative to the defining module: keep the cockpit's stylesheet
@@ -557,8 +564,8 @@ def warroom_app(store_path: Path, run_id: str, actor: str, **kwargs: Any) -> Qua
 
 def run_warroom(*, store: str | None, run_id: str, actor: str | None) -> None:
     """``quarterdeck warroom RUN --as NAME``."""
-    from core.config import current_user, load_settings
-    from core.launch import store_path
+    from quarterdeck.core.config import current_user, load_settings
+    from quarterdeck.tui.launch import store_path
 
     app = warroom_app(store_path(store), run_id, current_user(actor, load_settings()))
     try:

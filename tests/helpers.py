@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.actions.base import ActionContext
-from core.clock import Clock
-from core.config import Settings
-from core.runner import Runner, RunOptions
-from core.state import RunState
-from core.store import Store
-from core.validate import load_workflow
+from quarterdeck.core.actions.base import ActionContext
+from quarterdeck.core.clock import Clock
+from quarterdeck.core.config import Settings
+from quarterdeck.core.definition.validate import load_workflow
+from quarterdeck.core.engine.runner import Runner, RunOptions
+from quarterdeck.core.journal.state import RunState
+from quarterdeck.core.journal.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,8 +43,8 @@ def make_runner(
     settings: Settings | None = None,
     store: Store | None = None,
 ) -> Runner:
-    from core.inputs import resolve_inputs
-    from personas.registry import load_catalog
+    from quarterdeck.core.definition.inputs import resolve_inputs
+    from quarterdeck.personas.registry import load_catalog
 
     catalog = load_catalog(tmp_path)
     path = write_workflow(tmp_path, text)
@@ -119,7 +119,7 @@ def cli(
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-m", "quarterdeck.tui.cli", *args],
         capture_output=True,
         text=True,
         env=full_env,

@@ -35,8 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncssh
 import httpx
 
-from workflows.sandbox.servers import LOOPBACK, free_port
-from workflows.sandbox.servers import LoopbackHTTPServer as SandboxHTTPServer
+from quarterdeck.workflows.sandbox.servers import LOOPBACK, free_port
+from quarterdeck.workflows.sandbox.servers import LoopbackHTTPServer as SandboxHTTPServer
 
 # -- HTTP ----------------------------------------------------------------------------------
 
@@ -360,8 +360,8 @@ class SSHKeys:
         return path
 
     def settings(self, known_hosts: Path, username: str = "tester") -> Any:
-        """A ``core.config.Settings`` that logs in with this client key, no agent."""
-        from core.config import Settings, SSHSettings
+        """A ``quarterdeck.core.config.Settings`` that logs in with this client key, no agent."""
+        from quarterdeck.core.config import Settings, SSHSettings
 
         return Settings(
             ssh=SSHSettings(
@@ -644,7 +644,7 @@ def running(*servers: Any) -> Iterator[tuple[Any, ...]]:
 
 async def run_action(name: str, with_: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Validate ``with_`` with the action's parameter model and run it, as the runner does."""
-    from core.actions.base import get_action
+    from quarterdeck.core.actions.base import get_action
 
     spec = get_action(name)
     assert spec is not None, f"unknown action {name}"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core.approvals_policy import load_policy
-from core.errors import DefinitionError
-from core.validate import load_workflow
-from personas.registry import load_catalog
+from quarterdeck.core.definition.validate import load_workflow
+from quarterdeck.core.engine.approval_policy import load_policy
+from quarterdeck.core.errors import DefinitionError
+from quarterdeck.personas.registry import load_catalog
 from tests.helpers import REPO, cli, write_workflow
 
 WORKFLOW = """\
@@ -60,7 +60,9 @@ def _ci_env(monkeypatch: pytest.MonkeyPatch) -> None:
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CI", "true")
-    monkeypatch.setenv("GITHUB_ACTOR", "ci-bot")  # the CI identity (core.config.current_user)
+    monkeypatch.setenv(
+        "GITHUB_ACTOR", "ci-bot"
+    )  # the CI identity (quarterdeck.core.config.current_user)
 
 
 def _files(tmp_path: Path, policy: str = POLICY, workflow: str = WORKFLOW) -> tuple[Path, Path]:
@@ -229,7 +231,17 @@ def test_decision_from_another_process_sharing_the_store(tmp_path: Path) -> None
     store = str(tmp_path / "shared.db")
     env = {**os.environ, "COVERAGE": "50"}
     runner = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "run", str(wf), "--events", "-", "--store", store],
+        [
+            sys.executable,
+            "-m",
+            "quarterdeck.tui.cli",
+            "run",
+            str(wf),
+            "--events",
+            "-",
+            "--store",
+            store,
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

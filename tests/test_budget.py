@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from core.budget import BudgetLedger, estimate_tokens
-from core.errors import NonRetryableError
-from core.events import Event
-from core.state import fold
-from personas.registry import Persona, PersonaCatalog
+from quarterdeck.core.errors import NonRetryableError
+from quarterdeck.core.journal.events import Event
+from quarterdeck.core.journal.state import fold
+from quarterdeck.core.policy.budget import BudgetLedger, estimate_tokens
+from quarterdeck.personas.registry import Persona, PersonaCatalog
 from tests.helpers import make_ctx
 
 

@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 from junitparser import Failure, JUnitXml, Skipped
 
-from core.events import Event, EventType
-from tests.helpers import REPO, cli, write_workflow
-from tui.ci import (
+from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.tui.headless.ci import (
     GitHubActions,
     append_step_summary,
     command,
     escape_data,
     escape_property,
 )
+from tests.helpers import REPO, cli, write_workflow
 
 TS_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[[^\]]+\]")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -212,7 +212,15 @@ def test_ci_on_a_terminal_runs_plain_without_prompts_or_animation(tmp_path: Path
         os.chdir(REPO)
         os.execve(
             sys.executable,
-            [sys.executable, "-m", "tui.cli", "run", str(wf), "--store", str(tmp_path / "qd.db")],
+            [
+                sys.executable,
+                "-m",
+                "quarterdeck.tui.cli",
+                "run",
+                str(wf),
+                "--store",
+                str(tmp_path / "qd.db"),
+            ],
             env,
         )
     chunks: list[bytes] = []
@@ -243,7 +251,7 @@ def test_events_stream_on_stdout_as_the_run_goes(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "tui.cli",
+            "quarterdeck.tui.cli",
             "run",
             str(wf),
             "--events",

@@ -180,7 +180,7 @@ stages:
         uses: shell
         with:
           run: >-
-            {sys.executable} -m tui.cli cancel {{{{ run.id }}}} --store {store}
+            {sys.executable} -m quarterdeck.tui.cli cancel {{{{ run.id }}}} --store {store}
             --as ops --reason drill
       - id: later
         needs: [cancel-me]
@@ -212,7 +212,7 @@ stages:
         [
             sys.executable,
             "-m",
-            "tui.cli",
+            "quarterdeck.tui.cli",
             "run",
             str(wf),
             "--events",

@@ -1,4 +1,4 @@
-"""The engine is headless: importing ``core`` and every core submodule never imports
+"""The engine is headless: importing ``quarterdeck.core`` and every submodule never imports
 textual (checked in a fresh interpreter, so nothing imported by other tests can hide it)."""
 
 from __future__ import annotations
@@ -8,13 +8,14 @@ import pkgutil
 import subprocess
 import sys
 
-import core
+import quarterdeck.core as core
 from tests.helpers import REPO
 
 PROBE = """
 import importlib, json, pkgutil, sys
-import core
-names = ["core"] + [m.name for m in pkgutil.walk_packages(core.__path__, "core.")]
+import quarterdeck.core as core
+names = ["quarterdeck.core"]
+names += [m.name for m in pkgutil.walk_packages(core.__path__, "quarterdeck.core.")]
 for name in names:
     importlib.import_module(name)
 leaked = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual."))
@@ -33,7 +34,10 @@ def test_importing_core_does_not_import_textual() -> None:
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    expected = {"core", *(m.name for m in pkgutil.walk_packages(core.__path__, "core."))}
+    expected = {
+        "quarterdeck.core",
+        *(m.name for m in pkgutil.walk_packages(core.__path__, "quarterdeck.core.")),
+    }
     assert set(report["modules"]) == expected
-    assert "core.runner" in expected and "core.actions.builtin" in expected
+    assert {"quarterdeck.core.engine.runner", "quarterdeck.core.actions.builtin"} <= expected
     assert report["textual"] == []

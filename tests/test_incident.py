@@ -1,7 +1,7 @@
 """The incident model: severity, milestones, roles, updates, permissions, metrics.
 
 Everything runs against a real journal: a real run writes the events, incident actions
-are recorded with :func:`core.incident.record` (several processes in one test), and the
+are recorded with :func:`quarterdeck.core.incidents.incident.record` (several processes in one test), and the
 model is the fold of both.
 """
 
@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from core.clock import FakeClock
-from core.incident import (
+from quarterdeck.core.clock import FakeClock
+from quarterdeck.core.engine.runner import RunOptions
+from quarterdeck.core.incidents.incident import (
     IncidentCollector,
     incident_signals,
     label_severity,
@@ -25,8 +26,7 @@ from core.incident import (
     parse_severity,
     record,
 )
-from core.runner import RunOptions
-from core.store import Store
+from quarterdeck.core.journal.store import Store
 from tests.helpers import REPO, make_runner, run_workflow
 
 WORKFLOW = """
@@ -265,8 +265,8 @@ def test_many_processes_take_command_at_once_exactly_one_wins(tmp_path: Path) ->
     db = str(store.path)
     script = (
         "import sys\n"
-        "from core.incident import record\n"
-        "from core.store import Store\n"
+        "from quarterdeck.core.incidents.incident import record\n"
+        "from quarterdeck.core.journal.store import Store\n"
         "with Store(sys.argv[1]) as s:\n"
         "    r = record(s, sys.argv[2], 'role', actor=sys.argv[3], data={'role': 'commander'})\n"
         "print('won' if r.refused is None else 'lost')\n"
@@ -314,7 +314,7 @@ def test_a_live_runner_leaves_incident_signals_alone(tmp_path: Path) -> None:
 
 
 def test_unknown_run_and_unknown_action_say_what_to_do(tmp_path: Path) -> None:
-    from core.errors import InvalidInput
+    from quarterdeck.core.errors import InvalidInput
 
     store, run_id = _run(tmp_path)
     with pytest.raises(InvalidInput, match="no run 'nope'"):
@@ -358,7 +358,7 @@ def test_resolution_metrics_by_severity(tmp_path: Path) -> None:
 
 
 def test_warroom_command_finds_the_newest_open_incident(tmp_path: Path) -> None:
-    from core.incident import latest_incident
+    from quarterdeck.core.incidents.incident import latest_incident
     from tests.helpers import cli
 
     empty = cli("warroom", "--store", str(tmp_path / "empty.db"))

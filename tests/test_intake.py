@@ -24,11 +24,12 @@ from typing import Any
 import httpx
 import pytest
 
-from core.incident import load
-from core.intake import Listener, parse_address, parse_payload, run_inputs
-from core.launch import load_context
-from core.store import Store
-from core.validate import load_workflow
+from quarterdeck.core.definition.validate import load_workflow
+from quarterdeck.core.incidents.incident import load
+from quarterdeck.core.incidents.intake import parse_address, parse_payload, run_inputs
+from quarterdeck.core.journal.store import Store
+from quarterdeck.tui.launch import load_context
+from quarterdeck.tui.listener import Listener
 from tests.helpers import REPO
 from tests.servers import free_port
 
@@ -107,7 +108,7 @@ def test_payload_parsing_and_input_mapping(tmp_path: Path) -> None:
             )["severity"]
             == sev
         )
-    from core.errors import InvalidInput
+    from quarterdeck.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="not JSON"):
         parse_payload(b"{nope")
@@ -184,7 +185,7 @@ class ListenProcess:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tui.cli", "listen", *args],
+            [sys.executable, "-m", "quarterdeck.tui.cli", "listen", *args],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from core.budget import estimate_tokens
-from core.clock import FakeClock
-from core.config import Settings
-from core.runner import Runner, RunOptions
-from core.state import fold
-from personas.registry import load_catalog
+from quarterdeck.core.clock import FakeClock
+from quarterdeck.core.config import Settings
+from quarterdeck.core.engine.runner import Runner, RunOptions
+from quarterdeck.core.journal.state import fold
+from quarterdeck.core.policy.budget import estimate_tokens
+from quarterdeck.personas.registry import load_catalog
 from tests.helpers import cli, make_ctx, make_runner, run_workflow, write_workflow
 from tests.llm_server import LLMServer, Reply
 
@@ -322,8 +322,8 @@ def test_a_stage_without_a_persona_uses_the_default_model_and_charges_nobody(
 
 @pytest.mark.asyncio
 async def test_no_key_for_the_hosted_default_is_a_clear_error(tmp_path: Path) -> None:
-    from core.actions.llm import ChatParams, llm_chat
-    from core.errors import NonRetryableError
+    from quarterdeck.core.actions.llm import ChatParams, llm_chat
+    from quarterdeck.core.errors import NonRetryableError
 
     ctx = make_ctx(tmp_path, settings=Settings())
     with pytest.raises(NonRetryableError, match="no API key for the LLM"):

@@ -2,7 +2,7 @@
 served by the CLI (``--metrics-port``) and pushed to a real Pushgateway (``--pushgateway``).
 
 Every value asserted here follows from the workflow: durations come from ``wait`` steps
-under a :class:`~core.clock.FakeClock`, tokens from the stand-in server's scripted usage.
+under a :class:`~quarterdeck.core.clock.FakeClock`, tokens from the stand-in server's scripted usage.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.clock import FakeClock
-from core.config import Settings
-from core.metrics import MetricsSubscriber, start_metrics
-from core.runner import Runner, RunOptions
+from quarterdeck.core.clock import FakeClock
+from quarterdeck.core.config import Settings
+from quarterdeck.core.engine.runner import Runner, RunOptions
+from quarterdeck.core.observability.metrics import MetricsSubscriber, start_metrics
 from tests.helpers import cli, make_runner, run_workflow, write_workflow
 from tests.llm_server import LLMServer, Reply
 
@@ -345,7 +345,7 @@ stages:
     )
     assert ran.state.status == "interrupted"
     ran.store.send_signal(ran.state.id, "approve", actor="alice", target="go")
-    from core.state import fold
+    from quarterdeck.core.journal.state import fold
 
     prior = fold(ran.state.id, ran.store.events(ran.state.id))
     runner = Runner(
@@ -405,7 +405,7 @@ stages:
         [
             sys.executable,
             "-m",
-            "tui.cli",
+            "quarterdeck.tui.cli",
             "run",
             str(path),
             "--headless",
@@ -637,7 +637,7 @@ stages:
 
 def test_attach_metrics_follow_the_journal_of_a_run_elsewhere(tmp_path: Path) -> None:
     """`attach --metrics-port` serves a run's metrics read from its journal."""
-    from core.metrics import JournalMetrics
+    from quarterdeck.core.observability.metrics import JournalMetrics
 
     text = """\
 name: journaled

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import FakeClock
-from core.config import Settings
-from core.runner import Runner, RunOptions
-from core.state import fold
-from personas.registry import load_catalog
+from quarterdeck.core.clock import FakeClock
+from quarterdeck.core.config import Settings
+from quarterdeck.core.engine.runner import Runner, RunOptions
+from quarterdeck.core.journal.state import fold
+from quarterdeck.personas.registry import load_catalog
 from tests.helpers import cli, run_workflow, write_workflow
 from tests.llm_server import LLMServer, Reply
 

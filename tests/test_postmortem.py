@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.clock import FakeClock
-from core.config import Settings, state_home
-from core.incident import record
-from core.postmortem import postmortem_path
-from core.runner import RunOptions
+from quarterdeck.core.clock import FakeClock
+from quarterdeck.core.config import Settings, state_home
+from quarterdeck.core.engine.runner import RunOptions
+from quarterdeck.core.incidents.incident import record
+from quarterdeck.core.incidents.postmortem import postmortem_path
 from tests.helpers import cli, run_workflow
 from tests.servers import HTTPService, SSHKeys, SSHServer
 

@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 from junitparser import Failure, JUnitXml, Skipped
 
-from core.reports import events_jsonl, junit_xml, run_json, summary_md, write_reports
-from core.runner import RunOptions
+from quarterdeck.core.engine.runner import RunOptions
+from quarterdeck.core.observability.reports import (
+    events_jsonl,
+    junit_xml,
+    run_json,
+    summary_md,
+    write_reports,
+)
 from tests.helpers import Ran, cli, run_workflow, write_workflow
 
 TOKENS_MODULE = """

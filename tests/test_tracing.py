@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from core.tracing import TracingSubscriber, tracing_requested
+from quarterdeck.core.observability.tracing import TracingSubscriber, tracing_requested
 from tests.helpers import cli, make_runner, write_workflow
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual.app import App
 from textual.binding import Binding
 
-from core.errors import QuarterdeckError
-from tui.bindings import bindings
-from tui.commands import CockpitCommands
+from quarterdeck.core.errors import QuarterdeckError
+from quarterdeck.tui.bindings import bindings
+from quarterdeck.tui.commands import CockpitCommands
 
 if TYPE_CHECKING:
-    from core.launch import Context
-    from core.runner import Runner, RunOptions
-    from core.store import Store
-    from core.validate import LoadedWorkflow
-    from workflows.catalog import CatalogEntry
+    from quarterdeck.core.definition.validate import LoadedWorkflow
+    from quarterdeck.core.engine.runner import Runner, RunOptions
+    from quarterdeck.core.journal.store import Store
+    from quarterdeck.tui.launch import Context
+    from quarterdeck.workflows.catalog import CatalogEntry
 
 Clock = Callable[[], float]
 
@@ -56,7 +56,7 @@ class BackgroundRun:
         return not self.done.is_set()
 
     def _main(self) -> None:
-        from core.store import Store
+        from quarterdeck.core.journal.store import Store
 
         store: Store | None = None
         try:
@@ -134,7 +134,7 @@ class QuarterdeckApp(App[None]):
     def context(self) -> Context:
         """Settings and the persona catalog, loaded once (lazily: startup stays fast)."""
         if self._qd_context is None:
-            from core.launch import load_context
+            from quarterdeck.tui.launch import load_context
 
             self._qd_context = load_context()
         return self._qd_context
@@ -142,14 +142,14 @@ class QuarterdeckApp(App[None]):
     def catalog(self) -> list[CatalogEntry]:
         if self._qd_catalog is not None:
             return self._qd_catalog()
-        from workflows.catalog import list_workflows
+        from quarterdeck.workflows.catalog import list_workflows
 
         return list_workflows()
 
     def new_run_id(self, workflow: str) -> str:
         if self._new_run_id is not None:
             return self._new_run_id(workflow)
-        from core.runner import new_run_id
+        from quarterdeck.core.engine.runner import new_run_id
 
         return new_run_id(workflow)
 
@@ -160,7 +160,7 @@ class QuarterdeckApp(App[None]):
     # -- lifecycle --------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        from screens.home import HomeScreen
+        from quarterdeck.screens.home import HomeScreen
 
         self.push_screen(HomeScreen())
         if self._qd_attach is not None:
@@ -173,9 +173,9 @@ class QuarterdeckApp(App[None]):
             self.resume(run_id, given, options)
 
     def open_run(self, run_id: str, workflow: str | None = None) -> None:
-        from core.incident import is_incident_run
-        from screens.dashboard import DashboardScreen
-        from screens.warroom import WarRoomScreen, opens_in_warroom
+        from quarterdeck.core.incidents.incident import is_incident_run
+        from quarterdeck.screens.dashboard import DashboardScreen
+        from quarterdeck.screens.warroom import WarRoomScreen, opens_in_warroom
 
         incident = is_incident_run(workflow) if workflow else False
         if incident or opens_in_warroom(self.store_path, run_id):  # incidents: the war room
@@ -187,8 +187,8 @@ class QuarterdeckApp(App[None]):
         self, loaded: LoadedWorkflow, given: dict[str, Any], options: RunOptions | None = None
     ) -> str:
         """Start a run in the background and open its dashboard; returns the run id."""
-        from core.launch import new_runner
-        from core.runner import RunOptions
+        from quarterdeck.core.engine.runner import RunOptions
+        from quarterdeck.tui.launch import new_runner
 
         opts = options or RunOptions(started_by=self.actor)
         opts.run_id = opts.run_id or self.new_run_id(loaded.workflow.name)
@@ -206,8 +206,8 @@ class QuarterdeckApp(App[None]):
         self, run_id: str, given: dict[str, Any] | None = None, options: RunOptions | None = None
     ) -> BackgroundRun:
         """Resume a run in the background (retry: failed and in-flight steps run again)."""
-        from core.launch import resume_runner
-        from core.runner import RunOptions
+        from quarterdeck.core.engine.runner import RunOptions
+        from quarterdeck.tui.launch import resume_runner
 
         opts = options or RunOptions(started_by=self.actor)
         ctx = self.context()
@@ -239,7 +239,7 @@ class QuarterdeckApp(App[None]):
         if not live:
             self.exit()
             return
-        from screens.confirm import ConfirmScreen
+        from quarterdeck.screens.confirm import ConfirmScreen
 
         ids = ", ".join(r.run_id for r in live)
 
@@ -259,7 +259,7 @@ class QuarterdeckApp(App[None]):
         )
 
     def action_help(self) -> None:
-        from screens.help import HelpScreen
+        from quarterdeck.screens.help import HelpScreen
 
         if isinstance(self.screen, HelpScreen):
             return
@@ -281,8 +281,8 @@ def run_cockpit(
 ) -> None:
     """Open the cockpit: home, or a new run (``workflow``), a resumed run (``runner``), or
     a run started elsewhere (``attach``)."""
-    from core.config import current_user, load_settings
-    from core.launch import store_path
+    from quarterdeck.core.config import current_user, load_settings
+    from quarterdeck.tui.launch import store_path
 
     path = store_path(store)
     who = actor

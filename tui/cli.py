@@ -1,7 +1,7 @@
 """The ``quarterdeck`` command line (contract: ../shared/ARCHITECTURE.md, "CLI").
 
 This is the composition root. Bad input never shows a traceback: every
-:class:`~core.errors.QuarterdeckError` becomes a message on stderr and the exit code
+:class:`~quarterdeck.core.errors.QuarterdeckError` becomes a message on stderr and the exit code
 from the contract. Textual is imported only by the commands that open the cockpit.
 """
 
@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from core.errors import DefinitionError, ExitCode, InvalidInput, QuarterdeckError
+from quarterdeck.core.errors import DefinitionError, ExitCode, InvalidInput, QuarterdeckError
 
 EXIT_CODES_HELP = """
 Exit codes: 0 succeeded · 1 failed (a step or gate) · 2 invalid input or definition ·
@@ -126,7 +126,7 @@ def main_callback(ctx: typer.Context, store: StoreOpt = None, as_: AsOpt = None)
         _err("quarterdeck: no terminal here, so no cockpit. Try `quarterdeck --help`.")
         raise typer.Exit(int(ExitCode.INVALID))
     try:
-        from tui.app import run_cockpit
+        from quarterdeck.tui.app import run_cockpit
     except ImportError:
         _err("the cockpit is not available in this build; see `quarterdeck --help`")
         raise typer.Exit(int(ExitCode.INVALID)) from None
@@ -139,8 +139,8 @@ def main_callback(ctx: typer.Context, store: StoreOpt = None, as_: AsOpt = None)
 @app.command()
 def validate(paths: Annotated[list[Path], typer.Argument(help="Workflow files")]) -> None:
     """Check workflow files: exit 0 when valid, 2 with file:line:col messages when not."""
-    from core.launch import load_context
-    from core.validate import load_workflow
+    from quarterdeck.core.definition.validate import load_workflow
+    from quarterdeck.tui.launch import load_context
 
     try:
         ctx = load_context()
@@ -166,7 +166,7 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Workflow files")]
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of workflow files (point your editor at it)."""
-    from core.schema import workflow_schema
+    from quarterdeck.core.definition.schema import workflow_schema
 
     sys.stdout.write(json.dumps(workflow_schema(), indent=2) + "\n")
 
@@ -174,7 +174,7 @@ def schema() -> None:
 @app.command()
 def workflows(json_out: JsonOpt = False) -> None:
     """List workflows: bundled, user and project."""
-    from workflows.catalog import list_workflows
+    from quarterdeck.workflows.catalog import list_workflows
 
     entries = list_workflows()
     if json_out:
@@ -203,8 +203,8 @@ def personas(
     json_out: JsonOpt = False,
 ) -> None:
     """List personas (bundled, user, project) or show one."""
-    from core.launch import load_context
-    from core.loader import did_you_mean
+    from quarterdeck.core.definition.loader import did_you_mean
+    from quarterdeck.tui.launch import load_context
 
     try:
         catalog = load_context().personas
@@ -252,7 +252,7 @@ def personas(
 @app.command()
 def actions() -> None:
     """List the actions steps may use."""
-    from core.actions.base import registered_actions
+    from quarterdeck.core.actions.base import registered_actions
 
     for name, spec in registered_actions().items():
         params = ", ".join(
@@ -321,7 +321,7 @@ def _check_predecision(
     workflow: Any, gate: str, kind: str, actor: str, groups: dict[str, list[str]]
 ) -> None:
     """Refuse a command-line decision its author may not make, before anything runs."""
-    from core.models import is_approver
+    from quarterdeck.core.definition.models import is_approver
 
     approval = next(s.approval for s in workflow.stages if s.approval and s.approval.id == gate)
     flag = f"--{kind} {gate}"
@@ -340,8 +340,8 @@ def _check_predecision(
 
 
 def _execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> int:
-    from core.runner import exit_code_for
-    from tui.headless import LiveRenderer, PlainRenderer
+    from quarterdeck.core.engine.runner import exit_code_for
+    from quarterdeck.tui.headless.render import LiveRenderer, PlainRenderer
 
     async def go() -> Any:
         loop = asyncio.get_running_loop()
@@ -413,10 +413,10 @@ def run(
     pushgateway: PushgatewayOpt = None,
 ) -> None:
     """Run a workflow (headless, or in the cockpit on a terminal)."""
-    from core.config import current_user
-    from core.inputs import parse_assignments
-    from core.launch import load, load_context, new_runner, open_store
-    from core.runner import RunOptions
+    from quarterdeck.core.config import current_user
+    from quarterdeck.core.definition.inputs import parse_assignments
+    from quarterdeck.core.engine.runner import RunOptions
+    from quarterdeck.tui.launch import load, load_context, new_runner, open_store
 
     try:
         ctx = load_context()
@@ -438,7 +438,7 @@ def run(
                     f"approval gate {gate!r} (its gates: {', '.join(sorted(gates)) or 'none'})"
                 )
             _check_predecision(loaded.workflow, gate, kind, actor, ctx.settings.groups)
-        from tui.ci import HeadlessExtras
+        from quarterdeck.tui.headless.ci import HeadlessExtras
 
         extras = HeadlessExtras.prepare(
             workflow=loaded.workflow,
@@ -451,9 +451,9 @@ def run(
             settings=ctx.settings,
         )
         if dry_run:
-            from core.inputs import resolve_inputs
-            from core.runner import Runner
-            from core.store import Store
+            from quarterdeck.core.definition.inputs import resolve_inputs
+            from quarterdeck.core.engine.runner import Runner
+            from quarterdeck.core.journal.store import Store
 
             inputs = resolve_inputs(loaded.workflow, given, base=Path.cwd())
             _print_plan(
@@ -469,7 +469,7 @@ def run(
             return
         if not headless and not json_out and _interactive():
             try:
-                from tui.app import run_cockpit
+                from quarterdeck.tui.app import run_cockpit
             except ImportError:
                 pass
             else:
@@ -511,10 +511,10 @@ def resume(
     pushgateway: PushgatewayOpt = None,
 ) -> None:
     """Continue a crashed, interrupted or failed run from its journal."""
-    from core.config import current_user
-    from core.inputs import parse_assignments
-    from core.launch import load_context, open_store, resume_runner
-    from core.runner import RunOptions
+    from quarterdeck.core.config import current_user
+    from quarterdeck.core.definition.inputs import parse_assignments
+    from quarterdeck.core.engine.runner import RunOptions
+    from quarterdeck.tui.launch import load_context, open_store, resume_runner
 
     try:
         ctx = load_context()
@@ -523,7 +523,7 @@ def resume(
         options = RunOptions(started_by=actor, no_wait=no_wait)
         runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_))
         runner.options.started_by = runner.state.started_by or options.started_by
-        from tui.ci import HeadlessExtras
+        from quarterdeck.tui.headless.ci import HeadlessExtras
 
         extras = HeadlessExtras.prepare(
             workflow=runner.workflow,
@@ -539,7 +539,7 @@ def resume(
         _fail(exc)
     if not headless and not json_out and _interactive():
         try:
-            from tui.app import run_cockpit
+            from quarterdeck.tui.app import run_cockpit
         except ImportError:
             pass
         else:
@@ -571,7 +571,7 @@ def _run_headless(
     pushgateway: str | None,
 ) -> int:
     """Run to the end without the cockpit: metrics wired, live view only on a terminal."""
-    from core.metrics import start_metrics
+    from quarterdeck.core.observability.metrics import start_metrics
 
     try:
         metrics = start_metrics(
@@ -609,8 +609,8 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
 ) -> None:
     """Run history, newest first."""
-    from core.durations import format_duration
-    from core.launch import open_store
+    from quarterdeck.core.durations import format_duration
+    from quarterdeck.tui.launch import open_store
 
     try:
         rows = open_store(store).list_runs(limit=limit, workflow=workflow, status=status)
@@ -637,9 +637,9 @@ def show(
     store: StoreOpt = None,
 ) -> None:
     """A run's status, timeline and evidence."""
-    from core.launch import open_store, read_state
-    from core.postmortem import for_show, show_json, show_text
-    from tui.report import render_show
+    from quarterdeck.core.incidents.postmortem import for_show, show_json, show_text
+    from quarterdeck.tui.headless.show import render_show
+    from quarterdeck.tui.launch import open_store, read_state
 
     try:
         db = open_store(store)
@@ -666,7 +666,7 @@ def attach(
 ) -> None:
     """Open the cockpit on a run started elsewhere, live from its journal (any number of
     viewers); a finished run shows its full timeline."""
-    from core.launch import open_store
+    from quarterdeck.tui.launch import open_store
 
     try:
         row = open_store(store).get_run(run_id)
@@ -675,13 +675,13 @@ def attach(
     if not _interactive():
         _err(f"attach needs a terminal; `quarterdeck show {row.id}` prints the run instead")
         raise typer.Exit(int(ExitCode.INVALID))
-    from tui.app import run_cockpit
+    from quarterdeck.tui.app import run_cockpit
 
     metrics = None
     if metrics_port is not None:
-        from core.config import load_settings
-        from core.launch import store_path
-        from core.metrics import JournalMetrics
+        from quarterdeck.core.config import load_settings
+        from quarterdeck.core.observability.metrics import JournalMetrics
+        from quarterdeck.tui.launch import store_path
 
         try:
             metrics = JournalMetrics(
@@ -735,9 +735,10 @@ def listen(
     A resolved notification marks the run's alert resolved. Runs go headless in this
     process, journaled to the store; Ctrl-C stops them resumably.
     """
-    from core.inputs import parse_assignments
-    from core.intake import Listener, parse_address
-    from core.launch import load, load_context, store_path
+    from quarterdeck.core.definition.inputs import parse_assignments
+    from quarterdeck.core.incidents.intake import parse_address
+    from quarterdeck.tui.launch import load, load_context, store_path
+    from quarterdeck.tui.listener import Listener
 
     try:
         host, port = parse_address(alertmanager)
@@ -756,8 +757,8 @@ def listen(
         _fail(exc)
 
     async def serve() -> None:
-        from core.incident import IncidentCollector
-        from core.metrics import MetricsServer
+        from quarterdeck.core.incidents.incident import IncidentCollector
+        from quarterdeck.core.observability.metrics import MetricsServer
 
         listener = Listener(
             path,
@@ -815,8 +816,8 @@ def warroom(
 ) -> None:
     """The incident war room: severity, clocks, roles, health, hosts, runbook, timeline and
     the incident actions. Any number of people may attach to one run (--as NAME)."""
-    from core.incident import latest_incident
-    from core.launch import open_store
+    from quarterdeck.core.incidents.incident import latest_incident
+    from quarterdeck.tui.launch import open_store
 
     try:
         db = open_store(store)
@@ -826,7 +827,7 @@ def warroom(
     if not _interactive():
         _err(f"warroom needs a terminal; `quarterdeck show {row.id}` prints the incident")
         raise typer.Exit(int(ExitCode.INVALID))
-    from screens.warroom import run_warroom
+    from quarterdeck.screens.warroom import run_warroom
 
     run_warroom(store=store, run_id=row.id, actor=as_)
 
@@ -844,9 +845,9 @@ def _send(
     target: str | None = None,
     wait: float = 3.0,
 ) -> None:
-    from core.config import current_user, load_settings
-    from core.launch import open_store, read_state
-    from core.runner import approval_refusal
+    from quarterdeck.core.config import current_user, load_settings
+    from quarterdeck.core.engine.runner import approval_refusal
+    from quarterdeck.tui.launch import open_store, read_state
 
     try:
         settings = load_settings()
@@ -980,10 +981,10 @@ def demo(
 ) -> None:
     """A local sandbox on 127.0.0.1 (package repo, index, production service, SSH host,
     demo model) and the release or incident workflow on it. Everything stops on exit."""
-    from core.config import current_user
-    from core.launch import load, load_context, new_runner, open_store
-    from core.runner import RunOptions
-    from workflows.sandbox.demo import DemoSession
+    from quarterdeck.core.config import current_user
+    from quarterdeck.core.engine.runner import RunOptions
+    from quarterdeck.tui.launch import load, load_context, new_runner, open_store
+    from quarterdeck.workflows.sandbox.demo import DemoSession
 
     try:
         session = DemoSession(which, directory, scenario)
@@ -1006,7 +1007,7 @@ def demo(
                         + ", ".join(sorted(gates))
                     )
             if not headless and _interactive():
-                from tui.app import run_cockpit
+                from quarterdeck.tui.app import run_cockpit
 
                 run_cockpit(workflow=loaded, inputs=session.inputs, options=options)
             else:

@@ -8,7 +8,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape
 from textual.screen import Screen
 
-from tui.bindings import Command, commands
+from quarterdeck.tui.bindings import Command, commands
 
 
 def scope_of(screen: Screen[object]) -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import config_home, project_dir
-from core.errors import DefinitionError, InvalidInput
-from core.loader import did_you_mean, load_yaml, read_text
+from quarterdeck.core.config import config_home, project_dir
+from quarterdeck.core.definition.loader import did_you_mean, load_yaml, read_text
+from quarterdeck.core.errors import DefinitionError, InvalidInput
 
 BUNDLED_DIR = Path(__file__).parent
 

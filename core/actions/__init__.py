@@ -1,12 +1,12 @@
 """The action registry and the built-in actions.
 
 Importing this package registers the built-ins; other modules (git, http, ssh, llm...)
-register theirs when imported by :func:`core.actions.registry.load_builtin_actions`.
+register theirs when imported by :func:`quarterdeck.core.actions.registry.load_builtin_actions`.
 """
 
 from __future__ import annotations
 
-from core.actions.base import (
+from quarterdeck.core.actions.base import (
     ActionContext,
     ActionParams,
     ActionSpec,

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from core.clock import Clock
+from quarterdeck.core.clock import Clock
 
 
 class ActionParams(BaseModel):
@@ -38,11 +38,11 @@ class ActionContext:
     stage_id: str
     step_id: str
     attempt: int
-    persona: Any  # personas.registry.Persona | None (kept loose: core must not need it)
+    persona: Any  # quarterdeck.personas.registry.Persona | None (kept loose: core must not need it)
     workdir: Path
     run_dir: Path
     env: dict[str, str]
-    settings: Any  # core.config.Settings
+    settings: Any  # quarterdeck.core.config.Settings
     clock: Clock
     idempotency_key: str
     emit_line: LineSink
@@ -75,10 +75,16 @@ class ActionSpec:
 _REGISTRY: dict[str, ActionSpec] = {}
 
 # Modules that register actions on import. Later work adds to this list.
-ACTION_MODULES: list[str] = ["core.actions.builtin"]
-ACTION_MODULES.append("core.actions.llm")
-ACTION_MODULES.extend(["core.actions.http", "core.actions.ssh"])
-ACTION_MODULES.extend(["core.actions.git", "core.actions.packaging", "core.actions.quality"])
+ACTION_MODULES: list[str] = ["quarterdeck.core.actions.builtin"]
+ACTION_MODULES.append("quarterdeck.core.actions.llm")
+ACTION_MODULES.extend(["quarterdeck.core.actions.http", "quarterdeck.core.actions.ssh"])
+ACTION_MODULES.extend(
+    [
+        "quarterdeck.core.actions.git",
+        "quarterdeck.core.actions.packaging",
+        "quarterdeck.core.actions.quality",
+    ]
+)
 _loaded = False
 
 

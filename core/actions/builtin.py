@@ -12,20 +12,21 @@ import shlex
 import signal
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from core.actions.base import ActionContext, ActionParams, action
-from core.durations import Duration
-from core.errors import ActionError, NonRetryableError, StepSkipped
+from quarterdeck.core.actions.base import ActionContext, ActionParams, action
+from quarterdeck.core.durations import Duration
+from quarterdeck.core.errors import ActionError, NonRetryableError, StepSkipped
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 _KILL_GRACE_SECONDS = 2.0
 
 
-def split_command(template: str, render_text: Any) -> list[str]:
+def split_command(template: str, render_text: Callable[[str], str]) -> list[str]:
     """Split a command line like a shell would, *then* substitute templates.
 
     Each ``{{ ... }}`` is replaced by a placeholder before splitting, so whatever it
@@ -52,7 +53,7 @@ def split_command(template: str, render_text: Any) -> list[str]:
     return [re.sub(r"\x00(\d+)\x00", restore, word) for word in words]
 
 
-def quote_templates(template: str, render_text: Any) -> str:
+def quote_templates(template: str, render_text: Callable[[str], str]) -> str:
     """For ``shell: true``: substitute each template as a single shell-quoted word."""
     return _TEMPLATE.sub(lambda m: shlex.quote(render_text(m.group(0))), template)
 
@@ -232,6 +233,21 @@ class PythonParams(ActionParams):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+# Quarterdeck's own packages before they moved under `quarterdeck.`; workflows written
+# then say `call: workflows.steps:...`. A project's own package of that name wins.
+_LEGACY_PACKAGES = ("workflows",)
+
+
+def _import(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.partition(".")[0]
+        if top not in _LEGACY_PACKAGES or exc.name != top:
+            raise
+        return importlib.import_module(f"quarterdeck.{module_name}")
+
+
 def _resolve(call: str, *dirs: Path | None) -> Any:
     """Import ``module:attr``; the workflow's folder and the work dir are on the path."""
     module_name, _, attr = call.partition(":")
@@ -239,7 +255,7 @@ def _resolve(call: str, *dirs: Path | None) -> Any:
     for entry in reversed(added):
         sys.path.insert(0, entry)
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ImportError as exc:
         raise NonRetryableError(f"cannot import {module_name!r}: {exc}") from None
     finally:

@@ -1,6 +1,6 @@
 """Conventional Commits, semantic versions and Keep a Changelog sections, as pure functions.
 
-The git actions (:mod:`core.actions.git`) read a repository and hand plain data to this
+The git actions (:mod:`quarterdeck.core.actions.git`) read a repository and hand plain data to this
 module, so every rule about which version comes next and what a changelog says can be
 read and tested without a repository.
 

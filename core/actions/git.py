@@ -5,11 +5,11 @@ changes anything, so a step that runs again after a crash notices its own earlie
 and reports it instead of doing it twice: an existing tag at the same commit is
 ``created: false``, a ref the remote already has is skipped, a version already written
 is ``changed: false``. Version and changelog rules live in
-:mod:`core.actions.conventional` as pure functions.
+:mod:`quarterdeck.core.actions.conventional` as pure functions.
 
 GitPython reads and writes the local repository (in a worker thread, so a large history
 never stalls the event loop); ``git push`` and ``git ls-remote`` run as child processes
-through :func:`core.actions.builtin.run_process`, which streams their output and kills
+through :func:`quarterdeck.core.actions.builtin.run_process`, which streams their output and kills
 them on cancel or timeout.
 """
 
@@ -27,9 +27,9 @@ from typing import Annotated, Any, Literal, TypeVar
 import git
 from pydantic import AfterValidator, Field, field_validator
 
-from core.actions.base import ActionContext, ActionParams, action
-from core.actions.builtin import child_env, run_process
-from core.actions.conventional import (
+from quarterdeck.core.actions.base import ActionContext, ActionParams, action
+from quarterdeck.core.actions.builtin import child_env, run_process
+from quarterdeck.core.actions.conventional import (
     CHANNELS,
     DEFAULT_HIDDEN_TYPES,
     Forge,
@@ -47,7 +47,7 @@ from core.actions.conventional import (
     release_level,
     render_section,
 )
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.errors import ActionError, NonRetryableError
 
 T = TypeVar("T")
 Log = Callable[[str], None]

@@ -2,8 +2,8 @@
 ``github.release`` and ``notify.webhook``.
 
 Each call that contacts a target goes through the run's circuit breaker for that target
-(:mod:`core.circuit`), except ``http.health_check``: it is the instrument that measures a
-target, and has its own fail-fast rule (N consecutive failures). Requests that change
+(:mod:`quarterdeck.core.policy.circuit`), except ``http.health_check``: it is the instrument that
+measures a target, and has its own fail-fast rule (N consecutive failures). Requests that change
 something carry an ``Idempotency-Key`` header (the step's stable key), and
 ``github.release`` looks for its own earlier release before creating one, so a resumed
 step notices what it already did instead of doing it twice.
@@ -22,10 +22,10 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from core.actions.base import ActionContext, ActionParams, action
-from core.circuit import circuit_board, http_target
-from core.durations import Duration
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.actions.base import ActionContext, ActionParams, action
+from quarterdeck.core.durations import Duration
+from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.policy.circuit import circuit_board, http_target
 
 USER_AGENT = "quarterdeck"
 _BODY_LINES = 200

@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field
 
-from core.actions.base import ActionContext, ActionParams, action
-from core.budget import BudgetLedger, Reservation, estimate_tokens
-from core.durations import Duration
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.actions.base import ActionContext, ActionParams, action
+from quarterdeck.core.durations import Duration
+from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.policy.budget import BudgetLedger, Reservation, estimate_tokens
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"

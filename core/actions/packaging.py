@@ -35,9 +35,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, model_validator
 
-from core.actions.base import ActionContext, ActionParams, action
-from core.actions.builtin import child_env, run_process
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.actions.base import ActionContext, ActionParams, action
+from quarterdeck.core.actions.builtin import child_env, run_process
+from quarterdeck.core.errors import ActionError, NonRetryableError
 
 _DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
 

@@ -27,10 +27,10 @@ from typing import Any
 
 from pydantic import Field
 
-from core.actions.base import ActionContext, ActionParams, action
-from core.actions.builtin import child_env, run_process
-from core.actions.packaging import capture_lines
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.actions.base import ActionContext, ActionParams, action
+from quarterdeck.core.actions.builtin import child_env, run_process
+from quarterdeck.core.actions.packaging import capture_lines
+from quarterdeck.core.errors import ActionError, NonRetryableError
 
 
 def _dir(ctx: ActionContext, value: str) -> Path:

@@ -6,8 +6,8 @@ agent) come from the config's ``ssh`` section, never from the workflow file. The
 line is split *before* templates are substituted, then quoted with :func:`shlex.join`, so
 a templated value is one word on the remote side too and cannot inject shell syntax.
 
-Each host is a circuit-breaker target (:mod:`core.circuit`): a host that keeps refusing
-connections fails fast for the rest of the run until its cool-down has passed.
+Each host is a circuit-breaker target (:mod:`quarterdeck.core.policy.circuit`): a host that keeps
+refusing connections fails fast for the rest of the run until its cool-down has passed.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any, Literal
 import asyncssh
 from pydantic import Field, field_validator
 
-from core.actions.base import ActionContext, ActionParams, action
-from core.actions.builtin import quote_templates, split_command
-from core.circuit import circuit_board, ssh_target
-from core.durations import Duration
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.actions.base import ActionContext, ActionParams, action
+from quarterdeck.core.actions.builtin import quote_templates, split_command
+from quarterdeck.core.durations import Duration
+from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.policy.circuit import circuit_board, ssh_target
 
 _HOST = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9_.-]+))(?::(?P<port>\d+))?$")
 _TAIL = 50

@@ -117,7 +117,7 @@ def run_action(
     name: str, params: dict[str, Any], tmp_path: Path, **ctx_overrides: Any
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Validate ``params`` with the action's model and run it once, like the runner does."""
-    from core.actions.base import get_action
+    from quarterdeck.core.actions.base import get_action
 
     spec = get_action(name)
     assert spec is not None, f"action {name} is not registered"

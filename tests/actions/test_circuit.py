@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
-from core.circuit import (
+from quarterdeck.core.clock import FakeClock
+from quarterdeck.core.engine.runner import RunOptions
+from quarterdeck.core.errors import ActionError
+from quarterdeck.core.policy.circuit import (
     SERVICE_KEY,
     CircuitBoard,
     CircuitOpenError,
@@ -17,9 +20,6 @@ from core.circuit import (
     http_target,
     ssh_target,
 )
-from core.clock import FakeClock
-from core.errors import ActionError
-from core.runner import RunOptions
 from tests.helpers import make_ctx, make_runner
 from tests.servers import HTTPService, run_action
 

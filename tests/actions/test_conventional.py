@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.actions.conventional import (
+from quarterdeck.core.actions.conventional import (
     Forge,
     Level,
     RawCommit,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import NonRetryableError
+from quarterdeck.core.errors import NonRetryableError
 from tests.actions.conftest import Repo, make_repo, run_action
 from tests.helpers import cli, run_workflow
 
@@ -480,7 +480,7 @@ def test_crash_during_push_then_resume_pushes_once(repo: Repo, tmp_path: Path) -
         [
             sys.executable,
             "-m",
-            "tui.cli",
+            "quarterdeck.tui.cli",
             "run",
             str(wf),
             "--headless",

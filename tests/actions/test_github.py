@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from core.config import Settings
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.config import Settings
+from quarterdeck.core.errors import ActionError, NonRetryableError
 from tests.helpers import make_ctx, run_workflow, write_workflow
 from tests.servers import GitHubAPI, assert_invalid, run_action, step_outputs
 

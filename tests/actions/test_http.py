@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from core.clock import FakeClock
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.clock import FakeClock
+from quarterdeck.core.errors import ActionError, NonRetryableError
 from tests.helpers import make_ctx, run_workflow, write_workflow
 from tests.servers import HTTPService, WebhookReceiver, assert_invalid, free_port, run_action
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.errors import ActionError, NonRetryableError
 from tests.actions.conftest import Built, Index, make_python_project, run_action
 from tests.helpers import cli, run_workflow
 
@@ -212,7 +212,7 @@ stages:
           files: ["{{{{ steps.build.outputs.wheel }}}}", "{{{{ steps.build.outputs.sdist }}}}"]
           repository_url: "{pypi_index.url}"
 """
-    from core.runner import RunOptions
+    from quarterdeck.core.engine.runner import RunOptions
 
     env = index_env(pypi_index)
     (tmp_path / "a").mkdir()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.errors import ActionError, NonRetryableError
 from tests.helpers import make_ctx, run_workflow, write_workflow
 from tests.servers import HTTPService, PrometheusServer, assert_invalid, run_action, step_outputs
 

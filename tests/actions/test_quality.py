@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.errors import ActionError, NonRetryableError
 from tests.actions.conftest import Repo, run_action
 from tests.helpers import cli, run_workflow
 

@@ -11,9 +11,9 @@ from typing import Any
 import asyncssh
 import pytest
 
-from core.circuit import SERVICE_KEY, CircuitBoard, CircuitPolicy
-from core.config import Settings, SSHSettings
-from core.errors import ActionError, NonRetryableError
+from quarterdeck.core.config import Settings, SSHSettings
+from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.policy.circuit import SERVICE_KEY, CircuitBoard, CircuitPolicy
 from tests.helpers import make_ctx, run_workflow, write_workflow
 from tests.servers import (
     ConcurrencyProbe,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import FakeClock
-from core.events import EventType
-from core.models import RetryPolicy
-from core.runner import RunOptions, retry_delay
+from quarterdeck.core.clock import FakeClock
+from quarterdeck.core.definition.models import RetryPolicy
+from quarterdeck.core.engine.runner import RunOptions, retry_delay
+from quarterdeck.core.journal.events import EventType
 from tests.helpers import run_workflow
 
 PY = sys.executable
@@ -483,7 +483,7 @@ stages:
 
 def test_an_action_may_end_its_step_skipped(tmp_path: Path) -> None:
     (tmp_path / "skipper.py").write_text(
-        "from core.errors import StepSkipped\n"
+        "from quarterdeck.core.errors import StepSkipped\n"
         "def maybe():\n    raise StepSkipped('no token configured', outputs={'skipped': True})\n"
     )
     text = """\
@@ -534,7 +534,7 @@ stages:
       - {id: a, uses: memory.set, with: {key: a, value: 1}}
 """
     ran = run_workflow(tmp_path, text)
-    from core.state import fold
+    from quarterdeck.core.journal.state import fold
 
     state = fold(ran.state.id, ran.store.events(ran.state.id))
     usage = state.personas["devops-engineer"]

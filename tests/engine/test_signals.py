@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core.runner import RunOptions
-from core.state import RunState
-from core.store import Store
+from quarterdeck.core.engine.runner import RunOptions
+from quarterdeck.core.journal.state import RunState
+from quarterdeck.core.journal.store import Store
 from tests.helpers import REPO, cli, make_runner
 
 APPROVAL = """\
@@ -51,7 +51,7 @@ async def quarterdeck(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tui.cli",
+        "quarterdeck.tui.cli",
         *args,
         cwd=str(REPO),
         stdout=asyncio.subprocess.PIPE,
@@ -280,7 +280,7 @@ def test_sigkill_mid_stage_then_resume_runs_each_completed_step_once(tmp_path: P
         [
             sys.executable,
             "-m",
-            "tui.cli",
+            "quarterdeck.tui.cli",
             "run",
             str(wf),
             "--headless",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from tui.app import QuarterdeckApp
+from quarterdeck.tui.app import QuarterdeckApp
 
 TINY = """\
 name: tiny
@@ -125,7 +125,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def project_catalog(root: Path, only: tuple[str, ...] | None = None) -> Callable[[], Any]:
     """The catalog without bundled workflows (they change as the project grows)."""
-    from workflows.catalog import list_workflows
+    from quarterdeck.workflows.catalog import list_workflows
 
     def entries() -> Any:
         found = [e for e in list_workflows(root) if e.origin == "project"]

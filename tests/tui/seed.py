@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.events import Event, EventType
-from core.store import Store
+from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.store import Store
 from tests.tui.conftest import TINY
 
 T0 = 1_800_000_000.0

@@ -16,17 +16,17 @@ from typing import Any
 import pytest
 from textual.widgets import Button, Input, Log, Select
 
-from core.launch import load, load_context
-from core.store import Store
-from screens.approval import ApprovalScreen
-from screens.confirm import ConfirmScreen, ReasonScreen
-from screens.dashboard import DashboardScreen
-from screens.help import HelpScreen
-from screens.history import HistoryScreen
-from screens.launch import LaunchScreen
+from quarterdeck.core.journal.store import Store
+from quarterdeck.screens.approval import ApprovalScreen
+from quarterdeck.screens.confirm import ConfirmScreen, ReasonScreen
+from quarterdeck.screens.dashboard import DashboardScreen
+from quarterdeck.screens.help import HelpScreen
+from quarterdeck.screens.history import HistoryScreen
+from quarterdeck.screens.launch import LaunchScreen
+from quarterdeck.tui.app import QuarterdeckApp
+from quarterdeck.tui.launch import load, load_context
 from tests.helpers import REPO, cli
 from tests.tui.conftest import wait_until
-from tui.app import QuarterdeckApp
 
 pytestmark = pytest.mark.asyncio
 
@@ -126,8 +126,14 @@ async def test_approve_in_the_modal(make_app: Any) -> None:
         assert isinstance(modal, ApprovalScreen)
         later = modal.query_one("#later", Button)
         await wait_until(pilot, lambda: modal.focused is later, what="the safe choice focused")
+        # the modal fills "who may decide" on its first refresh after mounting
+        await wait_until(
+            pilot,
+            lambda: "may approve" in str(modal.query_one("#approval-who").render()),
+            what="the approvers line",
+        )
         who = str(modal.query_one("#approval-who").render())
-        assert "alice, bob" in who and "may approve" in who
+        assert "alice, bob" in who
         modal.query_one("#approve", Button).press()
         await pilot.pause()
         await wait_until(
@@ -288,7 +294,7 @@ async def test_attach_to_a_headless_run_and_see_it_finish(make_app: Any, project
         [
             sys.executable,
             "-m",
-            "tui.cli",
+            "quarterdeck.tui.cli",
             "run",
             str(project / ".quarterdeck/workflows/chatty.yaml"),
             "--headless",

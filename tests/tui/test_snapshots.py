@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from core.store import Store
-from screens.approval import ApprovalScreen
-from screens.dashboard import DashboardScreen
-from screens.history import HistoryScreen
+from quarterdeck.core.journal.store import Store
+from quarterdeck.screens.approval import ApprovalScreen
+from quarterdeck.screens.dashboard import DashboardScreen
+from quarterdeck.screens.history import HistoryScreen
+from quarterdeck.tui.app import QuarterdeckApp
+from quarterdeck.workflows.catalog import CatalogEntry
 from tests.tui.conftest import TINY, wait_until
 from tests.tui.seed import NOW, RUN_FAIL, RUN_GATE, RUN_LIVE, seed
-from tui.app import QuarterdeckApp
-from workflows.catalog import CatalogEntry
 
 SIZES = [(80, 24), (160, 48)]
 

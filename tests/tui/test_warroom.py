@@ -2,7 +2,7 @@
 
 The journal is a fixture (events written to a real SQLite store with fixed times, ids and
 host labels) so snapshots never depend on the machine; the people act through the real
-screen and :func:`core.incident.record`, and each app reads the other's actions from the
+screen and :func:`quarterdeck.core.incidents.incident.record`, and each app reads the other's actions from the
 store, as two terminals would.
 """
 
@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from core.events import Event
-from core.incident import load, record
-from core.postmortem import postmortem_path
-from core.store import Store
-from screens.warroom import WarRoomScreen
-from tui.app import QuarterdeckApp
+from quarterdeck.core.incidents.incident import load, record
+from quarterdeck.core.incidents.postmortem import postmortem_path
+from quarterdeck.core.journal.events import Event
+from quarterdeck.core.journal.store import Store
+from quarterdeck.screens.warroom import WarRoomScreen
+from quarterdeck.tui.app import QuarterdeckApp
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 RUN = "20231114-221320-0001"
@@ -543,7 +543,7 @@ def test_snapshot_after_resolution(tmp_path: Path, snap_compare: Any) -> None:
 def test_warroom_command_app_opens_any_run_as_an_incident(tmp_path: Path) -> None:
     import asyncio
 
-    from screens.warroom import warroom_app
+    from quarterdeck.screens.warroom import warroom_app
     from tests.helpers import run_workflow
 
     ran = run_workflow(

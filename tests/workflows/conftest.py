@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from quarterdeck.workflows.sandbox import Sandbox
 from tests.helpers import REPO
-from workflows.sandbox import Sandbox
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def quarterdeck(box: Sandbox, *args: str, timeout: float = 240) -> subprocess.Co
     env = {**os.environ, **box.env()}
     env.pop("CI", None)
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-m", "quarterdeck.tui.cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from core.validate import load_workflow
-from personas.registry import load_catalog
+from quarterdeck.core.definition.validate import load_workflow
+from quarterdeck.personas.registry import load_catalog
+from quarterdeck.workflows.catalog import BUNDLED_DIR
 from tests.helpers import cli
-from workflows.catalog import BUNDLED_DIR
 
 BUNDLED = ["package-release", "feature-development", "incident-response", "spec-to-production"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from quarterdeck.workflows.sandbox import Sandbox
 from tests.workflows.conftest import git, quarterdeck, run_args, run_json, step
-from workflows.sandbox import Sandbox
 
 
 def test_feature_development_merges_after_review(sandbox: Sandbox) -> None:

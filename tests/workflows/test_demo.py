@@ -6,9 +6,9 @@ import re
 import socket
 from pathlib import Path
 
+from quarterdeck.workflows.sandbox.repo import NEXT_VERSION
 from tests.helpers import cli
 from tests.workflows.conftest import git
-from workflows.sandbox.repo import NEXT_VERSION
 
 
 def _listening(url: str) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from quarterdeck.workflows.sandbox import Sandbox
 from tests.workflows.conftest import git, quarterdeck, run_args, run_json, stage, step
-from workflows.sandbox import Sandbox
 
 PROMETHEUS = True  # triage queries the error ratio from a real Prometheus
 

@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from quarterdeck.workflows.sandbox import Sandbox
+from quarterdeck.workflows.sandbox.repo import NEXT_VERSION, build_repo
 from tests.workflows.conftest import git, quarterdeck, run_args, run_json, stage, step
-from workflows.sandbox import Sandbox
-from workflows.sandbox.repo import NEXT_VERSION, build_repo
 
 
 def test_release_bumps_tags_publishes_and_verifies(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from quarterdeck.workflows.sandbox import Sandbox
+from quarterdeck.workflows.sandbox.repo import NEXT_VERSION
 from tests.helpers import REPO
 from tests.workflows.conftest import git, quarterdeck, run_args, run_json
-from workflows.sandbox import Sandbox
-from workflows.sandbox.repo import NEXT_VERSION
 
 # Blocks the first push (bounded) so the test can kill the run at a known point: the tag
 # exists locally, nothing has reached origin or the index yet.
@@ -54,7 +54,7 @@ def test_kill_after_tag_then_resume(sandbox: Sandbox, tmp_path: Path) -> None:
     args = run_args("package-release", sandbox.inputs("release"), "--approve", "publish")
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-m", "quarterdeck.tui.cli", *args],
         cwd=str(REPO),
         env=env,
         stdout=log,

@@ -10,12 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from core.events import EventType
-from core.store import Store
+from quarterdeck.core.journal.events import EventType
+from quarterdeck.core.journal.store import Store
+from quarterdeck.workflows.sandbox import Sandbox
+from quarterdeck.workflows.sandbox.repo import NEXT_VERSION
 from tests.helpers import REPO
 from tests.workflows.conftest import quarterdeck, run_args, run_json
-from workflows.sandbox import Sandbox
-from workflows.sandbox.repo import NEXT_VERSION
 
 FILES = [f"ledgerline-{NEXT_VERSION}-py3-none-any.whl", f"ledgerline-{NEXT_VERSION}.tar.gz"]
 
@@ -39,7 +39,7 @@ def test_kill_after_upload_then_resume_uploads_once(sandbox: Sandbox, tmp_path: 
     args = run_args("package-release", sandbox.inputs("release"), "--approve", "publish")
     with (tmp_path / "run.log").open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tui.cli", *args],
+            [sys.executable, "-m", "quarterdeck.tui.cli", *args],
             cwd=str(REPO),
             env=env,
             stdout=log,

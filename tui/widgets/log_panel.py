@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input, Log, Static
 
-from core.state import LogLine
+from quarterdeck.core.journal.state import LogLine
 
 MAX_LINES = 5000
 

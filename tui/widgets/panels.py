@@ -1,7 +1,7 @@
 """Side panels of the dashboard: the active persona, budgets, metrics.
 
-Each panel renders from a :class:`~core.state.RunState` and repaints only when what it
-would show has changed ("latest value wins": a burst of token events costs one paint).
+Each panel renders from a :class:`~quarterdeck.core.journal.state.RunState` and repaints only when
+what it would show has changed ("latest value wins": a burst of token events costs one paint).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from textual.containers import Vertical
 from textual.markup import escape
 from textual.widgets import Sparkline, Static
 
-from core.durations import format_duration
-from core.state import PersonaUsage, RunState
-from tui.widgets.status import glyph, span
+from quarterdeck.core.durations import format_duration
+from quarterdeck.core.journal.state import PersonaUsage, RunState
+from quarterdeck.tui.widgets.status import glyph, span
 
 BAR_WIDTH = 10
 NAME_WIDTH = 16

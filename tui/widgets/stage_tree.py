@@ -10,8 +10,8 @@ from textual.markup import escape
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from core.state import RunState, StageState, StepState
-from tui.widgets.status import glyph, rich_text, span
+from quarterdeck.core.journal.state import RunState, StageState, StepState
+from quarterdeck.tui.widgets.status import glyph, rich_text, span
 
 NodeKey = tuple[str, ...]
 

@@ -13,7 +13,7 @@ from typing import Any
 from rich.text import Text
 from textual.markup import escape
 
-from core.durations import format_duration
+from quarterdeck.core.durations import format_duration
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 

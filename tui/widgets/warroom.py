@@ -1,9 +1,9 @@
 """War-room widgets: severity banner, clocks, roles, health, hosts, runbook, timeline,
 and the small dialogs behind the incident actions.
 
-Every widget renders from the folded :class:`~core.incident.Incident` and
-:class:`~core.state.RunState` and repaints only when its text changed. Times shown are
-UTC (``HH:MM:SS``) or relative to the injected clock, so snapshots do not depend on the
+Every widget renders from the folded :class:`~quarterdeck.core.incidents.incident.Incident` and
+:class:`~quarterdeck.core.journal.state.RunState` and repaints only when its text changed. Times
+shown are UTC (``HH:MM:SS``) or relative to the injected clock, so snapshots do not depend on the
 machine's time zone or clock.
 """
 
@@ -23,8 +23,8 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Select, Sparkline, Static
 
-from core.durations import format_duration
-from core.incident import (
+from quarterdeck.core.durations import format_duration
+from quarterdeck.core.incidents.incident import (
     MILESTONES,
     ROLE_TITLES,
     ROLES,
@@ -33,11 +33,11 @@ from core.incident import (
     incident_signals,
     severity_name,
 )
-from core.postmortem import affected_hosts
-from core.state import RunState, StepState
-from core.store import Signal, Store
-from tui.widgets.journal import StoreTail
-from tui.widgets.status import glyph
+from quarterdeck.core.incidents.postmortem import affected_hosts
+from quarterdeck.core.journal.state import RunState, StepState
+from quarterdeck.core.journal.store import Signal, Store
+from quarterdeck.tui.tails import StoreTail
+from quarterdeck.tui.widgets.status import glyph
 
 SEVERITY_STYLE = {1: "$error", 2: "$warning", 3: "$accent", 4: "$primary", 5: "$primary"}
 _LIVE_POLL = re.compile(r"^\[(\d+)/(\d+)\] t=[\d.]+s (\S+) (\d+) ms (ok|FAIL)")
@@ -49,7 +49,7 @@ def utc(ts: float) -> str:
 
 class SignalTail(StoreTail[Signal]):
     """Reads a run's incident signals in a thread (own store connection), like
-    :class:`~tui.widgets.journal.JournalTail` does for events."""
+    :class:`~quarterdeck.tui.tails.JournalTail` does for events."""
 
     thread_name = "signal-tail"
     what = "reading incident actions"

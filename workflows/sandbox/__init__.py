@@ -6,6 +6,6 @@ workflows at it; the end-to-end tests use the same sandbox. See :mod:`.sandbox`.
 
 from __future__ import annotations
 
-from workflows.sandbox.sandbox import DEMOS, Sandbox
+from quarterdeck.workflows.sandbox.sandbox import DEMOS, Sandbox
 
 __all__ = ["DEMOS", "Sandbox"]

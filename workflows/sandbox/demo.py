@@ -17,8 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any, Self
 
-from core.errors import InvalidInput
-from workflows.sandbox.sandbox import DEMOS, Sandbox
+from quarterdeck.core.errors import InvalidInput
+from quarterdeck.workflows.sandbox.sandbox import DEMOS, Sandbox
 
 
 def _say(line: str) -> None:

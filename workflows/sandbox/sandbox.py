@@ -29,8 +29,8 @@ from typing import Any, Self
 
 import yaml
 
-from workflows.sandbox.repo import BASE_TAG, build_repo, git
-from workflows.sandbox.servers import (
+from quarterdeck.workflows.sandbox.repo import BASE_TAG, build_repo, git
+from quarterdeck.workflows.sandbox.servers import (
     DEMO_MODEL,
     DemoModel,
     DeployHost,
@@ -196,7 +196,7 @@ class Sandbox:
 
     def _write_personas(self) -> None:
         """Every bundled persona, with the demo model, so outputs say ``demo-model``."""
-        from personas.registry import BUNDLED_DIR
+        from quarterdeck.personas.registry import BUNDLED_DIR
 
         target = self.config_dir / "personas"
         target.mkdir(parents=True, exist_ok=True)
@@ -229,7 +229,7 @@ class Sandbox:
         The incident demo's ``rollback`` scenario deploys it, so the deploy's health-check
         window fails and the stage's ``on_failure`` rolls production back.
         """
-        from workflows.sandbox.repo import git
+        from quarterdeck.workflows.sandbox.repo import git
 
         start = git(self.repo, "rev-parse", "--abbrev-ref", "HEAD").strip()
         git(self.repo, "checkout", "-q", "-b", "broken-build", BASE_TAG)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings, state_home
-from core.durations import format_duration
-from core.incident import ROLE_TITLES, ROLES, Incident, load, severity_name
-from core.state import RunState, fold
-from core.store import Store
+from quarterdeck.core.config import Settings, state_home
+from quarterdeck.core.durations import format_duration
+from quarterdeck.core.incidents.incident import ROLE_TITLES, ROLES, Incident, load, severity_name
+from quarterdeck.core.journal.state import RunState, fold
+from quarterdeck.core.journal.store import Store
 
 FOLLOW_UP_PREFIXES = ("follow-up:", "followup:", "todo:", "action:")
 
@@ -303,7 +303,7 @@ def write(store: Store, run_id: str, settings: Settings | None = None) -> list[P
 
 def for_show(store: Store, run_id: str) -> Incident | None:
     """The incident of a run for ``quarterdeck show``, or None when it is not one."""
-    from core.incident import incident_signals, is_incident_run
+    from quarterdeck.core.incidents.incident import incident_signals, is_incident_run
 
     row = store.get_run(run_id)
     if not incident_signals(store, row.id) and not is_incident_run(row.workflow, row.inputs):

@@ -19,8 +19,8 @@ import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
-from core.errors import InvalidInput
-from core.events import Event, EventType
+from quarterdeck.core.errors import InvalidInput
+from quarterdeck.core.journal.events import Event, EventType
 
 #: status of a run / stage / step -> ``cicd.pipeline(.task.run).result``
 RESULTS = {

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core.errors import InvalidInput
-from core.loader import did_you_mean
-from core.models import InputSpec, Workflow
+from quarterdeck.core.definition.loader import did_you_mean
+from quarterdeck.core.definition.models import InputSpec, Workflow
+from quarterdeck.core.errors import InvalidInput
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}

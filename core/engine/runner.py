@@ -7,8 +7,8 @@ loop iteration commits the buffer in a single transaction (group commit); code t
 on an event first awaits :meth:`Runner.committed`. Subscribers (the cockpit, the headless
 renderer, metrics) see an event only after it is committed, and must never block.
 
-Resuming a run folds its journal into a :class:`~core.state.RunState`; completed steps
-are not executed again and their recorded outputs are reused, the step that was in
+Resuming a run folds its journal into a :class:`~quarterdeck.core.journal.state.RunState`;
+completed steps are not executed again and their recorded outputs are reused, the step that was in
 flight runs again (its ``idempotency_key`` is the same, so actions can notice).
 """
 
@@ -27,25 +27,25 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.actions.base import ActionContext, get_action
-from core.budget import BudgetLedger
-from core.clock import Clock
-from core.config import Settings, state_home
-from core.errors import (
+from quarterdeck.core.actions.base import ActionContext, get_action
+from quarterdeck.core.clock import Clock
+from quarterdeck.core.config import Settings, state_home
+from quarterdeck.core.definition.expressions import evaluate, render, render_text
+from quarterdeck.core.definition.inputs import public_inputs, secret_values
+from quarterdeck.core.definition.models import Approval, RetryPolicy, Stage, Step, is_approver
+from quarterdeck.core.definition.validate import LoadedWorkflow
+from quarterdeck.core.errors import (
     ActionError,
     ExitCode,
     ExpressionError,
     NonRetryableError,
     StepSkipped,
 )
-from core.events import Event, EventType
-from core.expressions import evaluate, render, render_text
-from core.inputs import public_inputs, secret_values
-from core.models import Approval, RetryPolicy, Stage, Step, is_approver
-from core.redact import Redactor
-from core.state import RunState
-from core.store import Signal, Store
-from core.validate import LoadedWorkflow
+from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.state import RunState
+from quarterdeck.core.journal.store import Signal, Store
+from quarterdeck.core.observability.redact import Redactor
+from quarterdeck.core.policy.budget import BudgetLedger
 
 Subscriber = Callable[[Event], None]
 

@@ -1,7 +1,7 @@
 """Shared set-up for starting and resuming runs (CLI, cockpit, demo and listeners).
 
 Everything a front end needs to go from "a workflow name and some inputs" to a ready
-:class:`~core.runner.Runner` lives here, so every surface behaves the same.
+:class:`~quarterdeck.core.engine.runner.Runner` lives here, so every surface behaves the same.
 """
 
 from __future__ import annotations
@@ -11,25 +11,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings, default_store, load_settings
-from core.errors import InvalidInput
-from core.events import ACTIVE_RUN_STATUSES
-from core.inputs import resolve_inputs
-from core.models import Workflow
-from core.runner import Runner, RunOptions, Subscriber
-from core.state import RunState, fold
-from core.store import Store
-from core.validate import LoadedWorkflow, load_workflow, load_workflow_text
+from quarterdeck.core.config import Settings, default_store, load_settings
+from quarterdeck.core.definition.inputs import resolve_inputs
+from quarterdeck.core.definition.models import Workflow
+from quarterdeck.core.definition.validate import LoadedWorkflow, load_workflow, load_workflow_text
+from quarterdeck.core.engine.runner import Runner, RunOptions, Subscriber
+from quarterdeck.core.errors import InvalidInput
+from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES
+from quarterdeck.core.journal.state import RunState, fold
+from quarterdeck.core.journal.store import Store
 
 
 @dataclass
 class Context:
     settings: Settings
-    personas: Any  # personas.registry.PersonaCatalog
+    personas: Any  # quarterdeck.personas.registry.PersonaCatalog
 
 
 def load_context(start: Path | None = None) -> Context:
-    from personas.registry import load_catalog
+    from quarterdeck.personas.registry import load_catalog
 
     return Context(load_settings(start), load_catalog(start))
 
@@ -52,7 +52,7 @@ def open_store(url: str | None) -> Store:
 
 
 def load(ref: str | Path, ctx: Context) -> LoadedWorkflow:
-    from workflows.catalog import resolve_workflow
+    from quarterdeck.workflows.catalog import resolve_workflow
 
     path = resolve_workflow(str(ref)) if not isinstance(ref, Path) else ref
     return load_workflow(path, ctx.personas)

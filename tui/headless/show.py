@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from core.durations import format_duration
-from core.state import RunState
-from tui.headless import ICONS
+from quarterdeck.core.durations import format_duration
+from quarterdeck.core.journal.state import RunState
+from quarterdeck.tui.headless.render import ICONS
 
 
 def _clock(ts: float | None) -> str:

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
 from prometheus_client.exposition import start_http_server
 
-from core.errors import InvalidInput
-from core.events import Event, EventType
+from quarterdeck.core.errors import InvalidInput
+from quarterdeck.core.journal.events import Event, EventType
 
 DEFAULT_NAMESPACE = "quarterdeck"
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, float("inf"))
@@ -124,7 +124,8 @@ class MetricsSubscriber:
         return self.metrics.registry
 
     def prime(self, state: Any) -> None:
-        """Start from a folded :class:`~core.state.RunState` (resume, attach)."""
+        """Start from a folded :class:`~quarterdeck.core.journal.state.RunState` (resume,
+        attach)."""
         run = self._runs.setdefault(state.id, _Run())
         run.workflow = state.workflow
         run.started_at = state.started_at
@@ -372,7 +373,7 @@ class JournalMetrics:
         return self.server.url
 
     def _follow(self) -> None:
-        from core.store import Store
+        from quarterdeck.core.journal.store import Store
 
         with Store(self._store_path) as store:
             while True:

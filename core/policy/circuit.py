@@ -9,7 +9,7 @@ passed. Then it is *half-open*: one trial call goes through; success closes the 
 failure opens it again for another cool-down.
 
 Time comes from the run's clock (``ctx.clock``), so tests prove the cool-down with a
-:class:`core.clock.FakeClock` instead of sleeping. Transitions are journaled as
+:class:`quarterdeck.core.clock.FakeClock` instead of sleeping. Transitions are journaled as
 ``circuit.opened`` / ``circuit.half_open`` / ``circuit.closed`` events so the cockpit can
 show an open circuit, and :meth:`CircuitBoard.snapshot` exposes the current state.
 """
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.clock import Clock
-from core.errors import ActionError
+from quarterdeck.core.clock import Clock
+from quarterdeck.core.errors import ActionError
 
 SERVICE_KEY = "circuits"
 """Where the run's :class:`CircuitBoard` lives in ``ctx.services``."""

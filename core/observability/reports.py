@@ -1,6 +1,6 @@
 """Run reports for CI: ``run.json``, ``junit.xml``, ``summary.md`` and ``events.jsonl``.
 
-Every report is a pure function of a :class:`~core.state.RunState` and the run's
+Every report is a pure function of a :class:`~quarterdeck.core.journal.state.RunState` and the run's
 journaled events, so ``quarterdeck run --report-dir`` and a later re-render from the
 journal give the same files. JUnit is what CI systems already understand (a test suite
 per stage, a test case per step, quality gate and approval); Markdown is what a person
@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from core.durations import format_duration
-from core.events import Event
-from core.state import ApprovalState, GateState, RunState, StageState, StepState
+from quarterdeck.core.durations import format_duration
+from quarterdeck.core.journal.events import Event
+from quarterdeck.core.journal.state import ApprovalState, GateState, RunState, StageState, StepState
 
 REPORT_FILES = ("run.json", "junit.xml", "summary.md", "events.jsonl")
 FAILURE_TAIL_LINES = 20

@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import NonRetryableError
-from core.events import EventType
+from quarterdeck.core.errors import NonRetryableError
+from quarterdeck.core.journal.events import EventType
 
 POLICIES = ("warn", "approve", "fail")
 DEFAULT_POLICY = "approve"
@@ -69,9 +69,9 @@ class _Account:
 class BudgetLedger:
     """Per-run token accounts, one per persona; shared by all steps via ``ctx.services``.
 
-    ``state`` is the run's :class:`~core.state.RunState` (or None when an action is called
-    outside a run); ``await_gate`` waits for a journaled approval gate to be decided and
-    returns ``"approved"`` or ``"rejected"`` (the runner supplies it).
+    ``state`` is the run's :class:`~quarterdeck.core.journal.state.RunState` (or None when an
+    action is called outside a run); ``await_gate`` waits for a journaled approval gate to be
+    decided and returns ``"approved"`` or ``"rejected"`` (the runner supplies it).
     """
 
     def __init__(
@@ -145,7 +145,7 @@ class BudgetLedger:
     ) -> Reservation:
         """Set ``need`` tokens aside for ``name``, applying the policy when they do not fit.
 
-        Raises :class:`~core.errors.NonRetryableError` when the policy stops the call
+        Raises :class:`~quarterdeck.core.errors.NonRetryableError` when the policy stops the call
         (``fail``, or an extension that was rejected).
         """
         lock = self._locks.setdefault(name, asyncio.Lock())

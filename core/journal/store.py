@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import InvalidInput
-from core.events import ACTIVE_RUN_STATUSES, Event
+from quarterdeck.core.errors import InvalidInput
+from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES, Event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -76,7 +76,7 @@ SIGNAL_KINDS = frozenset(
         "note",
         "rollback",
         "incident",
-    }  # incident rows are written consumed (core.incident.record)
+    }  # incident rows are written consumed (quarterdeck.core.incidents.incident.record)
 )
 HEARTBEAT_STALE_SECONDS = 30.0
 

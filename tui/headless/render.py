@@ -15,9 +15,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from core.durations import format_duration
-from core.events import Event, EventType
-from core.state import RunState
+from quarterdeck.core.durations import format_duration
+from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.state import RunState
 
 ICONS = {
     "pending": "·",

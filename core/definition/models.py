@@ -2,8 +2,9 @@
 
 These models check the *shape* of a file. Rules that need the whole file or the
 catalogs (unknown step in ``needs``, cycles, unknown action or persona, duplicate ids,
-expressions that do not parse, action parameters) live in :mod:`core.validate`, which
-reports them with the same ``file:line:col`` locations.
+expressions that do not parse, action parameters) live in
+:mod:`quarterdeck.core.definition.validate`, which reports them with the same ``file:line:col``
+locations.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.durations import Duration
+from quarterdeck.core.durations import Duration
 
 _ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 

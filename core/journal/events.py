@@ -1,6 +1,6 @@
 """Typed run events: what happened, in order, committed before anyone acts on it.
 
-A run's state is a fold over these events (:mod:`core.state`). Each event type's
+A run's state is a fold over these events (:mod:`quarterdeck.core.journal.state`). Each event type's
 ``data`` keys are listed beside it; readers must tolerate extra keys.
 """
 

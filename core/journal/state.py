@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.events import Event, EventType
+from quarterdeck.core.journal.events import Event, EventType
 
 LOG_TAIL = 20
 
@@ -484,7 +484,7 @@ class RunState:
 
     def to_json(self) -> dict[str, Any]:
         """The ``run --json`` / ``show --json`` shape (contract), plus extras."""
-        from core.store import _iso
+        from quarterdeck.core.journal.store import _iso
 
         return {
             "id": self.id,

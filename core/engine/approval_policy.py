@@ -30,11 +30,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import DefinitionError, ExpressionError, InvalidInput, Problem
-from core.events import Event, EventType
-from core.expressions import condition_syntax_error, evaluate
-from core.loader import SourceMap, load_yaml, parse_model, read_text
-from core.models import Workflow, is_approver
+from quarterdeck.core.definition.expressions import condition_syntax_error, evaluate
+from quarterdeck.core.definition.loader import SourceMap, load_yaml, parse_model, read_text
+from quarterdeck.core.definition.models import Workflow, is_approver
+from quarterdeck.core.errors import DefinitionError, ExpressionError, InvalidInput, Problem
+from quarterdeck.core.journal.events import Event, EventType
 
 Decision = Literal["approve", "reject", "wait"]
 

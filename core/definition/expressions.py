@@ -20,7 +20,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from core.errors import ExpressionError
+from quarterdeck.core.errors import ExpressionError
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from core.errors import InvalidInput
-from core.events import Event, EventType
+from quarterdeck.core.errors import InvalidInput
+from quarterdeck.core.journal.events import Event, EventType
 
 #: GitHub shows at most this many annotations of each kind per step; later ones vanish.
 ANNOTATION_LIMIT = 10
@@ -226,7 +226,7 @@ class HeadlessExtras:
 
     report_dir: str | None = None
     events: str | None = None
-    policy: Any = None  # core.approvals_policy.ApprovalPolicy
+    policy: Any = None  # quarterdeck.core.engine.approval_policy.ApprovalPolicy
     actor: str = ""
     trace: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -249,7 +249,7 @@ class HeadlessExtras:
         settings: Any,
     ) -> HeadlessExtras:
         """Check the options and load the policy before anything runs (exit 2 if bad)."""
-        from core.tracing import otel_available, tracing_requested
+        from quarterdeck.core.observability.tracing import otel_available, tracing_requested
 
         if events == "-" and json_out:
             raise InvalidInput(
@@ -259,7 +259,7 @@ class HeadlessExtras:
             )
         policy = None
         if approvals is not None:
-            from core.approvals_policy import check_policy_actor, load_policy
+            from quarterdeck.core.engine.approval_policy import check_policy_actor, load_policy
 
             policy = load_policy(approvals, workflow)
             check_policy_actor(policy, workflow, actor, settings.groups)
@@ -272,7 +272,7 @@ class HeadlessExtras:
         )
         if tracing_requested(extras.environ, trace):
             if otel_available():
-                from core.tracing import build_provider
+                from quarterdeck.core.observability.tracing import build_provider
 
                 extras._provider = build_provider(extras.environ)  # bad OTEL_* fails here
             elif trace:
@@ -298,7 +298,7 @@ class HeadlessExtras:
                 self._events_file = path.open("a", encoding="utf-8")
                 runner.subscribers.append(EventStream(self._events_file))
         if self.policy is not None:
-            from core.approvals_policy import PolicySubscriber
+            from quarterdeck.core.engine.approval_policy import PolicySubscriber
 
             runner.subscribers.append(
                 PolicySubscriber(self.policy, runner, self.actor, notify=_narrate)
@@ -308,7 +308,7 @@ class HeadlessExtras:
             self._github = GitHubActions()
             runner.subscribers.insert(0, self._github)
         if self._provider is not None:
-            from core.tracing import TracingSubscriber
+            from quarterdeck.core.observability.tracing import TracingSubscriber
 
             self._tracer = TracingSubscriber(
                 self._provider, environ=self.environ, step_env=runner.step_env, on_error=_narrate
@@ -317,7 +317,7 @@ class HeadlessExtras:
 
     def finish(self, runner: Any, state: Any) -> None:
         """After the run: reports, the step summary, exporting spans, closing files."""
-        from core.reports import summary_md, write_reports
+        from quarterdeck.core.observability.reports import summary_md, write_reports
 
         if self._github is not None:
             self._github.close()

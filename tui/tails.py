@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
-from core.errors import QuarterdeckError
-from core.events import Event
-from core.store import RunRow, Store
+from quarterdeck.core.errors import QuarterdeckError
+from quarterdeck.core.journal.events import Event
+from quarterdeck.core.journal.store import RunRow, Store
 
 POLL_SECONDS = 0.1
 ROW_SECONDS = 0.5

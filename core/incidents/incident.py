@@ -25,16 +25,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings, load_settings
-from core.errors import QuarterdeckError
-from core.events import Event, EventType
-from core.store import Signal, Store
+from quarterdeck.core.config import Settings, load_settings
+from quarterdeck.core.errors import QuarterdeckError
+from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.store import Signal, Store
 
 SIGNAL_KIND = "incident"
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -674,7 +674,8 @@ def record(
     The permission check and the insert happen in one ``BEGIN IMMEDIATE`` transaction:
     no other writer can slip an action in between. A refused action is recorded too
     (outcome ``refused: …``) for the audit trail, unless ``keep_refused`` is false.
-    Resolving writes the postmortem draft (:mod:`core.postmortem`), whoever resolves.
+    Resolving writes the postmortem draft (:mod:`quarterdeck.core.incidents.postmortem`), whoever
+    resolves.
     """
     run_id = store.get_run(run_id).id  # a prefix works; an unknown run is InvalidInput
     payload = {**(data or {}), "action": action}
@@ -720,7 +721,7 @@ def record(
         raise
     done = Recorded(signal_id, why, incident)
     if action == "resolve" and why is None:
-        from core import postmortem
+        from quarterdeck.core.incidents import postmortem
 
         try:
             done.postmortem = postmortem.write(
@@ -778,7 +779,7 @@ class IncidentCollector:
         resolved = [i for i in self.incidents() if i.resolved]
         if self.workflows is not None:
             resolved = [i for i in resolved if i.workflow in self.workflows]
-        for name, helptext, value in (
+        measures: tuple[tuple[str, str, Callable[[Incident], float | None]], ...] = (
             (
                 "incident_resolution_seconds",
                 "Detection to resolution, per incident",
@@ -789,7 +790,8 @@ class IncidentCollector:
                 "Detection to acknowledgement, per incident",
                 lambda i: i.mtta,
             ),
-        ):
+        )
+        for name, helptext, value in measures:
             family = HistogramMetricFamily(
                 f"{self.namespace}_{name}", helptext, labels=["severity"]
             )
@@ -813,7 +815,7 @@ class IncidentCollector:
 
 def latest_incident(store: Store, limit: int = 200) -> str:
     """The newest open incident's run id (else the newest incident); InvalidInput if none."""
-    from core.errors import InvalidInput
+    from quarterdeck.core.errors import InvalidInput
 
     found: list[str] = []
     for row in store.list_runs(limit=limit):

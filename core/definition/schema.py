@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.actions.base import registered_actions
-from core.models import Workflow
+from quarterdeck.core.actions.base import registered_actions
+from quarterdeck.core.definition.models import Workflow
 
 
 def workflow_schema() -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from core.errors import DefinitionError, Problem
+from quarterdeck.core.errors import DefinitionError, Problem
 
 Loc = tuple[Any, ...]
 M = TypeVar("M", bound=BaseModel)

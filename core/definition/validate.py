@@ -1,7 +1,7 @@
 """Load a workflow file and check everything that can be checked before a run.
 
-Shape errors come from pydantic (:mod:`core.loader`); this module adds the rules that
-need the whole file or the catalogs: duplicate ids, unknown or cyclic ``needs``, unknown
+Shape errors come from pydantic (:mod:`quarterdeck.core.definition.loader`); this module adds the
+rules that need the whole file or the catalogs: duplicate ids, unknown or cyclic ``needs``, unknown
 actions and personas, persona tool allow-lists, action parameters, expressions that do
 not parse, and references to steps or inputs that do not exist.
 """
@@ -16,10 +16,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.actions.base import get_action, registered_actions
-from core.errors import DefinitionError, Problem
-from core.expressions import condition_syntax_error, is_template, syntax_error
-from core.loader import (
+from quarterdeck.core.actions.base import get_action, registered_actions
+from quarterdeck.core.definition.expressions import (
+    condition_syntax_error,
+    is_template,
+    syntax_error,
+)
+from quarterdeck.core.definition.loader import (
     SourceMap,
     did_you_mean,
     format_path,
@@ -27,7 +30,8 @@ from core.loader import (
     parse_model,
     read_text,
 )
-from core.models import Stage, Step, Workflow
+from quarterdeck.core.definition.models import Stage, Step, Workflow
+from quarterdeck.core.errors import DefinitionError, Problem
 
 _STEP_REF = re.compile(r"\bsteps\.([A-Za-z_]\w*)\b(?!\s*-)")
 _INPUT_REF = re.compile(r"\binputs\.([A-Za-z_]\w*)\b")

@@ -1,0 +1,2 @@
+"""Workflow definitions: YAML loading with positions, models, validation, expressions, inputs,
+schema."""

@@ -1,0 +1,1 @@
+"""The runner: stages, the step DAG, retries, timeouts, gates, approvals, signals, resume."""

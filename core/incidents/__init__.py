@@ -1,0 +1,1 @@
+"""The incident domain: the incident folded from a run, Alertmanager intake, postmortems."""

@@ -1,0 +1,1 @@
+"""The journal: the store (the only code that writes SQL), event types, the fold."""

@@ -1,0 +1,1 @@
+"""What a run tells the outside: metrics, traces, CI reports, redaction."""

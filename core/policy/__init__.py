@@ -1,0 +1,1 @@
+"""Policies the actions apply: token budgets and circuit breakers."""

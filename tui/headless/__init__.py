@@ -1,0 +1,1 @@
+"""Headless front ends: plain and live renderers, CI annotations, `show` text."""
