@@ -17,26 +17,25 @@ PACKAGE_TREE := $(shell find $(PACKAGE_DIRS) -name __pycache__ -prune -o -print 
 SHELL := bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: demo test lint typecheck check bench system-deps clean
+.PHONY: demo test lint typecheck bench system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=77' wheel
 
+EDITABLE := --config-settings editable_mode=strict -e
+
 $(STAMP_RUN): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[demo]'
-	rm -f $(STAMP_LINKS)
-	touch $@
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) $(EDITABLE) '.[demo]'
+	touch $@ $(STAMP_LINKS)
 
 $(STAMP_TEST): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
-	rm -f $(STAMP_LINKS)
-	touch $@
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) $(EDITABLE) '.[dev]'
+	touch $@ $(STAMP_RUN) $(STAMP_LINKS)
 
 # The link tree: quick (no dependency resolution), redone whenever the tree changes.
 $(STAMP_LINKS): $(PACKAGE_TREE) pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation \
-		--config-settings editable_mode=strict -e .
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation $(EDITABLE) .
 	touch $@
 
 system-deps:
