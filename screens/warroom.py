@@ -23,13 +23,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
 
-from quarterdeck.core.incidents.incident import (
-    Incident,
-    build,
-    parse_severity,
-    record,
-    severity_name,
-)
+from quarterdeck.core.incidents.model import Incident, build
+from quarterdeck.core.incidents.record import record
+from quarterdeck.core.incidents.severity import parse_severity, severity_name
 from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES, Event, EventType
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.store import Signal
@@ -59,7 +55,7 @@ TICK_SECONDS = 0.1
 def opens_in_warroom(store_path: Path, run_id: str) -> bool:
     """Incident-response runs (and runs people have acted on as incidents) open here."""
     from quarterdeck.core.errors import QuarterdeckError
-    from quarterdeck.core.incidents.incident import incident_signals, is_incident_run
+    from quarterdeck.core.incidents.read import incident_signals, is_incident_run
     from quarterdeck.core.journal.store import Store
 
     try:

@@ -1,7 +1,7 @@
 """The incident model: severity, milestones, roles, updates, permissions, metrics.
 
 Everything runs against a real journal: a real run writes the events, incident actions
-are recorded with :func:`quarterdeck.core.incidents.incident.record` (several processes in one test), and the
+are recorded with :func:`quarterdeck.core.incidents.record.record` (several processes in one test), and the
 model is the fold of both.
 """
 
@@ -18,14 +18,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from quarterdeck.core.clock import FakeClock
 from quarterdeck.core.engine.runner import RunOptions
-from quarterdeck.core.incidents.incident import (
-    IncidentCollector,
-    incident_signals,
-    label_severity,
-    load,
-    parse_severity,
-    record,
-)
+from quarterdeck.core.incidents.metrics import IncidentCollector
+from quarterdeck.core.incidents.read import incident_signals, load
+from quarterdeck.core.incidents.record import record
+from quarterdeck.core.incidents.severity import label_severity, parse_severity
 from quarterdeck.core.journal.store import Store
 from tests.helpers import REPO, make_runner, run_workflow
 
@@ -265,7 +261,7 @@ def test_many_processes_take_command_at_once_exactly_one_wins(tmp_path: Path) ->
     db = str(store.path)
     script = (
         "import sys\n"
-        "from quarterdeck.core.incidents.incident import record\n"
+        "from quarterdeck.core.incidents.record import record\n"
         "from quarterdeck.core.journal.store import Store\n"
         "with Store(sys.argv[1]) as s:\n"
         "    r = record(s, sys.argv[2], 'role', actor=sys.argv[3], data={'role': 'commander'})\n"
@@ -358,7 +354,7 @@ def test_resolution_metrics_by_severity(tmp_path: Path) -> None:
 
 
 def test_warroom_command_finds_the_newest_open_incident(tmp_path: Path) -> None:
-    from quarterdeck.core.incidents.incident import latest_incident
+    from quarterdeck.core.incidents.read import latest_incident
     from tests.helpers import cli
 
     empty = cli("warroom", "--store", str(tmp_path / "empty.db"))

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from quarterdeck.core.definition.validate import load_workflow
-from quarterdeck.core.incidents.incident import load
 from quarterdeck.core.incidents.intake import parse_address, parse_payload, run_inputs
+from quarterdeck.core.incidents.read import load
 from quarterdeck.core.journal.store import Store
 from quarterdeck.tui.launch import load_context
 from quarterdeck.tui.listener import Listener

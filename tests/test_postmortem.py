@@ -9,8 +9,8 @@ from pathlib import Path
 from quarterdeck.core.clock import FakeClock
 from quarterdeck.core.config import Settings, state_home
 from quarterdeck.core.engine.runner import RunOptions
-from quarterdeck.core.incidents.incident import record
 from quarterdeck.core.incidents.postmortem import postmortem_path
+from quarterdeck.core.incidents.record import record
 from tests.helpers import cli, run_workflow
 from tests.servers import HTTPService, SSHKeys, SSHServer
 

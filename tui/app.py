@@ -173,7 +173,7 @@ class QuarterdeckApp(App[None]):
             self.resume(run_id, given, options)
 
     def open_run(self, run_id: str, workflow: str | None = None) -> None:
-        from quarterdeck.core.incidents.incident import is_incident_run
+        from quarterdeck.core.incidents.read import is_incident_run
         from quarterdeck.screens.dashboard import DashboardScreen
         from quarterdeck.screens.warroom import WarRoomScreen, opens_in_warroom
 

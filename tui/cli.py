@@ -757,7 +757,7 @@ def listen(
         _fail(exc)
 
     async def serve() -> None:
-        from quarterdeck.core.incidents.incident import IncidentCollector
+        from quarterdeck.core.incidents.metrics import IncidentCollector
         from quarterdeck.core.observability.metrics import MetricsServer
 
         listener = Listener(
@@ -816,7 +816,7 @@ def warroom(
 ) -> None:
     """The incident war room: severity, clocks, roles, health, hosts, runbook, timeline and
     the incident actions. Any number of people may attach to one run (--as NAME)."""
-    from quarterdeck.core.incidents.incident import latest_incident
+    from quarterdeck.core.incidents.read import latest_incident
     from quarterdeck.tui.launch import open_store
 
     try:

@@ -1,7 +1,7 @@
 """The action registry and the built-in actions.
 
 Importing this package registers the built-ins; other modules (git, http, ssh, llm...)
-register theirs when imported by :func:`quarterdeck.core.actions.registry.load_builtin_actions`.
+register theirs when imported by :func:`quarterdeck.core.actions.base.load_builtin_actions`.
 """
 
 from __future__ import annotations

@@ -77,10 +77,19 @@ _REGISTRY: dict[str, ActionSpec] = {}
 # Modules that register actions on import. Later work adds to this list.
 ACTION_MODULES: list[str] = ["quarterdeck.core.actions.builtin"]
 ACTION_MODULES.append("quarterdeck.core.actions.llm")
-ACTION_MODULES.extend(["quarterdeck.core.actions.http", "quarterdeck.core.actions.ssh"])
+ACTION_MODULES.extend(
+    [
+        "quarterdeck.core.actions.http",
+        "quarterdeck.core.actions.prometheus",
+        "quarterdeck.core.actions.github",
+        "quarterdeck.core.actions.notify",
+        "quarterdeck.core.actions.ssh",
+    ]
+)
 ACTION_MODULES.extend(
     [
         "quarterdeck.core.actions.git",
+        "quarterdeck.core.actions.git_release",
         "quarterdeck.core.actions.packaging",
         "quarterdeck.core.actions.quality",
     ]

@@ -1,23 +1,21 @@
-"""Network actions over HTTP: ``http.request``, ``http.health_check``, ``prometheus.query``,
-``github.release`` and ``notify.webhook``.
+"""HTTP actions: ``http.request`` and ``http.health_check``, and the client every network
+action shares (:mod:`~quarterdeck.core.actions.prometheus`, :mod:`~quarterdeck.core.actions.github`,
+:mod:`~quarterdeck.core.actions.notify`).
 
 Each call that contacts a target goes through the run's circuit breaker for that target
-(:mod:`quarterdeck.core.policy.circuit`), except ``http.health_check``: it is the instrument that
-measures a target, and has its own fail-fast rule (N consecutive failures). Requests that change
-something carry an ``Idempotency-Key`` header (the step's stable key), and
-``github.release`` looks for its own earlier release before creating one, so a resumed
-step notices what it already did instead of doing it twice.
+(:mod:`quarterdeck.core.policy.circuit`) by way of :func:`guarded_request`, except
+``http.health_check``: it is the instrument that measures a target, and has its own fail-fast
+rule (N consecutive failures). Requests that change something carry an ``Idempotency-Key``
+header (the step's stable key), so a resumed step's target can notice a repeat.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -29,7 +27,7 @@ from quarterdeck.core.policy.circuit import circuit_board, http_target
 
 USER_AGENT = "quarterdeck"
 _BODY_LINES = 200
-_BODY_KEEP = 64 * 1024
+BODY_KEEP = 64 * 1024
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -61,7 +59,8 @@ def _transport_error(url: str, exc: httpx.HTTPError) -> ActionError:
     return ActionError(f"request to {url} failed: {type(exc).__name__}: {exc}")
 
 
-def _retryable_status(status: int) -> bool:
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP error status may pass on its own (5xx, timeouts, rate limits)."""
     return status >= 500 or status in (408, 425, 429)
 
 
@@ -93,13 +92,14 @@ def _stream_body(ctx: ActionContext, text: str) -> None:
         ctx.log(line)
 
 
-def _client(timeout: float, *, follow_redirects: bool = False) -> httpx.AsyncClient:
+def http_client(timeout: float, *, follow_redirects: bool = False) -> httpx.AsyncClient:
+    """The client every network action uses: one User-Agent, no redirects unless asked."""
     return httpx.AsyncClient(
         timeout=timeout, follow_redirects=follow_redirects, headers={"User-Agent": USER_AGENT}
     )
 
 
-async def _guarded_request(
+async def guarded_request(
     ctx: ActionContext,
     client: httpx.AsyncClient,
     method: str,
@@ -179,8 +179,8 @@ async def http_request(params: HttpRequestParams, ctx: ActionContext) -> dict[st
         kwargs["content"] = params.body.encode()
     ctx.log(f"{params.method} {params.url}")
     started = time.perf_counter()
-    async with _client(params.timeout, follow_redirects=params.follow_redirects) as client:
-        response = await _guarded_request(ctx, client, params.method, params.url, **kwargs)
+    async with http_client(params.timeout, follow_redirects=params.follow_redirects) as client:
+        response = await guarded_request(ctx, client, params.method, params.url, **kwargs)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
     text = response.text
     ctx.log(f"→ {response.status_code} {response.reason_phrase} ({elapsed_ms:.0f} ms)")
@@ -194,7 +194,7 @@ async def http_request(params: HttpRequestParams, ctx: ActionContext) -> dict[st
     outputs: dict[str, Any] = {
         "status": response.status_code,
         "ok": _status_ok(response.status_code, params.expected_status),
-        "body": text[:_BODY_KEEP],
+        "body": text[:BODY_KEEP],
         "json": reply,
         "elapsed_ms": elapsed_ms,
         "content_type": response.headers.get("content-type", ""),
@@ -204,7 +204,7 @@ async def http_request(params: HttpRequestParams, ctx: ActionContext) -> dict[st
         raise ActionError(
             f"{params.method} {params.url} answered {response.status_code} "
             f"{response.reason_phrase} (expected {wanted})",
-            retryable=_retryable_status(response.status_code),
+            retryable=retryable_status(response.status_code),
             outputs=outputs,
         )
     for name, path in params.outputs.items():
@@ -275,7 +275,7 @@ async def http_health_check(params: HealthCheckParams, ctx: ActionContext) -> di
         f"polling {params.url} every {params.interval:g}s for {params.window:g}s "
         f"(pass: ≥{params.min_success_ratio:.0%} ok, p99 ≤ {params.max_p99_ms:g} ms)"
     )
-    async with _client(params.timeout) as client:
+    async with http_client(params.timeout) as client:
         for n in range(polls):
             t = round(clock.monotonic() - start, 3)
             began = time.perf_counter()
@@ -325,366 +325,3 @@ async def http_health_check(params: HealthCheckParams, ctx: ActionContext) -> di
     if reason:
         raise ActionError(f"health check of {params.url} failed: {reason}", outputs=outputs)
     return outputs
-
-
-# -- prometheus.query --------------------------------------------------------------------
-
-Comparison = Literal["<", "<=", ">", ">=", "==", "!="]
-_COMPARE = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
-
-
-class PrometheusQueryParams(ActionParams):
-    url: HttpUrl = Field(description="Prometheus base URL, e.g. http://127.0.0.1:9090")
-    query: str = Field(min_length=1, description="PromQL")
-    range: Duration | None = Field(
-        default=None, description="Range query over the last ... (e.g. 5m); omit for instant"
-    )
-    step: Duration = Field(default=15.0, description="Resolution of a range query")
-    reduce: Literal["max", "min", "avg", "sum", "last", "first"] = Field(
-        default="max", description="How the samples of every series become one value"
-    )
-    threshold: float | None = None
-    comparison: Comparison = Field(
-        default="<=", description="Passes when value <comparison> threshold"
-    )
-    on_no_data: Literal["fail", "pass"] = "fail"
-    fail_on_threshold: bool = Field(
-        default=True, description="Fail the step when the threshold is not met"
-    )
-    timeout: Duration = 30.0
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("step")
-    @classmethod
-    def _positive_step(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("step must be more than 0")
-        return value
-
-
-def _samples(result_type: str, result: Any) -> tuple[list[float], list[dict[str, Any]]]:
-    """Every sample value in a Prometheus result, and the series as plain JSON."""
-    values: list[float] = []
-    series: list[dict[str, Any]] = []
-    if result_type == "scalar":
-        values.append(float(result[1]))
-        series.append({"metric": {}, "value": float(result[1])})
-    elif result_type == "vector":
-        for item in result:
-            v = float(item["value"][1])
-            values.append(v)
-            series.append({"metric": item.get("metric", {}), "value": v})
-    elif result_type == "matrix":
-        for item in result:
-            points = [[float(ts), float(v)] for ts, v in item.get("values", [])]
-            values.extend(v for _, v in points)
-            series.append({"metric": item.get("metric", {}), "values": points})
-    return values, series
-
-
-def _reduce(how: str, values: list[float]) -> float | None:
-    clean = [v for v in values if not math.isnan(v)]
-    if not clean:
-        return None
-    if how == "max":
-        return max(clean)
-    if how == "min":
-        return min(clean)
-    if how == "sum":
-        return sum(clean)
-    if how == "avg":
-        return sum(clean) / len(clean)
-    if how == "first":
-        return clean[0]
-    return clean[-1]
-
-
-@action("prometheus.query", PrometheusQueryParams)
-async def prometheus_query(params: PrometheusQueryParams, ctx: ActionContext) -> dict[str, Any]:
-    """Run a PromQL instant or range query; outputs the value and the threshold outcome."""
-    base = params.url.rstrip("/")
-    now = ctx.clock.now()
-    if params.range is None:
-        endpoint, query = f"{base}/api/v1/query", {"query": params.query, "time": f"{now:.3f}"}
-    else:
-        endpoint = f"{base}/api/v1/query_range"
-        query = {
-            "query": params.query,
-            "start": f"{now - params.range:.3f}",
-            "end": f"{now:.3f}",
-            "step": f"{params.step:g}",
-        }
-    ctx.log(f"PromQL {'range ' if params.range else ''}query: {params.query}")
-    async with _client(params.timeout) as client:
-        response = await _guarded_request(
-            ctx, client, "GET", endpoint, params=query, headers=params.headers
-        )
-    try:
-        reply = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ActionError(
-            f"{endpoint} answered {response.status_code} without JSON: is {base} a Prometheus "
-            "server?",
-            retryable=_retryable_status(response.status_code),
-        ) from None
-    if not isinstance(reply, dict) or reply.get("status") not in ("success", "error"):
-        raise NonRetryableError(
-            f"{endpoint} answered {response.status_code} but not in the Prometheus API format: "
-            f"is {base} a Prometheus server?"
-        )
-    if reply.get("status") != "success":
-        message = (
-            f"Prometheus refused the query: {reply.get('errorType', 'error')}: "
-            f"{reply.get('error', response.text[:200])}"
-        )
-        if response.status_code in (400, 422):
-            raise NonRetryableError(message)
-        raise ActionError(message, retryable=_retryable_status(response.status_code))
-    data = reply.get("data", {})
-    result_type = data.get("resultType", "")
-    values, series = _samples(result_type, data.get("result", []))
-    value = _reduce(params.reduce, values)
-    for warning in reply.get("warnings", []) or []:
-        ctx.log(f"warning: {warning}", "stderr")
-    for s in series[:50]:
-        shown = s.get("value", s.get("values", [[0, None]])[-1][1] if s.get("values") else None)
-        ctx.log(f"{_series_name(s['metric'])} = {shown}")
-    passed: bool | None = None
-    reason = ""
-    if params.threshold is not None:
-        if value is None:
-            passed = params.on_no_data == "pass"
-            reason = "" if passed else "the query returned no data"
-        else:
-            passed = _COMPARE[params.comparison](value, params.threshold)
-            if not passed:
-                reason = f"{value:g} is not {params.comparison} {params.threshold:g}"
-    outputs: dict[str, Any] = {
-        "value": value,
-        "result_type": result_type,
-        "series": series,
-        "series_count": len(series),
-        "passed": passed,
-        "reason": reason,
-    }
-    ctx.log(
-        f"value ({params.reduce}) = {value}"
-        + ("" if passed is None else f": {'passed' if passed else 'FAILED: ' + reason}")
-    )
-    if passed is False and params.fail_on_threshold:
-        raise ActionError(f"{params.query}: {reason}", retryable=False, outputs=outputs)
-    return outputs
-
-
-def _series_name(metric: dict[str, str]) -> str:
-    name = metric.get("__name__", "")
-    labels = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
-    return f"{name}{{{labels}}}" if labels or not name else name
-
-
-# -- github.release ----------------------------------------------------------------------
-
-_DEFAULT_GITHUB_API = "https://api.github.com"
-
-
-class GithubReleaseParams(ActionParams):
-    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", description="owner/name")
-    tag: str = Field(min_length=1)
-    name: str | None = Field(default=None, description="Release title (default: the tag)")
-    notes: str = Field(default="", description="Release notes (Markdown)")
-    target: str | None = Field(default=None, description="Commit-ish the tag is created from")
-    draft: bool = False
-    prerelease: bool = False
-    assets: list[str] = Field(default_factory=list, description="Files to upload")
-    api_url: HttpUrl | None = Field(
-        default=None,
-        description="REST API base URL (default: settings.github.api_url, $GITHUB_API_URL, "
-        "https://api.github.com)",
-    )
-    timeout: Duration = 60.0
-
-
-def github_token(settings: Any) -> str | None:
-    """The token from config (``github.token``) or ``$GITHUB_TOKEN``; never the workflow."""
-    configured = (getattr(settings, "github", None) or {}).get("token")
-    return configured or os.environ.get("GITHUB_TOKEN") or None
-
-
-def github_api_url(params_url: str | None, settings: Any) -> str:
-    configured = (getattr(settings, "github", None) or {}).get("api_url")
-    url = params_url or configured or os.environ.get("GITHUB_API_URL") or _DEFAULT_GITHUB_API
-    return url.rstrip("/")
-
-
-def _github_error(what: str, response: httpx.Response) -> ActionError:
-    try:
-        detail = response.json().get("message", "")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        detail = response.text[:200]
-    hint = ""
-    if response.status_code == 401:
-        hint = " — check github.token in the config or $GITHUB_TOKEN"
-    elif response.status_code in (403, 404):
-        hint = " — check the repository name and that the token may write releases"
-    return ActionError(
-        f"GitHub: {what} failed: {response.status_code} {detail}{hint}",
-        retryable=_retryable_status(response.status_code),
-    )
-
-
-@action("github.release", GithubReleaseParams)
-async def github_release(params: GithubReleaseParams, ctx: ActionContext) -> dict[str, Any]:
-    """Create a GitHub release with notes and assets (an existing one is reused)."""
-    token = github_token(ctx.settings)
-    if not token:
-        reason = "no GitHub token configured (set github.token in the config or $GITHUB_TOKEN)"
-        ctx.log(f"skipped: {reason}")
-        return {"skipped": True, "reason": reason, "created": False}
-    paths = []
-    for asset in params.assets:
-        path = Path(asset) if Path(asset).is_absolute() else ctx.workdir / asset
-        if not path.is_file():
-            raise NonRetryableError(f"release asset not found: {path}")
-        paths.append(path)
-    api = github_api_url(params.api_url, ctx.settings)
-    headers = {
-        "Authorization": f"Bearer {token}",
-        "Accept": "application/vnd.github+json",
-        "X-GitHub-Api-Version": "2022-11-28",
-    }
-    repo_url = f"{api}/repos/{params.repo}"
-    async with _client(params.timeout) as client:
-        client.headers.update(headers)
-        found = await _guarded_request(
-            ctx, client, "GET", f"{repo_url}/releases/tags/{quote(params.tag, safe='')}"
-        )
-        if found.status_code == 200:
-            release = found.json()
-            created = False
-            ctx.log(f"release {params.tag} already exists: {release.get('html_url', '')}")
-        elif found.status_code == 404:
-            body: dict[str, Any] = {
-                "tag_name": params.tag,
-                "name": params.name or params.tag,
-                "body": params.notes,
-                "draft": params.draft,
-                "prerelease": params.prerelease,
-            }
-            if params.target:
-                body["target_commitish"] = params.target
-            made = await _guarded_request(ctx, client, "POST", f"{repo_url}/releases", json=body)
-            if made.status_code != 201:
-                raise _github_error(f"creating release {params.tag}", made)
-            release = made.json()
-            created = True
-            ctx.log(f"created release {params.tag}: {release.get('html_url', '')}")
-        else:
-            raise _github_error(f"looking up release {params.tag}", found)
-        uploaded, kept = await _upload_assets(ctx, client, repo_url, release, paths)
-    return {
-        "skipped": False,
-        "created": created,
-        "id": release.get("id"),
-        "url": release.get("html_url", ""),
-        "tag": release.get("tag_name", params.tag),
-        "uploaded": uploaded,
-        "existing_assets": kept,
-    }
-
-
-async def _upload_assets(
-    ctx: ActionContext,
-    client: httpx.AsyncClient,
-    repo_url: str,
-    release: dict[str, Any],
-    paths: list[Path],
-) -> tuple[list[str], list[str]]:
-    """Upload the assets the release does not have yet (by name): resumable."""
-    if not paths:
-        return [], []
-    listed = await _guarded_request(
-        ctx,
-        client,
-        "GET",
-        f"{repo_url}/releases/{release['id']}/assets",
-        params={"per_page": 100},
-    )
-    if listed.status_code != 200:
-        raise _github_error("listing release assets", listed)
-    have = {a.get("name") for a in listed.json()}
-    upload_url = str(release.get("upload_url", "")).split("{", 1)[0]
-    if not upload_url:
-        raise NonRetryableError("GitHub did not say where to upload assets (no upload_url)")
-    uploaded: list[str] = []
-    kept: list[str] = []
-    for path in paths:
-        if path.name in have:
-            ctx.log(f"asset {path.name} already uploaded")
-            kept.append(path.name)
-            continue
-        reply = await _guarded_request(
-            ctx,
-            client,
-            "POST",
-            upload_url,
-            params={"name": path.name},
-            content=path.read_bytes(),
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        if reply.status_code != 201:
-            raise _github_error(f"uploading {path.name}", reply)
-        ctx.log(f"uploaded {path.name} ({path.stat().st_size} bytes)")
-        uploaded.append(path.name)
-    return uploaded, kept
-
-
-# -- notify.webhook ----------------------------------------------------------------------
-
-
-class WebhookParams(ActionParams):
-    url: HttpUrl = Field(description="Incoming-webhook URL (Slack, Mattermost, Rocket.Chat...)")
-    text: str = Field(min_length=1)
-    username: str | None = None
-    icon_emoji: str | None = None
-    channel: str | None = None
-    blocks: list[dict[str, Any]] | None = None
-    extra: dict[str, Any] = Field(default_factory=dict, description="More JSON fields")
-    timeout: Duration = 15.0
-
-
-@action("notify.webhook", WebhookParams)
-async def notify_webhook(params: WebhookParams, ctx: ActionContext) -> dict[str, Any]:
-    """Post a Slack-compatible JSON message to a webhook."""
-    payload: dict[str, Any] = {"text": params.text}
-    for key in ("username", "icon_emoji", "channel", "blocks"):
-        value = getattr(params, key)
-        if value is not None:
-            payload[key] = value
-    payload.update(params.extra)
-    parts = urlsplit(params.url)
-    shown = f"{parts.scheme}://{parts.netloc}/…"  # a webhook URL's path is its secret
-    ctx.log(f"posting to {shown}: {params.text.splitlines()[0]}")
-    async with _client(params.timeout) as client:
-        response = await _guarded_request(
-            ctx,
-            client,
-            "POST",
-            params.url,
-            shown=shown,
-            json=payload,
-            headers={"Idempotency-Key": ctx.idempotency_key},
-        )
-    if not 200 <= response.status_code < 300:
-        raise ActionError(
-            f"webhook answered {response.status_code}: {response.text[:200]}",
-            retryable=_retryable_status(response.status_code),
-        )
-    ctx.log(f"→ {response.status_code} {response.text[:200]}")
-    return {"status": response.status_code, "response": response.text[:_BODY_KEEP]}

@@ -12,7 +12,7 @@ listener process, journaled to the shared store:
   cannot both start a run for one group.
 - Severity comes from the ``severity`` label: critical→SEV1, high/error→SEV2,
   warning→SEV3, info→SEV4, anything else→SEV3
-  (:data:`quarterdeck.core.incidents.incident.LABEL_SEVERITY`).
+  (:data:`quarterdeck.core.incidents.severity.LABEL_SEVERITY`).
 - The run's inputs: ``alert`` (the whole notification, JSON) and ``severity`` (``SEVn``),
   plus ``group_key``, ``alertname`` and ``summary`` when the workflow declares them, and
   any declared input named like a common label or annotation gets its value. Inputs the
@@ -35,7 +35,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quarterdeck.core.errors import InvalidInput, QuarterdeckError
-from quarterdeck.core.incidents.incident import label_severity, record, severity_name
+from quarterdeck.core.incidents.read import load
+from quarterdeck.core.incidents.record import record
+from quarterdeck.core.incidents.severity import label_severity, severity_name
 from quarterdeck.core.journal.store import Store
 
 ALERT_ACTOR = "alertmanager"
@@ -280,8 +282,6 @@ class Intake:
     @staticmethod
     def _closed(store: Store, run_id: str) -> bool:
         """Is this group's incident over (resolved by people), so a new firing is new?"""
-        from quarterdeck.core.incidents.incident import load
-
         try:
             return load(store, run_id).resolved
         except QuarterdeckError:  # the run vanished from the store: start afresh

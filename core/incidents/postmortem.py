@@ -16,7 +16,9 @@ from typing import Any
 
 from quarterdeck.core.config import Settings, state_home
 from quarterdeck.core.durations import format_duration
-from quarterdeck.core.incidents.incident import ROLE_TITLES, ROLES, Incident, load, severity_name
+from quarterdeck.core.incidents.model import ROLE_TITLES, ROLES, Incident
+from quarterdeck.core.incidents.read import incident_signals, is_incident_run, load
+from quarterdeck.core.incidents.severity import severity_name
 from quarterdeck.core.journal.state import RunState, fold
 from quarterdeck.core.journal.store import Store
 
@@ -303,8 +305,6 @@ def write(store: Store, run_id: str, settings: Settings | None = None) -> list[P
 
 def for_show(store: Store, run_id: str) -> Incident | None:
     """The incident of a run for ``quarterdeck show``, or None when it is not one."""
-    from quarterdeck.core.incidents.incident import incident_signals, is_incident_run
-
     row = store.get_run(run_id)
     if not incident_signals(store, row.id) and not is_incident_run(row.workflow, row.inputs):
         return None

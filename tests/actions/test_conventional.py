@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from quarterdeck.core.actions.conventional import (
+from quarterdeck.core.actions.changelog import (
     Forge,
+    find_section,
+    forge_for,
+    group_commits,
+    insert_section,
+    render_section,
+)
+from quarterdeck.core.actions.conventional import (
     Level,
     RawCommit,
     Version,
     VersionError,
     effective_commits,
-    find_section,
-    forge_for,
-    group_commits,
-    insert_section,
     next_version,
     parse_commit,
     release_level,
-    render_section,
 )
 
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from quarterdeck.core.incidents.incident import load, record
 from quarterdeck.core.incidents.postmortem import postmortem_path
+from quarterdeck.core.incidents.read import load
+from quarterdeck.core.incidents.record import record
 from quarterdeck.core.journal.events import Event
 from quarterdeck.core.journal.store import Store
 from quarterdeck.screens.warroom import WarRoomScreen

@@ -24,16 +24,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Select, Sparkline, Static
 
 from quarterdeck.core.durations import format_duration
-from quarterdeck.core.incidents.incident import (
-    MILESTONES,
-    ROLE_TITLES,
-    ROLES,
-    SEVERITIES,
-    Incident,
-    incident_signals,
-    severity_name,
-)
+from quarterdeck.core.incidents.model import MILESTONES, ROLE_TITLES, ROLES, Incident
 from quarterdeck.core.incidents.postmortem import affected_hosts
+from quarterdeck.core.incidents.read import incident_signals
+from quarterdeck.core.incidents.severity import SEVERITIES, severity_name
 from quarterdeck.core.journal.state import RunState, StepState
 from quarterdeck.core.journal.store import Signal, Store
 from quarterdeck.tui.tails import StoreTail

@@ -9,10 +9,11 @@ Why signals and not events: the events table is written by exactly one process �
 runner, which allocates ``seq`` in memory — while several war rooms, the CLI and the
 alert listener act on one incident at once, with or without a live runner. Signal rows
 have their own ``AUTOINCREMENT`` id, so any number of processes append safely, and
-:func:`record` checks permissions and inserts inside one ``BEGIN IMMEDIATE`` transaction,
-so two people taking command at the same moment cannot both win. Incident signals are
-written already consumed (the runner has nothing to do with them; it never sees them),
-and the fold reads them whether consumed or not.
+:func:`quarterdeck.core.incidents.record.record` checks permissions and inserts inside one
+``BEGIN IMMEDIATE`` transaction, so two people taking command at the same moment cannot
+both win. Incident signals are written already consumed (the runner has nothing to do
+with them; it never sees them), and the fold reads them whether consumed or not
+(:mod:`quarterdeck.core.incidents.read` reads them from the store).
 
 The fold re-checks every action in signal-id order, so every reader reaches the same
 state: a refused action (recorded for the audit trail) is refused again by every reader.
@@ -23,22 +24,27 @@ and the timeline; permissions depend on signals alone.
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from quarterdeck.core.config import Settings, load_settings
-from quarterdeck.core.errors import QuarterdeckError
+from quarterdeck.core.incidents.severity import (
+    DEFAULT_SEVERITY,
+    UPDATE_EVERY,
+    label_severity,
+    parse_severity,
+    severity_name,
+)
+from quarterdeck.core.incidents.timeline import (
+    QUIET_EVENTS,
+    TimelineEntry,
+    alert_started_at,
+    describe_event,
+)
 from quarterdeck.core.journal.events import Event, EventType
-from quarterdeck.core.journal.store import Signal, Store
+from quarterdeck.core.journal.store import Signal
 
 SIGNAL_KIND = "incident"
-SEVERITIES = (1, 2, 3, 4, 5)
-DEFAULT_SEVERITY = 3
 MILESTONES = ("detected", "acknowledged", "investigating", "identified", "mitigated", "resolved")
 ROLES = ("commander", "operations", "communications", "scribe")
 ROLE_TITLES = {
@@ -48,76 +54,9 @@ ROLE_TITLES = {
     "scribe": "Scribe",
 }
 ACTIONS = ("acknowledge", "note", "update", "role", "severity", "milestone", "resolve", "alert")
-# How often a status update is due, per severity (seconds); SEV4/SEV5: no cadence.
-UPDATE_EVERY: dict[int, float] = {1: 15 * 60.0, 2: 30 * 60.0, 3: 60 * 60.0}
-# Alertmanager's ``severity`` label → SEV (documented in docs and `listen --help`).
-LABEL_SEVERITY: dict[str, int] = {
-    "critical": 1,
-    "high": 2,
-    "error": 2,
-    "warning": 3,
-    "info": 4,
-}
 # An alert that started longer than this before its run (a replayed or fixture payload)
 # does not set the detection time: the run's start does.
 ALERT_LEAD_MAX = 24 * 3600.0
-# Run events worth a line in the incident timeline (output lines and token counts are not).
-_QUIET_EVENTS = frozenset({EventType.STEP_OUTPUT, EventType.TOKENS_USED, EventType.BUDGET})
-
-
-def severity_name(level: int) -> str:
-    return f"SEV{level}"
-
-
-def parse_severity(value: Any) -> int | None:
-    """``SEV2``, ``sev2``, ``2`` or an alert label (``critical``…) → 2; None when unknown."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value in SEVERITIES else None
-    text = str(value).strip().lower()
-    if text.startswith("sev"):
-        text = text[3:].strip()
-    if text.isdigit():
-        level = int(text)
-        return level if level in SEVERITIES else None
-    return LABEL_SEVERITY.get(text)
-
-
-def label_severity(labels: dict[str, Any]) -> int:
-    """The SEV for an alert's labels: ``severity`` critical→1, high/error→2, warning→3,
-    info→4, anything else (or none) → 3."""
-    raw = str(labels.get("severity", "")).strip().lower()
-    return LABEL_SEVERITY.get(raw, DEFAULT_SEVERITY)
-
-
-def _parse_time(value: Any) -> float | None:
-    """An RFC 3339 time (Alertmanager's ``startsAt``) or epoch seconds; None otherwise."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, str) or not value or value.startswith("0001-"):
-        return None
-    text = value.strip().replace("Z", "+00:00")
-    if "." in text:  # Go prints nanoseconds; Python takes microseconds
-        head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
-@dataclass
-class TimelineEntry:
-    """One line of the incident timeline: a run event, a person's action, or a refusal."""
-
-    ts: float
-    source: str  # run | incident | note | update | refused | alert
-    text: str
-    actor: str = ""
-    ref: int = 0  # event seq or signal id (stable order for equal times)
 
 
 @dataclass
@@ -365,7 +304,7 @@ class Incident:
             self._from_inputs(inputs, event.ts)
             self._line(event, f"run started by {d.get('started_by') or '?'}")
             return
-        if kind in _QUIET_EVENTS:
+        if kind in QUIET_EVENTS:
             return
         if kind == EventType.RUN_FINISHED:
             self.run_status = str(d.get("status") or "failed")
@@ -399,7 +338,7 @@ class Incident:
         if not self._severity_fixed:
             self.severity = level
         detected = started
-        starts = _alert_starts(self.alert)
+        starts = alert_started_at(self.alert)
         if starts is not None and started - ALERT_LEAD_MAX <= starts <= started:
             detected = starts  # the alert fired before the run: MTTA counts from the alert
         if "detected" not in self.milestones and starts is not None and detected == starts:
@@ -539,90 +478,6 @@ class Incident:
         }
 
 
-def _alert_starts(alert: dict[str, Any]) -> float | None:
-    if not alert:
-        return None
-    starts = [
-        _parse_time(a.get("startsAt")) for a in alert.get("alerts") or [] if isinstance(a, dict)
-    ]
-    found = [s for s in starts if s is not None]
-    if not found and alert.get("startsAt"):
-        single = _parse_time(alert.get("startsAt"))
-        found = [single] if single is not None else []
-    return min(found) if found else None
-
-
-def describe_event(event: Event) -> str:
-    """A run event as one timeline line (empty for the ones not worth a line)."""
-    d = event.data
-    kind = event.type
-    if kind == EventType.RUN_FINISHED:
-        return f"run {d.get('status', '?')}" + (f": {d['error']}" if d.get("error") else "")
-    if kind == EventType.RUN_INTERRUPTED:
-        return f"run interrupted: {d.get('reason', '')}"
-    if kind == EventType.RUN_RESUMED:
-        return f"run resumed by {d.get('by') or '?'}"
-    if kind == EventType.RUN_PAUSED:
-        return f"run paused by {d.get('by') or '?'}"
-    if kind == EventType.RUN_UNPAUSED:
-        return f"run unpaused by {d.get('by') or '?'}"
-    if kind == EventType.STAGE_STARTED:
-        return "stage started" + (f" ({d['persona']})" if d.get("persona") else "")
-    if kind == EventType.STAGE_FINISHED:
-        status = d.get("status", "?")
-        return f"stage {status}" + (
-            f": {d['error']}" if d.get("error") and status != "succeeded" else ""
-        )
-    if kind == EventType.STAGE_SKIPPED:
-        return f"stage skipped ({d.get('reason', '')})"
-    if kind == EventType.STEP_STARTED:
-        return ""  # the finish says more; a start per step would flood the timeline
-    if kind == EventType.STEP_RETRY:
-        return f"retry after attempt {d.get('attempt')}: {d.get('error', '')}"
-    if kind == EventType.STEP_FINISHED:
-        status = d.get("status", "?")
-        text = f"{status}"
-        if d.get("via"):
-            text += f" via {d['via']}"
-        if d.get("error") and status != "succeeded":
-            text += f": {d['error']}"
-        return text
-    if kind == EventType.STEP_SKIPPED:
-        return ""
-    if kind == EventType.GATE_EVALUATED:
-        return f"gate {d.get('gate')} {'passed' if d.get('passed') else 'failed'}"
-    if kind == EventType.GATE_SKIPPED:
-        return f"gate {d.get('gate')} skipped by {d.get('by')}: {d.get('reason', '')}"
-    if kind == EventType.APPROVAL_REQUESTED:
-        return f"approval {d.get('gate')} requested: {d.get('prompt', '')}"
-    if kind == EventType.APPROVAL_DECIDED:
-        return f"approval {d.get('gate')} {d.get('decision')} by {d.get('by')}"
-    if kind == EventType.APPROVAL_REFUSED:
-        return f"approval {d.get('gate')} refused for {d.get('by')}: {d.get('why', '')}"
-    if kind == EventType.PERSONA_SWITCHED:
-        return f"persona {d.get('from') or 'start'} → {d.get('to')}"
-    if kind == EventType.SIGNAL_RECEIVED:
-        if d.get("kind") == "note":
-            return ""  # shown by the runner's journal; notes live in incident signals
-        return f"{d.get('kind')} by {d.get('by')}" + (f": {d['reason']}" if d.get("reason") else "")
-    if kind in (EventType.APPROVAL_VOTE, EventType.MEMORY_SET):
-        return ""
-    return kind
-
-
-# -- reading and writing --------------------------------------------------------------
-
-
-def incident_signals(store: Store, run_id: str, after: int = 0) -> list[Signal]:
-    """Every incident signal of a run (consumed or not), oldest first."""
-    rows = store.conn.execute(
-        "SELECT id, run_id, kind, target, actor, reason, data, created_at FROM signals"
-        " WHERE run_id = ? AND kind = ? AND id > ? ORDER BY id",
-        (run_id, SIGNAL_KIND, after),
-    ).fetchall()
-    return [Signal(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
-
-
 def build(run_id: str, events: Iterable[Event], signals: Iterable[Signal]) -> Incident:
     """The incident of a run from its events and its incident signals."""
     incident = Incident(run_id)
@@ -631,202 +486,3 @@ def build(run_id: str, events: Iterable[Event], signals: Iterable[Signal]) -> In
     for signal in signals:
         incident.apply_signal(signal)
     return incident
-
-
-def load(store: Store, run_id: str) -> Incident:
-    """Read and fold one run's incident from the store."""
-    row = store.get_run(run_id)
-    incident = build(row.id, store.events(row.id), incident_signals(store, row.id))
-    if incident.run_status in ("running", "paused", "pending"):
-        incident.run_status = row.status  # the store knows about crashed runs
-    return incident
-
-
-def is_incident_run(workflow: str, inputs: dict[str, Any] | None = None) -> bool:
-    """Incident-response runs (and anything started from an alert) open in the war room."""
-    return workflow.startswith("incident") or bool((inputs or {}).get("alert"))
-
-
-@dataclass
-class Recorded:
-    """What :func:`record` did: the signal's id, the refusal (if any), the new incident."""
-
-    signal_id: int
-    refused: str | None
-    incident: Incident
-    postmortem: list[Path] = field(default_factory=list)
-    postmortem_error: str | None = None
-
-
-def record(
-    store: Store,
-    run_id: str,
-    action: str,
-    *,
-    actor: str,
-    data: dict[str, Any] | None = None,
-    now: float | None = None,
-    keep_refused: bool = True,
-    settings: Settings | None = None,
-) -> Recorded:
-    """Check and record one incident action atomically; safe from any number of processes.
-
-    The permission check and the insert happen in one ``BEGIN IMMEDIATE`` transaction:
-    no other writer can slip an action in between. A refused action is recorded too
-    (outcome ``refused: …``) for the audit trail, unless ``keep_refused`` is false.
-    Resolving writes the postmortem draft (:mod:`quarterdeck.core.incidents.postmortem`), whoever
-    resolves.
-    """
-    run_id = store.get_run(run_id).id  # a prefix works; an unknown run is InvalidInput
-    payload = {**(data or {}), "action": action}
-    text = str(payload.get("text") or "")
-    ts = time.time() if now is None else now
-    conn = store.conn
-    for attempt in range(50):
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            break
-        except sqlite3.OperationalError:  # busy beyond busy_timeout: try a little longer
-            if attempt == 49:
-                raise
-            time.sleep(0.05)
-    try:
-        incident = build(run_id, store.events(run_id), incident_signals(store, run_id))
-        why = incident.why_not(actor, action, payload)
-        signal_id = 0
-        if why is None or keep_refused:
-            outcome = "recorded" if why is None else f"refused: {why}"
-            cur = conn.execute(
-                "INSERT INTO signals (run_id, kind, target, actor, reason, data, created_at,"
-                " consumed_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    SIGNAL_KIND,
-                    action,
-                    actor,
-                    text,
-                    json.dumps(payload, default=str),
-                    ts,
-                    ts,
-                    outcome,
-                ),
-            )
-            signal_id = int(cur.lastrowid or 0)
-            incident.apply_signal(
-                Signal(signal_id, run_id, SIGNAL_KIND, action, actor, text, payload, ts)
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    done = Recorded(signal_id, why, incident)
-    if action == "resolve" and why is None:
-        from quarterdeck.core.incidents import postmortem
-
-        try:
-            done.postmortem = postmortem.write(
-                store, run_id, settings if settings is not None else load_settings()
-            )
-        except (OSError, QuarterdeckError) as exc:  # the resolution stands; say what failed
-            done.postmortem_error = f"could not write the postmortem: {exc}"
-    return done
-
-
-# -- metrics --------------------------------------------------------------------------
-
-
-RESOLUTION_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400, float("inf"))
-
-
-class IncidentCollector:
-    """``incident_resolution_seconds{severity}`` and ``incident_acknowledge_seconds{severity}``
-    from every resolved incident in a store, computed when Prometheus scrapes.
-
-    Reading the store at scrape time means any process may resolve an incident (a war
-    room, the CLI) and the numbers stay right, with no state to keep in sync. Labels carry
-    the severity at resolution, never a run id.
-    """
-
-    def __init__(
-        self,
-        store_path: Any,
-        namespace: str = "quarterdeck",
-        workflows: Sequence[str] | None = None,
-    ) -> None:
-        self.store_path = store_path
-        self.namespace = namespace or "quarterdeck"
-        self.workflows = workflows
-        self._cache: dict[str, tuple[int, Incident]] = {}
-
-    def incidents(self) -> list[Incident]:
-        out: list[Incident] = []
-        with Store(self.store_path) as store:
-            rows = store.conn.execute(
-                "SELECT run_id, MAX(id) FROM signals WHERE kind = ? GROUP BY run_id",
-                (SIGNAL_KIND,),
-            ).fetchall()
-            for run_id, last in rows:
-                cached = self._cache.get(run_id)
-                if cached is None or cached[0] != last:
-                    incident = build(run_id, store.events(run_id), incident_signals(store, run_id))
-                    self._cache[run_id] = (int(last), incident)
-                out.append(self._cache[run_id][1])
-        return out
-
-    def collect(self) -> Iterable[Any]:
-        from prometheus_client.core import HistogramMetricFamily
-
-        resolved = [i for i in self.incidents() if i.resolved]
-        if self.workflows is not None:
-            resolved = [i for i in resolved if i.workflow in self.workflows]
-        measures: tuple[tuple[str, str, Callable[[Incident], float | None]], ...] = (
-            (
-                "incident_resolution_seconds",
-                "Detection to resolution, per incident",
-                lambda i: i.mttr,
-            ),
-            (
-                "incident_acknowledge_seconds",
-                "Detection to acknowledgement, per incident",
-                lambda i: i.mtta,
-            ),
-        )
-        for name, helptext, value in measures:
-            family = HistogramMetricFamily(
-                f"{self.namespace}_{name}", helptext, labels=["severity"]
-            )
-            for level in SEVERITIES:
-                values = [
-                    v for v in (value(i) for i in resolved if i.severity == level) if v is not None
-                ]
-                if not values:
-                    continue
-                buckets = []
-                for bound in RESOLUTION_BUCKETS:
-                    count = sum(1 for v in values if v <= bound)
-                    label = "+Inf" if bound == float("inf") else f"{bound:g}"
-                    buckets.append((label, count))
-                family.add_metric([severity_name(level)], buckets, sum(values))
-            yield family
-
-    def describe(self) -> Iterable[Any]:
-        return []
-
-
-def latest_incident(store: Store, limit: int = 200) -> str:
-    """The newest open incident's run id (else the newest incident); InvalidInput if none."""
-    from quarterdeck.core.errors import InvalidInput
-
-    found: list[str] = []
-    for row in store.list_runs(limit=limit):
-        if is_incident_run(row.workflow, row.inputs) or incident_signals(store, row.id):
-            if not load(store, row.id).resolved:
-                return row.id
-            found.append(row.id)
-    if found:
-        return found[0]
-    raise InvalidInput(
-        f"no incident runs in {store.path}",
-        hint="start one with `quarterdeck run incident-response` or "
-        "`quarterdeck listen --alertmanager 127.0.0.1:PORT`",
-    )

@@ -1,0 +1,53 @@
+"""Reading incidents from the store: which runs are incidents, their incident rows, the
+incident folded from them, and the newest open one (what ``warroom`` opens by default).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quarterdeck.core.errors import InvalidInput
+from quarterdeck.core.incidents.model import SIGNAL_KIND, Incident, build
+from quarterdeck.core.journal.store import Signal, Store
+
+
+def incident_signals(store: Store, run_id: str, after: int = 0) -> list[Signal]:
+    """Every incident signal of a run (consumed or not), oldest first."""
+    rows = store.conn.execute(
+        "SELECT id, run_id, kind, target, actor, reason, data, created_at FROM signals"
+        " WHERE run_id = ? AND kind = ? AND id > ? ORDER BY id",
+        (run_id, SIGNAL_KIND, after),
+    ).fetchall()
+    return [Signal(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
+
+
+def load(store: Store, run_id: str) -> Incident:
+    """Read and fold one run's incident from the store."""
+    row = store.get_run(run_id)
+    incident = build(row.id, store.events(row.id), incident_signals(store, row.id))
+    if incident.run_status in ("running", "paused", "pending"):
+        incident.run_status = row.status  # the store knows about crashed runs
+    return incident
+
+
+def is_incident_run(workflow: str, inputs: dict[str, Any] | None = None) -> bool:
+    """Incident-response runs (and anything started from an alert) open in the war room."""
+    return workflow.startswith("incident") or bool((inputs or {}).get("alert"))
+
+
+def latest_incident(store: Store, limit: int = 200) -> str:
+    """The newest open incident's run id (else the newest incident); InvalidInput if none."""
+    found: list[str] = []
+    for row in store.list_runs(limit=limit):
+        if is_incident_run(row.workflow, row.inputs) or incident_signals(store, row.id):
+            if not load(store, row.id).resolved:
+                return row.id
+            found.append(row.id)
+    if found:
+        return found[0]
+    raise InvalidInput(
+        f"no incident runs in {store.path}",
+        hint="start one with `quarterdeck run incident-response` or "
+        "`quarterdeck listen --alertmanager 127.0.0.1:PORT`",
+    )
