@@ -32,6 +32,7 @@ from quarterdeck.core.actions.base import ActionContext
 from quarterdeck.core.errors import NonRetryableError
 
 Source = Literal["parameter", ".venv", "venv", "VIRTUAL_ENV", "PATH"]
+PYTHON_HELP = "Interpreter; default the project's (.venv, venv, $VIRTUAL_ENV, python3 on PATH)"
 VENV_DIRS: tuple[Literal[".venv", "venv"], ...] = (".venv", "venv")
 _WHY: dict[str, str] = {
     "parameter": "the step's `python:`",

@@ -27,11 +27,15 @@ from pydantic import Field, model_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
-from quarterdeck.core.actions.interpreter import capture_lines, not_installed, step_python
+from quarterdeck.core.actions.interpreter import (
+    PYTHON_HELP,
+    capture_lines,
+    not_installed,
+    step_python,
+)
 from quarterdeck.core.errors import ActionError, NonRetryableError
 
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
-PYTHON_HELP = "Interpreter; default the project's (.venv, venv, $VIRTUAL_ENV, python3 on PATH)"
 
 
 def resolve_path(ctx: ActionContext, value: str) -> Path:
@@ -128,9 +132,9 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
         raise NonRetryableError(f"no pyproject.toml (or setup.py) in {project}")
     outdir = Path(params.outdir)
     outdir = outdir if outdir.is_absolute() else project / outdir
+    interpreter = step_python(ctx, params.python, project)
     staging = ctx.run_dir / "build" / f"{ctx.step_id}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
-    interpreter = step_python(ctx, params.python, project)
     argv = [interpreter.path, "-m", "build", "--outdir", str(staging)]
     if params.sdist and not params.wheel:
         argv.append("--sdist")

@@ -29,14 +29,13 @@ from pydantic import Field
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
 from quarterdeck.core.actions.interpreter import (
+    PYTHON_HELP,
     capture_lines,
     not_installed,
     project_dir,
     step_python,
 )
 from quarterdeck.core.errors import ActionError
-
-PYTHON_HELP = "Interpreter; default the project's (.venv, venv, $VIRTUAL_ENV, python3 on PATH)"
 
 
 def _reports_dir(ctx: ActionContext) -> Path:
