@@ -8,4 +8,5 @@ from __future__ import annotations
 
 __all__ = ["__version__"]
 
+# The one version source: pyproject.toml reads it (dynamic), `quarterdeck --version` prints it.
 __version__ = "0.1.0"

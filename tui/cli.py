@@ -117,8 +117,26 @@ def _color() -> bool | None:
     return None
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from quarterdeck.core import __version__
+
+        typer.echo(f"quarterdeck {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main_callback(ctx: typer.Context, store: StoreOpt = None, as_: AsOpt = None) -> None:
+def main_callback(
+    ctx: typer.Context,
+    store: StoreOpt = None,
+    as_: AsOpt = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
     """Open the cockpit when no command is given."""
     if ctx.invoked_subcommand is not None:
         return

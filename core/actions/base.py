@@ -91,7 +91,9 @@ ACTION_MODULES.extend(
         "quarterdeck.core.actions.git",
         "quarterdeck.core.actions.git_release",
         "quarterdeck.core.actions.packaging",
+        "quarterdeck.core.actions.publish",
         "quarterdeck.core.actions.quality",
+        "quarterdeck.core.actions.secret_scan",
     ]
 )
 _loaded = False

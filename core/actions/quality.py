@@ -1,4 +1,4 @@
-"""Quality actions: ``pytest``, ``lint`` (ruff), ``typecheck`` (mypy) and ``secrets.scan``.
+"""Quality actions: ``pytest``, ``lint`` (ruff) and ``typecheck`` (mypy).
 
 Their outputs are numbers a quality gate can compare (``steps.tests.outputs.coverage >=
 80``, ``steps.lint.outputs.errors == 0``), so by default a failing test or a lint finding
@@ -6,22 +6,21 @@ does not fail the step: the step reports, the gate decides. ``fail_on_*: true`` 
 the step itself fail. A tool that could not run at all (not installed, bad arguments,
 a crash) is always a step failure, with a message saying what to do.
 
-``secrets.scan`` never outputs or logs a secret: only the rule that matched and where
-(``file:line``).
+The tools run with the *project's* interpreter (its ``.venv``, ``$VIRTUAL_ENV``, ``PATH``,
+or the step's ``python:``; see :mod:`quarterdeck.core.actions.interpreter`), so a suite
+gets its own plugins and configuration; outputs ``python`` and ``python_source`` say
+which interpreter ran and why.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import math
 import re
 import shlex
-import sys
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,31 +28,20 @@ from pydantic import Field
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
-from quarterdeck.core.actions.packaging import capture_lines
-from quarterdeck.core.errors import ActionError, NonRetryableError
-
-
-def _dir(ctx: ActionContext, value: str) -> Path:
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else ctx.workdir / path
-    if not path.is_dir():
-        raise NonRetryableError(f"directory not found: {path}")
-    return path
+from quarterdeck.core.actions.interpreter import (
+    PYTHON_HELP,
+    capture_lines,
+    not_installed,
+    project_dir,
+    step_python,
+)
+from quarterdeck.core.errors import ActionError
 
 
 def _reports_dir(ctx: ActionContext) -> Path:
     path = ctx.run_dir / "reports" / f"{ctx.step_id}-{ctx.attempt}-{uuid.uuid4().hex[:6]}"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _not_installed(lines: list[str], module: str, python: str) -> NonRetryableError | None:
-    if any(f"No module named {module}" in line for line in lines):
-        return NonRetryableError(
-            f"{module} is not installed for {python}; run `{python} -m pip install {module}` "
-            "or point `python:` at an interpreter that has it"
-        )
-    return None
 
 
 def _command(value: list[str] | str | None, python: str, module: str) -> list[str]:
@@ -69,7 +57,7 @@ class PytestParams(ActionParams):
     path: str = Field(default=".", description="Project directory (the working directory)")
     tests: list[str] = Field(default_factory=list, description="Test paths or node ids")
     args: list[str] = Field(default_factory=list, description="Extra pytest arguments")
-    python: str | None = Field(default=None, description="Interpreter; default Quarterdeck's")
+    python: str | None = Field(default=None, description=PYTHON_HELP)
     coverage: bool = True
     cov_source: list[str] = Field(default_factory=list, description="Packages/dirs to measure")
     fail_on_failures: bool = False
@@ -112,8 +100,9 @@ _PYTEST_CRASH = {2: "interrupted", 3: "an internal error", 4: "a usage error"}
 @action("pytest", PytestParams)
 async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, Any]:
     """Run a test suite with coverage and JUnit XML; outputs counts gates can compare."""
-    cwd = _dir(ctx, params.path)
-    python = params.python or sys.executable
+    cwd = project_dir(ctx, params.path)
+    interpreter = step_python(ctx, params.python, cwd)
+    python = interpreter.path
     reports = _reports_dir(ctx)
     junit = reports / "junit.xml"
     data_file = reports / ".coverage"
@@ -133,17 +122,20 @@ async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, A
         ]
     else:
         argv = [python, "-m", "pytest", *pytest_args]
-    env = child_env(ctx, params.env)
+    env = interpreter.activated(child_env(ctx, params.env))
     cap, errors = capture_lines(ctx)
     code, lines = await run_process(argv, cap, cwd=cwd, env=env, tail=10_000)
-    missing = _not_installed([*lines, *errors], "coverage" if params.coverage else "pytest", python)
+    tools = ("coverage", "pytest") if params.coverage else ("pytest",)
+    missing = not_installed([*lines, *errors], tools, interpreter)
     if missing is not None and not junit.exists():
         raise missing
     if code in _PYTEST_CRASH or not junit.exists():
         last = next((ln for ln in reversed([*lines, *errors]) if ln.strip()), "")
         what = _PYTEST_CRASH.get(code, f"exit code {code}")
         raise ActionError(
-            f"pytest stopped with {what}: {last}", retryable=False, outputs={"exit_code": code}
+            f"pytest stopped with {what}: {last}",
+            retryable=False,
+            outputs={"exit_code": code, **interpreter.outputs()},
         )
     counts = parse_junit(junit)
     ids = [m["id"] for m in (_SUMMARY_ID.match(ln) for ln in lines) if m]
@@ -158,6 +150,7 @@ async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, A
         "failing": failing,
         "exit_code": code,
         "junit": str(junit),
+        **interpreter.outputs(),
     }
     if params.coverage:
         cov_json = reports / "coverage.json"
@@ -209,17 +202,17 @@ class LintParams(ActionParams):
     ruff: list[str] | str | None = Field(
         default=None, description="Command; default python -m ruff"
     )
-    python: str | None = None
+    python: str | None = Field(default=None, description=PYTHON_HELP)
     fail_on_errors: bool = False
 
 
 @action("lint", LintParams)
 async def lint(params: LintParams, ctx: ActionContext) -> dict[str, Any]:
     """Run ``ruff check``; outputs the number of findings, by rule."""
-    cwd = _dir(ctx, params.path)
-    python = params.python or sys.executable
+    cwd = project_dir(ctx, params.path)
+    interpreter = step_python(ctx, params.python, cwd)
     argv = [
-        *_command(params.ruff, python, "ruff"),
+        *_command(params.ruff, interpreter.path, "ruff"),
         "check",
         "--output-format=json",
         "--exit-zero",
@@ -234,16 +227,17 @@ async def lint(params: LintParams, ctx: ActionContext) -> dict[str, Any]:
             ctx.emit_line(stream, line)
         quiet.append(line)
 
-    sink = _Sink(ctx, keep)
-    code, lines = await run_process(argv, sink.ctx, cwd=cwd, env=child_env(ctx, {}), tail=1_000_000)
+    silent = replace(ctx, emit_line=keep)  # ruff's JSON is parsed, not streamed
+    env = interpreter.activated(child_env(ctx, {}))
+    code, lines = await run_process(argv, silent, cwd=cwd, env=env, tail=1_000_000)
     if code != 0:
-        missing = _not_installed(quiet, "ruff", python)
+        missing = not_installed(quiet, ("ruff",), interpreter)
         if missing is not None:
             raise missing
         raise ActionError(
             f"ruff failed (exit {code}): {quiet[-1] if quiet else ''}",
             retryable=False,
-            outputs={"exit_code": code},
+            outputs={"exit_code": code, **interpreter.outputs()},
         )
     try:
         findings = json.loads("\n".join(lines) or "[]")
@@ -271,6 +265,7 @@ async def lint(params: LintParams, ctx: ActionContext) -> dict[str, Any]:
         "fixable": fixable,
         "files": len(files),
         "places": places[:200],
+        **interpreter.outputs(),
     }
     ctx.log(
         f"{errors} finding(s) in {len(files)} file(s)"
@@ -279,15 +274,6 @@ async def lint(params: LintParams, ctx: ActionContext) -> dict[str, Any]:
     if params.fail_on_errors and errors:
         raise ActionError(f"ruff found {errors} problem(s)", retryable=False, outputs=outputs)
     return outputs
-
-
-class _Sink:
-    """A context whose line sink is replaced, so raw JSON is not streamed as log lines."""
-
-    def __init__(self, ctx: ActionContext, emit: Any) -> None:
-        from dataclasses import replace
-
-        self.ctx = replace(ctx, emit_line=emit)
 
 
 def _relative(filename: str, cwd: Path) -> str:
@@ -307,7 +293,7 @@ class TypecheckParams(ActionParams):
     mypy: list[str] | str | None = Field(
         default=None, description="Command; default python -m mypy"
     )
-    python: str | None = None
+    python: str | None = Field(default=None, description=PYTHON_HELP)
     strict: bool = False
     fail_on_errors: bool = False
 
@@ -321,10 +307,10 @@ _MYPY_LINE = re.compile(
 @action("typecheck", TypecheckParams)
 async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, Any]:
     """Run mypy; outputs the error count, by error code."""
-    cwd = _dir(ctx, params.path)
-    python = params.python or sys.executable
+    cwd = project_dir(ctx, params.path)
+    interpreter = step_python(ctx, params.python, cwd)
     argv = [
-        *_command(params.mypy, python, "mypy"),
+        *_command(params.mypy, interpreter.path, "mypy"),
         "--no-color-output",
         "--no-error-summary",
         "--show-error-codes",
@@ -333,10 +319,10 @@ async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, An
     if params.strict:
         argv.append("--strict")
     argv += [*params.args, *params.paths]
-    env = child_env(ctx, {"MYPY_FORCE_COLOR": "0"})
+    env = interpreter.activated(child_env(ctx, {"MYPY_FORCE_COLOR": "0"}))
     cap, stderr_lines = capture_lines(ctx)
     code, lines = await run_process(argv, cap, cwd=cwd, env=env, tail=1_000_000)
-    missing = _not_installed(stderr_lines, "mypy", python) if code else None
+    missing = not_installed(stderr_lines, ("mypy",), interpreter) if code else None
     if missing is not None:
         raise missing
     if code not in (0, 1):
@@ -344,7 +330,9 @@ async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, An
             (ln for ln in reversed([*lines, *stderr_lines]) if ln.strip()), f"exit code {code}"
         )
         raise ActionError(
-            f"mypy could not check the code: {last}", retryable=False, outputs={"exit_code": code}
+            f"mypy could not check the code: {last}",
+            retryable=False,
+            outputs={"exit_code": code, **interpreter.outputs()},
         )
     by_code: Counter[str] = Counter()
     places: list[str] = []
@@ -363,243 +351,9 @@ async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, An
         "files": len(files),
         "places": places[:200],
         "exit_code": code,
+        **interpreter.outputs(),
     }
     ctx.log(f"mypy: {errors} error(s) in {len(files)} file(s)")
     if params.fail_on_errors and errors:
         raise ActionError(f"mypy found {errors} error(s)", retryable=False, outputs=outputs)
     return outputs
-
-
-# --------------------------------------------------------------------------- secrets.scan
-
-
-@dataclass(frozen=True)
-class SecretRule:
-    name: str
-    pattern: re.Pattern[str]
-    min_entropy: float = 0.0  # of the captured group "secret" (or the whole match)
-
-
-RULES: tuple[SecretRule, ...] = (
-    SecretRule(
-        "private-key",
-        re.compile(
-            r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY(?: BLOCK)?-----"
-        ),
-    ),
-    SecretRule("aws-access-key-id", re.compile(r"\b(?P<secret>(?:AKIA|ASIA)[0-9A-Z]{16})\b")),
-    SecretRule(
-        "aws-secret-access-key",
-        re.compile(
-            r"(?i)aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?(?P<secret>[A-Za-z0-9/+=]{40})\b"
-        ),
-    ),
-    SecretRule(
-        "github-token",
-        re.compile(
-            r"\b(?P<secret>(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255}))\b"
-        ),
-    ),
-    SecretRule("gitlab-token", re.compile(r"\b(?P<secret>glpat-[A-Za-z0-9_-]{20,})\b")),
-    SecretRule("slack-token", re.compile(r"\b(?P<secret>xox[abprs]-[A-Za-z0-9-]{10,})\b")),
-    SecretRule("stripe-key", re.compile(r"\b(?P<secret>[sr]k_live_[A-Za-z0-9]{20,})\b")),
-    SecretRule("google-api-key", re.compile(r"\b(?P<secret>AIza[0-9A-Za-z_-]{35})\b")),
-    SecretRule("pypi-token", re.compile(r"\b(?P<secret>pypi-[A-Za-z0-9_-]{50,})\b")),
-    SecretRule("openai-key", re.compile(r"\b(?P<secret>sk-(?:proj-)?[A-Za-z0-9_-]{32,})\b")),
-    SecretRule(
-        "jwt",
-        re.compile(
-            r"\b(?P<secret>eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})\b"
-        ),
-    ),
-    SecretRule(
-        "url-credentials",
-        re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"']+:(?P<secret>[^\s@/\"']{6,})@[^\s/\"']+"),
-        2.5,
-    ),
-    SecretRule(
-        "generic-secret",
-        re.compile(
-            r"(?i)(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|"
-            r"private[_-]?key|client[_-]?secret|token)[\"']?\s*[:=]\s*[\"'](?P<secret>[^\"'\s]{12,})[\"']"
-        ),
-        3.5,
-    ),
-)
-_ALLOW_MARKERS = ("pragma: allowlist secret", "quarterdeck: allow-secret")
-_PLACEHOLDER = re.compile(
-    r"(?i)\{\{|\$\{|<[a-z_-]+>|example|changeme|dummy|placeholder|x{6,}|\*{4,}"
-)
-_SKIP_DIRS = {
-    ".git",
-    ".venv",
-    "venv",
-    "node_modules",
-    "__pycache__",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    ".tox",
-    "dist",
-    "build",
-}
-_MAX_BYTES = 1_000_000
-
-
-def entropy(text: str) -> float:
-    """Shannon entropy in bits per character: random tokens score high, words low."""
-    if not text:
-        return 0.0
-    counts = Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
-def scan_text(text: str) -> list[tuple[int, str]]:
-    """``(line number, rule)`` for every secret-looking string in ``text``."""
-    found: list[tuple[int, str]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if any(marker in line for marker in _ALLOW_MARKERS):
-            continue
-        for rule in RULES:
-            for match in rule.pattern.finditer(line):
-                secret = match.groupdict().get("secret") or match.group(0)
-                if rule.min_entropy and (
-                    _PLACEHOLDER.search(secret) or entropy(secret) < rule.min_entropy
-                ):
-                    continue
-                found.append((number, rule.name))
-                break
-            else:
-                continue
-            break
-    return found
-
-
-class SecretsScanParams(ActionParams):
-    path: str = "."
-    exclude: list[str] = Field(default_factory=list, description="Glob patterns to skip")
-    history: bool = Field(default=False, description="Also scan lines added in past commits")
-    fail_on_findings: bool = False
-
-
-@action("secrets.scan", SecretsScanParams)
-async def secrets_scan(params: SecretsScanParams, ctx: ActionContext) -> dict[str, Any]:
-    """Find committed secrets; outputs their count and places (file:line), never the secret."""
-    root = _dir(ctx, params.path)
-    env = child_env(ctx, {"LC_ALL": "C"})
-    quiet: list[str] = []
-    silent = _Sink(ctx, lambda stream, line: quiet.append(line)).ctx
-    code, listed = await run_process(
-        ["git", "ls-files", "-z", "--cached"], silent, cwd=root, env=env, tail=1_000_000
-    )
-    tracked: list[str]
-    if code == 0:
-        tracked = [p for p in "\n".join(listed).split("\x00") if p]
-        source = "tracked files"
-    else:
-        tracked = [str(p.relative_to(root)) for p in _walk(root)]
-        source = "files (not a git repository)"
-
-    def excluded(rel: str) -> bool:
-        return any(fnmatch.fnmatch(rel, pat) for pat in params.exclude)
-
-    findings: list[dict[str, Any]] = []
-    seen: set[tuple[str, int, str]] = set()
-    scanned = 0
-    for rel in tracked:
-        if excluded(rel):
-            continue
-        path = root / rel
-        try:
-            if not path.is_file() or path.stat().st_size > _MAX_BYTES:
-                continue
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if b"\x00" in data[:8192]:
-            continue
-        scanned += 1
-        for line, rule in scan_text(data.decode("utf-8", errors="replace")):
-            seen.add((rel, line, rule))
-            findings.append({"file": rel, "line": line, "rule": rule})
-    if params.history and code == 0:
-        findings += await _scan_history(root, silent, env, excluded, seen)
-    places = [
-        f"{f['file']}:{f['line']}" + (f"@{f['commit']}" if "commit" in f else "") for f in findings
-    ]
-    for place, item in zip(places, findings, strict=True):
-        ctx.log(f"{place}: possible secret ({item['rule']})")
-    ctx.log(f"scanned {scanned} {source}: {len(findings)} possible secret(s)")
-    outputs: dict[str, Any] = {
-        "count": len(findings),
-        "places": places,
-        "findings": findings,
-        "files_scanned": scanned,
-        "by_rule": dict(Counter(f["rule"] for f in findings)),
-    }
-    if params.fail_on_findings and findings:
-        raise ActionError(
-            f"{len(findings)} possible secret(s): {', '.join(places[:10])}",
-            retryable=False,
-            outputs=outputs,
-        )
-    return outputs
-
-
-def _walk(root: Path) -> list[Path]:
-    out: list[Path] = []
-    stack = [root]
-    while stack:
-        here = stack.pop()
-        try:
-            entries = sorted(here.iterdir())
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.is_dir() and not entry.is_symlink():
-                if entry.name not in _SKIP_DIRS:
-                    stack.append(entry)
-            elif entry.is_file():
-                out.append(entry)
-    return out
-
-
-_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(?P<start>\d+)(?:,\d+)? @@")
-
-
-async def _scan_history(
-    root: Path,
-    silent: ActionContext,
-    env: dict[str, str],
-    excluded: Any,
-    seen: set[tuple[str, int, str]],
-) -> list[dict[str, Any]]:
-    """Secrets in lines added by any commit (even if a later commit removed them)."""
-    code, lines = await run_process(
-        ["git", "log", "--all", "-p", "-U0", "--no-color", "--no-ext-diff", "--format=commit %H"],
-        silent,
-        cwd=root,
-        env=env,
-        tail=10_000_000,
-    )
-    if code != 0:
-        raise ActionError("git log failed while scanning history", retryable=False)
-    found: list[dict[str, Any]] = []
-    commit = ""
-    file = ""
-    number = 0
-    for line in lines:
-        if line.startswith("commit ") and len(line) == 47:
-            commit = line[7:14]
-        elif line.startswith("+++ "):
-            file = line[6:] if line.startswith("+++ b/") else ""
-        elif (hunk := _HUNK.match(line)) is not None:
-            number = int(hunk["start"])
-        elif line.startswith("+") and file and not excluded(file):
-            for _, rule in scan_text(line[1:]):
-                key = (file, number, rule)
-                if key not in seen:
-                    seen.add(key)
-                    found.append({"file": file, "line": number, "rule": rule, "commit": commit})
-            number += 1
-    return found

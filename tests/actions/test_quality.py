@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,17 @@ import pytest
 from quarterdeck.core.errors import ActionError, NonRetryableError
 from tests.actions.conftest import Repo, run_action
 from tests.helpers import cli, run_workflow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def suite_venv() -> Iterator[None]:
+    """These projects have no venv of their own: run them as if the suite's venv (which has
+    the tools) were activated, the way a developer runs Quarterdeck from a shell. Module
+    scope, so the module's shared fixtures (one build per module) see it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VIRTUAL_ENV", sys.prefix)
+        yield
+
 
 CALC = """\
 def add(a, b):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from quarterdeck.core.errors import InvalidInput
-from quarterdeck.workflows.sandbox.sandbox import DEMOS, Sandbox
+from quarterdeck.workflows.sandbox.sandbox import DEMOS, Sandbox, missing_demo_modules
 
 
 def _say(line: str) -> None:
@@ -46,6 +46,13 @@ class DemoSession:
             raise InvalidInput(
                 f"unknown demo {kind!r}: choose one of {', '.join(DEMOS)}",
                 hint="`quarterdeck demo release` or `quarterdeck demo incident`",
+            )
+        missing = missing_demo_modules()
+        if missing:
+            raise InvalidInput(
+                f"the demo needs tools this installation lacks ({', '.join(missing)})",
+                hint="install Quarterdeck with its demo extra: `pipx install 'quarterdeck[demo]'`,"
+                " `uv tool install 'quarterdeck[demo]'` or `pip install 'quarterdeck[demo]'`",
             )
         self.kind = kind
         self.workflow = DEMOS[kind]

@@ -24,6 +24,8 @@ import contextlib
 import json
 import os
 import shutil
+import sys
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Self
 
@@ -41,6 +43,26 @@ from quarterdeck.workflows.sandbox.servers import (
 )
 
 DEMOS = {"release": "package-release", "incident": "incident-response"}
+# What the demo runs with Quarterdeck's own interpreter: its package index, and the tools
+# the demo project's steps run (Quarterdeck's `demo` extra installs them).
+DEMO_MODULES = (
+    "pypiserver",
+    "passlib",
+    "waitress",
+    "pytest",
+    "coverage",
+    "ruff",
+    "mypy",
+    "build",
+    "setuptools",
+)
+
+
+def missing_demo_modules() -> list[str]:
+    """The demo's tools this interpreter lacks (Quarterdeck installed without ``[demo]``)."""
+    return [name for name in DEMO_MODULES if find_spec(name) is None]
+
+
 DEMO_USER = "demo"
 
 INCIDENT_SEVERITY = "SEV2"
@@ -240,7 +262,15 @@ class Sandbox:
         return "broken-build"
 
     def inputs(self, demo: str) -> dict[str, str]:
-        """``-i`` values for the demo's workflow (``release`` or ``incident``)."""
+        """``-i`` values for the demo's workflow (``release`` or ``incident``).
+
+        ``python`` is Quarterdeck's own interpreter: the demo project has no venv, and the
+        ``demo`` extra put its tools (pytest, coverage, ruff, mypy, build) there."""
+        assert self.index is not None and self.production is not None
+        assert self.host is not None
+        return {**self._inputs(demo), "python": sys.executable}
+
+    def _inputs(self, demo: str) -> dict[str, str]:
         assert self.index is not None and self.production is not None
         assert self.host is not None
         if demo == "release":
