@@ -73,7 +73,6 @@ ACTIVE_RUN_STATUSES = RUN_ACTIVE
 
 _STATUS = enum(RunStatus)
 _INT = number(int)
-_FLOAT = number(float)
 
 
 @dataclass(slots=True)
@@ -264,7 +263,7 @@ class StepOutput(_Of):
 class StepRetry(_Of):
     TYPES = (EventType.STEP_RETRY,)
     attempt: int = field(metadata=meta(0, parse=_INT))
-    delay: float = field(metadata=meta(0.0, parse=_FLOAT))
+    delay: float = field(metadata=meta(0.0))  # as written: 2 stays 2 in the narration
     error: str | None = field(metadata=meta(None))
 
 
