@@ -422,3 +422,11 @@ def test_statuses_keep_their_strings_and_every_one_has_a_look() -> None:
     assert every == set(LOOKS)
     assert look("succeeded").glyph == "✔" and look("succeeded").mark == "✓"
     assert look("no-such-status").glyph == "?"
+
+
+def test_numbers_are_read_as_written_so_the_narration_does_not_change() -> None:
+    from quarterdeck.core.journal.state import RunState
+    from quarterdeck.tui.headless.render import describe
+
+    retry = Event(EventType.STEP_RETRY, "r", "s", "t", {"attempt": 1, "delay": 2, "error": "x"})
+    assert describe(retry, RunState("r")) == "attempt 1 failed: x; retrying in 2s"

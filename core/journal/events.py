@@ -16,13 +16,15 @@ from typing import Any, Self
 from quarterdeck.core.journal.payload import (
     OMIT,
     Payload,
-    PayloadError,
     Record,
     dict_of,
     enum,
     list_of,
     meta,
     number,
+)
+from quarterdeck.core.journal.payload import (
+    PayloadError as PayloadError,  # re-exported: readers catch it from here
 )
 from quarterdeck.core.journal.statuses import (
     RUN_ACTIVE,
@@ -32,8 +34,6 @@ from quarterdeck.core.journal.statuses import (
     StageStatus,
     StepStatus,
 )
-
-__all__ = ["ACTIVE_RUN_STATUSES", "TERMINAL_RUN_STATUSES", "PayloadError"]
 
 
 class EventType(StrEnum):
