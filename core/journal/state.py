@@ -1,174 +1,81 @@
 """A run's state as a fold over its events.
 
 The cockpit, the headless renderer, ``show``, ``attach`` and ``resume`` all build their
-picture of a run here, from the same journaled events.
+picture of a run here, from the same journaled events. :meth:`RunState.apply` looks the
+event's type up in one table (``_FOLD``, at the end) of handlers, each reading its typed
+payload; the parts of the state (stages, steps, gates, approvals) are in
+:mod:`quarterdeck.core.journal.parts`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.events import (
+    ApprovalDecided,
+    ApprovalRefused,
+    ApprovalRequested,
+    ApprovalVote,
+    Budget,
+    BudgetOutcome,
+    Event,
+    EventType,
+    GateEvaluated,
+    GateSkipped,
+    MemorySet,
+    PersonaSwitched,
+    RunFinished,
+    RunInterrupted,
+    RunPaused,
+    RunResumed,
+    RunStarted,
+    RunUnpaused,
+    SignalReceived,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+    StepFinished,
+    StepOutput,
+    StepRetry,
+    StepSkipped,
+    StepStarted,
+    TokensUsed,
+)
+from quarterdeck.core.journal.parts import (
+    LOG_TAIL,
+    ApprovalState,
+    GateState,
+    LogLine,
+    PersonaUsage,
+    StageState,
+    StepState,
+    Vote,
+)
+from quarterdeck.core.journal.statuses import (
+    STEP_DONE,
+    ApprovalStatus,
+    GateStatus,
+    RunStatus,
+    StageStatus,
+    StepStatus,
+)
 
-LOG_TAIL = 20
-
-
-@dataclass
-class StepState:
-    id: str
-    stage: str
-    uses: str = ""
-    needs: list[str] = field(default_factory=list)
-    status: str = "pending"
-    attempts: int = 0
-    outputs: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    role: str = "step"  # step | fallback | on_failure
-    parent: str | None = None
-    via: str | None = None
-    next_retry_at: float | None = None
-    lines: int = 0
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL))
-
-    @property
-    def duration(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at if self.finished_at is not None else time.time()
-        return max(0.0, end - self.started_at)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "uses": self.uses,
-            "status": self.status,
-            "attempts": self.attempts,
-            "outputs": self.outputs,
-            "error": self.error,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "role": self.role,
-        }
-
-
-@dataclass
-class GateState:
-    id: str
-    status: str = "pending"  # pending | passed | failed | skipped
-    results: list[dict[str, Any]] = field(default_factory=list)
-    skipped_by: str | None = None
-    reason: str | None = None
-
-
-@dataclass
-class Vote:
-    by: str
-    decision: str
-    reason: str
-    ts: float
-
-
-@dataclass
-class ApprovalState:
-    id: str
-    stage: str
-    status: str = "pending"  # pending | waiting | approved | rejected
-    prompt: str = ""
-    evidence: list[str] = field(default_factory=list)
-    approvers: list[str] = field(default_factory=list)
-    min_approvals: int = 1
-    allow_self_approval: bool = False
-    requested_at: float | None = None
-    timeout_at: float | None = None
-    on_timeout: str = "reject"
-    votes: list[Vote] = field(default_factory=list)
-    refusals: list[dict[str, Any]] = field(default_factory=list)
-    decided_by: str | None = None
-    reason: str | None = None
-    decided_at: float | None = None
-    timed_out: bool = False
-    kind: str = "approval"  # approval | budget
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "stage": self.stage,
-            "status": self.status,
-            "prompt": self.prompt,
-            "approvers": self.approvers,
-            "min_approvals": self.min_approvals,
-            "votes": [v.__dict__ for v in self.votes],
-            "decided_by": self.decided_by,
-            "reason": self.reason,
-            "timed_out": self.timed_out,
-        }
-
-
-@dataclass
-class StageState:
-    id: str
-    title: str = ""
-    persona: str | None = None
-    status: str = "pending"
-    steps: dict[str, StepState] = field(default_factory=dict)
-    started_at: float | None = None
-    finished_at: float | None = None
-    error: str | None = None
-    gate: GateState | None = None
-    approval: ApprovalState | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "persona": self.persona,
-            "status": self.status,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "error": self.error,
-            "steps": [s.to_json() for s in self.steps.values()],
-        }
-        if self.gate is not None:
-            out["gate"] = {
-                "id": self.gate.id,
-                "status": self.gate.status,
-                "results": self.gate.results,
-            }
-        if self.approval is not None:
-            out["approval"] = self.approval.to_json()
-        return out
-
-
-@dataclass
-class PersonaUsage:
-    name: str
-    budget: int = 0
-    title: str = ""
-    role: str = ""
-    color: str = ""
-    model: str = ""
-    tokens_used: int = 0
-    estimated: bool = False
-    seconds: float = 0.0
-    since: float | None = None
-
-    @property
-    def remaining(self) -> int:
-        return self.budget - self.tokens_used
-
-
-@dataclass
-class LogLine:
-    ts: float
-    stage: str | None
-    step: str | None
-    stream: str
-    text: str
+__all__ = [
+    "LOG_TAIL",
+    "ApprovalState",
+    "GateState",
+    "LogLine",
+    "PersonaUsage",
+    "RunState",
+    "StageState",
+    "StepState",
+    "Vote",
+    "fold",
+]
 
 
 @dataclass
@@ -178,7 +85,7 @@ class RunState:
     id: str
     workflow: str = ""
     title: str = ""
-    status: str = "pending"
+    _status: RunStatus = RunStatus.PENDING  # read and set as ``status``
     started_at: float | None = None
     finished_at: float | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -197,6 +104,15 @@ class RunState:
     log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=5000))
     keep_log: bool = False
 
+    @property
+    def status(self) -> RunStatus:
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        """Front ends set a store row's status (``interrupted``); a typo fails here."""
+        self._status = RunStatus(value)
+
     # -- queries ----------------------------------------------------------------------
 
     def step(self, step_id: str) -> StepState | None:
@@ -210,19 +126,19 @@ class RunState:
 
     def pending_approval(self) -> ApprovalState | None:
         for approval in self.approvals.values():
-            if approval.status == "waiting":
+            if approval.status == ApprovalStatus.WAITING:
                 return approval
         return None
 
     def failing_step(self) -> StepState | None:
         for step in self.all_steps():
-            if step.status == "failed" and step.role == "step":
+            if step.status == StepStatus.FAILED and step.role == "step":
                 return step
         return None
 
     def counts(self) -> tuple[int, int]:
         steps = [s for s in self.all_steps() if s.role == "step"]
-        done = sum(1 for s in steps if s.status in ("succeeded", "failed", "skipped"))
+        done = sum(1 for s in steps if s.status in STEP_DONE)
         return done, len(steps)
 
     @property
@@ -235,210 +151,11 @@ class RunState:
     # -- folding ----------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
+        """Fold one event in (the handler for its type, below, reads its typed payload)."""
         self.last_seq = max(self.last_seq, event.seq)
-        d = event.data
-        kind = event.type
-        if kind == EventType.RUN_STARTED:
-            self.workflow = d.get("workflow", "")
-            self.title = d.get("title", "")
-            self.inputs = d.get("inputs", {})
-            self.started_by = d.get("started_by", "")
-            self.started_at = event.ts
-            self.status = "running"
-            for stage in d.get("plan", []):
-                st = StageState(stage["id"], stage.get("title", ""), stage.get("persona"))
-                for step in stage.get("steps", []):
-                    st.steps[step["id"]] = StepState(
-                        step["id"], stage["id"], step.get("uses", ""), step.get("needs", [])
-                    )
-                if stage.get("gate"):
-                    st.gate = GateState(stage["gate"])
-                self.stages[st.id] = st
-            for name, info in d.get("personas", {}).items():
-                self.personas[name] = PersonaUsage(
-                    name,
-                    budget=int(info.get("budget", 0)),
-                    title=str(info.get("title", "")),
-                    role=str(info.get("role", "")),
-                    color=str(info.get("color", "")),
-                    model=str(info.get("model", "")),
-                )
-        elif kind == EventType.RUN_RESUMED:
-            self.status = "running"
-            self.finished_at = None
-            self.error = None
-            self.paused = False
-            if self.persona and self.persona in self.personas:  # it holds the run again
-                self.personas[self.persona].since = event.ts
-        elif kind == EventType.RUN_PAUSED:
-            self.paused = True
-            self.status = "paused"
-        elif kind == EventType.RUN_UNPAUSED:
-            self.paused = False
-            self.status = "waiting" if self.pending_approval() else "running"
-        elif kind == EventType.RUN_FINISHED:
-            self.status = d.get("status", "failed")
-            self.error = d.get("error")
-            self.finished_at = event.ts
-            self._close_persona(event.ts)
-        elif kind == EventType.RUN_INTERRUPTED:
-            self.status = "interrupted"
-            self.finished_at = event.ts
-            self._close_persona(event.ts)
-            for step in self.all_steps():
-                if step.status == "running":
-                    step.status = "interrupted"
-        elif kind == EventType.STAGE_STARTED:
-            stage = self._stage(event.stage)
-            stage.status = "running"
-            stage.started_at = stage.started_at or event.ts
-            if d.get("persona"):
-                stage.persona = d["persona"]
-        elif kind == EventType.STAGE_FINISHED:
-            stage = self._stage(event.stage)
-            stage.status = d.get("status", "failed")
-            stage.error = d.get("error")
-            stage.finished_at = event.ts
-        elif kind == EventType.STAGE_SKIPPED:
-            stage = self._stage(event.stage)
-            stage.status = "skipped"
-            stage.error = d.get("reason")
-            stage.finished_at = event.ts
-            for step in stage.steps.values():
-                if step.status == "pending":
-                    step.status = "skipped"
-        elif kind == EventType.STEP_STARTED:
-            step = self._step(event)
-            step.status = "running"
-            step.attempts = int(d.get("attempt", step.attempts + 1))
-            step.started_at = step.started_at or event.ts
-            step.finished_at = None
-            step.next_retry_at = None
-            if d.get("uses"):
-                step.uses = d["uses"]
-            if d.get("role"):
-                step.role = d["role"]
-                step.parent = d.get("parent")
-        elif kind == EventType.STEP_OUTPUT:
-            step = self._step(event)
-            lines = d.get("lines", [])
-            step.lines += len(lines)
-            step.tail.extend(lines)
-            if self.keep_log:
-                stream = d.get("stream", "stdout")
-                for text in lines:
-                    self.log.append(LogLine(event.ts, event.stage, event.step, stream, text))
-        elif kind == EventType.STEP_RETRY:
-            step = self._step(event)
-            step.error = d.get("error")
-            step.next_retry_at = event.ts + float(d.get("delay", 0))
-        elif kind == EventType.STEP_FINISHED:
-            step = self._step(event)
-            step.status = d.get("status", "failed")
-            step.outputs = d.get("outputs", {}) or {}
-            step.error = d.get("error")
-            step.via = d.get("via")
-            step.finished_at = event.ts
-            if "attempt" in d:
-                step.attempts = int(d["attempt"])
-        elif kind == EventType.STEP_SKIPPED:
-            step = self._step(event)
-            step.status = "skipped"
-            step.error = d.get("reason")
-            step.finished_at = event.ts
-        elif kind == EventType.GATE_EVALUATED:
-            stage = self._stage(event.stage)
-            gate = stage.gate or GateState(d.get("gate", "gate"))
-            gate.status = "passed" if d.get("passed") else "failed"
-            gate.results = d.get("results", [])
-            stage.gate = gate
-        elif kind == EventType.GATE_SKIPPED:
-            stage = self._stage(event.stage)
-            gate = stage.gate or GateState(d.get("gate", "gate"))
-            gate.status = "skipped"
-            gate.skipped_by = d.get("by")
-            gate.reason = d.get("reason")
-            stage.gate = gate
-        elif kind == EventType.APPROVAL_REQUESTED:
-            gate_id = d["gate"]
-            approval = ApprovalState(
-                id=gate_id,
-                stage=event.stage or "",
-                status="waiting",
-                prompt=d.get("prompt", ""),
-                evidence=d.get("evidence", []),
-                approvers=d.get("approvers", []),
-                min_approvals=int(d.get("min_approvals", 1)),
-                allow_self_approval=bool(d.get("allow_self_approval", False)),
-                requested_at=event.ts,
-                timeout_at=d.get("timeout_at"),
-                on_timeout=d.get("on_timeout", "reject"),
-                kind=d.get("kind", "approval"),
-                data=d.get("data", {}),
-            )
-            previous = self.approvals.get(gate_id)
-            if previous is not None and previous.status == "waiting":
-                approval.votes = previous.votes
-                approval.requested_at = previous.requested_at
-            self.approvals[gate_id] = approval
-            if event.stage and event.stage in self.stages:
-                self.stages[event.stage].approval = approval
-            self.status = "paused" if self.paused else "waiting"
-        elif kind == EventType.APPROVAL_VOTE:
-            voted = self.approvals.get(d["gate"])
-            if voted is not None:
-                voted.votes.append(
-                    Vote(d.get("by", ""), d.get("decision", ""), d.get("reason", ""), event.ts)
-                )
-        elif kind == EventType.APPROVAL_REFUSED:
-            refused = self.approvals.get(d["gate"])
-            if refused is not None:
-                refused.refusals.append(d)
-        elif kind == EventType.APPROVAL_DECIDED:
-            decided = self.approvals.get(d["gate"])
-            if decided is not None:
-                decision = d.get("decision", "rejected")
-                decided.status = decision
-                decided.decided_by = d.get("by")
-                decided.reason = d.get("reason")
-                decided.decided_at = event.ts
-                decided.timed_out = bool(d.get("timed_out"))
-            if self.status == "waiting":
-                self.status = "running"
-        elif kind == EventType.PERSONA_SWITCHED:
-            self.switches.append({**d, "ts": event.ts})
-            previous = d.get("from")
-            if previous and previous in self.personas:
-                self._close_persona(event.ts)
-            self.persona = d.get("to")
-            if self.persona:
-                usage = self.personas.setdefault(self.persona, PersonaUsage(self.persona))
-                usage.since = event.ts
-        elif kind == EventType.TOKENS_USED:
-            name = d.get("persona") or ""
-            if not name:  # a stage without a persona: counted, charged to nobody
-                self.token_series.append((event.ts, int(d.get("total", 0))))
-                return
-            usage = self.personas.setdefault(name, PersonaUsage(name))
-            usage.tokens_used = int(d.get("used", usage.tokens_used + int(d.get("total", 0))))
-            usage.estimated = usage.estimated or bool(d.get("estimated"))
-            if "budget" in d:
-                usage.budget = int(d["budget"])
-            self.token_series.append((event.ts, int(d.get("total", 0))))
-        elif kind == EventType.BUDGET:
-            name = d.get("persona") or ""
-            usage = self.personas.setdefault(name, PersonaUsage(name))
-            if "budget" in d:
-                usage.budget = int(d["budget"])
-            if "used" in d:
-                usage.tokens_used = int(d["used"])
-            budget_gate = self.approvals.get(d.get("gate") or "")
-            if budget_gate is not None and d.get("outcome") in ("extended", "rejected"):
-                budget_gate.data["applied"] = True  # a resumed run must not apply it twice
-        elif kind == EventType.SIGNAL_RECEIVED:
-            self.signals.append({**d, "ts": event.ts})
-        elif kind == EventType.MEMORY_SET:
-            self.memory[d["key"]] = d.get("value")
+        handler = _FOLD.get(event.type)
+        if handler is not None:
+            handler(self, event, event.payload())
 
     def _close_persona(self, ts: float) -> None:
         if self.persona and self.persona in self.personas:
@@ -507,3 +224,274 @@ def fold(run_id: str, events: list[Event], *, keep_log: bool = False) -> RunStat
     for event in events:
         state.apply(event)
     return state
+
+
+# -- the fold: one handler per event type ------------------------------------------------------
+
+
+def _run_started(s: RunState, event: Event, p: RunStarted) -> None:
+    s.workflow = p.workflow
+    s.title = p.title
+    s.inputs = p.inputs
+    s.started_by = p.started_by
+    s.started_at = event.ts
+    s.status = RunStatus.RUNNING
+    for stage in p.plan:
+        st = StageState(stage.id, stage.title, stage.persona)
+        for step in stage.steps:
+            st.steps[step.id] = StepState(step.id, stage.id, step.uses, step.needs)
+        if stage.gate:
+            st.gate = GateState(stage.gate)
+        s.stages[st.id] = st
+    for name, info in p.personas.items():
+        s.personas[name] = PersonaUsage(
+            name,
+            budget=info.budget,
+            title=info.title,
+            role=info.role,
+            color=info.color,
+            model=info.model,
+        )
+
+
+def _run_resumed(s: RunState, event: Event, p: RunResumed) -> None:
+    s.status = RunStatus.RUNNING
+    s.finished_at = None
+    s.error = None
+    s.paused = False
+    if s.persona and s.persona in s.personas:  # it holds the run again
+        s.personas[s.persona].since = event.ts
+
+
+def _run_paused(s: RunState, event: Event, p: RunPaused) -> None:
+    s.paused = True
+    s.status = RunStatus.PAUSED
+
+
+def _run_unpaused(s: RunState, event: Event, p: RunUnpaused) -> None:
+    s.paused = False
+    s.status = RunStatus.WAITING if s.pending_approval() else RunStatus.RUNNING
+
+
+def _run_finished(s: RunState, event: Event, p: RunFinished) -> None:
+    s.status = p.status
+    s.error = p.error
+    s.finished_at = event.ts
+    s._close_persona(event.ts)
+
+
+def _run_interrupted(s: RunState, event: Event, p: RunInterrupted) -> None:
+    s.status = RunStatus.INTERRUPTED
+    s.finished_at = event.ts
+    s._close_persona(event.ts)
+    for step in s.all_steps():
+        if step.status == StepStatus.RUNNING:
+            step.status = StepStatus.INTERRUPTED
+
+
+def _stage_started(s: RunState, event: Event, p: StageStarted) -> None:
+    stage = s._stage(event.stage)
+    stage.status = StageStatus.RUNNING
+    stage.started_at = stage.started_at or event.ts
+    if p.persona:
+        stage.persona = p.persona
+
+
+def _stage_finished(s: RunState, event: Event, p: StageFinished) -> None:
+    stage = s._stage(event.stage)
+    stage.status = p.status
+    stage.error = p.error
+    stage.finished_at = event.ts
+
+
+def _stage_skipped(s: RunState, event: Event, p: StageSkipped) -> None:
+    stage = s._stage(event.stage)
+    stage.status = StageStatus.SKIPPED
+    stage.error = p.reason
+    stage.finished_at = event.ts
+    for step in stage.steps.values():
+        if step.status == StepStatus.PENDING:
+            step.status = StepStatus.SKIPPED
+
+
+def _step_started(s: RunState, event: Event, p: StepStarted) -> None:
+    step = s._step(event)
+    step.status = StepStatus.RUNNING
+    step.attempts = p.attempt or step.attempts + 1
+    step.started_at = step.started_at or event.ts
+    step.finished_at = None
+    step.next_retry_at = None
+    if p.uses:
+        step.uses = p.uses
+    if p.role:
+        step.role = p.role
+        step.parent = p.parent
+
+
+def _step_output(s: RunState, event: Event, p: StepOutput) -> None:
+    step = s._step(event)
+    step.lines += len(p.lines)
+    step.tail.extend(p.lines)
+    if s.keep_log:
+        for text in p.lines:
+            s.log.append(LogLine(event.ts, event.stage, event.step, p.stream, text))
+
+
+def _step_retry(s: RunState, event: Event, p: StepRetry) -> None:
+    step = s._step(event)
+    step.error = p.error
+    step.next_retry_at = event.ts + p.delay
+
+
+def _step_finished(s: RunState, event: Event, p: StepFinished) -> None:
+    step = s._step(event)
+    step.status = p.status
+    step.outputs = p.outputs or {}
+    step.error = p.error
+    step.via = p.via
+    step.finished_at = event.ts
+    if p.attempt is not None:
+        step.attempts = p.attempt
+
+
+def _step_skipped(s: RunState, event: Event, p: StepSkipped) -> None:
+    step = s._step(event)
+    step.status = StepStatus.SKIPPED
+    step.error = p.reason
+    step.finished_at = event.ts
+
+
+def _gate_evaluated(s: RunState, event: Event, p: GateEvaluated) -> None:
+    stage = s._stage(event.stage)
+    gate = stage.gate or GateState(p.gate)
+    gate.status = GateStatus.PASSED if p.passed else GateStatus.FAILED
+    gate.results = [r.to_data() for r in p.results]
+    stage.gate = gate
+
+
+def _gate_skipped(s: RunState, event: Event, p: GateSkipped) -> None:
+    stage = s._stage(event.stage)
+    gate = stage.gate or GateState(p.gate)
+    gate.status = GateStatus.SKIPPED
+    gate.skipped_by = p.by
+    gate.reason = p.reason
+    stage.gate = gate
+
+
+def _approval_requested(s: RunState, event: Event, p: ApprovalRequested) -> None:
+    approval = ApprovalState(
+        id=p.gate,
+        stage=event.stage or "",
+        status=ApprovalStatus.WAITING,
+        prompt=p.prompt,
+        evidence=p.evidence,
+        approvers=p.approvers,
+        min_approvals=p.min_approvals,
+        allow_self_approval=bool(p.allow_self_approval),
+        requested_at=event.ts,
+        timeout_at=p.timeout_at,
+        on_timeout=p.on_timeout,
+        kind=p.kind or "approval",
+        data=p.data if p.data is not None else {},
+    )
+    previous = s.approvals.get(p.gate)
+    if previous is not None and previous.status == ApprovalStatus.WAITING:
+        approval.votes = previous.votes
+        approval.requested_at = previous.requested_at
+    s.approvals[p.gate] = approval
+    if event.stage and event.stage in s.stages:
+        s.stages[event.stage].approval = approval
+    s.status = RunStatus.PAUSED if s.paused else RunStatus.WAITING
+
+
+def _approval_vote(s: RunState, event: Event, p: ApprovalVote) -> None:
+    voted = s.approvals.get(p.gate)
+    if voted is not None:
+        voted.votes.append(Vote(p.by, p.decision, p.reason, event.ts))
+
+
+def _approval_refused(s: RunState, event: Event, p: ApprovalRefused) -> None:
+    refused = s.approvals.get(p.gate)
+    if refused is not None:
+        refused.refusals.append(p.to_data())
+
+
+def _approval_decided(s: RunState, event: Event, p: ApprovalDecided) -> None:
+    decided = s.approvals.get(p.gate)
+    if decided is not None:
+        decided.status = p.decision
+        decided.decided_by = p.by
+        decided.reason = p.reason
+        decided.decided_at = event.ts
+        decided.timed_out = bool(p.timed_out)
+    if s.status == RunStatus.WAITING:
+        s.status = RunStatus.RUNNING
+
+
+def _persona_switched(s: RunState, event: Event, p: PersonaSwitched) -> None:
+    s.switches.append({**event.data, "ts": event.ts})
+    if p.from_ and p.from_ in s.personas:
+        s._close_persona(event.ts)
+    s.persona = p.to
+    if s.persona:
+        usage = s.personas.setdefault(s.persona, PersonaUsage(s.persona))
+        usage.since = event.ts
+
+
+def _tokens_used(s: RunState, event: Event, p: TokensUsed) -> None:
+    s.token_series.append((event.ts, p.total))
+    if not p.persona:  # a stage without a persona: counted, charged to nobody
+        return
+    usage = s.personas.setdefault(p.persona, PersonaUsage(p.persona))
+    usage.tokens_used = p.used if p.used is not None else usage.tokens_used + p.total
+    usage.estimated = usage.estimated or bool(p.estimated)
+    if p.budget is not None:
+        usage.budget = p.budget
+
+
+def _budget(s: RunState, event: Event, p: Budget) -> None:
+    usage = s.personas.setdefault(p.persona, PersonaUsage(p.persona))
+    if p.budget is not None:
+        usage.budget = p.budget
+    if p.used is not None:
+        usage.tokens_used = p.used
+    gate = s.approvals.get(p.gate or "")
+    if gate is not None and p.outcome in (BudgetOutcome.EXTENDED, BudgetOutcome.REJECTED):
+        gate.data["applied"] = True  # a resumed run must not apply it twice
+
+
+def _signal_received(s: RunState, event: Event, p: SignalReceived) -> None:
+    s.signals.append({**event.data, "ts": event.ts})
+
+
+def _memory_set(s: RunState, event: Event, p: MemorySet) -> None:
+    s.memory[p.key] = p.value
+
+
+_FOLD: dict[str, Callable[[RunState, Event, Any], None]] = {
+    EventType.RUN_STARTED: _run_started,
+    EventType.RUN_RESUMED: _run_resumed,
+    EventType.RUN_PAUSED: _run_paused,
+    EventType.RUN_UNPAUSED: _run_unpaused,
+    EventType.RUN_FINISHED: _run_finished,
+    EventType.RUN_INTERRUPTED: _run_interrupted,
+    EventType.STAGE_STARTED: _stage_started,
+    EventType.STAGE_FINISHED: _stage_finished,
+    EventType.STAGE_SKIPPED: _stage_skipped,
+    EventType.STEP_STARTED: _step_started,
+    EventType.STEP_OUTPUT: _step_output,
+    EventType.STEP_RETRY: _step_retry,
+    EventType.STEP_FINISHED: _step_finished,
+    EventType.STEP_SKIPPED: _step_skipped,
+    EventType.GATE_EVALUATED: _gate_evaluated,
+    EventType.GATE_SKIPPED: _gate_skipped,
+    EventType.APPROVAL_REQUESTED: _approval_requested,
+    EventType.APPROVAL_VOTE: _approval_vote,
+    EventType.APPROVAL_REFUSED: _approval_refused,
+    EventType.APPROVAL_DECIDED: _approval_decided,
+    EventType.PERSONA_SWITCHED: _persona_switched,
+    EventType.TOKENS_USED: _tokens_used,
+    EventType.BUDGET: _budget,
+    EventType.SIGNAL_RECEIVED: _signal_received,
+    EventType.MEMORY_SET: _memory_set,
+}

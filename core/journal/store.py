@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from quarterdeck.core.errors import InvalidInput
-from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES, Event
+from quarterdeck.core.journal.events import Event
+from quarterdeck.core.journal.statuses import RUN_ACTIVE
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -290,7 +291,7 @@ class Store:
 
     def _reconcile(self, run: RunRow) -> RunRow:
         """A run whose executing process is gone is ``interrupted`` (and resumable)."""
-        if run.status not in ACTIVE_RUN_STATUSES:
+        if run.status not in RUN_ACTIVE:
             return run
         dead = False
         if run.host == socket.gethostname() and run.pid is not None:
@@ -306,7 +307,7 @@ class Store:
         return RunRow(**{**run.__dict__, "status": "interrupted"})
 
     def is_live(self, run_id: str) -> bool:
-        return self.get_run(run_id).status in ACTIVE_RUN_STATUSES
+        return self.get_run(run_id).status in RUN_ACTIVE
 
     # events ---------------------------------------------------------------------------
 

@@ -23,7 +23,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push
 from prometheus_client.exposition import start_http_server
 
 from quarterdeck.core.errors import InvalidInput
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.events import (
+    Budget,
+    Event,
+    GateEvaluated,
+    GateSkipped,
+    PersonaSwitched,
+    RunFinished,
+    RunInterrupted,
+    RunResumed,
+    RunStarted,
+    StageFinished,
+    StageStarted,
+    TokensUsed,
+)
+from quarterdeck.core.journal.statuses import GateStatus, StageStatus
 
 DEFAULT_NAMESPACE = "quarterdeck"
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, float("inf"))
@@ -133,7 +147,7 @@ class MetricsSubscriber:
         usage = state.personas.get(state.persona) if state.persona else None
         run.since = usage.since if usage is not None else None
         for stage in state.stages.values():
-            if stage.status == "running" and stage.started_at is not None:
+            if stage.status == StageStatus.RUNNING and stage.started_at is not None:
                 run.stage_started[stage.id] = stage.started_at
             if stage.persona:
                 run.stage_persona[stage.id] = stage.persona
@@ -154,57 +168,54 @@ class MetricsSubscriber:
 
     def _apply(self, event: Event) -> None:
         m = self.metrics
-        d = event.data
         run = self._runs.setdefault(event.run_id, _Run())
-        kind = event.type
-        if kind == EventType.RUN_STARTED:
-            run.workflow = d.get("workflow", "")
+        p = event.payload()
+        if isinstance(p, RunStarted):
+            run.workflow = p.workflow
             run.started_at = event.ts
-            for name, info in (d.get("personas") or {}).items():
-                m.persona_budget_remaining.labels(name).set(int(info.get("budget", 0)))
-        elif kind == EventType.RUN_RESUMED:
+            for name, info in p.personas.items():
+                m.persona_budget_remaining.labels(name).set(info.budget)
+        elif isinstance(p, RunResumed):
             if run.persona:
                 run.since = event.ts
-        elif kind == EventType.PERSONA_SWITCHED:
+        elif isinstance(p, PersonaSwitched):
             self._end_hold(run, event.ts)
-            to = d.get("to") or NO_PERSONA
-            m.persona_switches.labels(d.get("from") or NO_PERSONA, to, run.workflow).inc()
-            run.persona, run.since = d.get("to"), event.ts
-        elif kind == EventType.STAGE_STARTED:
+            to = p.to or NO_PERSONA
+            m.persona_switches.labels(p.from_ or NO_PERSONA, to, run.workflow).inc()
+            run.persona, run.since = p.to, event.ts
+        elif isinstance(p, StageStarted):
             if event.stage:
                 run.stage_started[event.stage] = event.ts
-                if d.get("persona"):
-                    run.stage_persona[event.stage] = d["persona"]
-        elif kind == EventType.STAGE_FINISHED:
+                if p.persona:
+                    run.stage_persona[event.stage] = p.persona
+        elif isinstance(p, StageFinished):
             started = run.stage_started.pop(event.stage or "", None)
             if started is not None:
                 persona = run.stage_persona.get(event.stage or "") or NO_PERSONA
                 m.stage_duration.labels(run.workflow, event.stage, persona).observe(
                     max(0.0, event.ts - started)
                 )
-        elif kind == EventType.GATE_EVALUATED:
-            result = "passed" if d.get("passed") else "failed"
+        elif isinstance(p, GateEvaluated):
+            result = GateStatus.PASSED if p.passed else GateStatus.FAILED
             m.quality_gates.labels(run.workflow, event.stage or "", result).inc()
-        elif kind == EventType.GATE_SKIPPED:
-            m.quality_gates.labels(run.workflow, event.stage or "", "skipped").inc()
-        elif kind == EventType.TOKENS_USED:
-            persona = d.get("persona") or NO_PERSONA
-            m.persona_tokens.labels(persona, run.workflow, d.get("model") or "").inc(
-                max(0, int(d.get("total", 0)))
-            )
-            if d.get("persona") and "remaining" in d:
-                m.persona_budget_remaining.labels(persona).set(int(d["remaining"]))
-        elif kind == EventType.BUDGET:
-            if d.get("persona") and "remaining" in d:
-                m.persona_budget_remaining.labels(d["persona"]).set(int(d["remaining"]))
-        elif kind == EventType.RUN_FINISHED:
+        elif isinstance(p, GateSkipped):
+            m.quality_gates.labels(run.workflow, event.stage or "", GateStatus.SKIPPED).inc()
+        elif isinstance(p, TokensUsed):
+            persona = p.persona or NO_PERSONA
+            m.persona_tokens.labels(persona, run.workflow, p.model or "").inc(max(0, p.total))
+            if p.persona and p.remaining is not None:
+                m.persona_budget_remaining.labels(persona).set(p.remaining)
+        elif isinstance(p, Budget):
+            if p.persona and p.remaining is not None:
+                m.persona_budget_remaining.labels(p.persona).set(p.remaining)
+        elif isinstance(p, RunFinished):
             self._end_hold(run, event.ts)
             if run.started_at is not None:
                 m.workflow_duration.labels(run.workflow).observe(
                     max(0.0, event.ts - run.started_at)
                 )
-            m.workflow_runs.labels(run.workflow, d.get("status", "failed")).inc()
-        elif kind == EventType.RUN_INTERRUPTED:
+            m.workflow_runs.labels(run.workflow, p.status).inc()
+        elif isinstance(p, RunInterrupted):
             self._end_hold(run, event.ts)
 
     def workflow_of(self, run_id: str) -> str:

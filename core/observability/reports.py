@@ -20,12 +20,18 @@ from typing import Any
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.events import Event
 from quarterdeck.core.journal.state import ApprovalState, GateState, RunState, StageState, StepState
+from quarterdeck.core.journal.statuses import (
+    STEP_FAILED,
+    ApprovalStatus,
+    GateStatus,
+    StepStatus,
+    look,
+)
 
 REPORT_FILES = ("run.json", "junit.xml", "summary.md", "events.jsonl")
 FAILURE_TAIL_LINES = 20
 #: Characters XML 1.0 cannot hold at all (not even escaped); step output may contain them.
 _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_STEP_FAILED = ("failed", "cancelled", "interrupted", "continued")
 #: Colour and cursor sequences tools print on a terminal: noise in a report.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -71,7 +77,7 @@ def _step_case(suite: ET.Element, stage: StageState, step: StepState, workflow: 
         time=f"{_seconds(step.started_at, step.finished_at):.3f}",
     )
     tail = clean_output("\n".join(list(step.tail)[-FAILURE_TAIL_LINES:]))
-    if step.status in _STEP_FAILED:
+    if step.status in STEP_FAILED:
         failure = ET.SubElement(
             case,
             "failure",
@@ -85,8 +91,8 @@ def _step_case(suite: ET.Element, stage: StageState, step: StepState, workflow: 
             body.append(f"last output lines:\n{tail}")
         failure.text = xml_text("\n".join(body))
         outcome = "failure"
-    elif step.status in ("skipped", "pending"):
-        reason = step.error or ("not run" if step.status == "pending" else "skipped")
+    elif step.status in (StepStatus.SKIPPED, StepStatus.PENDING):
+        reason = step.error or ("not run" if step.status == StepStatus.PENDING else "skipped")
         ET.SubElement(case, "skipped", message=xml_text(reason))
         outcome = "skipped"
     else:
@@ -109,7 +115,7 @@ def _gate_case(suite: ET.Element, stage: StageState, gate: GateState, workflow: 
         + (f" ({r['error']})" if r.get("error") else "")
         for r in gate.results
     ]
-    if gate.status == "failed":
+    if gate.status == GateStatus.FAILED:
         failed = [str(r.get("condition")) for r in gate.results if not r.get("passed")]
         failure = ET.SubElement(
             case,
@@ -119,10 +125,10 @@ def _gate_case(suite: ET.Element, stage: StageState, gate: GateState, workflow: 
         )
         failure.text = xml_text("\n".join(lines))
         return "failure"
-    if gate.status in ("skipped", "pending"):
+    if gate.status in (GateStatus.SKIPPED, GateStatus.PENDING):
         why = (
             f"skipped by {gate.skipped_by}: {gate.reason}"
-            if gate.status == "skipped"
+            if gate.status == GateStatus.SKIPPED
             else "not evaluated"
         )
         ET.SubElement(case, "skipped", message=xml_text(why))
@@ -144,7 +150,7 @@ def _approval_case(
     )
     who = f" by {approval.decided_by}" if approval.decided_by else ""
     why = f": {approval.reason}" if approval.reason else ""
-    if approval.status == "rejected":
+    if approval.status == ApprovalStatus.REJECTED:
         kind = "approval-timeout" if approval.timed_out else "approval-rejected"
         ET.SubElement(
             case,
@@ -153,7 +159,7 @@ def _approval_case(
             message=xml_text(f"approval {approval.id!r} rejected{who}{why}"),
         )
         return "failure"
-    if approval.status != "approved":
+    if approval.status != ApprovalStatus.APPROVED:
         ET.SubElement(
             case,
             "skipped",
@@ -225,22 +231,6 @@ def junit_xml(state: RunState, events: Iterable[Event] = ()) -> str:
 
 # --- Markdown ---------------------------------------------------------------------------
 
-_MD_ICONS = {
-    "succeeded": "✅",
-    "passed": "✅",
-    "approved": "✅",
-    "failed": "❌",
-    "rejected": "⛔",
-    "skipped": "⏭️",
-    "cancelled": "⏹️",
-    "interrupted": "⚡",
-    "waiting": "⏸️",
-    "running": "▶️",
-    "pending": "·",
-    "continued": "❌",
-    "nothing_to_do": "✅",
-}
-
 
 def _cell(value: Any) -> str:
     """A value safe inside a Markdown table cell: one line, pipes escaped."""
@@ -249,7 +239,7 @@ def _cell(value: Any) -> str:
 
 
 def _icon(status: str) -> str:
-    return f"{_MD_ICONS.get(status, '')} {status}".strip()
+    return f"{look(status).emoji} {look(status).label}".strip()
 
 
 def summary_md(
@@ -262,7 +252,7 @@ def summary_md(
     """
     events = list(events)
     head = [
-        f"## {_MD_ICONS.get(state.status, '')} {state.workflow or 'run'} — {state.status}",
+        f"## {look(state.status).emoji} {state.workflow or 'run'} — {state.status}",
         "",
         f"Run `{state.id}` started by **{_cell(state.started_by) or '?'}** at "
         f"{_iso(state.started_at)}Z, took {format_duration(state.duration)}.",
@@ -278,7 +268,7 @@ def summary_md(
     ]
     for stage in state.stages.values():
         steps = [s for s in stage.steps.values() if s.role == "step"]
-        done = sum(1 for s in steps if s.status == "succeeded")
+        done = sum(1 for s in steps if s.status == StepStatus.SUCCEEDED)
         took = (
             format_duration(_seconds(stage.started_at, stage.finished_at))
             if stage.started_at
@@ -324,7 +314,7 @@ def summary_md(
             f"- **{_cell(gate.id)}** ({_cell(stage.id)}): {_icon(gate.status)}"
             + (
                 f" by {_cell(gate.skipped_by)}: {_cell(gate.reason)}"
-                if gate.status == "skipped"
+                if gate.status == GateStatus.SKIPPED
                 else ""
             )
         )
@@ -354,7 +344,7 @@ def summary_md(
         approvals.append("_none_")
     failures = ["", "### Failures", ""]
     for step in state.all_steps():
-        if step.status not in _STEP_FAILED:
+        if step.status not in STEP_FAILED:
             continue
         failures.append(
             f"<details><summary>{_cell(step.stage)} / {_cell(step.id)}: "

@@ -20,19 +20,28 @@ from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 from quarterdeck.core.errors import InvalidInput
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    Event,
+    GateEvaluated,
+    GateSkipped,
+    PersonaSwitched,
+    RunFinished,
+    RunInterrupted,
+    RunResumed,
+    RunStarted,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+    StepFinished,
+    StepRetry,
+    StepSkipped,
+    StepStarted,
+    TokensUsed,
+)
+from quarterdeck.core.journal.statuses import TRACE_ERRORS, RunStatus, StepStatus, look
 
-#: status of a run / stage / step -> ``cicd.pipeline(.task.run).result``
-RESULTS = {
-    "succeeded": "success",
-    "nothing_to_do": "success",
-    "failed": "failure",
-    "continued": "failure",
-    "rejected": "failure",
-    "cancelled": "cancellation",
-    "interrupted": "cancellation",
-    "skipped": "skip",
-}
 SERVICE_NAME = "quarterdeck"
 
 
@@ -172,11 +181,14 @@ class TracingSubscriber:
     def _context(self, span: Any) -> Any:
         return self._trace.set_span_in_context(span)
 
-    def _start_run(self, event: Event, resumed: bool) -> None:
+    def _start_run(self, event: Event, p: RunStarted | RunResumed) -> None:
         from opentelemetry.trace import SpanKind
 
-        d = event.data
-        self.workflow = str(d.get("workflow") or self.workflow or "run")
+        if isinstance(p, RunStarted):
+            workflow, by, resumed = p.workflow, p.started_by, False
+        else:
+            workflow, by, resumed = "", p.by, True
+        self.workflow = str(workflow or self.workflow or "run")
         self.run_id = event.run_id
         self.run_span = self.tracer.start_span(
             f"RUN {self.workflow}",
@@ -187,32 +199,31 @@ class TracingSubscriber:
                 "cicd.pipeline.name": self.workflow,
                 "cicd.pipeline.run.id": event.run_id,
                 "cicd.pipeline.action.name": "RUN",
-                "quarterdeck.run.started_by": str(d.get("started_by") or d.get("by") or ""),
+                "quarterdeck.run.started_by": str(by or ""),
                 "quarterdeck.run.resumed": resumed,
             },
         )
 
     def _handle(self, event: Event) -> None:
-        kind = event.type
-        d = event.data
-        if kind in (EventType.RUN_STARTED, EventType.RUN_RESUMED):
+        p = event.payload()
+        if isinstance(p, (RunStarted, RunResumed)):
             if self.run_span is None:
-                self._start_run(event, resumed=kind == EventType.RUN_RESUMED)
+                self._start_run(event, p)
             return
         if self.run_span is None:
             return
-        if kind == EventType.PERSONA_SWITCHED and event.stage:
-            self.stage_persona[event.stage] = str(d.get("to") or "")
+        if isinstance(p, PersonaSwitched) and event.stage:
+            self.stage_persona[event.stage] = str(p.to or "")
             self.run_span.add_event(
                 "persona.switched",
                 {
-                    "quarterdeck.persona.from": str(d.get("from") or ""),
-                    "quarterdeck.persona.to": str(d.get("to") or ""),
+                    "quarterdeck.persona.from": str(p.from_ or ""),
+                    "quarterdeck.persona.to": str(p.to or ""),
                 },
                 timestamp=self._ns(event.ts),
             )
-        elif kind == EventType.STAGE_STARTED and event.stage:
-            persona = str(d.get("persona") or self.stage_persona.get(event.stage, ""))
+        elif isinstance(p, StageStarted) and event.stage:
+            persona = str(p.persona or self.stage_persona.get(event.stage, ""))
             self.stage_persona[event.stage] = persona
             self.stages[event.stage] = self.tracer.start_span(
                 f"stage {event.stage}",
@@ -226,9 +237,8 @@ class TracingSubscriber:
                     "quarterdeck.persona": persona,
                 },
             )
-        elif kind in (EventType.STAGE_FINISHED, EventType.STAGE_SKIPPED) and event.stage:
+        elif isinstance(p, (StageFinished, StageSkipped)) and event.stage:
             span = self.stages.pop(event.stage, None)
-            status = "skipped" if kind == EventType.STAGE_SKIPPED else str(d.get("status"))
             if span is None:  # finished without starting: rejected, skipped, failed `when`
                 span = self.tracer.start_span(
                     f"stage {event.stage}",
@@ -240,19 +250,17 @@ class TracingSubscriber:
                         "quarterdeck.persona": self.stage_persona.get(event.stage, ""),
                     },
                 )
-            self._finish(
-                span,
-                status,
-                d.get("error") or d.get("reason"),
-                event.ts,
-                "cicd.pipeline.task.run.result",
-            )
-        elif kind == EventType.STEP_STARTED and event.stage and event.step:
+            if isinstance(p, StageSkipped):
+                status, error = str(StepStatus.SKIPPED), p.reason
+            else:
+                status, error = str(p.status), p.error
+            self._finish(span, status, error, event.ts, "cicd.pipeline.task.run.result")
+        elif isinstance(p, StepStarted) and event.stage and event.step:
             key = (event.stage, event.step)
             if key in self.steps:  # a retry: same span, one event per attempt
                 self.steps[key].add_event(
                     "attempt",
-                    {"quarterdeck.step.attempt": int(d.get("attempt", 0))},
+                    {"quarterdeck.step.attempt": p.attempt},
                     timestamp=self._ns(event.ts),
                 )
             else:
@@ -267,34 +275,32 @@ class TracingSubscriber:
                         "cicd.pipeline.task.name": event.step,
                         "cicd.pipeline.task.run.id": f"{self.run_id}/{event.step}",
                         "quarterdeck.stage": event.stage,
-                        "quarterdeck.step.uses": str(d.get("uses") or ""),
-                        "quarterdeck.step.role": str(d.get("role") or "step"),
+                        "quarterdeck.step.uses": str(p.uses or ""),
+                        "quarterdeck.step.role": str(p.role or "step"),
                         "quarterdeck.persona": self.stage_persona.get(event.stage, ""),
                     },
                 )
             span = self.steps[key]
-            span.set_attribute("quarterdeck.step.attempts", int(d.get("attempt", 1)))
+            span.set_attribute("quarterdeck.step.attempts", p.attempt or 1)
             carrier: dict[str, str] = {}
             self._propagator.inject(carrier, context=self._context(span))
             env = {"TRACEPARENT": carrier["traceparent"]} if "traceparent" in carrier else {}
             if carrier.get("tracestate"):
                 env["TRACESTATE"] = carrier["tracestate"]
             self.step_env[key] = env
-        elif kind == EventType.STEP_RETRY and event.stage and event.step:
+        elif isinstance(p, StepRetry) and event.stage and event.step:
             span = self.steps.get((event.stage, event.step))
             if span is not None:
                 span.add_event(
                     "retry",
                     {
-                        "quarterdeck.step.attempt": int(d.get("attempt", 0)),
-                        "quarterdeck.retry.delay": float(d.get("delay", 0)),
-                        "exception.message": str(d.get("error") or ""),
+                        "quarterdeck.step.attempt": p.attempt,
+                        "quarterdeck.retry.delay": p.delay,
+                        "exception.message": str(p.error or ""),
                     },
                     timestamp=self._ns(event.ts),
                 )
-        elif (
-            kind in (EventType.STEP_FINISHED, EventType.STEP_SKIPPED) and event.stage and event.step
-        ):
+        elif isinstance(p, (StepFinished, StepSkipped)) and event.stage and event.step:
             key = (event.stage, event.step)
             self.step_env.pop(key, None)
             span = self.steps.pop(key, None)
@@ -309,61 +315,53 @@ class TracingSubscriber:
                         "quarterdeck.stage": event.stage,
                     },
                 )
-            status = "skipped" if kind == EventType.STEP_SKIPPED else str(d.get("status"))
-            if d.get("via"):
-                span.set_attribute("quarterdeck.step.via", str(d["via"]))
-            self._finish(
-                span,
-                status,
-                d.get("error") or d.get("reason"),
-                event.ts,
-                "cicd.pipeline.task.run.result",
-            )
-        elif kind == EventType.TOKENS_USED:
-            total = int(d.get("total", 0) or 0)
-            self.tokens += total
+            if isinstance(p, StepSkipped):
+                status, error = str(StepStatus.SKIPPED), p.reason
+            else:
+                status, error = str(p.status), p.error
+                if p.via:
+                    span.set_attribute("quarterdeck.step.via", str(p.via))
+            self._finish(span, status, error, event.ts, "cicd.pipeline.task.run.result")
+        elif isinstance(p, TokensUsed):
+            self.tokens += p.total
             target = self.steps.get((event.stage or "", event.step or ""))
             if target is not None:
                 for name, value in (
-                    ("gen_ai.usage.input_tokens", d.get("prompt")),
-                    ("gen_ai.usage.output_tokens", d.get("completion")),
-                    ("quarterdeck.tokens.total", total),
+                    ("gen_ai.usage.input_tokens", p.prompt),
+                    ("gen_ai.usage.output_tokens", p.completion),
+                    ("quarterdeck.tokens.total", p.total),
                 ):
-                    if isinstance(value, int):
-                        target.set_attribute(name, value)
-                if d.get("model"):
-                    target.set_attribute("gen_ai.request.model", str(d["model"]))
+                    target.set_attribute(name, value)
+                if p.model:
+                    target.set_attribute("gen_ai.request.model", str(p.model))
             stage_span = self.stages.get(event.stage or "")
             if stage_span is not None:
                 stage_span.add_event(
                     "tokens.used",
                     {
-                        "quarterdeck.persona": str(d.get("persona") or ""),
-                        "quarterdeck.tokens.total": total,
+                        "quarterdeck.persona": str(p.persona or ""),
+                        "quarterdeck.tokens.total": p.total,
                     },
                     timestamp=self._ns(event.ts),
                 )
-        elif kind in (
-            EventType.GATE_EVALUATED,
-            EventType.GATE_SKIPPED,
-            EventType.APPROVAL_REQUESTED,
-            EventType.APPROVAL_DECIDED,
-        ):
+        elif isinstance(p, (GateEvaluated, GateSkipped, ApprovalRequested, ApprovalDecided)):
             target = self.stages.get(event.stage or "", self.run_span)
-            attrs: dict[str, Any] = {"quarterdeck.gate": str(d.get("gate") or "")}
-            if "passed" in d:
-                attrs["quarterdeck.gate.passed"] = bool(d["passed"])
-            if "decision" in d:
-                attrs["quarterdeck.approval.decision"] = str(d["decision"])
-                attrs["quarterdeck.approval.by"] = str(d.get("by") or "")
-            target.add_event(kind, attrs, timestamp=self._ns(event.ts))
-        elif kind in (EventType.RUN_FINISHED, EventType.RUN_INTERRUPTED):
-            status = "interrupted" if kind == EventType.RUN_INTERRUPTED else str(d.get("status"))
-            error = d.get("error") or d.get("reason")
+            attrs: dict[str, Any] = {"quarterdeck.gate": str(p.gate or "")}
+            if isinstance(p, GateEvaluated):
+                attrs["quarterdeck.gate.passed"] = bool(p.passed)
+            if isinstance(p, ApprovalDecided):
+                attrs["quarterdeck.approval.decision"] = str(p.decision)
+                attrs["quarterdeck.approval.by"] = str(p.by or "")
+            target.add_event(event.type, attrs, timestamp=self._ns(event.ts))
+        elif isinstance(p, (RunFinished, RunInterrupted)):
+            if isinstance(p, RunInterrupted):
+                status, error = str(RunStatus.INTERRUPTED), p.reason
+            else:
+                status, error = str(p.status), p.error
             for key in list(self.steps):
                 self._finish(
                     self.steps.pop(key),
-                    "interrupted",
+                    RunStatus.INTERRUPTED,
                     error,
                     event.ts,
                     "cicd.pipeline.task.run.result",
@@ -380,9 +378,9 @@ class TracingSubscriber:
     def _finish(self, span: Any, status: str, error: Any, ts: float, attribute: str) -> None:
         from opentelemetry.trace import Status, StatusCode
 
-        span.set_attribute(attribute, RESULTS.get(status, "error"))
-        span.set_attribute("quarterdeck.status", status)
-        if status in ("failed", "rejected", "continued"):
+        span.set_attribute(attribute, look(status).result)
+        span.set_attribute("quarterdeck.status", str(status))
+        if status in TRACE_ERRORS:
             span.set_attribute("error.type", status)
             span.set_status(Status(StatusCode.ERROR, str(error or status)))
         span.end(end_time=self._ns(ts))

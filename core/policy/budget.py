@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from quarterdeck.core.errors import NonRetryableError
-from quarterdeck.core.journal.events import EventType
+from quarterdeck.core.journal.events import ApprovalRequested, Budget, BudgetOutcome, TokensUsed
+from quarterdeck.core.journal.payload import Payload
+from quarterdeck.core.journal.statuses import APPROVAL_DECIDED, ApprovalStatus
 
 POLICIES = ("warn", "approve", "fail")
 DEFAULT_POLICY = "approve"
@@ -156,17 +158,18 @@ class BudgetLedger:
                 free = acct.remaining - acct.reserved
                 if need <= free:
                     break
-                data = {
-                    "persona": name,
-                    "used": acct.used,
-                    "budget": acct.budget,
-                    "remaining": acct.remaining,
-                    "policy": policy,
-                    "need": need,
-                    "reserved": acct.reserved,
-                }
+                data = Budget(
+                    persona=name,
+                    used=acct.used,
+                    budget=acct.budget,
+                    remaining=acct.remaining,
+                    policy=policy,
+                    need=need,
+                    reserved=acct.reserved,
+                    outcome=None,
+                )
                 if policy == "warn":
-                    await _emit(ctx, EventType.BUDGET, {**data, "outcome": "warned"})
+                    await _emit(ctx, replace(data, outcome=BudgetOutcome.WARNED))
                     ctx.log(
                         f"budget: persona {name} needs ~{need} tokens, {free} left of "
                         f"{acct.budget}; going on (budget_policy: warn)",
@@ -174,7 +177,7 @@ class BudgetLedger:
                     )
                     break
                 if policy == "fail":
-                    await _emit(ctx, EventType.BUDGET, {**data, "outcome": "stopped"})
+                    await _emit(ctx, replace(data, outcome=BudgetOutcome.STOPPED))
                     raise NonRetryableError(
                         f"token budget exceeded: persona {name!r} needs ~{need} tokens for "
                         f"this call but has {free} of {acct.budget} left (budget_policy: "
@@ -186,7 +189,7 @@ class BudgetLedger:
             return Reservation(name, need)
 
     async def _extend_with_approval(
-        self, ctx: Any, name: str, acct: _Account, need: int, free: int, data: dict[str, Any]
+        self, ctx: Any, name: str, acct: _Account, need: int, free: int, data: Budget
     ) -> None:
         if self._await_gate is None or ctx.emit_event is None:
             raise NonRetryableError(
@@ -195,7 +198,7 @@ class BudgetLedger:
                 "for"
             )
         gate, earlier = self._gate_for(name)
-        if earlier is not None and earlier.status in ("approved", "rejected"):
+        if earlier is not None and earlier.status in APPROVAL_DECIDED:
             # decided while the run was stopped (resume): apply it, do not ask again
             decision = earlier.status
             extend_by = int(earlier.data.get("extend_by") or max(need - free, 1))
@@ -211,26 +214,29 @@ class BudgetLedger:
             )
             await _emit(
                 ctx,
-                EventType.BUDGET,
-                {**data, "outcome": "approval_requested", "gate": gate, "extend_by": extend_by},
+                replace(
+                    data,
+                    outcome=BudgetOutcome.APPROVAL_REQUESTED,
+                    gate=gate,
+                    extend_by=extend_by,
+                ),
             )
             await _emit(
                 ctx,
-                EventType.APPROVAL_REQUESTED,
-                {
-                    "gate": gate,
-                    "kind": "budget",
-                    "prompt": prompt,
-                    "evidence": [
+                ApprovalRequested(
+                    gate=gate,
+                    kind="budget",
+                    prompt=prompt,
+                    evidence=[
                         f"used {acct.used} of {acct.budget} tokens",
                         f"this call needs ~{need} (prompt estimate + max_tokens)",
                     ],
-                    "approvers": [],
-                    "min_approvals": 1,
-                    "allow_self_approval": True,
-                    "timeout_at": None,
-                    "on_timeout": "reject",
-                    "data": {
+                    approvers=[],
+                    min_approvals=1,
+                    allow_self_approval=True,
+                    timeout_at=None,
+                    on_timeout="reject",
+                    data={
                         "persona": name,
                         "extend_by": extend_by,
                         "need": need,
@@ -238,19 +244,19 @@ class BudgetLedger:
                         "budget": acct.budget,
                         "step": ctx.step_id,
                     },
-                    "command": f"quarterdeck approve {self._run_id or ctx.run_id} {gate} --as NAME",
-                },
+                    command=f"quarterdeck approve {self._run_id or ctx.run_id} {gate} --as NAME",
+                ),
             )
             ctx.log(f"budget: waiting for approval {gate}: {prompt}", "stderr")
             decision = await self._await_gate(gate)
-        if decision != "approved":
+        if decision != ApprovalStatus.APPROVED:
             who = ""
             if self._state is not None and gate in self._state.approvals:
                 approval = self._state.approvals[gate]
                 who = f" by {approval.decided_by}" + (
                     f": {approval.reason}" if approval.reason else ""
                 )
-            await _emit(ctx, EventType.BUDGET, {**data, "outcome": "rejected", "gate": gate})
+            await _emit(ctx, replace(data, outcome=BudgetOutcome.REJECTED, gate=gate))
             raise NonRetryableError(
                 f"token budget exceeded: extending persona {name!r}'s budget "
                 f"(gate {gate}) was rejected{who}"
@@ -258,17 +264,16 @@ class BudgetLedger:
         acct.budget += extend_by
         await _emit(
             ctx,
-            EventType.BUDGET,
-            {
-                "persona": name,
-                "used": acct.used,
-                "budget": acct.budget,
-                "remaining": acct.remaining,
-                "policy": "approve",
-                "outcome": "extended",
-                "gate": gate,
-                "extend_by": extend_by,
-            },
+            Budget(
+                persona=name,
+                used=acct.used,
+                budget=acct.budget,
+                remaining=acct.remaining,
+                policy="approve",
+                outcome=BudgetOutcome.EXTENDED,
+                gate=gate,
+                extend_by=extend_by,
+            ),
         )
 
     def _gate_for(self, name: str) -> tuple[str, Any | None]:
@@ -282,8 +287,8 @@ class BudgetLedger:
             for gate_id, approval in self._state.approvals.items():
                 if not gate_id.startswith(prefix):
                     continue
-                if approval.status == "waiting" or (
-                    approval.status in ("approved", "rejected") and not approval.data.get("applied")
+                if approval.status == ApprovalStatus.WAITING or (
+                    approval.status in APPROVAL_DECIDED and not approval.data.get("applied")
                 ):
                     return gate_id, approval
                 tail = gate_id[len(prefix) :]
@@ -319,34 +324,33 @@ class BudgetLedger:
         acct = self.account(name)
         total = prompt + completion
         acct.used += total
-        data = {
-            "persona": name,
-            "model": model,
-            "prompt": prompt,
-            "completion": completion,
-            "total": total,
-            "used": acct.used,
-            "budget": acct.budget,
-            "remaining": acct.remaining,
-            "estimated": estimated,
-        }
-        await _emit(ctx, EventType.TOKENS_USED, data)
+        used = TokensUsed(
+            persona=name,
+            model=model,
+            prompt=prompt,
+            completion=completion,
+            total=total,
+            used=acct.used,
+            budget=acct.budget,
+            remaining=acct.remaining,
+            estimated=estimated,
+        )
+        await _emit(ctx, used)
         if acct.remaining < 0:
             await _emit(
                 ctx,
-                EventType.BUDGET,
-                {
-                    "persona": name,
-                    "used": acct.used,
-                    "budget": acct.budget,
-                    "remaining": acct.remaining,
-                    "policy": self.policy_for(name),
-                    "outcome": "exceeded",
-                },
+                Budget(
+                    persona=name,
+                    used=acct.used,
+                    budget=acct.budget,
+                    remaining=acct.remaining,
+                    policy=self.policy_for(name),
+                    outcome=BudgetOutcome.EXCEEDED,
+                ),
             )
-        return data
+        return used.to_data()
 
 
-async def _emit(ctx: Any, type_: str, data: dict[str, Any]) -> None:
+async def _emit(ctx: Any, payload: Payload) -> None:
     if getattr(ctx, "emit_event", None) is not None:
-        await ctx.emit_event(str(type_), data)
+        await ctx.emit_event(str(payload.TYPES[0]), payload.to_data())

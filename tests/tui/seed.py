@@ -3,9 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.events import (
+    ApprovalDecided,
+    ApprovalRequested,
+    GateEvaluated,
+    GateResult,
+    Payload,
+    PersonaInfo,
+    PersonaSwitched,
+    PlanStage,
+    PlanStep,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageStarted,
+    StepFinished,
+    StepOutput,
+    StepRetry,
+    StepStarted,
+    TokensUsed,
+    event,
+)
+from quarterdeck.core.journal.statuses import (
+    ApprovalStatus,
+    RunStatus,
+    StageStatus,
+    StepStatus,
+)
 from quarterdeck.core.journal.store import Store
 from tests.tui.conftest import TINY
 
@@ -17,42 +42,40 @@ RUN_GATE = "20270115-100000-gate"
 RUN_LIVE = "20270115-110000-live"
 
 PERSONAS = {
-    "backend-engineer": {
-        "budget": 2000,
-        "title": "Backend Engineer",
-        "color": "blue",
-        "role": "Designs and changes server-side code",
-        "model": "gpt-4o-mini",
-    },
-    "devops-engineer": {
-        "budget": 1800,
-        "title": "DevOps Engineer",
-        "color": "green",
-        "role": "Tags, publishes, deploys and rolls back",
-        "model": "gpt-4o-mini",
-    },
+    "backend-engineer": PersonaInfo(
+        budget=2000,
+        title="Backend Engineer",
+        color="blue",
+        role="Designs and changes server-side code",
+        model="gpt-4o-mini",
+    ),
+    "devops-engineer": PersonaInfo(
+        budget=1800,
+        title="DevOps Engineer",
+        color="green",
+        role="Tags, publishes, deploys and rolls back",
+        model="gpt-4o-mini",
+    ),
 }
 PLAN = [
-    {
-        "id": "build",
-        "title": "Build",
-        "persona": "backend-engineer",
-        "approval": None,
-        "gate": "quality",
-        "steps": [
-            {"id": "compile", "uses": "shell", "needs": []},
-            {"id": "lint", "uses": "shell", "needs": []},
-            {"id": "test", "uses": "shell", "needs": ["compile", "lint"]},
+    PlanStage(
+        id="build",
+        title="Build",
+        persona="backend-engineer",
+        gate="quality",
+        steps=[
+            PlanStep(id="compile", uses="shell"),
+            PlanStep(id="lint", uses="shell"),
+            PlanStep(id="test", uses="shell", needs=["compile", "lint"]),
         ],
-    },
-    {
-        "id": "publish",
-        "title": "Publish",
-        "persona": "devops-engineer",
-        "approval": "ship",
-        "gate": None,
-        "steps": [{"id": "upload", "uses": "shell", "needs": []}],
-    },
+    ),
+    PlanStage(
+        id="publish",
+        title="Publish",
+        persona="devops-engineer",
+        approval="ship",
+        steps=[PlanStep(id="upload", uses="shell")],
+    ),
 ]
 
 
@@ -71,28 +94,26 @@ class _Journal:
             started_at=start,
         )
         self.emit(
-            EventType.RUN_STARTED,
-            data={
-                "workflow": "tiny",
-                "title": "Tiny release",
-                "inputs": {"version": "1.0"},
-                "plan": PLAN,
-                "started_by": by,
-                "personas": PERSONAS,
-            },
+            RunStarted(
+                workflow="tiny",
+                title="Tiny release",
+                inputs={"version": "1.0"},
+                plan=PLAN,
+                started_by=by,
+                personas=PERSONAS,
+            )
         )
 
     def emit(
         self,
-        type_: str,
+        payload: Payload,
         stage: str | None = None,
         step: str | None = None,
-        data: dict[str, Any] | None = None,
         dt: float = 0.0,
     ) -> None:
         self.t += dt
         self.seq += 1
-        self.store.append(Event(type_, self.run_id, stage, step, data or {}, self.t, self.seq))
+        self.store.append(event(payload, self.run_id, stage, step, ts=self.t, seq=self.seq))
 
     def step(
         self,
@@ -100,41 +121,32 @@ class _Journal:
         step: str,
         lines: list[str],
         *,
-        status: str = "succeeded",
+        status: StepStatus = StepStatus.SUCCEEDED,
         took: float = 2.0,
         attempt: int = 1,
         error: str | None = None,
     ) -> None:
-        self.emit(EventType.STEP_STARTED, stage, step, {"attempt": attempt, "uses": "shell"})
+        self.emit(StepStarted(attempt=attempt, uses="shell"), stage, step)
+        self.emit(StepOutput(stream="stdout", lines=lines), stage, step, dt=took / 2)
         self.emit(
-            EventType.STEP_OUTPUT, stage, step, {"stream": "stdout", "lines": lines}, dt=took / 2
-        )
-        self.emit(
-            EventType.STEP_FINISHED,
+            StepFinished(status=status, attempt=attempt, outputs={}, error=error),
             stage,
             step,
-            {"status": status, "attempt": attempt, "outputs": {}, "error": error},
             dt=took / 2,
         )
 
     def switch(self, to: str, src: str | None, stage: str) -> None:
-        self.emit(EventType.PERSONA_SWITCHED, data={"from": src, "to": to, "stage": stage})
+        self.emit(PersonaSwitched(from_=src, to=to, stage=stage))
 
     def tokens(self, persona: str, used: int, total: int) -> None:
         self.emit(
-            EventType.TOKENS_USED,
-            data={
-                "persona": persona,
-                "used": used,
-                "total": total,
-                "budget": PERSONAS[persona]["budget"],
-            },
+            TokensUsed(persona=persona, used=used, total=total, budget=PERSONAS[persona].budget),
             dt=1.0,
         )
 
     def build(self, *, finish: bool = True) -> None:
         self.switch("backend-engineer", None, "build")
-        self.emit(EventType.STAGE_STARTED, "build", data={"persona": "backend-engineer"})
+        self.emit(StageStarted(persona="backend-engineer"), "build")
         self.step("build", "compile", [f"compiling module {i}" for i in range(6)], took=8.0)
         self.tokens("backend-engineer", 600, 600)
         self.step("build", "lint", ["ruff: all checks passed"], took=3.0)
@@ -142,15 +154,14 @@ class _Journal:
         if finish:
             self.step("build", "test", ["collected 212 items", "212 passed in 9.81s"], took=10.0)
             self.emit(
-                EventType.GATE_EVALUATED,
+                GateEvaluated(
+                    gate="quality",
+                    passed=True,
+                    results=[GateResult(condition="coverage >= 80", kind="all", passed=True)],
+                ),
                 "build",
-                data={
-                    "gate": "quality",
-                    "passed": True,
-                    "results": [{"condition": "coverage >= 80", "kind": "all", "passed": True}],
-                },
             )
-            self.emit(EventType.STAGE_FINISHED, "build", data={"status": "succeeded"})
+            self.emit(StageFinished(status=StageStatus.SUCCEEDED), "build")
 
 
 def seed(store_path: Path, wf: Path) -> None:
@@ -160,117 +171,99 @@ def seed(store_path: Path, wf: Path) -> None:
         ok.build()
         ok.switch("devops-engineer", "backend-engineer", "publish")
         ok.emit(
-            EventType.APPROVAL_REQUESTED,
+            ApprovalRequested(
+                gate="ship", prompt="Ship 1.0?", evidence=[], approvers=["bob"], min_approvals=1
+            ),
             "publish",
-            data={
-                "gate": "ship",
-                "prompt": "Ship 1.0?",
-                "evidence": [],
-                "approvers": ["bob"],
-                "min_approvals": 1,
-            },
         )
         ok.emit(
-            EventType.APPROVAL_DECIDED,
+            ApprovalDecided(gate="ship", decision=ApprovalStatus.APPROVED, by="bob", reason="lgtm"),
             "publish",
-            data={"gate": "ship", "decision": "approved", "by": "bob", "reason": "lgtm"},
             dt=30,
         )
-        ok.emit(EventType.STAGE_STARTED, "publish", data={"persona": "devops-engineer"})
+        ok.emit(StageStarted(persona="devops-engineer"), "publish")
         ok.step("publish", "upload", ["uploaded tiny-1.0.tar.gz"], took=4.0)
-        ok.emit(EventType.STAGE_FINISHED, "publish", data={"status": "succeeded"})
-        ok.emit(EventType.RUN_FINISHED, data={"status": "succeeded"})
+        ok.emit(StageFinished(status=StageStatus.SUCCEEDED), "publish")
+        ok.emit(RunFinished(status=RunStatus.SUCCEEDED))
         store.set_status(RUN_OK, "succeeded", ok.t)
 
         bad = _Journal(store, RUN_FAIL, T0 + 3600, "ci-bot", wf)
         bad.switch("backend-engineer", None, "build")
-        bad.emit(EventType.STAGE_STARTED, "build", data={"persona": "backend-engineer"})
+        bad.emit(StageStarted(persona="backend-engineer"), "build")
         bad.step("build", "compile", ["compiling"], took=5.0)
         bad.step("build", "lint", ["ruff: all checks passed"], took=2.0)
         for attempt in (1, 2):
-            bad.emit(EventType.STEP_STARTED, "build", "test", {"attempt": attempt})
+            bad.emit(StepStarted(attempt=attempt), "build", "test")
             bad.emit(
-                EventType.STEP_OUTPUT,
-                "build",
-                "test",
-                {
-                    "stream": "stdout",
-                    "lines": [
+                StepOutput(
+                    stream="stdout",
+                    lines=[
                         "collected 212 items",
                         "FAILED tests/test_api.py::test_login - KeyError: 'id'",
                         "1 failed, 211 passed in 9.12s",
                     ],
-                },
+                ),
+                "build",
+                "test",
                 dt=5,
             )
             bad.emit(
-                EventType.STEP_RETRY,
+                StepRetry(attempt=attempt, delay=2, error="pytest exited 1"),
                 "build",
                 "test",
-                {"attempt": attempt, "delay": 2, "error": "pytest exited 1"},
                 dt=5,
             )
         bad.step(
             "build",
             "test",
             ["1 failed, 211 passed in 9.40s"],
-            status="failed",
+            status=StepStatus.FAILED,
             attempt=3,
             error="pytest exited with code 1: 1 failed, 211 passed",
             took=9.0,
         )
         bad.emit(
-            EventType.STAGE_FINISHED,
+            StageFinished(
+                status=StageStatus.FAILED, error="step 'test' failed: pytest exited with code 1"
+            ),
             "build",
-            data={"status": "failed", "error": "step 'test' failed: pytest exited with code 1"},
         )
-        bad.emit(
-            EventType.RUN_FINISHED,
-            data={"status": "failed", "error": "stage build: step 'test' failed"},
-        )
+        bad.emit(RunFinished(status=RunStatus.FAILED, error="stage build: step 'test' failed"))
         store.set_status(RUN_FAIL, "failed", bad.t)
 
         gate = _Journal(store, RUN_GATE, T0 + 2 * 3600, "carol", wf)
         gate.build()
         gate.switch("devops-engineer", "backend-engineer", "publish")
         gate.emit(
-            EventType.APPROVAL_REQUESTED,
-            "publish",
-            data={
-                "gate": "ship",
-                "prompt": "Ship tiny 1.0 to PyPI?",
-                "evidence": [
+            ApprovalRequested(
+                gate="ship",
+                prompt="Ship tiny 1.0 to PyPI?",
+                evidence=[
                     "## Tests\n**212 passed**, 0 failed, coverage **91%**",
                     "## Changelog\n- login survives a missing id\n- faster startup",
                 ],
-                "approvers": ["alice", "release-managers"],
-                "min_approvals": 1,
-                "allow_self_approval": False,
-                "timeout_at": NOW + 3 * 3600 + 60,
-                "on_timeout": "reject",
-            },
+                approvers=["alice", "release-managers"],
+                min_approvals=1,
+                allow_self_approval=False,
+                timeout_at=NOW + 3 * 3600 + 60,
+                on_timeout="reject",
+            ),
+            "publish",
             dt=1,
         )
         store.set_status(RUN_GATE, "waiting")
 
         live = _Journal(store, RUN_LIVE, NOW - 42.0, "alice", wf)
         live.switch("backend-engineer", None, "build")
-        live.emit(EventType.STAGE_STARTED, "build", data={"persona": "backend-engineer"})
-        live.emit(EventType.STEP_STARTED, "build", "compile", {"attempt": 1, "uses": "shell"})
-        live.emit(EventType.STEP_STARTED, "build", "lint", {"attempt": 1, "uses": "shell"})
+        live.emit(StageStarted(persona="backend-engineer"), "build")
+        live.emit(StepStarted(attempt=1, uses="shell"), "build", "compile")
+        live.emit(StepStarted(attempt=1, uses="shell"), "build", "lint")
         live.emit(
-            EventType.STEP_OUTPUT,
+            StepOutput(stream="stdout", lines=[f"compiling module {i}" for i in range(30)]),
             "build",
             "compile",
-            {"stream": "stdout", "lines": [f"compiling module {i}" for i in range(30)]},
             dt=10,
         )
-        live.emit(
-            EventType.STEP_OUTPUT,
-            "build",
-            "lint",
-            {"stream": "stdout", "lines": ["checking 48 files"]},
-            dt=2,
-        )
+        live.emit(StepOutput(stream="stdout", lines=["checking 48 files"]), "build", "lint", dt=2)
         live.tokens("backend-engineer", 900, 900)
         live.tokens("backend-engineer", 1750, 850)

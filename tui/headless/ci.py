@@ -20,7 +20,24 @@ from pathlib import Path
 from typing import IO, Any
 
 from quarterdeck.core.errors import InvalidInput
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.events import (
+    ApprovalRefused,
+    ApprovalRequested,
+    Budget,
+    BudgetOutcome,
+    Event,
+    GateEvaluated,
+    GateSkipped,
+    PersonaSwitched,
+    RunFinished,
+    RunInterrupted,
+    RunStarted,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+    StepFinished,
+)
+from quarterdeck.core.journal.statuses import StageStatus, StepStatus
 
 #: GitHub shows at most this many annotations of each kind per step; later ones vanish.
 ANNOTATION_LIMIT = 10
@@ -90,73 +107,71 @@ class GitHubActions:
             return
 
     def _handle(self, event: Event) -> None:
-        d = event.data
-        kind = event.type
+        p = event.payload()
         if self.close_pending:
             # this subscriber runs before the narration: a stage's group is closed at the
             # next event, so the stage's last narration line still lands inside it
             self._end_group()
-        if kind == EventType.RUN_STARTED:
-            self.workflow = str(d.get("workflow") or "")
-        elif kind == EventType.PERSONA_SWITCHED or kind == EventType.APPROVAL_REQUESTED:
+        if isinstance(p, RunStarted):
+            self.workflow = str(p.workflow or "")
+        elif isinstance(p, (PersonaSwitched, ApprovalRequested)):
             # open the stage's group early so its persona switch and approval sit inside
             self._open(event.stage)
-        elif kind == EventType.STAGE_STARTED:
-            self._open(event.stage, d.get("persona"))
-        elif kind in (EventType.STAGE_FINISHED, EventType.STAGE_SKIPPED):
-            status = "skipped" if kind == EventType.STAGE_SKIPPED else d.get("status")
-            if status == "rejected" and d.get("error"):
+        elif isinstance(p, StageStarted):
+            self._open(event.stage, p.persona)
+        elif isinstance(p, (StageFinished, StageSkipped)):
+            if isinstance(p, StageFinished) and p.status == StageStatus.REJECTED and p.error:
                 self.annotate(
-                    "error", f"{self.workflow}: stage {event.stage} rejected", str(d["error"])
+                    "error", f"{self.workflow}: stage {event.stage} rejected", str(p.error)
                 )
             self.close_pending = self.group is not None
-        elif kind == EventType.STEP_FINISHED and d.get("status") not in ("succeeded", None):
+        elif isinstance(p, StepFinished) and p.status != StepStatus.SUCCEEDED:
             where = f"{self.workflow}: {event.stage} / {event.step}"
-            error = str(d.get("error") or d.get("status"))
-            note = " (continue_on_error: the run went on)" if d.get("continue_on_error") else ""
-            self.annotate("error", f"{where} {d.get('status')}{note}", error)
-        elif kind == EventType.STEP_FINISHED and d.get("via"):
+            error = str(p.error or p.status)
+            note = " (continue_on_error: the run went on)" if p.continue_on_error else ""
+            self.annotate("error", f"{where} {p.status}{note}", error)
+        elif isinstance(p, StepFinished) and p.via:
             self.annotate(
                 "warning",
-                f"{self.workflow}: {event.stage} / {event.step} recovered by fallback {d['via']}",
-                str(d.get("error") or ""),
+                f"{self.workflow}: {event.stage} / {event.step} recovered by fallback {p.via}",
+                str(p.error or ""),
             )
-        elif kind == EventType.GATE_EVALUATED and not d.get("passed"):
+        elif isinstance(p, GateEvaluated) and not p.passed:
             failed = [
-                f"{r.get('condition')}" + (f" ({r['error']})" if r.get("error") else "")
-                for r in d.get("results", [])
-                if not r.get("passed")
+                f"{r.condition}" + (f" ({r.error})" if r.error else "")
+                for r in p.results
+                if not r.passed
             ]
             self.annotate(
                 "error",
-                f"{self.workflow}: quality gate {d.get('gate')} failed (stage {event.stage})",
+                f"{self.workflow}: quality gate {p.gate} failed (stage {event.stage})",
                 "\n".join(failed),
             )
-        elif kind == EventType.GATE_SKIPPED:
+        elif isinstance(p, GateSkipped):
             self.annotate(
                 "warning",
-                f"{self.workflow}: quality gate {d.get('gate')} skipped",
-                f"skipped by {d.get('by')}: {d.get('reason')}",
+                f"{self.workflow}: quality gate {p.gate} skipped",
+                f"skipped by {p.by}: {p.reason}",
             )
-        elif kind == EventType.APPROVAL_REFUSED:
+        elif isinstance(p, ApprovalRefused):
             self.annotate(
                 "warning",
-                f"{self.workflow}: decision on {d.get('gate')} refused",
-                str(d.get("why") or ""),
+                f"{self.workflow}: decision on {p.gate} refused",
+                str(p.why or ""),
             )
-        elif kind == EventType.BUDGET and d.get("outcome") in ("warn", "warned", "exceeded"):
+        elif isinstance(p, Budget) and p.outcome in (BudgetOutcome.WARNED, BudgetOutcome.EXCEEDED):
             self.annotate(
                 "warning",
-                f"{self.workflow}: token budget of {d.get('persona')}",
-                f"{d.get('used')} of {d.get('budget')} tokens used",
+                f"{self.workflow}: token budget of {p.persona}",
+                f"{p.used} of {p.budget} tokens used",
             )
-        elif kind in (EventType.RUN_FINISHED, EventType.RUN_INTERRUPTED):
+        elif isinstance(p, (RunFinished, RunInterrupted)):
             self._end_group()
-            if kind == EventType.RUN_INTERRUPTED:
+            if isinstance(p, RunInterrupted):
                 self.annotate(
                     "warning",
                     f"{self.workflow}: run interrupted",
-                    f"{d.get('reason')}; resume with `quarterdeck resume {event.run_id}`",
+                    f"{p.reason}; resume with `quarterdeck resume {event.run_id}`",
                 )
             for level, count in self.dropped.items():
                 if count:

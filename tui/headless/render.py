@@ -16,34 +16,36 @@ from rich.table import Table
 from rich.text import Text
 
 from quarterdeck.core.durations import format_duration
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.events import (
+    ApprovalDecided,
+    ApprovalRefused,
+    ApprovalRequested,
+    ApprovalVote,
+    Budget,
+    Event,
+    EventType,
+    GateEvaluated,
+    GateSkipped,
+    PersonaSwitched,
+    RunFinished,
+    RunInterrupted,
+    RunPaused,
+    RunResumed,
+    RunStarted,
+    RunUnpaused,
+    SignalReceived,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+    StepFinished,
+    StepOutput,
+    StepRetry,
+    StepSkipped,
+    StepStarted,
+    TokensUsed,
+)
 from quarterdeck.core.journal.state import RunState
-
-ICONS = {
-    "pending": "·",
-    "running": "▶",
-    "waiting": "⏸",
-    "paused": "⏸",
-    "succeeded": "✔",
-    "failed": "✘",
-    "skipped": "↷",
-    "cancelled": "■",
-    "rejected": "⛔",
-    "interrupted": "⚡",
-    "continued": "✘",
-    "nothing_to_do": "✔",
-}
-STYLES = {
-    "running": "bold cyan",
-    "succeeded": "green",
-    "failed": "bold red",
-    "skipped": "dim",
-    "cancelled": "yellow",
-    "rejected": "red",
-    "interrupted": "yellow",
-    "waiting": "bold yellow",
-    "paused": "yellow",
-}
+from quarterdeck.core.journal.statuses import StepStatus, look
 
 
 def _ts(ts: float) -> str:
@@ -52,86 +54,80 @@ def _ts(ts: float) -> str:
 
 def describe(event: Event, state: RunState) -> str | None:
     """One human line for an event, or None for events not worth a line."""
-    d = event.data
-    kind = event.type
-    if kind == EventType.RUN_STARTED:
-        return f"run {event.run_id} of {d.get('workflow')} started by {d.get('started_by')}"
-    if kind == EventType.RUN_RESUMED:
-        return f"run {event.run_id} resumed by {d.get('by')}"
-    if kind == EventType.RUN_FINISHED:
-        error = f": {d['error']}" if d.get("error") else ""
-        return f"run {d.get('status')}{error}"
-    if kind == EventType.RUN_INTERRUPTED:
+    p = event.payload()
+    if isinstance(p, RunStarted):
+        return f"run {event.run_id} of {p.workflow} started by {p.started_by}"
+    if isinstance(p, RunResumed):
+        return f"run {event.run_id} resumed by {p.by}"
+    if isinstance(p, RunFinished):
+        error = f": {p.error}" if p.error else ""
+        return f"run {p.status}{error}"
+    if isinstance(p, RunInterrupted):
         resume = f"resume with `quarterdeck resume {event.run_id}`"
-        return f"run interrupted: {d.get('reason')} ({resume})"
-    if kind == EventType.RUN_PAUSED:
-        return f"paused by {d.get('by')}" + (f": {d['reason']}" if d.get("reason") else "")
-    if kind == EventType.RUN_UNPAUSED:
-        return f"unpaused by {d.get('by')}"
-    if kind == EventType.STAGE_STARTED:
+        return f"run interrupted: {p.reason} ({resume})"
+    if isinstance(p, RunPaused):
+        return f"paused by {p.by}" + (f": {p.reason}" if p.reason else "")
+    if isinstance(p, RunUnpaused):
+        return f"unpaused by {p.by}"
+    if isinstance(p, StageStarted):
         return "stage started"
-    if kind == EventType.STAGE_FINISHED:
-        error = f": {d['error']}" if d.get("error") else ""
-        return f"stage {d.get('status')}{error}"
-    if kind == EventType.STAGE_SKIPPED:
-        return f"stage skipped ({d.get('reason')})"
-    if kind == EventType.PERSONA_SWITCHED:
-        return f"persona {d.get('from') or '-'} → {d.get('to')}"
-    if kind == EventType.STEP_STARTED:
-        role = f" [{d['role']}]" if d.get("role") not in (None, "step") else ""
-        return f"started {d.get('uses')}{role} (attempt {d.get('attempt')})"
-    if kind == EventType.STEP_RETRY:
-        return f"attempt {d.get('attempt')} failed: {d.get('error')}; retrying in {d.get('delay')}s"
-    if kind == EventType.STEP_FINISHED:
-        status = d.get("status")
-        if status == "succeeded":
-            via = f" via fallback {d['via']}" if d.get("via") else ""
-            return f"succeeded{via} ({format_duration(d.get('duration'))})"
-        note = " (continue_on_error)" if d.get("continue_on_error") else ""
-        return f"{status}: {d.get('error')}{note}"
-    if kind == EventType.STEP_SKIPPED:
-        return f"skipped ({d.get('reason')})"
-    if kind == EventType.GATE_EVALUATED:
-        verdict = "passed" if d.get("passed") else "FAILED"
+    if isinstance(p, StageFinished):
+        error = f": {p.error}" if p.error else ""
+        return f"stage {p.status}{error}"
+    if isinstance(p, StageSkipped):
+        return f"stage skipped ({p.reason})"
+    if isinstance(p, PersonaSwitched):
+        return f"persona {p.from_ or '-'} → {p.to}"
+    if isinstance(p, StepStarted):
+        role = f" [{p.role}]" if p.role not in ("", "step") else ""
+        return f"started {p.uses}{role} (attempt {p.attempt})"
+    if isinstance(p, StepRetry):
+        return f"attempt {p.attempt} failed: {p.error}; retrying in {p.delay}s"
+    if isinstance(p, StepFinished):
+        if p.status == StepStatus.SUCCEEDED:
+            via = f" via fallback {p.via}" if p.via else ""
+            return f"succeeded{via} ({format_duration(p.duration)})"
+        note = " (continue_on_error)" if p.continue_on_error else ""
+        return f"{p.status}: {p.error}{note}"
+    if isinstance(p, StepSkipped):
+        return f"skipped ({p.reason})"
+    if isinstance(p, GateEvaluated):
+        verdict = "passed" if p.passed else "FAILED"
         parts = [
-            f"{'✔' if r.get('passed') else '✘'} {r.get('condition')}"
-            + (f" ({r['error']})" if r.get("error") else "")
-            for r in d.get("results", [])
+            f"{'✔' if r.passed else '✘'} {r.condition}" + (f" ({r.error})" if r.error else "")
+            for r in p.results
         ]
-        return f"quality gate {d.get('gate')} {verdict}: " + "; ".join(parts)
-    if kind == EventType.GATE_SKIPPED:
-        return f"quality gate {d.get('gate')} skipped by {d.get('by')}: {d.get('reason')}"
-    if kind == EventType.APPROVAL_REQUESTED:
-        anyone = "anyone" if d.get("allow_self_approval") else "anyone but the starter"
-        who = ", ".join(d.get("approvers") or []) or anyone
-        lines = [f"waiting for approval {d.get('gate')!r}: {d.get('prompt')}"]
-        for item in d.get("evidence") or []:
+        return f"quality gate {p.gate} {verdict}: " + "; ".join(parts)
+    if isinstance(p, GateSkipped):
+        return f"quality gate {p.gate} skipped by {p.by}: {p.reason}"
+    if isinstance(p, ApprovalRequested):
+        anyone = "anyone" if p.allow_self_approval else "anyone but the starter"
+        who = ", ".join(p.approvers or []) or anyone
+        lines = [f"waiting for approval {p.gate!r}: {p.prompt}"]
+        for item in p.evidence or []:
             lines.append(f"  evidence: {item}")
-        lines.append(f"  approvers: {who}; {d.get('min_approvals')} needed")
-        if d.get("timeout_at"):
-            lines.append(f"  on timeout ({_ts(d['timeout_at'])}): {d.get('on_timeout')}")
-        lines.append(f"  approve: {d.get('command')}")
+        lines.append(f"  approvers: {who}; {p.min_approvals} needed")
+        if p.timeout_at:
+            lines.append(f"  on timeout ({_ts(p.timeout_at)}): {p.on_timeout}")
+        lines.append(f"  approve: {p.command}")
         lines.append(
-            f"  reject:  quarterdeck reject {event.run_id} {d.get('gate')} --as NAME --reason TEXT"
+            f"  reject:  quarterdeck reject {event.run_id} {p.gate} --as NAME --reason TEXT"
         )
         return "\n".join(lines)
-    if kind == EventType.APPROVAL_VOTE:
-        return f"{d.get('by')} voted {d.get('decision')} on {d.get('gate')}"
-    if kind == EventType.APPROVAL_REFUSED:
-        return f"decision by {d.get('by')} on {d.get('gate')} refused: {d.get('why')}"
-    if kind == EventType.APPROVAL_DECIDED:
-        reason = f": {d['reason']}" if d.get("reason") else ""
-        return f"approval {d.get('gate')} {d.get('decision')} by {d.get('by')}{reason}"
-    if kind == EventType.SIGNAL_RECEIVED and d.get("kind") == "note":
-        return f"note from {d.get('by')}: {d.get('reason')}"
-    if kind == EventType.TOKENS_USED:
-        est = " (estimated)" if d.get("estimated") else ""
-        return (
-            f"{d.get('persona')} used {d.get('total')} tokens{est}; "
-            f"{d.get('remaining')} of {d.get('budget')} left"
-        )
-    if kind == EventType.BUDGET and d.get("outcome"):
-        return f"budget {d.get('persona')}: {d.get('outcome')}"
+    if isinstance(p, ApprovalVote):
+        return f"{p.by} voted {p.decision} on {p.gate}"
+    if isinstance(p, ApprovalRefused):
+        return f"decision by {p.by} on {p.gate} refused: {p.why}"
+    if isinstance(p, ApprovalDecided):
+        reason = f": {p.reason}" if p.reason else ""
+        return f"approval {p.gate} {p.decision} by {p.by}{reason}"
+    if isinstance(p, SignalReceived) and p.kind == "note":
+        return f"note from {p.by}: {p.reason}"
+    if isinstance(p, TokensUsed):
+        est = " (estimated)" if p.estimated else ""
+        return f"{p.persona} used {p.total} tokens{est}; {p.remaining} of {p.budget} left"
+    if isinstance(p, Budget) and p.outcome:
+        return f"budget {p.persona}: {p.outcome}"
     return None
 
 
@@ -173,19 +169,19 @@ class PlainRenderer:
         if event.type == EventType.STEP_OUTPUT:
             if not self.show_output:
                 return
+            out = StepOutput.of(event)
             prefix = self.prefix(event)
-            mark = "!" if event.data.get("stream") == "stderr" else "|"
-            for line in event.data.get("lines", []):
+            mark = "!" if out.stream == "stderr" else "|"
+            for line in out.lines:
                 self.console.print(Text(f"{prefix} {mark} {line}"))
             self.stream.flush()
             return
         message = describe(event, self.state)
         if message is None:
             return
-        style = None
-        status = event.data.get("status")
-        if isinstance(status, str):
-            style = STYLES.get(status)
+        p = event.payload()
+        status = p.status if isinstance(p, (RunFinished, StageFinished, StepFinished)) else None
+        style = look(status).style if status is not None else None
         for i, line in enumerate(message.splitlines()):
             text = Text(f"{self.prefix(event)} {line}" if i == 0 else f"{' ' * 21}{line}")
             if style and i == 0:
@@ -221,7 +217,7 @@ class LiveRenderer:
 
     def __call__(self, event: Event) -> None:
         if event.type == EventType.STEP_OUTPUT:
-            for line in event.data.get("lines", []):
+            for line in StepOutput.of(event).lines:
                 self.recent.append(f"{event.step}: {line}")
             del self.recent[:-8]
         elif event.type in (
@@ -244,7 +240,7 @@ class LiveRenderer:
         head = Text()
         head.append(f"{s.workflow or '…'} ", style="bold")
         head.append(f"{s.id}  ", style="dim")
-        head.append(f"{ICONS.get(s.status, '?')} {s.status}", style=STYLES.get(s.status, ""))
+        head.append(f"{look(s.status).glyph} {s.status}", style=look(s.status).style)
         done, total = s.counts()
         head.append(f"   {done}/{total} steps   {format_duration(s.duration)}", style="dim")
         if s.persona:
@@ -255,7 +251,7 @@ class LiveRenderer:
         table.add_column(justify="right", style="dim")
         for stage in s.stages.values():
             table.add_row(
-                Text(ICONS.get(stage.status, "?"), style=STYLES.get(stage.status, "")),
+                Text(look(stage.status).glyph, style=look(stage.status).style),
                 Text(
                     f"{stage.id}" + (f" ({stage.persona})" if stage.persona else ""), style="bold"
                 ),
@@ -268,8 +264,8 @@ class LiveRenderer:
                 table.add_row(
                     "",
                     Text(
-                        f"  {ICONS.get(step.status, '?')} {step.id}{attempts}",
-                        style=STYLES.get(step.status, ""),
+                        f"  {look(step.status).glyph} {step.id}{attempts}",
+                        style=look(step.status).style,
                     ),
                     format_duration(step.duration) if step.started_at else "",
                 )

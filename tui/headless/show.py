@@ -6,7 +6,7 @@ import time
 
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import RunState
-from quarterdeck.tui.headless.render import ICONS
+from quarterdeck.core.journal.statuses import GateStatus, StageStatus, StepStatus, look
 
 
 def _clock(ts: float | None) -> str:
@@ -15,7 +15,7 @@ def _clock(ts: float | None) -> str:
 
 def render_show(state: RunState) -> str:
     lines = [
-        f"run {state.id}  {state.workflow}  {ICONS.get(state.status, '?')} {state.status}",
+        f"run {state.id}  {state.workflow}  {look(state.status).glyph} {state.status}",
         f"  started {_clock(state.started_at)} by {state.started_by or '?'}"
         f"  finished {_clock(state.finished_at)}  ({format_duration(state.duration)})",
     ]
@@ -27,8 +27,8 @@ def render_show(state: RunState) -> str:
     for stage in state.stages.values():
         persona = f"  ({stage.persona})" if stage.persona else ""
         lines.append(
-            f"{ICONS.get(stage.status, '?')} {stage.id}{persona}  {stage.status}"
-            + (f": {stage.error}" if stage.error and stage.status != "succeeded" else "")
+            f"{look(stage.status).glyph} {stage.id}{persona}  {stage.status}"
+            + (f": {stage.error}" if stage.error and stage.status != StageStatus.SUCCEEDED else "")
         )
         if stage.approval is not None:
             a = stage.approval
@@ -41,16 +41,16 @@ def render_show(state: RunState) -> str:
             attempts = f" ×{step.attempts}" if step.attempts > 1 else ""
             role = f" [{step.role}]" if step.role != "step" else ""
             lines.append(
-                f"    {ICONS.get(step.status, '?')} {step.id}{role}{attempts}  {step.status}"
+                f"    {look(step.status).glyph} {step.id}{role}{attempts}  {step.status}"
                 f"  {format_duration(step.duration) if step.started_at else ''}"
             )
-            if step.error and step.status != "succeeded":
+            if step.error and step.status != StepStatus.SUCCEEDED:
                 lines.append(f"        error: {step.error}")
             shown = {k: v for k, v in step.outputs.items() if k != "stdout"}
             if shown:
                 text = ", ".join(f"{k}={v}" for k, v in list(shown.items())[:8])
                 lines.append(f"        outputs: {text[:200]}")
-        if stage.gate is not None and stage.gate.status != "pending":
+        if stage.gate is not None and stage.gate.status != GateStatus.PENDING:
             lines.append(f"    gate {stage.gate.id}: {stage.gate.status}")
             for r in stage.gate.results:
                 lines.append(f"      {'✔' if r.get('passed') else '✘'} {r.get('condition')}")

@@ -11,6 +11,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from quarterdeck.core.journal.state import RunState, StageState, StepState
+from quarterdeck.core.journal.statuses import GateStatus
 from quarterdeck.tui.widgets.status import glyph, rich_text, span
 
 NodeKey = tuple[str, ...]
@@ -116,7 +117,7 @@ class StageTree(Tree[NodeKey]):
             parts.append(f"[$text-muted]{duration}[/]")
         if stage.approval is not None:
             parts.append(f"gate {glyph(stage.approval.status)}")
-        if stage.gate is not None and stage.gate.status != "pending":
+        if stage.gate is not None and stage.gate.status != GateStatus.PENDING:
             parts.append(f"{escape(stage.gate.id)} {glyph(stage.gate.status)}")
         return " ".join(parts)
 

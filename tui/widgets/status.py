@@ -1,7 +1,9 @@
 """Status glyphs and theme styles, shared by every view of a run.
 
-Colours are theme variables only (``$success``, ``$error``…), so every Textual theme
-works and nothing is hard-coded.
+The glyph and colour of each status come from the one table in
+:mod:`quarterdeck.core.journal.statuses` (its ``mark`` and ``theme``). Colours are theme
+variables only (``$success``, ``$error``…), so every Textual theme works and nothing is
+hard-coded.
 """
 
 from __future__ import annotations
@@ -14,59 +16,27 @@ from rich.text import Text
 from textual.markup import escape
 
 from quarterdeck.core.durations import format_duration
+from quarterdeck.core.journal.statuses import RunStatus, look
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-ICONS: dict[str, str] = {
-    "pending": "○",
-    "running": "●",
-    "waiting": "◆",
-    "paused": "‖",
-    "succeeded": "✓",
-    "passed": "✓",
-    "approved": "✓",
-    "nothing_to_do": "✓",
-    "failed": "✗",
-    "rejected": "✗",
-    "cancelled": "⊘",
-    "skipped": "↷",
-    "interrupted": "!",
-}
-
-STYLES: dict[str, str] = {
-    "pending": "$text-muted",
-    "running": "$accent",
-    "waiting": "$warning",
-    "paused": "$warning",
-    "succeeded": "$success",
-    "passed": "$success",
-    "approved": "$success",
-    "nothing_to_do": "$success",
-    "failed": "$error",
-    "rejected": "$error",
-    "cancelled": "$warning",
-    "skipped": "$text-muted",
-    "interrupted": "$warning",
-}
 
 
 def icon(status: str, frame: int = 0) -> str:
     """The glyph for a status; a running thing spins (``frame`` comes from the clock)."""
-    if status == "running":
+    if status == RunStatus.RUNNING:
         return SPINNER[frame % len(SPINNER)]
-    return ICONS.get(status, "?")
+    return look(status).mark
 
 
 def badge(status: str, frame: int = 0) -> str:
     """``icon status`` as Content markup in the status's theme colour."""
-    style = STYLES.get(status, "$text")
-    return f"[{style}]{icon(status, frame)} {escape(status)}[/]"
+    seen = look(status)
+    return f"[{seen.theme}]{icon(status, frame)} {escape(seen.label)}[/]"
 
 
 def glyph(status: str, frame: int = 0) -> str:
     """Just the coloured icon, as Content markup."""
-    style = STYLES.get(status, "$text")
-    return f"[{style}]{icon(status, frame)}[/]"
+    return f"[{look(status).theme}]{icon(status, frame)}[/]"
 
 
 def span(started: float | None, finished: float | None, now: Callable[[], float]) -> str:

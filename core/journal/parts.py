@@ -1,0 +1,176 @@
+"""The parts of a run's state: its stages, steps, gates, approvals and personas.
+
+:mod:`quarterdeck.core.journal.state` folds events into these; they live apart from the
+fold so each module stays one concern (and short).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from quarterdeck.core.journal.statuses import (
+    ApprovalStatus,
+    GateStatus,
+    StageStatus,
+    StepStatus,
+)
+
+LOG_TAIL = 20
+
+
+@dataclass
+class StepState:
+    id: str
+    stage: str
+    uses: str = ""
+    needs: list[str] = field(default_factory=list)
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    role: str = "step"  # step | fallback | on_failure
+    parent: str | None = None
+    via: str | None = None
+    next_retry_at: float | None = None
+    lines: int = 0
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL))
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at if self.finished_at is not None else time.time()
+        return max(0.0, end - self.started_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uses": self.uses,
+            "status": self.status,
+            "attempts": self.attempts,
+            "outputs": self.outputs,
+            "error": self.error,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "role": self.role,
+        }
+
+
+@dataclass
+class GateState:
+    id: str
+    status: GateStatus = GateStatus.PENDING
+    results: list[dict[str, Any]] = field(default_factory=list)  # GateResult.to_data()
+    skipped_by: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Vote:
+    by: str
+    decision: ApprovalStatus
+    reason: str
+    ts: float
+
+
+@dataclass
+class ApprovalState:
+    id: str
+    stage: str
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    prompt: str = ""
+    evidence: list[str] = field(default_factory=list)
+    approvers: list[str] = field(default_factory=list)
+    min_approvals: int = 1
+    allow_self_approval: bool = False
+    requested_at: float | None = None
+    timeout_at: float | None = None
+    on_timeout: str = "reject"
+    votes: list[Vote] = field(default_factory=list)
+    refusals: list[dict[str, Any]] = field(default_factory=list)  # ApprovalRefused data
+    decided_by: str | None = None
+    reason: str | None = None
+    decided_at: float | None = None
+    timed_out: bool = False
+    kind: str = "approval"  # approval | budget
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "stage": self.stage,
+            "status": self.status,
+            "prompt": self.prompt,
+            "approvers": self.approvers,
+            "min_approvals": self.min_approvals,
+            "votes": [v.__dict__ for v in self.votes],
+            "decided_by": self.decided_by,
+            "reason": self.reason,
+            "timed_out": self.timed_out,
+        }
+
+
+@dataclass
+class StageState:
+    id: str
+    title: str = ""
+    persona: str | None = None
+    status: StageStatus = StageStatus.PENDING
+    steps: dict[str, StepState] = field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    gate: GateState | None = None
+    approval: ApprovalState | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "persona": self.persona,
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "steps": [s.to_json() for s in self.steps.values()],
+        }
+        if self.gate is not None:
+            out["gate"] = {
+                "id": self.gate.id,
+                "status": self.gate.status,
+                "results": self.gate.results,
+            }
+        if self.approval is not None:
+            out["approval"] = self.approval.to_json()
+        return out
+
+
+@dataclass
+class PersonaUsage:
+    name: str
+    budget: int = 0
+    title: str = ""
+    role: str = ""
+    color: str = ""
+    model: str = ""
+    tokens_used: int = 0
+    estimated: bool = False
+    seconds: float = 0.0
+    since: float | None = None
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.tokens_used
+
+
+@dataclass
+class LogLine:
+    ts: float
+    stage: str | None
+    step: str | None
+    stream: str
+    text: str

@@ -1,0 +1,185 @@
+"""The machinery behind the typed event payloads of :mod:`quarterdeck.core.journal.events`.
+
+A payload is a frozen dataclass whose fields are the keys of an event's ``data``. Writers
+build one and journal ``to_data()``; readers call ``from_data()`` (or ``Payload.of(event)``)
+and get typed fields, so a renamed key is a type error rather than a silently empty panel.
+
+``from_data`` is lenient by default, as the journal's readers always were: a key it does
+not know is ignored and a missing key reads as the field's ``missing`` value (old journals
+and hand-written test events lack some). ``strict=True`` refuses both, which is how a test
+proves the runner and the readers agree on every field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, fields
+from enum import StrEnum
+from typing import Any, ClassVar, Self
+
+Parse = Callable[[Any, bool], Any]
+
+
+class PayloadError(ValueError):
+    """An event's data does not fit its payload type."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    name: str
+    key: str
+    missing: Any
+    parse: Parse | None
+    omit: bool
+
+
+def meta(
+    missing: Any = MISSING,
+    *,
+    key: str | None = None,
+    parse: Parse | None = None,
+    omit: bool = False,
+) -> dict[str, Any]:
+    """A payload field's ``metadata`` (a field without any is read and written as is).
+
+    ``missing`` is what a reader gets when the key is absent (by default the field's
+    default: give it for a field the constructor requires); ``key`` renames the field in
+    the data (``from`` is a keyword); ``parse`` turns a journaled value into the field's
+    type (enums, nested records); ``omit`` leaves the key out of ``to_data`` when None
+    (writers set it only sometimes).
+    """
+    return {"missing": missing, "key": key, "parse": parse, "omit": omit}
+
+
+#: A field writers set only sometimes: None when absent, and left out of ``to_data``.
+OMIT = meta(omit=True)
+
+
+def enum(kind: type[StrEnum]) -> Parse:
+    def parse(value: Any, strict: bool) -> Any:
+        return kind(value)
+
+    return parse
+
+
+def number(kind: type[int] | type[float]) -> Parse:
+    def parse(value: Any, strict: bool) -> Any:
+        return kind(value)
+
+    return parse
+
+
+def list_of(kind: type[Record]) -> Parse:
+    def parse(value: Any, strict: bool) -> Any:
+        return [kind.from_data(item, strict=strict) for item in value]
+
+    return parse
+
+
+def dict_of(kind: type[Record]) -> Parse:
+    def parse(value: Any, strict: bool) -> Any:
+        return {name: kind.from_data(item, strict=strict) for name, item in value.items()}
+
+    return parse
+
+
+def _copy(value: Any) -> Any:
+    return type(value)(value) if isinstance(value, (list, dict)) else value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, StrEnum):  # the journal holds plain strings, as read back
+        return value.value
+    if isinstance(value, Record):
+        return value.to_data()
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict) and any(isinstance(v, Record) for v in value.values()):
+        return {name: _plain(item) for name, item in value.items()}
+    return value
+
+
+class Record:
+    """A typed view of one JSON object in the journal (a payload, or a part of one)."""
+
+    __slots__ = ()
+    _specs: ClassVar[tuple[_Spec, ...]]
+    _keys: ClassVar[frozenset[str]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._specs = ()  # built on first use, once the dataclass has made the fields
+
+    @classmethod
+    def _build_specs(cls) -> None:
+        specs = []
+        for f in fields(cls):  # type: ignore[arg-type]
+            meta = f.metadata
+            missing = meta.get("missing", MISSING)
+            if missing is MISSING:
+                if f.default is not MISSING:
+                    missing = f.default
+                elif callable(f.default_factory):
+                    missing = f.default_factory()
+                else:
+                    raise TypeError(f"{cls.__name__}.{f.name}: say what a reader gets when absent")
+            specs.append(
+                _Spec(
+                    f.name,
+                    meta.get("key") or f.name,
+                    missing,
+                    meta.get("parse"),
+                    bool(meta.get("omit")),
+                )
+            )
+        cls._specs = tuple(specs)
+        cls._keys = frozenset(s.key for s in specs)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any], *, strict: bool = False) -> Self:
+        """Read journaled data; ``strict`` refuses unknown and missing keys."""
+        if not isinstance(data, Mapping):
+            raise PayloadError(f"{cls.__name__}: expected an object, got {data!r}")
+        if not cls._specs:
+            cls._build_specs()
+        values: dict[str, Any] = {}
+        for spec in cls._specs:
+            if spec.key in data:
+                value = data[spec.key]
+                if value is not None and spec.parse is not None:
+                    try:
+                        value = spec.parse(value, strict)
+                    except PayloadError:
+                        raise
+                    except (TypeError, ValueError, AttributeError) as exc:
+                        raise PayloadError(f"{cls.__name__}.{spec.key}: {exc}") from None
+            elif strict and not spec.omit:
+                raise PayloadError(f"{cls.__name__}: no {spec.key!r}")
+            else:
+                value = _copy(spec.missing)
+            values[spec.name] = value
+        if strict:
+            unknown = set(data) - cls._keys
+            if unknown:
+                raise PayloadError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+        return cls(**values)
+
+    def to_data(self) -> dict[str, Any]:
+        """The journal's ``data``: keys in field order, optional ones only when set."""
+        cls = type(self)
+        if not cls._specs:
+            cls._build_specs()
+        out: dict[str, Any] = {}
+        for spec in cls._specs:
+            value = getattr(self, spec.name)
+            if value is None and spec.omit:
+                continue
+            out[spec.key] = _plain(value)
+        return out
+
+
+class Payload(Record):
+    """The typed ``data`` of one event type (``TYPES``: the event types it is for)."""
+
+    __slots__ = ()
+    TYPES: ClassVar[tuple[str, ...]] = ()
