@@ -1,7 +1,7 @@
 """The incident war room: one incident, many people, the same live state.
 
 Two tails feed it — the run's journal (:class:`~quarterdeck.tui.tails.JournalTail`) and the
-run's incident actions (:class:`~quarterdeck.tui.widgets.warroom.SignalTail`) — and a timer re-armed
+run's incident actions (:class:`~quarterdeck.tui.tails.SignalTail`) — and a timer re-armed
 after each tick folds both into an :class:`~quarterdeck.core.incidents.incident.Incident`. Every
 action is an incident signal recorded with its author by
 :func:`quarterdeck.core.incidents.incident.record`, which checks the roles atomically; the deploy
@@ -33,21 +33,17 @@ from quarterdeck.core.incidents.incident import (
 from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES, Event, EventType
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.store import Signal
+from quarterdeck.screens.prompts import ChoicePrompt, TextPrompt, role_options, severity_options
 from quarterdeck.tui.bindings import bindings
-from quarterdeck.tui.tails import JournalTail, send_signal
+from quarterdeck.tui.tails import JournalTail, SignalTail, send_signal
 from quarterdeck.tui.widgets.warroom import (
-    ChoicePrompt,
     Clocks,
     HealthPanel,
     HostsPanel,
     RolesPanel,
     RunbookPanel,
     SeverityBanner,
-    SignalTail,
-    TextPrompt,
     TimelinePanel,
-    role_options,
-    severity_options,
 )
 
 if TYPE_CHECKING:
