@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Select, Static
+from textual.widgets.button import ButtonVariant
 
 from quarterdeck.core.incidents.incident import ROLE_TITLES, ROLES, SEVERITIES, severity_name
 
@@ -34,7 +35,7 @@ class TextPrompt(ModalScreen[str | None]):
         placeholder: str,
         action: str,
         required: bool = True,
-        variant: str = "primary",
+        variant: ButtonVariant = "primary",
     ) -> None:
         super().__init__()
         self.question = question
@@ -52,7 +53,7 @@ class TextPrompt(ModalScreen[str | None]):
             yield Static("", id="prompt-error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Back", id="back")
-                yield Button(self.action_label, id="ok", variant=self.variant)  # type: ignore[arg-type]
+                yield Button(self.action_label, id="ok", variant=self.variant)
 
     def on_mount(self) -> None:
         self.query_one("#prompt-text", Input).focus()

@@ -373,7 +373,7 @@ async def type_in(pilot: Pilot[Any], text: str) -> None:
 
 def _caught_up(screen: WarRoomScreen) -> bool:
     """The war room has folded every incident row in the store (they load after events)."""
-    with Store(screen.qapp.store_path) as store:
+    with Store(screen.host.store_path) as store:
         row = store.conn.execute(
             "SELECT COALESCE(MAX(id), 0) FROM signals WHERE run_id = ? AND kind = 'incident'",
             (screen.run_id,),
@@ -543,7 +543,7 @@ def test_snapshot_after_resolution(tmp_path: Path, snap_compare: Any) -> None:
 def test_warroom_command_app_opens_any_run_as_an_incident(tmp_path: Path) -> None:
     import asyncio
 
-    from quarterdeck.screens.warroom import warroom_app
+    from quarterdeck.tui.app import warroom_app
     from tests.helpers import run_workflow
 
     ran = run_workflow(

@@ -139,6 +139,6 @@ def warroom(
     if not interactive():
         err(f"warroom needs a terminal; `quarterdeck show {row.id}` prints the incident")
         raise typer.Exit(int(ExitCode.INVALID))
-    from quarterdeck.screens.warroom import run_warroom
+    from quarterdeck.tui.app import run_warroom
 
     run_warroom(store=store, run_id=row.id, actor=as_)
