@@ -71,7 +71,7 @@ class DashboardScreen(RunScreen):
         if self.tail.row is not None:
             self._follow_row(self.tail.row)
         running = any(s.status == "running" for s in self.state.all_steps())
-        if events or self._dirty or running or self.state.status in ACTIVE_RUN_STATUSES:
+        if events or self._dirty or running or self._live():
             with self.app.batch_update():
                 self._paint(new_lines)
             self._dirty = False
