@@ -8,7 +8,7 @@ focused, safe choice.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -20,10 +20,7 @@ from textual.widgets import Button, Input, Markdown, Static
 
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import ApprovalState
-
-if TYPE_CHECKING:
-    from quarterdeck.screens.dashboard import DashboardScreen
-    from quarterdeck.tui.app import QuarterdeckApp
+from quarterdeck.screens.host import CockpitHost, RunView, host_of
 
 WATCH_SECONDS = 0.1
 
@@ -37,27 +34,30 @@ class ApprovalScreen(ModalScreen[str | None]):
         Binding("escape", "later", "Later", key_display="esc"),
     ]
 
-    def __init__(self, dashboard: DashboardScreen, gate: str) -> None:
+    def __init__(self, view: RunView, gate: str) -> None:
+        """``view`` is the screen showing the run (the dashboard or the war room): its state
+        is what this modal watches, and the decision goes out through its ``send``."""
         super().__init__()
-        self.dashboard = dashboard
+        self.view = view
         self.gate = gate
         self.sent: int | None = None
         self._groups: dict[str, list[str]] = {}
+        self._dismissed = False
 
     @property
-    def qapp(self) -> QuarterdeckApp:
-        return self.app  # type: ignore[return-value]
+    def host(self) -> CockpitHost:
+        return host_of(self)
 
     @property
     def approval(self) -> ApprovalState:
-        return self.dashboard.state.approvals[self.gate]
+        return self.view.state.approvals[self.gate]
 
     def compose(self) -> ComposeResult:
         a = self.approval
         with Vertical(classes="dialog", id="approval"):
             yield Static(
                 f"[b]Approval[/b] {escape(a.id)}  [$text-muted]stage "
-                f"{escape(a.stage)} · run {escape(self.dashboard.run_id)}[/]",
+                f"{escape(a.stage)} · run {escape(self.view.run_id)}[/]",
                 id="approval-title",
             )
             yield Static(f"[b]{escape(a.prompt or 'Approve?')}[/b]", id="approval-prompt")
@@ -71,7 +71,7 @@ class ApprovalScreen(ModalScreen[str | None]):
             reason = Input(
                 placeholder="reason (required to reject)", id="approval-reason", compact=True
             )
-            reason.cursor_blink = self.qapp.blink
+            reason.cursor_blink = self.host.blink
             yield reason
             yield Static("", id="approval-error")
             with Horizontal(classes="buttons"):
@@ -81,7 +81,7 @@ class ApprovalScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         try:
-            self._groups = dict(self.qapp.context().settings.groups)
+            self._groups = dict(self.host.context().settings.groups)
         except Exception:  # unreadable config: nobody is in a group
             self._groups = {}
         self.query_one("#later", Button).focus()
@@ -92,19 +92,28 @@ class ApprovalScreen(ModalScreen[str | None]):
         from quarterdeck.core.engine.runner import approval_refusal
 
         return approval_refusal(
-            self.approval, self.qapp.actor, self.dashboard.state.started_by, self._groups, decision
+            self.approval, self.host.actor, self.view.state.started_by, self._groups, decision
         )
 
+    def _close(self, result: str | None) -> None:
+        """Dismiss once: the watch timer can tick again before the popped modal is removed,
+        and a second dismissal would pop the screen under it."""
+        if not self._dismissed:
+            self._dismissed = True
+            self.dismiss(result)
+
     def _watch(self) -> None:
+        if self._dismissed:
+            return
         a = self.approval
         if a.status != "waiting":
             who = a.decided_by or "?"
             why = f": {a.reason}" if a.reason else ""
-            self.dismiss(f"gate {a.id} {a.status} by {who}{why}")
+            self._close(f"gate {a.id} {a.status} by {who}{why}")
             return
         approvers = ", ".join(a.approvers) if a.approvers else "anyone"
-        if not a.allow_self_approval and self.dashboard.state.started_by:
-            approvers += f" (not {self.dashboard.state.started_by}, who started the run)"
+        if not a.allow_self_approval and self.view.state.started_by:
+            approvers += f" (not {self.view.state.started_by}, who started the run)"
         votes = [v for v in a.votes if v.decision == "approved"]
         lines = [
             f"[$text-muted]approvers:[/] {escape(approvers)}",
@@ -113,7 +122,7 @@ class ApprovalScreen(ModalScreen[str | None]):
         ]
         approve_why = self.refusal("approved")
         reject_why = self.refusal("rejected")
-        me = escape(self.qapp.actor)
+        me = escape(self.host.actor)
         if approve_why is None:
             lines.append(f"[$success]you ({me}) may approve[/]")
         else:
@@ -122,7 +131,7 @@ class ApprovalScreen(ModalScreen[str | None]):
         self.query_one("#approve", Button).disabled = approve_why is not None
         self.query_one("#reject", Button).disabled = reject_why is not None
         if a.timeout_at is not None:
-            left = max(0.0, a.timeout_at - self.qapp.now())
+            left = max(0.0, a.timeout_at - self.host.now())
             text = f"[$text-muted]time left:[/] {format_duration(left)}, then {a.on_timeout}"
         else:
             text = "[$text-muted]no timeout[/]"
@@ -133,7 +142,7 @@ class ApprovalScreen(ModalScreen[str | None]):
     def _check_outcome(self) -> None:
         from quarterdeck.core.journal.store import Store
 
-        with Store(self.qapp.store_path) as store:
+        with Store(self.host.store_path) as store:
             outcome = store.signal_outcome(self.sent or 0)
         if outcome and outcome.startswith("refused"):
             self.sent = None
@@ -149,7 +158,7 @@ class ApprovalScreen(ModalScreen[str | None]):
             self._error(why)
             return
         reason = self.query_one("#approval-reason", Input).value.strip()
-        self.sent = self.dashboard.send("approve", target=self.gate, reason=reason)
+        self.sent = self.view.send("approve", target=self.gate, reason=reason)
         self.query_one("#approval-error", Static).update(
             "[$text-muted]approval sent; waiting for the run to record it…[/]"
         )
@@ -166,11 +175,11 @@ class ApprovalScreen(ModalScreen[str | None]):
             self._error("a rejection needs a reason: type it above, then Reject")
             field.focus()
             return
-        self.sent = self.dashboard.send("reject", target=self.gate, reason=reason)
+        self.sent = self.view.send("reject", target=self.gate, reason=reason)
         self.query_one("#approval-error", Static).update(
             "[$text-muted]rejection sent; waiting for the run to record it…[/]"
         )
 
     @on(Button.Pressed, "#later")
     def action_later(self) -> None:
-        self.dismiss(None)
+        self._close(None)

@@ -1,77 +1,56 @@
 """The run dashboard: one code path for live runs, attached runs and finished runs.
 
-A :class:`~quarterdeck.tui.tails.JournalTail` reads committed events in a thread; a timer
-here (re-armed after each tick, so slow ticks never stack) drains them in one batch,
-folds them into a :class:`~quarterdeck.core.journal.state.RunState` and updates the widgets once.
-Controls are signals written to the store; the runner — in this process or any other — acts on
-them, and the journal tells every viewer what happened.
+Following the run (the journal tail, the timer, the definition, signals) is
+:class:`~quarterdeck.screens.run_screen.RunScreen`'s; here each tick's events are folded into a
+:class:`~quarterdeck.core.journal.state.RunState` and the widgets updated once: stages and steps,
+persona and budgets, metrics, the log — and the controls (pause, cancel, retry, skip a gate).
 """
 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.markup import escape
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Input, Static, Tree
 
 from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES, Event, EventType
-from quarterdeck.core.journal.state import LogLine, RunState
+from quarterdeck.core.journal.state import LogLine
+from quarterdeck.screens.run_screen import RunScreen
 from quarterdeck.tui.bindings import bindings
-from quarterdeck.tui.tails import JournalTail, send_signal
 from quarterdeck.tui.widgets.log_panel import LogPanel
 from quarterdeck.tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPanel
 from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
 from quarterdeck.tui.widgets.status import badge, span
 
-if TYPE_CHECKING:
-    from quarterdeck.core.definition.models import Workflow
-    from quarterdeck.tui.app import QuarterdeckApp
-
-TICK_SECONDS = 0.1
 RETRYABLE = ("failed", "interrupted")
-SITUATIONAL = frozenset({"approval", "retry", "skip_gate", "jump", "whole_log"})
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(RunScreen):
     """Stages and steps, persona and budgets, metrics, the log, and the controls."""
 
     SCOPE = "dashboard"
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = bindings(
         "dashboard"
     )
+    SITUATIONAL = frozenset({"approval", "retry", "skip_gate", "jump", "whole_log"})
 
     def __init__(self, run_id: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.state = RunState(run_id, keep_log=True)
+        super().__init__(run_id, keep_log=True)
         self.persona_info: dict[str, dict[str, Any]] = {}
-        self.workflow: Workflow | None = None
-        self.tail: JournalTail | None = None
-        self.notice = ""
-        self._timer: Timer | None = None
         self._offered: set[tuple[str, float | None]] = set()
-        self._dirty = True
         self._reported_error: str | None = None
         self._decided: set[str] = set()
-        self._definition_requested = False
         self._keys: tuple[object, ...] = ()
-
-    @property
-    def qapp(self) -> QuarterdeckApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(f"run {escape(self.run_id)}  [$text-muted]loading…[/]", id="run-bar")
         with Grid(id="dash-main"):
-            yield StageTree(self.qapp.now, id="tree")
+            yield StageTree(self.host.now, id="tree")
             yield LogPanel(id="log-panel")
             with Vertical(id="dash-side"):
                 yield PersonaPanel(id="persona")
@@ -79,40 +58,20 @@ class DashboardScreen(Screen[None]):
                 yield MetricsPanel(id="metrics")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.tail = JournalTail(Path(self.qapp.store_path), self.run_id).start()
+    def _mounted(self) -> None:
         self.query_one("#tree", StageTree).focus()
-        self._tick()
-
-    def on_unmount(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-        if self.tail is not None:
-            self.tail.stop()
 
     # -- the loop ---------------------------------------------------------------------
-
-    def _tick(self) -> None:
-        try:
-            self.pump()
-        finally:
-            self._timer = self.set_timer(TICK_SECONDS, self._tick)
 
     def pump(self) -> int:
         """Drain the tail, fold, repaint once; returns how many events were applied."""
         assert self.tail is not None
         events = self.tail.drain()
         new_lines = self._apply(events)
-        row = self.tail.row
-        if row is not None:
-            if row.status == "interrupted" and self.state.status in ACTIVE_RUN_STATUSES:
-                self.state.status = "interrupted"
-                self._dirty = True
-            if not self._definition_requested and row.definition:
-                self._definition_requested = True
-                self._load_definition(row.definition, row.workflow_path)
+        if self.tail.row is not None:
+            self._follow_row(self.tail.row)
         running = any(s.status == "running" for s in self.state.all_steps())
-        if events or self._dirty or running or self.state.status in ACTIVE_RUN_STATUSES:
+        if events or self._dirty or running or self._live():
             with self.app.batch_update():
                 self._paint(new_lines)
             self._dirty = False
@@ -124,7 +83,7 @@ class DashboardScreen(Screen[None]):
     def _refresh_keys(self) -> None:
         """Re-check the footer only when something that decides availability changed."""
         s = self.state
-        here = self.qapp.runs.get(self.run_id)
+        here = self.host.runs.get(self.run_id)
         pending = s.pending_approval()
         failing = s.failing_step()
         key = (
@@ -165,26 +124,9 @@ class DashboardScreen(Screen[None]):
         who = event.data.get("by") or "?"
         self.notice = f"gate {gate} {event.data.get('decision', '?')} by {who}"
 
-    @work(thread=True, group="definition")
-    def _load_definition(self, text: str, path: str) -> None:
-        """The run's own definition (gates' ``skippable``), off the UI thread."""
-        from quarterdeck.core.definition.validate import load_workflow_text
-        from quarterdeck.core.errors import QuarterdeckError
-
-        try:
-            personas = self.qapp.context().personas
-            workflow = load_workflow_text(text, Path(path), personas).workflow
-        except QuarterdeckError:
-            return
-        self.app.call_from_thread(self._definition_loaded, workflow)
-
-    def _definition_loaded(self, workflow: Workflow) -> None:
-        self.workflow = workflow
-        self.refresh_bindings()
-
     def _paint(self, new_lines: list[LogLine]) -> None:
-        now = self.qapp.now
-        frame = self.qapp.frame()
+        now = self.host.now
+        frame = self.host.frame()
         state = self.state
         self.query_one("#tree", StageTree).sync(state, frame)
         self.query_one("#persona", PersonaPanel).render_state(state, self.persona_info)
@@ -197,10 +139,10 @@ class DashboardScreen(Screen[None]):
     def _bar(self) -> str:
         s = self.state
         title = escape(s.title or s.workflow or "")
-        parts = [badge(s.status, self.qapp.frame()), f"[b]{title}[/b]", escape(self.run_id)]
+        parts = [badge(s.status, self.host.frame()), f"[b]{title}[/b]", escape(self.run_id)]
         if s.started_by:
             parts.append(f"[$text-muted]by[/] {escape(s.started_by)}")
-        elapsed = span(s.started_at, s.finished_at, self.qapp.now)
+        elapsed = span(s.started_at, s.finished_at, self.host.now)
         if elapsed:
             parts.append(elapsed)
         pending = s.pending_approval()
@@ -215,7 +157,7 @@ class DashboardScreen(Screen[None]):
         return "  ".join(parts)
 
     def _check_background(self) -> None:
-        run = self.qapp.runs.get(self.run_id)
+        run = self.host.runs.get(self.run_id)
         if run is not None and run.error and run.error != self._reported_error:
             self._reported_error = run.error
             self.notice = run.error
@@ -234,9 +176,6 @@ class DashboardScreen(Screen[None]):
 
     # -- availability -----------------------------------------------------------------
 
-    def _live(self) -> bool:
-        return self.state.status in ACTIVE_RUN_STATUSES
-
     def _skippable_gate(self) -> tuple[str, str] | None:
         """(stage, gate) of a skippable gate that failed, or that a live run will reach."""
         if self.workflow is None:
@@ -254,9 +193,9 @@ class DashboardScreen(Screen[None]):
 
     def why_unavailable(self, action: str) -> str | None:
         s = self.state
-        here = self.qapp.runs.get(self.run_id)
+        here = self.host.runs.get(self.run_id)
         if action == "approval":
-            return None if s.pending_approval() else "no approval gate is waiting"
+            return self._no_approval_why()
         if action in ("pause", "cancel"):
             if not self._live():
                 return f"the run has ended ({s.status})" if s.started_at else "no run yet"
@@ -280,52 +219,15 @@ class DashboardScreen(Screen[None]):
             return None
         return None
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Situational keys leave the footer when they do not apply (help and the palette
-        still list them, with the reason); the core controls stay, greyed out."""
-        if self.why_unavailable(action) is None:
-            return True
-        return False if action in SITUATIONAL else None
-
-    def _refuse(self, action: str) -> bool:
-        why = self.why_unavailable(action)
-        if why is not None:
-            self.notify(why, severity="warning")
-            return True
-        return False
-
-    # -- signals ----------------------------------------------------------------------
-
-    def send(self, kind: str, *, target: str | None = None, reason: str = "") -> int | None:
-        """Write a signal to the store, as the CLI would; the runner acts on it."""
-        return send_signal(
-            self,
-            Path(self.qapp.store_path),
-            self.run_id,
-            kind,
-            actor=self.qapp.actor,
-            target=target,
-            reason=reason,
-            tail=self.tail,
-        )
-
     # -- actions ----------------------------------------------------------------------
 
     def action_approval(self) -> None:
-        if self._refuse("approval"):
-            return
-        from quarterdeck.screens.approval import ApprovalScreen
+        self._open_approval("approval")
 
-        pending = self.state.pending_approval()
-        assert pending is not None
-
-        def closed(result: str | None) -> None:
-            if result:
-                self.notice = result
-                self._dirty = True
-                self.notify(result, title="approval")
-
-        self.app.push_screen(ApprovalScreen(self, pending.id), closed)
+    def _approval_closed(self, result: str) -> None:
+        self.notice = result
+        self._dirty = True
+        super()._approval_closed(result)
 
     def action_pause(self) -> None:
         if self._refuse("pause"):
@@ -361,7 +263,7 @@ class DashboardScreen(Screen[None]):
     def action_retry(self) -> None:
         if self._refuse("retry"):
             return
-        self.qapp.resume(self.run_id)
+        self.host.resume(self.run_id)
         self.notice = "resuming: failed steps run again, completed ones are reused"
         self._dirty = True
 
@@ -381,7 +283,7 @@ class DashboardScreen(Screen[None]):
                 return
             self.notice = f"skip of gate {gate_id} recorded"
             if not self._live():
-                self.qapp.resume(self.run_id)
+                self.host.resume(self.run_id)
                 self.notice += "; resuming the run"
             self._dirty = True
 
@@ -412,19 +314,18 @@ class DashboardScreen(Screen[None]):
     def action_whole_log(self) -> None:
         self.scope_log(("run",))
 
-    def action_back(self) -> None:
+    def _back_within(self) -> bool:
         panel = self.query_one("#log-panel", LogPanel)
         if panel.has_class("-filtering") or panel.filter_text:
             panel.filter_text = ""
             panel.close_filter()
             panel.reset(self.state.log)
             self.query_one("#tree", StageTree).focus()
-            return
+            return True
         if panel.step is not None or panel.stage is not None:
             self.scope_log(("run",))
-            return
-        if len(self.app.screen_stack) > 2:
-            self.app.pop_screen()
+            return True
+        return False
 
     # -- log scope and filter ---------------------------------------------------------
 

@@ -11,12 +11,12 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static
 
+from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
     from quarterdeck.core.journal.store import RunRow
-    from quarterdeck.tui.app import QuarterdeckApp
 
 STATUSES = (
     "running",
@@ -43,8 +43,8 @@ class HistoryScreen(Screen[None]):
         self._workflows: list[str] = []
 
     @property
-    def qapp(self) -> QuarterdeckApp:
-        return self.app  # type: ignore[return-value]
+    def host(self) -> CockpitHost:
+        return host_of(self)
 
     def compose(self) -> ComposeResult:
         yield Static("[b]History[/b]  [$text-muted]all runs, newest first[/]", id="title-bar")
@@ -76,7 +76,7 @@ class HistoryScreen(Screen[None]):
 
         workflow = self._value("#filter-workflow")
         status = self._value("#filter-status")
-        with Store(self.qapp.store_path) as store:
+        with Store(self.host.store_path) as store:
             rows = store.list_runs(limit=LIMIT, workflow=workflow, status=status)
             names = sorted({r[0] for r in store.conn.execute("SELECT DISTINCT workflow FROM runs")})
         self.app.call_from_thread(self._show, rows, names)
@@ -92,7 +92,7 @@ class HistoryScreen(Screen[None]):
         self.rows = rows
         table = self.query_one("#history", DataTable)
         table.clear()
-        fill_runs(table, rows, self.qapp.now, self.app.theme_variables)
+        fill_runs(table, rows, self.host.now, self.app.theme_variables)
         self.query_one("#history-count", Static).update(
             f"[$text-muted]{len(rows)} run{'s' if len(rows) != 1 else ''}[/]"
         )
@@ -113,7 +113,7 @@ class HistoryScreen(Screen[None]):
     def action_open(self) -> None:
         table = self.query_one("#history", DataTable)
         if self.rows and 0 <= table.cursor_row < len(self.rows):
-            self.qapp.open_run(self.rows[table.cursor_row].id)
+            self.host.open_run(self.rows[table.cursor_row].id)
 
     def action_focus_workflow(self) -> None:
         self.query_one("#filter-workflow", Select).focus()

@@ -18,13 +18,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
     from quarterdeck.core.definition.validate import LoadedWorkflow
     from quarterdeck.core.journal.store import RunRow
-    from quarterdeck.tui.app import QuarterdeckApp
     from quarterdeck.workflows.catalog import CatalogEntry
 
 RECENT = 12
@@ -76,12 +76,12 @@ class HomeScreen(Screen[None]):
         self._loaded: dict[str, LoadedWorkflow] = {}
 
     @property
-    def qapp(self) -> QuarterdeckApp:
-        return self.app  # type: ignore[return-value]
+    def host(self) -> CockpitHost:
+        return host_of(self)
 
     def compose(self) -> ComposeResult:
         yield Static(
-            f"[b]Quarterdeck[/b]  [$text-muted]you are {escape(self.qapp.actor)}[/]", id="title-bar"
+            f"[b]Quarterdeck[/b]  [$text-muted]you are {escape(self.host.actor)}[/]", id="title-bar"
         )
         with Horizontal(id="home-top"):
             with Vertical(id="catalog-pane", classes="pane"):
@@ -109,11 +109,11 @@ class HomeScreen(Screen[None]):
     def refresh_data(self) -> None:
         from quarterdeck.core.journal.store import Store
 
-        entries = self.qapp.catalog()
+        entries = self.host.catalog()
         rows: list[RunRow] = []
         error = None
         try:
-            with Store(self.qapp.store_path) as store:
+            with Store(self.host.store_path) as store:
                 rows = store.list_runs(limit=RECENT)
         except Exception as exc:  # an unreadable store still shows the catalog
             error = str(exc)
@@ -140,7 +140,7 @@ class HomeScreen(Screen[None]):
         self.rows = rows
         table = self.query_one("#recent", DataTable)
         table.clear()
-        fill_runs(table, rows, self.qapp.now, self.app.theme_variables)
+        fill_runs(table, rows, self.host.now, self.app.theme_variables)
         if error:
             self.notify(error, title="cannot read the run history", severity="error")
 
@@ -168,7 +168,7 @@ class HomeScreen(Screen[None]):
         from quarterdeck.core.definition.validate import load_workflow
         from quarterdeck.core.errors import DefinitionError, QuarterdeckError
 
-        ctx = self.qapp.context()
+        ctx = self.host.context()
         try:
             loaded = load_workflow(entry.path, ctx.personas)
         except DefinitionError as exc:
@@ -214,7 +214,7 @@ class HomeScreen(Screen[None]):
         if focused is not None and focused.id == "recent":
             table = self.query_one("#recent", DataTable)
             if self.rows and 0 <= table.cursor_row < len(self.rows):
-                self.qapp.open_run(self.rows[table.cursor_row].id)
+                self.host.open_run(self.rows[table.cursor_row].id)
             return
         catalog = self.query_one("#catalog", OptionList)
         if catalog.highlighted is None or not self.entries:

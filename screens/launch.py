@@ -24,11 +24,11 @@ from textual.widgets import Button, Footer, Input, Select, Static, Switch
 from quarterdeck.core.definition.inputs import coerce
 from quarterdeck.core.definition.models import InputSpec
 from quarterdeck.core.errors import InvalidInput
+from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings
 
 if TYPE_CHECKING:
     from quarterdeck.core.definition.validate import LoadedWorkflow
-    from quarterdeck.tui.app import QuarterdeckApp
     from quarterdeck.workflows.catalog import CatalogEntry
 
 
@@ -67,13 +67,13 @@ class LaunchScreen(Screen[None]):
         self.base = Path.cwd()
 
     @property
-    def qapp(self) -> QuarterdeckApp:
-        return self.app  # type: ignore[return-value]
+    def host(self) -> CockpitHost:
+        return host_of(self)
 
     def compose(self) -> ComposeResult:
         title = escape(self.entry.title or self.entry.name)
         yield Static(
-            f"[b]Launch[/b] {title}  [$text-muted]as {escape(self.qapp.actor)}[/]", id="title-bar"
+            f"[b]Launch[/b] {title}  [$text-muted]as {escape(self.host.actor)}[/]", id="title-bar"
         )
         with VerticalScroll(id="form"):
             yield Static("[$text-muted]loading…[/]", id="form-status")
@@ -94,7 +94,7 @@ class LaunchScreen(Screen[None]):
         from quarterdeck.core.errors import DefinitionError, QuarterdeckError
 
         try:
-            loaded = load_workflow(self.entry.path, self.qapp.context().personas)
+            loaded = load_workflow(self.entry.path, self.host.context().personas)
         except DefinitionError as exc:
             problems = "\n".join(str(p) for p in exc.problems[:8])
             self.app.call_from_thread(self._failed, problems)
@@ -146,7 +146,7 @@ class LaunchScreen(Screen[None]):
                     password=spec.type == "secret",
                     id=f"in-{name}",
                 )
-                field.cursor_blink = self.qapp.blink
+                field.cursor_blink = self.host.blink
             widgets.append(
                 Vertical(
                     Static(label, classes="field-label"),
@@ -243,7 +243,7 @@ class LaunchScreen(Screen[None]):
             self.notify(exc.message, title="cannot launch", severity="error")
             return
         self.app.pop_screen()
-        self.qapp.launch(self.loaded, given)
+        self.host.launch(self.loaded, given)
 
     @on(Button.Pressed, "#back")
     def action_back(self) -> None:

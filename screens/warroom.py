@@ -1,10 +1,11 @@
 """The incident war room: one incident, many people, the same live state.
 
-Two tails feed it — the run's journal (:class:`~quarterdeck.tui.tails.JournalTail`) and the
-run's incident actions (:class:`~quarterdeck.tui.widgets.warroom.SignalTail`) — and a timer re-armed
-after each tick folds both into an :class:`~quarterdeck.core.incidents.incident.Incident`. Every
+Two tails feed it — the run's journal (:class:`~quarterdeck.tui.tails.JournalTail`, started by
+:class:`~quarterdeck.screens.run_screen.RunScreen` like the dashboard's) and the run's incident
+actions (:class:`~quarterdeck.tui.tails.SignalTail`) — and each tick folds both into an
+:class:`~quarterdeck.core.incidents.model.Incident`. Every
 action is an incident signal recorded with its author by
-:func:`quarterdeck.core.incidents.incident.record`, which checks the roles atomically; the deploy
+:func:`quarterdeck.core.incidents.record.record`, which checks the roles atomically; the deploy
 approval and the rollback are ordinary run signals the runner acts on. Any number of ``quarterdeck
 warroom RUN --as NAME`` sessions, in any process, see the same thing because they all read the same
 store.
@@ -15,41 +16,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Input
 
 from quarterdeck.core.incidents.model import Incident, build
 from quarterdeck.core.incidents.record import record
 from quarterdeck.core.incidents.severity import parse_severity, severity_name
 from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES, Event, EventType
-from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.store import Signal
+from quarterdeck.screens.prompts import ChoicePrompt, TextPrompt, role_options, severity_options
+from quarterdeck.screens.run_screen import RunScreen
 from quarterdeck.tui.bindings import bindings
-from quarterdeck.tui.tails import JournalTail, send_signal
+from quarterdeck.tui.tails import SignalTail, StoreTail
 from quarterdeck.tui.widgets.warroom import (
-    ChoicePrompt,
     Clocks,
     HealthPanel,
     HostsPanel,
     RolesPanel,
     RunbookPanel,
     SeverityBanner,
-    SignalTail,
-    TextPrompt,
     TimelinePanel,
-    role_options,
-    severity_options,
 )
 
 if TYPE_CHECKING:
-    from quarterdeck.tui.app import QuarterdeckApp
-
-TICK_SECONDS = 0.1
+    from quarterdeck.core.definition.models import Workflow
 
 
 def opens_in_warroom(store_path: Path, run_id: str) -> bool:
@@ -68,7 +61,7 @@ def opens_in_warroom(store_path: Path, run_id: str) -> bool:
         return False
 
 
-class WarRoomScreen(Screen[None]):
+class WarRoomScreen(RunScreen):
     """Severity, clocks, roles, health, hosts, runbook, timeline — and the actions."""
 
     SCOPE = "warroom"
@@ -91,29 +84,12 @@ class WarRoomScreen(Screen[None]):
     """
 
     def __init__(self, run_id: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.state = RunState(run_id, keep_log=False)
+        super().__init__(run_id, keep_log=False)
         self.events: list[Event] = []
         self.signals: list[Signal] = []
         self.incident = Incident(run_id)
         self.params: dict[str, dict[str, Any]] = {}
-        self.tail: JournalTail | None = None
         self.signal_tail: SignalTail | None = None
-        self.notice = ""
-        self._timer: Timer | None = None
-        self._dirty = True
-        self._definition_requested = False
-        self._qapp: QuarterdeckApp | None = None
-
-    @property
-    def qapp(self) -> QuarterdeckApp:
-        """This screen's app (kept from mount: several apps may share one event loop)."""
-        return self._qapp if self._qapp is not None else self.app  # type: ignore[return-value]
-
-    @property
-    def actor(self) -> str:
-        return self.qapp.actor
 
     def compose(self) -> ComposeResult:
         yield SeverityBanner(id="wr-banner")
@@ -127,27 +103,13 @@ class WarRoomScreen(Screen[None]):
             yield TimelinePanel(id="wr-timeline")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self._qapp = self.app  # type: ignore[assignment]
-        path = Path(self.qapp.store_path)
-        self.tail = JournalTail(path, self.run_id).start()
-        self.signal_tail = SignalTail(path, self.run_id).start()
-        self._tick()
+    def _mounted(self) -> None:
+        self.signal_tail = SignalTail(Path(self.host.store_path), self.run_id).start()
 
-    def on_unmount(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-        for tail in (self.tail, self.signal_tail):
-            if tail is not None:
-                tail.stop()
+    def _tails(self) -> list[StoreTail[Any]]:
+        return [*super()._tails(), *([self.signal_tail] if self.signal_tail else [])]
 
     # -- the loop ---------------------------------------------------------------------
-
-    def _tick(self) -> None:
-        try:
-            self.pump()
-        finally:
-            self._timer = self.set_timer(TICK_SECONDS, self._tick)
 
     def pump(self) -> int:
         """Drain both tails, fold, repaint once; returns how many items were applied."""
@@ -164,35 +126,22 @@ class WarRoomScreen(Screen[None]):
             self._dirty = True
         row = self.tail.row
         if row is not None:
-            if row.status == "interrupted" and self.state.status in ACTIVE_RUN_STATUSES:
-                self.state.status = "interrupted"
-                self._dirty = True
+            self._follow_row(row)
             if self.incident.run_status in ACTIVE_RUN_STATUSES:
                 self.incident.run_status = row.status
-            if not self._definition_requested and row.definition:
-                self._definition_requested = True
-                self._load_definition(row.definition, row.workflow_path)
         if events or signals or self._dirty:
             with self.app.batch_update():
                 self._paint()
             self._dirty = False
         elif not self.incident.resolved:  # only clocks and spinners move between changes
-            self.query_one("#wr-clocks", Clocks).render_incident(self.incident, self.qapp.now())
+            self.query_one("#wr-clocks", Clocks).render_incident(self.incident, self.host.now())
             if any(s.status == "running" for s in self.state.stages.values()):
-                frame = self.qapp.frame()
+                frame = self.host.frame()
                 self.query_one("#wr-runbook", RunbookPanel).render_state(self.state, frame)
         return len(events) + len(signals)
 
-    @work(thread=True, group="definition")
-    def _load_definition(self, text: str, path: str) -> None:
-        """Thresholds of health steps, from the run's own definition, off the UI thread."""
-        from quarterdeck.core.definition.validate import load_workflow_text
-        from quarterdeck.core.errors import QuarterdeckError
-
-        try:
-            workflow = load_workflow_text(text, Path(path), self.qapp.context().personas).workflow
-        except QuarterdeckError:
-            return
+    def _definition_loaded(self, workflow: Workflow) -> None:
+        """Health steps' thresholds (their ``with``), from the run's own definition."""
         params: dict[str, dict[str, Any]] = {}
         for stage in workflow.stages:
             todo = [*stage.steps, *stage.on_failure]
@@ -200,16 +149,13 @@ class WarRoomScreen(Screen[None]):
                 step = todo.pop()
                 params[step.id] = dict(step.with_)
                 todo.extend(step.fallback)
-        self.app.call_from_thread(self._definition_loaded, params)
-
-    def _definition_loaded(self, params: dict[str, dict[str, Any]]) -> None:
         self.params = params
         self._dirty = True
-        self.refresh_bindings()
+        super()._definition_loaded(workflow)
 
     def _paint(self) -> None:
-        now = self.qapp.now()
-        frame = self.qapp.frame()
+        now = self.host.now()
+        frame = self.host.frame()
         incident = self.incident
         self.query_one("#wr-banner", SeverityBanner).render_incident(
             incident, self.run_id, self.actor
@@ -241,7 +187,7 @@ class WarRoomScreen(Screen[None]):
         if action == "resolve":
             return incident.why_not(me, "resolve", {})
         if action == "approve":
-            return None if self.state.pending_approval() else "no approval gate is waiting"
+            return self._no_approval_why()
         if action == "rollback":
             return self._rollback_why()
         if action == "dashboard":
@@ -253,7 +199,7 @@ class WarRoomScreen(Screen[None]):
             return "the incident is resolved"
         if self.state.pending_approval() is not None:
             return None
-        if self.state.status not in ACTIVE_RUN_STATUSES:
+        if not self._live():
             return f"the run has ended ({self.state.status})"
         if self._running_stage() is None:
             return "nothing to roll back: no stage is running and no deploy is waiting"
@@ -265,16 +211,6 @@ class WarRoomScreen(Screen[None]):
                 return stage.id
         return None
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return None if self.why_unavailable(action) else True
-
-    def _refuse(self, action: str) -> bool:
-        why = self.why_unavailable(action)
-        if why is not None:
-            self.notify(why, severity="warning")
-            return True
-        return False
-
     # -- writing ----------------------------------------------------------------------
 
     def act(self, action: str, data: dict[str, Any] | None = None) -> str | None:
@@ -283,14 +219,14 @@ class WarRoomScreen(Screen[None]):
         from quarterdeck.core.journal.store import Store
 
         try:
-            with Store(self.qapp.store_path) as store:
+            with Store(self.host.store_path) as store:
                 done = record(
                     store,
                     self.run_id,
                     action,
                     actor=self.actor,
                     data=data,
-                    now=self.qapp.now(),
+                    now=self.host.now(),
                     settings=self._settings(),
                 )
         except QuarterdeckError as exc:
@@ -309,24 +245,11 @@ class WarRoomScreen(Screen[None]):
 
     def _settings(self) -> Any:
         try:
-            return self.qapp.context().settings
+            return self.host.context().settings
         except Exception:  # unreadable config: the postmortem skips Logseq
             from quarterdeck.core.config import Settings
 
             return Settings()
-
-    def send(self, kind: str, *, target: str | None = None, reason: str = "") -> int | None:
-        """A run signal (approve, reject, rollback), as the dashboard sends it."""
-        return send_signal(
-            self,
-            Path(self.qapp.store_path),
-            self.run_id,
-            kind,
-            actor=self.actor,
-            target=target,
-            reason=reason,
-            tail=self.tail,
-        )
 
     # -- actions ----------------------------------------------------------------------
 
@@ -418,18 +341,7 @@ class WarRoomScreen(Screen[None]):
         )
 
     def action_approve(self) -> None:
-        if self._refuse("approve"):
-            return
-        from quarterdeck.screens.approval import ApprovalScreen
-
-        pending = self.state.pending_approval()
-        assert pending is not None
-
-        def closed(result: str | None) -> None:
-            if result:
-                self.notify(result, title="approval")
-
-        self.app.push_screen(ApprovalScreen(self, pending.id), closed)  # type: ignore[arg-type]
+        self._open_approval("approve")
 
     def action_rollback(self) -> None:
         if self._refuse("rollback"):
@@ -517,16 +429,15 @@ class WarRoomScreen(Screen[None]):
 
         self.app.push_screen(DashboardScreen(self.run_id))
 
-    def action_back(self) -> None:
+    def _back_within(self) -> bool:
         panel = self.query_one("#wr-timeline", TimelinePanel)
         if panel.has_class("-filtering") or panel.text:
             panel.text = ""
             panel.close_filter()
             panel.render_incident(self.incident, force=True)
             self.set_focus(None)
-            return
-        if len(self.app.screen_stack) > 2:
-            self.app.pop_screen()
+            return True
+        return False
 
     @on(Input.Changed, "#timeline-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -538,33 +449,3 @@ class WarRoomScreen(Screen[None]):
     def _filter_done(self) -> None:
         self.query_one("#wr-timeline", TimelinePanel).close_filter()
         self.set_focus(None)
-
-
-def warroom_app(store_path: Path, run_id: str, actor: str, **kwargs: Any) -> QuarterdeckApp:
-    """The cockpit opened on ``run_id``'s war room, whatever its workflow (any run may be
-    worked as an incident)."""
-    from quarterdeck.tui.app import QuarterdeckApp
-
-    class WarRoomApp(QuarterdeckApp):
-        # CSS_PATH is relative to the defining module: keep the cockpit's stylesheet
-        CSS_PATH = str(Path(__file__).resolve().parent.parent / "tui" / "app.tcss")
-
-        def open_run(self, rid: str, workflow: str | None = None) -> None:
-            if rid == run_id:
-                self.push_screen(WarRoomScreen(rid))
-            else:
-                super().open_run(rid, workflow)
-
-    return WarRoomApp(store_path=store_path, actor=actor, attach=run_id, **kwargs)
-
-
-def run_warroom(*, store: str | None, run_id: str, actor: str | None) -> None:
-    """``quarterdeck warroom RUN --as NAME``."""
-    from quarterdeck.core.config import current_user, load_settings
-    from quarterdeck.tui.launch import store_path
-
-    app = warroom_app(store_path(store), run_id, current_user(actor, load_settings()))
-    try:
-        app.run()
-    finally:
-        app.stop_runs()

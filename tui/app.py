@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from quarterdeck.core.definition.validate import LoadedWorkflow
     from quarterdeck.core.engine.runner import Runner, RunOptions
     from quarterdeck.core.journal.store import Store
+    from quarterdeck.screens.host import CockpitHost
     from quarterdeck.tui.launch import Context
     from quarterdeck.workflows.catalog import CatalogEntry
 
@@ -114,8 +115,11 @@ class QuarterdeckApp(App[None]):
         attach: str | None = None,
         launch: tuple[LoadedWorkflow, dict[str, Any], RunOptions | None] | None = None,
         resume: tuple[str, dict[str, Any], RunOptions | None] | None = None,
+        warroom: str | None = None,
         blink: bool = True,
     ) -> None:
+        """``warroom`` names a run that opens in the war room whatever its workflow (any run
+        may be worked as an incident)."""
         super().__init__()
         self.store_path = store_path
         self.actor = actor
@@ -126,6 +130,7 @@ class QuarterdeckApp(App[None]):
         self._qd_attach = attach
         self._qd_launch = launch
         self._qd_resume = resume
+        self._qd_warroom = warroom
         self.blink = blink
         self.runs: dict[str, BackgroundRun] = {}
 
@@ -177,7 +182,7 @@ class QuarterdeckApp(App[None]):
         from quarterdeck.screens.dashboard import DashboardScreen
         from quarterdeck.screens.warroom import WarRoomScreen, opens_in_warroom
 
-        incident = is_incident_run(workflow) if workflow else False
+        incident = run_id == self._qd_warroom or (is_incident_run(workflow) if workflow else False)
         if incident or opens_in_warroom(self.store_path, run_id):  # incidents: the war room
             self.push_screen(WarRoomScreen(run_id))
             return
@@ -295,6 +300,30 @@ def run_cockpit(
         resume = (runner.run_id, dict(runner.inputs), runner.options)
         runner.store.close()
     app = QuarterdeckApp(store_path=path, actor=who, attach=attach, launch=launch, resume=resume)
+    try:
+        app.run()
+    finally:
+        app.stop_runs()
+
+
+if TYPE_CHECKING:
+    # Screens reach the app only through this Protocol; mypy checks the app provides it.
+    _HOST: type[CockpitHost] = QuarterdeckApp
+
+
+def warroom_app(store_path: Path, run_id: str, actor: str, **kwargs: Any) -> QuarterdeckApp:
+    """The cockpit opened on ``run_id``'s war room, whatever its workflow."""
+    return QuarterdeckApp(
+        store_path=store_path, actor=actor, attach=run_id, warroom=run_id, **kwargs
+    )
+
+
+def run_warroom(*, store: str | None, run_id: str, actor: str | None) -> None:
+    """``quarterdeck warroom RUN --as NAME``."""
+    from quarterdeck.core.config import current_user, load_settings
+    from quarterdeck.tui.launch import store_path
+
+    app = warroom_app(store_path(store), run_id, current_user(actor, load_settings()))
     try:
         app.run()
     finally:

@@ -1,4 +1,5 @@
-"""Tail a run's journal in a thread with its own store connection.
+"""Tail a run's journal (events) and incident actions (signals) in a thread with its own
+store connection.
 
 The cockpit never talks to a runner: a viewer reads committed events from the store,
 exactly like ``attach`` from another terminal does. Reading and JSON-decoding happen in
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
 from quarterdeck.core.errors import QuarterdeckError
+from quarterdeck.core.incidents.read import incident_signals
 from quarterdeck.core.journal.events import Event
-from quarterdeck.core.journal.store import RunRow, Store
+from quarterdeck.core.journal.store import RunRow, Signal, Store
 
 POLL_SECONDS = 0.1
 ROW_SECONDS = 0.5
@@ -141,6 +143,20 @@ class JournalTail(StoreTail[Event]):
         if not events:
             return events, after, False
         return events, events[-1].seq, len(events) == BATCH_EVENTS
+
+
+class SignalTail(StoreTail[Signal]):
+    """Reads a run's incident signals in a thread (own store connection), like
+    :class:`JournalTail` does for events."""
+
+    thread_name = "signal-tail"
+    what = "reading incident actions"
+    queue_size = 64
+
+    def _fetch(self, store: Store, after: int) -> tuple[list[Signal], int, bool]:
+        found = incident_signals(store, self.run_id, after)
+        self.error = None
+        return found, (found[-1].id if found else after), False
 
 
 def send_signal(

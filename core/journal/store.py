@@ -77,7 +77,7 @@ SIGNAL_KINDS = frozenset(
         "note",
         "rollback",
         "incident",
-    }  # incident rows are written consumed (quarterdeck.core.incidents.incident.record)
+    }  # incident rows are written consumed (quarterdeck.core.incidents.record.record)
 )
 HEARTBEAT_STALE_SECONDS = 30.0
 

@@ -188,6 +188,27 @@ async def test_an_approval_from_another_process_closes_the_modal(make_app: Any) 
         assert "ship approved by bob" in dashboard(app).notice
 
 
+async def test_the_approval_modal_closes_only_once(make_app: Any) -> None:
+    """The modal's watch timer can tick again between its dismissal and its removal: that
+    tick must not dismiss again, which would pop the dashboard under it."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        run_id = launch(app, "tiny")
+        await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
+        modal = app.screen
+        assert isinstance(modal, ApprovalScreen)
+        with Store(app.store_path) as store:
+            store.send_signal(run_id, "approve", actor="bob", target="ship", reason="ok")
+        await wait_until(
+            pilot, lambda: modal.approval.status == "approved", what="the decision to arrive"
+        )
+        modal._watch()  # late ticks of its timer
+        modal._watch()
+        await pilot.pause()
+        assert has_dashboard(app), app.screen_stack
+        await wait_until(pilot, lambda: status(app) == "succeeded", what="the run to finish")
+
+
 async def test_someone_who_may_not_approve_sees_why(make_app: Any) -> None:
     app = make_app(actor="mallory")
     async with app.run_test(size=(120, 40)) as pilot:

@@ -2,7 +2,7 @@
 
 The journal is a fixture (events written to a real SQLite store with fixed times, ids and
 host labels) so snapshots never depend on the machine; the people act through the real
-screen and :func:`quarterdeck.core.incidents.incident.record`, and each app reads the other's actions from the
+screen and :func:`quarterdeck.core.incidents.record.record`, and each app reads the other's actions from the
 store, as two terminals would.
 """
 
@@ -374,7 +374,7 @@ async def type_in(pilot: Pilot[Any], text: str) -> None:
 
 def _caught_up(screen: WarRoomScreen) -> bool:
     """The war room has folded every incident row in the store (they load after events)."""
-    with Store(screen.qapp.store_path) as store:
+    with Store(screen.host.store_path) as store:
         row = store.conn.execute(
             "SELECT COALESCE(MAX(id), 0) FROM signals WHERE run_id = ? AND kind = 'incident'",
             (screen.run_id,),
@@ -544,7 +544,7 @@ def test_snapshot_after_resolution(tmp_path: Path, snap_compare: Any) -> None:
 def test_warroom_command_app_opens_any_run_as_an_incident(tmp_path: Path) -> None:
     import asyncio
 
-    from quarterdeck.screens.warroom import warroom_app
+    from quarterdeck.tui.app import warroom_app
     from tests.helpers import run_workflow
 
     ran = run_workflow(

@@ -8,6 +8,7 @@ and ``/`` filters by text.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -29,8 +30,8 @@ class LogPanel(Vertical):
     LogPanel.-filtering > Input { display: block; }
     """
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.step: tuple[str, str] | None = None  # (stage, step) or None for the whole run
         self.stage: str | None = None
         self.filter_text = ""

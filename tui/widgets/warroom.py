@@ -1,7 +1,8 @@
-"""War-room widgets: severity banner, clocks, roles, health, hosts, runbook, timeline,
-and the small dialogs behind the incident actions.
+"""War-room widgets: severity banner, clocks, roles, health, hosts, runbook, timeline.
 
-Every widget renders from the folded :class:`~quarterdeck.core.incidents.incident.Incident` and
+The dialogs behind the incident actions are screens (:mod:`quarterdeck.screens.prompts`).
+
+Every widget renders from the folded :class:`~quarterdeck.core.incidents.model.Incident` and
 :class:`~quarterdeck.core.journal.state.RunState` and repaints only when its text changed. Times
 shown are UTC (``HH:MM:SS``) or relative to the injected clock, so snapshots do not depend on the
 machine's time zone or clock.
@@ -11,26 +12,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Select, Sparkline, Static
+from textual.widgets import Input, Sparkline, Static
 
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.incidents.model import MILESTONES, ROLE_TITLES, ROLES, Incident
 from quarterdeck.core.incidents.postmortem import affected_hosts
-from quarterdeck.core.incidents.read import incident_signals
-from quarterdeck.core.incidents.severity import SEVERITIES, severity_name
+from quarterdeck.core.incidents.severity import SEVERITIES
 from quarterdeck.core.journal.state import RunState, StepState
-from quarterdeck.core.journal.store import Signal, Store
-from quarterdeck.tui.tails import StoreTail
 from quarterdeck.tui.widgets.status import glyph
 
 SEVERITY_STYLE = {1: "$error", 2: "$warning", 3: "$accent", 4: "$primary", 5: "$primary"}
@@ -39,20 +33,6 @@ _LIVE_POLL = re.compile(r"^\[(\d+)/(\d+)\] t=[\d.]+s (\S+) (\d+) ms (ok|FAIL)")
 
 def utc(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ts))
-
-
-class SignalTail(StoreTail[Signal]):
-    """Reads a run's incident signals in a thread (own store connection), like
-    :class:`~quarterdeck.tui.tails.JournalTail` does for events."""
-
-    thread_name = "signal-tail"
-    what = "reading incident actions"
-    queue_size = 64
-
-    def _fetch(self, store: Store, after: int) -> tuple[list[Signal], int, bool]:
-        found = incident_signals(store, self.run_id, after)
-        self.error = None
-        return found, (found[-1].id if found else after), False
 
 
 class _Pane(Static):
@@ -550,133 +530,3 @@ class TimelinePanel(Vertical):
 
     def close_filter(self) -> None:
         self.remove_class("-filtering")
-
-
-# -- dialogs ----------------------------------------------------------------------------
-
-
-class TextPrompt(ModalScreen[str | None]):
-    """Ask for a line of text (a note, a status update, a resolution summary)."""
-
-    SCOPE = "confirm"
-    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
-        Binding("escape", "back", "Back", key_display="esc"),
-    ]
-
-    def __init__(
-        self,
-        question: str,
-        *,
-        placeholder: str,
-        action: str,
-        required: bool = True,
-        variant: str = "primary",
-    ) -> None:
-        super().__init__()
-        self.question = question
-        self.placeholder = placeholder
-        self.action_label = action
-        self.required = required
-        self.variant = variant
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.question, classes="question", markup=False)
-            field = Input(placeholder=self.placeholder, id="prompt-text")
-            field.cursor_blink = getattr(self.app, "blink", True)
-            yield field
-            yield Static("", id="prompt-error", classes="error")
-            with Horizontal(classes="buttons"):
-                yield Button("Back", id="back")
-                yield Button(self.action_label, id="ok", variant=self.variant)  # type: ignore[arg-type]
-
-    def on_mount(self) -> None:
-        self.query_one("#prompt-text", Input).focus()
-
-    @on(Input.Submitted, "#prompt-text")
-    @on(Button.Pressed, "#ok")
-    def _ok(self) -> None:
-        text = self.query_one("#prompt-text", Input).value.strip()
-        if self.required and not text:
-            self.query_one("#prompt-error", Static).update("some text is required")
-            self.query_one("#prompt-text", Input).focus()
-            return
-        self.dismiss(text)
-
-    @on(Button.Pressed, "#back")
-    def action_back(self) -> None:
-        self.dismiss(None)
-
-
-class ChoicePrompt(ModalScreen[tuple[str, str] | None]):
-    """Pick one option and give a line of text: a role and who gets it, or a severity
-    and why. Returns ``(choice, text)``."""
-
-    SCOPE = "confirm"
-    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
-        Binding("escape", "back", "Back", key_display="esc"),
-    ]
-
-    def __init__(
-        self,
-        question: str,
-        options: list[tuple[str, str]],
-        *,
-        value: str,
-        placeholder: str,
-        text: str = "",
-        action: str = "OK",
-        required: bool = False,
-    ) -> None:
-        super().__init__()
-        self.question = question
-        self.options = options
-        self.value = value
-        self.placeholder = placeholder
-        self.text = text
-        self.action_label = action
-        self.required = required
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.question, classes="question", markup=False)
-            yield Select(self.options, value=self.value, allow_blank=False, id="prompt-choice")
-            field = Input(value=self.text, placeholder=self.placeholder, id="prompt-text")
-            field.cursor_blink = getattr(self.app, "blink", True)
-            yield field
-            yield Static("", id="prompt-error", classes="error")
-            with Horizontal(classes="buttons"):
-                yield Button("Back", id="back")
-                yield Button(self.action_label, id="ok", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#prompt-choice", Select).focus()
-
-    @on(Input.Submitted, "#prompt-text")
-    @on(Button.Pressed, "#ok")
-    def _ok(self) -> None:
-        text = self.query_one("#prompt-text", Input).value.strip()
-        if self.required and not text:
-            self.query_one("#prompt-error", Static).update("a name is required")
-            self.query_one("#prompt-text", Input).focus()
-            return
-        choice = self.query_one("#prompt-choice", Select).value
-        self.dismiss((str(choice), text))
-
-    @on(Button.Pressed, "#back")
-    def action_back(self) -> None:
-        self.dismiss(None)
-
-
-def role_options() -> list[tuple[str, str]]:
-    return [(ROLE_TITLES[r], r) for r in ROLES]
-
-
-def severity_options() -> list[tuple[str, str]]:
-    names = {1: "critical", 2: "major", 3: "minor", 4: "low", 5: "informational"}
-    return [
-        (f"{severity_name(level)} — {names[level]}", severity_name(level)) for level in SEVERITIES
-    ]
-
-
-Now = Callable[[], float]

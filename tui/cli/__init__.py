@@ -1,0 +1,89 @@
+"""The ``quarterdeck`` command line (contract: ../shared/ARCHITECTURE.md, "CLI").
+
+This is the composition root: the typer ``app``, its global options and :func:`main`
+live here; each family of commands lives in its own module and is added below in the
+order ``quarterdeck --help`` lists it:
+
+- :mod:`.catalog` — validate, schema, workflows, personas, actions
+- :mod:`.run` — run (and its ``--dry-run`` plan), resume, headless execution
+- :mod:`.history` — runs, show, attach
+- :mod:`.incidents` — listen, warroom
+- :mod:`.signals` — approve, reject, pause, unpause, cancel
+- :mod:`.demo` — demo
+
+What they share (error printing, terminal checks, option types) is in :mod:`.common`.
+Textual is imported only by the commands that open the cockpit.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from quarterdeck.core.errors import ExitCode, QuarterdeckError
+from quarterdeck.tui.cli import catalog, demo, history, incidents, run, signals
+from quarterdeck.tui.cli.common import AsOpt, StoreOpt, err, interactive
+
+app = typer.Typer(
+    name="quarterdeck",
+    help="Quarterdeck: a terminal cockpit for multi-persona engineering workflows.",
+    add_completion=False,
+    no_args_is_help=False,
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from quarterdeck.core import __version__
+
+        typer.echo(f"quarterdeck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    store: StoreOpt = None,
+    as_: AsOpt = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Open the cockpit when no command is given."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not interactive():
+        err("quarterdeck: no terminal here, so no cockpit. Try `quarterdeck --help`.")
+        raise typer.Exit(int(ExitCode.INVALID))
+    try:
+        from quarterdeck.tui.app import run_cockpit
+    except ImportError:
+        err("the cockpit is not available in this build; see `quarterdeck --help`")
+        raise typer.Exit(int(ExitCode.INVALID)) from None
+    run_cockpit(store=store, actor=as_)
+
+
+# Unnamed groups: their commands join the top level, in this order.
+for family in (catalog, run, history, incidents, signals, demo):
+    app.add_typer(family.commands)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except QuarterdeckError as exc:  # pragma: no cover - commands handle their own
+        err(f"error: {exc}")
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        err("interrupted")
+        sys.exit(int(ExitCode.INTERRUPTED))

@@ -1,0 +1,7 @@
+"""``python -m quarterdeck.tui.cli``: the same as the ``quarterdeck`` console script."""
+
+from __future__ import annotations
+
+from quarterdeck.tui.cli import main
+
+main()

@@ -1,0 +1,126 @@
+"""Reading runs back: ``runs`` (the history), ``show`` (one run, as text or JSON) and
+``attach`` (the cockpit on a run started elsewhere)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from quarterdeck.core.errors import ExitCode, QuarterdeckError
+from quarterdeck.tui.cli.common import (
+    AsOpt,
+    JsonOpt,
+    MetricsHostOpt,
+    MetricsPortOpt,
+    RunIdArg,
+    StoreOpt,
+    err,
+    fail,
+    interactive,
+)
+
+commands = typer.Typer()
+
+
+@commands.command()
+def runs(
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+    workflow: Annotated[str | None, typer.Option("--workflow", "-w")] = None,
+    status: Annotated[str | None, typer.Option("--status", "-s")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
+) -> None:
+    """Run history, newest first."""
+    from quarterdeck.core.durations import format_duration
+    from quarterdeck.tui.launch import open_store
+
+    try:
+        rows = open_store(store).list_runs(limit=limit, workflow=workflow, status=status)
+    except QuarterdeckError as exc:
+        fail(exc)
+    if json_out:
+        sys.stdout.write(json.dumps([r.summary() for r in rows], indent=2) + "\n")
+        return
+    if not rows:
+        err("no runs yet: `quarterdeck run WORKFLOW` starts one")
+        return
+    for r in rows:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at))
+        duration = format_duration((r.finished_at or time.time()) - r.started_at)
+        sys.stdout.write(
+            f"{r.id}  {r.workflow:<22} {r.status:<12} {started}  {duration:>7}  {r.started_by}\n"
+        )
+
+
+@commands.command()
+def show(
+    run_id: RunIdArg,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """A run's status, timeline and evidence."""
+    from quarterdeck.core.incidents.postmortem import for_show, show_json, show_text
+    from quarterdeck.tui.headless.show import render_show
+    from quarterdeck.tui.launch import open_store, read_state
+
+    try:
+        db = open_store(store)
+        state = read_state(db, run_id)
+        incident = for_show(db, state.id)
+    except QuarterdeckError as exc:
+        fail(exc)
+    if json_out:
+        data = state.to_json()
+        if incident is not None:
+            data["incident"] = show_json(incident)
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return
+    sys.stdout.write(render_show(state) + (show_text(incident) if incident is not None else ""))
+
+
+@commands.command()
+def attach(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix)")],
+    store: StoreOpt = None,
+    as_: AsOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
+) -> None:
+    """Open the cockpit on a run started elsewhere, live from its journal (any number of
+    viewers); a finished run shows its full timeline."""
+    from quarterdeck.tui.launch import open_store
+
+    try:
+        row = open_store(store).get_run(run_id)
+    except QuarterdeckError as exc:
+        fail(exc)
+    if not interactive():
+        err(f"attach needs a terminal; `quarterdeck show {row.id}` prints the run instead")
+        raise typer.Exit(int(ExitCode.INVALID))
+    from quarterdeck.tui.app import run_cockpit
+
+    metrics = None
+    if metrics_port is not None:
+        from quarterdeck.core.config import load_settings
+        from quarterdeck.core.observability.metrics import JournalMetrics
+        from quarterdeck.tui.launch import store_path
+
+        try:
+            metrics = JournalMetrics(
+                store_path(store),
+                row.id,
+                port=metrics_port,
+                host=metrics_host,
+                namespace=load_settings().metrics.namespace,
+            )
+        except QuarterdeckError as exc:
+            fail(exc)
+    try:
+        run_cockpit(store=store, attach=row.id, actor=as_)
+    finally:
+        if metrics is not None:
+            metrics.close()

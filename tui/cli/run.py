@@ -1,0 +1,383 @@
+"""Running workflows: ``run`` (also ``--dry-run``'s plan) and ``resume``, in the cockpit on a
+terminal or headless (live view, plain narration or JSON) everywhere else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from quarterdeck.core.errors import InvalidInput, QuarterdeckError
+from quarterdeck.tui.cli.common import (
+    EXIT_CODES_HELP,
+    AsOpt,
+    JsonOpt,
+    MetricsHostOpt,
+    MetricsPortOpt,
+    PushgatewayOpt,
+    StoreOpt,
+    color,
+    err,
+    fail,
+    interactive,
+)
+
+commands = typer.Typer()
+
+NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Exit 3 at an undecided approval")]
+ReportDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report-dir",
+        help="Write run.json, junit.xml, summary.md, events.jsonl "
+        "here ({run} is the run id; default: report_dir in config)",
+    ),
+]
+EventsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--events",
+        metavar="-|FILE",
+        help="Stream every event as a JSON line to stdout (-) or a file",
+    ),
+]
+ApprovalsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--approvals",
+        metavar="FILE",
+        help="Approvals policy: per gate approve/reject/wait, with conditions",
+    ),
+]
+TraceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trace",
+        help="OpenTelemetry spans (also on when OTEL_EXPORTER_OTLP_ENDPOINT "
+        "or OTEL_TRACES_EXPORTER is set)",
+    ),
+]
+
+
+def _print_plan(runner: Any) -> None:
+    wf = runner.workflow
+    lines = [
+        f"plan for {wf.name}" + (f" — {wf.title}" if wf.title else ""),
+        f"inputs: {json.dumps(runner.inputs, default=str)}",
+    ]
+    for stage in wf.stages:
+        persona = f" ({stage.persona})" if stage.persona else ""
+        when = f" when {stage.when}" if stage.when is not None else ""
+        lines.append(f"stage {stage.id}{persona}{when}")
+        if stage.approval:
+            a = stage.approval
+            lines.append(
+                f"  approval {a.id}: approvers {a.approvers or 'anyone'}, "
+                f"{a.min_approvals} needed, on timeout {a.on_timeout}"
+            )
+        for layer in _layers(stage.steps):
+            lines.append("  " + " ∥ ".join(f"{s.id} [{s.uses}]" for s in layer))
+        if stage.gate:
+            lines.append(f"  gate {stage.gate.id}: all {stage.gate.all} any {stage.gate.any}")
+        for step in stage.on_failure:
+            lines.append(f"  on failure: {step.id} [{step.uses}]")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _layers(steps: list[Any]) -> list[list[Any]]:
+    done: set[str] = set()
+    remaining = list(steps)
+    layers: list[list[Any]] = []
+    while remaining:
+        layer = [s for s in remaining if all(n in done for n in s.needs)]
+        if not layer:
+            break
+        layers.append(layer)
+        done.update(s.id for s in layer)
+        remaining = [s for s in remaining if s not in layer]
+    return layers
+
+
+def decisions(
+    approve: list[str], reject: list[str], actor: str, reason: str
+) -> dict[str, tuple[str, str, str]]:
+    """``--approve``/``--reject`` as the runner's up-front decisions (gate: kind, who, why)."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for gate in approve:
+        out[gate] = ("approve", actor, reason or "approved on the command line")
+    for gate in reject:
+        if gate in out:
+            raise InvalidInput(f"gate {gate!r} is both approved and rejected on the command line")
+        out[gate] = ("reject", actor, reason or "rejected on the command line")
+    return out
+
+
+def _check_predecision(
+    workflow: Any, gate: str, kind: str, actor: str, groups: dict[str, list[str]]
+) -> None:
+    """Refuse a command-line decision its author may not make, before anything runs."""
+    from quarterdeck.core.definition.models import is_approver
+
+    approval = next(s.approval for s in workflow.stages if s.approval and s.approval.id == gate)
+    flag = f"--{kind} {gate}"
+    if not is_approver(actor, approval.approvers, groups):
+        raise InvalidInput(
+            f"{flag}: {actor!r} is not an approver of gate {gate!r} "
+            f"(approvers: {', '.join(approval.approvers)})",
+            hint="pass --as NAME (or set QUARTERDECK_USER) to an approver's identity",
+        )
+    if kind == "approve" and not approval.allow_self_approval:
+        raise InvalidInput(
+            f"{flag}: {actor!r} starts this run and gate {gate!r} does not allow self-approval",
+            hint="let an approver run `quarterdeck approve RUN GATE`, or set "
+            "allow_self_approval: true on the gate",
+        )
+
+
+def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> int:
+    """Run to the end with a renderer attached; Ctrl-C and SIGTERM stop it resumably.
+    Returns the exit code from the contract."""
+    from quarterdeck.core.engine.runner import exit_code_for
+    from quarterdeck.tui.headless.render import LiveRenderer, PlainRenderer
+
+    async def go() -> Any:
+        loop = asyncio.get_running_loop()
+        for sig, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated")):
+            try:
+                loop.add_signal_handler(sig, runner.interrupt, why)
+            except (NotImplementedError, RuntimeError):
+                pass
+        return await runner.run()
+
+    if live:
+        with LiveRenderer(runner.state) as renderer:
+            runner.subscribers.append(renderer)
+            if extras is not None:
+                extras.attach(runner)
+            state = asyncio.run(go())
+    else:
+        runner.subscribers.append(PlainRenderer(runner.state, color=color()))
+        if extras is not None:
+            extras.attach(runner)
+        state = asyncio.run(go())
+    if extras is not None:
+        extras.finish(runner, state)
+    if json_out:
+        sys.stdout.write(json.dumps(state.to_json(), indent=2, default=str) + "\n")
+        sys.stdout.flush()
+    if not json_out:
+        err(f"run {state.id}: {state.status}")
+    return int(runner.exit_code if runner.exit_code is not None else exit_code_for(state.status))
+
+
+@commands.command(epilog=EXIT_CODES_HELP)
+def run(
+    workflow: Annotated[str, typer.Argument(help="A bundled workflow name or a path")],
+    input_: Annotated[list[str], typer.Option("-i", "--input", help="key=value")] = [],  # noqa: B006
+    headless: Annotated[bool, typer.Option("--headless", help="No cockpit")] = False,
+    json_out: JsonOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; run nothing")] = False,
+    approve: Annotated[list[str], typer.Option("--approve", help="Pre-approve GATE")] = [],  # noqa: B006
+    reject: Annotated[list[str], typer.Option("--reject", help="Pre-reject GATE")] = [],  # noqa: B006
+    store: StoreOpt = None,
+    as_: AsOpt = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (for --approve/--reject)")] = "",
+    no_wait: NoWaitOpt = False,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
+    workdir: Annotated[Path | None, typer.Option("--workdir", help="Where steps run")] = None,
+    report_dir: ReportDirOpt = None,
+    events: EventsOpt = None,
+    approvals: ApprovalsOpt = None,
+    trace: TraceOpt = False,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
+    pushgateway: PushgatewayOpt = None,
+) -> None:
+    """Run a workflow (headless, or in the cockpit on a terminal)."""
+    from quarterdeck.core.config import current_user
+    from quarterdeck.core.definition.inputs import parse_assignments
+    from quarterdeck.core.engine.runner import RunOptions
+    from quarterdeck.tui.launch import load, load_context, new_runner, open_store
+
+    try:
+        ctx = load_context()
+        loaded = load(workflow, ctx)
+        given = parse_assignments(input_)
+        actor = current_user(as_, ctx.settings)
+        options = RunOptions(
+            started_by=actor,
+            concurrency=concurrency,
+            decisions=decisions(approve, reject, actor, reason),
+            no_wait=no_wait,
+            workdir=workdir.resolve() if workdir else None,
+        )
+        gates = {s.approval.id for s in loaded.workflow.stages if s.approval}
+        for gate, (kind, _who, _why) in options.decisions.items():
+            if gate not in gates:
+                raise InvalidInput(
+                    f"--approve/--reject {gate!r}: workflow {loaded.workflow.name!r} has no "
+                    f"approval gate {gate!r} (its gates: {', '.join(sorted(gates)) or 'none'})"
+                )
+            _check_predecision(loaded.workflow, gate, kind, actor, ctx.settings.groups)
+        from quarterdeck.tui.headless.ci import HeadlessExtras
+
+        extras = HeadlessExtras.prepare(
+            workflow=loaded.workflow,
+            json_out=json_out,
+            report_dir=report_dir,
+            events=events,
+            approvals=approvals,
+            trace=trace,
+            actor=actor,
+            settings=ctx.settings,
+        )
+        if dry_run:
+            from quarterdeck.core.definition.inputs import resolve_inputs
+            from quarterdeck.core.engine.runner import Runner
+            from quarterdeck.core.journal.store import Store
+
+            inputs = resolve_inputs(loaded.workflow, given, base=Path.cwd())
+            _print_plan(
+                Runner(
+                    loaded,
+                    Store(":memory:"),
+                    inputs=inputs,
+                    settings=ctx.settings,
+                    personas=ctx.personas,
+                    options=options,
+                )
+            )
+            return
+        if not headless and not json_out and interactive():
+            try:
+                from quarterdeck.tui.app import run_cockpit
+            except ImportError:
+                pass
+            else:
+                run_cockpit(store=store, workflow=loaded, inputs=given, options=options)
+                return
+        db = open_store(store)
+        runner = new_runner(loaded, db, ctx, given, options)
+    except QuarterdeckError as exc:
+        fail(exc)
+    raise typer.Exit(
+        _run_headless(
+            runner,
+            ctx.settings,
+            json_out=json_out,
+            events=events,
+            extras=extras,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            pushgateway=pushgateway,
+        )
+    )
+
+
+@commands.command(epilog=EXIT_CODES_HELP)
+def resume(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix)")],
+    headless: Annotated[bool, typer.Option("--headless", help="No cockpit")] = False,
+    json_out: JsonOpt = False,
+    input_: Annotated[list[str], typer.Option("-i", "--input", help="key=value (secrets)")] = [],  # noqa: B006
+    store: StoreOpt = None,
+    as_: AsOpt = None,
+    no_wait: NoWaitOpt = False,
+    report_dir: ReportDirOpt = None,
+    events: EventsOpt = None,
+    approvals: ApprovalsOpt = None,
+    trace: TraceOpt = False,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
+    pushgateway: PushgatewayOpt = None,
+) -> None:
+    """Continue a crashed, interrupted or failed run from its journal."""
+    from quarterdeck.core.config import current_user
+    from quarterdeck.core.definition.inputs import parse_assignments
+    from quarterdeck.core.engine.runner import RunOptions
+    from quarterdeck.tui.launch import load_context, open_store, resume_runner
+
+    try:
+        ctx = load_context()
+        db = open_store(store)
+        actor = current_user(as_, ctx.settings)
+        options = RunOptions(started_by=actor, no_wait=no_wait)
+        runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_))
+        runner.options.started_by = runner.state.started_by or options.started_by
+        from quarterdeck.tui.headless.ci import HeadlessExtras
+
+        extras = HeadlessExtras.prepare(
+            workflow=runner.workflow,
+            json_out=json_out,
+            report_dir=report_dir,
+            events=events,
+            approvals=approvals,
+            trace=trace,
+            actor=actor,
+            settings=ctx.settings,
+        )
+    except QuarterdeckError as exc:
+        fail(exc)
+    if not headless and not json_out and interactive():
+        try:
+            from quarterdeck.tui.app import run_cockpit
+        except ImportError:
+            pass
+        else:
+            run_cockpit(store=store, runner=runner)
+            return
+    raise typer.Exit(
+        _run_headless(
+            runner,
+            ctx.settings,
+            json_out=json_out,
+            events=events,
+            extras=extras,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            pushgateway=pushgateway,
+        )
+    )
+
+
+def _run_headless(
+    runner: Any,
+    settings: Any,
+    *,
+    json_out: bool,
+    events: str | None,
+    extras: Any,
+    metrics_port: int | None,
+    metrics_host: str,
+    pushgateway: str | None,
+) -> int:
+    """Run to the end without the cockpit: metrics wired, live view only on a terminal."""
+    from quarterdeck.core.observability.metrics import start_metrics
+
+    try:
+        metrics = start_metrics(
+            runner,
+            settings,
+            port=metrics_port,
+            host=metrics_host,
+            pushgateway=pushgateway,
+            say=err,
+        )
+    except QuarterdeckError as exc:
+        fail(exc)
+    live = (
+        interactive()
+        and sys.stderr.isatty()
+        and not json_out
+        and events != "-"
+        and color() is not False
+    )
+    try:
+        return execute(runner, json_out=json_out, live=live, extras=extras)
+    finally:
+        metrics.finish()
