@@ -22,6 +22,7 @@ from quarterdeck.core.definition.expressions import (
     is_template,
     syntax_error,
 )
+from quarterdeck.core.definition.graph import find_cycle
 from quarterdeck.core.definition.loader import (
     SourceMap,
     did_you_mean,
@@ -87,36 +88,6 @@ def assign_ids(workflow: Workflow) -> None:
             if not step.id:
                 step.id = f"{stage.id}-on-failure-{k}"
             name_fallbacks(step)
-
-
-def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """A cycle in ``graph`` (node → needs) as a list of ids, first repeated last."""
-    WHITE, GREY, BLACK = 0, 1, 2
-    color = dict.fromkeys(graph, WHITE)
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        color[node] = GREY
-        stack.append(node)
-        for dep in graph.get(node, []):
-            if dep not in color:
-                continue
-            if color[dep] == GREY:
-                return [*stack[stack.index(dep) :], dep]
-            if color[dep] == WHITE:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        color[node] = BLACK
-        return None
-
-    for node in graph:
-        if color[node] == WHITE:
-            found = visit(node)
-            if found:
-                return found
-    return None
 
 
 def _strings(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
@@ -198,7 +169,7 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
                     add(loc, f"unknown step {need!r} in needs{hint}")
                 else:
                     graph[step.id].append(need)
-        cycle = _find_cycle(graph)
+        cycle = find_cycle(graph)
         if cycle:
             j = next(n for n, s in enumerate(stage.steps) if s.id == cycle[0])
             add(("stages", i, "steps", j, "needs"), "cycle in needs: " + " → ".join(cycle))

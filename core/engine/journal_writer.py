@@ -1,0 +1,145 @@
+"""The group-commit journal writer: every event is committed before anyone acts on it.
+
+:meth:`JournalWriter.emit` applies an event to the run state and buffers it; one callback
+per event-loop turn commits the buffer in a single transaction, then hands each event to
+the subscribers (the cockpit, the headless renderer, metrics), which must never block.
+Code that acts on an event first awaits :meth:`JournalWriter.committed`. Output lines
+from actions are batched per (stage, step, stream) into ``step.output`` events.
+
+The API is deliberately small (``bind``, ``emit``, ``committed``, ``flush_now``,
+``emit_line``, ``flush_lines``) so the commit itself can move to a dedicated thread
+without its callers changing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from quarterdeck.core.clock import Clock
+from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.state import RunState
+from quarterdeck.core.journal.store import Store
+from quarterdeck.core.observability.redact import Redactor
+
+Subscriber = Callable[[Event], None]
+
+OUTPUT_FLUSH_SECONDS = 0.05
+OUTPUT_FLUSH_LINES = 500
+
+LineKey = tuple[str | None, str | None, str]
+
+
+class JournalWriter:
+    """Numbers, redacts, applies, commits and publishes one run's events."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        state: RunState,
+        *,
+        clock: Clock,
+        redactor: Redactor,
+        subscribers: list[Subscriber],
+        seq: int,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.state = state
+        self.clock = clock
+        self.redactor = redactor
+        self.subscribers = subscribers  # the runner's list: viewers append to it
+        self._seq = seq
+        self._buffer: list[Event] = []
+        self._flush_future: asyncio.Future[None] | None = None
+        self._lines: dict[LineKey, list[str]] = {}
+        self._lines_timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember the run's loop, so lines logged from worker threads are handed to it."""
+        self._loop, self._loop_thread = loop, threading.get_ident()
+
+    def emit(
+        self,
+        type_: str,
+        stage: str | None = None,
+        step: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        """Journal an event (committed with the others of this loop iteration)."""
+        self._seq += 1
+        payload = self.redactor.obj(data) if data and self.redactor else (data or {})
+        event = Event(type_, self.run_id, stage, step, payload, self.clock.now(), self._seq)
+        self.state.apply(event)
+        self._buffer.append(event)
+        if self._flush_future is None:
+            loop = asyncio.get_running_loop()
+            self._flush_future = loop.create_future()
+            loop.call_soon(self._flush)
+        return event
+
+    def _flush(self) -> None:
+        batch, self._buffer = self._buffer, []
+        future, self._flush_future = self._flush_future, None
+        try:
+            if len(batch) == 1:
+                self.store.append(batch[0])
+            elif batch:
+                self.store.append_many(batch)
+        except Exception as exc:
+            if future is not None and not future.done():
+                future.set_exception(exc)
+                future.exception()  # mark retrieved; awaiting code re-raises
+            raise
+        if future is not None and not future.done():
+            future.set_result(None)
+        for event in batch:
+            for subscriber in self.subscribers:
+                try:
+                    subscriber(event)
+                except Exception:  # a broken viewer must never break the run
+                    continue
+
+    async def committed(self) -> None:
+        """Return once every event emitted so far is committed."""
+        future = self._flush_future
+        if future is not None:  # flushes are FIFO: this one covers everything so far
+            await asyncio.shield(future)
+
+    def flush_now(self) -> None:
+        """Commit synchronously (at the end of a run, or before exiting)."""
+        self.flush_lines()
+        if self._buffer or self._flush_future is not None:
+            self._flush()
+
+    def emit_line(self, stage: str, step: str, stream: str, text: str) -> None:
+        """Buffer one output line; a batch becomes a ``step.output`` event."""
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            # a sync `python` function logging from its worker thread
+            self._loop.call_soon_threadsafe(self.emit_line, stage, step, stream, text)
+            return
+        key = (stage, step, stream)
+        bucket = self._lines.setdefault(key, [])
+        bucket.append(self.redactor.text(text) if self.redactor else text)
+        if len(bucket) >= OUTPUT_FLUSH_LINES:
+            self.flush_lines()
+        elif self._lines_timer is None:
+            loop = asyncio.get_running_loop()
+            self._lines_timer = loop.call_later(OUTPUT_FLUSH_SECONDS, self.flush_lines)
+
+    def flush_lines(self, only: tuple[str | None, str | None] | None = None) -> None:
+        """Emit buffered lines now: all of them, or those of one (stage, step)."""
+        if self._lines_timer is not None and only is None:
+            self._lines_timer.cancel()
+            self._lines_timer = None
+        for key in list(self._lines):
+            if only is not None and key[:2] != only:
+                continue
+            lines = self._lines.pop(key)
+            if lines:
+                self.emit(EventType.STEP_OUTPUT, key[0], key[1], {"stream": key[2], "lines": lines})

@@ -1,0 +1,206 @@
+"""Signals: approve, reject, pause, unpause, cancel, rollback, skip-gate and notes.
+
+A signal is a row anyone may write to the store (the TUI, the CLI, another host); the
+runner polls for pending ones, acts, and consumes each with an outcome the sender can
+read. :class:`Signals` also holds the run's control state those signals change: paused
+or not, a cancel or interrupt asked for, and the running stage a rollback would stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from quarterdeck.core.engine.approvals import approval_refusal
+from quarterdeck.core.engine.context import RunContext
+from quarterdeck.core.engine.journal_writer import JournalWriter
+from quarterdeck.core.journal.events import EventType
+from quarterdeck.core.journal.store import Signal
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class Signals:
+    """Polls and handles one run's signals; the pause, cancel and rollback switches."""
+
+    def __init__(self, ctx: RunContext, writer: JournalWriter) -> None:
+        self._ctx = ctx
+        self._writer = writer
+        self._unpaused = asyncio.Event()
+        self._unpaused.set()
+        self._wakeup = asyncio.Event()
+        self.cancelled: tuple[str, str] | None = None  # (by, reason)
+        self.interrupted: str | None = None  # the reason
+        self.abort: tuple[str, str] | None = None  # a rollback asked for: (by, reason)
+        self.main: asyncio.Task[str] | None = None  # the run's task, cancelled to stop it
+        self.stage_task: asyncio.Future[None] | None = None  # what a rollback cancels
+        self.current_stage: str | None = None
+
+    # -- control ----------------------------------------------------------------------
+
+    def cancel(self, by: str, reason: str = "") -> None:
+        self.cancelled = (by, reason)
+        self._unpaused.set()
+        if self.main is not None and not self.main.done():
+            self.main.cancel()
+
+    def interrupt(self, reason: str = "interrupted") -> None:
+        """Stop now, resumably (Ctrl-C, SIGTERM)."""
+        if self.interrupted is None:
+            self.interrupted = reason
+            if self.main is not None and not self.main.done():
+                self.main.cancel()
+
+    async def wait_unpaused(self) -> None:
+        if not self._unpaused.is_set():
+            await self._unpaused.wait()
+
+    async def wait(self, seconds: float) -> None:
+        """Sleep until a signal is consumed or ``seconds`` pass, whichever comes first."""
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    # -- polling ----------------------------------------------------------------------
+
+    async def poll(self) -> None:
+        """Handle signals every poll interval and keep the run's heartbeat, until cancelled."""
+        store, run_id = self._ctx.store, self._ctx.run_id
+        last_beat = 0.0
+        while True:
+            try:
+                self.process()
+                now = time.monotonic()
+                if now - last_beat > HEARTBEAT_SECONDS:
+                    store.heartbeat(run_id)
+                    last_beat = now
+            except Exception:  # a locked store for a moment must not kill the run
+                pass
+            await asyncio.sleep(self._ctx.options.signal_poll_interval)
+
+    def process(self) -> None:
+        """Handle every pending signal; one that is not for now stays pending."""
+        store = self._ctx.store
+        for signal in store.pending_signals(self._ctx.run_id):
+            outcome = self.handle(signal)
+            if outcome is not None:
+                store.consume_signal(signal.id, outcome)
+                self._wakeup.set()
+
+    def handle(self, signal: Signal) -> str | None:
+        """Act on one signal; None leaves it pending (a gate that has not opened yet)."""
+        ctx, emit = self._ctx, self._writer.emit
+        base = {
+            "signal_id": signal.id,
+            "kind": signal.kind,
+            "by": signal.actor,
+            "reason": signal.reason,
+            "target": signal.target,
+        }
+        kind = signal.kind
+        if kind == "pause":
+            if ctx.state.paused:
+                return "already paused"
+            emit(EventType.SIGNAL_RECEIVED, data=base)
+            emit(EventType.RUN_PAUSED, data={"by": signal.actor, "reason": signal.reason})
+            self._unpaused.clear()
+            ctx.store.set_status(ctx.run_id, "paused")
+            return "paused"
+        if kind == "unpause":
+            if not ctx.state.paused:
+                return "not paused"
+            emit(EventType.SIGNAL_RECEIVED, data=base)
+            emit(EventType.RUN_UNPAUSED, data={"by": signal.actor, "reason": signal.reason})
+            self._unpaused.set()
+            ctx.store.set_status(ctx.run_id, ctx.state.status)
+            return "unpaused"
+        if kind == "cancel":
+            emit(EventType.SIGNAL_RECEIVED, data=base)
+            self.cancel(signal.actor, signal.reason)
+            return "cancelled"
+        if kind == "note":
+            emit(EventType.SIGNAL_RECEIVED, data={**base, "data": signal.data})
+            return "noted"
+        if kind in ("approve", "reject"):
+            return self._decide(signal, base)
+        if kind == "rollback":
+            return self._rollback(signal, base)
+        if kind == "skip-gate":
+            return None  # read when the gate fails (see gates.QualityGates)
+        return f"ignored: {kind} is not handled by a running run"
+
+    def _decide(self, signal: Signal, base: dict[str, Any]) -> str | None:
+        """A vote on an approval gate; enough approvals (or one rejection) decide it."""
+        ctx, emit = self._ctx, self._writer.emit
+        gate = signal.target or ""
+        known = {s.approval.id for s in ctx.workflow.stages if s.approval}
+        known |= {a.id for a in ctx.state.approvals.values()}
+        if gate not in known:
+            return f"refused: no approval gate {gate!r} in this workflow"
+        approval = ctx.state.approvals.get(gate)
+        if approval is None or approval.status != "waiting":
+            if approval is not None and approval.status in ("approved", "rejected"):
+                return f"refused: gate {gate!r} was already {approval.status}"
+            return None  # the gate has not opened yet: keep the decision for it
+        decision = "approved" if signal.kind == "approve" else "rejected"
+        why = approval_refusal(
+            approval, signal.actor, ctx.state.started_by, ctx.settings.groups, decision
+        )
+        emit(EventType.SIGNAL_RECEIVED, data=base)
+        if why is not None:
+            emit(
+                EventType.APPROVAL_REFUSED,
+                approval.stage,
+                data={"gate": gate, "by": signal.actor, "decision": decision, "why": why},
+            )
+            return f"refused: {why}"
+        emit(
+            EventType.APPROVAL_VOTE,
+            approval.stage,
+            data={
+                "gate": gate,
+                "by": signal.actor,
+                "decision": decision,
+                "reason": signal.reason,
+            },
+        )
+        approvals = {v.by for v in approval.votes if v.decision == "approved"}
+        if decision == "rejected":
+            emit(
+                EventType.APPROVAL_DECIDED,
+                approval.stage,
+                data={
+                    "gate": gate,
+                    "decision": "rejected",
+                    "by": signal.actor,
+                    "reason": signal.reason,
+                },
+            )
+            return "rejected"
+        if len(approvals) >= approval.min_approvals:
+            emit(
+                EventType.APPROVAL_DECIDED,
+                approval.stage,
+                data={
+                    "gate": gate,
+                    "decision": "approved",
+                    "by": ", ".join(sorted(approvals)),
+                    "reason": signal.reason,
+                },
+            )
+            return "approved"
+        return f"vote recorded ({len(approvals)}/{approval.min_approvals})"
+
+    def _rollback(self, signal: Signal, base: dict[str, Any]) -> str:
+        """Stop the running stage; the runner fails it and runs its ``on_failure`` steps."""
+        target = signal.target
+        if self.stage_task is None or self.stage_task.done():
+            return "refused: no stage is running"
+        if target and target != self.current_stage:
+            return f"refused: stage {target!r} is not running (running: {self.current_stage})"
+        self._writer.emit(EventType.SIGNAL_RECEIVED, data=base)
+        self.abort = (signal.actor, signal.reason)
+        self.stage_task.cancel()
+        return f"rolling back stage {self.current_stage}"

@@ -1,0 +1,276 @@
+"""One step's life: ``when``, attempts, retry backoff, timeout, fallbacks, the action call.
+
+A step runs while holding one of the run's concurrency slots (a fallback takes its own
+after the step released its slot). Each attempt is journaled before the action is called
+(``step.started``, committed), so a crash mid-attempt resumes with the next attempt
+number. A failure is retried per the step's (or stage's) ``retry`` policy, then each
+``fallback`` is tried in order; only then does the step fail, and ``continue_on_error``
+decides whether the stage goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from quarterdeck.core.actions.base import ActionContext, get_action
+from quarterdeck.core.definition.expressions import evaluate, render, render_text
+from quarterdeck.core.definition.models import RetryPolicy, Stage, Step
+from quarterdeck.core.engine import recovery
+from quarterdeck.core.engine.context import RunContext
+from quarterdeck.core.engine.failures import StepFailed
+from quarterdeck.core.engine.journal_writer import JournalWriter
+from quarterdeck.core.engine.scope import Scope
+from quarterdeck.core.engine.signals import Signals
+from quarterdeck.core.errors import ActionError, ExpressionError, NonRetryableError, StepSkipped
+from quarterdeck.core.journal.events import EventType
+
+
+def retry_delay(policy: RetryPolicy, attempts_used: int, rng: random.Random | None = None) -> float:
+    """The delay before the next attempt, after ``attempts_used`` failed attempts."""
+    if policy.backoff == "constant":
+        delay = policy.initial_delay
+    elif policy.backoff == "linear":
+        delay = policy.initial_delay * attempts_used
+    else:
+        delay = policy.initial_delay * (policy.multiplier ** (attempts_used - 1))
+    delay = min(delay, policy.max_delay)
+    jitter = 0.1 if policy.jitter is True else float(policy.jitter or 0)
+    if jitter:
+        spread = delay * jitter
+        delay = max(0.0, delay + (rng or random).uniform(-spread, spread))
+        delay = min(delay, policy.max_delay)
+    return round(delay, 6)
+
+
+class StepRunner:
+    """Runs single steps (main, fallback or ``on_failure``) and journals every attempt."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        writer: JournalWriter,
+        scope: Scope,
+        signals: Signals,
+        slots: asyncio.Semaphore,
+    ) -> None:
+        """``slots`` is the run's concurrency limit, shared by every step of every stage."""
+        self._ctx = ctx
+        self._writer = writer
+        self._scope = scope
+        self._signals = signals
+        self._slots = slots
+        self._where: dict[int, str] = {}
+
+    async def run(
+        self, stage: Stage, step: Step, *, role: str = "step", parent: str | None = None
+    ) -> dict[str, Any]:
+        """Run one step with its retries and fallbacks. Raises :class:`StepFailed`."""
+        ctx, writer, emit = self._ctx, self._writer, self._writer.emit
+        where = self.where(stage, step)
+        if step.when is not None:
+            try:
+                should = evaluate(step.when, self._scope.get(), f"{where}.when")
+            except ExpressionError as exc:
+                emit(
+                    EventType.STEP_FINISHED,
+                    stage.id,
+                    step.id,
+                    data={"status": "failed", "error": exc.message, "attempt": 0},
+                )
+                raise StepFailed(exc.message, step.continue_on_error) from None
+            if not should:
+                emit(EventType.STEP_SKIPPED, stage.id, step.id, data={"reason": "when is false"})
+                return {}
+        policy = step.retry or stage.retry or RetryPolicy()
+        first_attempt = recovery.first_attempt(ctx.state, step)
+        attempt = first_attempt
+        error = "failed"
+        outputs: dict[str, Any] = {}
+        async with self._slots:
+            while True:
+                await self._signals.wait_unpaused()
+                emit(
+                    EventType.STEP_STARTED,
+                    stage.id,
+                    step.id,
+                    data={"attempt": attempt, "uses": step.uses, "role": role, "parent": parent},
+                )
+                await writer.committed()
+                started = ctx.clock.monotonic()
+                retryable = True
+                try:
+                    outputs = await self._attempt(stage, step, attempt, where)
+                except ActionError as exc:
+                    error, retryable, outputs = exc.message, exc.retryable, dict(exc.outputs)
+                    code = outputs.get("exit_code")
+                    if isinstance(code, int) and code in policy.non_retryable_exit_codes:
+                        retryable = False
+                except ExpressionError as exc:
+                    error, retryable = exc.message, False
+                except StepSkipped as exc:
+                    writer.flush_lines((stage.id, step.id))
+                    emit(
+                        EventType.STEP_FINISHED,
+                        stage.id,
+                        step.id,
+                        data={
+                            "status": "skipped",
+                            "attempt": attempt,
+                            "error": exc.reason,
+                            "outputs": exc.outputs,
+                        },
+                    )
+                    return exc.outputs
+                except TimeoutError:
+                    error = f"timed out after {step.timeout:g}s"
+                else:
+                    writer.flush_lines((stage.id, step.id))
+                    emit(
+                        EventType.STEP_FINISHED,
+                        stage.id,
+                        step.id,
+                        data={
+                            "status": "succeeded",
+                            "attempt": attempt,
+                            "outputs": outputs,
+                            "duration": round(ctx.clock.monotonic() - started, 6),
+                        },
+                    )
+                    return outputs
+                writer.flush_lines((stage.id, step.id))
+                attempts_used = attempt - first_attempt + 1
+                if not retryable or attempts_used >= policy.max_attempts:
+                    break
+                delay = retry_delay(policy, attempts_used)
+                emit(
+                    EventType.STEP_RETRY,
+                    stage.id,
+                    step.id,
+                    data={"attempt": attempt, "delay": delay, "error": error},
+                )
+                await ctx.clock.sleep(delay)
+                attempt += 1
+        for fallback in step.fallback:
+            try:
+                result = await self.run(stage, fallback, role="fallback", parent=step.id)
+            except StepFailed:
+                continue
+            emit(
+                EventType.STEP_FINISHED,
+                stage.id,
+                step.id,
+                data={
+                    "status": "succeeded",
+                    "attempt": attempt,
+                    "outputs": result,
+                    "via": fallback.id,
+                    "error": error,
+                },
+            )
+            return result
+        emit(
+            EventType.STEP_FINISHED,
+            stage.id,
+            step.id,
+            data={
+                "status": "failed",
+                "attempt": attempt,
+                "error": error,
+                "outputs": outputs,
+                "continue_on_error": step.continue_on_error,
+            },
+        )
+        raise StepFailed(error, step.continue_on_error)
+
+    def where(self, stage: Stage, step: Step) -> str:
+        """``file:line:col: step ID`` for messages; computed once per workflow."""
+        if not self._where:
+            loaded = self._ctx.loaded
+            for i, st in enumerate(loaded.workflow.stages):
+                for key in ("steps", "on_failure"):
+                    todo: list[tuple[tuple[Any, ...], Step]] = [
+                        (("stages", i, key, j), s) for j, s in enumerate(getattr(st, key))
+                    ]
+                    while todo:
+                        loc, item = todo.pop()
+                        self._where[id(item)] = f"{loaded.where(loc)}: step {item.id}"
+                        todo.extend(
+                            ((*loc, "fallback", k), fb) for k, fb in enumerate(item.fallback)
+                        )
+        return self._where.get(id(step), f"{self._ctx.loaded.path}: step {step.id}")
+
+    async def _attempt(self, stage: Stage, step: Step, attempt: int, where: str) -> dict[str, Any]:
+        """Render the parameters, build the action's context and call the action once."""
+        ctx = self._ctx
+        spec = get_action(step.uses)
+        if spec is None:
+            raise NonRetryableError(f"unknown action {step.uses!r}")
+        scope = self._scope.get()
+        raw = {k: v for k, v in step.with_.items() if k in spec.raw}
+        rendered = render(
+            {k: v for k, v in step.with_.items() if k not in spec.raw}, scope, f"{where}.with"
+        )
+        try:
+            params = spec.params.model_validate({**rendered, **raw})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            raise NonRetryableError(
+                f"{where}: bad parameters for {step.uses}: {problems}"
+            ) from None
+        persona = (
+            ctx.personas.get(stage.persona) if ctx.personas is not None and stage.persona else None
+        )
+        env = dict(ctx.env)
+        env.update({k: render_text(v, scope, f"{where}.env") for k, v in step.env.items()})
+        env.update(ctx.step_env.get((stage.id, step.id), {}))
+        writer = self._writer
+        action_ctx = ActionContext(
+            run_id=ctx.run_id,
+            workflow=ctx.workflow.name,
+            stage_id=stage.id,
+            step_id=step.id,
+            attempt=attempt,
+            persona=persona,
+            workdir=ctx.workdir,
+            run_dir=ctx.run_dir,
+            env=env,
+            settings=ctx.settings,
+            clock=ctx.clock,
+            idempotency_key=f"{ctx.run_id}/{step.id}",
+            emit_line=lambda stream, text: writer.emit_line(stage.id, step.id, stream, text),
+            memory=ctx.state.memory,
+            set_memory=self._set_memory(stage.id, step.id),
+            render=lambda text: render(text, self._scope.get(), f"{where}.with"),
+            render_text=lambda text: render_text(text, self._scope.get(), f"{where}.with"),
+            redact=ctx.redactor.text,
+            services=ctx.services,
+            workflow_dir=ctx.loaded.path.parent.resolve(),
+            emit_event=self._emit_from_action(stage.id, step.id),
+        )
+        if step.timeout is not None:
+            async with asyncio.timeout(step.timeout):
+                result = await spec.fn(params, action_ctx)
+        else:
+            result = await spec.fn(params, action_ctx)
+        return dict(result or {})
+
+    def _set_memory(self, stage: str, step: str) -> Callable[[str, Any], Any]:
+        async def set_memory(key: str, value: Any) -> None:
+            self._writer.emit(EventType.MEMORY_SET, stage, step, data={"key": key, "value": value})
+
+        return set_memory
+
+    def _emit_from_action(self, stage: str, step: str) -> Callable[[str, dict[str, Any]], Any]:
+        async def emit(type_: str, data: dict[str, Any]) -> None:
+            self._writer.emit(type_, stage, step, data=data)
+            await self._writer.committed()
+
+        return emit

@@ -1,0 +1,63 @@
+"""The needs DAG (quarterdeck.core.definition.graph) and the order the scheduler starts steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from quarterdeck.core.definition.graph import CycleError, find_cycle, layers, sorter
+from quarterdeck.core.journal.events import EventType
+from tests.helpers import run_workflow
+
+
+@dataclass
+class S:
+    id: str
+    needs: list[str] = field(default_factory=list)
+
+
+def ids(groups: list[list[S]]) -> list[list[str]]:
+    return [[s.id for s in group] for group in groups]
+
+
+def test_layers_group_by_depth_in_definition_order() -> None:
+    steps = [S("test", ["build"]), S("lint"), S("build"), S("ship", ["test", "lint"])]
+    assert ids(layers(steps)) == [["lint", "build"], ["test"], ["ship"]]
+
+
+def test_layers_ignore_needs_outside_the_list() -> None:
+    assert ids(layers([S("a", ["elsewhere"]), S("b", ["a"])])) == [["a"], ["b"]]
+
+
+def test_layers_refuse_a_cycle() -> None:
+    with pytest.raises(CycleError):
+        layers([S("a", ["b"]), S("b", ["a"])])
+
+
+def test_find_cycle_reads_in_needs_order_from_the_earliest_step() -> None:
+    needs = {"a": ["c"], "b": ["a"], "c": ["b"], "d": []}
+    assert find_cycle(needs) == ["a", "c", "b", "a"]
+    assert find_cycle({"x": [], "y": ["x", "unknown"]}) is None
+
+
+def test_sorter_hands_out_independent_steps_in_definition_order() -> None:
+    # "b" mentions "x" before "c" is seen: the ready order still follows the file
+    graph = sorter({"b": ["x"], "c": [], "x": []})
+    graph.prepare()
+    assert graph.get_ready() == ("c", "x")
+
+
+def test_runner_starts_ready_steps_in_definition_order(tmp_path: Path) -> None:
+    text = (
+        "name: order\nconcurrency: 1\nstages:\n  - id: s\n    steps:\n"
+        "      - {id: b, uses: memory.set, needs: [x, c], with: {key: b, value: 1}}\n"
+        "      - {id: c, uses: memory.set, with: {key: c, value: 1}}\n"
+        "      - {id: x, uses: memory.set, with: {key: x, value: 1}}\n"
+        "      - {id: d, uses: memory.set, needs: [x], with: {key: d, value: 1}}\n"
+    )
+    ran = run_workflow(tmp_path, text)
+    assert ran.state.status == "succeeded"
+    started = [e.step for e in ran.store.events(ran.state.id) if e.type == EventType.STEP_STARTED]
+    assert started == ["c", "x", "b", "d"]
