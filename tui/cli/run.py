@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from quarterdeck.core.definition.graph import layers
 from quarterdeck.core.errors import InvalidInput, QuarterdeckError
 from quarterdeck.tui.cli.common import (
     EXIT_CODES_HELP,
@@ -80,27 +81,13 @@ def _print_plan(runner: Any) -> None:
                 f"  approval {a.id}: approvers {a.approvers or 'anyone'}, "
                 f"{a.min_approvals} needed, on timeout {a.on_timeout}"
             )
-        for layer in _layers(stage.steps):
+        for layer in layers(stage.steps):
             lines.append("  " + " ∥ ".join(f"{s.id} [{s.uses}]" for s in layer))
         if stage.gate:
             lines.append(f"  gate {stage.gate.id}: all {stage.gate.all} any {stage.gate.any}")
         for step in stage.on_failure:
             lines.append(f"  on failure: {step.id} [{step.uses}]")
     sys.stdout.write("\n".join(lines) + "\n")
-
-
-def _layers(steps: list[Any]) -> list[list[Any]]:
-    done: set[str] = set()
-    remaining = list(steps)
-    layers: list[list[Any]] = []
-    while remaining:
-        layer = [s for s in remaining if all(n in done for n in s.needs)]
-        if not layer:
-            break
-        layers.append(layer)
-        done.update(s.id for s in layer)
-        remaining = [s for s in remaining if s not in layer]
-    return layers
 
 
 def decisions(

@@ -10,6 +10,8 @@ from textual.markup import escape
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from quarterdeck.core.definition.graph import CycleError
+from quarterdeck.core.definition.graph import layers as dag_layers
 from quarterdeck.core.journal.state import RunState, StageState, StepState
 from quarterdeck.core.journal.statuses import GateStatus
 from quarterdeck.tui.widgets.status import glyph, rich_text, span
@@ -19,19 +21,11 @@ NodeKey = tuple[str, ...]
 
 def layers(steps: list[StepState]) -> dict[str, int]:
     """Each step's DAG layer; steps sharing a layer may run at the same time."""
-    ids = {s.id for s in steps}
-    layer: dict[str, int] = {}
-    remaining = [s for s in steps if s.role == "step"]
-    depth = 0
-    while remaining:
-        ready = [s for s in remaining if all(n in layer or n not in ids for n in s.needs)]
-        if not ready:
-            break
-        for s in ready:
-            layer[s.id] = depth
-        remaining = [s for s in remaining if s.id not in layer]
-        depth += 1
-    return layer
+    try:
+        grouped = dag_layers([s for s in steps if s.role == "step"])
+    except CycleError:  # a validated definition has none; draw no ∥ marks rather than fail
+        return {}
+    return {step.id: depth for depth, layer in enumerate(grouped) for step in layer}
 
 
 class StageTree(Tree[NodeKey]):
