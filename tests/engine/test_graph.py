@@ -9,7 +9,7 @@ import pytest
 
 from quarterdeck.core.definition.graph import CycleError, find_cycle, layers, sorter
 from quarterdeck.core.journal.events import EventType
-from tests.helpers import run_workflow
+from tests.helpers import cli, run_workflow
 
 
 @dataclass
@@ -61,3 +61,23 @@ def test_runner_starts_ready_steps_in_definition_order(tmp_path: Path) -> None:
     assert ran.state.status == "succeeded"
     started = [e.step for e in ran.store.events(ran.state.id) if e.type == EventType.STEP_STARTED]
     assert started == ["c", "x", "b", "d"]
+
+
+def test_dry_run_prints_the_steps_that_run_together_on_one_line(tmp_path: Path) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: fan\nstages:\n  - id: s\n    steps:\n"
+        "      - {id: build, uses: wait, with: {duration: 1ms}}\n"
+        "      - {id: lint, uses: wait, with: {duration: 1ms}}\n"
+        "      - {id: test, uses: wait, needs: [build], with: {duration: 1ms}}\n"
+        "      - {id: ship, uses: wait, needs: [test, lint], with: {duration: 1ms}}\n"
+    )
+    result = cli("run", str(wf), "--dry-run", "--store", str(tmp_path / "qd.db"))
+    assert result.returncode == 0, result.stderr
+    plan = [line.strip() for line in result.stdout.splitlines()]
+    start = plan.index("stage s")
+    assert plan[start + 1 : start + 4] == [
+        "build [wait] ∥ lint [wait]",
+        "test [wait]",
+        "ship [wait]",
+    ]
