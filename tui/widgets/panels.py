@@ -66,8 +66,8 @@ class PersonaPanel(_Panel):
         if switches:
             hops = []
             for s in switches:
-                src = escape(str(s.get("from") or "start"))
-                hops.append(f"{src} → {escape(str(s.get('to') or '?'))}")
+                src = escape(str(s.from_ or "start"))
+                hops.append(f"{src} → {escape(str(s.to or '?'))}")
             lines.append(f"[$text-muted]switches ({len(state.switches)}):[/] " + ", ".join(hops))
         self.show("\n".join(lines))
 
