@@ -115,6 +115,7 @@ class Record:
     _specs: ClassVar[tuple[_Spec, ...]]
     _keys: ClassVar[frozenset[str]]
     _names: ClassVar[dict[str, str]]  # key -> field name
+    _by_name: ClassVar[dict[str, _Spec]]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         made = super().__new__(cls)
@@ -150,6 +151,7 @@ class Record:
         cls._specs = tuple(specs)
         cls._keys = frozenset(s.key for s in specs)
         cls._names = {s.key: s.name for s in specs}
+        cls._by_name = {s.name: s for s in specs}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any], *, strict: bool = False) -> Self:
@@ -199,7 +201,7 @@ class Record:
         if not cls._specs:
             cls._build_specs()
         given = self._given()
-        specs = [s for name in given for s in cls._specs if s.name == name]
+        specs = [cls._by_name[name] for name in given]
         specs += [s for s in cls._specs if s.name not in given]
         out: dict[str, Any] = {}
         for spec in specs:

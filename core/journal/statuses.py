@@ -91,7 +91,7 @@ STEP_FAILED = frozenset({StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.INT
 #: Approvals somebody (or a timeout) decided.
 APPROVAL_DECIDED = frozenset({ApprovalStatus.APPROVED, ApprovalStatus.REJECTED})
 #: Statuses a trace marks as an error (``error.type``).
-TRACE_ERRORS = frozenset({"failed", "rejected"})
+TRACE_ERRORS = frozenset({RunStatus.FAILED, RunStatus.REJECTED})  # stages and steps alike
 
 
 # -- how each status looks ------------------------------------------------------------------
