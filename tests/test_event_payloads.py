@@ -196,6 +196,7 @@ def check(events: list[Event]) -> set[str]:
             raise AssertionError(f"event {ev.seq} ({ev.type}) {ev.data}: {exc}") from None
         assert payload is not None, f"no payload type for {ev.type}"
         assert payload.to_data() == ev.data, f"{ev.type} does not write back what was journaled"
+        assert list(payload.to_data()) == list(ev.data), f"{ev.type}: keys in another order"
         seen.add(ev.type)
     return seen
 
@@ -431,6 +432,15 @@ def test_writers_get_the_journals_exact_shape() -> None:
         "outcome",
     ]
     assert type(data["outcome"]) is str
+    # the order a writer gives the keys in is the journal's (step.finished has several)
+    when_failed = StepFinished(status=StepStatus.FAILED, error="bad when", attempt=0)
+    assert list(when_failed.to_data()) == ["status", "error", "attempt"]
+    stopped = StepFinished(status=StepStatus.CANCELLED, attempt=2, error="cancelled")
+    assert list(stopped.to_data()) == ["status", "attempt", "error"]
+    extended = budget.replace(outcome=BudgetOutcome.EXTENDED, gate="g", extend_by=5)
+    assert list(extended.to_data())[-3:] == ["outcome", "gate", "extend_by"]
+    read = StepFinished.from_data({"attempt": 1, "status": "succeeded"})
+    assert list(read.to_data()) == ["attempt", "status"]
     switched = PersonaSwitched(to="b", from_="a", stage="s").to_data()
     assert switched == {"to": "b", "from": "a", "stage": "s", "held_seconds": None}
     built = event(StepFinished(status=StepStatus.SUCCEEDED, attempt=1), "r", "s", "x", seq=3)
