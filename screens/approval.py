@@ -20,6 +20,7 @@ from textual.widgets import Button, Input, Markdown, Static
 
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import ApprovalState
+from quarterdeck.core.journal.statuses import ApprovalStatus
 from quarterdeck.screens.host import CockpitHost, RunView, host_of
 
 WATCH_SECONDS = 0.1
@@ -106,7 +107,7 @@ class ApprovalScreen(ModalScreen[str | None]):
         if self._dismissed:
             return
         a = self.approval
-        if a.status != "waiting":
+        if a.status != ApprovalStatus.WAITING:
             who = a.decided_by or "?"
             why = f": {a.reason}" if a.reason else ""
             self._close(f"gate {a.id} {a.status} by {who}{why}")
@@ -114,14 +115,14 @@ class ApprovalScreen(ModalScreen[str | None]):
         approvers = ", ".join(a.approvers) if a.approvers else "anyone"
         if not a.allow_self_approval and self.view.state.started_by:
             approvers += f" (not {self.view.state.started_by}, who started the run)"
-        votes = [v for v in a.votes if v.decision == "approved"]
+        votes = [v for v in a.votes if v.decision == ApprovalStatus.APPROVED]
         lines = [
             f"[$text-muted]approvers:[/] {escape(approvers)}",
             f"[$text-muted]needed:[/] {len(votes)}/{a.min_approvals} approvals"
             + (f" (from {escape(', '.join(v.by for v in votes))})" if votes else ""),
         ]
-        approve_why = self.refusal("approved")
-        reject_why = self.refusal("rejected")
+        approve_why = self.refusal(ApprovalStatus.APPROVED)
+        reject_why = self.refusal(ApprovalStatus.REJECTED)
         me = escape(self.host.actor)
         if approve_why is None:
             lines.append(f"[$success]you ({me}) may approve[/]")
@@ -153,7 +154,7 @@ class ApprovalScreen(ModalScreen[str | None]):
 
     @on(Button.Pressed, "#approve")
     def action_approve(self) -> None:
-        why = self.refusal("approved")
+        why = self.refusal(ApprovalStatus.APPROVED)
         if why is not None:
             self._error(why)
             return
@@ -165,7 +166,7 @@ class ApprovalScreen(ModalScreen[str | None]):
 
     @on(Button.Pressed, "#reject")
     def action_reject(self) -> None:
-        why = self.refusal("rejected")
+        why = self.refusal(ApprovalStatus.REJECTED)
         if why is not None:
             self._error(why)
             return

@@ -9,7 +9,7 @@ persona and budgets, metrics, the log — and the controls (pause, cancel, retry
 from __future__ import annotations
 
 import itertools
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -18,8 +18,9 @@ from textual.containers import Grid, Vertical
 from textual.markup import escape
 from textual.widgets import Footer, Input, Static, Tree
 
-from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES, Event, EventType
+from quarterdeck.core.journal.events import ApprovalDecided, Event, StepOutput
 from quarterdeck.core.journal.state import LogLine
+from quarterdeck.core.journal.statuses import RUN_ACTIVE, GateStatus, RunStatus, StepStatus
 from quarterdeck.screens.run_screen import RunScreen
 from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.widgets.log_panel import LogPanel
@@ -27,7 +28,8 @@ from quarterdeck.tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPan
 from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
 from quarterdeck.tui.widgets.status import badge, span
 
-RETRYABLE = ("failed", "interrupted")
+#: A run the ``retry`` key resumes (a rejected one stays rejected).
+RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.INTERRUPTED})
 
 
 class DashboardScreen(RunScreen):
@@ -41,7 +43,6 @@ class DashboardScreen(RunScreen):
 
     def __init__(self, run_id: str) -> None:
         super().__init__(run_id, keep_log=True)
-        self.persona_info: dict[str, dict[str, Any]] = {}
         self._offered: set[tuple[str, float | None]] = set()
         self._reported_error: str | None = None
         self._decided: set[str] = set()
@@ -70,7 +71,7 @@ class DashboardScreen(RunScreen):
         new_lines = self._apply(events)
         if self.tail.row is not None:
             self._follow_row(self.tail.row)
-        running = any(s.status == "running" for s in self.state.all_steps())
+        running = any(s.status == StepStatus.RUNNING for s in self.state.all_steps())
         if events or self._dirty or running or self._live():
             with self.app.batch_update():
                 self._paint(new_lines)
@@ -103,33 +104,30 @@ class DashboardScreen(RunScreen):
             return []
         added = 0
         for event in events:
-            if event.type == EventType.RUN_STARTED:
-                self.persona_info = dict(event.data.get("personas") or {})
-            elif event.type == EventType.STEP_OUTPUT:
-                added += len(event.data.get("lines", []))
-            elif event.type == EventType.APPROVAL_DECIDED:
-                self._announce_decision(event)
+            payload = event.payload()
+            if isinstance(payload, StepOutput):
+                added += len(payload.lines)
+            elif isinstance(payload, ApprovalDecided):
+                self._announce_decision(payload, event.seq)
             self.state.apply(event)
         log = self.state.log
         if not added:
             return []
         return list(itertools.islice(log, max(0, len(log) - added), None))
 
-    def _announce_decision(self, event: Event) -> None:
-        gate = str(event.data.get("gate", ""))
-        key = f"{gate}:{event.seq}"
+    def _announce_decision(self, decided: ApprovalDecided, seq: int) -> None:
+        key = f"{decided.gate}:{seq}"
         if key in self._decided:
             return
         self._decided.add(key)
-        who = event.data.get("by") or "?"
-        self.notice = f"gate {gate} {event.data.get('decision', '?')} by {who}"
+        self.notice = f"gate {decided.gate} {decided.decision} by {decided.by or '?'}"
 
     def _paint(self, new_lines: list[LogLine]) -> None:
         now = self.host.now
         frame = self.host.frame()
         state = self.state
         self.query_one("#tree", StageTree).sync(state, frame)
-        self.query_one("#persona", PersonaPanel).render_state(state, self.persona_info)
+        self.query_one("#persona", PersonaPanel).render_state(state)
         self.query_one("#budgets", BudgetPanel).render_state(state)
         self.query_one("#metrics", MetricsPanel).render_state(state, now)
         if new_lines:
@@ -150,7 +148,7 @@ class DashboardScreen(RunScreen):
             parts.append(f"[$warning]waiting on {escape(pending.id)} (a)[/]")
         elif self.notice:
             parts.append(f"[$text-muted]{escape(self.notice)}[/]")
-        if s.error and s.status not in ACTIVE_RUN_STATUSES:
+        if s.error and s.status not in RUN_ACTIVE:
             parts.append(f"[$error]{escape(s.error)}[/]")
         if self.tail is not None and self.tail.error and not s.started_at:
             parts.append(f"[$error]{escape(self.tail.error)}[/]")
@@ -184,10 +182,11 @@ class DashboardScreen(RunScreen):
             if stage.gate is None or not stage.gate.skippable:
                 continue
             st = self.state.stages.get(stage.id)
-            gate_status = st.gate.status if st is not None and st.gate is not None else "pending"
-            if gate_status == "failed" and self.state.status in RETRYABLE:
+            gate = st.gate if st is not None else None
+            gate_status = gate.status if gate is not None else GateStatus.PENDING
+            if gate_status == GateStatus.FAILED and self.state.status in RETRYABLE:
                 return stage.id, stage.gate.id
-            if gate_status == "pending" and self._live():
+            if gate_status == GateStatus.PENDING and self._live():
                 return stage.id, stage.gate.id
         return None
 

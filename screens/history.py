@@ -11,6 +11,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static
 
+from quarterdeck.core.journal.statuses import RunStatus
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.widgets.status import fill_runs
@@ -18,15 +19,16 @@ from quarterdeck.tui.widgets.status import fill_runs
 if TYPE_CHECKING:
     from quarterdeck.core.journal.store import RunRow
 
+#: The statuses the filter offers, in its order.
 STATUSES = (
-    "running",
-    "waiting",
-    "paused",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "rejected",
-    "interrupted",
+    RunStatus.RUNNING,
+    RunStatus.WAITING,
+    RunStatus.PAUSED,
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.REJECTED,
+    RunStatus.INTERRUPTED,
 )
 LIMIT = 500
 

@@ -17,8 +17,8 @@ from textual import work
 from textual.screen import Screen
 from textual.timer import Timer
 
-from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES
 from quarterdeck.core.journal.state import RunState
+from quarterdeck.core.journal.statuses import RUN_ACTIVE, RunStatus
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.tails import JournalTail, StoreTail, send_signal
 
@@ -92,8 +92,8 @@ class RunScreen(Screen[None]):
     def _follow_row(self, row: RunRow) -> None:
         """What only the run's row says: a crashed run is interrupted (its journal cannot
         say so), and where its definition is (loaded once, off the UI thread)."""
-        if row.status == "interrupted" and self.state.status in ACTIVE_RUN_STATUSES:
-            self.state.status = "interrupted"
+        if row.status == RunStatus.INTERRUPTED and self.state.status in RUN_ACTIVE:
+            self.state.status = RunStatus.INTERRUPTED
             self._dirty = True
         if not self._definition_requested and row.definition:
             self._definition_requested = True
@@ -119,7 +119,7 @@ class RunScreen(Screen[None]):
     # -- availability -----------------------------------------------------------------
 
     def _live(self) -> bool:
-        return self.state.status in ACTIVE_RUN_STATUSES
+        return self.state.status in RUN_ACTIVE
 
     def _no_approval_why(self) -> str | None:
         return None if self.state.pending_approval() else "no approval gate is waiting"

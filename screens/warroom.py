@@ -25,7 +25,8 @@ from textual.widgets import Footer, Input
 from quarterdeck.core.incidents.model import Incident, build
 from quarterdeck.core.incidents.record import record
 from quarterdeck.core.incidents.severity import parse_severity, severity_name
-from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES, Event, EventType
+from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.statuses import RUN_ACTIVE, StageStatus
 from quarterdeck.core.journal.store import Signal
 from quarterdeck.screens.prompts import ChoicePrompt, TextPrompt, role_options, severity_options
 from quarterdeck.screens.run_screen import RunScreen
@@ -127,7 +128,7 @@ class WarRoomScreen(RunScreen):
         row = self.tail.row
         if row is not None:
             self._follow_row(row)
-            if self.incident.run_status in ACTIVE_RUN_STATUSES:
+            if self.incident.run_status in RUN_ACTIVE:
                 self.incident.run_status = row.status
         if events or signals or self._dirty:
             with self.app.batch_update():
@@ -135,7 +136,7 @@ class WarRoomScreen(RunScreen):
             self._dirty = False
         elif not self.incident.resolved:  # only clocks and spinners move between changes
             self.query_one("#wr-clocks", Clocks).render_incident(self.incident, self.host.now())
-            if any(s.status == "running" for s in self.state.stages.values()):
+            if any(s.status == StageStatus.RUNNING for s in self.state.stages.values()):
                 frame = self.host.frame()
                 self.query_one("#wr-runbook", RunbookPanel).render_state(self.state, frame)
         return len(events) + len(signals)
@@ -207,7 +208,7 @@ class WarRoomScreen(RunScreen):
 
     def _running_stage(self) -> str | None:
         for stage in self.state.stages.values():
-            if stage.status == "running":
+            if stage.status == StageStatus.RUNNING:
                 return stage.id
         return None
 

@@ -196,6 +196,7 @@ def check(events: list[Event]) -> set[str]:
             raise AssertionError(f"event {ev.seq} ({ev.type}) {ev.data}: {exc}") from None
         assert payload is not None, f"no payload type for {ev.type}"
         assert payload.to_data() == ev.data, f"{ev.type} does not write back what was journaled"
+        assert list(payload.to_data()) == list(ev.data), f"{ev.type}: keys in another order"
         seen.add(ev.type)
     return seen
 
@@ -349,6 +350,47 @@ def test_circuit_events_parse(tmp_path: Path) -> None:
     assert "circuit.opened" in check(journal_of(runner.store, state.id))
 
 
+BAD_EVENT_MODULE = """
+async def use(ctx):
+    await ctx.emit_event("tokens.used", {"persona": "p", "model": "m", "total": "lots"})
+    return {"ok": True}
+"""
+
+
+def test_an_action_event_its_readers_cannot_read_fails_its_step_and_is_not_journaled(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "badmod.py").write_text(BAD_EVENT_MODULE)
+    ran = run_workflow(
+        tmp_path,
+        "name: bad\nstages:\n  - id: s\n    steps:\n      - id: emit\n        uses: python\n"
+        '        with: {call: "badmod:use"}\n',
+    )
+    assert ran.state.status == "failed"
+    step = ran.state.step("emit")
+    assert step is not None and step.status == StepStatus.FAILED
+    assert step.error is not None and "a bad tokens.used event: TokensUsed.total" in step.error
+    journal = journal_of(ran.store, ran.state.id)
+    assert "tokens.used" not in {e.type for e in journal}
+    assert [e.seq for e in journal] == list(range(1, len(journal) + 1))
+
+
+def test_an_action_event_is_journaled_as_the_action_gave_it(tmp_path: Path) -> None:
+    (tmp_path / "partial.py").write_text(
+        "async def use(ctx):\n"
+        '    await ctx.emit_event("tokens.used", {"total": 3, "persona": None})\n'
+        "    return {}\n"
+    )
+    ran = run_workflow(
+        tmp_path,
+        "name: partial\nstages:\n  - id: s\n    steps:\n      - id: emit\n"
+        '        uses: python\n        with: {call: "partial:use"}\n',
+    )
+    assert ran.state.status == "succeeded", ran.state.error
+    (used,) = [e for e in journal_of(ran.store, ran.state.id) if e.type == "tokens.used"]
+    assert used.to_json().endswith('"data":{"total":3,"persona":null}}')
+
+
 # -- the payload types themselves ---------------------------------------------------------------
 
 
@@ -390,6 +432,15 @@ def test_writers_get_the_journals_exact_shape() -> None:
         "outcome",
     ]
     assert type(data["outcome"]) is str
+    # the order a writer gives the keys in is the journal's (step.finished has several)
+    when_failed = StepFinished(status=StepStatus.FAILED, error="bad when", attempt=0)
+    assert list(when_failed.to_data()) == ["status", "error", "attempt"]
+    stopped = StepFinished(status=StepStatus.CANCELLED, attempt=2, error="cancelled")
+    assert list(stopped.to_data()) == ["status", "attempt", "error"]
+    extended = budget.replace(outcome=BudgetOutcome.EXTENDED, gate="g", extend_by=5)
+    assert list(extended.to_data())[-3:] == ["outcome", "gate", "extend_by"]
+    read = StepFinished.from_data({"attempt": 1, "status": "succeeded"})
+    assert list(read.to_data()) == ["attempt", "status"]
     switched = PersonaSwitched(to="b", from_="a", stage="s").to_data()
     assert switched == {"to": "b", "from": "a", "stage": "s", "held_seconds": None}
     built = event(StepFinished(status=StepStatus.SUCCEEDED, attempt=1), "r", "s", "x", seq=3)

@@ -401,7 +401,9 @@ def test_the_workflow_policy_wins_over_the_personas(tmp_path: Path, server: LLMS
 async def _wait_for_gate(runner: Runner, gate: str) -> None:
     for _ in range(1000):
         approval = runner.state.approvals.get(gate)
-        if approval is not None and approval.status == "waiting":
+        opened = approval is not None and approval.status == "waiting"
+        # the run row says so once the request is committed, a moment after the fold
+        if opened and runner.store.get_run(runner.run_id).status == "waiting":
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"gate {gate} never opened; status {runner.state.status}")

@@ -17,8 +17,8 @@ from quarterdeck.core.definition.models import Workflow
 from quarterdeck.core.definition.validate import LoadedWorkflow, load_workflow, load_workflow_text
 from quarterdeck.core.engine.runner import Runner, RunOptions, Subscriber
 from quarterdeck.core.errors import InvalidInput
-from quarterdeck.core.journal.events import ACTIVE_RUN_STATUSES
 from quarterdeck.core.journal.state import RunState, fold
+from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE
 from quarterdeck.core.journal.store import Store
 
 
@@ -106,12 +106,12 @@ def resume_runner(
 ) -> Runner:
     """A runner that continues ``run_ref`` from its journal."""
     row = store.get_run(run_ref)
-    if row.status in ACTIVE_RUN_STATUSES:
+    if row.status in RUN_ACTIVE:
         raise InvalidInput(
             f"run {row.id} is still {row.status} (pid {row.pid} on {row.host})",
             hint=f"watch it with `quarterdeck attach {row.id}`, or stop it first",
         )
-    if row.status in ("succeeded", "nothing_to_do", "cancelled"):
+    if row.status in RUN_DONE:
         raise InvalidInput(f"run {row.id} is {row.status}; there is nothing to resume")
     loaded = load_workflow_text(row.definition, Path(row.workflow_path), ctx.personas)
     prior = fold(row.id, store.events(row.id))

@@ -26,6 +26,7 @@ from pydantic import Field
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.journal.events import EventType, TokensUsed
 from quarterdeck.core.policy.budget import BudgetLedger, Reservation, estimate_tokens
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -279,16 +280,16 @@ async def llm_chat(params: ChatParams, ctx: ActionContext) -> dict[str, Any]:
             estimated=estimated,
         )
     else:
-        charged = {
-            "persona": None,
-            "model": model,
-            "prompt": prompt_tokens,
-            "completion": completion_tokens,
-            "total": prompt_tokens + completion_tokens,
-            "estimated": estimated,
-        }
+        charged = TokensUsed(
+            persona=None,
+            model=model,
+            prompt=prompt_tokens,
+            completion=completion_tokens,
+            total=prompt_tokens + completion_tokens,
+            estimated=estimated,
+        ).to_data()
         if ctx.emit_event is not None:
-            await ctx.emit_event("tokens.used", charged)
+            await ctx.emit_event(EventType.TOKENS_USED, charged)
     note = " (estimated)" if estimated else ""
     ctx.log(
         f"llm: {charged['total']} tokens{note}"

@@ -34,7 +34,7 @@ from quarterdeck.core.definition.expressions import condition_syntax_error, eval
 from quarterdeck.core.definition.loader import SourceMap, load_yaml, parse_model, read_text
 from quarterdeck.core.definition.models import Workflow, is_approver
 from quarterdeck.core.errors import DefinitionError, ExpressionError, InvalidInput, Problem
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.events import ApprovalRequested, Event
 
 Decision = Literal["approve", "reject", "wait"]
 
@@ -221,11 +221,12 @@ class PolicySubscriber:
         self.decided: list[PolicyDecision] = []
 
     def __call__(self, event: Event) -> None:
-        if event.type != EventType.APPROVAL_REQUESTED:
+        requested = event.payload()
+        if not isinstance(requested, ApprovalRequested):
             return
-        gate = str(event.data.get("gate", ""))
-        if event.data.get("kind", "approval") != "approval" or not gate:
-            return
+        gate = requested.gate
+        if requested.kind not in (None, "approval") or not gate:
+            return  # a budget gate is not the file's to decide
         if gate in getattr(self.runner.options, "decisions", {}):
             return  # --approve/--reject on the command line win over the file
         try:

@@ -20,7 +20,13 @@ from quarterdeck.core.engine.failures import NoWait
 from quarterdeck.core.engine.journal_writer import JournalWriter
 from quarterdeck.core.engine.scope import Scope
 from quarterdeck.core.errors import ExpressionError
-from quarterdeck.core.journal.events import EventType
+from quarterdeck.core.journal.events import ApprovalDecided, ApprovalRequested, StageFinished
+from quarterdeck.core.journal.statuses import (
+    APPROVAL_DECIDED,
+    ApprovalStatus,
+    RunStatus,
+    StageStatus,
+)
 
 
 def approval_refusal(
@@ -28,16 +34,17 @@ def approval_refusal(
     actor: str,
     started_by: str,
     groups: Mapping[str, list[str]],
-    decision: str = "approved",
+    decision: str = ApprovalStatus.APPROVED,
 ) -> str | None:
     """Why ``actor`` may not decide this approval, or None when they may."""
-    if approval.status != "waiting":
+    if approval.status != ApprovalStatus.WAITING:
         return f"gate {approval.id!r} is not waiting for a decision (it is {approval.status})"
     if not is_approver(actor, approval.approvers, groups):
         return f"{actor!r} may not decide gate {approval.id!r}; approvers: " + ", ".join(
             approval.approvers
         )
-    if decision == "approved" and actor == started_by and not approval.allow_self_approval:
+    self_approval = decision == ApprovalStatus.APPROVED and actor == started_by
+    if self_approval and not approval.allow_self_approval:
         return (
             f"{actor!r} started this run and gate {approval.id!r} does not allow "
             "self-approval; someone else must decide"
@@ -74,17 +81,18 @@ class Approvals:
         self._inbox = inbox
         self._stop_undecided = stop_undecided
 
-    async def request(self, stage: Stage, approval: Approval, where: str) -> str:
-        """Open ``approval`` before ``stage`` and wait: approved, rejected or failed."""
+    async def request(self, stage: Stage, approval: Approval, where: str) -> StageStatus | None:
+        """Open ``approval`` before ``stage`` and wait: None once approved (the stage goes
+        on), else the stage's status (rejected, or failed on a timeout)."""
         ctx, emit = self._ctx, self._writer.emit
         where = f"{where}.approval[{approval.id}]"
         if approval.when is not None and not evaluate(approval.when, self._scope.get(), where):
-            return "approved"
+            return None
         existing = ctx.state.approvals.get(approval.id)
         if recovery.approval_rejected(existing):
             # resuming a rejected run: a rejection is final for this run
             ctx.state.error = f"approval {approval.id!r} was rejected"
-            return "rejected"
+            return StageStatus.REJECTED
         scope = self._scope.get()
         try:
             prompt = render_text(approval.prompt, scope, where) if approval.prompt else ""
@@ -96,22 +104,21 @@ class Approvals:
         if timeout_at is None and approval.timeout is not None:
             timeout_at = now + approval.timeout
         emit(
-            EventType.APPROVAL_REQUESTED,
+            ApprovalRequested(
+                gate=approval.id,
+                prompt=prompt,
+                evidence=evidence,
+                approvers=approval.approvers,
+                min_approvals=approval.min_approvals,
+                allow_self_approval=approval.allow_self_approval,
+                timeout_at=timeout_at,
+                on_timeout=approval.on_timeout,
+                command=f"quarterdeck approve {ctx.run_id} {approval.id} --as NAME",
+            ),
             stage.id,
-            data={
-                "gate": approval.id,
-                "prompt": prompt,
-                "evidence": evidence,
-                "approvers": approval.approvers,
-                "min_approvals": approval.min_approvals,
-                "allow_self_approval": approval.allow_self_approval,
-                "timeout_at": timeout_at,
-                "on_timeout": approval.on_timeout,
-                "command": f"quarterdeck approve {ctx.run_id} {approval.id} --as NAME",
-            },
         )
         await self._writer.committed()
-        ctx.store.set_status(ctx.run_id, "waiting")
+        ctx.store.set_status(ctx.run_id, RunStatus.WAITING)
         pre = ctx.options.decisions.get(approval.id)
         if pre is not None:
             decision, actor, reason = pre
@@ -128,31 +135,27 @@ class Approvals:
         while True:
             self._inbox.process()
             current = ctx.state.approvals[approval.id]
-            if current.status in ("approved", "rejected"):
+            if current.status in APPROVAL_DECIDED:
                 break
             if timeout_at is not None and ctx.clock.now() >= timeout_at:
-                outcome = await self._timed_out(stage, approval)
-                if outcome is not None:
-                    return outcome
-                break
+                return await self._timed_out(stage, approval)
             wait_for = ctx.options.signal_poll_interval
             if timeout_at is not None:
                 wait_for = max(0.0, min(wait_for, timeout_at - ctx.clock.now()))
             await self._inbox.wait(wait_for)
-        ctx.store.set_status(ctx.run_id, "running")
+        ctx.store.set_status(ctx.run_id, RunStatus.RUNNING)
         current = ctx.state.approvals[approval.id]
-        if current.status == "rejected":
+        if current.status == ApprovalStatus.REJECTED:
             emit(
-                EventType.STAGE_FINISHED,
-                stage.id,
-                data={
-                    "status": "rejected",
-                    "error": f"approval {approval.id!r} rejected by {current.decided_by}"
+                StageFinished(
+                    status=StageStatus.REJECTED,
+                    error=f"approval {approval.id!r} rejected by {current.decided_by}"
                     + (f": {current.reason}" if current.reason else ""),
-                },
+                ),
+                stage.id,
             )
-            return "rejected"
-        return "approved"
+            return StageStatus.REJECTED
+        return None
 
     def _has_pending_decision(self, gate: str) -> bool:
         return any(
@@ -160,52 +163,49 @@ class Approvals:
             for s in self._ctx.store.pending_signals(self._ctx.run_id)
         )
 
-    async def _timed_out(self, stage: Stage, approval: Approval) -> str | None:
+    async def _timed_out(self, stage: Stage, approval: Approval) -> StageStatus | None:
         """Apply ``on_timeout``: None when approved (the stage goes on), else its status."""
         ctx, emit = self._ctx, self._writer.emit
         action = approval.on_timeout
         if action == "approve":
             emit(
-                EventType.APPROVAL_DECIDED,
+                ApprovalDecided(
+                    gate=approval.id,
+                    decision=ApprovalStatus.APPROVED,
+                    by="timeout",
+                    reason="approved on timeout (on_timeout: approve)",
+                    timed_out=True,
+                ),
                 stage.id,
-                data={
-                    "gate": approval.id,
-                    "decision": "approved",
-                    "by": "timeout",
-                    "reason": "approved on timeout (on_timeout: approve)",
-                    "timed_out": True,
-                },
             )
+            ctx.store.set_status(ctx.run_id, RunStatus.RUNNING)
             return None
-        decision = "rejected"
         emit(
-            EventType.APPROVAL_DECIDED,
+            ApprovalDecided(
+                gate=approval.id,
+                decision=ApprovalStatus.REJECTED,
+                by="timeout",
+                reason=f"no decision before the timeout (on_timeout: {action})",
+                timed_out=True,
+            ),
             stage.id,
-            data={
-                "gate": approval.id,
-                "decision": decision,
-                "by": "timeout",
-                "reason": f"no decision before the timeout (on_timeout: {action})",
-                "timed_out": True,
-            },
         )
-        status = "failed" if action == "fail" else "rejected"
+        status = StageStatus.FAILED if action == "fail" else StageStatus.REJECTED
         emit(
-            EventType.STAGE_FINISHED,
+            StageFinished(
+                status=status,
+                error=f"approval {approval.id!r} timed out (on_timeout: {action})",
+            ),
             stage.id,
-            data={
-                "status": status,
-                "error": f"approval {approval.id!r} timed out (on_timeout: {action})",
-            },
         )
-        ctx.store.set_status(ctx.run_id, "running")
+        ctx.store.set_status(ctx.run_id, RunStatus.RUNNING)
         return status
 
-    async def budget_gate(self, gate: str) -> str:
+    async def budget_gate(self, gate: str) -> ApprovalStatus:
         """Wait for a budget gate (journaled by core/policy/budget.py) like a stage approval."""
         ctx = self._ctx
         await self._writer.committed()
-        ctx.store.set_status(ctx.run_id, "waiting")
+        ctx.store.set_status(ctx.run_id, RunStatus.WAITING)
         if ctx.options.no_wait and not self._has_pending_decision(gate):
             self._stop_undecided(
                 f"budget approval {gate!r} is undecided and --no-wait was given: run "
@@ -215,10 +215,10 @@ class Approvals:
         while True:
             self._inbox.process()
             current = ctx.state.approvals[gate]
-            if current.status in ("approved", "rejected"):
+            if current.status in APPROVAL_DECIDED:
                 break
             await self._inbox.wait(ctx.options.signal_poll_interval)
-        ctx.store.set_status(ctx.run_id, "running")
+        ctx.store.set_status(ctx.run_id, RunStatus.RUNNING)
         return current.status
 
     def may_decide(self, approval_id: str, actor: str) -> str | None:

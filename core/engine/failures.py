@@ -6,11 +6,13 @@ so nothing outside needs to catch them.
 
 from __future__ import annotations
 
+from quarterdeck.core.journal.statuses import StageStatus
+
 
 class StageFailed(Exception):
     """The stage ends with ``status`` (failed by default): a step, gate or rollback."""
 
-    def __init__(self, message: str, status: str = "failed") -> None:
+    def __init__(self, message: str, status: StageStatus = StageStatus.FAILED) -> None:
         super().__init__(message)
         self.status = status
 

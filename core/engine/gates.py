@@ -7,8 +7,6 @@ stage unless it is ``skippable`` and someone sent a ``skip-gate`` signal with a 
 
 from __future__ import annotations
 
-from typing import Any
-
 from quarterdeck.core.definition.expressions import evaluate
 from quarterdeck.core.definition.models import Stage
 from quarterdeck.core.engine.context import RunContext
@@ -16,7 +14,7 @@ from quarterdeck.core.engine.failures import StageFailed
 from quarterdeck.core.engine.journal_writer import JournalWriter
 from quarterdeck.core.engine.scope import Scope
 from quarterdeck.core.errors import ExpressionError
-from quarterdeck.core.journal.events import EventType
+from quarterdeck.core.journal.events import GateEvaluated, GateResult, GateSkipped
 
 
 class QualityGates:
@@ -31,37 +29,28 @@ class QualityGates:
         """Return when the gate passed (or was skipped); raise :class:`StageFailed` if not."""
         gate = stage.gate
         assert gate is not None
-        results: list[dict[str, Any]] = []
+        results: list[GateResult] = []
         where = f"{where}.gate[{gate.id}]"
         for kind, conditions in (("all", gate.all), ("any", gate.any)):
             for condition in conditions:
                 try:
                     ok = evaluate(condition, self._scope.get(), where)
-                    results.append({"condition": condition, "kind": kind, "passed": ok})
+                    results.append(GateResult(condition=condition, kind=kind, passed=ok))
                 except ExpressionError as exc:
                     results.append(
-                        {
-                            "condition": condition,
-                            "kind": kind,
-                            "passed": False,
-                            "error": exc.message,
-                        }
+                        GateResult(condition=condition, kind=kind, passed=False, error=exc.message)
                     )
-        all_ok = all(r["passed"] for r in results if r["kind"] == "all")
-        any_results = [r for r in results if r["kind"] == "any"]
-        any_ok = not any_results or any(r["passed"] for r in any_results)
+        all_ok = all(r.passed for r in results if r.kind == "all")
+        any_results = [r for r in results if r.kind == "any"]
+        any_ok = not any_results or any(r.passed for r in any_results)
         passed = all_ok and any_ok
-        self._writer.emit(
-            EventType.GATE_EVALUATED,
-            stage.id,
-            data={"gate": gate.id, "passed": passed, "results": results},
-        )
+        self._writer.emit(GateEvaluated(gate=gate.id, passed=passed, results=results), stage.id)
         await self._writer.committed()
         if passed:
             return
         if gate.skippable and self._skipped(stage, gate.id):
             return
-        failed = [r["condition"] for r in results if not r["passed"]]
+        failed = [r.condition for r in results if not r.passed]
         raise StageFailed(f"quality gate {gate.id!r} failed: " + "; ".join(failed))
 
     def _skipped(self, stage: Stage, gate: str) -> bool:
@@ -74,9 +63,7 @@ class QualityGates:
                     continue
                 store.consume_signal(signal.id, "skipped")
                 self._writer.emit(
-                    EventType.GATE_SKIPPED,
-                    stage.id,
-                    data={"gate": gate, "by": signal.actor, "reason": signal.reason},
+                    GateSkipped(gate=gate, by=signal.actor, reason=signal.reason), stage.id
                 )
                 return True
         return False

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from quarterdeck.core.clock import Clock
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal import events
+from quarterdeck.core.journal.events import Event, StepOutput
+from quarterdeck.core.journal.payload import Payload
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.store import Store
 from quarterdeck.core.observability.redact import Redactor
@@ -66,22 +68,39 @@ class JournalWriter:
 
     def emit(
         self,
-        type_: str,
+        payload: Payload,
         stage: str | None = None,
         step: str | None = None,
-        data: dict[str, Any] | None = None,
+        *,
+        kind: str | None = None,
     ) -> Event:
-        """Journal an event (committed with the others of this loop iteration)."""
-        self._seq += 1
-        payload = self.redactor.obj(data) if data and self.redactor else (data or {})
-        event = Event(type_, self.run_id, stage, step, payload, self.clock.now(), self._seq)
-        self.state.apply(event)
-        self._buffer.append(event)
+        """Journal an event (committed with the others of this loop iteration).
+
+        ``kind`` picks one of the payload's ``TYPES`` (a circuit's opened or closed).
+        """
+        return self._journal(events.event(payload, self.run_id, stage, step, kind=kind))
+
+    def emit_data(
+        self, type_: str, data: dict[str, Any], stage: str | None, step: str | None
+    ) -> Event:
+        """Journal an event an action gave as data (``ActionContext.emit_event``), as given."""
+        return self._journal(Event(type_, self.run_id, stage, step, data))
+
+    def _journal(self, built: Event) -> Event:
+        built.seq, built.ts = self._seq + 1, self.clock.now()
+        if self.redactor and built.data:  # readers see the data masked, as journaled
+            masked = self.redactor.obj(built.data)
+            built = Event(
+                built.type, self.run_id, built.stage, built.step, masked, built.ts, built.seq
+            )
+        self.state.apply(built)  # data the fold cannot read raises here, before it is numbered
+        self._seq = built.seq
+        self._buffer.append(built)
         if self._flush_future is None:
             loop = asyncio.get_running_loop()
             self._flush_future = loop.create_future()
             loop.call_soon(self._flush)
-        return event
+        return built
 
     def _flush(self) -> None:
         batch, self._buffer = self._buffer, []
@@ -142,4 +161,4 @@ class JournalWriter:
                 continue
             lines = self._lines.pop(key)
             if lines:
-                self.emit(EventType.STEP_OUTPUT, key[0], key[1], {"stream": key[2], "lines": lines})
+                self.emit(StepOutput(stream=key[2], lines=lines), key[0], key[1])

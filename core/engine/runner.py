@@ -41,8 +41,29 @@ from quarterdeck.core.engine.scope import Scope
 from quarterdeck.core.engine.signals import Signals
 from quarterdeck.core.engine.step import StepRunner, retry_delay
 from quarterdeck.core.errors import ExitCode, ExpressionError
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.events import (
+    Event,
+    PersonaInfo,
+    PersonaSwitched,
+    PlanStage,
+    PlanStep,
+    RunFinished,
+    RunInterrupted,
+    RunResumed,
+    RunStarted,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+)
+from quarterdeck.core.journal.payload import Payload
 from quarterdeck.core.journal.state import RunState
+from quarterdeck.core.journal.statuses import (
+    RUN_SUCCESSFUL,
+    STAGE_KEPT_ON_RESUME,
+    ApprovalStatus,
+    RunStatus,
+    StageStatus,
+)
 from quarterdeck.core.journal.store import Store
 from quarterdeck.core.observability.redact import Redactor
 from quarterdeck.core.policy.budget import BudgetLedger
@@ -58,13 +79,13 @@ __all__ = [
     "retry_delay",
 ]
 
-STATUS_EXIT = {
-    "succeeded": ExitCode.SUCCEEDED,
-    "nothing_to_do": ExitCode.SUCCEEDED,
-    "failed": ExitCode.FAILED,
-    "rejected": ExitCode.REJECTED,
-    "cancelled": ExitCode.CANCELLED,
-    "interrupted": ExitCode.INTERRUPTED,
+STATUS_EXIT: dict[str, ExitCode] = {
+    RunStatus.SUCCEEDED: ExitCode.SUCCEEDED,
+    RunStatus.NOTHING_TO_DO: ExitCode.SUCCEEDED,
+    RunStatus.FAILED: ExitCode.FAILED,
+    RunStatus.REJECTED: ExitCode.REJECTED,
+    RunStatus.CANCELLED: ExitCode.CANCELLED,
+    RunStatus.INTERRUPTED: ExitCode.INTERRUPTED,
 }
 
 # every credential an action might send, kept out of the journal
@@ -197,13 +218,14 @@ class Runner:
 
     def emit(
         self,
-        type_: str,
+        payload: Payload,
         stage: str | None = None,
         step: str | None = None,
-        data: dict[str, Any] | None = None,
+        *,
+        kind: str | None = None,
     ) -> Event:
         """Journal an event (committed with the others of this loop iteration)."""
-        return self._writer.emit(type_, stage, step, data)
+        return self._writer.emit(payload, stage, step, kind=kind)
 
     async def committed(self) -> None:
         """Return once every event emitted so far is committed."""
@@ -219,34 +241,32 @@ class Runner:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def plan(self) -> list[dict[str, Any]]:
+    def plan(self) -> list[PlanStage]:
         """The run's shape for ``run.started``: stages, gates and steps in file order."""
-        out = []
-        for stage in self.workflow.stages:
-            out.append(
-                {
-                    "id": stage.id,
-                    "title": stage.title,
-                    "persona": stage.persona,
-                    "approval": stage.approval.id if stage.approval else None,
-                    "gate": stage.gate.id if stage.gate else None,
-                    "steps": [{"id": s.id, "uses": s.uses, "needs": s.needs} for s in stage.steps],
-                }
+        return [
+            PlanStage(
+                id=stage.id,
+                title=stage.title,
+                persona=stage.persona,
+                approval=stage.approval.id if stage.approval else None,
+                gate=stage.gate.id if stage.gate else None,
+                steps=[PlanStep(id=s.id, uses=s.uses, needs=s.needs) for s in stage.steps],
             )
-        return out
+            for stage in self.workflow.stages
+        ]
 
-    def _persona_budgets(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
+    def _persona_budgets(self) -> dict[str, PersonaInfo]:
+        out: dict[str, PersonaInfo] = {}
         for name in self.workflow.personas():
             persona = self.personas.get(name) if self.personas is not None else None
             if persona is not None:
-                out[name] = {
-                    "budget": persona.token_budget,
-                    "title": persona.title,
-                    "color": persona.color,
-                    "role": persona.role,
-                    "model": persona.model,
-                }
+                out[name] = PersonaInfo(
+                    budget=persona.token_budget,
+                    title=persona.title,
+                    color=persona.color,
+                    role=persona.role,
+                    model=persona.model,
+                )
         return out
 
     async def run(self) -> RunState:
@@ -267,60 +287,57 @@ class Runner:
                 started_at=self.clock.now(),
             )
             self.emit(
-                EventType.RUN_STARTED,
-                data={
-                    "workflow": self.workflow.name,
-                    "title": self.workflow.title,
-                    "inputs": public_inputs(self.workflow, self.inputs),
-                    "plan": self.plan(),
-                    "started_by": self.options.started_by,
-                    "personas": self._persona_budgets(),
-                    "pid": os.getpid(),
-                },
+                RunStarted(
+                    workflow=self.workflow.name,
+                    title=self.workflow.title,
+                    inputs=public_inputs(self.workflow, self.inputs),
+                    plan=self.plan(),
+                    started_by=self.options.started_by,
+                    personas=self._persona_budgets(),
+                    pid=os.getpid(),
+                )
             )
         else:
             self.store.claim_run(self.run_id)
-            self.emit(
-                EventType.RUN_RESUMED, data={"by": self.options.started_by, "pid": os.getpid()}
-            )
+            self.emit(RunResumed(by=self.options.started_by, pid=os.getpid()))
         signals = self._signals
         poller = loop.create_task(signals.poll())
         signals.main = loop.create_task(self._execute())
-        status = "failed"
+        status = RunStatus.FAILED
         error: str | None = None
         try:
             status = await signals.main
         except asyncio.CancelledError:
             if signals.cancelled is not None:
                 by, reason = signals.cancelled
-                status = "cancelled"
+                status = RunStatus.CANCELLED
                 error = f"cancelled by {by}" + (f": {reason}" if reason else "")
             elif signals.interrupted is not None:
-                status = "interrupted"
+                status = RunStatus.INTERRUPTED
                 error = signals.interrupted
             else:
                 raise
         except NoWait as exc:
-            status = "interrupted"  # resumable once someone decides the gate
+            status = RunStatus.INTERRUPTED  # resumable once someone decides the gate
             error = str(exc)
             self.exit_code = ExitCode.REJECTED
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
-        if status == "interrupted":
-            self.emit(EventType.RUN_INTERRUPTED, data={"reason": error or "interrupted"})
+        if status == RunStatus.INTERRUPTED:
+            self.emit(RunInterrupted(reason=error or "interrupted"))
         else:
-            if status not in ("succeeded", "nothing_to_do") and error is None:
+            if status not in RUN_SUCCESSFUL and error is None:
                 error = self.state.error or self._first_error()
-            self.emit(EventType.RUN_FINISHED, data={"status": status, "error": error})
+            self.emit(RunFinished(status=status, error=error))
         self.flush_now()
         self.store.set_status(self.run_id, status, self.clock.now())
         return self.state
 
     def _first_error(self) -> str | None:
         for stage in self.state.stages.values():
-            if stage.status in ("failed", "rejected") and stage.error:
+            if stage.status in (StageStatus.FAILED, StageStatus.REJECTED) and stage.error:
                 return f"stage {stage.id}: {stage.error}"
         return None
 
@@ -331,45 +348,41 @@ class Runner:
         """Stop now, resumably (Ctrl-C, SIGTERM)."""
         self._signals.interrupt(reason)
 
-    async def _execute(self) -> str:
+    async def _execute(self) -> RunStatus:
         for stage in self.workflow.stages:
             if not recovery.stage_done(self.state, stage):
                 await self._signals.wait_unpaused()
                 outcome = await self._run_stage(stage)
-                if outcome != "succeeded" and outcome != "skipped":
-                    return outcome
+                if outcome not in STAGE_KEPT_ON_RESUME:
+                    return RunStatus(outcome)  # failed or rejected: the run ends so
             ended = recovery.ended_by(self.state, stage)
             if ended is not None:
                 return ended
-        return "succeeded"
+        return RunStatus.SUCCEEDED
 
     # -- stages -----------------------------------------------------------------------
 
-    async def _run_stage(self, stage: Stage) -> str:
+    async def _run_stage(self, stage: Stage) -> StageStatus:
         """``when``, persona switch, approval, steps, gate; ``on_failure`` if it fails."""
         where = self._where_stage(stage)
         if stage.when is not None:
             try:
                 should = evaluate(stage.when, self.scope(), f"{where}.when")
             except ExpressionError as exc:
-                self.emit(
-                    EventType.STAGE_FINISHED,
-                    stage.id,
-                    data={"status": "failed", "error": exc.message},
-                )
-                return "failed"
+                self.emit(StageFinished(status=StageStatus.FAILED, error=exc.message), stage.id)
+                return StageStatus.FAILED
             if not should:
-                self.emit(EventType.STAGE_SKIPPED, stage.id, data={"reason": "when is false"})
-                return "skipped"
+                self.emit(StageSkipped(reason="when is false"), stage.id)
+                return StageStatus.SKIPPED
         if stage.persona and stage.persona != self.state.persona:
             self._switch_persona(stage)
         if stage.approval is not None and not recovery.approval_granted(
             self.state, stage.approval.id
         ):
-            outcome = await self._approvals.request(stage, stage.approval, where)
-            if outcome != "approved":
-                return outcome
-        self.emit(EventType.STAGE_STARTED, stage.id, data={"persona": stage.persona})
+            refused = await self._approvals.request(stage, stage.approval, where)
+            if refused is not None:
+                return refused
+        self.emit(StageStarted(persona=stage.persona), stage.id)
         signals = self._signals
         try:
             signals.stage_task = asyncio.ensure_future(self._run_stage_steps(stage))
@@ -393,12 +406,10 @@ class Runner:
         except StageFailed as exc:
             if stage.on_failure:
                 await self._run_compensation(stage)
-            self.emit(
-                EventType.STAGE_FINISHED, stage.id, data={"status": exc.status, "error": str(exc)}
-            )
+            self.emit(StageFinished(status=exc.status, error=str(exc)), stage.id)
             return exc.status
-        self.emit(EventType.STAGE_FINISHED, stage.id, data={"status": "succeeded"})
-        return "succeeded"
+        self.emit(StageFinished(status=StageStatus.SUCCEEDED), stage.id)
+        return StageStatus.SUCCEEDED
 
     def _switch_persona(self, stage: Stage) -> None:
         """Journal the hand-over to the stage's persona, with how long the last one held."""
@@ -407,14 +418,10 @@ class Runner:
             since = self.state.personas[self.state.persona].since
             held = None if since is None else round(self.clock.now() - since, 3)
         self.emit(
-            EventType.PERSONA_SWITCHED,
+            PersonaSwitched(
+                from_=self.state.persona, to=stage.persona, stage=stage.id, held_seconds=held
+            ),
             stage.id,
-            data={
-                "from": self.state.persona,
-                "to": stage.persona,
-                "stage": stage.id,
-                "held_seconds": held,
-            },
         )
 
     async def _run_stage_steps(self, stage: Stage) -> None:
@@ -439,7 +446,7 @@ class Runner:
 
     # -- approvals --------------------------------------------------------------------
 
-    async def await_budget_gate(self, gate: str) -> str:
+    async def await_budget_gate(self, gate: str) -> ApprovalStatus:
         """Wait for a budget gate (journaled by core/policy/budget.py) like a stage approval."""
         return await self._approvals.budget_gate(gate)
 

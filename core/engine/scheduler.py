@@ -20,7 +20,11 @@ from quarterdeck.core.engine.failures import StageFailed, StepFailed
 from quarterdeck.core.engine.journal_writer import JournalWriter
 from quarterdeck.core.engine.signals import Signals
 from quarterdeck.core.engine.step import StepRunner
-from quarterdeck.core.journal.events import EventType
+from quarterdeck.core.journal.events import StepFinished, StepSkipped
+from quarterdeck.core.journal.statuses import StepStatus
+
+#: A step that failed with ``continue_on_error``: its dependents start as if it succeeded.
+CONTINUED = "continued"
 
 
 class Scheduler:
@@ -62,7 +66,7 @@ class Scheduler:
                     step = running.pop(task)
                     result = task.result()
                     status[step.id] = result
-                    if result == "failed":
+                    if result == StepStatus.FAILED:
                         if failure is None:
                             err = state.step(step.id)
                             failure = f"step {step.id!r} failed" + (
@@ -78,10 +82,7 @@ class Scheduler:
             for step in steps:
                 if step.id not in status:
                     self._writer.emit(
-                        EventType.STEP_SKIPPED,
-                        stage.id,
-                        step.id,
-                        data={"reason": "not run: the stage failed"},
+                        StepSkipped(reason="not run: the stage failed"), stage.id, step.id
                     )
             raise StageFailed(failure)
 
@@ -90,9 +91,9 @@ class Scheduler:
         try:
             await self._steps.run(stage, step)
         except StepFailed as exc:
-            return "continued" if exc.continued else "failed"
+            return CONTINUED if exc.continued else StepStatus.FAILED
         current = self._ctx.state.step(step.id)
-        return current.status if current is not None else "succeeded"
+        return current.status if current is not None else StepStatus.SUCCEEDED
 
     async def _stop(self, stage: Stage, running: dict[asyncio.Task[str], Step]) -> None:
         """Cancel the running steps (cancel, rollback, stage timeout) and journal why."""
@@ -103,7 +104,7 @@ class Scheduler:
         signals = self._signals
         if signals.interrupted is not None:  # an interrupt leaves them resumable as they are
             return
-        final = "cancelled" if signals.cancelled is not None else "failed"
+        final = StepStatus.CANCELLED if signals.cancelled is not None else StepStatus.FAILED
         reason = (
             "cancelled"
             if signals.cancelled is not None
@@ -113,10 +114,9 @@ class Scheduler:
         )
         for step in running.values():
             current = self._ctx.state.step(step.id)
-            if current is not None and current.status == "running":
+            if current is not None and current.status == StepStatus.RUNNING:
                 self._writer.emit(
-                    EventType.STEP_FINISHED,
+                    StepFinished(status=final, attempt=current.attempts, error=reason),
                     stage.id,
                     step.id,
-                    data={"status": final, "attempt": current.attempts, "error": reason},
                 )

@@ -11,12 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
 
 from quarterdeck.core.engine.approvals import approval_refusal
 from quarterdeck.core.engine.context import RunContext
 from quarterdeck.core.engine.journal_writer import JournalWriter
-from quarterdeck.core.journal.events import EventType
+from quarterdeck.core.journal.events import (
+    ApprovalDecided,
+    ApprovalRefused,
+    ApprovalVote,
+    RunPaused,
+    RunUnpaused,
+    SignalReceived,
+)
+from quarterdeck.core.journal.statuses import APPROVAL_DECIDED, ApprovalStatus, RunStatus
 from quarterdeck.core.journal.store import Signal
 
 HEARTBEAT_SECONDS = 5.0
@@ -92,36 +99,36 @@ class Signals:
     def handle(self, signal: Signal) -> str | None:
         """Act on one signal; None leaves it pending (a gate that has not opened yet)."""
         ctx, emit = self._ctx, self._writer.emit
-        base = {
-            "signal_id": signal.id,
-            "kind": signal.kind,
-            "by": signal.actor,
-            "reason": signal.reason,
-            "target": signal.target,
-        }
+        base = SignalReceived(
+            signal_id=signal.id,
+            kind=signal.kind,
+            by=signal.actor,
+            reason=signal.reason,
+            target=signal.target,
+        )
         kind = signal.kind
         if kind == "pause":
             if ctx.state.paused:
                 return "already paused"
-            emit(EventType.SIGNAL_RECEIVED, data=base)
-            emit(EventType.RUN_PAUSED, data={"by": signal.actor, "reason": signal.reason})
+            emit(base)
+            emit(RunPaused(by=signal.actor, reason=signal.reason))
             self._unpaused.clear()
-            ctx.store.set_status(ctx.run_id, "paused")
+            ctx.store.set_status(ctx.run_id, RunStatus.PAUSED)
             return "paused"
         if kind == "unpause":
             if not ctx.state.paused:
                 return "not paused"
-            emit(EventType.SIGNAL_RECEIVED, data=base)
-            emit(EventType.RUN_UNPAUSED, data={"by": signal.actor, "reason": signal.reason})
+            emit(base)
+            emit(RunUnpaused(by=signal.actor, reason=signal.reason))
             self._unpaused.set()
             ctx.store.set_status(ctx.run_id, ctx.state.status)
             return "unpaused"
         if kind == "cancel":
-            emit(EventType.SIGNAL_RECEIVED, data=base)
+            emit(base)
             self.cancel(signal.actor, signal.reason)
             return "cancelled"
         if kind == "note":
-            emit(EventType.SIGNAL_RECEIVED, data={**base, "data": signal.data})
+            emit(base.replace(data=signal.data))
             return "noted"
         if kind in ("approve", "reject"):
             return self._decide(signal, base)
@@ -131,7 +138,7 @@ class Signals:
             return None  # read when the gate fails (see gates.QualityGates)
         return f"ignored: {kind} is not handled by a running run"
 
-    def _decide(self, signal: Signal, base: dict[str, Any]) -> str | None:
+    def _decide(self, signal: Signal, base: SignalReceived) -> str | None:
         """A vote on an approval gate; enough approvals (or one rejection) decide it."""
         ctx, emit = self._ctx, self._writer.emit
         gate = signal.target or ""
@@ -140,67 +147,58 @@ class Signals:
         if gate not in known:
             return f"refused: no approval gate {gate!r} in this workflow"
         approval = ctx.state.approvals.get(gate)
-        if approval is None or approval.status != "waiting":
-            if approval is not None and approval.status in ("approved", "rejected"):
+        if approval is None or approval.status != ApprovalStatus.WAITING:
+            if approval is not None and approval.status in APPROVAL_DECIDED:
                 return f"refused: gate {gate!r} was already {approval.status}"
             return None  # the gate has not opened yet: keep the decision for it
-        decision = "approved" if signal.kind == "approve" else "rejected"
+        decision = ApprovalStatus.APPROVED if signal.kind == "approve" else ApprovalStatus.REJECTED
         why = approval_refusal(
             approval, signal.actor, ctx.state.started_by, ctx.settings.groups, decision
         )
-        emit(EventType.SIGNAL_RECEIVED, data=base)
+        emit(base)
         if why is not None:
             emit(
-                EventType.APPROVAL_REFUSED,
+                ApprovalRefused(gate=gate, by=signal.actor, decision=decision, why=why),
                 approval.stage,
-                data={"gate": gate, "by": signal.actor, "decision": decision, "why": why},
             )
             return f"refused: {why}"
         emit(
-            EventType.APPROVAL_VOTE,
+            ApprovalVote(gate=gate, by=signal.actor, decision=decision, reason=signal.reason),
             approval.stage,
-            data={
-                "gate": gate,
-                "by": signal.actor,
-                "decision": decision,
-                "reason": signal.reason,
-            },
         )
-        approvals = {v.by for v in approval.votes if v.decision == "approved"}
-        if decision == "rejected":
+        approvals = {v.by for v in approval.votes if v.decision == ApprovalStatus.APPROVED}
+        if decision == ApprovalStatus.REJECTED:
             emit(
-                EventType.APPROVAL_DECIDED,
+                ApprovalDecided(
+                    gate=gate,
+                    decision=ApprovalStatus.REJECTED,
+                    by=signal.actor,
+                    reason=signal.reason,
+                ),
                 approval.stage,
-                data={
-                    "gate": gate,
-                    "decision": "rejected",
-                    "by": signal.actor,
-                    "reason": signal.reason,
-                },
             )
             return "rejected"
         if len(approvals) >= approval.min_approvals:
             emit(
-                EventType.APPROVAL_DECIDED,
+                ApprovalDecided(
+                    gate=gate,
+                    decision=ApprovalStatus.APPROVED,
+                    by=", ".join(sorted(approvals)),
+                    reason=signal.reason,
+                ),
                 approval.stage,
-                data={
-                    "gate": gate,
-                    "decision": "approved",
-                    "by": ", ".join(sorted(approvals)),
-                    "reason": signal.reason,
-                },
             )
             return "approved"
         return f"vote recorded ({len(approvals)}/{approval.min_approvals})"
 
-    def _rollback(self, signal: Signal, base: dict[str, Any]) -> str:
+    def _rollback(self, signal: Signal, base: SignalReceived) -> str:
         """Stop the running stage; the runner fails it and runs its ``on_failure`` steps."""
         target = signal.target
         if self.stage_task is None or self.stage_task.done():
             return "refused: no stage is running"
         if target and target != self.current_stage:
             return f"refused: stage {target!r} is not running (running: {self.current_stage})"
-        self._writer.emit(EventType.SIGNAL_RECEIVED, data=base)
+        self._writer.emit(base)
         self.abort = (signal.actor, signal.reason)
         self.stage_task.cancel()
         return f"rolling back stage {self.current_stage}"

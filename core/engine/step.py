@@ -27,7 +27,16 @@ from quarterdeck.core.engine.journal_writer import JournalWriter
 from quarterdeck.core.engine.scope import Scope
 from quarterdeck.core.engine.signals import Signals
 from quarterdeck.core.errors import ActionError, ExpressionError, NonRetryableError, StepSkipped
-from quarterdeck.core.journal.events import EventType
+from quarterdeck.core.journal.events import (
+    PAYLOADS,
+    MemorySet,
+    PayloadError,
+    StepFinished,
+    StepRetry,
+    StepStarted,
+)
+from quarterdeck.core.journal.events import StepSkipped as StepSkippedEvent
+from quarterdeck.core.journal.statuses import StepStatus
 
 
 def retry_delay(policy: RetryPolicy, attempts_used: int, rng: random.Random | None = None) -> float:
@@ -77,14 +86,13 @@ class StepRunner:
                 should = evaluate(step.when, self._scope.get(), f"{where}.when")
             except ExpressionError as exc:
                 emit(
-                    EventType.STEP_FINISHED,
+                    StepFinished(status=StepStatus.FAILED, error=exc.message, attempt=0),
                     stage.id,
                     step.id,
-                    data={"status": "failed", "error": exc.message, "attempt": 0},
                 )
                 raise StepFailed(exc.message, step.continue_on_error) from None
             if not should:
-                emit(EventType.STEP_SKIPPED, stage.id, step.id, data={"reason": "when is false"})
+                emit(StepSkippedEvent(reason="when is false"), stage.id, step.id)
                 return {}
         policy = step.retry or stage.retry or RetryPolicy()
         first_attempt = recovery.first_attempt(ctx.state, step)
@@ -95,10 +103,9 @@ class StepRunner:
             while True:
                 await self._signals.wait_unpaused()
                 emit(
-                    EventType.STEP_STARTED,
+                    StepStarted(attempt=attempt, uses=step.uses, role=role, parent=parent),
                     stage.id,
                     step.id,
-                    data={"attempt": attempt, "uses": step.uses, "role": role, "parent": parent},
                 )
                 await writer.committed()
                 started = ctx.clock.monotonic()
@@ -115,15 +122,14 @@ class StepRunner:
                 except StepSkipped as exc:
                     writer.flush_lines((stage.id, step.id))
                     emit(
-                        EventType.STEP_FINISHED,
+                        StepFinished(
+                            status=StepStatus.SKIPPED,
+                            attempt=attempt,
+                            error=exc.reason,
+                            outputs=exc.outputs,
+                        ),
                         stage.id,
                         step.id,
-                        data={
-                            "status": "skipped",
-                            "attempt": attempt,
-                            "error": exc.reason,
-                            "outputs": exc.outputs,
-                        },
                     )
                     return exc.outputs
                 except TimeoutError:
@@ -131,15 +137,14 @@ class StepRunner:
                 else:
                     writer.flush_lines((stage.id, step.id))
                     emit(
-                        EventType.STEP_FINISHED,
+                        StepFinished(
+                            status=StepStatus.SUCCEEDED,
+                            attempt=attempt,
+                            outputs=outputs,
+                            duration=round(ctx.clock.monotonic() - started, 6),
+                        ),
                         stage.id,
                         step.id,
-                        data={
-                            "status": "succeeded",
-                            "attempt": attempt,
-                            "outputs": outputs,
-                            "duration": round(ctx.clock.monotonic() - started, 6),
-                        },
                     )
                     return outputs
                 writer.flush_lines((stage.id, step.id))
@@ -147,12 +152,7 @@ class StepRunner:
                 if not retryable or attempts_used >= policy.max_attempts:
                     break
                 delay = retry_delay(policy, attempts_used)
-                emit(
-                    EventType.STEP_RETRY,
-                    stage.id,
-                    step.id,
-                    data={"attempt": attempt, "delay": delay, "error": error},
-                )
+                emit(StepRetry(attempt=attempt, delay=delay, error=error), stage.id, step.id)
                 await ctx.clock.sleep(delay)
                 attempt += 1
         for fallback in step.fallback:
@@ -161,29 +161,27 @@ class StepRunner:
             except StepFailed:
                 continue
             emit(
-                EventType.STEP_FINISHED,
+                StepFinished(
+                    status=StepStatus.SUCCEEDED,
+                    attempt=attempt,
+                    outputs=result,
+                    via=fallback.id,
+                    error=error,
+                ),
                 stage.id,
                 step.id,
-                data={
-                    "status": "succeeded",
-                    "attempt": attempt,
-                    "outputs": result,
-                    "via": fallback.id,
-                    "error": error,
-                },
             )
             return result
         emit(
-            EventType.STEP_FINISHED,
+            StepFinished(
+                status=StepStatus.FAILED,
+                attempt=attempt,
+                error=error,
+                outputs=outputs,
+                continue_on_error=step.continue_on_error,
+            ),
             stage.id,
             step.id,
-            data={
-                "status": "failed",
-                "attempt": attempt,
-                "error": error,
-                "outputs": outputs,
-                "continue_on_error": step.continue_on_error,
-            },
         )
         raise StepFailed(error, step.continue_on_error)
 
@@ -264,13 +262,22 @@ class StepRunner:
 
     def _set_memory(self, stage: str, step: str) -> Callable[[str, Any], Any]:
         async def set_memory(key: str, value: Any) -> None:
-            self._writer.emit(EventType.MEMORY_SET, stage, step, data={"key": key, "value": value})
+            self._writer.emit(MemorySet(key=key, value=value), stage, step)
 
         return set_memory
 
     def _emit_from_action(self, stage: str, step: str) -> Callable[[str, dict[str, Any]], Any]:
+        """An action journals an event's data as it gives it (the built-in ones build it with
+        the payload type); data its type's readers could not read fails the step, not the run."""
+
         async def emit(type_: str, data: dict[str, Any]) -> None:
-            self._writer.emit(type_, stage, step, data=data)
+            kind = PAYLOADS.get(type_)
+            if kind is not None:
+                try:
+                    kind.from_data(data)
+                except PayloadError as exc:
+                    raise NonRetryableError(f"a bad {type_} event: {exc}") from None
+            self._writer.emit_data(type_, data, stage, step)
             await self._writer.committed()
 
         return emit

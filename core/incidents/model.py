@@ -41,7 +41,16 @@ from quarterdeck.core.incidents.timeline import (
     alert_started_at,
     describe_event,
 )
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.events import (
+    Event,
+    RunFinished,
+    RunInterrupted,
+    RunPaused,
+    RunResumed,
+    RunStarted,
+    RunUnpaused,
+)
+from quarterdeck.core.journal.statuses import RunStatus
 from quarterdeck.core.journal.store import Signal
 
 SIGNAL_KIND = "incident"
@@ -95,7 +104,7 @@ class Incident:
     run_id: str
     title: str = ""
     workflow: str = ""
-    run_status: str = "pending"
+    run_status: RunStatus = RunStatus.PENDING
     severity: int = DEFAULT_SEVERITY
     initial_severity: int = DEFAULT_SEVERITY
     milestones: dict[str, float] = field(default_factory=dict)
@@ -293,27 +302,26 @@ class Incident:
 
     def apply_event(self, event: Event) -> None:
         """Fold one run event: detection, the initial severity, and the timeline."""
-        d = event.data
-        kind = event.type
-        if kind == EventType.RUN_STARTED:
-            self.title = str(d.get("title") or "")
-            self.workflow = str(d.get("workflow") or "")
+        payload = event.payload()
+        if isinstance(payload, RunStarted):
+            self.title = payload.title or ""
+            self.workflow = payload.workflow or ""
             self.run_started_at = event.ts
-            self.run_status = "running"
-            inputs = d.get("inputs") or {}
-            self._from_inputs(inputs, event.ts)
-            self._line(event, f"run started by {d.get('started_by') or '?'}")
+            self.run_status = RunStatus.RUNNING
+            self._from_inputs(payload.inputs or {}, event.ts)
+            self._line(event, f"run started by {payload.started_by or '?'}")
             return
-        if kind in QUIET_EVENTS:
+        if event.type in QUIET_EVENTS:
             return
-        if kind == EventType.RUN_FINISHED:
-            self.run_status = str(d.get("status") or "failed")
-        elif kind == EventType.RUN_INTERRUPTED:
-            self.run_status = "interrupted"
-        elif kind in (EventType.RUN_RESUMED, EventType.RUN_UNPAUSED):
-            self.run_status = "running"
-        elif kind == EventType.RUN_PAUSED:
-            self.run_status = "paused"
+        match payload:
+            case RunFinished():
+                self.run_status = payload.status
+            case RunInterrupted():
+                self.run_status = RunStatus.INTERRUPTED
+            case RunResumed() | RunUnpaused():
+                self.run_status = RunStatus.RUNNING
+            case RunPaused():
+                self.run_status = RunStatus.PAUSED
         text = describe_event(event)
         if text:
             self._line(event, text)

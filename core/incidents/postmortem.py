@@ -20,6 +20,7 @@ from quarterdeck.core.incidents.model import ROLE_TITLES, ROLES, Incident
 from quarterdeck.core.incidents.read import incident_signals, is_incident_run, load
 from quarterdeck.core.incidents.severity import severity_name
 from quarterdeck.core.journal.state import RunState, fold
+from quarterdeck.core.journal.statuses import APPROVAL_DECIDED, StepStatus
 from quarterdeck.core.journal.store import Store
 
 FOLLOW_UP_PREFIXES = ("follow-up:", "followup:", "todo:", "action:")
@@ -58,7 +59,7 @@ def root_cause(incident: Incident, state: RunState) -> str:
     for entry in incident.sorted_timeline():
         if entry.source == "incident" and entry.text.startswith("identified: "):
             return entry.text[len("identified: ") :] + f" (identified by {entry.actor})"
-    failed = [s for s in state.all_steps() if s.status == "failed" and s.error]
+    failed = [s for s in state.all_steps() if s.status == StepStatus.FAILED and s.error]
     if failed:
         evidence = "; ".join(f"{s.id}: {s.error}" for s in failed[:3])
         return f"Not determined by the run. Evidence: {evidence}"
@@ -188,14 +189,14 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
     actions: list[str] = []
     for stage in state.stages.values():
         for step in stage.steps.values():
-            if step.status in ("pending", "skipped"):
+            if step.status in (StepStatus.PENDING, StepStatus.SKIPPED):
                 continue
             role = f" [{step.role}]" if step.role != "step" else ""
             actions.append(
                 f"`{stage.id}/{step.id}`{role} ({step.uses or '?'}): {step.status}"
-                + (f": {step.error}" if step.error and step.status != "succeeded" else "")
+                + (f": {step.error}" if step.error and step.status != StepStatus.SUCCEEDED else "")
             )
-        if stage.approval is not None and stage.approval.status in ("approved", "rejected"):
+        if stage.approval is not None and stage.approval.status in APPROVAL_DECIDED:
             a = stage.approval
             actions.append(
                 f"approval `{a.id}` {a.status} by {a.decided_by}"
@@ -217,7 +218,7 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
                 follow.append(f"[ ] {note.text[len(prefix) :].strip()} ({note.by})")
                 break
     for step in state.all_steps():
-        if step.status == "failed" and step.role == "step":
+        if step.status == StepStatus.FAILED and step.role == "step":
             follow.append(f"[ ] Find out why `{step.id}` failed and prevent it: {step.error}")
     if incident.mtta is not None and incident.mtta > 15 * 60:
         follow.append("[ ] Acknowledgement took over 15 minutes: review paging and on-call")

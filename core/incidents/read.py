@@ -9,6 +9,7 @@ from typing import Any
 
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.incidents.model import SIGNAL_KIND, Incident, build
+from quarterdeck.core.journal.statuses import RUN_ACTIVE
 from quarterdeck.core.journal.store import Signal, Store
 
 
@@ -26,7 +27,7 @@ def load(store: Store, run_id: str) -> Incident:
     """Read and fold one run's incident from the store."""
     row = store.get_run(run_id)
     incident = build(row.id, store.events(row.id), incident_signals(store, row.id))
-    if incident.run_status in ("running", "paused", "pending"):
+    if incident.run_status in RUN_ACTIVE:
         incident.run_status = row.status  # the store knows about crashed runs
     return incident
 

@@ -12,7 +12,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from quarterdeck.core.journal.events import Event, EventType
+from quarterdeck.core.journal.events import (
+    ApprovalDecided,
+    ApprovalRefused,
+    ApprovalRequested,
+    ApprovalVote,
+    Event,
+    EventType,
+    GateEvaluated,
+    GateSkipped,
+    MemorySet,
+    PersonaSwitched,
+    RunFinished,
+    RunInterrupted,
+    RunPaused,
+    RunResumed,
+    RunUnpaused,
+    SignalReceived,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+    StepFinished,
+    StepRetry,
+    StepSkipped,
+    StepStarted,
+)
+from quarterdeck.core.journal.statuses import StageStatus, StepStatus
 
 # Run events worth a line in the incident timeline (output lines and token counts are not).
 QUIET_EVENTS = frozenset({EventType.STEP_OUTPUT, EventType.TOKENS_USED, EventType.BUDGET})
@@ -63,57 +88,47 @@ def alert_started_at(alert: dict[str, Any]) -> float | None:
 
 def describe_event(event: Event) -> str:
     """A run event as one timeline line (empty for the ones not worth a line)."""
-    d = event.data
-    kind = event.type
-    if kind == EventType.RUN_FINISHED:
-        return f"run {d.get('status', '?')}" + (f": {d['error']}" if d.get("error") else "")
-    if kind == EventType.RUN_INTERRUPTED:
-        return f"run interrupted: {d.get('reason', '')}"
-    if kind == EventType.RUN_RESUMED:
-        return f"run resumed by {d.get('by') or '?'}"
-    if kind == EventType.RUN_PAUSED:
-        return f"run paused by {d.get('by') or '?'}"
-    if kind == EventType.RUN_UNPAUSED:
-        return f"run unpaused by {d.get('by') or '?'}"
-    if kind == EventType.STAGE_STARTED:
-        return "stage started" + (f" ({d['persona']})" if d.get("persona") else "")
-    if kind == EventType.STAGE_FINISHED:
-        status = d.get("status", "?")
-        return f"stage {status}" + (
-            f": {d['error']}" if d.get("error") and status != "succeeded" else ""
-        )
-    if kind == EventType.STAGE_SKIPPED:
-        return f"stage skipped ({d.get('reason', '')})"
-    if kind == EventType.STEP_STARTED:
-        return ""  # the finish says more; a start per step would flood the timeline
-    if kind == EventType.STEP_RETRY:
-        return f"retry after attempt {d.get('attempt')}: {d.get('error', '')}"
-    if kind == EventType.STEP_FINISHED:
-        status = d.get("status", "?")
-        text = f"{status}"
-        if d.get("via"):
-            text += f" via {d['via']}"
-        if d.get("error") and status != "succeeded":
-            text += f": {d['error']}"
-        return text
-    if kind == EventType.STEP_SKIPPED:
-        return ""
-    if kind == EventType.GATE_EVALUATED:
-        return f"gate {d.get('gate')} {'passed' if d.get('passed') else 'failed'}"
-    if kind == EventType.GATE_SKIPPED:
-        return f"gate {d.get('gate')} skipped by {d.get('by')}: {d.get('reason', '')}"
-    if kind == EventType.APPROVAL_REQUESTED:
-        return f"approval {d.get('gate')} requested: {d.get('prompt', '')}"
-    if kind == EventType.APPROVAL_DECIDED:
-        return f"approval {d.get('gate')} {d.get('decision')} by {d.get('by')}"
-    if kind == EventType.APPROVAL_REFUSED:
-        return f"approval {d.get('gate')} refused for {d.get('by')}: {d.get('why', '')}"
-    if kind == EventType.PERSONA_SWITCHED:
-        return f"persona {d.get('from') or 'start'} → {d.get('to')}"
-    if kind == EventType.SIGNAL_RECEIVED:
-        if d.get("kind") == "note":
-            return ""  # shown by the runner's journal; notes live in incident signals
-        return f"{d.get('kind')} by {d.get('by')}" + (f": {d['reason']}" if d.get("reason") else "")
-    if kind in (EventType.APPROVAL_VOTE, EventType.MEMORY_SET):
-        return ""
-    return kind
+    match event.payload():
+        case RunFinished() as p:
+            return f"run {p.status}" + (f": {p.error}" if p.error else "")
+        case RunInterrupted() as p:
+            return f"run interrupted: {p.reason}"
+        case RunResumed() as p:
+            return f"run resumed by {p.by or '?'}"
+        case RunPaused() as p:
+            return f"run paused by {p.by or '?'}"
+        case RunUnpaused() as p:
+            return f"run unpaused by {p.by or '?'}"
+        case StageStarted() as p:
+            return "stage started" + (f" ({p.persona})" if p.persona else "")
+        case StageFinished() as p:
+            ok = p.status == StageStatus.SUCCEEDED
+            return f"stage {p.status}" + (f": {p.error}" if p.error and not ok else "")
+        case StageSkipped() as p:
+            return f"stage skipped ({p.reason})"
+        case StepRetry() as p:
+            return f"retry after attempt {p.attempt}: {p.error}"
+        case StepFinished() as p:
+            text = f"{p.status}" + (f" via {p.via}" if p.via else "")
+            if p.error and p.status != StepStatus.SUCCEEDED:
+                text += f": {p.error}"
+            return text
+        case GateEvaluated() as p:
+            return f"gate {p.gate} {'passed' if p.passed else 'failed'}"
+        case GateSkipped() as p:
+            return f"gate {p.gate} skipped by {p.by}: {p.reason}"
+        case ApprovalRequested() as p:
+            return f"approval {p.gate} requested: {p.prompt}"
+        case ApprovalDecided() as p:
+            return f"approval {p.gate} {p.decision} by {p.by}"
+        case ApprovalRefused() as p:
+            return f"approval {p.gate} refused for {p.by}: {p.why}"
+        case PersonaSwitched() as p:
+            return f"persona {p.from_ or 'start'} → {p.to}"
+        case SignalReceived() as p:
+            if p.kind == "note":
+                return ""  # shown by the runner's journal; notes live in incident signals
+            return f"{p.kind} by {p.by}" + (f": {p.reason}" if p.reason else "")
+        case StepStarted() | StepSkipped() | ApprovalVote() | MemorySet():
+            return ""  # a step's finish says more; a start per step would flood the timeline
+    return event.type

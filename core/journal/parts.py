@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from quarterdeck.core.journal.events import GateResult
 from quarterdeck.core.journal.statuses import (
     ApprovalStatus,
     GateStatus,
@@ -65,7 +66,7 @@ class StepState:
 class GateState:
     id: str
     status: GateStatus = GateStatus.PENDING
-    results: list[dict[str, Any]] = field(default_factory=list)  # GateResult.to_data()
+    results: list[GateResult] = field(default_factory=list)
     skipped_by: str | None = None
     reason: str | None = None
 
@@ -75,6 +76,16 @@ class Vote:
     by: str
     decision: ApprovalStatus
     reason: str
+    ts: float
+
+
+@dataclass
+class Refusal:
+    """A decision the gate's rules refused (``approval.refused``): who, and why not."""
+
+    by: str
+    decision: ApprovalStatus
+    why: str
     ts: float
 
 
@@ -92,7 +103,7 @@ class ApprovalState:
     timeout_at: float | None = None
     on_timeout: str = "reject"
     votes: list[Vote] = field(default_factory=list)
-    refusals: list[dict[str, Any]] = field(default_factory=list)  # ApprovalRefused data
+    refusals: list[Refusal] = field(default_factory=list)
     decided_by: str | None = None
     reason: str | None = None
     decided_at: float | None = None
@@ -142,7 +153,7 @@ class StageState:
             out["gate"] = {
                 "id": self.gate.id,
                 "status": self.gate.status,
-                "results": self.gate.results,
+                "results": [r.to_data() for r in self.gate.results],
             }
         if self.approval is not None:
             out["approval"] = self.approval.to_json()
@@ -165,6 +176,30 @@ class PersonaUsage:
     @property
     def remaining(self) -> int:
         return self.budget - self.tokens_used
+
+
+@dataclass
+class Switch:
+    """A persona hand-over (``persona.switched``): from whom, to whom, and when."""
+
+    from_: str | None
+    to: str | None
+    stage: str | None
+    held_seconds: float | None  # how long ``from_`` held the run
+    ts: float
+
+
+@dataclass
+class SignalSeen:
+    """A signal the run acted on (``signal.received``), and when."""
+
+    signal_id: int
+    kind: str
+    by: str
+    reason: str
+    target: str | None
+    data: dict[str, Any] | None  # a note's
+    ts: float
 
 
 @dataclass

@@ -8,12 +8,20 @@ and get typed fields, so a renamed key is a type error rather than a silently em
 not know is ignored and a missing key reads as the field's ``missing`` value (old journals
 and hand-written test events lack some). ``strict=True`` refuses both, which is how a test
 proves the runner and the readers agree on every field.
+
+Key order is part of the journal's bytes (and of ``events`` exports), and the runner's
+writers never agreed on one order per event type (``step.finished`` alone has five). So a
+record remembers the order its keys were given in: a writer's keyword arguments, or the
+keys of the data it was read from. ``to_data`` writes those keys first, in that order,
+then any other field in field order; a record read from the journal writes back the very
+same bytes. Use :meth:`Record.replace`, not :func:`dataclasses.replace`, to keep it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
+from dataclasses import replace as _replace
 from enum import StrEnum
 from typing import Any, ClassVar, Self
 
@@ -102,9 +110,17 @@ def _plain(value: Any) -> Any:
 class Record:
     """A typed view of one JSON object in the journal (a payload, or a part of one)."""
 
-    __slots__ = ()
+    __slots__ = ("_order",)
+    _order: tuple[str, ...]  # the field names in the order they were given
     _specs: ClassVar[tuple[_Spec, ...]]
     _keys: ClassVar[frozenset[str]]
+    _names: ClassVar[dict[str, str]]  # key -> field name
+    _by_name: ClassVar[dict[str, _Spec]]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        made = super().__new__(cls)
+        object.__setattr__(made, "_order", tuple(kwargs))  # frozen: set once, here
+        return made
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -134,6 +150,8 @@ class Record:
             )
         cls._specs = tuple(specs)
         cls._keys = frozenset(s.key for s in specs)
+        cls._names = {s.key: s.name for s in specs}
+        cls._by_name = {s.name: s for s in specs}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any], *, strict: bool = False) -> Self:
@@ -162,15 +180,31 @@ class Record:
             unknown = set(data) - cls._keys
             if unknown:
                 raise PayloadError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
-        return cls(**values)
+        read = cls(**values)
+        names = cls._names
+        object.__setattr__(read, "_order", tuple(names[k] for k in data if k in names))
+        return read
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes``, its keys in this record's order (new ones after)."""
+        copy = _replace(self, **changes)  # type: ignore[type-var]
+        order = self._given()
+        object.__setattr__(copy, "_order", order + tuple(k for k in changes if k not in order))
+        return copy
+
+    def _given(self) -> tuple[str, ...]:
+        return getattr(self, "_order", ())  # a copy made by pickle or copy has none
 
     def to_data(self) -> dict[str, Any]:
-        """The journal's ``data``: keys in field order, optional ones only when set."""
+        """The journal's ``data``: keys in the order given, optional ones only when set."""
         cls = type(self)
         if not cls._specs:
             cls._build_specs()
+        given = self._given()
+        specs = [cls._by_name[name] for name in given]
+        specs += [s for s in cls._specs if s.name not in given]
         out: dict[str, Any] = {}
-        for spec in cls._specs:
+        for spec in specs:
             value = getattr(self, spec.name)
             if value is None and spec.omit:
                 continue

@@ -51,8 +51,11 @@ from quarterdeck.core.journal.parts import (
     GateState,
     LogLine,
     PersonaUsage,
+    Refusal,
+    SignalSeen,
     StageState,
     StepState,
+    Switch,
     Vote,
 )
 from quarterdeck.core.journal.statuses import (
@@ -70,9 +73,12 @@ __all__ = [
     "GateState",
     "LogLine",
     "PersonaUsage",
+    "Refusal",
     "RunState",
+    "SignalSeen",
     "StageState",
     "StepState",
+    "Switch",
     "Vote",
     "fold",
 ]
@@ -93,10 +99,10 @@ class RunState:
     stages: dict[str, StageState] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     persona: str | None = None
-    switches: list[dict[str, Any]] = field(default_factory=list)
+    switches: list[Switch] = field(default_factory=list)
     personas: dict[str, PersonaUsage] = field(default_factory=dict)
     approvals: dict[str, ApprovalState] = field(default_factory=dict)
-    signals: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[SignalSeen] = field(default_factory=list)
     error: str | None = None
     paused: bool = False
     last_seq: int = 0
@@ -194,7 +200,7 @@ class RunState:
                     "remaining": usage.remaining,
                     "seconds": round(seconds, 3),
                     "estimated": usage.estimated,
-                    "switches": sum(1 for s in self.switches if s.get("to") == usage.name),
+                    "switches": sum(1 for s in self.switches if s.to == usage.name),
                 }
             )
         return out
@@ -365,7 +371,7 @@ def _gate_evaluated(s: RunState, event: Event, p: GateEvaluated) -> None:
     stage = s._stage(event.stage)
     gate = stage.gate or GateState(p.gate)
     gate.status = GateStatus.PASSED if p.passed else GateStatus.FAILED
-    gate.results = [r.to_data() for r in p.results]
+    gate.results = p.results
     stage.gate = gate
 
 
@@ -413,7 +419,7 @@ def _approval_vote(s: RunState, event: Event, p: ApprovalVote) -> None:
 def _approval_refused(s: RunState, event: Event, p: ApprovalRefused) -> None:
     refused = s.approvals.get(p.gate)
     if refused is not None:
-        refused.refusals.append(p.to_data())
+        refused.refusals.append(Refusal(p.by, p.decision, p.why, event.ts))
 
 
 def _approval_decided(s: RunState, event: Event, p: ApprovalDecided) -> None:
@@ -429,7 +435,7 @@ def _approval_decided(s: RunState, event: Event, p: ApprovalDecided) -> None:
 
 
 def _persona_switched(s: RunState, event: Event, p: PersonaSwitched) -> None:
-    s.switches.append({**event.data, "ts": event.ts})
+    s.switches.append(Switch(p.from_, p.to, p.stage, p.held_seconds, event.ts))
     if p.from_ and p.from_ in s.personas:
         s._close_persona(event.ts)
     s.persona = p.to
@@ -461,7 +467,7 @@ def _budget(s: RunState, event: Event, p: Budget) -> None:
 
 
 def _signal_received(s: RunState, event: Event, p: SignalReceived) -> None:
-    s.signals.append({**event.data, "ts": event.ts})
+    s.signals.append(SignalSeen(p.signal_id, p.kind, p.by, p.reason, p.target, p.data, event.ts))
 
 
 def _memory_set(s: RunState, event: Event, p: MemorySet) -> None:

@@ -80,7 +80,8 @@ RUN_RESUMABLE = frozenset({RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.RE
 #: A run that ended well (exit code 0).
 RUN_SUCCESSFUL = frozenset({RunStatus.SUCCEEDED, RunStatus.NOTHING_TO_DO})
 
-#: Stages and steps a resumed run does not execute again (their outputs are reused).
+#: Stages and steps the run went on past, which a resumed run does not execute again
+#: (their outputs are reused).
 STAGE_KEPT_ON_RESUME = frozenset({StageStatus.SUCCEEDED, StageStatus.SKIPPED})
 STEP_KEPT_ON_RESUME = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 #: Steps counted as done in a run's progress (``3/7 steps``).
@@ -90,7 +91,7 @@ STEP_FAILED = frozenset({StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.INT
 #: Approvals somebody (or a timeout) decided.
 APPROVAL_DECIDED = frozenset({ApprovalStatus.APPROVED, ApprovalStatus.REJECTED})
 #: Statuses a trace marks as an error (``error.type``).
-TRACE_ERRORS = frozenset({"failed", "rejected"})
+TRACE_ERRORS = frozenset({RunStatus.FAILED, RunStatus.REJECTED})  # stages and steps alike
 
 
 # -- how each status looks ------------------------------------------------------------------

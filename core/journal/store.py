@@ -20,7 +20,7 @@ from typing import Any
 
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.journal.events import Event
-from quarterdeck.core.journal.statuses import RUN_ACTIVE
+from quarterdeck.core.journal.statuses import RUN_ACTIVE, RunStatus
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -90,7 +90,7 @@ class RunRow:
     workflow_path: str
     definition: str
     workdir: str
-    status: str
+    status: RunStatus
     started_at: float
     finished_at: float | None
     inputs: dict[str, Any]
@@ -223,7 +223,7 @@ class Store:
     def heartbeat(self, run_id: str) -> None:
         self.conn.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
 
-    def set_status(self, run_id: str, status: str, finished_at: float | None = None) -> None:
+    def set_status(self, run_id: str, status: RunStatus, finished_at: float | None = None) -> None:
         self.conn.execute(
             "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
             (status, finished_at, run_id),
@@ -237,7 +237,7 @@ class Store:
             workflow_path=row[3],
             definition=row[4],
             workdir=row[5],
-            status=row[6],
+            status=RunStatus(row[6]),
             started_at=row[7],
             finished_at=row[8],
             inputs=json.loads(row[9]),
@@ -304,7 +304,7 @@ class Store:
             "UPDATE runs SET status = 'interrupted' WHERE id = ? AND status = ?",
             (run.id, run.status),
         )
-        return RunRow(**{**run.__dict__, "status": "interrupted"})
+        return RunRow(**{**run.__dict__, "status": RunStatus.INTERRUPTED})
 
     def is_live(self, run_id: str) -> bool:
         return self.get_run(run_id).status in RUN_ACTIVE

@@ -111,12 +111,12 @@ def _gate_case(suite: ET.Element, stage: StageState, gate: GateState, workflow: 
         time="0.000",
     )
     lines = [
-        f"{'passed' if r.get('passed') else 'FAILED'}: {r.get('condition')}"
-        + (f" ({r['error']})" if r.get("error") else "")
+        f"{'passed' if r.passed else 'FAILED'}: {r.condition}"
+        + (f" ({r.error})" if r.error else "")
         for r in gate.results
     ]
     if gate.status == GateStatus.FAILED:
-        failed = [str(r.get("condition")) for r in gate.results if not r.get("passed")]
+        failed = [r.condition for r in gate.results if not r.passed]
         failure = ET.SubElement(
             case,
             "failure",
@@ -319,9 +319,9 @@ def summary_md(
             )
         )
         for r in gate.results:
-            mark = "✅" if r.get("passed") else "❌"
-            err = f" — {_cell(r['error'])}" if r.get("error") else ""
-            gates.append(f"  - {mark} `{_cell(r.get('condition'))}`{err}")
+            mark = "✅" if r.passed else "❌"
+            err = f" — {_cell(r.error)}" if r.error else ""
+            gates.append(f"  - {mark} `{_cell(r.condition)}`{err}")
     if len(gates) == 3:
         gates.append("_none_")
     approvals = ["", "### Approvals", ""]
@@ -339,7 +339,7 @@ def summary_md(
                 + (f": {_cell(vote.reason)}" if vote.reason else "")
             )
         for refusal in approval.refusals:
-            approvals.append(f"  - refused {_cell(refusal.get('by'))}: {_cell(refusal.get('why'))}")
+            approvals.append(f"  - refused {_cell(refusal.by)}: {_cell(refusal.why)}")
     if len(approvals) == 3:
         approvals.append("_none_")
     failures = ["", "### Failures", ""]

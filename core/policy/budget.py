@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from quarterdeck.core.errors import NonRetryableError
@@ -73,7 +73,7 @@ class BudgetLedger:
 
     ``state`` is the run's :class:`~quarterdeck.core.journal.state.RunState` (or None when an
     action is called outside a run); ``await_gate`` waits for a journaled approval gate to be
-    decided and returns ``"approved"`` or ``"rejected"`` (the runner supplies it).
+    decided and returns its :class:`ApprovalStatus` (the runner supplies it).
     """
 
     def __init__(
@@ -169,7 +169,7 @@ class BudgetLedger:
                     outcome=None,
                 )
                 if policy == "warn":
-                    await _emit(ctx, replace(data, outcome=BudgetOutcome.WARNED))
+                    await _emit(ctx, data.replace(outcome=BudgetOutcome.WARNED))
                     ctx.log(
                         f"budget: persona {name} needs ~{need} tokens, {free} left of "
                         f"{acct.budget}; going on (budget_policy: warn)",
@@ -177,7 +177,7 @@ class BudgetLedger:
                     )
                     break
                 if policy == "fail":
-                    await _emit(ctx, replace(data, outcome=BudgetOutcome.STOPPED))
+                    await _emit(ctx, data.replace(outcome=BudgetOutcome.STOPPED))
                     raise NonRetryableError(
                         f"token budget exceeded: persona {name!r} needs ~{need} tokens for "
                         f"this call but has {free} of {acct.budget} left (budget_policy: "
@@ -214,8 +214,7 @@ class BudgetLedger:
             )
             await _emit(
                 ctx,
-                replace(
-                    data,
+                data.replace(
                     outcome=BudgetOutcome.APPROVAL_REQUESTED,
                     gate=gate,
                     extend_by=extend_by,
@@ -256,7 +255,7 @@ class BudgetLedger:
                 who = f" by {approval.decided_by}" + (
                     f": {approval.reason}" if approval.reason else ""
                 )
-            await _emit(ctx, replace(data, outcome=BudgetOutcome.REJECTED, gate=gate))
+            await _emit(ctx, data.replace(outcome=BudgetOutcome.REJECTED, gate=gate))
             raise NonRetryableError(
                 f"token budget exceeded: extending persona {name!r}'s budget "
                 f"(gate {gate}) was rejected{who}"

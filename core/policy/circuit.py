@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from quarterdeck.core.clock import Clock
 from quarterdeck.core.errors import ActionError
+from quarterdeck.core.journal.events import CircuitChanged, EventType
 
 SERVICE_KEY = "circuits"
 """Where the run's :class:`CircuitBoard` lives in ``ctx.services``."""
@@ -88,20 +89,24 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, self.opened_at + self.policy.cooldown - now)
 
-    def describe(self, now: float) -> dict[str, Any]:
-        """The breaker as event data / for the cockpit."""
+    def changed(self, now: float) -> CircuitChanged:
+        """The breaker as a ``circuit.*`` event's payload."""
         self._prune(now)
-        return {
-            "target": self.target,
-            "state": self.state,
-            "failures": len(self.failures),
-            "failure_threshold": self.policy.failure_threshold,
-            "window": self.policy.window,
-            "cooldown": self.policy.cooldown,
-            "retry_in": round(self.retry_in(now), 3) if self.state == OPEN else 0.0,
-            "times_opened": self.times_opened,
-            "last_error": self.last_error,
-        }
+        return CircuitChanged(
+            target=self.target,
+            state=self.state,
+            failures=len(self.failures),
+            failure_threshold=self.policy.failure_threshold,
+            window=self.policy.window,
+            cooldown=self.policy.cooldown,
+            retry_in=round(self.retry_in(now), 3) if self.state == OPEN else 0.0,
+            times_opened=self.times_opened,
+            last_error=self.last_error,
+        )
+
+    def describe(self, now: float) -> dict[str, Any]:
+        """The breaker for the cockpit or a report: its event data."""
+        return self.changed(now).to_data()
 
 
 Emitter = Any  # Callable[[str, dict[str, Any]], Awaitable[None]] | None
@@ -150,7 +155,7 @@ class CircuitBoard:
                 raise CircuitOpenError(target, wait, len(b.failures) or b.policy.failure_threshold)
             b.state = HALF_OPEN
             b.trial_in_flight = False
-            await _emit(emit, "circuit.half_open", b.describe(now))
+            await _emit(emit, EventType.CIRCUIT_HALF_OPEN, b.changed(now))
         if b.trial_in_flight:  # half-open: one trial at a time, the others fail fast
             raise CircuitOpenError(target, 0.0, len(b.failures))
         b.trial_in_flight = True
@@ -163,7 +168,7 @@ class CircuitBoard:
         b.state = CLOSED
         b.opened_at = None
         if was != CLOSED:
-            await _emit(emit, "circuit.closed", b.describe(self._now(clock)))
+            await _emit(emit, EventType.CIRCUIT_CLOSED, b.changed(self._now(clock)))
 
     async def record_failure(
         self, target: str, error: str, clock: Clock | None, emit: Emitter
@@ -180,7 +185,7 @@ class CircuitBoard:
             b.state = OPEN
             b.opened_at = now
             b.times_opened += 1
-            await _emit(emit, "circuit.opened", b.describe(now))
+            await _emit(emit, EventType.CIRCUIT_OPENED, b.changed(now))
 
     async def release(self, target: str) -> None:
         """A call that ended without a verdict on the target (e.g. cancelled)."""
@@ -233,9 +238,9 @@ class CallVerdict:
         self.outcome, self.reason = True, ""
 
 
-async def _emit(emit: Emitter, type_: str, data: dict[str, Any]) -> None:
+async def _emit(emit: Emitter, kind: EventType, payload: CircuitChanged) -> None:
     if emit is not None:
-        await emit(type_, data)
+        await emit(str(kind), payload.to_data())
 
 
 def circuit_board(ctx: Any) -> CircuitBoard:

@@ -283,7 +283,7 @@ def test_gate_fails_and_stops_the_run(tmp_path: Path) -> None:
     assert ran.state.status == "failed"
     gate = ran.state.stages["test"].gate
     assert gate is not None and gate.status == "failed"
-    assert [r["passed"] for r in gate.results] == [False, True]
+    assert [r.passed for r in gate.results] == [False, True]
     assert ran.state.stages["after"].status == "pending"
     assert "quality gate 'quality' failed" in (ran.state.error or "")
 
@@ -328,7 +328,7 @@ stages:
     ran = run_workflow(tmp_path, text)
     assert ran.state.status == "succeeded"
     assert ran.state.step("use").outputs["route"] == "GET"  # type: ignore[union-attr]
-    switches = [(s["from"], s["to"]) for s in ran.state.switches]
+    switches = [(s.from_, s.to) for s in ran.state.switches]
     assert switches == [(None, "backend-engineer"), ("backend-engineer", "frontend-engineer")]
 
 

@@ -136,7 +136,7 @@ def test_self_approval_and_outsiders_are_refused(tmp_path: Path) -> None:
     state = asyncio.run(scenario())
     assert state.status == "succeeded"
     assert state.approvals["publish"].decided_by == "bob"
-    assert "self-approval" in state.approvals["publish"].refusals[0]["why"]
+    assert "self-approval" in state.approvals["publish"].refusals[0].why
 
 
 def test_rejection_ends_the_run_rejected(tmp_path: Path) -> None:
@@ -251,7 +251,7 @@ stages:
     state = asyncio.run(scenario())
     assert state.status == "succeeded"
     assert (tmp_path / "second").exists()
-    kinds = [s["kind"] for s in state.signals]
+    kinds = [s.kind for s in state.signals]
     assert kinds == ["pause", "unpause"]
 
 

@@ -185,7 +185,7 @@ def seed(store_path: Path, wf: Path) -> None:
         ok.step("publish", "upload", ["uploaded tiny-1.0.tar.gz"], took=4.0)
         ok.emit(StageFinished(status=StageStatus.SUCCEEDED), "publish")
         ok.emit(RunFinished(status=RunStatus.SUCCEEDED))
-        store.set_status(RUN_OK, "succeeded", ok.t)
+        store.set_status(RUN_OK, RunStatus.SUCCEEDED, ok.t)
 
         bad = _Journal(store, RUN_FAIL, T0 + 3600, "ci-bot", wf)
         bad.switch("backend-engineer", None, "build")
@@ -229,7 +229,7 @@ def seed(store_path: Path, wf: Path) -> None:
             "build",
         )
         bad.emit(RunFinished(status=RunStatus.FAILED, error="stage build: step 'test' failed"))
-        store.set_status(RUN_FAIL, "failed", bad.t)
+        store.set_status(RUN_FAIL, RunStatus.FAILED, bad.t)
 
         gate = _Journal(store, RUN_GATE, T0 + 2 * 3600, "carol", wf)
         gate.build()
@@ -251,7 +251,7 @@ def seed(store_path: Path, wf: Path) -> None:
             "publish",
             dt=1,
         )
-        store.set_status(RUN_GATE, "waiting")
+        store.set_status(RUN_GATE, RunStatus.WAITING)
 
         live = _Journal(store, RUN_LIVE, NOW - 42.0, "alice", wf)
         live.switch("backend-engineer", None, "build")

@@ -255,7 +255,7 @@ async def test_pause_and_resume(make_app: Any) -> None:
         assert status(app) == "paused"
         await pilot.press("p")
         await wait_until(pilot, lambda: status(app) == "succeeded", what="the run to finish")
-        kinds = [s["kind"] for s in dashboard(app).state.signals]
+        kinds = [s.kind for s in dashboard(app).state.signals]
         assert kinds == ["pause", "unpause"]
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from quarterdeck.core.errors import ExitCode, InvalidInput, QuarterdeckError
+from quarterdeck.core.journal.statuses import RUN_ENDED, ApprovalStatus, RunStatus
 from quarterdeck.tui.cli.common import AsOpt, RunIdArg, StoreOpt, err, fail
 
 commands = typer.Typer()
@@ -40,8 +41,9 @@ def _send(
         if kind in ("approve", "reject"):
             assert target is not None
             approval = state.approvals.get(target)
-            if approval is not None and approval.status == "waiting":
-                decision = "approved" if kind == "approve" else "rejected"
+            if approval is not None and approval.status == ApprovalStatus.WAITING:
+                approve = kind == "approve"
+                decision = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
                 why = approval_refusal(approval, who, state.started_by, settings.groups, decision)
                 if why is not None:
                     raise InvalidInput(f"refused: {why}")
@@ -49,13 +51,13 @@ def _send(
                 raise InvalidInput(f"gate {target!r} of run {row.id} is already {approval.status}")
             if kind == "reject" and not reason:
                 raise InvalidInput("a rejection needs a reason: --reason TEXT")
-        if row.status in ("succeeded", "failed", "cancelled", "rejected", "nothing_to_do"):
+        if row.status in RUN_ENDED:
             raise InvalidInput(f"run {row.id} has already ended ({row.status})")
         signal_id = db.send_signal(row.id, kind, actor=who, target=target, reason=reason)
     except QuarterdeckError as exc:
         fail(exc)
     what = f"{kind} {target}" if target else kind
-    if row.status == "interrupted":
+    if row.status == RunStatus.INTERRUPTED:
         err(
             f"{what} recorded for run {row.id} by {who}; the run is not running — it applies "
             f"when you `quarterdeck resume {row.id}`"

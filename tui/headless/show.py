@@ -53,7 +53,7 @@ def render_show(state: RunState) -> str:
         if stage.gate is not None and stage.gate.status != GateStatus.PENDING:
             lines.append(f"    gate {stage.gate.id}: {stage.gate.status}")
             for r in stage.gate.results:
-                lines.append(f"      {'✔' if r.get('passed') else '✘'} {r.get('condition')}")
+                lines.append(f"      {'✔' if r.passed else '✘'} {r.condition}")
     people = state.persona_summary()
     if any(p["tokens_used"] or p["seconds"] for p in people):
         lines.append("")

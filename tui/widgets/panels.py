@@ -7,7 +7,6 @@ what it would show has changed ("latest value wins": a burst of token events cos
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from rich.color import Color, ColorParseError
 from textual.app import ComposeResult
@@ -17,6 +16,7 @@ from textual.widgets import Sparkline, Static
 
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import PersonaUsage, RunState
+from quarterdeck.core.journal.statuses import GateStatus
 from quarterdeck.tui.widgets.status import glyph, span
 
 BAR_WIDTH = 10
@@ -49,16 +49,16 @@ class _Panel(Static):
 class PersonaPanel(_Panel):
     """Who owns the work now, and the switches so far."""
 
-    def render_state(self, state: RunState, info: dict[str, dict[str, Any]]) -> None:
+    def render_state(self, state: RunState) -> None:
         name = state.persona
         if not name:
             self.show("[$text-muted]no persona yet[/]")
             return
-        data = info.get(name, {})
-        colour = _colour(data.get("color"))
+        usage = state.personas.get(name) or PersonaUsage(name)  # as ``run.started`` told
+        colour = _colour(usage.color)
         swatch = f"[on {colour}]  [/] " if colour else ""
-        title = escape(str(data.get("title") or name))
-        role = escape(str(data.get("role") or ""))
+        title = escape(str(usage.title or name))
+        role = escape(str(usage.role or ""))
         lines = [f"{swatch}[b]{title}[/b] [$text-muted]{escape(name)}[/]"]
         if role:
             lines.append(f"[$text-muted]{role}[/]")
@@ -66,8 +66,8 @@ class PersonaPanel(_Panel):
         if switches:
             hops = []
             for s in switches:
-                src = escape(str(s.get("from") or "start"))
-                hops.append(f"{src} → {escape(str(s.get('to') or '?'))}")
+                src = escape(str(s.from_ or "start"))
+                hops.append(f"{src} → {escape(str(s.to or '?'))}")
             lines.append(f"[$text-muted]switches ({len(state.switches)}):[/] " + ", ".join(hops))
         self.show("\n".join(lines))
 
@@ -143,7 +143,7 @@ class MetricsPanel(Vertical):
             spark.data = rates
         gates = []
         for stage in state.stages.values():
-            if stage.gate is not None and stage.gate.status != "pending":
+            if stage.gate is not None and stage.gate.status != GateStatus.PENDING:
                 who = f" by {escape(stage.gate.skipped_by)}" if stage.gate.skipped_by else ""
                 gates.append(
                     f"{glyph(stage.gate.status)} {escape(stage.gate.id)} {stage.gate.status}{who}"

@@ -25,6 +25,7 @@ from quarterdeck.core.incidents.model import MILESTONES, ROLE_TITLES, ROLES, Inc
 from quarterdeck.core.incidents.postmortem import affected_hosts
 from quarterdeck.core.incidents.severity import SEVERITIES
 from quarterdeck.core.journal.state import RunState, StepState
+from quarterdeck.core.journal.statuses import STEP_DONE, ApprovalStatus, GateStatus, StepStatus
 from quarterdeck.tui.widgets.status import glyph
 
 SEVERITY_STYLE = {1: "$error", 2: "$warning", 3: "$accent", 4: "$primary", 5: "$primary"}
@@ -199,12 +200,12 @@ class RunbookPanel(_Pane):
             lines.append("[$text-muted]waiting for the run…[/]")
         for stage in state.stages.values():
             steps = [s for s in stage.steps.values() if s.role == "step"]
-            done = sum(1 for s in steps if s.status in ("succeeded", "failed", "skipped"))
+            done = sum(1 for s in steps if s.status in STEP_DONE)
             title = escape(stage.title or stage.id)
             lines.append(
                 f"{glyph(stage.status, frame)} {title} [$text-muted]{done}/{len(steps)}[/]"
             )
-            if stage.approval is not None and stage.approval.status == "waiting":
+            if stage.approval is not None and stage.approval.status == ApprovalStatus.WAITING:
                 lines.append(
                     f"   [$warning]◆ approval {escape(stage.approval.id)} waiting (a approves)[/]"
                 )
@@ -214,7 +215,7 @@ class RunbookPanel(_Pane):
                     f"{stage.approval.status} by {escape(stage.approval.decided_by)}[/]"
                 )
             for step in stage.steps.values():
-                if step.role == "on_failure" and step.status != "pending":
+                if step.role == "on_failure" and step.status != StepStatus.PENDING:
                     lines.append(
                         f"   [$warning]↺[/] {glyph(step.status, frame)} "
                         f"{escape(step.id)} [$text-muted]{step.status}[/]"
@@ -283,8 +284,7 @@ def health_series(state: RunState, params: dict[str, dict[str, Any]]) -> list[Se
             s
             for s in state.all_steps()
             if s.uses in ("http.health_check", "prometheus.query")
-            and s.status != "pending"
-            and s.status != "skipped"
+            and s.status not in (StepStatus.PENDING, StepStatus.SKIPPED)
         ),
         key=lambda s: s.started_at or 0.0,
     )
@@ -321,8 +321,8 @@ def _health(step: StepState, with_: dict[str, Any]) -> Series:
         p99 = max(item.latencies) if item.latencies else 0.0
         item.status = (
             "running"
-            if step.status == "running"
-            else ("passing" if step.status == "succeeded" else "failing")
+            if step.status == StepStatus.RUNNING
+            else ("passing" if step.status == StepStatus.SUCCEEDED else "failing")
         )
     item.oks = oks
     item.limit = max_p99
@@ -354,8 +354,8 @@ def _prometheus(step: StepState, with_: dict[str, Any]) -> Series | None:
     passed = outputs.get("passed")
     status = (
         "running"
-        if step.status == "running"
-        else ("failing" if passed is False or step.status == "failed" else "passing")
+        if step.status == StepStatus.RUNNING
+        else ("failing" if passed is False or step.status == StepStatus.FAILED else "passing")
     )
     style = "$error" if status == "failing" else "$success"
     shown = f"{float(value):.3g}" if isinstance(value, int | float) else "no data"
@@ -398,9 +398,8 @@ class HealthRow(Vertical):
     def render_series(self, series: Series, frame: int) -> None:
         for kind in ("health", "prometheus"):
             self.set_class(series.kind == kind, f"-{kind}")
-        mark = glyph(
-            {"passing": "passed", "failing": "failed"}.get(series.status, "running"), frame
-        )
+        looks = {"passing": GateStatus.PASSED, "failing": GateStatus.FAILED}
+        mark = glyph(looks.get(series.status, StepStatus.RUNNING), frame)
         self.query_one(".health-text", _Pane).show(
             f"{mark} [b]{escape(series.step)}[/b] {series.text}"
         )
