@@ -130,11 +130,13 @@ async def run_process(
     env: dict[str, str],
     tail: int = 50,
     stderr_tail: list[str] | None = None,
+    stderr_keep: int = 20,
 ) -> tuple[int, list[str]]:
     """Run ``argv`` in its own process group, streaming lines; kill the group on cancel.
 
     Returns the exit code and the last ``tail`` stdout lines; pass a list as
-    ``stderr_tail`` to also keep the last stderr lines (where tools say why they failed).
+    ``stderr_tail`` to also keep the last ``stderr_keep`` non-blank stderr lines (where
+    tools say why they failed: "No module named build").
     """
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -172,7 +174,7 @@ async def run_process(
                     del last[0]
             elif name == "stderr" and stderr_tail is not None and text.strip():
                 stderr_tail.append(text)
-                if len(stderr_tail) > 20:
+                if len(stderr_tail) > stderr_keep:
                     del stderr_tail[0]
 
     try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -155,6 +155,10 @@ def project_dir(ctx: ActionContext, value: str) -> Path:
     return path
 
 
+#: stderr lines a tool step keeps (``run_process(stderr_tail=...)``) to say why it failed.
+STDERR_KEEP = 500
+
+
 def not_installed(
     lines: Sequence[str], modules: Sequence[str], interpreter: Interpreter
 ) -> NonRetryableError | None:
@@ -174,21 +178,3 @@ def not_installed(
                 outputs=interpreter.outputs(),
             )
     return None
-
-
-def capture_lines(ctx: ActionContext) -> tuple[ActionContext, list[str]]:
-    """A copy of ``ctx`` that still streams every line but also keeps stderr's.
-
-    :func:`run_process` returns only stdout's tail; the reason a tool could not start
-    ("No module named build") is on stderr.
-    """
-    kept: list[str] = []
-
-    def emit(stream: str, line: str) -> None:
-        ctx.emit_line(stream, line)
-        if stream == "stderr":
-            kept.append(line)
-            if len(kept) > 500:
-                del kept[0]
-
-    return replace(ctx, emit_line=emit), kept

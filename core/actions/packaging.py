@@ -29,7 +29,7 @@ from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
 from quarterdeck.core.actions.interpreter import (
     PYTHON_HELP,
-    capture_lines,
+    STDERR_KEEP,
     not_installed,
     step_python,
 )
@@ -144,9 +144,11 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
         argv.append("--no-isolation")
     argv.append(str(project))
     try:
-        cap, errors = capture_lines(ctx)
+        errors: list[str] = []
         env = interpreter.activated(child_env(ctx, params.env))
-        code, lines = await run_process(argv, cap, cwd=project, env=env, tail=200)
+        code, lines = await run_process(
+            argv, ctx, cwd=project, env=env, tail=200, stderr_tail=errors, stderr_keep=STDERR_KEEP
+        )
         lines = [*lines, *errors]
         if code != 0:
             missing = not_installed(lines, ("build",), interpreter)
@@ -264,13 +266,15 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
         if params.index_url:
             pip_args += ["--index-url", params.index_url]
         pip_args.append(target)
-        cap, errors = capture_lines(ctx)
+        errors: list[str] = []
         code, lines = await run_process(
             [python, "-m", "pip", "--python", vpython, *pip_args],
-            cap,
+            ctx,
             cwd=ctx.workdir,
             env=env,
             tail=200,
+            stderr_tail=errors,
+            stderr_keep=STDERR_KEEP,
         )
         lines = [*lines, *errors]
         old_pip = any("no such option: --python" in line for line in lines)
@@ -280,9 +284,15 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
                 [vpython, "-m", "ensurepip"], ctx, cwd=ctx.workdir, env=env
             )
             if code == 0:
-                cap, errors = capture_lines(ctx)
+                errors = []
                 code, lines = await run_process(
-                    [vpython, "-m", "pip", *pip_args], cap, cwd=ctx.workdir, env=env, tail=200
+                    [vpython, "-m", "pip", *pip_args],
+                    ctx,
+                    cwd=ctx.workdir,
+                    env=env,
+                    tail=200,
+                    stderr_tail=errors,
+                    stderr_keep=STDERR_KEEP,
                 )
                 lines = [*lines, *errors]
         if code != 0:
@@ -291,9 +301,15 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
                 f"pip could not install {target}: {last}",
                 outputs={"installed": False, **interpreter.outputs()},
             )
-        cap, errors = capture_lines(ctx)
+        errors = []
         code, lines = await run_process(
-            [vpython, "-I", "-c", _PROBE, module, name], cap, cwd=venv, env=env, tail=200
+            [vpython, "-I", "-c", _PROBE, module, name],
+            ctx,
+            cwd=venv,
+            env=env,
+            tail=200,
+            stderr_tail=errors,
+            stderr_keep=STDERR_KEEP,
         )
         if code != 0:
             last = next(

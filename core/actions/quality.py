@@ -30,7 +30,7 @@ from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
 from quarterdeck.core.actions.interpreter import (
     PYTHON_HELP,
-    capture_lines,
+    STDERR_KEEP,
     not_installed,
     project_dir,
     step_python,
@@ -123,8 +123,10 @@ async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, A
     else:
         argv = [python, "-m", "pytest", *pytest_args]
     env = interpreter.activated(child_env(ctx, params.env))
-    cap, errors = capture_lines(ctx)
-    code, lines = await run_process(argv, cap, cwd=cwd, env=env, tail=10_000)
+    errors: list[str] = []
+    code, lines = await run_process(
+        argv, ctx, cwd=cwd, env=env, tail=10_000, stderr_tail=errors, stderr_keep=STDERR_KEEP
+    )
     tools = ("coverage", "pytest") if params.coverage else ("pytest",)
     missing = not_installed([*lines, *errors], tools, interpreter)
     if missing is not None and not junit.exists():
@@ -320,8 +322,16 @@ async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, An
         argv.append("--strict")
     argv += [*params.args, *params.paths]
     env = interpreter.activated(child_env(ctx, {"MYPY_FORCE_COLOR": "0"}))
-    cap, stderr_lines = capture_lines(ctx)
-    code, lines = await run_process(argv, cap, cwd=cwd, env=env, tail=1_000_000)
+    stderr_lines: list[str] = []
+    code, lines = await run_process(
+        argv,
+        ctx,
+        cwd=cwd,
+        env=env,
+        tail=1_000_000,
+        stderr_tail=stderr_lines,
+        stderr_keep=STDERR_KEEP,
+    )
     missing = not_installed(stderr_lines, ("mypy",), interpreter) if code else None
     if missing is not None:
         raise missing
