@@ -74,28 +74,38 @@ class ActionSpec:
 
 _REGISTRY: dict[str, ActionSpec] = {}
 
-# Modules that register actions on import. Later work adds to this list.
-ACTION_MODULES: list[str] = ["quarterdeck.core.actions.builtin"]
-ACTION_MODULES.append("quarterdeck.core.actions.llm")
-ACTION_MODULES.extend(
-    [
-        "quarterdeck.core.actions.http",
-        "quarterdeck.core.actions.prometheus",
-        "quarterdeck.core.actions.github",
-        "quarterdeck.core.actions.notify",
-        "quarterdeck.core.actions.ssh",
-    ]
-)
-ACTION_MODULES.extend(
-    [
+# Which module registers each action. `get_action` imports only the module an action
+# lives in, so a workflow of built-ins never pays for asyncssh, cryptography or GitPython
+# (about 0.2 s of a cold start). A new action gets a line here; a test imports every
+# module and checks this index against what they register.
+ACTION_INDEX: dict[str, str] = {
+    **dict.fromkeys(
+        ["memory.set", "python", "run.end", "shell", "wait"], "quarterdeck.core.actions.builtin"
+    ),
+    "llm.chat": "quarterdeck.core.actions.llm",
+    "http.health_check": "quarterdeck.core.actions.http",
+    "http.request": "quarterdeck.core.actions.http",
+    "prometheus.query": "quarterdeck.core.actions.prometheus",
+    "github.release": "quarterdeck.core.actions.github",
+    "notify.webhook": "quarterdeck.core.actions.notify",
+    "ssh.copy": "quarterdeck.core.actions.ssh",
+    "ssh.run": "quarterdeck.core.actions.ssh",
+    **dict.fromkeys(
+        ["git.branch", "git.commit", "git.push", "git.revert_to", "git.tag"],
         "quarterdeck.core.actions.git",
-        "quarterdeck.core.actions.git_release",
-        "quarterdeck.core.actions.packaging",
-        "quarterdeck.core.actions.publish",
-        "quarterdeck.core.actions.quality",
-        "quarterdeck.core.actions.secret_scan",
-    ]
-)
+    ),
+    "git.bump_version": "quarterdeck.core.actions.git_release",
+    "git.changelog": "quarterdeck.core.actions.git_release",
+    "python.build": "quarterdeck.core.actions.packaging",
+    "python.install_check": "quarterdeck.core.actions.packaging",
+    "python.publish": "quarterdeck.core.actions.publish",
+    "lint": "quarterdeck.core.actions.quality",
+    "pytest": "quarterdeck.core.actions.quality",
+    "typecheck": "quarterdeck.core.actions.quality",
+    "secrets.scan": "quarterdeck.core.actions.secret_scan",
+}
+# Every module that registers actions, in a stable order.
+ACTION_MODULES: list[str] = list(dict.fromkeys(ACTION_INDEX.values()))
 _loaded = False
 
 
@@ -124,8 +134,17 @@ def load_builtin_actions() -> None:
 
 
 def get_action(name: str) -> ActionSpec | None:
-    load_builtin_actions()
-    return _REGISTRY.get(name)
+    """The action ``name``, importing only the module that registers it."""
+    spec = _REGISTRY.get(name)
+    if spec is None and not _loaded and name in ACTION_INDEX:
+        importlib.import_module(ACTION_INDEX[name])
+        spec = _REGISTRY.get(name)
+    return spec
+
+
+def action_names() -> list[str]:
+    """Every action's name, without importing any action module (for hints and lists)."""
+    return sorted(set(ACTION_INDEX) | set(_REGISTRY))
 
 
 def registered_actions() -> dict[str, ActionSpec]:

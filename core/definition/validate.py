@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from quarterdeck.core.actions.base import get_action, registered_actions
+from quarterdeck.core.actions.base import action_names, get_action
 from quarterdeck.core.definition.expressions import (
     condition_syntax_error,
     is_template,
@@ -175,7 +175,7 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
             add(("stages", i, "steps", j, "needs"), "cycle in needs: " + " → ".join(cycle))
 
     # actions, params, personas --------------------------------------------------------
-    known_actions = list(registered_actions())
+    known_actions = action_names()
     for stage, step, loc, _role in _step_locs(wf):
         spec = get_action(step.uses)
         if spec is None:

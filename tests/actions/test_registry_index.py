@@ -1,0 +1,58 @@
+"""The action index says, for every action, which module registers it.
+
+`get_action` imports only that module, so the index must be complete and exact: an
+action missing from it would be "unknown" to a workflow until something else happened to
+import its module.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from quarterdeck.core.actions.base import ACTION_INDEX, ACTION_MODULES, registered_actions
+
+
+def test_index_names_the_module_that_registers_each_action() -> None:
+    registered = {name: spec.fn.__module__ for name, spec in registered_actions().items()}
+    assert registered == ACTION_INDEX
+    assert sorted(ACTION_MODULES) == sorted(set(ACTION_INDEX.values()))
+
+
+def test_validating_a_workflow_of_builtins_imports_no_other_action_module(
+    tmp_path: Path,
+) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        textwrap.dedent(
+            """\
+            name: builtins-only
+            stages:
+              - id: s
+                steps:
+                  - {id: a, uses: memory.set, with: {key: k, value: 1}}
+                  - {id: b, uses: shell, needs: [a], with: {run: "true"}}
+            """
+        )
+    )
+    probe = textwrap.dedent(
+        f"""
+        import json, sys
+        from pathlib import Path
+        from quarterdeck.core.definition.validate import load_workflow
+        from quarterdeck.personas.registry import load_catalog
+        load_workflow(Path({str(wf)!r}), load_catalog(Path({str(tmp_path)!r})))
+        heavy = ["asyncssh", "git", "cryptography", "httpx"]
+        actions = sorted(m for m in sys.modules if m.startswith("quarterdeck.core.actions."))
+        print(json.dumps({{"heavy": [m for m in heavy if m in sys.modules], "actions": actions}}))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["heavy"] == []
+    assert seen["actions"] == ["quarterdeck.core.actions.base", "quarterdeck.core.actions.builtin"]
