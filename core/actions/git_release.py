@@ -276,7 +276,7 @@ def _forge(repo: git.Repo, params: ChangelogParams) -> Forge | None:
 
 @action("git.changelog", ChangelogParams, read_only_when=lambda p: not p.write)
 async def changelog(params: ChangelogParams, ctx: ActionContext) -> dict[str, Any]:
-    """Write a changelog section, in the file's own heading style, for commits since the last tag."""
+    """Write a changelog section, in the file's heading style, for commits since the last tag."""
     root = repo_path(params, ctx)
 
     def work(log: Log) -> dict[str, Any]:
