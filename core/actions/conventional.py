@@ -6,10 +6,17 @@ tested without a repository. What a changelog says is :mod:`quarterdeck.core.act
 
 Rules (Conventional Commits 1.0, SemVer 2.0, and the choices those leave open):
 
-- ``type(scope)!: description`` is a conventional header; ``BREAKING CHANGE:`` (or
-  ``BREAKING-CHANGE:``) in the footers, or ``!`` before the colon, marks a breaking change.
-  Types are case-insensitive; the ``BREAKING CHANGE`` token must be upper case.
-- Breaking → major, ``feat`` → minor, ``fix``/``perf`` → patch, anything else → no release.
+- ``type(scope)!: description`` is a conventional header (a scope may hold one level of
+  parentheses: ``feat(api(v2)):``); ``BREAKING CHANGE:`` (or ``BREAKING-CHANGE:``) in the
+  footers — its text on the same or the following lines — or ``!`` before the colon, marks
+  a breaking change. Footers are ``token: value`` or ``token #value``. Types are
+  case-insensitive; the ``BREAKING CHANGE`` token must be upper case.
+- Levels come from a preset (:data:`PRESETS`): ``conventional`` (python-semantic-release's
+  table: breaking → major, ``feat`` → minor, ``fix``/``perf`` → patch) or ``commitizen``
+  (``refactor`` → patch too), with per-type overrides; anything else → no release.
+- Release commits of other tools (``bump: version 1.0.0 → 1.1.0``, ``Bump version: …``,
+  ``chore(release): …``, a bare version) are not changes and are dropped. Optionally a
+  squash-merge body's conventional lines count as the commits it squashed.
 - **Major zero**: while the major version is 0, a breaking change bumps the *minor*
   version (SemVer §4: anything may change in 0.y.z; leaving 0 is a deliberate decision,
   made with an explicit ``part: major``). ``zero_major_breaking="major"`` turns this off.
