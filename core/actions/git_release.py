@@ -116,6 +116,10 @@ class BumpParams(RepoParams):
     version: str | None = Field(
         default=None, description="Release exactly this version (still checked to go forward)"
     )
+    maintenance: bool = Field(
+        default=False,
+        description="A maintenance branch: be above the releases of the MAJOR.MINOR line only",
+    )
     write: bool = True
 
     _pattern = field_validator("pattern")(check_pattern)
@@ -157,6 +161,7 @@ def plan_bump(
         squash_bodies=bool(squash),
         first_release=params.first_release,
         explicit_version=params.version,
+        maintenance=params.maintenance,
     )
     log(
         f"latest version {decision.current} (tag {decision.base_tag or 'none'}), version file "

@@ -178,6 +178,7 @@ def decide(
     squash_bodies: bool = False,
     first_release: bool = False,
     explicit_version: str | None = None,
+    maintenance: bool = False,
 ) -> Decision:
     """Decide the next version, or raise :class:`RefusedError` (nothing has been written)."""
     tags = release_tags(repo, prefix)
@@ -244,14 +245,29 @@ def decide(
             raise RefusedError(str(exc)) from None
         decision.new, decision.level, decision.reason = plan.new, plan.level, plan.reason
     if decision.new is not None:
-        check_forward(decision.new, tags, file_version, first_release=first_release)
+        check_forward(
+            decision.new,
+            tags,
+            file_version,
+            first_release=first_release,
+            maintenance=maintenance,
+        )
     return decision
 
 
 def check_forward(
-    new: Version, tags: ReleaseTags, file_version: Version, *, first_release: bool = False
+    new: Version,
+    tags: ReleaseTags,
+    file_version: Version,
+    *,
+    first_release: bool = False,
+    maintenance: bool = False,
 ) -> None:
-    """Refuse a proposal that is not above every known version or whose tag exists."""
+    """Refuse a proposal that is not above every known version or whose tag exists.
+
+    On a maintenance branch (``maintenance``: 1.2.x fixes while 2.0.0 exists) the proposal
+    need only be above the releases of its own ``MAJOR.MINOR`` line.
+    """
     clash = tags.name_of(new)
     if clash is not None:
         where = "on this branch" if clash in tags.reachable else "elsewhere in the repository"
@@ -259,14 +275,19 @@ def check_forward(
             f"refusing to release {new}: tag {clash} already exists ({where}); "
             "pass version: with a higher version, or investigate the history"
         )
-    highest = latest(tags.all.values())
+    pool = [
+        v
+        for v in tags.all.values()
+        if not maintenance or (v.epoch, v.major, v.minor) == (new.epoch, new.major, new.minor)
+    ]
+    highest = latest(pool)
     if highest is not None and new.sort_key() <= highest.sort_key():
         name = tags.name_of(highest)
         where = "on this branch" if name in tags.reachable else "not an ancestor of HEAD"
         raise RefusedError(
             f"refusing to release {new}: it is not above {highest} (tag {name}, {where}); "
             f"the history was likely rewritten after that release — pass version: with a "
-            f"version above {highest}"
+            f"version above {highest}, or maintenance: true on a maintenance branch"
         )
     # The version file may already hold the proposal (a release commit left by an earlier
     # run); it may not hold something higher (that would be a downgrade).

@@ -89,6 +89,25 @@ def test_rewritten_history_proposal_that_exists_is_refused(tmp_path: Path) -> No
     assert "v4.13.0 already exists (elsewhere in the repository)" in message
 
 
+def test_maintenance_branch_releases_below_the_newest_major(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", version="1.2.4")
+    repo.tag("v1.2.4")
+    repo.git("checkout", "-q", "-b", "release/1.2")
+    repo.git("checkout", "-q", "main")
+    repo.commit("feat!: the 2.0 rewrite")
+    set_version(repo, "2.0.0", "chore(release): 2.0.0")
+    repo.tag("v2.0.0")
+    repo.git("checkout", "-q", "release/1.2")
+    repo.commit("fix: backported fix")
+    assert "maintenance: true" in refused(repo, tmp_path)
+    out = bump(repo, tmp_path, maintenance=True)
+    assert (out["new_version"], out["highest_tag"]) == ("1.2.5", "v2.0.0")
+    repo.git("checkout", "-q", "--", ".")
+    repo.git("tag", "-a", "v1.2.5", "-m", "made elsewhere", "main")
+    message = refused(repo, tmp_path, maintenance=True, idempotency_key="again")
+    assert "tag v1.2.5 already exists" in message
+
+
 def test_file_ahead_of_the_tags_is_not_overwritten(repo: Repo, tmp_path: Path) -> None:
     repo.tag("v0.1.0")
     set_version(repo, "0.5.0", "chore: bump by hand")
