@@ -46,3 +46,22 @@ def test_dry_run_shows_a_refusal(tmp_path: Path) -> None:
     assert "FAILED (refused" in out and "no tag matches 'v*'; found 1.2.3" in out
     code, out, err = dry_run(repo, tmp_path, "tag_prefix=")
     assert "new_version: 1.2.4" in out and "tag: 1.2.4" in out
+
+
+def test_package_release_refuses_a_downgrade_with_exit_2_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    from tests.actions.test_release_versions import side_branch_release
+
+    repo = side_branch_release(tmp_path, "chore(release): 1.1.0")
+    before = (repo.path / "pyproject.toml").read_text()
+    head, tags = repo.head(), repo.git("tag", "--list")
+    args = ["run", "package-release", "--headless", "--store", str(tmp_path / "qd.db")]
+    args += ["-i", f"repo={repo.path}", "-i", "repository_url=http://127.0.0.1:9/legacy/"]
+    result = cli(*args, cwd=tmp_path, env={"QUARTERDECK_HOME": str(tmp_path / "home")})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "refusing to release 1.0.1: it is not above 1.1.0" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert (repo.path / "pyproject.toml").read_text() == before
+    assert repo.head() == head and repo.git("tag", "--list") == tags
+    assert repo.origin_tags() == []
