@@ -57,6 +57,11 @@ class Settings(_Section):
     )
     logseq_graph: str | None = None
     budget_policy: str | None = None
+    release: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Release defaults (preset, bump_rules, squash_bodies, tag_prefix); "
+        "checked by the release actions",
+    )
 
 
 def _xdg(var: str, fallback: str) -> Path:

@@ -108,6 +108,17 @@ class NonRetryableError(ActionError):
         super().__init__(message, retryable=False, outputs=outputs)
 
 
+class RefusedError(NonRetryableError):
+    """A step refuses a request it must not carry out (a release that would go backwards).
+
+    Like bad input, it ends the run with exit code 2 (:attr:`ExitCode.INVALID`): the
+    outputs carry ``refused: true`` so the runner can tell it from an ordinary failure.
+    """
+
+    def __init__(self, message: str, *, outputs: dict[str, object] | None = None) -> None:
+        super().__init__(message, outputs={**(outputs or {}), "refused": True})
+
+
 class StepSkipped(Exception):
     """Raised by an action that decides there is nothing to do (e.g. no token configured).
 

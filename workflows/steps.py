@@ -27,16 +27,40 @@ def _out_dir(directory: str, ctx: Any) -> Path:
     return target
 
 
+_MARKED = re.compile(r"<!--\s*version\s*-->.*?<!--\s*/version\s*-->", re.DOTALL | re.IGNORECASE)
+_BADGE_URL = re.compile(r"https?://[^\s)\]\"']*(?:shields\.io|badge)[^\s)\]\"']*", re.IGNORECASE)
+
+
+def _moving_spans(text: str, old: str) -> list[tuple[int, int]]:
+    """Where ``old`` is a version meant to move with each release.
+
+    That is an install line's pin (``pkg==1.2.0``), a badge's URL, a marked region
+    (``<!-- version -->…<!-- /version -->``) and a line that only states the version
+    (``Current version: 1.2.0``). Prose that mentions a version ("2.4.0 and later are
+    compatible") is history, and stays as written.
+    """
+    whole = rf"(?<![\d.]){re.escape(old)}(?![\w]|\.\d)"
+    spans: list[tuple[int, int]] = []
+    for match in re.finditer(rf"(?<=[\w\].-]==){re.escape(old)}(?![\w]|\.\d)", text):
+        spans.append(match.span())
+    for region in (*_MARKED.finditer(text), *_BADGE_URL.finditer(text)):
+        for match in re.finditer(whole, region.group()):
+            spans.append((region.start() + match.start(), region.start() + match.end()))
+    label = rf"(?im)^[ \t>*_-]*(?:current |latest )?version:?[ \t*_`]*({re.escape(old)})[ \t*_`]*$"
+    for match in re.finditer(label, text):
+        spans.append(match.span(1))
+    return sorted(set(spans))
+
+
 async def replace_version(
     repo: str, old: str, new: str, files: list[str], ctx: Any = None
 ) -> dict[str, Any]:
-    """Replace the version ``old`` by ``new`` where docs mention it (whole version only).
+    """Move the docs' version mentions from ``old`` to ``new`` (see :func:`_moving_spans`).
 
     ``1.2.0`` is not touched inside ``11.2.0`` or ``1.2.0.1``; a file that already says
     ``new`` and no longer ``old`` counts as done.
     """
     root = _dir(repo, ctx)
-    pattern = re.compile(rf"(?<![\w.]){re.escape(old)}(?![\w]|\.\d)")
     changed: list[str] = []
     missing: list[str] = []
     count = 0
@@ -46,13 +70,17 @@ async def replace_version(
             missing.append(name)
             continue
         text = path.read_text(encoding="utf-8")
-        updated, hits = pattern.subn(new, text)
-        if hits:
-            path.write_text(updated, encoding="utf-8")
-            changed.append(name)
-            count += hits
-            if ctx is not None:
-                ctx.log(f"{name}: {hits} reference(s) {old} → {new}")
+        spans = _moving_spans(text, old)
+        if not spans:
+            continue
+        updated = text
+        for start, end in reversed(spans):
+            updated = updated[:start] + new + updated[end:]
+        path.write_text(updated, encoding="utf-8")
+        changed.append(name)
+        count += len(spans)
+        if ctx is not None:
+            ctx.log(f"{name}: {len(spans)} reference(s) {old} → {new}")
     return {"files": changed, "replaced": count, "missing": missing}
 
 

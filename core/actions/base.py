@@ -70,6 +70,15 @@ class ActionSpec:
     fn: ActionFn
     raw: frozenset[str] = frozenset()
     description: str = ""
+    # Whether the action only reads (``--dry-run`` may run it): always, or depending on
+    # its validated parameters (``git.bump_version`` with ``write: false``).
+    read_only: bool = False
+    read_only_when: Callable[[Any], bool] | None = None
+
+    def is_read_only(self, params: Any) -> bool:
+        if self.read_only:
+            return True
+        return self.read_only_when is not None and bool(self.read_only_when(params))
 
 
 _REGISTRY: dict[str, ActionSpec] = {}
@@ -110,14 +119,26 @@ _loaded = False
 
 
 def action(
-    name: str, params: type[ActionParams], *, raw: tuple[str, ...] = (), description: str = ""
+    name: str,
+    params: type[ActionParams],
+    *,
+    raw: tuple[str, ...] = (),
+    description: str = "",
+    read_only: bool = False,
+    read_only_when: Callable[[Any], bool] | None = None,
 ) -> Callable[[ActionFn], ActionFn]:
-    """Register ``fn`` as the action ``name`` with parameter model ``params``."""
+    """Register ``fn`` as the action ``name`` with parameter model ``params``.
+
+    ``read_only`` (or ``read_only_when(params)``) declares that the action changes
+    nothing, so ``run --dry-run`` may evaluate it to show its decisions.
+    """
 
     def register(fn: ActionFn) -> ActionFn:
         doc = description or (fn.__doc__ or "").strip().splitlines()[0:1]
         text = doc if isinstance(doc, str) else (doc[0] if doc else "")
-        _REGISTRY[name] = ActionSpec(name, params, fn, frozenset(raw), text)
+        _REGISTRY[name] = ActionSpec(
+            name, params, fn, frozenset(raw), text, read_only, read_only_when
+        )
         return fn
 
     return register

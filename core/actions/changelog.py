@@ -1,4 +1,4 @@
-"""Keep a Changelog sections from Conventional Commits, as pure functions.
+"""Changelog sections from Conventional Commits, as pure functions.
 
 :mod:`quarterdeck.core.actions.conventional` parses commits and decides versions; this module
 turns the parsed commits into text: which section an entry goes to, how it links to the
@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from quarterdeck.core.actions.conventional import ParsedCommit
+from quarterdeck.core.actions.conventional import ParsedCommit, Version, VersionError
 
 SECTION_ORDER: tuple[str, ...] = (
     "Breaking changes",
@@ -147,31 +147,110 @@ def group_commits(
     return ChangelogEntries({k: v for k, v in sections.items() if v})
 
 
+@dataclass(frozen=True)
+class HeadingStyle:
+    """How a changelog spells a release heading, so a new section looks like the others.
+
+    ``keepachangelog``: ``## [1.2.0] - 2026-01-28``; ``parens``: ``## v1.2.0 (2026-01-28)``
+    (commitizen, python-semantic-release); ``bare``: ``## 1.2.0`` (optionally `` - date``).
+    """
+
+    kind: str = "keepachangelog"
+    hashes: str = "##"
+    v_prefix: str = ""
+    dated: bool = True
+
+    def heading(self, version: str, date: str) -> str:
+        shown = f"{self.v_prefix}{version}"
+        if self.kind == "keepachangelog":
+            return f"{self.hashes} [{shown}] - {date}"
+        if self.kind == "parens":
+            return f"{self.hashes} {shown} ({date})"
+        return f"{self.hashes} {shown}" + (f" - {date}" if self.dated else "")
+
+
+KEEP_A_CHANGELOG = HeadingStyle()
+_HEADING = re.compile(
+    r"^(?P<hashes>#{1,3}) +(?:\[(?P<bracketed>[^\]]+)\]|(?P<plain>[vV]?\d+\.\d+[^\s(]*))"
+    r"(?P<rest>[^\n]*)$",
+    re.MULTILINE,
+)
+
+
+@dataclass(frozen=True)
+class _Heading:
+    start: int
+    end: int
+    version: str  # as written, without a leading v
+    style: HeadingStyle
+
+
+def _headings(text: str) -> list[_Heading]:
+    """Release headings in document order (an ``Unreleased`` heading is not one)."""
+    found: list[_Heading] = []
+    for match in _HEADING.finditer(text):
+        raw = (match["bracketed"] or match["plain"]).strip()
+        if raw.lower() == "unreleased":
+            continue
+        v_prefix = raw[0] if raw[:1] in ("v", "V") else ""
+        version = raw[len(v_prefix) :]
+        if not re.match(r"^\d+\.\d+", version):
+            continue
+        rest = match["rest"].strip()
+        if match["bracketed"]:
+            style = HeadingStyle("keepachangelog", match["hashes"], v_prefix)
+        elif rest.startswith("("):
+            style = HeadingStyle("parens", match["hashes"], v_prefix)
+        else:
+            style = HeadingStyle("bare", match["hashes"], v_prefix, dated=bool(rest))
+        found.append(_Heading(match.start(), match.end(), version, style))
+    return found
+
+
+def detect_style(text: str | None) -> HeadingStyle:
+    """The heading style of the newest release section (Keep a Changelog when none)."""
+    found = _headings(text or "")
+    return found[0].style if found else KEEP_A_CHANGELOG
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version.parse(a) == Version.parse(b)
+    except VersionError:
+        return a.lstrip("vV") == b.lstrip("vV")
+
+
+def _older(a: str, b: str) -> bool:
+    """Whether version ``a`` sorts below ``b`` (unparseable headings count as older)."""
+    try:
+        return Version.parse(a).sort_key() < Version.parse(b).sort_key()
+    except VersionError:
+        return True
+
+
 def render_section(
     version: str,
     date: str,
     entries: ChangelogEntries,
+    style: HeadingStyle = KEEP_A_CHANGELOG,
 ) -> str:
-    """``## [version] - date`` followed by the non-empty sections."""
-    parts = [f"## [{version}] - {date}"]
+    """The release heading in ``style`` followed by the non-empty sections."""
+    parts = [style.heading(version, date)]
     if entries.empty:
         parts.append("\nNo notable changes.")
     for name, items in entries.sections.items():
-        parts.append(f"\n### {name}\n")
+        parts.append(f"\n{style.hashes}# {name}\n")
         parts.extend(items)
     return "\n".join(parts) + "\n"
 
 
-_VERSION_HEADING = re.compile(r"^## \[(?P<version>[^\]]+)\]", re.MULTILINE)
-
-
 def find_section(text: str, version: str) -> str | None:
-    """The existing section for ``version`` in a changelog, or None."""
-    for match in _VERSION_HEADING.finditer(text):
-        if match["version"] == version:
-            following = _VERSION_HEADING.search(text, match.end())
-            end = following.start() if following else len(text)
-            body = text[match.start() : end]
+    """The existing section for ``version`` in a changelog (any heading style), or None."""
+    found = _headings(text)
+    for i, heading in enumerate(found):
+        if _same_version(heading.version, version):
+            end = found[i + 1].start if i + 1 < len(found) else len(text)
+            body = text[heading.start : end]
             body = re.split(r"^\[[^\]]+\]: ", body, maxsplit=1, flags=re.MULTILINE)[0]
             return body.rstrip() + "\n"
     return None
@@ -180,14 +259,21 @@ def find_section(text: str, version: str) -> str | None:
 def insert_section(
     text: str | None, version: str, section: str, compare_url: str | None = None
 ) -> tuple[str, bool]:
-    """Add ``section`` to a changelog (new if ``text`` is None). Unchanged if already there."""
+    """Add ``section`` to a changelog (new if ``text`` is None) above the first older
+    release, so the file stays newest first. Unchanged if the version is already there."""
     if text is not None and find_section(text, version) is not None:
         return text, False
     body = text if text is not None and text.strip() else CHANGELOG_HEADER
-    headings = [m for m in _VERSION_HEADING.finditer(body) if m["version"].lower() != "unreleased"]
-    if headings:
-        at = headings[0].start()
+    headings = _headings(body)
+    older = next((h for h in headings if _older(h.version, version)), None)
+    if older is not None:
+        at = older.start
         new = body[:at] + section + "\n" + body[at:]
+    elif headings:  # every existing release is newer: this one goes last
+        last = headings[-1]
+        links = re.search(r"^\[[^\]]+\]: ", body[last.end :], re.MULTILINE)
+        at = last.end + links.start() if links else len(body)
+        new = body[:at].rstrip("\n") + "\n\n" + section + ("\n" + body[at:] if links else "")
     else:
         links = re.search(r"^\[[^\]]+\]: ", body, re.MULTILINE)
         at = links.start() if links else len(body)

@@ -6,10 +6,17 @@ tested without a repository. What a changelog says is :mod:`quarterdeck.core.act
 
 Rules (Conventional Commits 1.0, SemVer 2.0, and the choices those leave open):
 
-- ``type(scope)!: description`` is a conventional header; ``BREAKING CHANGE:`` (or
-  ``BREAKING-CHANGE:``) in the footers, or ``!`` before the colon, marks a breaking change.
-  Types are case-insensitive; the ``BREAKING CHANGE`` token must be upper case.
-- Breaking → major, ``feat`` → minor, ``fix``/``perf`` → patch, anything else → no release.
+- ``type(scope)!: description`` is a conventional header (a scope may hold one level of
+  parentheses: ``feat(api(v2)):``); ``BREAKING CHANGE:`` (or ``BREAKING-CHANGE:``) in the
+  footers — its text on the same or the following lines — or ``!`` before the colon, marks
+  a breaking change. Footers are ``token: value`` or ``token #value``. Types are
+  case-insensitive; the ``BREAKING CHANGE`` token must be upper case.
+- Levels come from a preset (:data:`PRESETS`): ``conventional`` (python-semantic-release's
+  table: breaking → major, ``feat`` → minor, ``fix``/``perf`` → patch) or ``commitizen``
+  (``refactor`` → patch too), with per-type overrides; anything else → no release.
+- Release commits of other tools (``bump: version 1.0.0 → 1.1.0``, ``Bump version: …``,
+  ``chore(release): …``, a bare version) are not changes and are dropped. Optionally a
+  squash-merge body's conventional lines count as the commits it squashed.
 - **Major zero**: while the major version is 0, a breaking change bumps the *minor*
   version (SemVer §4: anything may change in 0.y.z; leaving 0 is a deliberate decision,
   made with an explicit ``part: major``). ``zero_major_breaking="major"`` turns this off.
@@ -26,132 +33,63 @@ Rules (Conventional Commits 1.0, SemVer 2.0, and the choices those leave open):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from enum import IntEnum
 from typing import Literal
 
-CHANNELS: tuple[str, ...] = ("dev", "alpha", "beta", "rc")
-_CHANNEL_ALIASES = {
-    "dev": "dev",
-    "a": "alpha",
-    "alpha": "alpha",
-    "b": "beta",
-    "beta": "beta",
-    "c": "rc",
-    "rc": "rc",
-    "pre": "rc",
-    "preview": "rc",
-}
-_PEP440_LABEL = {"dev": ".dev", "alpha": "a", "beta": "b", "rc": "rc"}
-
-Scheme = Literal["semver", "pep440"]
-
-
-class Level(IntEnum):
-    """How much a change moves the version."""
-
-    NONE = 0
-    PATCH = 1
-    MINOR = 2
-    MAJOR = 3
-
-
-class VersionError(ValueError):
-    """A version string or a requested version move that makes no sense."""
-
-
-# --------------------------------------------------------------------------- versions
-
-_VERSION = re.compile(
-    r"^[vV]?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)(?:\.(?P<patch>0|[1-9]\d*))?"
-    r"(?:[-_.]?(?P<label>[A-Za-z]+)(?:[-_.]?(?P<num>\d+))?)?$"
+from quarterdeck.core.actions.versions import (
+    CHANNELS,
+    Level,
+    Scheme,
+    Version,
+    VersionError,
+    latest,
+    parse_tag,
 )
 
-
-@dataclass(frozen=True)
-class Version:
-    """``major.minor.patch`` with an optional prerelease ``(channel, number)``."""
-
-    major: int
-    minor: int
-    patch: int
-    pre: tuple[str, int] | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Version:
-        """Read SemVer (``1.2.0-rc.1``) or PEP 440 (``1.2.0rc1``, ``1.2.0.dev3``) spellings."""
-        match = _VERSION.match(text.strip())
-        if not match:
-            raise VersionError(
-                f"{text!r} is not a version this action can bump "
-                "(expected MAJOR.MINOR.PATCH with an optional dev/alpha/beta/rc prerelease)"
-            )
-        pre: tuple[str, int] | None = None
-        if match["label"]:
-            channel = _CHANNEL_ALIASES.get(match["label"].lower())
-            if channel is None:
-                raise VersionError(
-                    f"{text!r} has prerelease label {match['label']!r}; "
-                    f"supported channels are {', '.join(CHANNELS)}"
-                )
-            pre = (channel, int(match["num"]) if match["num"] else 0)
-        return cls(int(match["major"]), int(match["minor"]), int(match["patch"] or 0), pre)
-
-    @property
-    def core(self) -> tuple[int, int, int]:
-        return (self.major, self.minor, self.patch)
-
-    @property
-    def is_prerelease(self) -> bool:
-        return self.pre is not None
-
-    def sort_key(self) -> tuple[int, int, int, int, int, int]:
-        """Total order: a prerelease sorts before its release, channels in CHANNELS order."""
-        if self.pre is None:
-            return (*self.core, 1, 0, 0)
-        return (*self.core, 0, CHANNELS.index(self.pre[0]), self.pre[1])
-
-    def final(self) -> Version:
-        return replace(self, pre=None)
-
-    def bump(self, level: Level) -> Version:
-        """The next release at ``level`` (prerelease dropped)."""
-        if level is Level.MAJOR:
-            return Version(self.major + 1, 0, 0)
-        if level is Level.MINOR:
-            return Version(self.major, self.minor + 1, 0)
-        if level is Level.PATCH:
-            return Version(self.major, self.minor, self.patch + 1)
-        return self.final()
-
-    def format(self, scheme: Scheme = "semver") -> str:
-        text = f"{self.major}.{self.minor}.{self.patch}"
-        if self.pre is None:
-            return text
-        channel, number = self.pre
-        if scheme == "pep440":
-            return f"{text}{_PEP440_LABEL[channel]}{number}"
-        return f"{text}-{channel}.{number}"
-
-    def __str__(self) -> str:
-        return self.format("semver")
-
-
-def latest(versions: Iterable[Version], *, final_only: bool = False) -> Version | None:
-    """The highest of ``versions`` (only releases when ``final_only``)."""
-    pool = [v for v in versions if not (final_only and v.is_prerelease)]
-    return max(pool, key=Version.sort_key) if pool else None
+__all__ = [
+    "CHANNELS",
+    "BumpRules",
+    "Level",
+    "ParsedCommit",
+    "Plan",
+    "RawCommit",
+    "Scheme",
+    "Version",
+    "VersionError",
+    "bump_rules",
+    "effective_commits",
+    "latest",
+    "level_of",
+    "next_version",
+    "parse_commit",
+    "parse_tag",
+    "release_level",
+    "split_squash",
+]
 
 
 # --------------------------------------------------------------------------- commits
 
 _HEADER = re.compile(
-    r"^(?P<type>[A-Za-z][\w-]*)(?:\((?P<scope>[^()\r\n]*)\))?(?P<bang>!)?: (?P<desc>\S.*)$"
+    r"^(?P<type>[A-Za-z][\w-]*)"
+    r"(?:\((?P<scope>(?:[^()\r\n]|\([^()\r\n]*\))*)\))?"  # one level of nested parentheses
+    r"(?P<bang>!)?: (?P<desc>\S.*)$"
 )
+# A footer is `token: value` or `token #value`; a breaking-change token may also end its
+# line (`BREAKING CHANGE:`) with the text on the following lines, as both referees read it.
 _FOOTER = re.compile(
-    r"^(?P<token>BREAKING CHANGE|BREAKING-CHANGE|[A-Za-z][\w-]*)(?:: | #)(?P<value>.*)$"
+    r"^(?:(?P<token>BREAKING CHANGE|BREAKING-CHANGE|[A-Za-z][\w-]*)(?:: | #)"
+    r"|(?P<btoken>BREAKING CHANGE|BREAKING-CHANGE):[ \t]*$)(?P<value>.*)$"
 )
+# Release commits other tools (and Quarterdeck) make: they carry no change of their own.
+_RELEASE_COMMIT = re.compile(
+    r"^(?:bump: version \S+ (?:→|->) \S+"  # commitizen
+    r"|Bump version: \S+ (?:→|->) \S+"  # bump2version / bump-my-version
+    r"|chore\(release\):.*"  # semantic-release, Quarterdeck, release-please
+    r"|v?\d+\.\d+\.\d+\S*\s*$)"  # python-semantic-release: the version alone
+)
+_SQUASHED = re.compile(r"^(?:[*-]\s+)?(?P<header>[A-Za-z][\w-]*(?:\(.*\))?!?: \S.*)$")
 _GIT_REVERT = re.compile(r'^Revert "(?P<subject>.*)"$')
 _REVERTS_SHA = re.compile(r"This reverts commit (?P<sha>[0-9a-f]{7,40})")
 _REFS_SHA = re.compile(r"\b(?P<sha>[0-9a-f]{7,40})\b")
@@ -182,20 +120,12 @@ class ParsedCommit:
     footers: tuple[tuple[str, str], ...] = ()
     reverts: str | None = None  # sha (or prefix) this commit reverts
     is_merge: bool = False
+    is_release: bool = False  # another tool's (or our own) version-bump commit
 
     @property
     def level(self) -> Level:
-        if self.is_merge:
-            return Level.NONE
-        if self.breaking:
-            return Level.MAJOR
-        if self.type == "feat":
-            return Level.MINOR
-        if self.type in ("fix", "perf"):
-            return Level.PATCH
-        if self.reverts is not None:
-            return Level.PATCH
-        return Level.NONE
+        """The level under the ``conventional`` preset (see :func:`level_of`)."""
+        return level_of(self, PRESETS["conventional"])
 
 
 def _split_footers(lines: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -211,7 +141,7 @@ def _split_footers(lines: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     for line in lines[start:]:
         match = _FOOTER.match(line)
         if match:
-            footers.append((match["token"], match["value"]))
+            footers.append((match["token"] or match["btoken"], match["value"]))
         elif footers:
             token, value = footers[-1]
             footers[-1] = (token, f"{value}\n{line}" if line.strip() else value)
@@ -231,12 +161,14 @@ def parse_commit(commit: RawCommit) -> ParsedCommit:
     found = _REVERTS_SHA.search(rest)
     if git_revert and found:
         reverts = found["sha"]
+    is_release = bool(_RELEASE_COMMIT.match(subject))
     header = _HEADER.match(subject)
     if header is None:
         return ParsedCommit(
             sha=commit.sha,
             subject=subject,
             conventional=False,
+            is_release=is_release,
             body=body,
             footers=tuple(footers),
             reverts=reverts,
@@ -266,12 +198,53 @@ def parse_commit(commit: RawCommit) -> ParsedCommit:
         footers=tuple(footers),
         reverts=reverts,
         is_merge=commit.is_merge,
+        is_release=is_release,
     )
 
 
-def effective_commits(commits: Sequence[RawCommit]) -> list[ParsedCommit]:
-    """Parse ``commits`` (newest first), dropping merges and revert pairs inside the range."""
-    parsed = [parse_commit(c) for c in commits if not c.is_merge]
+def split_squash(commit: RawCommit) -> list[RawCommit]:
+    """A squash-merge commit as the commits it squashed (GitHub/GitLab list their headers
+    in the body, often as ``* feat: ...``); any other commit as itself.
+
+    The subject stays one commit (when it is conventional); each conventional header line
+    in the body starts another, whose following lines (its own body and footers) go with it.
+    """
+    text = commit.message.replace("\r\n", "\n").strip("\n")
+    subject, _, rest = text.partition("\n")
+    parts: list[list[str]] = []
+    head_body: list[str] = []
+    for line in rest.split("\n"):
+        found = _SQUASHED.match(line)
+        if found and _HEADER.match(found["header"]):
+            parts.append([found["header"]])
+        elif parts:
+            parts[-1].append(line[2:] if line.startswith("  ") else line)
+        else:
+            head_body.append(line)
+    if not parts:
+        return [commit]
+    out = [RawCommit(commit.sha, "\n".join([subject, *head_body]), commit.is_merge)]
+    out += [RawCommit(commit.sha, "\n".join(p).strip("\n"), False) for p in parts]
+    return out
+
+
+def effective_commits(
+    commits: Sequence[RawCommit], *, squash_bodies: bool = False
+) -> list[ParsedCommit]:
+    """Parse ``commits`` (newest first), dropping merges, release commits and revert pairs
+    inside the range; with ``squash_bodies``, a squash commit counts as what it squashed."""
+    parsed: list[ParsedCommit] = []
+    for raw in commits:
+        if raw.is_merge:
+            continue
+        parts = split_squash(raw) if squash_bodies else [raw]
+        for index, part in enumerate(parts):
+            commit = parse_commit(part)
+            if commit.is_release:
+                continue
+            if index == 0 and len(parts) > 1 and not commit.conventional:
+                continue  # a squash commit's subject that is only the pull request's title
+            parsed.append(commit)
     cancelled: set[str] = set()
     for commit in parsed:  # newest first: a revert of a revert cancels the inner revert
         if commit.sha in cancelled or commit.reverts is None:
@@ -291,9 +264,82 @@ def effective_commits(commits: Sequence[RawCommit]) -> list[ParsedCommit]:
     return [c for c in parsed if c.sha not in cancelled]
 
 
-def release_level(commits: Iterable[ParsedCommit]) -> Level:
+# --------------------------------------------------------------------------- bump rules
+
+
+@dataclass(frozen=True)
+class BumpRules:
+    """Which commit types move the version how far, and what a breaking change does on 0.x.
+
+    ``conventional`` is python-semantic-release's default table (feat minor, fix/perf
+    patch); ``commitizen`` is cz_conventional_commits' (refactor and perf patch too, and a
+    breaking change on 0.x goes to 1.0.0 since ``major_version_zero`` is off by default).
+    """
+
+    name: str
+    types: Mapping[str, Level]
+    zero_major_breaking: Literal["minor", "major"]
+    git_revert: Level  # a `Revert "..."` commit whose target was already released
+
+
+PRESETS: dict[str, BumpRules] = {
+    "conventional": BumpRules(
+        "conventional",
+        {"feat": Level.MINOR, "fix": Level.PATCH, "perf": Level.PATCH, "revert": Level.PATCH},
+        "minor",
+        Level.PATCH,
+    ),
+    "commitizen": BumpRules(
+        "commitizen",
+        {"feat": Level.MINOR, "fix": Level.PATCH, "refactor": Level.PATCH, "perf": Level.PATCH},
+        "major",
+        Level.NONE,
+    ),
+}
+
+
+def bump_rules(
+    preset: str = "conventional",
+    overrides: Mapping[str, str] | None = None,
+    zero_major_breaking: Literal["minor", "major"] | None = None,
+) -> BumpRules:
+    """A preset with per-type overrides (``{"docs": "patch", "perf": "none"}``)."""
+    if preset not in PRESETS:
+        raise VersionError(f"unknown bump preset {preset!r}; use one of {', '.join(PRESETS)}")
+    base = PRESETS[preset]
+    types = dict(base.types)
+    for ctype, level in (overrides or {}).items():
+        name = str(level).strip().upper()
+        if name not in Level.__members__:
+            raise VersionError(
+                f"bump rule {ctype}: {level!r} is not one of major, minor, patch, none"
+            )
+        types[ctype.strip().lower()] = Level[name]
+    return BumpRules(
+        base.name if not overrides else f"{base.name}+overrides",
+        types,
+        zero_major_breaking or base.zero_major_breaking,
+        base.git_revert,
+    )
+
+
+def level_of(commit: ParsedCommit, rules: BumpRules) -> Level:
+    """How far ``commit`` moves the version under ``rules``."""
+    if commit.is_merge or commit.is_release:
+        return Level.NONE
+    if commit.breaking:
+        return Level.MAJOR
+    if commit.conventional:
+        return rules.types.get(commit.type, Level.NONE)
+    if commit.reverts is not None:
+        return rules.git_revert
+    return Level.NONE
+
+
+def release_level(commits: Iterable[ParsedCommit], rules: BumpRules | None = None) -> Level:
     """The largest level among ``commits`` (NONE when nothing is releasable)."""
-    return max((c.level for c in commits), default=Level.NONE)
+    chosen = rules or PRESETS["conventional"]
+    return max((level_of(c, chosen) for c in commits), default=Level.NONE)
 
 
 # --------------------------------------------------------------------------- next version

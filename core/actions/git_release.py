@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ from quarterdeck.core.actions.base import ActionContext, action
 from quarterdeck.core.actions.changelog import (
     DEFAULT_HIDDEN_TYPES,
     Forge,
+    detect_style,
     find_section,
     forge_for,
     group_commits,
@@ -32,16 +32,27 @@ from quarterdeck.core.actions.changelog import (
 )
 from quarterdeck.core.actions.conventional import (
     CHANNELS,
-    Level,
-    RawCommit,
     Version,
     VersionError,
+    bump_rules,
     effective_commits,
     latest,
-    next_version,
-    release_level,
 )
 from quarterdeck.core.actions.git import Log, RepoParams, head_sha, open_repo, repo_path, threaded
+from quarterdeck.core.actions.release_plan import (
+    Decision,
+    ReleaseSettings,
+    commits_between,
+    decide,
+    release_settings,
+    release_tags,
+)
+from quarterdeck.core.actions.version_file import (
+    check_pattern,
+    find_version,
+    read_version,
+    write_version,
+)
 from quarterdeck.core.errors import NonRetryableError
 
 
@@ -65,81 +76,14 @@ def _write_marker(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def version_tags(repo: git.Repo, prefix: str, ref: str = "HEAD") -> dict[str, Version]:
-    """Tags reachable from ``ref`` that spell ``prefix`` + a version, by tag name."""
-    out = repo.git.tag("--merged", ref, "--list", f"{prefix}*")
-    tags: dict[str, Version] = {}
-    for name in out.splitlines():
-        name = name.strip()
-        try:
-            tags[name] = Version.parse(name[len(prefix) :])
-        except VersionError:
-            continue
-    return tags
-
-
-def commits_between(repo: git.Repo, since: str | None, until: str = "HEAD") -> list[RawCommit]:
-    """Commits in ``since..until`` (all of ``until``'s history when ``since`` is None)."""
-    rev = f"{since}..{until}" if since else until
-    return [RawCommit(c.hexsha, str(c.message), len(c.parents) > 1) for c in repo.iter_commits(rev)]
-
-
 def _tag_for(tags: dict[str, Version], version: Version | None) -> str | None:
     if version is None:
         return None
     return next((name for name, v in tags.items() if v == version), None)
 
 
-# --------------------------------------------------------------------------- version files
-
-_PYPROJECT_SECTION = re.compile(r"^\[(?P<name>[^\]]+)\]\s*$", re.MULTILINE)
-_PYPROJECT_VERSION = re.compile(r"^version\s*=\s*[\"'](?P<version>[^\"'\n]+)[\"']", re.MULTILINE)
-_GENERIC_VERSION = (
-    r"[\"']?(?:__version__|version|VERSION)[\"']?\s*[:=]\s*[\"'](?P<version>[^\"'\n]+)[\"']"
-)
-
-
-def find_version(text: str, file_name: str, pattern: str | None) -> tuple[int, int]:
-    """The span of the version string in a file's text. Raises NonRetryableError."""
-    if pattern is not None:
-        match = re.search(pattern, text, re.MULTILINE)
-        if not match:
-            raise NonRetryableError(f"pattern {pattern!r} matches nothing in {file_name}")
-        group: int | str = "version" if "version" in match.re.groupindex else 1
-        return match.span(group)
-    if Path(file_name).name == "pyproject.toml":
-        sections = list(_PYPROJECT_SECTION.finditer(text))
-        for i, sec in enumerate(sections):
-            if sec["name"].strip() not in ("project", "tool.poetry"):
-                continue
-            end = sections[i + 1].start() if i + 1 < len(sections) else len(text)
-            match = _PYPROJECT_VERSION.search(text, sec.end(), end)
-            if match:
-                return match.span("version")
-        if re.search(r"^dynamic\s*=.*[\"']version[\"']", text, re.MULTILINE):
-            raise NonRetryableError(
-                f"{file_name} declares the version as dynamic; name the file that holds it "
-                "with `file:` (and `pattern:` if needed)"
-            )
-        raise NonRetryableError(f'no `version = "..."` in the [project] table of {file_name}')
-    match = re.search(_GENERIC_VERSION, text, re.MULTILINE)
-    if not match:
-        raise NonRetryableError(
-            f"no version found in {file_name}; give a `pattern:` with a (?P<version>...) group"
-        )
-    return match.span("version")
-
-
-def _check_pattern(value: str | None) -> str | None:
-    if value is None:
-        return value
-    try:
-        compiled = re.compile(value, re.MULTILINE)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression: {exc}") from None
-    if compiled.groups < 1:
-        raise ValueError("the pattern needs a group around the version, e.g. (?P<version>...)")
-    return value
+def _release_settings(root: Path, ctx: ActionContext) -> ReleaseSettings:
+    return release_settings(root, ctx.settings)
 
 
 # --------------------------------------------------------------------------- bump_version
@@ -150,14 +94,35 @@ class BumpParams(RepoParams):
     pattern: str | None = Field(default=None, description="Regex; group `version` (or 1)")
     part: Literal["auto", "major", "minor", "patch"] = "auto"
     prerelease: Literal["dev", "alpha", "beta", "rc"] | None = None
-    tag_prefix: str = "v"
+    tag_prefix: str | None = Field(
+        default=None, description="Release tags' prefix ('' for 1.2.3); default config or 'v'"
+    )
     scheme: Literal["auto", "semver", "pep440"] = Field(
         default="auto", description="How to spell prereleases; auto: pep440 for pyproject.toml"
     )
-    zero_major_breaking: Literal["minor", "major"] = "minor"
+    preset: Literal["conventional", "commitizen"] | None = Field(
+        default=None, description="Bump rules: python-semantic-release's or commitizen's"
+    )
+    bump_rules: dict[str, Literal["major", "minor", "patch", "none"]] = Field(
+        default_factory=dict, description="Per-type overrides, e.g. {docs: patch}"
+    )
+    zero_major_breaking: Literal["minor", "major"] | None = None
+    squash_bodies: bool | None = Field(
+        default=None, description="Read conventional lines in squash-merge bodies"
+    )
+    first_release: bool = Field(
+        default=False, description="Release with no release tag yet (from the version file)"
+    )
+    version: str | None = Field(
+        default=None, description="Release exactly this version (still checked to go forward)"
+    )
+    maintenance: bool = Field(
+        default=False,
+        description="A maintenance branch: be above the releases of the MAJOR.MINOR line only",
+    )
     write: bool = True
 
-    _pattern = field_validator("pattern")(_check_pattern)
+    _pattern = field_validator("pattern")(check_pattern)
 
 
 def _scheme(params: BumpParams) -> Literal["semver", "pep440"]:
@@ -167,52 +132,58 @@ def _scheme(params: BumpParams) -> Literal["semver", "pep440"]:
 
 
 def plan_bump(
-    repo: git.Repo, params: BumpParams, file_version: Version, log: Log
-) -> dict[str, Any]:
-    """Decide the next version from tags and commits (no writes)."""
+    repo: git.Repo,
+    params: BumpParams,
+    file_version: Version,
+    log: Log,
+    config: ReleaseSettings | None = None,
+) -> Decision:
+    """Decide the next version from tags, the version file and commits (no writes)."""
     head_sha(repo)
-    tags = version_tags(repo, params.tag_prefix)
-    current = latest(tags.values()) or file_version
-    last_release = latest(tags.values(), final_only=True)
-    if not tags and not file_version.is_prerelease:
-        last_release = file_version
-    current_tag = _tag_for(tags, latest(tags.values()))
-    release_tag = _tag_for(tags, last_release) if tags else None
-    since_release = effective_commits(commits_between(repo, release_tag))
-    since_current = effective_commits(commits_between(repo, current_tag))
-    explicit = params.part != "auto"
-    level = Level[params.part.upper()] if explicit else release_level(since_release)
-    log(
-        f"latest version {current} (tag {current_tag or 'none'}), "
-        f"last release {last_release or 'none'}; {len(since_current)} commit(s) since"
-    )
-    for commit in since_current:
-        marker = f"[{commit.level.name.lower()}]" if commit.level else "[-]"
-        log(f"  {marker} {commit.sha[:7]} {commit.subject}")
+    config = config or ReleaseSettings()
     try:
-        plan = next_version(
-            current,
-            last_release,
-            level=level,
-            level_since_current=level if explicit else release_level(since_current),
-            channel=params.prerelease,
-            explicit=explicit,
-            zero_major_breaking=params.zero_major_breaking,
+        rules = bump_rules(
+            params.preset or config.preset or "conventional",
+            {**config.bump_rules, **params.bump_rules},
+            params.zero_major_breaking,
         )
     except VersionError as exc:
         raise NonRetryableError(str(exc)) from None
-    log(plan.reason if plan.new is None else f"{plan.old} → {plan.new} ({plan.reason})")
-    return {
-        "current": current,
-        "plan": plan,
-        "last_tag": current_tag or "",
-        "commits": len(since_current),
-    }
+    prefix = _prefix(params.tag_prefix, config)
+    squash = params.squash_bodies if params.squash_bodies is not None else config.squash_bodies
+    decision = decide(
+        repo,
+        prefix=prefix,
+        file_version=file_version,
+        part=params.part,
+        channel=params.prerelease,
+        rules=rules,
+        squash_bodies=bool(squash),
+        first_release=params.first_release,
+        explicit_version=params.version,
+        maintenance=params.maintenance,
+    )
+    log(
+        f"latest version {decision.current} (tag {decision.base_tag or 'none'}), version file "
+        f"{decision.file_version}, highest tag {decision.highest_tag or 'none'}; "
+        f"{decision.commits} commit(s) since, bump rules {rules.name}"
+    )
+    for line in decision.shipped:
+        log(f"  {line}")
+    new = decision.new
+    log(decision.reason if new is None else f"{decision.current} → {new} ({decision.reason})")
+    return decision
 
 
-@action("git.bump_version", BumpParams)
+def _prefix(explicit: str | None, config: ReleaseSettings) -> str:
+    if explicit is not None:
+        return explicit
+    return config.tag_prefix if config.tag_prefix is not None else "v"
+
+
+@action("git.bump_version", BumpParams, read_only_when=lambda p: not p.write)
 async def bump_version(params: BumpParams, ctx: ActionContext) -> dict[str, Any]:
-    """Bump the version in a file from Conventional Commits since the last tag."""
+    """Bump the version in a file from Conventional Commits since the last release tag."""
     root = repo_path(params, ctx)
     scheme = _scheme(params)
 
@@ -222,40 +193,48 @@ async def bump_version(params: BumpParams, ctx: ActionContext) -> dict[str, Any]
         if not path.is_file():
             raise NonRetryableError(f"version file not found: {path}")
         text = path.read_text(encoding="utf-8")
-        start, end = find_version(text, params.file, params.pattern)
+        written = read_version(text, params.file, params.pattern)
         try:
-            file_version = Version.parse(text[start:end])
+            file_version = Version.parse(written)
         except VersionError as exc:
             raise NonRetryableError(f"{params.file}: {exc}") from None
         marker = _marker_path(repo, "git.bump_version", ctx.idempotency_key)
         done = _read_marker(marker)
-        if done is not None and done.get("new_version") == text[start:end]:
+        if done is not None and done.get("new_version") == written:
             log(
                 f"{params.file} already holds {done['new_version']} from this step's "
                 "earlier attempt; not bumping again"
             )
             return {**done, "changed": False}
-        decided = plan_bump(repo, params, file_version, log)
-        plan = decided["plan"]
-        old = plan.old.format(scheme)
+        config = _release_settings(root, ctx)
+        decision = plan_bump(repo, params, file_version, log, config)
+        prefix = _prefix(params.tag_prefix, config)
+        old = decision.current.format(scheme)
+        new = decision.new
         outputs: dict[str, Any] = {
-            "released": plan.new is not None,
+            "released": new is not None,
             "old_version": old,
-            "new_version": old if plan.new is None else plan.new.format(scheme),
-            "level": plan.level.name.lower() if plan.new is not None else "none",
-            "last_tag": decided["last_tag"],
-            "commits": decided["commits"],
+            "new_version": old if new is None else new.format(scheme),
+            "level": decision.level.name.lower() if new is not None else "none",
+            "last_tag": decision.base_tag,
+            "base_tag": decision.base_tag,
+            "highest_tag": decision.highest_tag,
+            "file_version": written,
+            "commits": decision.commits,
+            "shipped": decision.shipped,
+            "decision": decision.explain(prefix),
             "file": params.file,
             "changed": False,
         }
         outputs["version"] = outputs["new_version"]
-        outputs["tag"] = f"{params.tag_prefix}{outputs['new_version']}"
-        if plan.new is None:
+        outputs["tag"] = f"{prefix}{outputs['new_version']}"
+        if new is None:
             return outputs
-        if text[start:end] == outputs["new_version"]:
+        if written == outputs["new_version"]:
             log(f"{params.file} already holds {outputs['new_version']}")
         elif params.write:
-            path.write_text(text[:start] + outputs["new_version"] + text[end:], encoding="utf-8")
+            updated = write_version(text, params.file, params.pattern, outputs["new_version"])
+            path.write_text(updated, encoding="utf-8")
             outputs["changed"] = True
             log(f"wrote {outputs['new_version']} to {params.file}")
             _write_marker(marker, outputs)
@@ -272,7 +251,7 @@ class ChangelogParams(RepoParams):
     version: str | None = Field(default=None, description="Default: read from version_file")
     version_file: str = "pyproject.toml"
     pattern: str | None = None
-    tag_prefix: str = "v"
+    tag_prefix: str | None = Field(default=None, description="Default config or 'v'")
     since: str | None = Field(default=None, description="Start ref; default the last tag")
     date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     link_commits: bool = True
@@ -281,9 +260,10 @@ class ChangelogParams(RepoParams):
     )
     forge: Literal["github", "gitlab", "gitea", "bitbucket"] = "github"
     hidden_types: list[str] = Field(default_factory=lambda: list(DEFAULT_HIDDEN_TYPES))
+    squash_bodies: bool | None = None
     write: bool = True
 
-    _pattern = field_validator("pattern")(_check_pattern)
+    _pattern = field_validator("pattern")(check_pattern)
 
 
 def _forge(repo: git.Repo, params: ChangelogParams) -> Forge | None:
@@ -299,9 +279,9 @@ def _forge(repo: git.Repo, params: ChangelogParams) -> Forge | None:
     return None
 
 
-@action("git.changelog", ChangelogParams)
+@action("git.changelog", ChangelogParams, read_only_when=lambda p: not p.write)
 async def changelog(params: ChangelogParams, ctx: ActionContext) -> dict[str, Any]:
-    """Write a Keep a Changelog section for the commits since the last tag."""
+    """Write a changelog section, in the file's heading style, for commits since the last tag."""
     root = repo_path(params, ctx)
 
     def work(log: Log) -> dict[str, Any]:
@@ -315,31 +295,37 @@ async def changelog(params: ChangelogParams, ctx: ActionContext) -> dict[str, An
                     f"no `version:` given and {params.version_file} not found in {root}"
                 )
             vtext = vpath.read_text(encoding="utf-8")
-            start, end = find_version(vtext, params.version_file, params.pattern)
-            version = vtext[start:end]
+            version = read_version(vtext, params.version_file, params.pattern)
         try:
             this = Version.parse(version)
         except VersionError as exc:
             raise NonRetryableError(str(exc)) from None
-        tags = version_tags(repo, params.tag_prefix)
-        own_tag = _tag_for(tags, this)
+        config = _release_settings(root, ctx)
+        prefix = _prefix(params.tag_prefix, config)
+        tags = release_tags(repo, prefix)
+        own_tag = tags.name_of(this)
         until = own_tag or "HEAD"
         since = params.since
-        if since is None:
-            older = [v for v in tags.values() if v.sort_key() < this.sort_key()]
-            since = _tag_for(tags, latest(older))
-        commits = effective_commits(commits_between(repo, since, until))
+        if since is None:  # the newest release below this one on this line of history
+            reachable = release_tags(repo, prefix, until).reachable
+            older = [v for v in reachable.values() if v.sort_key() < this.sort_key()]
+            since = _tag_for(reachable, latest(older))
+        squash = params.squash_bodies if params.squash_bodies is not None else config.squash_bodies
+        commits = effective_commits(commits_between(repo, since, until), squash_bodies=bool(squash))
         forge = _forge(repo, params)
         entries = group_commits(commits, forge, params.hidden_types)
-        date = params.date or dt.datetime.fromtimestamp(ctx.clock.now(), dt.UTC).strftime(
-            "%Y-%m-%d"
-        )
-        section = render_section(version, date, entries)
-        compare = None
-        if forge is not None and since:
-            compare = forge.compare_url(since, own_tag or f"{params.tag_prefix}{version}")
+        date = params.date
+        if date is None and own_tag is not None:  # an already-tagged release keeps its date
+            date = repo.git.for_each_ref("--format=%(creatordate:short)", f"refs/tags/{own_tag}")
+        if not date:
+            date = dt.datetime.fromtimestamp(ctx.clock.now(), dt.UTC).strftime("%Y-%m-%d")
         path = root / params.file
         existing = path.read_text(encoding="utf-8") if path.is_file() else None
+        style = detect_style(existing)
+        section = render_section(version, date, entries, style)
+        compare = None
+        if forge is not None and since and style.kind == "keepachangelog":
+            compare = forge.compare_url(since, own_tag or f"{prefix}{version}")
         previous = find_section(existing, version) if existing is not None else None
         breaking = len(entries.sections.get("Breaking changes", []))
         count = sum(len(v) for v in entries.sections.values())
@@ -367,4 +353,4 @@ async def changelog(params: ChangelogParams, ctx: ActionContext) -> dict[str, An
     return await threaded(ctx, work)
 
 
-__all__ = ["CHANNELS", "commits_between", "find_version", "version_tags"]
+__all__ = ["CHANNELS", "commits_between", "find_version", "read_version", "release_tags"]

@@ -63,6 +63,7 @@ from quarterdeck.core.journal.statuses import (
     ApprovalStatus,
     RunStatus,
     StageStatus,
+    StepStatus,
 )
 from quarterdeck.core.journal.store import Store
 from quarterdeck.core.observability.redact import Redactor
@@ -330,10 +331,20 @@ class Runner:
         else:
             if status not in RUN_SUCCESSFUL and error is None:
                 error = self.state.error or self._first_error()
+            if status == RunStatus.FAILED and self._refused():
+                self.exit_code = ExitCode.INVALID  # a step refused the request (exit 2)
             self.emit(RunFinished(status=status, error=error))
         self.flush_now()
         self.store.set_status(self.run_id, status, self.clock.now())
         return self.state
+
+    def _refused(self) -> bool:
+        """Whether a failed step refused its request (outputs ``refused: true``)."""
+        return any(
+            step.status == StepStatus.FAILED and step.outputs.get("refused") is True
+            for stage in self.state.stages.values()
+            for step in stage.steps.values()
+        )
 
     def _first_error(self) -> str | None:
         for stage in self.state.stages.values():

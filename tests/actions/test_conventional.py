@@ -142,7 +142,7 @@ def test_version_spellings(text: str, expected: Version) -> None:
     assert Version.parse(text) == expected
 
 
-@pytest.mark.parametrize("text", ["1", "01.2.3", "1.2.3-foo.1", "1.2.3+local", "latest"])
+@pytest.mark.parametrize("text", ["1", "1.2.3.4", "1.2.3-foo.1", "latest"])
 def test_bad_versions_say_what_is_expected(text: str) -> None:
     with pytest.raises(VersionError, match=r"MAJOR\.MINOR\.PATCH|prerelease label"):
         Version.parse(text)

@@ -68,6 +68,15 @@ def test_release_bumps_tags_publishes_and_verifies(sandbox: Sandbox, tmp_path: P
     page = sandbox.logseq_dir / "pages" / f"ledgerline {NEXT_VERSION}.md"
     assert page.read_text().startswith(f"- # ledgerline {NEXT_VERSION}")
     assert step(run, "github_release")["status"] == "skipped"  # no github_repo given
+    # the approval showed how the version was decided and which commits ship
+    from quarterdeck.core.journal.store import Store
+
+    with Store(sandbox.state_dir / "quarterdeck.db") as db:
+        asked = [e.data for e in db.events(run["id"]) if "evidence" in e.data]
+    evidence = asked[0]["evidence"]
+    assert any(e.startswith("decision: counted ") and "since v1.2.0" in e for e in evidence)
+    shipped = next(e for e in evidence if e.startswith("commits: "))
+    assert "[minor]" in shipped and "add balance_by_currency" in shipped
 
 
 def test_nothing_to_release_ends_cleanly(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -225,20 +225,29 @@ def run(
         )
         if dry_run:
             from quarterdeck.core.definition.inputs import resolve_inputs
+            from quarterdeck.core.engine.preview import Preview
             from quarterdeck.core.engine.runner import Runner
             from quarterdeck.core.journal.store import Store
 
             inputs = resolve_inputs(loaded.workflow, given, base=Path.cwd())
-            _print_plan(
-                Runner(
-                    loaded,
-                    Store(":memory:"),
-                    inputs=inputs,
-                    settings=ctx.settings,
-                    personas=ctx.personas,
-                    options=options,
-                )
+            planned = Runner(
+                loaded,
+                Store(":memory:"),
+                inputs=inputs,
+                settings=ctx.settings,
+                personas=ctx.personas,
+                options=options,
             )
+            _print_plan(planned)
+            preview = Preview(
+                loaded.workflow,
+                inputs,
+                settings=ctx.settings,
+                workdir=planned.workdir,
+                env=planned.env,
+                redact=planned.redactor.text,
+            )
+            sys.stdout.write("\n".join(asyncio.run(preview.lines())) + "\n")
             return
         if not headless and not json_out and interactive():
             try:
