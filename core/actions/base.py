@@ -91,6 +91,7 @@ ACTION_MODULES.extend(
         "quarterdeck.core.actions.git",
         "quarterdeck.core.actions.git_release",
         "quarterdeck.core.actions.packaging",
+        "quarterdeck.core.actions.project_env",
         "quarterdeck.core.actions.publish",
         "quarterdeck.core.actions.quality",
         "quarterdeck.core.actions.secret_scan",

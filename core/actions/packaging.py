@@ -10,6 +10,7 @@ distribution's metadata lives here too; ``python.publish`` (:mod:`.publish`) use
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -23,13 +24,14 @@ from email.parser import Parser
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
 from quarterdeck.core.actions.interpreter import (
     PYTHON_HELP,
     STDERR_KEEP,
+    first_error,
     not_installed,
     step_python,
 )
@@ -154,9 +156,8 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
             missing = not_installed(lines, ("build",), interpreter)
             if missing is not None:
                 raise missing
-            last = next((ln for ln in reversed(lines) if ln.strip()), f"exit code {code}")
             raise ActionError(
-                f"python -m build failed: {last}",
+                f"python -m build failed: {first_error(lines, f'exit code {code}')}",
                 retryable=False,
                 outputs={"exit_code": code, **interpreter.outputs()},
             )
@@ -192,9 +193,22 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
 # --------------------------------------------------------------------------- install_check
 
 
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.!+_-]*$")
+
+
 class InstallCheckParams(ActionParams):
     wheel: str | None = Field(default=None, description="Path of a built wheel to install")
     package: str | None = Field(default=None, description="Project name to install from an index")
+    allow_direct: bool = Field(
+        default=False,
+        description="Let `package` be a URL or a path (pip installs whatever it points at)",
+    )
+    expect_files: list[str] = Field(
+        default_factory=list,
+        description="The built files: the one the index serves must be one of them, byte "
+        "for byte (sha256)",
+    )
     version: str | None = Field(default=None, description="Version to install or to expect")
     index_url: str | None = Field(default=None, description="Simple index URL (default pip's)")
     module: str | None = Field(default=None, description="Import name; default from the name")
@@ -213,7 +227,20 @@ class InstallCheckParams(ActionParams):
     def _one_source(self) -> InstallCheckParams:
         if (self.wheel is None) == (self.package is None):
             raise ValueError("give exactly one of `wheel` (a file) or `package` (from an index)")
+        direct = self.package is not None and not _PROJECT_NAME.match(self.package)
+        if direct and not self.allow_direct:
+            raise ValueError(
+                f"package: {self.package!r} is not a project name; a URL or a path "
+                "installs whatever it points at, so it needs `allow_direct: true`"
+            )
         return self
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value and not _VERSION.match(value):
+            raise ValueError(f"version: {value!r} is not a version number")
+        return value
 
 
 _PROBE = (
@@ -222,6 +249,77 @@ _PROBE = (
     "print('module-file=' + str(getattr(module, '__file__', '')))\n"
     "print('dist-version=' + md.version(sys.argv[2]))\n"
 )
+
+
+def isolated_pip_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a pip that reads no configuration at all: no ``PIP_*`` variables, and
+    ``PIP_CONFIG_FILE`` set to the null device, which makes pip skip *every* config file
+    (``--isolated`` alone still reads the site-wide one, where an extra index can hide)."""
+    out = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+    out.update(
+        {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    )
+    return out
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+async def _download(
+    ctx: ActionContext, python: str, params: InstallCheckParams, target: str, dest: Path
+) -> Path:
+    """The file pip picks for ``target`` from the target index only (no config, no cache)."""
+    argv = [python, "-m", "pip", "download", "--isolated", "--no-deps", "--no-cache-dir"]
+    argv += ["--dest", str(dest)]
+    argv += ["--index-url", params.index_url] if params.index_url else []
+    errors: list[str] = []
+    code, lines = await run_process(
+        [*argv, target],
+        ctx,
+        cwd=ctx.workdir,
+        env=isolated_pip_env(child_env(ctx, {})),
+        tail=200,
+        stderr_tail=errors,
+        stderr_keep=STDERR_KEEP,
+    )
+    files = sorted(dest.iterdir()) if dest.is_dir() else []
+    if code != 0 or len(files) != 1:
+        where = params.index_url or "the default index"
+        raise ActionError(
+            f"pip could not download {target} from {where}: "
+            f"{first_error([*errors, *lines], f'exit code {code}')}",
+            outputs={"installed": False},
+        )
+    return files[0]
+
+
+def compare_with_built(served: Path, expected: list[Path]) -> str:
+    """The served file's sha256, after checking it is one of the built files, byte for
+    byte. Raises NonRetryableError naming both hashes (or the unexpected file)."""
+    digest = sha256_of(served)
+    if not expected:
+        return digest
+    built = next((p for p in expected if p.name == served.name), None)
+    if built is None:
+        names = ", ".join(p.name for p in expected)
+        raise NonRetryableError(
+            f"the index serves {served.name} (sha256 {digest}), which is not one of the "
+            f"files this release built ({names})",
+            outputs={"file": served.name, "sha256": digest, "matches": False},
+        )
+    mine = sha256_of(built)
+    if mine != digest:
+        raise NonRetryableError(
+            f"the index serves a different {served.name}: sha256 {digest}, but the built "
+            f"file has sha256 {mine}",
+            outputs={"file": served.name, "sha256": digest, "built_sha256": mine, "matches": False},
+        )
+    return digest
 
 
 @action("python.install_check", InstallCheckParams)
@@ -249,7 +347,25 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
     env = child_env(ctx, {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"})
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
+    served: dict[str, Any] = {}
+    isolated = params.package is not None
     try:
+        if params.package is not None:
+            # What the index serves, from it alone, is what gets installed and compared.
+            expected = [resolve_path(ctx, f) for f in params.expect_files]
+            missing = [str(p) for p in expected if not p.is_file()]
+            if missing:
+                raise NonRetryableError(f"expect_files not found: {', '.join(missing)}")
+            dest = venv.with_name(venv.name + "-dl")
+            downloaded = await _download(ctx, python, params, target, dest)
+            digest = compare_with_built(downloaded, expected)
+            served = {"file": downloaded.name, "sha256": digest, "matches": bool(expected)}
+            ctx.log(
+                f"the index serves {downloaded.name} (sha256 {digest[:16]}…)"
+                + (", the file this release built" if expected else "")
+            )
+            target = str(downloaded)
+            env = isolated_pip_env(env)
         code, lines = await run_process(
             [python, "-m", "venv", "--without-pip", str(venv)], ctx, cwd=ctx.workdir, env=env
         )
@@ -260,7 +376,7 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
                 outputs=interpreter.outputs(),
             )
         vpython = str(venv / "bin" / "python")
-        pip_args = ["install", "--no-cache-dir"]
+        pip_args = ["install", "--no-cache-dir", *(["--isolated"] if isolated else [])]
         if params.no_deps:
             pip_args.append("--no-deps")
         if params.index_url:
@@ -296,9 +412,8 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
                 )
                 lines = [*lines, *errors]
         if code != 0:
-            last = next((ln for ln in reversed(lines) if ln.strip()), f"exit code {code}")
             raise ActionError(
-                f"pip could not install {target}: {last}",
+                f"pip could not install {target}: {first_error(lines, f'exit code {code}')}",
                 outputs={"installed": False, **interpreter.outputs()},
             )
         errors = []
@@ -329,6 +444,7 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
             "version": version,
             "module": module,
             "venv": str(venv) if params.keep else "",
+            **served,
             **interpreter.outputs(),
         }
         if params.version and version != params.version:
@@ -356,5 +472,6 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
         ctx.log(f"{name} {version} installs and imports as {module}")
         return outputs
     finally:
+        shutil.rmtree(venv.with_name(venv.name + "-dl"), ignore_errors=True)
         if not params.keep:
             shutil.rmtree(venv, ignore_errors=True)
