@@ -251,6 +251,28 @@ _PROBE = (
 )
 
 
+def wheel_module(path: Path, default: str) -> str:
+    """The import name a wheel installs (``qd-stripes`` may install ``stripes``): its
+    top-level package or module, the one named like the project when there are several."""
+    if not path.name.endswith(".whl"):
+        return default
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return default
+    found: set[str] = set()
+    for member in names:
+        top, _, rest = member.partition("/")
+        if top.endswith((".dist-info", ".data")):
+            continue
+        if rest == "__init__.py" or (not rest and top.endswith(".py")):
+            found.add(top.removesuffix(".py"))
+    if default in found or not found:
+        return default
+    return sorted(found)[0]
+
+
 def isolated_pip_env(env: dict[str, str]) -> dict[str, str]:
     """``env`` for a pip that reads no configuration at all: no ``PIP_*`` variables, and
     ``PIP_CONFIG_FILE`` set to the null device, which makes pip skip *every* config file
@@ -343,7 +365,8 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
     project = resolve_path(ctx, params.wheel).parent if params.wheel else ctx.workdir
     interpreter = step_python(ctx, params.python, project)
     python = interpreter.path
-    module = params.module or normalize_name(name).replace("-", "_")
+    guessed = normalize_name(name).replace("-", "_")
+    module = params.module or (wheel_module(Path(target), guessed) if params.wheel else guessed)
     env = child_env(ctx, {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"})
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
@@ -365,6 +388,7 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
                 + (", the file this release built" if expected else "")
             )
             target = str(downloaded)
+            module = params.module or wheel_module(downloaded, module)
             env = isolated_pip_env(env)
         code, lines = await run_process(
             [python, "-m", "venv", "--without-pip", str(venv)], ctx, cwd=ctx.workdir, env=env
