@@ -137,8 +137,12 @@ def test_package_release_on_a_src_layout_package_with_its_own_toolchain(
             "notes_dir": str(tmp_path / "notes"),
         }
         result = subprocess.run(
-            [sys.executable, "-m", "quarterdeck.tui.cli"]
-            + run_args("package-release", inputs, "--approve", "publish"),
+            [
+                sys.executable,
+                "-m",
+                "quarterdeck.tui.cli",
+                *run_args("package-release", inputs, "--approve", "publish"),
+            ],
             capture_output=True,
             text=True,
             env=env,
