@@ -89,6 +89,7 @@ ACTION_MODULES.extend(
 ACTION_MODULES.extend(
     [
         "quarterdeck.core.actions.git",
+        "quarterdeck.core.actions.git_branch",
         "quarterdeck.core.actions.git_release",
         "quarterdeck.core.actions.packaging",
         "quarterdeck.core.actions.project_env",
