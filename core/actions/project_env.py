@@ -14,6 +14,7 @@ the root.
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,8 +185,11 @@ async def setup(params: SetupParams, ctx: ActionContext) -> dict[str, Any]:
     if params.python:
         interpreter = step_python(ctx, params.python, project)
         return {**interpreter.outputs(), "created": False, "venv": str(interpreter.venv or "")}
-    found = find_python(None, project, {**env, "VIRTUAL_ENV": ""}, ctx.workdir)
-    if found.source in VENV_DIRS:
+    found = find_python(None, project, env, ctx.workdir)
+    # An activated venv is the user's choice, unless it is Quarterdeck's own environment
+    # (a dev checkout run from its venv): that one never holds the project.
+    own = found.venv is not None and found.venv.resolve() == Path(sys.prefix).resolve()
+    if found.source in (*VENV_DIRS, "VIRTUAL_ENV") and not own:
         ctx.log(f"python: {found.path} ({found.why}); using it as it is")
         return {**found.outputs(), "created": False, "venv": str(found.venv)}
     if not (project / "pyproject.toml").is_file() and not (project / "setup.py").is_file():

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
@@ -72,8 +72,8 @@ class PytestParams(ActionParams):
 
     @field_validator("tests", "cov_source")
     @classmethod
-    def _positional(cls, value: list[str], info: Any) -> list[str]:
-        return no_options(value, info.field_name)
+    def _positional(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return no_options(value, info.field_name or "tests")
 
     @field_validator("args")
     @classmethod

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from quarterdeck.core.actions.project_env import detect_layout, mypy_configured_files
-from quarterdeck.core.errors import ActionError
+from quarterdeck.core.errors import ActionError, NonRetryableError
 from tests.actions.conftest import run_action
 from tests.helpers import cli
 
@@ -154,3 +154,21 @@ def test_setup_reuses_the_projects_venv(tmp_path: Path) -> None:
     assert (out["created"], out["python_source"]) == (False, ".venv")
     assert out["python"] == str(venv / "bin" / "python")
     assert any("using it as it is" in line for _, line in lines)
+
+
+def test_setup_uses_an_activated_venv_but_never_quarterdecks_own(tmp_path: Path) -> None:
+    """``$VIRTUAL_ENV`` is the user's chosen environment — unless it is the one Quarterdeck
+    runs in, which does not hold the project: then a ``.venv`` is made (here: refused
+    early, the project has nothing to install)."""
+    active = tmp_path / "active-venv"
+    (active / "bin").mkdir(parents=True)
+    (active / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (active / "bin" / "python").symlink_to(sys.executable)
+    project = tmp_path / "proj"
+    project.mkdir()
+    env = {**os.environ, "VIRTUAL_ENV": str(active)}
+    out, _ = run_action("python.setup", {"path": str(project)}, tmp_path, env=env)
+    assert (out["created"], out["python_source"]) == (False, "VIRTUAL_ENV")
+    own = {**os.environ, "VIRTUAL_ENV": sys.prefix}
+    with pytest.raises(NonRetryableError, match=r"no pyproject\.toml"):
+        run_action("python.setup", {"path": str(project)}, tmp_path, env=own)
