@@ -172,3 +172,27 @@ def test_setup_uses_an_activated_venv_but_never_quarterdecks_own(tmp_path: Path)
     own = {**os.environ, "VIRTUAL_ENV": sys.prefix}
     with pytest.raises(NonRetryableError, match=r"no pyproject\.toml"):
         run_action("python.setup", {"path": str(project)}, tmp_path, env=own)
+
+
+def test_coverage_and_types_follow_the_flat_layout(tmp_path: Path) -> None:
+    """A flat layout (``flatpkg/`` at the root): measured and type-checked by default where
+    the old defaults pointed at a ``src`` that is not there (or at everything)."""
+    project = tmp_path / "flat"
+    (project / "flatpkg").mkdir(parents=True)
+    (project / "tests").mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "flatpkg"\nversion = "0.1.0"\n')
+    (project / "flatpkg" / "__init__.py").write_text(
+        "def half(x: int) -> float:\n    return x / 2\n\n\ndef bad() -> int:\n    return 'no'\n"
+    )
+    (project / "tests" / "test_half.py").write_text(
+        "from flatpkg import half\n\nWRONG: int = 'tests are not type-checked'\n\n\n"
+        "def test_half() -> None:\n    assert half(4) == 2\n"
+    )
+    out, _ = run_action(
+        "pytest", {"path": str(project), "args": ["-p", "no:cacheprovider"]}, tmp_path
+    )
+    report = json.loads(Path(out["coverage_report"]).read_text())
+    assert sorted(report["files"]) == ["flatpkg/__init__.py"], report["files"]
+    cache = ["--cache-dir", str(tmp_path / "mypy-cache")]
+    out, _ = run_action("typecheck", {"path": str(project), "args": cache}, tmp_path)
+    assert out["places"] == ["flatpkg/__init__.py:6"], out
