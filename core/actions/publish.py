@@ -231,6 +231,7 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
         "name": name,
         "version": version,
         "repository_url": upload_url,
+        "index_url": index_url,
         "url": f"{index_url.rstrip('/')}/{normalize_name(name)}/",
     }
     uploaded: list[str] = []

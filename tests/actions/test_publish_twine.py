@@ -83,6 +83,7 @@ def test_publish_sends_the_pep639_license_fields(tmp_path: Path) -> None:
             env=env,
         )
     assert out["uploaded"] == [Path(built["wheel"]).name]
+    assert out["index_url"] == f"{index.url}/simple/"  # next to the upload URL; verify uses it
     [fields] = index.uploads
     assert fields["license_expression"] == ["MIT OR Apache-2.0"]
     assert fields["license_file"] == ["LICENSE"]  # the upload API's name for License-File

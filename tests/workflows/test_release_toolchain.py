@@ -132,8 +132,7 @@ def test_package_release_on_a_src_layout_package_with_its_own_toolchain(
         )
         inputs = {
             "repo": str(work),
-            "repository_url": index.upload_url,
-            "index_url": index.simple,
+            "repository_url": index.upload_url,  # the simple index next to it is derived
             "notes_dir": str(tmp_path / "notes"),
         }
         result = subprocess.run(
@@ -171,6 +170,7 @@ def test_package_release_on_a_src_layout_package_with_its_own_toolchain(
     assert files == sorted([wheel.name, "qd_stripes-0.2.0.tar.gz"])
     verify = step(run, "verify")["outputs"]
     assert verify["file"] == wheel.name and verify["matches"] is True
+    assert step(run, "publish")["outputs"]["index_url"] == f"{index.url}/simple/"
     assert verify["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
     assert "refs/tags/v0.2.0" in git(work, "ls-remote", "--tags", str(origin))
     assert git(work, "status", "--porcelain") == ""  # the new .venv stays out of git
