@@ -196,3 +196,28 @@ def test_coverage_and_types_follow_the_flat_layout(tmp_path: Path) -> None:
     cache = ["--cache-dir", str(tmp_path / "mypy-cache")]
     out, _ = run_action("typecheck", {"path": str(project), "args": cache}, tmp_path)
     assert out["places"] == ["flatpkg/__init__.py:6"], out
+
+
+@pytest.mark.slow  # a real venv with pip, and an isolated build of the project's metadata
+def test_setup_makes_a_venv_and_names_why_the_install_failed(tmp_path: Path) -> None:
+    """No venv: ``python.setup`` makes ``.venv`` (kept out of git) and installs the project
+    there; a dependency pip cannot get is the error, in pip's words."""
+    project = tmp_path / "proj"
+    (project / "src" / "needy").mkdir(parents=True)
+    (project / "src" / "needy" / "__init__.py").write_text("")
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "needy"\nversion = "0.1.0"\n'
+        f'dependencies = ["missing @ file://{tmp_path}/no-such-dir"]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    with pytest.raises(ActionError) as info:
+        run_action(
+            "python.setup", {"path": str(project), "base_python": sys.executable}, tmp_path, env=env
+        )
+    message = info.value.message
+    assert message.startswith(f"pip could not install . into {project / '.venv'}: ")
+    assert "no-such-dir" in message, message
+    assert info.value.outputs["created"] is True
+    assert (project / ".venv" / "bin" / "python").exists()
+    assert (project / ".venv" / ".gitignore").read_text().endswith("*\n")
