@@ -100,14 +100,16 @@ ACTION_INDEX: dict[str, str] = {
     "ssh.copy": "quarterdeck.core.actions.ssh",
     "ssh.run": "quarterdeck.core.actions.ssh",
     **dict.fromkeys(
-        ["git.branch", "git.commit", "git.push", "git.revert_to", "git.tag"],
-        "quarterdeck.core.actions.git",
+        ["git.commit", "git.push", "git.revert_to", "git.tag"], "quarterdeck.core.actions.git"
     ),
+    "git.branch": "quarterdeck.core.actions.git_branch",
+    "git.log": "quarterdeck.core.actions.git_branch",
     "git.bump_version": "quarterdeck.core.actions.git_release",
     "git.changelog": "quarterdeck.core.actions.git_release",
     "python.build": "quarterdeck.core.actions.packaging",
     "python.install_check": "quarterdeck.core.actions.packaging",
     "python.publish": "quarterdeck.core.actions.publish",
+    "python.setup": "quarterdeck.core.actions.project_env",
     "lint": "quarterdeck.core.actions.quality",
     "pytest": "quarterdeck.core.actions.quality",
     "typecheck": "quarterdeck.core.actions.quality",

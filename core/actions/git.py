@@ -1,6 +1,7 @@
 """Git actions on a repository's history: commits, tags, pushes, branches and rollbacks,
 and the repository helpers every git action shares. ``git.bump_version`` and
-``git.changelog`` live in :mod:`quarterdeck.core.actions.git_release`.
+``git.changelog`` live in :mod:`quarterdeck.core.actions.git_release`, ``git.branch`` and
+``git.log`` in :mod:`quarterdeck.core.actions.git_branch`.
 
 Each action looks at the repository (and, for ``git.push``, at the remote) before it
 changes anything, so a step that runs again after a crash notices its own earlier effect
@@ -281,59 +282,6 @@ async def push(params: PushParams, ctx: ActionContext) -> dict[str, Any]:
         "changed": bool(to_push),
         "remote": params.remote,
     }
-
-
-# --------------------------------------------------------------------------- branch
-
-
-class BranchParams(RepoParams):
-    name: RefName
-    start_point: str = "HEAD"
-    checkout: bool = True
-
-
-@action("git.branch", BranchParams)
-async def branch(params: BranchParams, ctx: ActionContext) -> dict[str, Any]:
-    """Create (and check out) a branch; one already at the start point is reused."""
-    root = repo_path(params, ctx)
-
-    def work(log: Log) -> dict[str, Any]:
-        repo = open_repo(root)
-        try:
-            start = repo.commit(params.start_point)
-        except (git.BadName, ValueError):
-            raise NonRetryableError(f"unknown start point {params.start_point!r}") from None
-        existing = next((h for h in repo.heads if h.name == params.name), None)
-        created = existing is None
-        if existing is None:
-            existing = repo.create_head(params.name, start)
-            log(f"created branch {params.name} at {start.hexsha[:7]}")
-        elif existing.commit.hexsha != start.hexsha and not repo.is_ancestor(
-            start, existing.commit
-        ):
-            raise NonRetryableError(
-                f"branch {params.name} already exists at {existing.commit.hexsha[:7]}, "
-                f"which does not contain {params.start_point} ({start.hexsha[:7]})"
-            )
-        else:
-            log(f"branch {params.name} already exists at {existing.commit.hexsha[:7]}")
-        checked_out = False
-        if params.checkout and (repo.head.is_detached or repo.active_branch != existing):
-            if repo.is_dirty(untracked_files=False):
-                raise NonRetryableError(
-                    f"cannot check out {params.name}: {root} has uncommitted changes"
-                )
-            existing.checkout()
-            checked_out = True
-            log(f"checked out {params.name}")
-        return {
-            "branch": params.name,
-            "sha": existing.commit.hexsha,
-            "created": created,
-            "checked_out": checked_out,
-        }
-
-    return await threaded(ctx, work)
 
 
 # --------------------------------------------------------------------------- revert_to

@@ -22,6 +22,7 @@ install there — never a silent fallback to Quarterdeck's own interpreter.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -178,3 +179,52 @@ def not_installed(
                 outputs=interpreter.outputs(),
             )
     return None
+
+
+# A raised exception as pytest prints it (``E   ModuleNotFoundError: ...``), then as a
+# traceback ends (``ModuleNotFoundError: ...``), then a tool's own ``error: ...`` line.
+_FIRST_ERROR = (
+    re.compile(r"^E\s+(?P<what>[\w.]*(?:Error|Exception|Exit)\b.*)$"),
+    re.compile(r"^(?P<what>[\w.]*(?:Error|Exception):\s.*)$"),
+    re.compile(r"^(?P<what>(?:[^:\s]+:\d+(?::\d+)?: )?(?:error|ERROR|fatal):\s.*)$"),
+)
+
+
+def first_error(lines: Sequence[str], default: str = "") -> str:
+    """The line that says why a tool failed: the *first* error it printed.
+
+    A failing tool's last line is usually a consequence (pytest's "N errors", coverage's
+    "No data was collected"), so the message would hide the cause; the first exception or
+    ``error:`` line is the one a person looks for. The last non-empty line when none is.
+    """
+    for pattern in _FIRST_ERROR:
+        for line in lines:
+            match = pattern.match(line.strip())
+            if match:
+                return match["what"].strip()
+    return next((ln.strip() for ln in reversed(lines) if ln.strip()), default)
+
+
+def no_options(values: Sequence[str], field: str) -> list[str]:
+    """``values`` are paths or names (positionals): one starting with ``-`` would reach the
+    tool as an option (``--junitxml=/elsewhere``, ``--output-file=...``), so it is refused."""
+    for value in values:
+        if value.startswith("-"):
+            raise ValueError(
+                f"{field}: {value!r} starts with '-', which the tool would read as an option; "
+                "list paths and names here, options in `args:`"
+            )
+    return list(values)
+
+
+def refuse_args(args: Sequence[str], refused: Sequence[str], tool: str) -> list[str]:
+    """``args`` are options, but not the ones the step sets itself and reads back (its
+    report file, its output format): overriding them would send the results elsewhere."""
+    for arg in args:
+        name = arg.split("=", 1)[0]
+        if name in refused:
+            raise ValueError(
+                f"args: {name} is set by the step itself ({tool} reports through it); "
+                "remove it from `args:`"
+            )
+    return list(args)

@@ -23,15 +23,22 @@ from email.parser import Parser
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
 from quarterdeck.core.actions.interpreter import (
     PYTHON_HELP,
     STDERR_KEEP,
+    first_error,
     not_installed,
     step_python,
+)
+from quarterdeck.core.actions.served import (
+    compare_with_built,
+    download,
+    isolated_pip_env,
+    wheel_module,
 )
 from quarterdeck.core.errors import ActionError, NonRetryableError
 
@@ -154,9 +161,8 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
             missing = not_installed(lines, ("build",), interpreter)
             if missing is not None:
                 raise missing
-            last = next((ln for ln in reversed(lines) if ln.strip()), f"exit code {code}")
             raise ActionError(
-                f"python -m build failed: {last}",
+                f"python -m build failed: {first_error(lines, f'exit code {code}')}",
                 retryable=False,
                 outputs={"exit_code": code, **interpreter.outputs()},
             )
@@ -192,9 +198,22 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
 # --------------------------------------------------------------------------- install_check
 
 
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.!+_-]*$")
+
+
 class InstallCheckParams(ActionParams):
     wheel: str | None = Field(default=None, description="Path of a built wheel to install")
     package: str | None = Field(default=None, description="Project name to install from an index")
+    allow_direct: bool = Field(
+        default=False,
+        description="Let `package` be a URL or a path (pip installs whatever it points at)",
+    )
+    expect_files: list[str] = Field(
+        default_factory=list,
+        description="The built files: the one the index serves must be one of them, byte "
+        "for byte (sha256)",
+    )
     version: str | None = Field(default=None, description="Version to install or to expect")
     index_url: str | None = Field(default=None, description="Simple index URL (default pip's)")
     module: str | None = Field(default=None, description="Import name; default from the name")
@@ -213,7 +232,20 @@ class InstallCheckParams(ActionParams):
     def _one_source(self) -> InstallCheckParams:
         if (self.wheel is None) == (self.package is None):
             raise ValueError("give exactly one of `wheel` (a file) or `package` (from an index)")
+        direct = self.package is not None and not _PROJECT_NAME.match(self.package)
+        if direct and not self.allow_direct:
+            raise ValueError(
+                f"package: {self.package!r} is not a project name; a URL or a path "
+                "installs whatever it points at, so it needs `allow_direct: true`"
+            )
         return self
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value and not _VERSION.match(value):
+            raise ValueError(f"version: {value!r} is not a version number")
+        return value
 
 
 _PROBE = (
@@ -245,11 +277,31 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
     project = resolve_path(ctx, params.wheel).parent if params.wheel else ctx.workdir
     interpreter = step_python(ctx, params.python, project)
     python = interpreter.path
-    module = params.module or normalize_name(name).replace("-", "_")
+    guessed = normalize_name(name).replace("-", "_")
+    module = params.module or (wheel_module(Path(target), guessed) if params.wheel else guessed)
     env = child_env(ctx, {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"})
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
+    served: dict[str, Any] = {}
+    isolated = params.package is not None
     try:
+        if params.package is not None:
+            # What the index serves, from it alone, is what gets installed and compared.
+            expected = [resolve_path(ctx, f) for f in params.expect_files]
+            missing = [str(p) for p in expected if not p.is_file()]
+            if missing:
+                raise NonRetryableError(f"expect_files not found: {', '.join(missing)}")
+            dest = venv.with_name(venv.name + "-dl")
+            downloaded = await download(ctx, python, params.index_url, target, dest)
+            digest = compare_with_built(downloaded, expected)
+            served = {"file": downloaded.name, "sha256": digest, "matches": bool(expected)}
+            ctx.log(
+                f"the index serves {downloaded.name} (sha256 {digest[:16]}…)"
+                + (", the file this release built" if expected else "")
+            )
+            target = str(downloaded)
+            module = params.module or wheel_module(downloaded, module)
+            env = isolated_pip_env(env)
         code, lines = await run_process(
             [python, "-m", "venv", "--without-pip", str(venv)], ctx, cwd=ctx.workdir, env=env
         )
@@ -260,7 +312,7 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
                 outputs=interpreter.outputs(),
             )
         vpython = str(venv / "bin" / "python")
-        pip_args = ["install", "--no-cache-dir"]
+        pip_args = ["install", "--no-cache-dir", *(["--isolated"] if isolated else [])]
         if params.no_deps:
             pip_args.append("--no-deps")
         if params.index_url:
@@ -296,9 +348,8 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
                 )
                 lines = [*lines, *errors]
         if code != 0:
-            last = next((ln for ln in reversed(lines) if ln.strip()), f"exit code {code}")
             raise ActionError(
-                f"pip could not install {target}: {last}",
+                f"pip could not install {target}: {first_error(lines, f'exit code {code}')}",
                 outputs={"installed": False, **interpreter.outputs()},
             )
         errors = []
@@ -329,6 +380,7 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
             "version": version,
             "module": module,
             "venv": str(venv) if params.keep else "",
+            **served,
             **interpreter.outputs(),
         }
         if params.version and version != params.version:
@@ -356,5 +408,6 @@ async def install_check(params: InstallCheckParams, ctx: ActionContext) -> dict[
         ctx.log(f"{name} {version} installs and imports as {module}")
         return outputs
     finally:
+        shutil.rmtree(venv.with_name(venv.name + "-dl"), ignore_errors=True)
         if not params.keep:
             shutil.rmtree(venv, ignore_errors=True)

@@ -1,14 +1,19 @@
-"""``python.publish``: upload distributions to a package index, exactly once.
+"""``python.publish``: upload distributions to a package index with twine, exactly once.
 
-It speaks the upload protocol every index implements — the legacy multipart
-``file_upload`` API that twine uses — and first asks the index's simple API which files it
-already has, so a resumed or repeated release never uploads a version twice: it reports
-``already_published: true`` instead.
+twine tracks the upload protocol and the metadata fields indexes accept (a hand-built form
+silently drops new ones such as ``license_expression`` and ``license_files``). Before
+uploading, the step asks the index's simple API which files it already has, so a resumed
+or repeated release never uploads a file twice: one already there with the same sha256 is
+success (``already_published: true``); one there with *different* bytes is an error — a
+published file never changes, so the version has to move.
 
-Credentials never come from the workflow: it reads them from the environment
+Credentials never come from the workflow: :func:`index_credentials` (the one place they
+are resolved, given where they will be sent) reads them from the environment
 (``QUARTERDECK_PYPI_TOKEN``, or ``QUARTERDECK_PYPI_USERNAME`` +
 ``QUARTERDECK_PYPI_PASSWORD``, or twine's ``TWINE_USERNAME``/``TWINE_PASSWORD``), or from
-a ``pypi`` section in the config when there is one.
+the ``pypi`` section of the config. twine gets them through its environment, never argv.
+There is no default upload URL: ``repository_url`` comes from the step or from the
+config's ``pypi.url``, so nothing is sent to a public index by accident.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +29,10 @@ import httpx
 from pydantic import Field
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
+from quarterdeck.core.actions.builtin import child_env, run_process
+from quarterdeck.core.actions.interpreter import STDERR_KEEP, first_error
 from quarterdeck.core.actions.packaging import (
     DIST_SUFFIXES,
-    DistInfo,
     normalize_name,
     read_dist,
     resolve_path,
@@ -36,10 +43,10 @@ from quarterdeck.core.errors import ActionError, NonRetryableError
 class PublishParams(ActionParams):
     files: list[str] = Field(default_factory=list, description="Default: every file in dist")
     dist: str = "dist"
-    repository_url: str = Field(
-        default="https://upload.pypi.org/legacy/",
+    repository_url: str | None = Field(
+        default=None,
         pattern=r"^https?://",
-        description="Upload endpoint (legacy file_upload API)",
+        description="Upload endpoint (legacy file_upload API); default the config's pypi.url",
     )
     index_url: str | None = Field(
         default=None,
@@ -64,8 +71,29 @@ def simple_index_for(repository_url: str) -> str:
     return f"{base}/simple/"
 
 
-def credentials(ctx: ActionContext, params: PublishParams) -> tuple[str, str] | None:
-    """Username and password from env or config; never from the workflow."""
+def repository_url(ctx: ActionContext, params: PublishParams) -> str:
+    """The upload endpoint: the step's, else the config's ``pypi.url``; never a default."""
+    section = getattr(ctx.settings, "pypi", None) or {}
+    url = params.repository_url or section.get("url") or section.get("repository_url")
+    if not url:
+        raise NonRetryableError(
+            "no repository_url: give the index's upload URL in the step (or the workflow's "
+            "`repository_url` input) or as `pypi: {url: ...}` in the config"
+        )
+    if not re.match(r"^https?://", str(url)):
+        raise NonRetryableError(f"pypi.url in the config is not an http(s) URL: {url!r}")
+    return str(url)
+
+
+def index_credentials(
+    ctx: ActionContext, params: PublishParams, destinations: list[str]
+) -> tuple[str, str] | None:
+    """Username and password from env or config; never from the workflow.
+
+    ``destinations`` are the URLs they will be sent to (the upload endpoint and the
+    simple index): every credential this step sends goes through here.
+    """
+    del destinations  # where a check on the destination belongs
     env = ctx.env
     if params.username_env or params.password_env:
         user = env.get(params.username_env or "", "__token__" if params.password_env else "")
@@ -85,6 +113,8 @@ def credentials(ctx: ActionContext, params: PublishParams) -> tuple[str, str] | 
         if env.get(pass_var):
             return env.get(user_var) or "__token__", env[pass_var]
     section = getattr(ctx.settings, "pypi", None)
+    if isinstance(section, dict) and section.get("token"):
+        return "__token__", str(section["token"])
     if isinstance(section, dict) and section.get("password"):
         return str(section.get("username") or "__token__"), str(section["password"])
     return None
@@ -126,53 +156,6 @@ async def existing_files(
     return found
 
 
-def _form(info: DistInfo, content: bytes) -> list[tuple[str, str]]:
-    """The fields twine sends with ``:action=file_upload``."""
-    meta = info.metadata
-    fields: list[tuple[str, str]] = [
-        (":action", "file_upload"),
-        ("protocol_version", "1"),
-        ("metadata_version", str(meta.get("Metadata-Version", "2.1"))),
-        ("name", info.name),
-        ("version", info.version),
-        ("filetype", info.filetype),
-        ("pyversion", info.pyversion),
-        ("md5_digest", hashlib.md5(content, usedforsecurity=False).hexdigest()),
-        ("sha256_digest", hashlib.sha256(content).hexdigest()),
-        ("blake2_256_digest", hashlib.blake2b(content, digest_size=32).hexdigest()),
-    ]
-    single = {
-        "Summary": "summary",
-        "Home-page": "home_page",
-        "Author": "author",
-        "Author-email": "author_email",
-        "Maintainer": "maintainer",
-        "Maintainer-email": "maintainer_email",
-        "License": "license",
-        "Keywords": "keywords",
-        "Requires-Python": "requires_python",
-        "Description-Content-Type": "description_content_type",
-    }
-    for header, key in single.items():
-        if meta.get(header):
-            fields.append((key, str(meta[header])))
-    multi = {
-        "Classifier": "classifiers",
-        "Requires-Dist": "requires_dist",
-        "Provides-Extra": "provides_extra",
-        "Project-URL": "project_urls",
-        "Platform": "platform",
-    }
-    for header, key in multi.items():
-        for value in meta.get_all(header) or []:
-            fields.append((key, str(value)))
-    body = meta.get_payload()
-    description = body if isinstance(body, str) and body.strip() else meta.get("Description")
-    if description:
-        fields.append(("description", str(description)))
-    return fields
-
-
 def _dist_files(ctx: ActionContext, params: PublishParams) -> list[Path]:
     if params.files:
         paths = [resolve_path(ctx, f) for f in params.files]
@@ -189,9 +172,51 @@ def _dist_files(ctx: ActionContext, params: PublishParams) -> list[Path]:
     return paths
 
 
+_HTTP_STATUS = re.compile(r"HTTPError: (?P<code>\d{3})")
+
+
+async def _twine_upload(
+    ctx: ActionContext, path: Path, url: str, auth: tuple[str, str]
+) -> tuple[int | None, str]:
+    """Upload one file with twine; ``(None, "")`` when it went up, else the index's HTTP
+    status (when twine names one) and the line that says what went wrong."""
+    config = ctx.run_dir / "publish" / "empty.pypirc"  # never the user's ~/.pypirc
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("")
+    env = {k: v for k, v in child_env(ctx, {}).items() if not k.startswith("TWINE_")}
+    env.update(
+        {
+            "TWINE_USERNAME": auth[0],
+            "TWINE_PASSWORD": auth[1],
+            "TWINE_NON_INTERACTIVE": "1",
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+            "NO_COLOR": "1",
+        }
+    )
+    argv = [sys.executable, "-m", "twine", "upload", "--non-interactive"]
+    argv += ["--disable-progress-bar", "--config-file", str(config), "--repository-url", url]
+    errors: list[str] = []
+    code, lines = await run_process(
+        [*argv, str(path)],
+        ctx,
+        cwd=ctx.workdir,
+        env=env,
+        tail=200,
+        stderr_tail=errors,
+        stderr_keep=STDERR_KEEP,
+    )
+    if code == 0:
+        return None, ""
+    said = [*errors, *lines]
+    status = next((m["code"] for m in map(_HTTP_STATUS.search, said) if m), None)
+    return (int(status) if status else None), ctx.redact(first_error(said, f"exit code {code}"))
+
+
 @action("python.publish", PublishParams)
 async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
-    """Upload distributions to a package index; an existing version is reported, not re-sent."""
+    """Upload distributions with twine; a file already there with the same hash is skipped,
+    one there with different bytes is an error."""
+    upload_url = repository_url(ctx, params)
     infos = [read_dist(p) for p in _dist_files(ctx, params)]
     releases = {(normalize_name(i.name), i.version) for i in infos}
     if len(releases) != 1:
@@ -200,40 +225,41 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
             f"the files are for several releases ({listed}); list the ones to publish in `files:`"
         )
     name, version = infos[0].name, infos[0].version
-    index_url = params.index_url or simple_index_for(params.repository_url)
-    auth = credentials(ctx, params)
+    index_url = params.index_url or simple_index_for(upload_url)
+    auth = index_credentials(ctx, params, [upload_url, index_url])
     base = {
         "name": name,
         "version": version,
-        "repository_url": params.repository_url,
+        "repository_url": upload_url,
+        "index_url": index_url,
         "url": f"{index_url.rstrip('/')}/{normalize_name(name)}/",
     }
-    # No keep-alive: uploads are few and large, and some index servers close idle
-    # connections without saying so, which would fail the next upload mid-request.
+    uploaded: list[str] = []
+    skipped: list[str] = []
     async with httpx.AsyncClient(
         timeout=params.timeout,
         limits=httpx.Limits(max_keepalive_connections=0),
         auth=httpx.BasicAuth(*auth) if auth else None,
     ) as client:
-        present = await existing_files(client, index_url, name)
-        uploaded: list[str] = []
-        skipped: list[str] = []
-        differs: list[str] = []
+
+        async def already_there(path: Path) -> bool:
+            """Whether the index has ``path`` (same bytes); different bytes are an error."""
+            present = await existing_files(client, index_url, name)
+            if path.name not in present:
+                return False
+            theirs, mine = present[path.name], hashlib.sha256(path.read_bytes()).hexdigest()
+            if theirs is not None and theirs != mine:
+                raise NonRetryableError(
+                    f"{path.name} is already on the index with different content (sha256 "
+                    f"{theirs} there, {mine} built); a published file never changes — bump "
+                    "the version to publish new content",
+                    outputs={**base, "uploaded": uploaded, "differs": [path.name]},
+                )
+            ctx.log(f"{path.name} is already on the index (same sha256); not uploading it again")
+            return True
+
         for info in infos:
-            content = info.path.read_bytes()
-            digest = hashlib.sha256(content).hexdigest()
-            if info.path.name in present:
-                theirs = present[info.path.name]
-                if theirs is not None and theirs != digest:
-                    differs.append(info.path.name)
-                    ctx.log(
-                        f"{info.path.name} is already on the index with different content "
-                        "(a rebuild?); a published file never changes, so it stays as it "
-                        "is — bump the version to publish new content",
-                        "stderr",
-                    )
-                else:
-                    ctx.log(f"{info.path.name} is already on the index; not uploading it again")
+            if await already_there(info.path):
                 skipped.append(info.path.name)
                 continue
             if auth is None:
@@ -241,43 +267,33 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
                     "no index credentials: set QUARTERDECK_PYPI_TOKEN (or "
                     "QUARTERDECK_PYPI_USERNAME and QUARTERDECK_PYPI_PASSWORD) in the environment"
                 )
-            ctx.log(f"uploading {info.path.name} ({len(content)} bytes) to {params.repository_url}")
-            try:
-                response = await client.post(
-                    params.repository_url,
-                    data=_multi(_form(info, content)),
-                    files={"content": (info.path.name, content, "application/octet-stream")},
-                )
-            except httpx.HTTPError as exc:
-                raise ActionError(
-                    f"upload of {info.path.name} failed: {_describe(exc)}",
-                    outputs={**base, "uploaded": uploaded},
-                ) from None
-            text = response.text[:300].strip()
-            if response.status_code in (400, 409) and "exist" in text.lower():
-                ctx.log(f"{info.path.name} is already on the index (the upload said so)")
-                skipped.append(info.path.name)
+            size = info.path.stat().st_size
+            ctx.log(f"uploading {info.path.name} ({size} bytes) to {upload_url} with twine")
+            status, said = await _twine_upload(ctx, info.path, upload_url, auth)
+            if status is None and not said:
+                uploaded.append(info.path.name)
+                ctx.log(f"uploaded {info.path.name}")
                 continue
-            if response.status_code in (401, 403):
+            if status in (400, 409) and await already_there(info.path):
+                skipped.append(info.path.name)  # another upload won the race, same bytes
+                continue
+            if status in (401, 403):
                 raise NonRetryableError(
-                    f"{params.repository_url} refused the credentials "
-                    f"({response.status_code}); check the token in the environment",
+                    f"{upload_url} refused the credentials ({status}); check the token in "
+                    "the environment",
                     outputs={**base, "uploaded": uploaded},
                 )
-            if response.status_code >= 300:
-                raise ActionError(
-                    f"upload of {info.path.name} failed: {response.status_code} {text}",
-                    retryable=response.status_code >= 500 or response.status_code == 429,
-                    outputs={**base, "uploaded": uploaded},
-                )
-            uploaded.append(info.path.name)
-            ctx.log(f"uploaded {info.path.name}")
+            raise ActionError(
+                f"upload of {info.path.name} failed: {said}",
+                retryable=status is None or status >= 500 or status == 429,
+                outputs={**base, "uploaded": uploaded},
+            )
     return {
         **base,
         "already_published": not uploaded,
         "uploaded": uploaded,
         "skipped": skipped,
-        "differs": differs,
+        "differs": [],
     }
 
 
@@ -285,15 +301,3 @@ def _describe(exc: Exception) -> str:
     """httpx errors often have an empty message; name the kind of failure instead."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _multi(fields: list[tuple[str, str]]) -> dict[str, str | list[str]]:
-    """httpx wants repeated form fields as a list under one key."""
-    out: dict[str, str | list[str]] = {}
-    for key, value in fields:
-        if key in out:
-            current = out[key]
-            out[key] = [*current, value] if isinstance(current, list) else [current, value]
-        else:
-            out[key] = value
-    return out

@@ -24,17 +24,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
 from quarterdeck.core.actions.interpreter import (
     PYTHON_HELP,
     STDERR_KEEP,
+    first_error,
+    no_options,
     not_installed,
     project_dir,
+    refuse_args,
     step_python,
 )
+from quarterdeck.core.actions.project_env import detect_layout, mypy_configured_files
 from quarterdeck.core.errors import ActionError
 
 
@@ -59,9 +63,22 @@ class PytestParams(ActionParams):
     args: list[str] = Field(default_factory=list, description="Extra pytest arguments")
     python: str | None = Field(default=None, description=PYTHON_HELP)
     coverage: bool = True
-    cov_source: list[str] = Field(default_factory=list, description="Packages/dirs to measure")
+    cov_source: list[str] = Field(
+        default_factory=list,
+        description="Packages/dirs to measure; default the project's packages (src or flat layout)",
+    )
     fail_on_failures: bool = False
     env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tests", "cov_source")
+    @classmethod
+    def _positional(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return no_options(value, info.field_name or "tests")
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, value: list[str]) -> list[str]:
+        return refuse_args(value, ("--junitxml", "--junit-xml", "--junit-prefix"), "pytest")
 
 
 @dataclass
@@ -106,9 +123,13 @@ async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, A
     reports = _reports_dir(ctx)
     junit = reports / "junit.xml"
     data_file = reports / ".coverage"
-    pytest_args = ["-rfE", f"--junitxml={junit}", *params.args, *params.tests]
+    # `--` ends the options: a test path is never read as one.
+    pytest_args = ["-rfE", f"--junitxml={junit}", *params.args]
+    pytest_args += ["--", *params.tests] if params.tests else []
     if params.coverage:
-        source = f"--source={','.join(params.cov_source)}" if params.cov_source else "--source=."
+        measured = params.cov_source or list(detect_layout(cwd).packages) or ["."]
+        ctx.log(f"coverage measures {', '.join(measured)}")
+        source = f"--source={','.join(measured)}"
         argv = [
             python,
             "-m",
@@ -132,10 +153,11 @@ async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, A
     if missing is not None and not junit.exists():
         raise missing
     if code in _PYTEST_CRASH or not junit.exists():
-        last = next((ln for ln in reversed([*lines, *errors]) if ln.strip()), "")
         what = _PYTEST_CRASH.get(code, f"exit code {code}")
+        if any("error during collection" in ln or "errors during collection" in ln for ln in lines):
+            what = "errors while collecting the tests"
         raise ActionError(
-            f"pytest stopped with {what}: {last}",
+            f"pytest stopped with {what}: {first_error([*lines, *errors])}",
             retryable=False,
             outputs={"exit_code": code, **interpreter.outputs()},
         )
@@ -199,13 +221,26 @@ async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, A
 
 class LintParams(ActionParams):
     path: str = "."
-    paths: list[str] = Field(default_factory=lambda: ["."])
+    paths: list[str] = Field(
+        default_factory=list, description="Default: what the project's ruff config includes"
+    )
     args: list[str] = Field(default_factory=list, description="Extra `ruff check` arguments")
     ruff: list[str] | str | None = Field(
         default=None, description="Command; default python -m ruff"
     )
     python: str | None = Field(default=None, description=PYTHON_HELP)
     fail_on_errors: bool = False
+
+    @field_validator("paths")
+    @classmethod
+    def _positional(cls, value: list[str]) -> list[str]:
+        return no_options(value, "paths")
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, value: list[str]) -> list[str]:
+        refused = ("--output-file", "-o", "--output-format", "--fix", "--add-noqa", "--watch")
+        return refuse_args(value, refused, "ruff")
 
 
 @action("lint", LintParams)
@@ -220,8 +255,8 @@ async def lint(params: LintParams, ctx: ActionContext) -> dict[str, Any]:
         "--exit-zero",
         "--no-cache",
         *params.args,
-        *params.paths,
     ]
+    argv += ["--", *params.paths] if params.paths else []
     quiet: list[str] = []
 
     def keep(stream: str, line: str) -> None:
@@ -237,7 +272,7 @@ async def lint(params: LintParams, ctx: ActionContext) -> dict[str, Any]:
         if missing is not None:
             raise missing
         raise ActionError(
-            f"ruff failed (exit {code}): {quiet[-1] if quiet else ''}",
+            f"ruff failed (exit {code}): {first_error(quiet)}",
             retryable=False,
             outputs={"exit_code": code, **interpreter.outputs()},
         )
@@ -290,7 +325,10 @@ def _relative(filename: str, cwd: Path) -> str:
 
 class TypecheckParams(ActionParams):
     path: str = "."
-    paths: list[str] = Field(default_factory=lambda: ["."])
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Default: the files the project's mypy config names, else its packages",
+    )
     args: list[str] = Field(default_factory=list, description="Extra mypy arguments")
     mypy: list[str] | str | None = Field(
         default=None, description="Command; default python -m mypy"
@@ -298,6 +336,19 @@ class TypecheckParams(ActionParams):
     python: str | None = Field(default=None, description=PYTHON_HELP)
     strict: bool = False
     fail_on_errors: bool = False
+
+    @field_validator("paths")
+    @classmethod
+    def _positional(cls, value: list[str]) -> list[str]:
+        return no_options(value, "paths")
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, value: list[str]) -> list[str]:
+        for arg in value:
+            if arg.split("=", 1)[0].endswith("-report"):
+                raise ValueError(f"args: {arg.split('=', 1)[0]} writes a report file; not here")
+        return refuse_args(value, ("--junit-xml", "--junit-format"), "mypy")
 
 
 _MYPY_LINE = re.compile(
@@ -320,7 +371,11 @@ async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, An
     ]
     if params.strict:
         argv.append("--strict")
-    argv += [*params.args, *params.paths]
+    argv += params.args
+    paths = params.paths
+    if not paths and not mypy_configured_files(cwd):
+        paths = list(detect_layout(cwd).source_paths) or ["."]
+    argv += ["--", *paths] if paths else []
     env = interpreter.activated(child_env(ctx, {"MYPY_FORCE_COLOR": "0"}))
     stderr_lines: list[str] = []
     code, lines = await run_process(
@@ -336,11 +391,8 @@ async def typecheck(params: TypecheckParams, ctx: ActionContext) -> dict[str, An
     if missing is not None:
         raise missing
     if code not in (0, 1):
-        last = next(
-            (ln for ln in reversed([*lines, *stderr_lines]) if ln.strip()), f"exit code {code}"
-        )
         raise ActionError(
-            f"mypy could not check the code: {last}",
+            f"mypy could not check the code: {first_error([*lines, *stderr_lines])}",
             retryable=False,
             outputs={"exit_code": code, **interpreter.outputs()},
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import zipfile
@@ -191,16 +192,17 @@ def test_publish_never_replaces_a_published_file(
         zf.writestr("qd_tinypkg/extra.txt", "changed")
     listing = httpx.get(f"{pypi_index.simple}qd-tinypkg/").text
     assert "#sha256=" in listing  # the index publishes hashes, so a difference is visible
-    out, lines = run_action(
-        "python.publish",
-        {"files": [str(other)], "repository_url": pypi_index.url},
-        tmp_path,
-        env=env,
-    )
-    assert out["already_published"] is True
-    assert out["differs"] == [wheel.name]
+    with pytest.raises(NonRetryableError, match="already on the index with different") as info:
+        run_action(
+            "python.publish",
+            {"files": [str(other)], "repository_url": pypi_index.url},
+            tmp_path,
+            env=env,
+        )
+    theirs, mine = (hashlib.sha256(p.read_bytes()).hexdigest() for p in (wheel, other))
+    assert f"sha256 {theirs} there, {mine} built" in info.value.message
+    assert info.value.outputs["differs"] == [wheel.name]
     assert (pypi_index.packages / wheel.name).read_bytes() == wheel.read_bytes()
-    assert any(stream == "stderr" and "different content" in line for stream, line in lines)
 
 
 def test_release_workflow_builds_checks_and_publishes(pypi_index: Index, tmp_path: Path) -> None:
@@ -233,11 +235,13 @@ stages:
     assert first.state.status == "succeeded", [(s.id, s.error) for s in first.state.all_steps()]
     publish = {s.id: s for s in first.state.all_steps()}["publish"]
     assert publish.outputs["already_published"] is False
+    before = {p.name: p.read_bytes() for p in pypi_index.packages.iterdir()}
+    # a second run rebuilds (new timestamps, new bytes) under the same version: refused
     second = run_workflow(tmp_path / "b", workflow, options=RunOptions(started_by="t", env=env))
-    assert second.state.status == "succeeded"
+    assert second.state.status == "failed"
     publish = {s.id: s for s in second.state.all_steps()}["publish"]
-    assert publish.outputs["already_published"] is True
-    assert len(list(pypi_index.packages.iterdir())) == 2
+    assert "already on the index with different content" in str(publish.error)
+    assert {p.name: p.read_bytes() for p in pypi_index.packages.iterdir()} == before
 
 
 def test_bad_packaging_parameters_fail_validation_with_lines(tmp_path: Path) -> None:

@@ -32,6 +32,14 @@ def test_feature_development_merges_after_review(sandbox: Sandbox) -> None:
 def test_spec_to_production_deploys_staging_then_production(sandbox: Sandbox) -> None:
     assert sandbox.staging is not None and sandbox.production is not None
     assert httpx.get(f"{sandbox.staging.url}/health", timeout=5).status_code == 503  # empty
+    # the clone is left as a failed incident leaves it: on its hotfix branch, a stray commit
+    repo = sandbox.repo
+    main = git(repo, "rev-parse", "main")
+    git(repo, "checkout", "-q", "-b", "hotfix/failed-incident")
+    (repo / "STRAY.md").write_text("never reviewed\n")
+    git(repo, "add", "STRAY.md")
+    git(repo, "commit", "-q", "-m", "fix: stray hotfix commit")
+    stray = git(repo, "rev-parse", "HEAD")
     result = quarterdeck(
         sandbox, *run_args("spec-to-production", sandbox.inputs("spec"), "--approve", "production")
     )
@@ -48,3 +56,16 @@ def test_spec_to_production_deploys_staging_then_production(sandbox: Sandbox) ->
     assert "Specification" in (sandbox.repo / "docs" / "specs" / "balances.md").read_text()
     assert step(run, "secrets")["outputs"]["count"] == 0
     assert step(run, "types")["outputs"]["errors"] == 0
+    # cut from main (the default branch), not from the hotfix: the stray commit stays out,
+    # and the production approval listed exactly the commits that shipped
+    branch = step(run, "branch")["outputs"]
+    assert (branch["base"], branch["base_sha"]) == ("main", main)
+    shipped = git(repo, "log", "--format=%H", f"{main}..spec/balances").split()
+    assert stray not in git(repo, "log", "--format=%H", "spec/balances").split()
+    shipping = step(run, "shipping")["outputs"]
+    assert [c["sha"] for c in shipping["commits"]] == shipped and len(shipped) == 1
+    shown = quarterdeck(sandbox, "show", run["id"])
+    assert shown.returncode == 0, shown.stderr
+    evidence = shown.stdout.split("approval production:")[1]
+    assert f"ships 1 commit(s) on main:\n{shipped[0][:7]} " in evidence, evidence
+    assert "stray" not in evidence
