@@ -25,7 +25,7 @@ from typing import Annotated
 import typer
 
 from quarterdeck.core.errors import ExitCode, QuarterdeckError
-from quarterdeck.tui.cli import catalog, demo, history, incidents, run, signals
+from quarterdeck.tui.cli import catalog, demo, history, incidents, run, signals, stopping
 from quarterdeck.tui.cli.common import AsOpt, StoreOpt, err, interactive
 
 app = typer.Typer(
@@ -101,3 +101,5 @@ def main() -> None:
     except KeyboardInterrupt:
         err("interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))
+    finally:
+        stopping.exiting()  # the exit code is settled: a late SIGTERM must not make it 143

@@ -57,3 +57,17 @@ class Stops:
                 loop.call_soon_threadsafe(interrupt, why)
 
         return handle
+
+
+def exiting() -> None:
+    """Ignore stop signals while the process exits.
+
+    Python puts its signal handlers back to the default while it shuts down, so a second
+    SIGTERM arriving then would end the process with 143 after it decided on 130. The
+    exit code is settled by now; a handler set to "ignore" is left alone.
+    """
+    for sig, _why in STOP_SIGNALS:
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):
+            return
