@@ -36,7 +36,6 @@ def setup(*, verbose: bool = False) -> Path | None:
             root.removeHandler(handler)
             handler.close()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
     path: Path | None = log_path()
     try:
         assert path is not None

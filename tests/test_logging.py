@@ -1,0 +1,42 @@
+"""Quarterdeck logs to a file in its state dir (and stderr with --verbose); what it used to
+swallow — a crashed cockpit run, a failed command — leaves its traceback there."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from quarterdeck.core.logs import log_path, setup
+from quarterdeck.tui.app import BackgroundRun
+from tests.helpers import cli
+
+
+def test_a_crashed_cockpit_run_keeps_its_traceback_in_the_log(tmp_path: Path) -> None:
+    path = setup()
+    assert path == log_path()
+
+    def start(store: object) -> object:
+        raise RuntimeError("the launcher broke")
+
+    run = BackgroundRun(tmp_path / "qd.db", "r-crash", start).start()  # type: ignore[arg-type]
+    assert run.done.wait(30)
+    for handler in logging.getLogger("quarterdeck").handlers:
+        handler.flush()
+    text = path.read_text()
+    assert "run r-crash crashed in the cockpit" in text
+    assert "Traceback (most recent call last)" in text
+    assert "RuntimeError: the launcher broke" in text
+
+
+def test_verbose_logs_to_stderr_and_every_command_to_the_file(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.db"
+    bogus.write_bytes(b"not a database\n" * 500)
+    quiet = cli("show", "x", "--store", str(bogus))
+    loud = cli("--verbose", "show", "x", "--store", str(bogus))
+    assert quiet.returncode == loud.returncode == 2
+    assert "INFO" not in quiet.stderr
+    assert "INFO quarterdeck.tui.cli.common: exit 2: the store" in loud.stderr
+    text = (Path(os.environ["QUARTERDECK_HOME"]) / "quarterdeck.log").read_text()
+    assert text.count(f"exit 2: the store {bogus} is not a Quarterdeck store") == 2
+    assert "sqlite3.DatabaseError: file is not a database" in text  # the cause, for debugging
