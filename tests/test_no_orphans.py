@@ -107,16 +107,59 @@ def test_a_storm_of_sigterms_still_ends_in_130(tmp_path: Path, wf: Path) -> None
     assert _types(store, run_id)[-1] == "run.interrupted"
 
 
-def test_a_killed_runners_step_dies_and_resume_kills_what_it_left(tmp_path: Path, wf: Path) -> None:
+def _guard_of(runner: int) -> int:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == runner and b"-S" in cmdline and b"-c" in cmdline:
+            return int(entry.name)
+    raise AssertionError(f"no process-group guard under {runner}")
+
+
+def _wait_marked_gone(run_id: str, limit: float = 20.0) -> list[int]:
+    deadline = time.monotonic() + limit
+    while marked(run_id) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return marked(run_id)
+
+
+def _started_sleep(proc_pid: int, run_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while len([p for p in marked(run_id) if p != proc_pid]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the shell and its sleep
+
+
+def test_a_killed_runner_takes_its_steps_whole_process_groups_with_it(
+    tmp_path: Path, wf: Path
+) -> None:
     store = tmp_path / "qd.db"
     proc = start_cli("run", str(wf), "--store", str(store), "--headless", cwd=tmp_path)
     run_id = wait_for_event(store, "step.process", "long")
     try:
-        deadline = time.monotonic() + 30
-        while not [p for p in marked(run_id) if p != proc.pid] and time.monotonic() < deadline:
-            time.sleep(0.02)  # the shell has started its sleep
-        first = _process_events(store, run_id)[0]
+        _started_sleep(proc.pid, run_id)
         os.kill(proc.pid, signal.SIGKILL)  # the runner only, as the OOM killer would
+        proc.communicate(timeout=30)
+        assert _wait_marked_gone(run_id) == [], "the step's processes outlived their runner"
+    finally:
+        kill_marked(run_id)
+
+
+def test_resume_kills_what_a_dead_owner_left_before_running_the_step_again(
+    tmp_path: Path, wf: Path
+) -> None:
+    store = tmp_path / "qd.db"
+    proc = start_cli("run", str(wf), "--store", str(store), "--headless", cwd=tmp_path)
+    run_id = wait_for_event(store, "step.process", "long")
+    try:
+        _started_sleep(proc.pid, run_id)
+        first = _process_events(store, run_id)[0]
+        os.kill(_guard_of(proc.pid), signal.SIGKILL)  # both die: only the journal is left
+        os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
         assert _wait_gone(first["pid"]), "the step's shell outlived its runner"
         left = marked(run_id)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
-from quarterdeck.core.actions.process_groups import die_with_parent
+from quarterdeck.core.actions.process_groups import die_with_parent, guard, release
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError, StepSkipped
 from quarterdeck.core.journal.events import EventType, StepProcess
@@ -181,6 +181,7 @@ async def run_process(
                 if len(stderr_tail) > stderr_keep:
                     del stderr_tail[0]
 
+    guard(proc.pid)  # killed with its whole group if this process dies first
     try:
         if ctx.emit_event is not None:  # journaled, so a resume can kill what outlives us
             group = StepProcess(pid=proc.pid, pgid=proc.pid, host=socket.gethostname())
@@ -193,6 +194,7 @@ async def run_process(
     finally:
         if proc.returncode is None:
             await _kill_group(proc)
+        release(proc.pid)
     return code, last
 
 

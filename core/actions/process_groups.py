@@ -9,8 +9,12 @@ steps before they run again. Only processes that carry the run's id in their env
 (``QUARTERDECK_RUN_ID``, set for every step) are ever killed, so a process group id the
 system reused is left alone.
 
-The parent-death signal follows the thread that started the process; the runner starts
-them from its event loop's thread, which lives as long as the run.
+The parent-death signal reaches only the step's first process (a shell's children would
+live on), so a tiny guard process holds the other end of a pipe from the runner and is told
+each step's group as it starts and ends: when the runner dies, however it dies, the pipe
+closes and the guard SIGKILLs the groups still in flight. The parent-death signal follows
+the thread that started the process; the runner starts them from its event loop's thread,
+which lives as long as the run.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO
 
 from quarterdeck.core.journal.parts import StageState
 from quarterdeck.core.journal.statuses import StepStatus
@@ -54,6 +61,74 @@ def die_with_parent() -> Callable[[], None] | None:
             os._exit(137)
 
     return preexec
+
+
+# The guard: reads "+PGID"/"-PGID" lines; at end of input (its runner is gone) kills the rest.
+_GUARD = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+groups = set()
+for line in sys.stdin:
+    line = line.strip()
+    if line[1:].isdigit():
+        (groups.add if line[0] == "+" else groups.discard)(int(line[1:]))
+for group in groups:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class _Guard:
+    """One guard process per runner process, started with the first step process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = 0
+
+    def _pipe(self) -> IO[bytes] | None:
+        if self._proc is None or self._pid != os.getpid() or self._proc.poll() is not None:
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", _GUARD],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            except OSError:
+                log.warning("cannot start the process-group guard", exc_info=True)
+                self._proc = None
+                return None
+            self._pid = os.getpid()
+        return self._proc.stdin
+
+    def tell(self, line: str) -> None:
+        with self._lock:
+            pipe = self._pipe()
+            if pipe is None:
+                return
+            try:
+                pipe.write(line.encode() + b"\n")
+                pipe.flush()
+            except OSError:
+                log.warning("the process-group guard is gone", exc_info=True)
+                self._proc = None
+
+
+_guard = _Guard()
+
+
+def guard(pgid: int) -> None:
+    """Kill group ``pgid`` if this process dies before :func:`release` says it ended."""
+    _guard.tell(f"+{pgid}")
+
+
+def release(pgid: int) -> None:
+    _guard.tell(f"-{pgid}")
 
 
 def _members(pgid: int) -> list[int]:
