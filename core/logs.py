@@ -17,6 +17,9 @@ from quarterdeck.core.config import state_home
 
 LOGGER = "quarterdeck"
 LOG_FILE = "quarterdeck.log"
+# asyncio reports an exception nobody retrieved ("Exception in callback …") through its
+# logger: into the log file with the rest, not as a traceback on a user's terminal
+ALSO = ("asyncio",)
 FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 
 
@@ -30,31 +33,35 @@ def setup(*, verbose: bool = False) -> Path | None:
     Returns the file's path, or None when the state dir is not writable (a read-only home
     must not stop ``runs`` or ``show``: the log is then stderr only, with --verbose).
     """
-    root = logging.getLogger(LOGGER)
-    for handler in list(root.handlers):
-        if getattr(handler, "_quarterdeck", False):
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    loggers = [logging.getLogger(name) for name in (LOGGER, *ALSO)]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if getattr(handler, "_quarterdeck", False):
+                logger.removeHandler(handler)
+                handler.close()
+    loggers[0].setLevel(logging.DEBUG if verbose else logging.INFO)
+    handlers: list[logging.Handler] = []
     path: Path | None = log_path()
     try:
         assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
-        file_handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=1_000_000, backupCount=3, encoding="utf-8", delay=True
-        )
         with open(path, "a", encoding="utf-8"):  # fail now, not at the first record
             pass
+        file_handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=1_000_000, backupCount=3, encoding="utf-8", delay=True
+        )
     except OSError:
         path = None
     else:
         file_handler.setFormatter(logging.Formatter(FORMAT))
-        file_handler._quarterdeck = True  # type: ignore[attr-defined]
-        root.addHandler(file_handler)
+        handlers.append(file_handler)
     if verbose:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         stream.setLevel(logging.DEBUG)
-        stream._quarterdeck = True  # type: ignore[attr-defined]
-        root.addHandler(stream)
+        handlers.append(stream)
+    for handler in handlers:
+        handler._quarterdeck = True  # type: ignore[attr-defined]
+        for logger in loggers:
+            logger.addHandler(handler)
     return path

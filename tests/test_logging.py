@@ -3,9 +3,12 @@ swallow — a crashed cockpit run, a failed command — leaves its traceback the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
+
+import pytest
 
 from quarterdeck.core.logs import log_path, setup
 from quarterdeck.tui.app import BackgroundRun
@@ -40,3 +43,25 @@ def test_verbose_logs_to_stderr_and_every_command_to_the_file(tmp_path: Path) ->
     text = (Path(os.environ["QUARTERDECK_HOME"]) / "quarterdeck.log").read_text()
     assert text.count(f"exit 2: the store {bogus} is not a Quarterdeck store") == 2
     assert "sqlite3.DatabaseError: file is not a database" in text  # the cause, for debugging
+
+
+def test_an_unretrieved_loop_error_goes_to_the_log_not_the_terminal(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    path = setup()
+    assert path is not None
+
+    async def main() -> None:
+        def broken() -> None:
+            raise OSError("the journal went away")
+
+        asyncio.get_running_loop().call_soon(broken)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    for handler in logging.getLogger("asyncio").handlers:
+        handler.flush()
+    assert "Traceback" not in capfd.readouterr().err
+    text = path.read_text()
+    assert "Exception in callback" in text
+    assert "OSError: the journal went away" in text

@@ -165,6 +165,9 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
     return int(runner.exit_code if runner.exit_code is not None else exit_code_for(state.status))
 
 
+DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "replaced", "newer-schema")
+
+
 def store_failed(runner: Any, exc: Any) -> int:
     """The journal failed under a run: 130 if the run can be resumed from it, else 2."""
     from quarterdeck.core.errors import ExitCode
@@ -173,11 +176,13 @@ def store_failed(runner: Any, exc: Any) -> int:
     err(f"error: {exc.message}")
     if exc.hint:
         err(f"  hint: {exc.hint}")
-    try:
-        with Store(runner.store.path, readonly=True) as db:
-            resumable = db.get_run(runner.run_id).status not in RUN_DONE
-    except QuarterdeckError:
-        resumable = False
+    resumable = False
+    if not exc.kind.startswith(DAMAGED):  # full, locked, read-only, I/O: fixable in place
+        try:
+            with Store(runner.store.path, readonly=True) as db:
+                resumable = db.get_run(runner.run_id).status not in RUN_DONE
+        except QuarterdeckError:
+            pass
     if not resumable:
         return int(ExitCode.INVALID)
     err(f"run {runner.run_id} stopped; once the store is fixed: quarterdeck resume {runner.run_id}")
