@@ -23,6 +23,17 @@ ALSO = ("asyncio",)
 FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 
 
+class _OneLine(logging.Formatter):
+    """``error: <message>: <the exception, in one line>`` — the traceback is in the file."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text += f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return f"error: {text} (details in {log_path()})"
+
+
 def log_path() -> Path:
     return state_home() / LOG_FILE
 
@@ -55,6 +66,12 @@ def setup(*, verbose: bool = False) -> Path | None:
     else:
         file_handler.setFormatter(logging.Formatter(FORMAT))
         handlers.append(file_handler)
+    if not verbose:  # asyncio's errors still reach the terminal, as one line each
+        brief = logging.StreamHandler(sys.stderr)
+        brief.setLevel(logging.ERROR)
+        brief.setFormatter(_OneLine())
+        brief._quarterdeck = True  # type: ignore[attr-defined]
+        loggers[1].addHandler(brief)
     if verbose:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
