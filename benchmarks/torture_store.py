@@ -133,6 +133,20 @@ def _finish(proc: os.PathLike[str] | object, tally: Tally) -> tuple[int | None, 
     return proc.returncode, err
 
 
+def _started(proc: object, store: Path, kind: str, step: str) -> str:
+    """Wait for the run to reach ``kind``; kill its process group if it never does."""
+    import subprocess
+
+    assert isinstance(proc, subprocess.Popen)
+    try:
+        return wait_for_event(store, kind, step)
+    except AssertionError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        _out, err = proc.communicate()
+        raise AssertionError(f"{kind} never came: {err.strip()[-200:]}") from None
+
+
 def _orphans_after(run_id: str, wait: float) -> int:
     time.sleep(wait)
     left = len(marked(run_id))
@@ -146,7 +160,7 @@ def stop_signals(names: list[str], storm: bool = False) -> Callable[[Path, Tally
         wf.write_text(NESTED)
         store = work / "qd.db"
         proc = start_cli("run", str(wf), "--store", str(store), "--headless", cwd=work)
-        run_id = wait_for_event(store, "step.process", "long")
+        run_id = _started(proc, store, "step.process", "long")
         time.sleep(random.uniform(0, 0.3))
         if storm:
             while proc.poll() is None:
@@ -174,7 +188,7 @@ def kill_runner(work: Path, tally: Tally, orphan_wait: float) -> None:
     wf.write_text(NESTED)
     store = work / "qd.db"
     proc = start_cli("run", str(wf), "--store", str(store), "--headless", cwd=work)
-    run_id = wait_for_event(store, "step.process", "long")
+    run_id = _started(proc, store, "step.process", "long")
     time.sleep(0.2 + random.uniform(0, 0.3))
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=EXIT_LIMIT)
@@ -288,7 +302,7 @@ def journal_gone(replace: bool) -> Callable[[Path, Tally, float], None]:
         wf.write_text(TWO_STEPS)
         store = work / "qd.db"
         proc = start_cli("run", str(wf), "--store", str(store), "--headless", cwd=work)
-        wait_for_event(store, "step.started", "one")
+        _started(proc, store, "step.started", "one")
         for path in work.glob("qd.db*"):
             path.unlink()
         if replace:
@@ -333,6 +347,9 @@ def run_scenario(name: str, trials: int, orphan_wait: float = 1.0) -> Tally:
         os.environ["QUARTERDECK_HOME"] = str(home)
         try:
             scenario(work, tally, orphan_wait)
+        except AssertionError as exc:  # the run never got where the scenario strikes
+            tally.stuck += 1
+            tally.notes.append(f"did not start: {exc}")
         finally:
             if old is None:
                 os.environ.pop("QUARTERDECK_HOME", None)
