@@ -80,7 +80,7 @@ class HistoryScreen(Screen[None]):
         status = self._value("#filter-status")
         with Store(self.host.store_path) as store:
             rows = store.list_runs(limit=LIMIT, workflow=workflow, status=status)
-            names = sorted({r[0] for r in store.conn.execute("SELECT DISTINCT workflow FROM runs")})
+            names = store.workflow_names()
         self.app.call_from_thread(self._show, rows, names)
 
     def _show(self, rows: list[RunRow], names: list[str]) -> None:

@@ -9,6 +9,7 @@ Decisions and controls are signals written to the store, exactly like the CLI's.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import traceback
@@ -22,6 +23,8 @@ from textual.binding import Binding
 from quarterdeck.core.errors import QuarterdeckError
 from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.commands import CockpitCommands
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from quarterdeck.core.definition.validate import LoadedWorkflow
@@ -70,6 +73,7 @@ class BackgroundRun:
         except Exception as exc:  # shown in the dashboard; never a silent dead thread
             self.error = f"{type(exc).__name__}: {exc}"
             self.trace = traceback.format_exc()
+            log.error("run %s crashed in the cockpit", self.run_id, exc_info=True)
         finally:
             self.started.set()
             self.done.set()

@@ -47,8 +47,9 @@ def store_path(url: str | None) -> Path:
     return Path(url).expanduser()
 
 
-def open_store(url: str | None) -> Store:
-    return Store(store_path(url))
+def open_store(url: str | None, *, readonly: bool = False) -> Store:
+    """The store ``--store`` names; ``readonly`` for commands that only read (never write)."""
+    return Store(store_path(url), readonly=readonly)
 
 
 def load(ref: str | Path, ctx: Context) -> LoadedWorkflow:

@@ -10,6 +10,7 @@ bounded: a viewer that falls behind slows only its own reading, never the runner
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -20,6 +21,8 @@ from quarterdeck.core.errors import QuarterdeckError
 from quarterdeck.core.incidents.read import incident_signals
 from quarterdeck.core.journal.events import Event
 from quarterdeck.core.journal.store import RunRow, Signal, Store
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
 ROW_SECONDS = 0.5
@@ -104,6 +107,7 @@ class StoreTail(Generic[T]):
                 try:
                     found, after, more = self._fetch(store, after)
                 except Exception as exc:  # a locked or busy store: try again next poll
+                    log.debug("%s: reading the journal failed", self.what, exc_info=True)
                     self.error = f"{self.what}: {exc}"
                     found, more = [], False
                 if found and not self._put(found):

@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import Callable
@@ -19,8 +20,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
+from quarterdeck.core.actions.process_groups import die_with_parent, guard, release
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError, StepSkipped
+from quarterdeck.core.journal.events import EventType, StepProcess
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 _KILL_GRACE_SECONDS = 2.0
@@ -147,6 +150,7 @@ async def run_process(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
     except FileNotFoundError:
         if not cwd.is_dir():
@@ -177,7 +181,11 @@ async def run_process(
                 if len(stderr_tail) > stderr_keep:
                     del stderr_tail[0]
 
+    guard(proc.pid)  # killed with its whole group if this process dies first
     try:
+        if ctx.emit_event is not None:  # journaled, so a resume can kill what outlives us
+            group = StepProcess(pid=proc.pid, pgid=proc.pid, host=socket.gethostname())
+            await ctx.emit_event(EventType.STEP_PROCESS, group.to_data())
         await asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"))
         code = await proc.wait()
     except asyncio.CancelledError:
@@ -186,6 +194,7 @@ async def run_process(
     finally:
         if proc.returncode is None:
             await _kill_group(proc)
+        release(proc.pid)
     return code, last
 
 

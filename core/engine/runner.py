@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from quarterdeck.core.actions.process_groups import in_flight_groups, reap
 from quarterdeck.core.config import Settings, state_home
 from quarterdeck.core.definition.expressions import evaluate
 from quarterdeck.core.definition.inputs import public_inputs, secret_values
@@ -300,6 +301,7 @@ class Runner:
             )
         else:
             self.store.claim_run(self.run_id)
+            reap(self.run_id, in_flight_groups(self.prior.stages.values()))  # no orphans
             self.emit(RunResumed(by=self.options.started_by, pid=os.getpid()))
         signals = self._signals
         poller = loop.create_task(signals.poll())

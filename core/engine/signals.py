@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
 from quarterdeck.core.engine.approvals import approval_refusal
@@ -25,6 +26,8 @@ from quarterdeck.core.journal.events import (
 )
 from quarterdeck.core.journal.statuses import APPROVAL_DECIDED, ApprovalStatus, RunStatus
 from quarterdeck.core.journal.store import Signal
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -84,7 +87,7 @@ class Signals:
                     store.heartbeat(run_id)
                     last_beat = now
             except Exception:  # a locked store for a moment must not kill the run
-                pass
+                log.warning("run %s: reading signals failed; next poll", run_id, exc_info=True)
             await asyncio.sleep(self._ctx.options.signal_poll_interval)
 
     def process(self) -> None:

@@ -38,23 +38,14 @@ from quarterdeck.core.errors import InvalidInput, QuarterdeckError
 from quarterdeck.core.incidents.read import load
 from quarterdeck.core.incidents.record import record
 from quarterdeck.core.incidents.severity import label_severity, severity_name
+from quarterdeck.core.journal import alert_groups
 from quarterdeck.core.journal.store import Store
+from quarterdeck.core.journal.transactions import immediate
 
 ALERT_ACTOR = "alertmanager"
 MAX_BODY = 4 * 1024 * 1024
 HEADER_LIMIT = 64 * 1024
 READ_TIMEOUT = 30.0
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alert_groups (
-    group_key TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    notifications INTEGER NOT NULL DEFAULT 1
-);
-"""
 
 
 class _Loose(BaseModel):
@@ -193,8 +184,7 @@ class Intake:
     seen: list[Outcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        with Store(self.store_path) as store:
-            store.conn.executescript(SCHEMA)
+        Store(self.store_path).close()  # created or migrated (the alert_groups table) now
 
     def handle(self, payload: AlertmanagerPayload) -> Outcome:
         with Store(self.store_path) as store:
@@ -206,18 +196,12 @@ class Intake:
     def _handle(self, store: Store, payload: AlertmanagerPayload) -> Outcome:
         key = payload.groupKey
         now = self.now()
-        row = store.conn.execute(
-            "SELECT run_id, status FROM alert_groups WHERE group_key = ?", (key,)
-        ).fetchone()
+        row = alert_groups.group(store, key)
         if payload.status == "resolved":
             if row is None or not row[0]:
                 return Outcome("ignored", key, None, "no incident for this group; nothing to do")
             run_id = str(row[0])
-            store.conn.execute(
-                "UPDATE alert_groups SET status = 'resolved', updated_at = ?,"
-                " notifications = notifications + 1 WHERE group_key = ?",
-                (now, key),
-            )
+            alert_groups.mark(store, key, "resolved", now)
             names = ", ".join(sorted({a.labels.get("alertname", "?") for a in payload.alerts}))
             record(
                 store,
@@ -230,11 +214,7 @@ class Intake:
             return Outcome("resolved", key, run_id, f"marked the alert of run {run_id} resolved")
         if row is not None and row[0] and not self._closed(store, str(row[0])):
             run_id = str(row[0])
-            store.conn.execute(
-                "UPDATE alert_groups SET status = 'firing', updated_at = ?,"
-                " notifications = notifications + 1 WHERE group_key = ?",
-                (now, key),
-            )
+            alert_groups.mark(store, key, "firing", now)
             if row[1] == "resolved":  # it fires again while the incident is still open
                 record(
                     store,
@@ -246,35 +226,17 @@ class Intake:
                 )
             return Outcome("duplicate", key, run_id, f"already handled by run {run_id}")
         run_id = self.new_run_id()
-        store.conn.execute("BEGIN IMMEDIATE")
-        try:
-            current = store.conn.execute(
-                "SELECT run_id FROM alert_groups WHERE group_key = ?", (key,)
-            ).fetchone()
+        with immediate(store):
+            current = alert_groups.group(store, key)
             if (
                 current is not None and current[0] and (row is None or current[0] != row[0])
             ):  # another listener won the race
-                store.conn.execute("COMMIT")
-                return Outcome(
-                    "duplicate", key, str(current[0]), f"already handled by run {current[0]}"
-                )
-            store.conn.execute(
-                "INSERT INTO alert_groups (group_key, run_id, status, created_at, updated_at)"
-                " VALUES (?, ?, 'firing', ?, ?) ON CONFLICT(group_key) DO UPDATE SET"
-                " run_id = excluded.run_id, status = 'firing', updated_at = excluded.updated_at,"
-                " notifications = notifications + 1",
-                (key, run_id, now, now),
-            )
-            store.conn.execute("COMMIT")
-        except BaseException:
-            store.conn.execute("ROLLBACK")
-            raise
+                return Outcome("duplicate", key, current[0], f"already handled by run {current[0]}")
+            alert_groups.claim(store, key, run_id, now)
         try:
             started = self.start_run(payload, run_id)
         except QuarterdeckError as exc:
-            store.conn.execute(
-                "DELETE FROM alert_groups WHERE group_key = ? AND run_id = ?", (key, run_id)
-            )  # let the next notification try again
+            alert_groups.release(store, key, run_id)  # let the next notification try again
             return Outcome("ignored", key, None, f"could not start a run: {exc.message}")
         severity = severity_name(label_severity(payload_labels(payload)))
         return Outcome("started", key, started, f"started run {started} ({severity})")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from quarterdeck.core.incidents.model import SIGNAL_KIND, Incident, build
-from quarterdeck.core.incidents.read import incident_signals
+from quarterdeck.core.incidents.model import Incident, build
 from quarterdeck.core.incidents.severity import SEVERITIES, severity_name
+from quarterdeck.core.journal.incident_rows import incident_runs, incident_signals
 from quarterdeck.core.journal.store import Store
 
 RESOLUTION_BUCKETS = (60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400, float("inf"))
@@ -36,15 +36,11 @@ class IncidentCollector:
     def incidents(self) -> list[Incident]:
         out: list[Incident] = []
         with Store(self.store_path) as store:
-            rows = store.conn.execute(
-                "SELECT run_id, MAX(id) FROM signals WHERE kind = ? GROUP BY run_id",
-                (SIGNAL_KIND,),
-            ).fetchall()
-            for run_id, last in rows:
+            for run_id, last in incident_runs(store):
                 cached = self._cache.get(run_id)
                 if cached is None or cached[0] != last:
                     incident = build(run_id, store.events(run_id), incident_signals(store, run_id))
-                    self._cache[run_id] = (int(last), incident)
+                    self._cache[run_id] = (last, incident)
                 out.append(self._cache[run_id][1])
         return out
 

@@ -50,10 +50,11 @@ from quarterdeck.core.journal.events import (
     RunStarted,
     RunUnpaused,
 )
+from quarterdeck.core.journal.incident_rows import INCIDENT_KIND
 from quarterdeck.core.journal.statuses import RunStatus
 from quarterdeck.core.journal.store import Signal
 
-SIGNAL_KIND = "incident"
+SIGNAL_KIND = INCIDENT_KIND  # the rows are in quarterdeck.core.journal.incident_rows
 MILESTONES = ("detected", "acknowledged", "investigating", "identified", "mitigated", "resolved")
 ROLES = ("commander", "operations", "communications", "scribe")
 ROLE_TITLES = {

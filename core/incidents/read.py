@@ -4,23 +4,13 @@ incident folded from them, and the newest open one (what ``warroom`` opens by de
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from quarterdeck.core.errors import InvalidInput
-from quarterdeck.core.incidents.model import SIGNAL_KIND, Incident, build
+from quarterdeck.core.incidents.model import Incident, build
+from quarterdeck.core.journal.incident_rows import incident_signals
 from quarterdeck.core.journal.statuses import RUN_ACTIVE
-from quarterdeck.core.journal.store import Signal, Store
-
-
-def incident_signals(store: Store, run_id: str, after: int = 0) -> list[Signal]:
-    """Every incident signal of a run (consumed or not), oldest first."""
-    rows = store.conn.execute(
-        "SELECT id, run_id, kind, target, actor, reason, data, created_at FROM signals"
-        " WHERE run_id = ? AND kind = ? AND id > ? ORDER BY id",
-        (run_id, SIGNAL_KIND, after),
-    ).fetchall()
-    return [Signal(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
+from quarterdeck.core.journal.store import Store
 
 
 def load(store: Store, run_id: str) -> Incident:
@@ -52,3 +42,6 @@ def latest_incident(store: Store, limit: int = 200) -> str:
         hint="start one with `quarterdeck run incident-response` or "
         "`quarterdeck listen --alertmanager 127.0.0.1:PORT`",
     )
+
+
+__all__ = ["incident_signals", "is_incident_run", "latest_incident", "load"]

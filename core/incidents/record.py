@@ -10,8 +10,6 @@ cannot both win. Resolving then writes the postmortem draft
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +19,9 @@ from quarterdeck.core.config import Settings, load_settings
 from quarterdeck.core.errors import QuarterdeckError
 from quarterdeck.core.incidents import postmortem
 from quarterdeck.core.incidents.model import SIGNAL_KIND, Incident, build
-from quarterdeck.core.incidents.read import incident_signals
+from quarterdeck.core.journal.incident_rows import incident_signals, insert_incident_row
 from quarterdeck.core.journal.store import Signal, Store
+from quarterdeck.core.journal.transactions import immediate
 
 
 @dataclass
@@ -59,44 +58,25 @@ def record(
     payload = {**(data or {}), "action": action}
     text = str(payload.get("text") or "")
     ts = time.time() if now is None else now
-    conn = store.conn
-    for attempt in range(50):
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            break
-        except sqlite3.OperationalError:  # busy beyond busy_timeout: try a little longer
-            if attempt == 49:
-                raise
-            time.sleep(0.05)
-    try:
+    with immediate(store):
         incident = build(run_id, store.events(run_id), incident_signals(store, run_id))
         why = incident.why_not(actor, action, payload)
         signal_id = 0
         if why is None or keep_refused:
             outcome = "recorded" if why is None else f"refused: {why}"
-            cur = conn.execute(
-                "INSERT INTO signals (run_id, kind, target, actor, reason, data, created_at,"
-                " consumed_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    SIGNAL_KIND,
-                    action,
-                    actor,
-                    text,
-                    json.dumps(payload, default=str),
-                    ts,
-                    ts,
-                    outcome,
-                ),
+            signal_id = insert_incident_row(
+                store,
+                run_id,
+                action,
+                actor=actor,
+                text=text,
+                payload=payload,
+                ts=ts,
+                outcome=outcome,
             )
-            signal_id = int(cur.lastrowid or 0)
             incident.apply_signal(
                 Signal(signal_id, run_id, SIGNAL_KIND, action, actor, text, payload, ts)
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     done = Recorded(signal_id, why, incident)
     if action == "resolve" and why is None:
         try:

@@ -52,6 +52,7 @@ class EventType(StrEnum):
     STEP_RETRY = "step.retry"
     STEP_FINISHED = "step.finished"
     STEP_SKIPPED = "step.skipped"
+    STEP_PROCESS = "step.process"
     GATE_EVALUATED = "gate.evaluated"
     GATE_SKIPPED = "gate.skipped"
     APPROVAL_REQUESTED = "approval.requested"
@@ -284,6 +285,17 @@ class StepSkipped(_Of):
     reason: str | None = field(metadata=meta(None))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepProcess(_Of):
+    """A step started a process group; ``resume`` kills what is left of an in-flight
+    step's groups (on this host) before running the step again."""
+
+    TYPES = (EventType.STEP_PROCESS,)
+    pid: int = field(metadata=meta(0, parse=_INT))
+    pgid: int = field(metadata=meta(0, parse=_INT))
+    host: str = field(metadata=meta(""))
+
+
 # -- gates and approvals ---------------------------------------------------------------------
 
 
@@ -465,6 +477,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         StepRetry,
         StepFinished,
         StepSkipped,
+        StepProcess,
         GateEvaluated,
         GateSkipped,
         ApprovalRequested,

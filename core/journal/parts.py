@@ -39,6 +39,7 @@ class StepState:
     via: str | None = None
     next_retry_at: float | None = None
     lines: int = 0
+    process_groups: list[tuple[str, int]] = field(default_factory=list)  # (host, pgid)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL))
 
     @property

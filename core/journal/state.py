@@ -40,6 +40,7 @@ from quarterdeck.core.journal.events import (
     StageStarted,
     StepFinished,
     StepOutput,
+    StepProcess,
     StepRetry,
     StepSkipped,
     StepStarted,
@@ -360,6 +361,10 @@ def _step_finished(s: RunState, event: Event, p: StepFinished) -> None:
         step.attempts = p.attempt
 
 
+def _step_process(s: RunState, event: Event, p: StepProcess) -> None:
+    s._step(event).process_groups.append((p.host, p.pgid))
+
+
 def _step_skipped(s: RunState, event: Event, p: StepSkipped) -> None:
     step = s._step(event)
     step.status = StepStatus.SKIPPED
@@ -489,6 +494,7 @@ _FOLD: dict[str, Callable[[RunState, Event, Any], None]] = {
     EventType.STEP_RETRY: _step_retry,
     EventType.STEP_FINISHED: _step_finished,
     EventType.STEP_SKIPPED: _step_skipped,
+    EventType.STEP_PROCESS: _step_process,
     EventType.GATE_EVALUATED: _gate_evaluated,
     EventType.GATE_SKIPPED: _gate_skipped,
     EventType.APPROVAL_REQUESTED: _approval_requested,

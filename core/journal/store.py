@@ -13,57 +13,17 @@ import os
 import socket
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quarterdeck.core.errors import InvalidInput
+from quarterdeck.core.journal import schema
 from quarterdeck.core.journal.events import Event
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RunStatus
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    title TEXT NOT NULL DEFAULT '',
-    workflow_path TEXT NOT NULL DEFAULT '',
-    definition TEXT NOT NULL DEFAULT '',
-    workdir TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    inputs TEXT NOT NULL DEFAULT '{}',
-    started_by TEXT NOT NULL DEFAULT '',
-    pid INTEGER,
-    host TEXT NOT NULL DEFAULT '',
-    heartbeat REAL
-);
-CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
-CREATE TABLE IF NOT EXISTS events (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    type TEXT NOT NULL,
-    stage TEXT,
-    step TEXT,
-    data TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS signals (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    target TEXT,
-    actor TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    data TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    consumed_at REAL,
-    outcome TEXT
-);
-CREATE INDEX IF NOT EXISTS signals_run ON signals(run_id, id);
-"""
+from quarterdeck.core.journal.store_errors import GuardedConnection, StoreError
 
 SIGNAL_KINDS = frozenset(
     {
@@ -129,6 +89,11 @@ def _iso(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -146,9 +111,21 @@ def _pid_alive(pid: int) -> bool:
 class Store:
     """One connection to the journal. Not thread-safe: open one per thread."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+        """Open (and create or migrate) the store; ``readonly`` never writes a byte.
+
+        A read-only store is opened with ``mode=ro`` (``immutable=1`` when even the WAL
+        index cannot be read that way, as on a read-only copy); a missing one reads as
+        empty instead of being created.
+        """
         self.path = Path(path)
-        if str(path) != ":memory:":
+        self.readonly = readonly
+        self._identity: tuple[int, int] | None = None
+        memory = str(path) == ":memory:"
+        if readonly and not memory:
+            self.conn = self._open_readonly()
+            return
+        if not memory:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -157,16 +134,85 @@ class Store:
                     hint="set QUARTERDECK_HOME or pass --store to a writable place",
                 ) from None
         try:
-            self.conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+            raw = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError.of(self.path, exc) from exc
+        self.conn = GuardedConnection(raw, self.path)
+        try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA busy_timeout=10000")
-            self.conn.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise InvalidInput(
-                f"cannot open the store {path}: {exc}",
-                hint="is it a Quarterdeck store? pass --store to use another",
-            ) from None
+            schema.migrate(self.conn, self.path)
+        except BaseException:
+            raw.close()
+            raise
+        if not memory:
+            self._identity = _identity(self.path)
+
+    def _open_readonly(self) -> GuardedConnection:
+        if not self.path.exists():  # nothing journaled yet: an empty store, made in memory
+            return self._open_readonly_empty()
+        quoted = urllib.parse.quote(str(self.path.resolve()))
+        last: StoreError | None = None
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                raw = sqlite3.connect(f"file:{quoted}?{flags}", uri=True, isolation_level=None)
+            except sqlite3.Error as exc:
+                last = StoreError.of(self.path, exc)
+                continue
+            conn = GuardedConnection(raw, self.path)
+            try:
+                conn.execute("PRAGMA busy_timeout=10000")
+                schema.refuse_newer(self.path, schema.version(conn))
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            except StoreError as exc:
+                raw.close()
+                if exc.kind.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
+                    last = exc  # the WAL index cannot be shared read-only: read as immutable
+                    continue
+                raise
+            if "runs" not in tables:
+                raw.close()
+                if tables:
+                    raise StoreError(
+                        f"the store {self.path} is not a Quarterdeck store (it has no runs table)",
+                        hint="is --store / $QUARTERDECK_HOME pointing at the right file?",
+                        path=self.path,
+                        kind="SQLITE_NOTADB",
+                    )
+                return self._open_readonly_empty()
+            return conn
+        assert last is not None
+        raise last
+
+    def _open_readonly_empty(self) -> GuardedConnection:
+        conn = GuardedConnection(sqlite3.connect(":memory:", isolation_level=None), self.path)
+        schema.migrate(conn, self.path)
+        return conn
+
+    def check_file(self) -> None:
+        """Raise if the store's file was deleted or replaced since it was opened.
+
+        SQLite keeps writing to the file it opened, so a journal deleted or swapped under a
+        running run would otherwise "succeed" into a file nobody can read.
+        """
+        if self._identity is None:
+            return
+        try:
+            now = _identity(self.path)
+        except FileNotFoundError:
+            what = "was deleted"
+        else:
+            if now == self._identity:
+                return
+            what = "was replaced by another file"
+        raise StoreError(
+            f"the store {self.path} {what} while this process was writing to it",
+            hint="restore the file, then `quarterdeck resume` the run; check what removed it "
+            "(a cleanup job, a sync tool)",
+            path=self.path,
+            kind="replaced",
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -300,11 +346,17 @@ class Store:
             dead = time.time() - run.heartbeat > HEARTBEAT_STALE_SECONDS
         if not dead:
             return run
-        self.conn.execute(
-            "UPDATE runs SET status = 'interrupted' WHERE id = ? AND status = ?",
-            (run.id, run.status),
-        )
+        if not self.readonly:  # reading never writes; the next writer records it
+            self.conn.execute(
+                "UPDATE runs SET status = 'interrupted' WHERE id = ? AND status = ?",
+                (run.id, run.status),
+            )
         return RunRow(**{**run.__dict__, "status": RunStatus.INTERRUPTED})
+
+    def workflow_names(self) -> list[str]:
+        """Every workflow that has a run, sorted (the history's filter)."""
+        rows = self.conn.execute("SELECT DISTINCT workflow FROM runs").fetchall()
+        return sorted(r[0] for r in rows)
 
     def is_live(self, run_id: str) -> bool:
         return self.get_run(run_id).status in RUN_ACTIVE
@@ -313,6 +365,7 @@ class Store:
 
     def append(self, event: Event) -> None:
         """Commit one event (its ``seq`` and ``ts`` already set)."""
+        self.check_file()
         self.conn.execute(
             "INSERT INTO events (run_id, seq, ts, type, stage, step, data) VALUES (?,?,?,?,?,?,?)",
             (
@@ -342,6 +395,7 @@ class Store:
         ]
         if not rows:
             return
+        self.check_file()
         self.conn.execute("BEGIN")
         try:
             self.conn.executemany(

@@ -13,6 +13,7 @@ a headless run may push once at its end to a Pushgateway, grouped by workflow.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from quarterdeck.core.journal.events import (
     TokensUsed,
 )
 from quarterdeck.core.journal.statuses import GateStatus, StageStatus
+
+log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "quarterdeck"
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, float("inf"))
@@ -159,7 +162,7 @@ class MetricsSubscriber:
         try:
             self._apply(event)
         except Exception:  # metrics must never break a run
-            return
+            log.warning("metrics could not count %s", event.type, exc_info=True)
 
     def _end_hold(self, run: _Run, ts: float) -> None:
         if run.persona and run.since is not None:

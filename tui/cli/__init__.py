@@ -17,13 +17,15 @@ Textual is imported only by the commands that open the cockpit.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import sys
 from typing import Annotated
 
 import typer
 
 from quarterdeck.core.errors import ExitCode, QuarterdeckError
-from quarterdeck.tui.cli import catalog, demo, history, incidents, run, signals
+from quarterdeck.tui.cli import catalog, demo, history, incidents, run, signals, stopping
 from quarterdeck.tui.cli.common import AsOpt, StoreOpt, err, interactive
 
 app = typer.Typer(
@@ -57,8 +59,14 @@ def main_callback(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit"
         ),
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what happens to stderr, too")
+    ] = False,
 ) -> None:
     """Open the cockpit when no command is given."""
+    from quarterdeck.core.logs import setup
+
+    setup(verbose=verbose)
     if ctx.invoked_subcommand is not None:
         return
     if not interactive():
@@ -81,9 +89,17 @@ def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except QuarterdeckError as exc:  # pragma: no cover - commands handle their own
+    except QuarterdeckError as exc:  # commands handle their own; a store can fail anywhere
+        logging.getLogger(__name__).debug("command failed", exc_info=True)
         err(f"error: {exc}")
         sys.exit(int(exc.exit_code))
+    except sqlite3.Error as exc:  # a store read outside the journal's guarded connection
+        logging.getLogger(__name__).error("store error", exc_info=True)
+        err(f"error: the store failed: {exc}")
+        err("  hint: check --store / $QUARTERDECK_HOME; run with --verbose for details")
+        sys.exit(int(ExitCode.INVALID))
     except KeyboardInterrupt:
         err("interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))
+    finally:
+        stopping.exiting()  # the exit code is settled: a late SIGTERM must not make it 143

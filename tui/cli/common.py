@@ -7,6 +7,7 @@ from the contract (../shared/ARCHITECTURE.md, "CLI").
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Annotated, NoReturn
@@ -56,6 +57,9 @@ def err(message: str) -> None:
 
 def fail(exc: QuarterdeckError) -> NoReturn:
     """Say what was wrong (every problem of a definition) and exit with its code."""
+    logging.getLogger(__name__).info(
+        "exit %d: %s", int(exc.exit_code), exc, exc_info=exc.__cause__ is not None
+    )
     if isinstance(exc, DefinitionError):
         for problem in exc.problems:
             err(str(problem))

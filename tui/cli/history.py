@@ -39,7 +39,9 @@ def runs(
     from quarterdeck.tui.launch import open_store
 
     try:
-        rows = open_store(store).list_runs(limit=limit, workflow=workflow, status=status)
+        rows = open_store(store, readonly=True).list_runs(
+            limit=limit, workflow=workflow, status=status
+        )
     except QuarterdeckError as exc:
         fail(exc)
     if json_out:
@@ -68,7 +70,7 @@ def show(
     from quarterdeck.tui.launch import open_store, read_state
 
     try:
-        db = open_store(store)
+        db = open_store(store, readonly=True)
         state = read_state(db, run_id)
         incident = for_show(db, state.id)
     except QuarterdeckError as exc:
@@ -95,7 +97,7 @@ def attach(
     from quarterdeck.tui.launch import open_store
 
     try:
-        row = open_store(store).get_run(run_id)
+        row = open_store(store, readonly=True).get_run(run_id)
     except QuarterdeckError as exc:
         fail(exc)
     if not interactive():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +13,7 @@ import typer
 
 from quarterdeck.core.definition.graph import layers
 from quarterdeck.core.errors import InvalidInput, QuarterdeckError
+from quarterdeck.core.journal.statuses import RUN_DONE
 from quarterdeck.tui.cli.common import (
     EXIT_CODES_HELP,
     AsOpt,
@@ -130,28 +130,31 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
     """Run to the end with a renderer attached; Ctrl-C and SIGTERM stop it resumably.
     Returns the exit code from the contract."""
     from quarterdeck.core.engine.runner import exit_code_for
+    from quarterdeck.core.journal.store_errors import StoreError
+    from quarterdeck.tui.cli.stopping import Stops
     from quarterdeck.tui.headless.render import LiveRenderer, PlainRenderer
 
+    stops = Stops()
+    stops.install()  # before the loop, kept after it: every stop signal means 130
+
     async def go() -> Any:
-        loop = asyncio.get_running_loop()
-        for sig, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated")):
-            try:
-                loop.add_signal_handler(sig, runner.interrupt, why)
-            except (NotImplementedError, RuntimeError):
-                pass
+        stops.bind(runner.interrupt)
         return await runner.run()
 
-    if live:
-        with LiveRenderer(runner.state) as renderer:
-            runner.subscribers.append(renderer)
+    try:
+        if live:
+            with LiveRenderer(runner.state) as renderer:
+                runner.subscribers.append(renderer)
+                if extras is not None:
+                    extras.attach(runner)
+                state = asyncio.run(go())
+        else:
+            runner.subscribers.append(PlainRenderer(runner.state, color=color()))
             if extras is not None:
                 extras.attach(runner)
             state = asyncio.run(go())
-    else:
-        runner.subscribers.append(PlainRenderer(runner.state, color=color()))
-        if extras is not None:
-            extras.attach(runner)
-        state = asyncio.run(go())
+    except StoreError as exc:
+        return store_failed(runner, exc)
     if extras is not None:
         extras.finish(runner, state)
     if json_out:
@@ -160,6 +163,30 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
     if not json_out:
         err(f"run {state.id}: {state.status}")
     return int(runner.exit_code if runner.exit_code is not None else exit_code_for(state.status))
+
+
+DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "replaced", "newer-schema")
+
+
+def store_failed(runner: Any, exc: Any) -> int:
+    """The journal failed under a run: 130 if the run can be resumed from it, else 2."""
+    from quarterdeck.core.errors import ExitCode
+    from quarterdeck.core.journal.store import Store
+
+    err(f"error: {exc.message}")
+    if exc.hint:
+        err(f"  hint: {exc.hint}")
+    resumable = False
+    if not exc.kind.startswith(DAMAGED):  # full, locked, read-only, I/O: fixable in place
+        try:
+            with Store(runner.store.path, readonly=True) as db:
+                resumable = db.get_run(runner.run_id).status not in RUN_DONE
+        except QuarterdeckError:
+            pass
+    if not resumable:
+        return int(ExitCode.INVALID)
+    err(f"run {runner.run_id} stopped; once the store is fixed: quarterdeck resume {runner.run_id}")
+    return int(ExitCode.INTERRUPTED)
 
 
 @commands.command(epilog=EXIT_CODES_HELP)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -38,6 +39,8 @@ from quarterdeck.core.journal.events import (
     StepFinished,
 )
 from quarterdeck.core.journal.statuses import StageStatus, StepStatus
+
+log = logging.getLogger(__name__)
 
 #: GitHub shows at most this many annotations of each kind per step; later ones vanish.
 ANNOTATION_LIMIT = 10
@@ -104,7 +107,7 @@ class GitHubActions:
         try:
             self._handle(event)
         except Exception:  # the log decoration must never break a run
-            return
+            log.warning("the CI log could not show %s", event.type, exc_info=True)
 
     def _handle(self, event: Event) -> None:
         p = event.payload()
