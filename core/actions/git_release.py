@@ -42,6 +42,7 @@ from quarterdeck.core.actions.conventional import (
     release_level,
 )
 from quarterdeck.core.actions.git import Log, RepoParams, head_sha, open_repo, repo_path, threaded
+from quarterdeck.core.actions.paths import confined
 from quarterdeck.core.errors import NonRetryableError
 
 
@@ -218,7 +219,7 @@ async def bump_version(params: BumpParams, ctx: ActionContext) -> dict[str, Any]
 
     def work(log: Log) -> dict[str, Any]:
         repo = open_repo(root)
-        path = root / params.file
+        path = confined(root, params.file, [root], "file")
         if not path.is_file():
             raise NonRetryableError(f"version file not found: {path}")
         text = path.read_text(encoding="utf-8")
@@ -309,7 +310,7 @@ async def changelog(params: ChangelogParams, ctx: ActionContext) -> dict[str, An
         head_sha(repo)
         version = params.version
         if version is None:
-            vpath = root / params.version_file
+            vpath = confined(root, params.version_file, [root], "version_file")
             if not vpath.is_file():
                 raise NonRetryableError(
                     f"no `version:` given and {params.version_file} not found in {root}"
@@ -338,7 +339,7 @@ async def changelog(params: ChangelogParams, ctx: ActionContext) -> dict[str, An
         compare = None
         if forge is not None and since:
             compare = forge.compare_url(since, own_tag or f"{params.tag_prefix}{version}")
-        path = root / params.file
+        path = confined(root, params.file, [root], "file")
         existing = path.read_text(encoding="utf-8") if path.is_file() else None
         previous = find_section(existing, version) if existing is not None else None
         breaking = len(entries.sections.get("Breaking changes", []))

@@ -29,6 +29,7 @@ from pydantic import Field, field_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import split_command
+from quarterdeck.core.actions.paths import confined
 from quarterdeck.core.actions.shell_script import remote_shell_line
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
@@ -311,11 +312,16 @@ class SSHCopyParams(_SSHParams):
     direction: Literal["upload", "download"] = "upload"
     recurse: bool = Field(default=False, description="Copy directories")
     preserve: bool = Field(default=False, description="Keep modes and times")
+    allow_outside: bool = Field(
+        default=False,
+        description="Let the local path be outside the work dir and run dir",
+    )
 
 
-def _local(path: str, ctx: ActionContext) -> Path:
-    p = Path(os.path.expanduser(path))
-    return p if p.is_absolute() else ctx.workdir / p
+def _local(path: str, ctx: ActionContext, what: str, allow_outside: bool) -> Path:
+    """The local side of a copy, confined to the workspace unless ``allow_outside``."""
+    roots = [ctx.workdir, ctx.run_dir]
+    return confined(ctx.workdir, path, roots, what, allow_outside=allow_outside)
 
 
 async def _same_remote(sftp: asyncssh.SFTPClient, remote: str, local: Path) -> bool:
@@ -339,7 +345,7 @@ async def ssh_copy(params: SSHCopyParams, ctx: ActionContext) -> dict[str, Any]:
     """Copy files to or from hosts over SFTP; an identical remote file is left alone."""
     many = len(set(params.hosts)) > 1
     if params.direction == "upload":
-        src = _local(params.src, ctx)
+        src = _local(params.src, ctx, "src", params.allow_outside)
         if not src.exists():
             raise NonRetryableError(f"nothing to upload: {src} does not exist")
         if src.is_dir() and not params.recurse:
@@ -361,7 +367,7 @@ async def ssh_copy(params: SSHCopyParams, ctx: ActionContext) -> dict[str, Any]:
                     ctx.log(f"[{label}] uploaded {src} → {target}")
                 result.extra["path"] = target
             else:
-                dest = _local(params.dest, ctx)
+                dest = _local(params.dest, ctx, "dest", params.allow_outside)
                 if many:
                     dest = dest / re.sub(r"[^\w.-]", "_", label)
                 (dest if many else dest.parent).mkdir(parents=True, exist_ok=True)
