@@ -33,7 +33,7 @@ def test_a_symlink_out_of_the_workspace_is_refused(tmp_path: Path) -> None:
     inside = tmp_path / "ws"
     inside.mkdir()
     (inside / "link").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(NonRetryableError, match="elsewhere/CHANGELOG.md is outside"):
+    with pytest.raises(NonRetryableError, match=r"elsewhere/CHANGELOG\.md is outside"):
         confined(inside, "link/CHANGELOG.md", [inside], "file")
 
 
