@@ -38,6 +38,9 @@ MAX_DEPTH = 100
 """Deepest nesting of mappings and sequences (a step in 40 levels of fallbacks fits)."""
 MAX_NODES = 100_000
 """Most values a document may hold once its aliases are expanded."""
+# libyaml's parser when PyYAML was built with it (it is in the wheels): ~30x faster than
+# the pure-Python one, so a 1,200-step file validates in well under a second
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,7 +91,7 @@ def format_path(loc: Loc, data: Any = None) -> str:
 
 
 class _Builder:
-    def __init__(self, loader: yaml.SafeLoader, source: SourceMap) -> None:
+    def __init__(self, loader: Any, source: SourceMap) -> None:
         self.loader = loader
         self.source = source
         self.problems: list[Problem] = []
@@ -199,7 +202,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         raise DefinitionError([_marked_problem(exc, file)]) from None
     except yaml.YAMLError as exc:
         raise DefinitionError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -252,7 +255,7 @@ def check_bounds(text: str, file: str) -> None:
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         return DefinitionError([Problem(file, line, col, message)])
 
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.AliasEvent):
             anchor = event.anchor or ""
             if any(name == anchor for name, _ in open_nodes):
