@@ -113,3 +113,24 @@ def test_ordinary_expressions_still_work() -> None:
     assert render("{{ 'ab' * inputs.n }}", scope) == "ababab"
     assert render("{{ inputs.names | sort | join(',') }}", scope) == "a,b"
     assert render("v{{ '%05d' % inputs.n }}", scope) == "v00003"
+
+
+def deep_fallbacks(levels: int) -> str:
+    text = "name: deep\nstages:\n  - id: s\n    steps:\n"
+    text += "      - id: f0\n        uses: shell\n        with: {run: 'false'}\n"
+    for i in range(1, levels + 1):
+        pad = " " * (8 + 4 * (i - 1))
+        run = "'true'" if i == levels else "'false'"
+        text += f"{pad}fallback:\n{pad}  - id: f{i}\n{pad}    uses: shell\n"
+        text += f"{pad}    with: {{run: {run}}}\n"
+    return text
+
+
+def test_deep_fallbacks_within_the_limit_validate_and_run(tmp_path: Path) -> None:
+    from tests.helpers import run_workflow
+
+    ran = run_workflow(tmp_path, deep_fallbacks(40))
+    assert ran.state.status == "succeeded"
+    ids = [step.id for _stage, step in ran.runner.loaded.workflow.all_steps()]
+    assert ids == [f"f{i}" for i in range(41)]
+    assert ran.state.step("f0").via == "f1"  # type: ignore[union-attr]
