@@ -156,7 +156,7 @@ def _child(path: str, max_as: int, out_fd: int) -> None:
         lines = [ln for ln in stderr.getvalue().splitlines() if ln.startswith(path)]
         if code == 0:
             verdict = {"kind": "valid"}
-        elif code == 2 and lines and all(LOCATED.match(ln) for ln in lines[:-1] or lines):
+        elif code == 2 and lines and all(LOCATED.match(ln) for ln in lines):
             verdict = {"kind": "rejected"}
         else:
             verdict = {"kind": "bad-exit", "detail": f"exit {code}: {stderr.getvalue()[-300:]}"}

@@ -5,8 +5,9 @@ bombs: ``'a' * 10**9`` builds a 1 GB string, ``2**20000`` a 20,000-bit integer, 
 optimizer folds such constants *while compiling*. Here the optimizer is off, the
 arithmetic operators go through :meth:`LimitedEnvironment.call_binop` (which refuses a
 result over :data:`MAX_TEXT` items or :data:`MAX_INT_BITS` bits before computing it), and
-every call and filter refuses a numeric argument over :data:`MAX_CALL_INT` (``center``,
-``ljust``, ``lipsum``... take a size). Nesting deeper than :data:`MAX_NESTING` brackets is
+string methods and size-taking filters refuse a numeric argument over
+:data:`MAX_CALL_INT` (``center``, ``ljust``, ``indent``... take a width); ``lipsum`` is
+gone, and every call's or filter's result is checked against :data:`MAX_TEXT`. Nesting deeper than :data:`MAX_NESTING` brackets is
 refused before Jinja's recursive-descent parser sees it.
 """
 
@@ -71,19 +72,24 @@ def _check_result(value: Any, what: str) -> Any:
     return value
 
 
+# filters whose numeric arguments are sizes (widths, counts); `default(500000)` is not one
+_SIZE_FILTERS = frozenset({"center", "indent", "wordwrap", "truncate", "batch", "slice"})
+
+
+_SIZE_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
+
+
 def _limited_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` refusing big numeric arguments; the pass_* markers are kept by wraps."""
+    """``fn`` refusing big size arguments and results; wraps keeps the pass_* markers."""
+    sized = name in _SIZE_FILTERS
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _check_args(tuple(a for a in args[1:] if not _is_sized_data(a)), kwargs, name)
+        if sized:
+            _check_args(tuple(a for a in args[1:] if not isinstance(a, _SIZED)), kwargs, name)
         return _check_result(fn(*args, **kwargs), name)
 
     return wrapper
-
-
-def _is_sized_data(value: Any) -> bool:
-    return isinstance(value, (*_SIZED, dict))
 
 
 class LimitedEnvironment(ImmutableSandboxedEnvironment):
@@ -103,7 +109,8 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         owner = getattr(__obj, "__self__", None)
         name = getattr(__obj, "__name__", "call")
-        _check_args(args, kwargs, name)
+        if isinstance(owner, str | bytes) and name in _SIZE_METHODS:
+            _check_args(args, kwargs, name)
         if (
             isinstance(owner, str)
             and name in ("format", "format_map")

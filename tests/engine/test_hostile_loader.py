@@ -113,6 +113,8 @@ def test_ordinary_expressions_still_work() -> None:
     assert render("{{ 'ab' * inputs.n }}", scope) == "ababab"
     assert render("{{ inputs.names | sort | join(',') }}", scope) == "a,b"
     assert render("v{{ '%05d' % inputs.n }}", scope) == "v00003"
+    assert render("{{ inputs.missing | default(500000) }}", {"inputs": {}}) == 500000
+    assert render("{{ 'x'.split(',', 200000) }}", scope) == ["x"]
 
 
 def deep_fallbacks(levels: int) -> str:
