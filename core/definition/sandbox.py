@@ -7,8 +7,9 @@ arithmetic operators go through :meth:`LimitedEnvironment.call_binop` (which ref
 result over :data:`MAX_TEXT` items or :data:`MAX_INT_BITS` bits before computing it), and
 string methods and size-taking filters refuse a numeric argument over
 :data:`MAX_CALL_INT` (``center``, ``ljust``, ``indent``... take a width); ``lipsum`` is
-gone, and every call's or filter's result is checked against :data:`MAX_TEXT`. Nesting deeper than :data:`MAX_NESTING` brackets is
-refused before Jinja's recursive-descent parser sees it.
+gone, and every call's or filter's result is checked against :data:`MAX_TEXT`. Nesting
+deeper than :data:`MAX_NESTING` brackets is refused before Jinja's recursive-descent
+parser sees it.
 """
 
 from __future__ import annotations
