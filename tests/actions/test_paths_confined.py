@@ -84,3 +84,13 @@ def test_bump_version_file_outside_the_repo_is_refused(repo: Repo, tmp_path: Pat
     with pytest.raises(NonRetryableError, match="is outside the workspace"):
         run_action("git.bump_version", params, tmp_path)
     assert 'version = "1.0.0"' in outside.read_text()
+
+
+def test_build_outdir_outside_the_project_is_refused_before_building(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "1"\n')
+    params = {"project": str(project), "outdir": "../../../../../../../../tmp/qd-elsewhere"}
+    with pytest.raises(NonRetryableError, match=r"outdir: /tmp/qd-elsewhere is outside"):
+        run_action("python.build", params, tmp_path)
+    assert not Path("/tmp/qd-elsewhere").exists()
