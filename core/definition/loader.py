@@ -249,6 +249,7 @@ def check_bounds(text: str, file: str) -> None:
     sizes: dict[str, int] = {}
     open_nodes: list[tuple[str | None, int]] = []
     total = 0
+    sizes_used = False
 
     def refuse(event: yaml.Event, message: str) -> DefinitionError:
         mark = event.start_mark
@@ -261,6 +262,7 @@ def check_bounds(text: str, file: str) -> None:
             if any(name == anchor for name, _ in open_nodes):
                 raise refuse(event, f"recursive alias *{anchor} (it refers to itself)")
             total += sizes.get(anchor, 1)
+            sizes_used = True
         elif isinstance(event, yaml.ScalarEvent):
             total += 1
             if event.anchor:
@@ -275,7 +277,8 @@ def check_bounds(text: str, file: str) -> None:
             if opened:
                 sizes[opened] = total - start + 1
         if total > MAX_NODES:
-            raise refuse(event, f"aliases expand to more than {MAX_NODES} values (an alias bomb?)")
+            what = "aliases expand to" if sizes_used else "the document holds"
+            raise refuse(event, f"{what} more than {MAX_NODES} values")
 
 
 def _unwrap(annotation: Any) -> Any:

@@ -73,6 +73,13 @@ def test_three_typos_are_three_messages_in_one_run() -> None:
     assert any("unknown parameter 'cdw' for shell; did you mean 'cwd'?" in m for m in messages)
 
 
+def test_many_values_without_aliases_are_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "wide.yaml"
+    path.write_text("name: x\nstages: []\nwide: [" + "1," * 100_001 + "1]\n")
+    with pytest.raises(DefinitionError, match="the document holds more than 100000 values"):
+        load_workflow(path)
+
+
 def test_an_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text("name: x\nstages: []\n# " + "x" * (2 << 20) + "\n")
