@@ -21,6 +21,7 @@ from pydantic import Field, field_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.process_groups import die_with_parent, guard, release
+from quarterdeck.core.actions.shell_script import shell_argv
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError, StepSkipped
 from quarterdeck.core.journal.events import EventType, StepProcess
@@ -54,11 +55,6 @@ def split_command(template: str, render_text: Callable[[str], str]) -> list[str]
         return render_text(pieces[int(match.group(1))])
 
     return [re.sub(r"\x00(\d+)\x00", restore, word) for word in words]
-
-
-def quote_templates(template: str, render_text: Callable[[str], str]) -> str:
-    """For ``shell: true``: substitute each template as a single shell-quoted word."""
-    return _TEMPLATE.sub(lambda m: shlex.quote(render_text(m.group(0))), template)
 
 
 def coerce_output(value: str) -> Any:
@@ -105,7 +101,11 @@ class ShellParams(ActionParams):
     run: str = Field(description="Command line; split like a shell, templates stay one argv each")
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
-    shell: bool = Field(default=False, description="Run through /bin/sh -c (values are quoted)")
+    shell: bool = Field(
+        default=False,
+        description="Run through /bin/sh -c; templated values are passed as parameters, "
+        "never pasted into the script",
+    )
     stdout_tail: int = Field(default=50, ge=0, le=10_000)
 
 
@@ -210,8 +210,10 @@ def child_env(ctx: ActionContext, extra: dict[str, str]) -> dict[str, str]:
 @action("shell", ShellParams, raw=("run",))
 async def shell(params: ShellParams, ctx: ActionContext) -> dict[str, Any]:
     """Run a command; outputs its exit code, the last stdout lines and $QUARTERDECK_OUTPUT."""
-    env = child_env(ctx, {k: ctx.render_text(v) for k, v in params.env.items()})
-    cwd = ctx.workdir if params.cwd is None else Path(ctx.render_text(params.cwd))
+    # env and cwd were rendered once with the other parameters; a value is data now, and
+    # rendering it again would evaluate any `{{ }}` an input or an output carried
+    env = child_env(ctx, dict(params.env))
+    cwd = ctx.workdir if params.cwd is None else Path(params.cwd)
     if not cwd.is_absolute():
         cwd = ctx.workdir / cwd
     out_file = ctx.run_dir / "outputs" / f"{ctx.step_id}-{ctx.attempt}-{uuid.uuid4().hex[:6]}"
@@ -219,7 +221,7 @@ async def shell(params: ShellParams, ctx: ActionContext) -> dict[str, Any]:
     out_file.write_text("")
     env["QUARTERDECK_OUTPUT"] = str(out_file)
     if params.shell:
-        argv = ["/bin/sh", "-c", quote_templates(params.run, ctx.render_text)]
+        argv = shell_argv(params.run, ctx.render_text)
     else:
         argv = split_command(params.run, ctx.render_text)
     try:

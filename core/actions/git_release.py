@@ -39,6 +39,7 @@ from quarterdeck.core.actions.conventional import (
     latest,
 )
 from quarterdeck.core.actions.git import Log, RepoParams, head_sha, open_repo, repo_path, threaded
+from quarterdeck.core.actions.paths import confined
 from quarterdeck.core.actions.release_plan import (
     Decision,
     ReleaseSettings,
@@ -189,7 +190,7 @@ async def bump_version(params: BumpParams, ctx: ActionContext) -> dict[str, Any]
 
     def work(log: Log) -> dict[str, Any]:
         repo = open_repo(root)
-        path = root / params.file
+        path = confined(root, params.file, [root], "file")
         if not path.is_file():
             raise NonRetryableError(f"version file not found: {path}")
         text = path.read_text(encoding="utf-8")
@@ -289,7 +290,7 @@ async def changelog(params: ChangelogParams, ctx: ActionContext) -> dict[str, An
         head_sha(repo)
         version = params.version
         if version is None:
-            vpath = root / params.version_file
+            vpath = confined(root, params.version_file, [root], "version_file")
             if not vpath.is_file():
                 raise NonRetryableError(
                     f"no `version:` given and {params.version_file} not found in {root}"
@@ -319,7 +320,7 @@ async def changelog(params: ChangelogParams, ctx: ActionContext) -> dict[str, An
             date = repo.git.for_each_ref("--format=%(creatordate:short)", f"refs/tags/{own_tag}")
         if not date:
             date = dt.datetime.fromtimestamp(ctx.clock.now(), dt.UTC).strftime("%Y-%m-%d")
-        path = root / params.file
+        path = confined(root, params.file, [root], "file")
         existing = path.read_text(encoding="utf-8") if path.is_file() else None
         style = detect_style(existing)
         section = render_section(version, date, entries, style)

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.http import HttpUrl, guarded_request, http_client, retryable_status
+from quarterdeck.core.actions.paths import confined
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
 
@@ -79,7 +80,7 @@ async def github_release(params: GithubReleaseParams, ctx: ActionContext) -> dic
         return {"skipped": True, "reason": reason, "created": False}
     paths = []
     for asset in params.assets:
-        path = Path(asset) if Path(asset).is_absolute() else ctx.workdir / asset
+        path = confined(ctx.workdir, asset, [ctx.workdir, ctx.run_dir], "assets")
         if not path.is_file():
             raise NonRetryableError(f"release asset not found: {path}")
         paths.append(path)

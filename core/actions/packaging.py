@@ -34,6 +34,7 @@ from quarterdeck.core.actions.interpreter import (
     not_installed,
     step_python,
 )
+from quarterdeck.core.actions.paths import confined
 from quarterdeck.core.actions.served import (
     compare_with_built,
     download,
@@ -137,8 +138,7 @@ async def build(params: BuildParams, ctx: ActionContext) -> dict[str, Any]:
     project = resolve_path(ctx, params.project)
     if not (project / "pyproject.toml").is_file() and not (project / "setup.py").is_file():
         raise NonRetryableError(f"no pyproject.toml (or setup.py) in {project}")
-    outdir = Path(params.outdir)
-    outdir = outdir if outdir.is_absolute() else project / outdir
+    outdir = confined(project, params.outdir, [project, ctx.workdir, ctx.run_dir], "outdir")
     interpreter = step_python(ctx, params.python, project)
     staging = ctx.run_dir / "build" / f"{ctx.step_id}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)

@@ -4,7 +4,9 @@ Security is not optional here: host keys are checked against ``known_hosts`` (a 
 or changed key is a hard error, never a prompt), and credentials (user name, key files,
 agent) come from the config's ``ssh`` section, never from the workflow file. The command
 line is split *before* templates are substituted, then quoted with :func:`shlex.join`, so
-a templated value is one word on the remote side too and cannot inject shell syntax.
+a templated value is one word on the remote side too and cannot inject shell syntax; with
+``shell: true`` the values travel as ``sh -c`` parameters
+(:mod:`quarterdeck.core.actions.shell_script`), never pasted into the script.
 
 Each host is a circuit-breaker target (:mod:`quarterdeck.core.policy.circuit`): a host that keeps
 refusing connections fails fast for the rest of the run until its cool-down has passed.
@@ -26,7 +28,9 @@ import asyncssh
 from pydantic import Field, field_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
-from quarterdeck.core.actions.builtin import quote_templates, split_command
+from quarterdeck.core.actions.builtin import split_command
+from quarterdeck.core.actions.paths import confined
+from quarterdeck.core.actions.shell_script import remote_shell_line
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
 from quarterdeck.core.policy.circuit import circuit_board, ssh_target
@@ -219,7 +223,9 @@ async def _on_hosts(
 class SSHRunParams(_SSHParams):
     command: str = Field(min_length=1, description="Split like a shell; templates stay one word")
     shell: bool = Field(
-        default=False, description="Send the line as written (templates are quoted)"
+        default=False,
+        description="Run the line with sh -c on the host; templated values are passed as "
+        "parameters, never pasted into the script",
     )
     creates: str | None = Field(
         default=None,
@@ -231,7 +237,7 @@ class SSHRunParams(_SSHParams):
 def remote_command(template: str, shell: bool, render_text: Callable[[str], str]) -> str:
     """The command line sent to the remote shell: every templated value is one quoted word."""
     if shell:
-        return quote_templates(template, render_text)
+        return remote_shell_line(template, render_text)
     return shlex.join(split_command(template, render_text))
 
 
@@ -239,7 +245,7 @@ def remote_command(template: str, shell: bool, render_text: Callable[[str], str]
 async def ssh_run(params: SSHRunParams, ctx: ActionContext) -> dict[str, Any]:
     """Run a command on one or many hosts; per-host exit codes and output."""
     command = remote_command(params.command, params.shell, ctx.render_text)
-    creates = ctx.render_text(params.creates) if params.creates else None
+    creates = params.creates or None  # rendered once already, with the other parameters
     ctx.log(f"on {len(params.hosts)} host(s), {params.concurrency} at a time: {command}")
 
     async def work(conn: asyncssh.SSHClientConnection, label: str, result: HostResult) -> None:
@@ -306,11 +312,16 @@ class SSHCopyParams(_SSHParams):
     direction: Literal["upload", "download"] = "upload"
     recurse: bool = Field(default=False, description="Copy directories")
     preserve: bool = Field(default=False, description="Keep modes and times")
+    allow_outside: bool = Field(
+        default=False,
+        description="Let the local path be outside the work dir and run dir",
+    )
 
 
-def _local(path: str, ctx: ActionContext) -> Path:
-    p = Path(os.path.expanduser(path))
-    return p if p.is_absolute() else ctx.workdir / p
+def _local(path: str, ctx: ActionContext, what: str, allow_outside: bool) -> Path:
+    """The local side of a copy, confined to the workspace unless ``allow_outside``."""
+    roots = [ctx.workdir, ctx.run_dir]
+    return confined(ctx.workdir, path, roots, what, allow_outside=allow_outside)
 
 
 async def _same_remote(sftp: asyncssh.SFTPClient, remote: str, local: Path) -> bool:
@@ -334,7 +345,7 @@ async def ssh_copy(params: SSHCopyParams, ctx: ActionContext) -> dict[str, Any]:
     """Copy files to or from hosts over SFTP; an identical remote file is left alone."""
     many = len(set(params.hosts)) > 1
     if params.direction == "upload":
-        src = _local(params.src, ctx)
+        src = _local(params.src, ctx, "src", params.allow_outside)
         if not src.exists():
             raise NonRetryableError(f"nothing to upload: {src} does not exist")
         if src.is_dir() and not params.recurse:
@@ -356,7 +367,7 @@ async def ssh_copy(params: SSHCopyParams, ctx: ActionContext) -> dict[str, Any]:
                     ctx.log(f"[{label}] uploaded {src} → {target}")
                 result.extra["path"] = target
             else:
-                dest = _local(params.dest, ctx)
+                dest = _local(params.dest, ctx, "dest", params.allow_outside)
                 if many:
                     dest = dest / re.sub(r"[^\w.-]", "_", label)
                 (dest if many else dest.parent).mkdir(parents=True, exist_ok=True)

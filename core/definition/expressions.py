@@ -3,7 +3,12 @@
 Why Jinja2's ``ImmutableSandboxedEnvironment``: it is a well-kept engine whose sandbox
 refuses attribute tricks (``__class__``, ``mro``...) and whose ``StrictUndefined`` makes
 an undefined name an error rather than a silent empty string. Nothing here calls
-Python's ``eval``.
+Python's ``eval``. Its limits on what one expression may cost are in
+:mod:`quarterdeck.core.definition.sandbox`.
+
+Validation only *parses* (:func:`syntax_error`): compiling would run the optimizer, which
+evaluates constant expressions, and a workflow file must not be able to make
+``quarterdeck validate`` compute anything.
 
 A string that is exactly one ``{{ expr }}`` evaluates to the expression's native value
 (a number stays a number, a list a list); anything else renders to text.
@@ -16,14 +21,28 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import TemplateSyntaxError, UndefinedError
+from jinja2.parser import Parser
 from jinja2.runtime import Undefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 
+from quarterdeck.core.definition.sandbox import MAX_TEXT, LimitedEnvironment, nesting_error
 from quarterdeck.core.errors import ExpressionError
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_ENV = LimitedEnvironment()
+# what a hostile expression can raise while being evaluated: all of them are its failure
+_EVAL_ERRORS = (
+    UndefinedError,
+    SecurityError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    AttributeError,
+    RecursionError,
+    MemoryError,
+)
 
 
 def is_template(value: object) -> bool:
@@ -41,38 +60,61 @@ def _single_expression(text: str) -> str | None:
     return inner.strip()
 
 
+def _check_nesting(source: str) -> None:
+    problem = nesting_error(source)
+    if problem:
+        raise TemplateSyntaxError(problem, 1)
+
+
 @lru_cache(maxsize=4096)
 def _compile_expression(source: str) -> Any:
+    _check_nesting(source)
     return _ENV.compile_expression(source, undefined_to_none=False)
 
 
 @lru_cache(maxsize=4096)
 def _compile_template(source: str) -> Any:
+    _check_nesting(source)
     return _ENV.from_string(source)
+
+
+def _parse_expression(source: str) -> None:
+    """Parse like ``compile_expression`` does, without compiling (so nothing is folded)."""
+    _check_nesting(source)
+    parser = Parser(_ENV, source, state="variable")
+    parser.parse_expression()
+    if not parser.stream.eos:
+        parser.fail("chunk after expression", parser.stream.current.lineno)
+
+
+def _parse_template(source: str) -> None:
+    _check_nesting(source)
+    _ENV.parse(source)
+
+
+def _parse_problem(parse: Any, source: str, text: str) -> str | None:
+    try:
+        parse(source)
+    except TemplateSyntaxError as exc:
+        return f"expression does not parse: {exc.message} in {text.strip()[:200]!r}"
+    except (ValueError, OverflowError, RecursionError, MemoryError) as exc:
+        reason = str(exc).split(";")[0] or type(exc).__name__
+        return f"expression does not parse: {reason} in {text.strip()[:200]!r}"
+    return None
 
 
 def syntax_error(text: str) -> str | None:
     """A message when ``text`` does not parse as a template or expression, else None."""
-    try:
-        expr = _single_expression(text)
-        if expr is not None:
-            _compile_expression(expr)
-        else:
-            _compile_template(text)
-    except TemplateSyntaxError as exc:
-        return f"expression does not parse: {exc.message} in {text.strip()!r}"
-    return None
+    expr = _single_expression(text)
+    if expr is not None:
+        return _parse_problem(_parse_expression, expr, text)
+    return _parse_problem(_parse_template, text, text)
 
 
 def condition_syntax_error(text: str) -> str | None:
     """Like :func:`syntax_error` for a condition, which may omit the braces."""
     expr = _single_expression(text)
-    source = expr if expr is not None else text
-    try:
-        _compile_expression(source)
-    except TemplateSyntaxError as exc:
-        return f"expression does not parse: {exc.message} in {text.strip()!r}"
-    return None
+    return _parse_problem(_parse_expression, expr if expr is not None else text, text)
 
 
 def _fail(text: str, where: str, exc: Exception) -> ExpressionError:
@@ -82,8 +124,8 @@ def _fail(text: str, where: str, exc: Exception) -> ExpressionError:
     elif isinstance(exc, SecurityError):
         reason = f"refused by the sandbox: {exc}"
     else:
-        reason = f"{type(exc).__name__}: {exc}"
-    return ExpressionError(f"{prefix}expression {text.strip()!r} failed: {reason}")
+        reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return ExpressionError(f"{prefix}expression {text.strip()[:200]!r} failed: {reason}")
 
 
 def _check_defined(value: Any, text: str, where: str) -> Any:
@@ -105,17 +147,23 @@ def render(value: Any, scope: Mapping[str, Any], where: str = "") -> Any:
         try:
             if expr is not None:
                 result = _compile_expression(expr)(**scope)
-                return _check_defined(result, value, where)
-            return _compile_template(value).render(**scope)
-        except (UndefinedError, SecurityError, TypeError, ValueError, ZeroDivisionError) as exc:
-            raise _fail(value, where, exc) from None
+                return _check_size(_check_defined(result, value, where), value, where)
+            return _check_size(_compile_template(value).render(**scope), value, where)
         except TemplateSyntaxError as exc:
-            raise ExpressionError(f"{where}: {exc.message} in {value!r}") from None
+            raise ExpressionError(f"{where}: {exc.message} in {value[:200]!r}") from None
+        except _EVAL_ERRORS as exc:
+            raise _fail(value, where, exc) from None
     if isinstance(value, list):
         return [render(v, scope, where) for v in value]
     if isinstance(value, dict):
         return {k: render(v, scope, where) for k, v in value.items()}
     return value
+
+
+def _check_size(result: Any, text: str, where: str) -> Any:
+    if isinstance(result, str | list | tuple) and len(result) > MAX_TEXT:
+        raise _fail(text, where, SecurityError(f"result over {MAX_TEXT} items"))
+    return result
 
 
 def render_text(value: str, scope: Mapping[str, Any], where: str = "") -> str:
@@ -144,7 +192,7 @@ def evaluate(condition: str | bool, scope: Mapping[str, Any], where: str = "") -
         return bool(result)
     except ExpressionError:
         raise
-    except (UndefinedError, SecurityError, TypeError, ValueError, ZeroDivisionError) as exc:
-        raise _fail(condition, where, exc) from None
     except TemplateSyntaxError as exc:
-        raise ExpressionError(f"{where}: {exc.message} in {condition!r}") from None
+        raise ExpressionError(f"{where}: {exc.message} in {condition[:200]!r}") from None
+    except _EVAL_ERRORS as exc:
+        raise _fail(condition, where, exc) from None

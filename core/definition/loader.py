@@ -4,11 +4,20 @@ PyYAML's composer gives each node a start mark; we build plain Python data from 
 node tree and keep a map from field path (``("stages", 0, "steps", 1, "uses")``) to
 ``(line, column)``, so that a pydantic error or a semantic problem can be reported as
 ``file:line:col: field: message``.
+
+A workflow file is untrusted input (it may come from a pull request or a fuzzer), so
+loading it is bounded before anything is built: one pass over PyYAML's event stream
+(iterative, no recursion) refuses nesting deeper than :data:`MAX_DEPTH`, recursive
+aliases, and aliases that would expand to more than :data:`MAX_NODES` values (the
+"billion laughs" file); the builder then only ever sees a small, finite tree. Values
+PyYAML cannot construct (an integer over Python's 4,300-digit limit) and control
+characters inside strings become located problems instead of tracebacks.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,10 +26,22 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.reader import ReaderError
 
 from quarterdeck.core.errors import DefinitionError, Problem
 
 Loc = tuple[Any, ...]
+
+MAX_BYTES = 1 << 20
+"""Largest workflow file read (1 MiB; the bundled ones are ~20 KiB)."""
+MAX_DEPTH = 100
+"""Deepest nesting of mappings and sequences (a step in 40 levels of fallbacks fits)."""
+MAX_NODES = 100_000
+"""Most values a document may hold once its aliases are expanded."""
+# libyaml's parser when PyYAML was built with it (it is in the wheels): ~30x faster than
+# the pure-Python one, so a 1,200-step file validates in well under a second
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -70,7 +91,7 @@ def format_path(loc: Loc, data: Any = None) -> str:
 
 
 class _Builder:
-    def __init__(self, loader: yaml.SafeLoader, source: SourceMap) -> None:
+    def __init__(self, loader: Any, source: SourceMap) -> None:
         self.loader = loader
         self.source = source
         self.problems: list[Problem] = []
@@ -81,7 +102,7 @@ class _Builder:
             self.loader.flatten_mapping(node)
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.loader.construct_object(key_node, deep=True)
+                key = self._construct(key_node)
                 if not isinstance(key, str | int | float | bool) or key is None:
                     line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
                     self.problems.append(
@@ -107,7 +128,34 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        return self.loader.construct_object(node, deep=True)
+        return self._construct(node, loc)
+
+    def _construct(self, node: yaml.Node, loc: Loc | None = None) -> Any:
+        """A scalar's value; a located problem (and None) when it cannot be one."""
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError:
+            raise
+        except (ValueError, OverflowError, TypeError) as exc:
+            reason = str(exc).split(";")[0]
+            self.problems.append(
+                Problem(self.source.file, line, col, f"bad value: {reason}", format_path(loc or ()))
+            )
+            return None
+        if isinstance(value, str):
+            bad = _CONTROL.search(value)
+            if bad:
+                self.problems.append(
+                    Problem(
+                        self.source.file,
+                        line,
+                        col,
+                        f"control character U+{ord(bad.group()):04X} in a string",
+                        format_path(loc or ()),
+                    )
+                )
+        return value
 
 
 def read_text(path: Path) -> str:
@@ -121,6 +169,10 @@ def read_text(path: Path) -> str:
         raise DefinitionError([Problem(name, 1, 1, "is a directory, not a file")]) from None
     except OSError as exc:
         raise DefinitionError([Problem(name, 1, 1, f"cannot read: {exc.strerror}")]) from None
+    if len(raw) > MAX_BYTES:
+        raise DefinitionError(
+            [Problem(name, 1, 1, f"file too large ({len(raw)} bytes; at most {MAX_BYTES})")]
+        )
     if b"\x00" in raw[:8192]:
         raise DefinitionError(
             [Problem(name, 1, 1, "this is a binary file, not YAML (it contains NUL bytes)")]
@@ -142,7 +194,15 @@ def read_text(path: Path) -> str:
 def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse YAML text into plain data plus its :class:`SourceMap`."""
     source = SourceMap(file)
-    loader = yaml.SafeLoader(text)
+    try:
+        check_bounds(text, file)
+    except ReaderError as exc:
+        raise DefinitionError([_reader_problem(exc, text, file)]) from None
+    except yaml.MarkedYAMLError as exc:
+        raise DefinitionError([_marked_problem(exc, file)]) from None
+    except yaml.YAMLError as exc:
+        raise DefinitionError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -150,13 +210,9 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         builder = _Builder(loader, source)
         data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
-        raise DefinitionError(
-            [Problem(file, line, col, f"invalid YAML: {problem}{context}")]
-        ) from None
+        raise DefinitionError([_marked_problem(exc, file)]) from None
+    except ReaderError as exc:
+        raise DefinitionError([_reader_problem(exc, text, file)]) from None
     except yaml.YAMLError as exc:
         raise DefinitionError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
     finally:
@@ -164,6 +220,65 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     if builder.problems:
         raise DefinitionError(builder.problems)
     return data, source
+
+
+def _marked_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or "invalid YAML"
+    context = f" ({exc.context})" if exc.context else ""
+    return Problem(file, line, col, f"invalid YAML: {problem}{context}")
+
+
+def _reader_problem(exc: ReaderError, text: str, file: str) -> Problem:
+    """PyYAML's reader names a character offset; people want the line and column."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    col = exc.position - (before.rfind("\n") + 1) + 1
+    char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return Problem(file, line, col, f"invalid YAML: control character U+{char:04X} not allowed")
+
+
+def check_bounds(text: str, file: str) -> None:
+    """Refuse deep nesting and alias bombs from the event stream, before building anything.
+
+    Counts the values the document would hold with every alias expanded (an anchor's
+    size is known when its node closes); an alias to a node still open is recursive.
+    Raises :class:`DefinitionError` at the offending event's position.
+    """
+    sizes: dict[str, int] = {}
+    open_nodes: list[tuple[str | None, int]] = []
+    total = 0
+    sizes_used = False
+
+    def refuse(event: yaml.Event, message: str) -> DefinitionError:
+        mark = event.start_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        return DefinitionError([Problem(file, line, col, message)])
+
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            anchor = event.anchor or ""
+            if any(name == anchor for name, _ in open_nodes):
+                raise refuse(event, f"recursive alias *{anchor} (it refers to itself)")
+            total += sizes.get(anchor, 1)
+            sizes_used = True
+        elif isinstance(event, yaml.ScalarEvent):
+            total += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            total += 1
+            open_nodes.append((event.anchor, total))
+            if len(open_nodes) > MAX_DEPTH:
+                raise refuse(event, f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent) and open_nodes:
+            opened, start = open_nodes.pop()
+            if opened:
+                sizes[opened] = total - start + 1
+        if total > MAX_NODES:
+            what = "aliases expand to" if sizes_used else "the document holds"
+            raise refuse(event, f"{what} more than {MAX_NODES} values")
 
 
 def _unwrap(annotation: Any) -> Any:

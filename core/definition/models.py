@@ -163,17 +163,16 @@ class Workflow(_Strict):
     tags: list[str] = Field(default_factory=list)
 
     def all_steps(self) -> list[tuple[Stage, Step]]:
-        """Every step with its stage, including fallbacks and on_failure steps."""
+        """Every step with its stage, including fallbacks and on_failure steps.
+
+        Depth first in definition order, iteratively (nesting never costs stack)."""
         found: list[tuple[Stage, Step]] = []
-
-        def walk(stage: Stage, steps: list[Step]) -> None:
-            for step in steps:
-                found.append((stage, step))
-                walk(stage, step.fallback)
-
         for stage in self.stages:
-            walk(stage, stage.steps)
-            walk(stage, stage.on_failure)
+            todo = [*stage.steps, *stage.on_failure][::-1]
+            while todo:
+                step = todo.pop()
+                found.append((stage, step))
+                todo.extend(reversed(step.fallback))
         return found
 
     def personas(self) -> list[str]:

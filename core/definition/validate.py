@@ -9,7 +9,7 @@ not parse, and references to steps or inputs that do not exist.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,48 +57,56 @@ class LoadedWorkflow:
 def _step_locs(
     workflow: Workflow,
 ) -> Iterator[tuple[Stage, Step, tuple[Any, ...], str]]:
-    """Every step with its loc in the data, and its role (step, fallback, on_failure)."""
+    """Every step with its loc in the data, and its role (step, fallback, on_failure).
 
-    def walk(
-        stage: Stage, steps: list[Step], loc: tuple[Any, ...], role: str
-    ) -> Iterator[tuple[Stage, Step, tuple[Any, ...], str]]:
-        for j, step in enumerate(steps):
-            here = (*loc, j)
-            yield stage, step, here, role
-            yield from walk(stage, step.fallback, (*here, "fallback"), "fallback")
-
+    Iterative, in definition order (a step, then its fallbacks, depth first): a hostile
+    file's nesting must not be able to exhaust the interpreter's stack.
+    """
     for i, stage in enumerate(workflow.stages):
-        yield from walk(stage, stage.steps, ("stages", i, "steps"), "step")
-        yield from walk(stage, stage.on_failure, ("stages", i, "on_failure"), "on_failure")
+        todo: list[tuple[Step, tuple[Any, ...], str]] = [
+            *((s, ("stages", i, "steps", j), "step") for j, s in enumerate(stage.steps)),
+            *(
+                (s, ("stages", i, "on_failure", j), "on_failure")
+                for j, s in enumerate(stage.on_failure)
+            ),
+        ]
+        todo.reverse()
+        while todo:
+            step, here, role = todo.pop()
+            yield stage, step, here, role
+            todo.extend(
+                reversed(
+                    [(fb, (*here, "fallback", k), "fallback") for k, fb in enumerate(step.fallback)]
+                )
+            )
 
 
 def assign_ids(workflow: Workflow) -> None:
     """Give fallback and on_failure steps without an id a predictable one."""
     for stage in workflow.stages:
-
-        def name_fallbacks(step: Step) -> None:
-            for k, fb in enumerate(step.fallback, start=1):
-                if not fb.id:
-                    fb.id = f"{step.id}-fallback-{k}"
-                name_fallbacks(fb)
-
-        for step in stage.steps:
-            name_fallbacks(step)
         for k, step in enumerate(stage.on_failure, start=1):
             if not step.id:
                 step.id = f"{stage.id}-on-failure-{k}"
-            name_fallbacks(step)
+        todo = [*stage.steps, *stage.on_failure]
+        while todo:
+            step = todo.pop()
+            for k, fb in enumerate(step.fallback, start=1):
+                if not fb.id:
+                    fb.id = f"{step.id}-fallback-{k}"
+                todo.append(fb)
 
 
 def _strings(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
-    if isinstance(value, str):
-        yield loc, value
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _strings(item, (*loc, i))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, (*loc, key))
+    """Every string inside ``value`` with its loc, in document order (iteratively)."""
+    todo: list[tuple[tuple[Any, ...], Any]] = [(loc, value)]
+    while todo:
+        here, item = todo.pop()
+        if isinstance(item, str):
+            yield here, item
+        elif isinstance(item, list):
+            todo.extend(reversed([((*here, i), v) for i, v in enumerate(item)]))
+        elif isinstance(item, dict):
+            todo.extend(reversed([((*here, k), v) for k, v in item.items()]))
 
 
 def _template_locs(value: Any, loc: tuple[Any, ...]) -> set[tuple[Any, ...]]:
@@ -175,44 +183,8 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
             add(("stages", i, "steps", j, "needs"), "cycle in needs: " + " → ".join(cycle))
 
     # actions, params, personas --------------------------------------------------------
-    known_actions = action_names()
     for stage, step, loc, _role in _step_locs(wf):
-        spec = get_action(step.uses)
-        if spec is None:
-            add(
-                (*loc, "uses"),
-                f"unknown action {step.uses!r}{did_you_mean(step.uses, known_actions)}"
-                + (
-                    ""
-                    if did_you_mean(step.uses, known_actions)
-                    else " (`quarterdeck actions` lists them)"
-                ),
-            )
-            continue
-        raw_with = data_at(data, (*loc, "with"))
-        if not isinstance(raw_with, dict):
-            raw_with = {}
-        templated = _template_locs(raw_with, ())
-        try:
-            spec.params.model_validate(raw_with)
-        except ValidationError as exc:
-            for error in exc.errors(include_url=False):
-                eloc = tuple(error["loc"])
-                if any(eloc[: len(t)] == t or t[: len(eloc)] == eloc for t in templated):
-                    continue  # checked when the template is rendered at run time
-                if error["type"] == "extra_forbidden":
-                    names = [f.alias or n for n, f in spec.params.model_fields.items()]
-                    add(
-                        (*loc, "with", *eloc),
-                        f"unknown parameter {eloc[-1]!r} for {step.uses}"
-                        f"{did_you_mean(str(eloc[-1]), names)}",
-                        key=True,
-                    )
-                elif error["type"] == "missing":
-                    add((*loc, "with"), f"{step.uses} needs parameter {eloc[-1]!r}")
-                else:
-                    msg = error["msg"].removeprefix("Value error, ")
-                    add((*loc, "with", *eloc), f"{step.uses}: {msg}")
+        _action_problems(data, loc, step.uses, add)
         if personas is not None and stage.persona and personas.get(stage.persona) is not None:
             persona = personas.get(stage.persona)
             if not persona.may_use(step.uses):
@@ -232,19 +204,7 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
                 )
 
     # expressions ----------------------------------------------------------------------
-    condition_keys = {"when", "all", "any"}
-    for loc, text in _strings(data, ()):
-        is_condition = any(part in condition_keys for part in loc if isinstance(part, str))
-        if not is_template(text) and not (is_condition and _is_condition_loc(loc)):
-            continue
-        parse_error = (
-            condition_syntax_error(text)
-            if is_condition and _is_condition_loc(loc)
-            else syntax_error(text)
-        )
-        if parse_error:
-            add(loc, parse_error)
-            continue
+    for loc, text in _expressions(data, add):
         for match in _STEP_REF.finditer(text):
             if match.group(1) not in seen_steps:
                 add(
@@ -267,6 +227,101 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
                     f"{did_you_mean(match.group(1), list(seen_stages))}",
                 )
     problems.sort(key=lambda p: (p.line, p.column))
+    return problems
+
+
+Add = Callable[..., None]
+
+
+def _action_problems(data: Any, loc: tuple[Any, ...], uses: str, add: Add) -> None:
+    """An unknown action, or parameters its schema refuses (templated ones are left to
+    run time); reads the raw data, so it also works when the file's shape is wrong."""
+    spec = get_action(uses)
+    if spec is None:
+        known_actions = action_names()
+        hint = did_you_mean(uses, known_actions)
+        add(
+            (*loc, "uses"),
+            f"unknown action {uses!r}{hint or ' (`quarterdeck actions` lists them)'}",
+        )
+        return
+    raw_with = data_at(data, (*loc, "with"))
+    if not isinstance(raw_with, dict):
+        raw_with = {}
+    templated = _template_locs(raw_with, ())
+    try:
+        spec.params.model_validate(raw_with)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            eloc = tuple(error["loc"])
+            if any(eloc[: len(t)] == t or t[: len(eloc)] == eloc for t in templated):
+                continue  # checked when the template is rendered at run time
+            if error["type"] == "extra_forbidden":
+                names = [f.alias or n for n, f in spec.params.model_fields.items()]
+                add(
+                    (*loc, "with", *eloc),
+                    f"unknown parameter {eloc[-1]!r} for {uses}"
+                    f"{did_you_mean(str(eloc[-1]), names)}",
+                    key=True,
+                )
+            elif error["type"] == "missing":
+                add((*loc, "with"), f"{uses} needs parameter {eloc[-1]!r}")
+            else:
+                msg = error["msg"].removeprefix("Value error, ")
+                add((*loc, "with", *eloc), f"{uses}: {msg}")
+
+
+def _expressions(data: Any, add: Add) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Every template or condition in the file that parses; the others are reported."""
+    condition_keys = {"when", "all", "any"}
+    for loc, text in _strings(data, ()):
+        is_condition = any(part in condition_keys for part in loc if isinstance(part, str))
+        if not is_template(text) and not (is_condition and _is_condition_loc(loc)):
+            continue
+        parse_error = (
+            condition_syntax_error(text)
+            if is_condition and _is_condition_loc(loc)
+            else syntax_error(text)
+        )
+        if parse_error:
+            add(loc, parse_error)
+            continue
+        yield loc, text
+
+
+def _raw_step_locs(data: Any) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Every step mapping in raw (shape-invalid) data, with its loc."""
+    stages = data.get("stages") if isinstance(data, dict) else None
+    todo: list[tuple[tuple[Any, ...], Any]] = []
+    for i, stage in enumerate(stages if isinstance(stages, list) else []):
+        for key in ("on_failure", "steps"):
+            items = stage.get(key) if isinstance(stage, dict) else None
+            if isinstance(items, list):
+                todo.extend(reversed([(("stages", i, key, j), s) for j, s in enumerate(items)]))
+    while todo:
+        loc, step = todo.pop()
+        if not isinstance(step, dict):
+            continue
+        yield loc, step
+        fallbacks = step.get("fallback")
+        if isinstance(fallbacks, list):
+            todo.extend(reversed([((*loc, "fallback", k), fb) for k, fb in enumerate(fallbacks)]))
+
+
+def shape_invalid_problems(data: Any, source: SourceMap) -> list[Problem]:
+    """What can still be checked in a file whose shape pydantic refused: actions, their
+    parameters and expressions, so one ``validate`` run reports every typo it can."""
+    problems: list[Problem] = []
+
+    def add(loc: tuple[Any, ...], message: str, *, key: bool = False) -> None:
+        line, col = source.locate(loc, key=key)
+        problems.append(Problem(source.file, line, col, message, format_path(loc, data)))
+
+    for loc, step in _raw_step_locs(data):
+        if isinstance(step.get("uses"), str):
+            _action_problems(data, loc, step["uses"], add)
+    for _ in _expressions(data, add):
+        pass
     return problems
 
 
@@ -299,7 +354,17 @@ def load_workflow(path: Path, personas: Any | None = None) -> LoadedWorkflow:
 
 def load_workflow_text(text: str, path: Path, personas: Any | None = None) -> LoadedWorkflow:
     data, source = load_yaml(text, str(path))
-    workflow = parse_model(Workflow, data, source, "workflow")
+    try:
+        workflow = parse_model(Workflow, data, source, "workflow")
+    except DefinitionError as exc:
+        seen = {(p.line, p.column, p.message) for p in exc.problems}
+        more = [
+            p
+            for p in shape_invalid_problems(data, source)
+            if (p.line, p.column, p.message) not in seen
+        ]
+        problems = sorted([*exc.problems, *more], key=lambda p: (p.line, p.column))
+        raise DefinitionError(problems) from None
     loaded = LoadedWorkflow(workflow, path, text, data, source)
     problems = check_workflow(loaded, personas)
     if problems:

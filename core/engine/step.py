@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -132,8 +133,14 @@ class StepRunner:
                         step.id,
                     )
                     return exc.outputs
-                except TimeoutError:
-                    error = f"timed out after {step.timeout:g}s"
+                except TimeoutError as exc:
+                    error = (
+                        f"timed out after {step.timeout:g}s"
+                        if step.timeout is not None
+                        else self._unexpected(stage, step, attempt, exc)
+                    )
+                except Exception as exc:  # any other failure is this step's, not the run's
+                    error = self._unexpected(stage, step, attempt, exc)
                 else:
                     writer.flush_lines((stage.id, step.id))
                     emit(
@@ -184,6 +191,22 @@ class StepRunner:
             step.id,
         )
         raise StepFailed(error, step.continue_on_error)
+
+    def _unexpected(self, stage: Stage, step: Step, attempt: int, exc: Exception) -> str:
+        """An exception no action turned into an :class:`ActionError` (a bug, or a case
+        it did not foresee): the step's error names its type, the traceback goes to a file
+        in the run dir (named in the step's log), and retries, fallbacks,
+        ``continue_on_error`` and ``on_failure`` apply as usual."""
+        error = f"{type(exc).__name__}: {str(exc)[:500] or type(exc).__name__}"
+        path = self._ctx.run_dir / "logs" / f"{step.id}-{attempt}.traceback"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = "".join(traceback.format_exception(exc))
+            path.write_text(self._ctx.redactor.text(text), encoding="utf-8")
+            self._writer.emit_line(stage.id, step.id, "stderr", f"{error} (traceback in {path})")
+        except OSError:
+            self._writer.emit_line(stage.id, step.id, "stderr", error)
+        return error
 
     def where(self, stage: Stage, step: Step) -> str:
         """``file:line:col: step ID`` for messages; computed once per workflow."""
