@@ -39,6 +39,30 @@ class SSHSettings(_Section):
     client_keys: list[str] = Field(default_factory=list)
     username: str | None = None
     use_agent: bool = True
+    passphrase_env: str | None = Field(
+        default=None, description="Env var holding the client keys' passphrase (redacted)"
+    )
+
+
+class CredentialSettings(_Section):
+    """Where one credential may be sent (``credentials: {github: {hosts: [...]}}``)."""
+
+    hosts: list[str] = Field(default_factory=list, description="Hosts it may be sent to")
+    env: str | None = Field(default=None, description="Env var holding it (redacted)")
+
+
+class ListenSettings(_Section):
+    """``quarterdeck listen``: who may start incident runs and how many at once."""
+
+    token: str | None = None
+    token_env: str = "QUARTERDECK_LISTEN_TOKEN"
+    username: str | None = Field(default=None, description="Basic auth user (else bearer)")
+    max_body: int = Field(default=256 * 1024, ge=1024)
+    rate_per_minute: int = Field(default=30, ge=1)
+    max_concurrent: int = Field(default=2, ge=1)
+    label_inputs: list[str] = Field(
+        default_factory=list, description="Inputs alert labels may fill (never override -i)"
+    )
 
 
 class Settings(_Section):
@@ -57,6 +81,15 @@ class Settings(_Section):
     )
     logseq_graph: str | None = None
     budget_policy: str | None = None
+    credentials: dict[str, CredentialSettings] = Field(default_factory=dict)
+    allowed_signers: str | None = Field(
+        default=None,
+        description="ssh-keygen allowed-signers file (git's format) for signed approvals",
+    )
+    listen: ListenSettings = Field(default_factory=ListenSettings)
+    output_journal_cap: int = Field(
+        default=1024 * 1024, ge=1024, description="Bytes of a step's output journaled"
+    )
 
 
 def _xdg(var: str, fallback: str) -> Path:

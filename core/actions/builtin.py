@@ -12,7 +12,7 @@ import shlex
 import signal
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,6 +104,10 @@ class ShellParams(ActionParams):
     env: dict[str, str] = Field(default_factory=dict)
     shell: bool = Field(default=False, description="Run through /bin/sh -c (values are quoted)")
     stdout_tail: int = Field(default=50, ge=0, le=10_000)
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="Credential env vars this command may see (all others are removed)",
+    )
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:
@@ -189,8 +193,13 @@ async def run_process(
     return code, last
 
 
-def child_env(ctx: ActionContext, extra: dict[str, str]) -> dict[str, str]:
-    env = dict(ctx.env)
+def child_env(
+    ctx: ActionContext, extra: dict[str, str], secrets: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment of a step's process: no credentials unless the step names them
+    (in its ``env:`` or, for ``shell``, in ``secrets:``)."""
+    keep = set(secrets)
+    env = {k: v for k, v in ctx.env.items() if k not in ctx.credential_env or k in keep}
     env.update(extra)
     env["QUARTERDECK_RUN_ID"] = ctx.run_id
     env["QUARTERDECK_STEP"] = ctx.step_id
@@ -201,7 +210,7 @@ def child_env(ctx: ActionContext, extra: dict[str, str]) -> dict[str, str]:
 @action("shell", ShellParams, raw=("run",))
 async def shell(params: ShellParams, ctx: ActionContext) -> dict[str, Any]:
     """Run a command; outputs its exit code, the last stdout lines and $QUARTERDECK_OUTPUT."""
-    env = child_env(ctx, {k: ctx.render_text(v) for k, v in params.env.items()})
+    env = child_env(ctx, {k: ctx.render_text(v) for k, v in params.env.items()}, params.secrets)
     cwd = ctx.workdir if params.cwd is None else Path(ctx.render_text(params.cwd))
     if not cwd.is_absolute():
         cwd = ctx.workdir / cwd

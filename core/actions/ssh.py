@@ -112,6 +112,10 @@ def _connect_options(settings: Any, known_hosts: Path) -> dict[str, Any]:
             options["agent_path"] = None
         if ssh.username:
             options["username"] = ssh.username
+        passphrase_env = getattr(ssh, "passphrase_env", None)
+        passphrase = os.environ.get(passphrase_env or "QUARTERDECK_SSH_PASSPHRASE")
+        if passphrase:  # registered with the redactor (core/credentials.py)
+            options["passphrase"] = passphrase
     return options
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from quarterdeck.core.config import Settings, state_home
+from quarterdeck.core.credentials import KNOWN_CREDENTIAL_VARS, credential_values
 from quarterdeck.core.definition.expressions import evaluate
 from quarterdeck.core.definition.inputs import public_inputs, secret_values
 from quarterdeck.core.definition.models import Stage
@@ -88,14 +89,8 @@ STATUS_EXIT: dict[str, ExitCode] = {
     RunStatus.INTERRUPTED: ExitCode.INTERRUPTED,
 }
 
-# every credential an action might send, kept out of the journal
-CREDENTIAL_VARS = (
-    "QUARTERDECK_LLM_API_KEY",
-    "OPENAI_API_KEY",
-    "GITHUB_TOKEN",
-    "QUARTERDECK_PYPI_PASSWORD",
-    "TWINE_PASSWORD",
-)
+# every credential an action might send, kept out of the journal (core/credentials.py)
+CREDENTIAL_VARS = KNOWN_CREDENTIAL_VARS
 
 
 def new_run_id(workflow: str, now: float | None = None) -> str:
@@ -191,26 +186,19 @@ class Runner:
         )
 
     def _redactor(self) -> Redactor:
-        """Secret inputs, ``--secret`` values and every credential from the environment."""
+        """Secret inputs, ``--secret`` values and every credential an action may read."""
+        environ = self.options.env if self.options.env is not None else os.environ
         redactor = Redactor(
             [*secret_values(self.workflow, self.inputs), *self.options.extra_secrets]
         )
-        llm = self.settings.llm
-        if llm.api_key:
-            redactor.add(llm.api_key)
-        for key_var in (llm.api_key_env, *CREDENTIAL_VARS):
-            redactor.add(os.environ.get(key_var))
-        for value in [*self.settings.github.values(), *self.settings.pypi.values()]:
-            if value and not value.startswith(("http://", "https://")):
-                redactor.add(value)
+        for value in credential_values(os.environ, self.settings, self.workflow):
+            redactor.add(value)
+        for value in credential_values(environ, self.settings, self.workflow):
+            redactor.add(value)
         return redactor
 
     def _child_env(self) -> dict[str, str]:
         base = dict(self.options.env if self.options.env is not None else os.environ)
-        for name in list(base):
-            # credentials for Quarterdeck itself never reach child processes
-            if name.startswith("QUARTERDECK_LLM_") or name == self.settings.llm.api_key_env:
-                del base[name]
         base.update({k: str(v) for k, v in self.workflow.env.items()})
         return base
 

@@ -36,13 +36,16 @@ class Redactor:
         return self._pattern.sub(MASK, value)
 
     def obj(self, value: Any) -> Any:
-        """Redact every string inside ``value`` (dicts, lists, tuples)."""
+        """Redact every string inside ``value``: dict keys too (an output named after a
+        secret is as much a leak as its value), lists and tuples."""
         if self._pattern is None:
             return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {k: self.obj(v) for k, v in value.items()}
+            return {
+                (self.text(k) if isinstance(k, str) else k): self.obj(v) for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self.obj(v) for v in value]
         return value
