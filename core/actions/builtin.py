@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import importlib
 import inspect
@@ -98,6 +99,11 @@ def parse_output_file(path: Path) -> dict[str, Any]:
     return outputs
 
 
+_READ_CHUNK = 64 * 1024
+_FRAGMENT = 1024 * 1024  # an unfinished line this long is handed on in pieces
+_TAIL_LINE_MAX = 64 * 1024  # how much of one line the stdout/stderr tails keep
+
+
 class ShellParams(ActionParams):
     run: str = Field(description="Command line; split like a shell, templates stay one argv each")
     cwd: str | None = None
@@ -160,26 +166,44 @@ async def run_process(
         raise NonRetryableError(f"permission denied running {argv[0]}") from None
     last: list[str] = []
 
+    def handle(name: str, text: str, head: str) -> None:
+        ctx.emit_line(name, text)
+        if name == "stdout" and tail:
+            last.append(head)
+            if len(last) > tail:
+                del last[0]
+        elif name == "stderr" and stderr_tail is not None and head.strip():
+            stderr_tail.append(head)
+            if len(stderr_tail) > stderr_keep:
+                del stderr_tail[0]
+
     async def pump(stream: asyncio.StreamReader | None, name: str) -> None:
+        """Read in chunks, never by line: a line of any length is kept (logged whole by the
+        journal writer's step logs, cut in the journal), none is dropped."""
         if stream is None:
             return
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = ""  # the unfinished line (or, once fragments were sent, its unsent part)
+        head: str | None = None  # the start of a line sent in fragments (for the tails)
         while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than the buffer limit
-                raw = await stream.read(65536)
+            raw = await stream.read(_READ_CHUNK)
+            text = decoder.decode(raw, final=not raw)
+            pending += text
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                line = line.rstrip("\r")
+                handle(name, line, (head or "") + line[:_TAIL_LINE_MAX] if head else line)
+                head = None
             if not raw:
+                if pending:
+                    handle(name, pending, (head or "") + pending[:_TAIL_LINE_MAX])
+                elif head is not None:
+                    handle(name, "", head)
                 return
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            ctx.emit_line(name, text)
-            if name == "stdout" and tail:
-                last.append(text)
-                if len(last) > tail:
-                    del last[0]
-            elif name == "stderr" and stderr_tail is not None and text.strip():
-                stderr_tail.append(text)
-                if len(stderr_tail) > stderr_keep:
-                    del stderr_tail[0]
+            if len(pending) >= _FRAGMENT and ctx.emit_fragment is not None:
+                ctx.emit_fragment(name, pending)
+                head = head if head is not None else pending[:_TAIL_LINE_MAX]
+                pending = ""
 
     try:
         await asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"))

@@ -41,6 +41,7 @@ from quarterdeck.core.engine.scheduler import Scheduler
 from quarterdeck.core.engine.scope import Scope
 from quarterdeck.core.engine.signals import Signals
 from quarterdeck.core.engine.step import StepRunner, retry_delay
+from quarterdeck.core.engine.step_output import StepLogs
 from quarterdeck.core.errors import ExitCode, ExpressionError
 from quarterdeck.core.journal.events import (
     Event,
@@ -165,6 +166,7 @@ class Runner:
             redactor=self.redactor,
             subscribers=self.subscribers,
             seq=recovery.next_seq(store, self.run_id, prior),
+            logs=StepLogs(self.run_dir, self.redactor, self.settings.output_journal_cap),
         )
         self._scope = Scope(ctx)
         self._signals = Signals(ctx, self._writer)
@@ -320,6 +322,7 @@ class Runner:
                 error = self.state.error or self._first_error()
             self.emit(RunFinished(status=status, error=error))
         self.flush_now()
+        self._writer.logs.close()
         self.store.set_status(self.run_id, status, self.clock.now())
         return self.state
 

@@ -257,6 +257,9 @@ class StepRunner:
             workflow_dir=ctx.loaded.path.parent.resolve(),
             emit_event=self._emit_from_action(stage.id, step.id),
             credential_env=frozenset(hidden),
+            emit_fragment=lambda stream, text: writer.emit_fragment(
+                stage.id, step.id, stream, text
+            ),
         )
         if step.timeout is not None:
             async with asyncio.timeout(step.timeout):

@@ -27,6 +27,14 @@ class Redactor:
         ordered = sorted(self._secrets, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
+    @property
+    def longest(self) -> int:
+        """The longest registered secret (how much of a split line may hide one)."""
+        return max((len(s) for s in self._secrets), default=0)
+
+    def finditer(self, value: str) -> list[re.Match[str]]:
+        return [] if self._pattern is None else list(self._pattern.finditer(value))
+
     def __bool__(self) -> bool:
         return self._pattern is not None
 
