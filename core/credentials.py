@@ -145,11 +145,25 @@ def is_loopback(host: str) -> bool:
 
 
 def allowed_hosts(settings: Any, credential: str, extra: Iterable[str] = ()) -> set[str]:
-    """The hosts ``credential`` may be sent to: its config entry, else the defaults."""
+    """The hosts ``credential`` may be sent to: its config entry, else the defaults.
+
+    Loopback hosts are always allowed (this machine: the demo's index, test servers)."""
     entry = (getattr(settings, "credentials", None) or {}).get(credential)
     hosts = getattr(entry, "hosts", None)
     chosen = set(hosts) if hosts else set(DEFAULT_HOSTS.get(credential, ()))
     return {h.lower() for h in (*chosen, *extra)}
+
+
+def credential_value(settings: Any, credential: str) -> str | None:
+    """The value of a credential named in the config (``credentials.NAME.env``)."""
+    entry = (getattr(settings, "credentials", None) or {}).get(credential)
+    env_name = getattr(entry, "env", None)
+    if entry is None or not env_name:
+        raise NonRetryableError(
+            f"no credential {credential!r} in the config: add credentials.{credential} with "
+            "`env:` (the variable holding it) and `hosts:` (where it may be sent)"
+        )
+    return os.environ.get(env_name) or None
 
 
 def check_destination(
@@ -161,7 +175,7 @@ def check_destination(
     host = (parts.hostname or "").lower()
     allowed = allowed_hosts(settings, credential, extra_hosts)
     where = f"{parts.scheme}://{parts.netloc}"
-    if host not in allowed:
+    if host not in allowed and not is_loopback(host):
         shown = ", ".join(sorted(allowed)) or "none"
         raise NonRetryableError(
             f"refusing to send the {credential} credential to {where}: not one of its hosts "

@@ -30,6 +30,7 @@ from quarterdeck.core.actions.packaging import (
     read_dist,
     resolve_path,
 )
+from quarterdeck.core.credentials import check_destination
 from quarterdeck.core.errors import ActionError, NonRetryableError
 
 
@@ -202,6 +203,9 @@ async def publish(params: PublishParams, ctx: ActionContext) -> dict[str, Any]:
     name, version = infos[0].name, infos[0].version
     index_url = params.index_url or simple_index_for(params.repository_url)
     auth = credentials(ctx, params)
+    if auth is not None:  # the index credentials go only to credentials.pypi.hosts, https
+        for url in (params.repository_url, index_url):  # the client sends auth to both
+            check_destination(ctx.settings, "pypi", url)
     base = {
         "name": name,
         "version": version,
