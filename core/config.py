@@ -147,6 +147,9 @@ def load_settings(start: Path | None = None) -> Settings:
         if path.is_file():
             data, source = load_yaml(read_text(path), str(path))
             parse_model(Settings, data, source, "config")  # located errors per file
+            signers = data.get("allowed_signers") if isinstance(data, dict) else None
+            if isinstance(signers, str) and not Path(os.path.expanduser(signers)).is_absolute():
+                data = {**data, "allowed_signers": str(path.parent / signers)}  # next to it
             merged = _deep_merge(merged, data)
     return Settings.model_validate(merged)
 
