@@ -261,7 +261,8 @@ class Runner:
 
     async def run(self) -> RunState:
         """Run to the end; returns the final state (``state.status`` says how it ended)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.run_dir.mkdir(exist_ok=True, mode=0o700)  # outputs and logs: owner only
         loop = asyncio.get_running_loop()
         self._writer.bind(loop)
         if self.prior is None:

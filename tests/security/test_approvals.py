@@ -20,7 +20,7 @@ from quarterdeck.core.identity import NAMESPACE, approval_message, local_identit
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.store import Store
 from tests.engine.test_signals import quarterdeck, wait_for
-from tests.helpers import make_runner
+from tests.helpers import cli, make_runner
 
 GATED = """\
 name: release
@@ -122,6 +122,17 @@ def test_forged_names_unsigned_rows_groups_and_one_key_two_names_are_refused(
     assert "unsigned decision in the name of 'bob'" in whys[0]
     assert "not 'bob'" in whys[1]
     assert "is a group, not a person" in whys[2]
+
+    # the signed votes verify from the journal alone, and stop verifying once the key is
+    # no longer alice's per the allowed signers
+    checked = cli("verify", "run-signed", "--store", db)
+    assert checked.returncode == 0 and "2 signed vote(s) verified" in checked.stderr, checked.stderr
+    signers = Path(os.environ["QUARTERDECK_CONFIG_DIR"]) / "allowed_signers"
+    signers.write_text(
+        "".join(ln for ln in signers.read_text().splitlines(True) if ln.startswith("bob"))
+    )
+    revoked = cli("verify", "run-signed", "--store", db)
+    assert revoked.returncode == 2 and "not 'alice'" in revoked.stderr, revoked.stderr
 
 
 def test_the_os_account_decides_without_a_signature(tmp_path: Path, keys: dict[str, Path]) -> None:
