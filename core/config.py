@@ -8,7 +8,6 @@ LLM API key, SSH keys) come from here, never from a workflow file.
 
 from __future__ import annotations
 
-import getpass
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from quarterdeck.core.definition.loader import load_yaml, parse_model, read_text
+from quarterdeck.core.identity import ci_actor, local_identity
 
 
 class _Section(BaseModel):
@@ -155,16 +155,17 @@ def load_settings(start: Path | None = None) -> Settings:
 
 
 def current_user(explicit: str | None = None, settings: Settings | None = None) -> str:
-    """Who is acting: ``--as``, ``$QUARTERDECK_USER``, a CI actor variable, config, login."""
+    """Who says they are acting: ``--as``, ``$QUARTERDECK_USER``, the CI actor (in CI),
+    config, else the OS account. Only the last two kinds are vouched for by this process
+    (:func:`quarterdeck.core.identity.local_identity`); a decision in any other name needs
+    a signature (core/identity.py)."""
     if explicit:
         return explicit
-    for var in ("QUARTERDECK_USER", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR"):
-        value = os.environ.get(var)
-        if value:
-            return value
+    if os.environ.get("QUARTERDECK_USER"):
+        return os.environ["QUARTERDECK_USER"]
+    actor = ci_actor()
+    if actor:
+        return actor
     if settings is not None and settings.user:
         return settings.user
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    return local_identity()

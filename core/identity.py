@@ -39,12 +39,25 @@ class SignatureError(Exception):
     """A signature that could not be made or does not verify (the message says why)."""
 
 
-def local_identity(environ: Mapping[str, str] | None = None) -> str:
-    """The CI actor in CI, else the OS account: the identity this process vouches for."""
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("true", "1", "yes")
+
+
+def ci_actor(environ: Mapping[str, str] | None = None) -> str | None:
+    """The person the CI platform authenticated, when this process runs in CI (the
+    platform's flag or ``CI`` set); outside CI the same variables are only claims."""
     env = os.environ if environ is None else environ
     for flag, actor in _CI_ACTORS:
-        if env.get(flag, "").lower() in ("true", "1", "yes") and env.get(actor):
+        if (_truthy(env.get(flag)) or _truthy(env.get("CI"))) and env.get(actor):
             return env[actor]
+    return None
+
+
+def local_identity(environ: Mapping[str, str] | None = None) -> str:
+    """The CI actor in CI, else the OS account: the identity this process vouches for."""
+    actor = ci_actor(environ)
+    if actor:
+        return actor
     try:
         return getpass.getuser()
     except (KeyError, OSError):

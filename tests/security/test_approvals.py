@@ -161,3 +161,14 @@ def test_the_ci_actor_is_the_identity_in_ci() -> None:
     env = {"GITHUB_ACTIONS": "true", "GITHUB_ACTOR": "octocat"}
     assert local_identity(env) == "octocat"
     assert local_identity({"GITHUB_ACTOR": "octocat"}) != "octocat"  # not in CI: a claim
+    assert local_identity({"CI": "true", "GITLAB_USER_LOGIN": "tanuki"}) == "tanuki"
+
+
+def test_run_approve_in_another_name_needs_proof(tmp_path: Path, keys: dict[str, Path]) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(GATED.replace("[release-managers]", "[alice]").replace("min_approvals: 2", ""))
+    proc = cli(
+        "run", str(wf), "--approve", "publish", "--as", "alice", "--store", str(tmp_path / "q.db")
+    )
+    assert proc.returncode == 2 and "needs proof" in proc.stderr, proc.stderr
+    assert not (tmp_path / "q.db").exists()  # refused before anything ran
