@@ -12,6 +12,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import cli, write_workflow
 
 ENV_SOURCES = {
@@ -169,3 +171,32 @@ stages:
     child_env = (tmp_path / "child-env.txt").read_text()
     assert "TWINE_PASSWORD=cnryAsked01" in child_env
     assert "GITHUB_TOKEN" not in child_env
+
+
+def test_no_canary_in_otel_spans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-memory exporter sees every span attribute, event and status the run made."""
+    import asyncio
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from quarterdeck.core.observability.tracing import TracingSubscriber
+    from tests.helpers import make_runner
+
+    for name, value in ENV_SOURCES.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "secrets.txt").write_text("\n".join(ENV_SOURCES.values()) + "\n")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    runner = make_runner(tmp_path, WORKFLOW.split("  - id: publish")[0])
+    tracer = TracingSubscriber(provider, environ={}, step_env=runner.step_env)
+    runner.subscribers.append(tracer)
+    state = asyncio.run(runner.run())
+    tracer.close()
+    spans = exporter.get_finished_spans()
+    assert state.status == "succeeded" and spans
+    dumped = "\n".join(span.to_json() for span in spans)
+    assert "boom" in dumped  # the failed step's span is there
+    assert [c for c in ENV_SOURCES.values() if c in dumped] == []
