@@ -41,9 +41,13 @@ KNOWN_CREDENTIAL_VARS = (
 )
 
 _LOOKS_SECRET = re.compile(
-    r"(^|_)(TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|PASSPHRASE|PRIVATE_KEY|CREDENTIALS?)$",
+    r"(^|_)(TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|PASSPHRASE|PRIVATE_KEY|CREDENTIALS?"
+    r"|ACCESS_KEY|SECRET_KEY|AUTH_TOKEN)$",
     re.IGNORECASE,
 )
+# a variable that only *looks* like a credential (FOO_TOKEN=true) is masked in output only
+# when its value is long enough to be one: short values would mask ordinary words
+_GUESSED_MIN = 8
 
 # the hosts each built-in credential goes to when the config does not say
 DEFAULT_HOSTS: dict[str, tuple[str, ...]] = {
@@ -81,10 +85,8 @@ def _step_env_refs(workflow: Any) -> set[str]:
     return names
 
 
-def credential_env_names(
-    environ: Mapping[str, str], settings: Any = None, workflow: Any = None
-) -> set[str]:
-    """Every variable in ``environ`` that holds a credential an action might read."""
+def named_credentials(settings: Any = None, workflow: Any = None) -> frozenset[str]:
+    """The variables Quarterdeck reads to authenticate, by name (computed once a run)."""
     named: set[str] = set(KNOWN_CREDENTIAL_VARS) | _step_env_refs(workflow)
     llm = getattr(settings, "llm", None)
     if llm is not None and getattr(llm, "api_key_env", None):
@@ -99,6 +101,13 @@ def credential_env_names(
         env_name = getattr(entry, "env", None)
         if env_name:
             named.add(env_name)
+    return frozenset(named)
+
+
+def credential_env_names(
+    environ: Mapping[str, str], named: frozenset[str] = frozenset()
+) -> set[str]:
+    """Every variable in ``environ`` that holds (or looks like it holds) a credential."""
     return {name for name in environ if name in named or looks_like_credential(name)}
 
 
@@ -107,7 +116,12 @@ def credential_values(
 ) -> list[str]:
     """The values to register with the redactor: env credentials and config secrets."""
     env = os.environ if environ is None else environ
-    values = [env[name] for name in credential_env_names(env, settings, workflow) if env[name]]
+    named = named_credentials(settings, workflow)
+    values = [
+        env[name]
+        for name in credential_env_names(env, named)
+        if env[name] and (name in named or len(env[name]) >= _GUESSED_MIN)
+    ]
     llm = getattr(settings, "llm", None)
     if llm is not None and getattr(llm, "api_key", None):
         values.append(llm.api_key)
@@ -121,15 +135,6 @@ def credential_values(
     if listen is not None and getattr(listen, "token", None):
         values.append(listen.token)
     return values
-
-
-def strip_credentials(
-    env: Mapping[str, str], keep: Iterable[str] = (), settings: Any = None, workflow: Any = None
-) -> dict[str, str]:
-    """``env`` without credentials, except the names in ``keep`` (a step asked for them)."""
-    kept = set(keep)
-    drop = credential_env_names(env, settings, workflow) - kept
-    return {k: v for k, v in env.items() if k not in drop}
 
 
 # -- destinations -------------------------------------------------------------------------

@@ -26,7 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from quarterdeck.core.config import Settings, state_home
-from quarterdeck.core.credentials import KNOWN_CREDENTIAL_VARS, credential_values
+from quarterdeck.core.credentials import (
+    KNOWN_CREDENTIAL_VARS,
+    credential_values,
+    named_credentials,
+)
 from quarterdeck.core.definition.expressions import evaluate
 from quarterdeck.core.definition.inputs import public_inputs, secret_values
 from quarterdeck.core.definition.models import Stage
@@ -157,6 +161,7 @@ class Runner:
             env=self.env,
             step_env=self.step_env,
             services=self.services,
+            credential_names=named_credentials(self.settings, self.workflow),
         )
         self._writer = JournalWriter(
             store,

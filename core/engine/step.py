@@ -231,7 +231,7 @@ class StepRunner:
         env.update({k: render_text(v, scope, f"{where}.env") for k, v in step.env.items()})
         env.update(ctx.step_env.get((stage.id, step.id), {}))
         # credentials stay out of child processes unless this step names them in `env:`
-        hidden = credential_env_names(env, ctx.settings, ctx.workflow) - set(step.env)
+        hidden = credential_env_names(env, ctx.credential_names) - set(step.env)
         hidden -= set(ctx.workflow.env)
         writer = self._writer
         action_ctx = ActionContext(

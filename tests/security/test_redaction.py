@@ -200,3 +200,22 @@ def test_no_canary_in_otel_spans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     dumped = "\n".join(span.to_json() for span in spans)
     assert "boom" in dumped  # the failed step's span is there
     assert [c for c in ENV_SOURCES.values() if c in dumped] == []
+
+
+def test_names_that_only_look_like_credentials() -> None:
+    from quarterdeck.core.credentials import credential_env_names, credential_values
+
+    env = {
+        "FEATURE_TOKEN": "true",  # too short to be one: not masked (it would mask "true")
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG",
+        "QUARTERDECK_PYPI_TOKEN": "pypi-x",  # known: masked whatever its length
+        "PATH": "/usr/bin",
+    }
+    values = credential_values(env)
+    assert "true" not in values and "/usr/bin" not in values
+    assert {"wJalrXUtnFEMI/K7MDENG", "pypi-x"} <= set(values)
+    assert credential_env_names(env) == {
+        "FEATURE_TOKEN",
+        "AWS_SECRET_ACCESS_KEY",
+        "QUARTERDECK_PYPI_TOKEN",
+    }  # all three stay out of child processes
