@@ -51,6 +51,7 @@ def verify_run(store: Store, run_id: str, settings: Any = None) -> Verification:
     result = Verification(run_id)
     prev = GENESIS
     expected_seq = 1
+    unchained = 0
     for raw in store.raw_events(run_id):
         row, stored = tuple(raw[:7]), raw[7]
         seq = row[1]
@@ -61,7 +62,7 @@ def verify_run(store: Store, run_id: str, settings: Any = None) -> Verification:
             )
         expected_seq = seq + 1
         if stored is None:
-            result.problems.append(f"event {seq}: no hash (journaled before chaining, or stripped)")
+            unchained += 1
             prev = GENESIS
             continue
         link = event_hash(prev, row)
@@ -72,6 +73,13 @@ def verify_run(store: Store, run_id: str, settings: Any = None) -> Verification:
         prev = stored
         if row[3] == "approval.vote":
             _check_vote(result, run_id, seq, row[6], settings)
+    if unchained:
+        whole = unchained == result.events
+        result.problems.append(
+            "recorded before the journal was hash-chained: it cannot be verified"
+            if whole
+            else f"{unchained} event(s) without a hash (stripped, or written by an old version)"
+        )
     return result
 
 
