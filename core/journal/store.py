@@ -8,7 +8,6 @@ polls and consumes them. ``synchronous=NORMAL`` in WAL mode survives a killed pr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -106,15 +105,6 @@ def event_hash(prev: str, row: Sequence[Any]) -> str:
     return hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
 
 
-def _private(path: Path) -> None:
-    """State holds outputs and logs: the directory 0700, the database files 0600."""
-    for suffix in ("", "-wal", "-shm"):
-        candidate = path.with_name(path.name + suffix)
-        if candidate.exists():
-            with contextlib.suppress(OSError):
-                candidate.chmod(0o600)
-
-
 @dataclass(frozen=True)
 class RunRow:
     id: str
@@ -185,7 +175,7 @@ class Store:
             try:
                 if not self.path.parent.exists():
                     self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                if not self.path.exists():
+                if not self.path.exists():  # 0600; SQLite gives its -wal/-shm the same mode
                     os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             except OSError as exc:
                 raise InvalidInput(
@@ -204,9 +194,6 @@ class Store:
                 f"cannot open the store {path}: {exc}",
                 hint="is it a Quarterdeck store? pass --store to use another",
             ) from None
-
-        if str(path) != ":memory:":
-            _private(self.path)
 
     def close(self) -> None:
         self.conn.close()
