@@ -174,3 +174,16 @@ def test_listen_command_needs_a_secret_and_checks_it(tmp_path: Path) -> None:
         listen.wait_for(f"run {ok.json()['run']}: succeeded")
     finally:
         assert listen.stop() == 0
+
+
+def test_basic_auth_as_alertmanager_sends_it() -> None:
+    guard = ListenGuard(token=TOKEN, username="am")
+    good = base64.b64encode(f"am:{TOKEN}".encode()).decode()
+    bad = base64.b64encode(f"am:{TOKEN}x".encode()).decode()
+    json_headers = {"content-type": "application/json; charset=utf-8", "content-length": "2"}
+    assert guard.check({**json_headers, "authorization": f"Basic {good}"}) is None
+    refused = guard.check({**json_headers, "authorization": f"Basic {bad}"})
+    assert refused is not None and refused[0] == 401
+    assert refused[2]["WWW-Authenticate"].startswith("Basic")
+    bearer = guard.check({**json_headers, "authorization": f"Bearer {TOKEN}"})
+    assert bearer is not None and bearer[0] == 401
