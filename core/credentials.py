@@ -17,6 +17,7 @@ not loopback; :func:`check_destination` is called wherever an action attaches on
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -57,6 +58,7 @@ DEFAULT_HOSTS: dict[str, tuple[str, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def looks_like_credential(name: str) -> bool:
     return name in KNOWN_CREDENTIAL_VARS or bool(_LOOKS_SECRET.search(name))
 
