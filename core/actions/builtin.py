@@ -183,27 +183,33 @@ async def run_process(
         if stream is None:
             return
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending = ""  # the unfinished line (or, once fragments were sent, its unsent part)
+        # the unfinished line (once fragments were sent, its unsent part), in pieces: no
+        # re-scanning or re-copying of a long line per chunk
+        pending: list[str] = []
+        size = 0
         head: str | None = None  # the start of a line sent in fragments (for the tails)
         while True:
             raw = await stream.read(_READ_CHUNK)
-            text = decoder.decode(raw, final=not raw)
-            pending += text
-            *lines, pending = pending.split("\n")
-            for line in lines:
-                line = line.rstrip("\r")
-                handle(name, line, (head or "") + line[:_TAIL_LINE_MAX] if head else line)
-                head = None
+            parts = decoder.decode(raw, final=not raw).split("\n")
+            if len(parts) > 1:
+                for line in ["".join([*pending, parts[0]]), *parts[1:-1]]:
+                    line = line.rstrip("\r")
+                    handle(name, line, head + line[:_TAIL_LINE_MAX] if head else line)
+                    head = None
+                pending, size = [], 0
+            if parts[-1]:
+                pending.append(parts[-1])
+                size += len(parts[-1])
             if not raw:
-                if pending:
-                    handle(name, pending, (head or "") + pending[:_TAIL_LINE_MAX])
-                elif head is not None:
-                    handle(name, "", head)
+                rest = "".join(pending)
+                if rest or head is not None:
+                    handle(name, rest, (head or "") + rest[:_TAIL_LINE_MAX])
                 return
-            if len(pending) >= _FRAGMENT and ctx.emit_fragment is not None:
-                ctx.emit_fragment(name, pending)
-                head = head if head is not None else pending[:_TAIL_LINE_MAX]
-                pending = ""
+            if size >= _FRAGMENT and ctx.emit_fragment is not None:
+                piece = "".join(pending)
+                ctx.emit_fragment(name, piece)
+                head = head if head is not None else piece[:_TAIL_LINE_MAX]
+                pending, size = [], 0
 
     try:
         await asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"))
