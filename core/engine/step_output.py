@@ -67,7 +67,12 @@ class StepLogs:
     def _write(self, key: LineKey, text: str) -> None:
         handle = self._file(key[:2])
         if handle is not None:
-            handle.write(text if key[2] == "stdout" else text.replace("\n", "\n[stderr] "))
+            handle.write(text)
+
+    @staticmethod
+    def _mark(stream: str, text: str) -> str:
+        """stderr lines are marked in the shared log (``[stderr] …``), each of them."""
+        return text if stream == "stdout" else "[stderr] " + text.replace("\n", "\n[stderr] ")
 
     def _redact_prefix(self, text: str) -> tuple[str, str]:
         """``(redacted safe part, unredacted held-back tail)`` of an unfinished line."""
@@ -103,13 +108,14 @@ class StepLogs:
         key = (stage, step, stream)
         if key in self._pending:
             rest = self.redactor.text(self._pending.pop(key) + text)
-            self._write(key, rest + "\n")
+            self._write(key, rest.replace("\n", "\n[stderr] ") if stream != "stdout" else rest)
+            self._write(key, "\n")
             head = self._head.pop(key, "")
             total = self._head_len.pop(key, 0) + len(rest)
             journaled = (head + rest[: max(0, JOURNAL_LINE_MAX - len(head))], total)
         else:
             red = self.redactor.text(text)
-            self._write(key, ("" if stream == "stdout" else "[stderr] ") + red + "\n")
+            self._write(key, self._mark(stream, red) + "\n")
             journaled = (red[:JOURNAL_LINE_MAX], len(red))
         return self._budget(key[:2], *journaled)
 

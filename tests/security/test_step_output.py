@@ -73,3 +73,18 @@ def test_a_50mb_line_is_kept_whole_and_the_journal_is_capped(tmp_path: Path) -> 
     # the run's JSON (show --json, run.json) stays small too
     assert len(json.dumps(ran.state.to_json(), default=str)) < 2 * cap
     assert (log.stat().st_mode & 0o777) == 0o600
+
+
+def test_the_log_marks_stderr_and_masks_a_secret_split_across_fragments(tmp_path: Path) -> None:
+    from quarterdeck.core.engine.step_output import StepLogs
+    from quarterdeck.core.observability.redact import Redactor
+
+    logs = StepLogs(tmp_path, Redactor(["hunter2secret"]), cap=10_000)
+    assert logs.line("s", "a", "stdout", "one") == ["one"]
+    logs.line("s", "a", "stderr", "warn1\nwarn2")
+    logs.fragment("s", "a", "stderr", "long-hunter2")
+    assert logs.line("s", "a", "stderr", "secret-end") == ["long-***-end"]
+    logs.line("s", "a", "stdout", "two")
+    logs.close()
+    text = (tmp_path / "logs" / "s.a.log").read_text()
+    assert text == "one\n[stderr] warn1\n[stderr] warn2\n[stderr] long-***-end\ntwo\n"
