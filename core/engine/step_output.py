@@ -93,9 +93,7 @@ class StepLogs:
         buffered = self._pending.get(key, "") + text
         safe, held = self._redact_prefix(buffered)
         self._pending[key] = held
-        if first and stream != "stdout":
-            safe = "[stderr] " + safe
-        self._write(key, safe)
+        self._write(key, ("[stderr] " if first and stream != "stdout" else "") + safe)
         used = self._head_len.get(key, 0)
         if used < JOURNAL_LINE_MAX:
             self._head[key] = self._head.get(key, "") + safe[: JOURNAL_LINE_MAX - used]
