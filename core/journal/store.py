@@ -95,7 +95,11 @@ def _ensure_hash_chain_columns(conn: sqlite3.Connection) -> None:
     the migrations framework can fold it in as one ordered step."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
     if "hash" not in columns:
-        conn.execute("ALTER TABLE events ADD COLUMN hash TEXT")
+        try:
+            conn.execute("ALTER TABLE events ADD COLUMN hash TEXT")
+        except sqlite3.OperationalError as exc:  # another process added it just now
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def event_hash(prev: str, row: Sequence[Any]) -> str:
