@@ -79,3 +79,29 @@ def test_verify_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
     proc = cli("verify", "nope", "--store", str(tmp_path / "qd.db"))
     assert proc.returncode == 2 and "no run 'nope'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_old_store_gains_the_chain_and_old_runs_say_they_cannot_be_verified(
+    tmp_path: Path,
+) -> None:
+    from quarterdeck.core.journal.events import Event
+    from quarterdeck.core.journal.integrity import verify_run
+    from quarterdeck.core.journal.store import SCHEMA, Store
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(SCHEMA)  # the schema before the chain: no events.hash
+    conn.execute(
+        "INSERT INTO events (run_id, seq, ts, type, stage, step, data)"
+        " VALUES ('old', 1, 1.0, 'run.started', NULL, NULL, '{}')"
+    )
+    conn.commit()
+    conn.close()
+    with Store(db) as store:
+        old = verify_run(store, "old")
+        assert not old.ok and old.problems == [
+            "recorded before the journal was hash-chained: it cannot be verified"
+        ]
+        store.append(Event("run.started", "new", None, None, {}, 1.0, 1))
+        store.append_many([Event("run.finished", "new", None, None, {"status": "ok"}, 2.0, 2)])
+        assert verify_run(store, "new").ok
