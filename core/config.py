@@ -8,7 +8,6 @@ LLM API key, SSH keys) come from here, never from a workflow file.
 
 from __future__ import annotations
 
-import getpass
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from quarterdeck.core.definition.loader import load_yaml, parse_model, read_text
+from quarterdeck.core.identity import ci_actor, local_identity
 
 
 class _Section(BaseModel):
@@ -39,6 +39,30 @@ class SSHSettings(_Section):
     client_keys: list[str] = Field(default_factory=list)
     username: str | None = None
     use_agent: bool = True
+    passphrase_env: str | None = Field(
+        default=None, description="Env var holding the client keys' passphrase (redacted)"
+    )
+
+
+class CredentialSettings(_Section):
+    """Where one credential may be sent (``credentials: {github: {hosts: [...]}}``)."""
+
+    hosts: list[str] = Field(default_factory=list, description="Hosts it may be sent to")
+    env: str | None = Field(default=None, description="Env var holding it (redacted)")
+
+
+class ListenSettings(_Section):
+    """``quarterdeck listen``: who may start incident runs and how many at once."""
+
+    token: str | None = None
+    token_env: str = "QUARTERDECK_LISTEN_TOKEN"
+    username: str | None = Field(default=None, description="Basic auth user (else bearer)")
+    max_body: int = Field(default=256 * 1024, ge=1024)
+    rate_per_minute: int = Field(default=30, ge=1)
+    max_concurrent: int = Field(default=2, ge=1)
+    label_inputs: list[str] = Field(
+        default_factory=list, description="Inputs alert labels may fill (never override -i)"
+    )
 
 
 class Settings(_Section):
@@ -61,6 +85,15 @@ class Settings(_Section):
         default_factory=dict,
         description="Release defaults (preset, bump_rules, squash_bodies, tag_prefix); "
         "checked by the release actions",
+    )
+    credentials: dict[str, CredentialSettings] = Field(default_factory=dict)
+    allowed_signers: str | None = Field(
+        default=None,
+        description="ssh-keygen allowed-signers file (git's format) for signed approvals",
+    )
+    listen: ListenSettings = Field(default_factory=ListenSettings)
+    output_journal_cap: int = Field(
+        default=1024 * 1024, ge=1024, description="Bytes of a step's output journaled"
     )
 
 
@@ -119,21 +152,25 @@ def load_settings(start: Path | None = None) -> Settings:
         if path.is_file():
             data, source = load_yaml(read_text(path), str(path))
             parse_model(Settings, data, source, "config")  # located errors per file
+            signers = data.get("allowed_signers") if isinstance(data, dict) else None
+            if isinstance(signers, str) and not Path(os.path.expanduser(signers)).is_absolute():
+                data = {**data, "allowed_signers": str(path.parent / signers)}  # next to it
             merged = _deep_merge(merged, data)
     return Settings.model_validate(merged)
 
 
 def current_user(explicit: str | None = None, settings: Settings | None = None) -> str:
-    """Who is acting: ``--as``, ``$QUARTERDECK_USER``, a CI actor variable, config, login."""
+    """Who says they are acting: ``--as``, ``$QUARTERDECK_USER``, the CI actor (in CI),
+    config, else the OS account. Only the last two kinds are vouched for by this process
+    (:func:`quarterdeck.core.identity.local_identity`); a decision in any other name needs
+    a signature (core/identity.py)."""
     if explicit:
         return explicit
-    for var in ("QUARTERDECK_USER", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR"):
-        value = os.environ.get(var)
-        if value:
-            return value
+    if os.environ.get("QUARTERDECK_USER"):
+        return os.environ["QUARTERDECK_USER"]
+    actor = ci_actor()
+    if actor:
+        return actor
     if settings is not None and settings.user:
         return settings.user
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    return local_identity()

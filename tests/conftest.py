@@ -17,6 +17,9 @@ def isolated_home(
     monkeypatch.setenv("QUARTERDECK_HOME", str(home))
     monkeypatch.setenv("QUARTERDECK_CONFIG_DIR", str(config))
     monkeypatch.delenv("QUARTERDECK_USER", raising=False)
+    # the suite's older tests stand in for people with typed names (--as bob); the
+    # identity tests (tests/security/test_approvals.py) turn this off to check the default
+    monkeypatch.setenv("QUARTERDECK_UNVERIFIED_NAMES", "1")
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     monkeypatch.delenv("QUARTERDECK_LLM_API_KEY", raising=False)
     monkeypatch.delenv("QUARTERDECK_LLM_BASE_URL", raising=False)

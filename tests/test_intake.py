@@ -34,6 +34,8 @@ from tests.helpers import REPO
 from tests.servers import free_port
 
 ALERTMANAGER_PACKAGE = "prometheus-alertmanager"
+LISTEN_TOKEN = "intake-listen-token-42"  # what Alertmanager's http_config sends
+AUTH = {"Authorization": f"Bearer {LISTEN_TOKEN}"}
 
 WORKFLOW = """
 name: incident-drill
@@ -131,7 +133,9 @@ def test_listener_starts_one_run_per_group_in_process(tmp_path: Path) -> None:
     said: list[str] = []
 
     async def go() -> list[dict[str, Any]]:
-        listener = await Listener(db, loaded, ctx, say=said.append).start()
+        listener = await Listener(
+            db, loaded, ctx, say=said.append, label_inputs={"service"}
+        ).start()
         replies = []
         try:
             async with httpx.AsyncClient(timeout=10) as client:
@@ -143,7 +147,11 @@ def test_listener_starts_one_run_per_group_in_process(tmp_path: Path) -> None:
                     reply = await client.post(listener.server.url + "alertmanager", json=body)
                     assert reply.status_code == 200, reply.text
                     replies.append(reply.json())
-                bad = await client.post(listener.server.url, content=b"[1, 2]")
+                bad = await client.post(
+                    listener.server.url,
+                    content=b"[1, 2]",
+                    headers={"Content-Type": "application/json"},
+                )
                 assert bad.status_code == 400
                 assert "not a JSON object" in bad.json()["error"]
                 assert (await client.get(listener.server.url + "-/healthy")).status_code == 200
@@ -190,7 +198,7 @@ class ListenProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "QUARTERDECK_LISTEN_TOKEN": LISTEN_TOKEN, **(env or {})},
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -248,10 +256,10 @@ def test_listen_command_takes_a_real_payload(tmp_path: Path) -> None:
     )
     try:
         url = listen.url()
-        first = httpx.post(url, json=payload(), timeout=10).json()
+        first = httpx.post(url, json=payload(), headers=AUTH, timeout=10).json()
         assert first["action"] == "started"
         listen.wait_for(f"run {first['run']}: succeeded")
-        again = httpx.post(url, json=payload(), timeout=10).json()
+        again = httpx.post(url, json=payload(), headers=AUTH, timeout=10).json()
         assert again["action"] == "duplicate" and again["run"] == first["run"]
         with Store(db) as store:
             assert [r.id for r in store.list_runs()] == [first["run"]]
@@ -302,6 +310,8 @@ def test_alertmanager_delivers_a_firing_alert_to_listen(tmp_path: Path) -> None:
             "  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
             "receivers:\n  - name: quarterdeck\n    webhook_configs:\n"
             f"      - url: {hook}alertmanager\n        send_resolved: true\n"
+            "        http_config:\n          authorization:\n"
+            f"            credentials: {LISTEN_TOKEN}\n"
         )
         port = free_port()
         am = subprocess.Popen(

@@ -8,12 +8,13 @@ rather than in the engine; the intake rules themselves are
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from quarterdeck.core.engine.runner import RunOptions
 from quarterdeck.core.engine.runner import new_run_id as default_id
+from quarterdeck.core.incidents.guard import ListenGuard
 from quarterdeck.core.incidents.intake import (
     ALERT_ACTOR,
     AlertmanagerPayload,
@@ -45,13 +46,23 @@ class Listener:
         started_by: str = ALERT_ACTOR,
         new_run_id: Callable[[], str] | None = None,
         base_inputs: dict[str, Any] | None = None,
+        guard: ListenGuard | None = None,
+        label_inputs: Collection[str] = (),
+        max_concurrent: int = 2,
     ) -> None:
+        """``label_inputs``: the inputs alert labels may fill (never the ``-i`` ones);
+        ``max_concurrent``: runs executing at once (the others queue, in arrival order)."""
         self.store_path = store_path
         self.loaded = loaded
         self.context = context
         self.say = say or (lambda text: None)
         self.started_by = started_by
-        self.base_inputs = dict(base_inputs or {})  # `listen -i k=v`: the alert's win
+        self.base_inputs = dict(base_inputs or {})  # `listen -i k=v`: they win over alerts
+        self.label_inputs = frozenset(label_inputs)
+        self.max_concurrent = max_concurrent
+        self._slots: asyncio.Semaphore | None = None
+        self.stopping = ""
+        self.active: set[str] = set()  # runs executing now; the other unfinished ones queue
         self.runs: dict[str, Any] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,10 +72,11 @@ class Listener:
             new_run_id or (lambda: default_id(loaded.workflow.name)),
             say=self.say,
         )
-        self.server = WebhookServer(self.intake, host, port)
+        self.server = WebhookServer(self.intake, host, port, guard)
 
     async def start(self) -> Listener:
         self._loop = asyncio.get_running_loop()
+        self._slots = asyncio.Semaphore(self.max_concurrent)
         await self.server.start()
         return self
 
@@ -76,7 +88,8 @@ class Listener:
     async def _start(self, payload: AlertmanagerPayload, run_id: str) -> str:
         store = Store(self.store_path)
         try:
-            given = {**self.base_inputs, **run_inputs(payload, self.loaded.workflow.inputs)}
+            from_alert = run_inputs(payload, self.loaded.workflow.inputs, self.label_inputs)
+            given = {**from_alert, **self.base_inputs}  # the operator's -i values win
             runner = new_runner(
                 self.loaded,
                 store,
@@ -92,9 +105,19 @@ class Listener:
         return run_id
 
     async def _drive(self, runner: Any, store: Store) -> None:
+        assert self._slots is not None
         try:
-            state = await runner.run()
+            if self._slots.locked():
+                self.say(f"run {runner.run_id} queued: {self.max_concurrent} already running")
+            async with self._slots:
+                self.active.add(runner.run_id)
+                try:
+                    state = await runner.run()
+                finally:
+                    self.active.discard(runner.run_id)
             self.say(f"run {runner.run_id}: {state.status}")
+        except asyncio.CancelledError:
+            self.say(f"run {runner.run_id} dropped from the queue: {self.stopping}")
         except Exception as exc:  # one broken run must not take the listener down
             self.say(f"run {runner.run_id} stopped: {type(exc).__name__}: {exc}")
         finally:
@@ -106,8 +129,13 @@ class Listener:
 
     async def close(self, reason: str = "the listener stopped") -> None:
         """Stop serving; interrupt runs still going (resumable) and wait for their journals."""
+        self.stopping = reason
         await self.server.close()
         for run_id, task in self.tasks.items():
-            if not task.done():
+            if task.done():
+                continue
+            if run_id in self.active:
                 self.runs[run_id].interrupt(reason)
+            else:  # still queued: never started, nothing to resume
+                task.cancel()
         await self.wait_runs()

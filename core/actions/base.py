@@ -54,6 +54,11 @@ class ActionContext:
     services: dict[str, Any] = field(default_factory=dict)
     emit_event: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
     workflow_dir: Path | None = None  # where the workflow file is (its helper modules)
+    # credential variables in ``env`` that child processes must not inherit unless a step
+    # names them (core/credentials.py; builtin.child_env applies it)
+    credential_env: frozenset[str] = frozenset()
+    # the start of a line too long to hold (logged whole, journaled cut); None: join it
+    emit_fragment: LineSink | None = None
 
     def log(self, line: str, stream: str = "stdout") -> None:
         """Stream one output line (journaled in batches)."""

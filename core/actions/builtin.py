@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import importlib
 import inspect
@@ -13,7 +14,7 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,6 +98,11 @@ def parse_output_file(path: Path) -> dict[str, Any]:
     return outputs
 
 
+_READ_CHUNK = 64 * 1024
+_FRAGMENT = 1024 * 1024  # an unfinished line this long is handed on in pieces
+_TAIL_LINE_MAX = 64 * 1024  # how much of one line the stdout/stderr tails keep
+
+
 class ShellParams(ActionParams):
     run: str = Field(description="Command line; split like a shell, templates stay one argv each")
     cwd: str | None = None
@@ -107,6 +113,10 @@ class ShellParams(ActionParams):
         "never pasted into the script",
     )
     stdout_tail: int = Field(default=50, ge=0, le=10_000)
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="Credential env vars this command may see (all others are removed)",
+    )
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:
@@ -160,26 +170,50 @@ async def run_process(
         raise NonRetryableError(f"permission denied running {argv[0]}") from None
     last: list[str] = []
 
+    def handle(name: str, text: str, head: str) -> None:
+        ctx.emit_line(name, text)
+        if name == "stdout" and tail:
+            last.append(head)
+            if len(last) > tail:
+                del last[0]
+        elif name == "stderr" and stderr_tail is not None and head.strip():
+            stderr_tail.append(head)
+            if len(stderr_tail) > stderr_keep:
+                del stderr_tail[0]
+
     async def pump(stream: asyncio.StreamReader | None, name: str) -> None:
+        """Read in chunks, never by line: a line of any length is kept (logged whole by the
+        journal writer's step logs, cut in the journal), none is dropped."""
         if stream is None:
             return
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # the unfinished line (once fragments were sent, its unsent part), in pieces: no
+        # re-scanning or re-copying of a long line per chunk
+        pending: list[str] = []
+        size = 0
+        head: str | None = None  # the start of a line sent in fragments (for the tails)
         while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than the buffer limit
-                raw = await stream.read(65536)
+            raw = await stream.read(_READ_CHUNK)
+            parts = decoder.decode(raw, final=not raw).split("\n")
+            if len(parts) > 1:
+                for line in ["".join([*pending, parts[0]]), *parts[1:-1]]:
+                    line = line.rstrip("\r")
+                    handle(name, line, head + line[:_TAIL_LINE_MAX] if head else line)
+                    head = None
+                pending, size = [], 0
+            if parts[-1]:
+                pending.append(parts[-1])
+                size += len(parts[-1])
             if not raw:
+                rest = "".join(pending)
+                if rest or head is not None:
+                    handle(name, rest, (head or "") + rest[:_TAIL_LINE_MAX])
                 return
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            ctx.emit_line(name, text)
-            if name == "stdout" and tail:
-                last.append(text)
-                if len(last) > tail:
-                    del last[0]
-            elif name == "stderr" and stderr_tail is not None and text.strip():
-                stderr_tail.append(text)
-                if len(stderr_tail) > stderr_keep:
-                    del stderr_tail[0]
+            if size >= _FRAGMENT and ctx.emit_fragment is not None:
+                piece = "".join(pending)
+                ctx.emit_fragment(name, piece)
+                head = head if head is not None else piece[:_TAIL_LINE_MAX]
+                pending, size = [], 0
 
     guard(proc.pid)  # killed with its whole group if this process dies first
     try:
@@ -198,8 +232,13 @@ async def run_process(
     return code, last
 
 
-def child_env(ctx: ActionContext, extra: dict[str, str]) -> dict[str, str]:
-    env = dict(ctx.env)
+def child_env(
+    ctx: ActionContext, extra: dict[str, str], secrets: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment of a step's process: no credentials unless the step names them
+    (in its ``env:`` or, for ``shell``, in ``secrets:``)."""
+    keep = set(secrets)
+    env = {k: v for k, v in ctx.env.items() if k not in ctx.credential_env or k in keep}
     env.update(extra)
     env["QUARTERDECK_RUN_ID"] = ctx.run_id
     env["QUARTERDECK_STEP"] = ctx.step_id
@@ -212,7 +251,7 @@ async def shell(params: ShellParams, ctx: ActionContext) -> dict[str, Any]:
     """Run a command; outputs its exit code, the last stdout lines and $QUARTERDECK_OUTPUT."""
     # env and cwd were rendered once with the other parameters; a value is data now, and
     # rendering it again would evaluate any `{{ }}` an input or an output carried
-    env = child_env(ctx, dict(params.env))
+    env = child_env(ctx, dict(params.env), params.secrets)
     cwd = ctx.workdir if params.cwd is None else Path(params.cwd)
     if not cwd.is_absolute():
         cwd = ctx.workdir / cwd

@@ -11,13 +11,19 @@ import json
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import Field
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
-from quarterdeck.core.actions.http import HttpUrl, guarded_request, http_client, retryable_status
+from quarterdeck.core.actions.http import (
+    HttpUrl,
+    bind_credential,
+    guarded_request,
+    http_client,
+    retryable_status,
+)
 from quarterdeck.core.actions.paths import confined
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
@@ -46,6 +52,14 @@ def github_token(settings: Any) -> str | None:
     """The token from config (``github.token``) or ``$GITHUB_TOKEN``; never the workflow."""
     configured = (getattr(settings, "github", None) or {}).get("token")
     return configured or os.environ.get("GITHUB_TOKEN") or None
+
+
+def trusted_github_hosts(settings: Any) -> tuple[str, ...]:
+    """API hosts named by the operator (config ``github.api_url``, ``$GITHUB_API_URL``),
+    never by the workflow; GitHub Enterprise uploads live on the same host."""
+    configured = (getattr(settings, "github", None) or {}).get("api_url")
+    hosts = [urlsplit(u).hostname for u in (configured, os.environ.get("GITHUB_API_URL")) if u]
+    return tuple(h for h in hosts if h)
 
 
 def github_api_url(params_url: str | None, settings: Any) -> str:
@@ -92,6 +106,9 @@ async def github_release(params: GithubReleaseParams, ctx: ActionContext) -> dic
     }
     repo_url = f"{api}/repos/{params.repo}"
     async with http_client(params.timeout) as client:
+        # the token goes only to GitHub's hosts (or the configured/Actions API host), also
+        # for the upload_url the server returns (credentials.github.hosts widens it)
+        bind_credential(client, ctx.settings, "github", trusted_github_hosts(ctx.settings))
         client.headers.update(headers)
         found = await guarded_request(
             ctx, client, "GET", f"{repo_url}/releases/tags/{quote(params.tag, safe='')}"

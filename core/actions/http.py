@@ -21,6 +21,7 @@ import httpx
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
+from quarterdeck.core.credentials import check_destination, credential_value
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
 from quarterdeck.core.policy.circuit import circuit_board, http_target
@@ -125,6 +126,27 @@ async def guarded_request(
     return response
 
 
+def bind_credential(
+    client: httpx.AsyncClient, settings: Any, credential: str, extra_hosts: tuple[str, ...] = ()
+) -> None:
+    """Check every request ``client`` sends — redirects included — against the hosts
+    ``credential`` may go to (:func:`~quarterdeck.core.credentials.check_destination`)."""
+
+    async def check(request: httpx.Request) -> None:
+        check_destination(settings, credential, str(request.url), extra_hosts=extra_hosts)
+
+    client.event_hooks["request"] = [*client.event_hooks.get("request", []), check]
+
+
+def auth_header(ctx: ActionContext, client: httpx.AsyncClient, credential: str) -> dict[str, str]:
+    """``Authorization: Bearer …`` from a credential named in the config, bound to its hosts."""
+    value = credential_value(ctx.settings, credential)
+    if not value:
+        raise NonRetryableError(f"credential {credential!r}: its environment variable is not set")
+    bind_credential(client, ctx.settings, credential)
+    return {"Authorization": f"Bearer {value}"}
+
+
 # -- http.request ------------------------------------------------------------------------
 
 
@@ -144,6 +166,11 @@ class HttpRequestParams(ActionParams):
     )
     timeout: Duration = 30.0
     follow_redirects: bool = False
+    auth: str | None = Field(
+        default=None,
+        description="A credential named in the config (credentials.NAME: env, hosts), "
+        "sent as a bearer token only to its hosts",
+    )
     idempotency_header: str | None = Field(
         default="Idempotency-Key",
         description="Header carrying the step's idempotency key on non-GET requests (null: none)",
@@ -180,6 +207,8 @@ async def http_request(params: HttpRequestParams, ctx: ActionContext) -> dict[st
     ctx.log(f"{params.method} {params.url}")
     started = time.perf_counter()
     async with http_client(params.timeout, follow_redirects=params.follow_redirects) as client:
+        if params.auth:
+            headers.update(auth_header(ctx, client, params.auth))
         response = await guarded_request(ctx, client, params.method, params.url, **kwargs)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
     text = response.text

@@ -14,6 +14,7 @@ from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.http import (
     BODY_KEEP,
     HttpUrl,
+    auth_header,
     guarded_request,
     http_client,
     retryable_status,
@@ -31,6 +32,9 @@ class WebhookParams(ActionParams):
     blocks: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = Field(default_factory=dict, description="More JSON fields")
     timeout: Duration = 15.0
+    auth: str | None = Field(
+        default=None, description="A credential named in the config, sent only to its hosts"
+    )
 
 
 @action("notify.webhook", WebhookParams)
@@ -46,6 +50,9 @@ async def notify_webhook(params: WebhookParams, ctx: ActionContext) -> dict[str,
     shown = f"{parts.scheme}://{parts.netloc}/…"  # a webhook URL's path is its secret
     ctx.log(f"posting to {shown}: {params.text.splitlines()[0]}")
     async with http_client(params.timeout) as client:
+        headers = {"Idempotency-Key": ctx.idempotency_key}
+        if params.auth:
+            headers.update(auth_header(ctx, client, params.auth))
         response = await guarded_request(
             ctx,
             client,
@@ -53,7 +60,7 @@ async def notify_webhook(params: WebhookParams, ctx: ActionContext) -> dict[str,
             params.url,
             shown=shown,
             json=payload,
-            headers={"Idempotency-Key": ctx.idempotency_key},
+            headers=headers,
         )
     if not 200 <= response.status_code < 300:
         raise ActionError(

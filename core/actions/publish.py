@@ -37,6 +37,7 @@ from quarterdeck.core.actions.packaging import (
     read_dist,
     resolve_path,
 )
+from quarterdeck.core.credentials import check_destination
 from quarterdeck.core.errors import ActionError, NonRetryableError
 
 
@@ -91,9 +92,17 @@ def index_credentials(
     """Username and password from env or config; never from the workflow.
 
     ``destinations`` are the URLs they will be sent to (the upload endpoint and the
-    simple index): every credential this step sends goes through here.
+    simple index): every credential this step sends goes through here, and only to the
+    hosts ``credentials.pypi.hosts`` allows (never plain http off loopback).
     """
-    del destinations  # where a check on the destination belongs
+    auth = _find_credentials(ctx, params)
+    if auth is not None:
+        for url in destinations:
+            check_destination(ctx.settings, "pypi", url)
+    return auth
+
+
+def _find_credentials(ctx: ActionContext, params: PublishParams) -> tuple[str, str] | None:
     env = ctx.env
     if params.username_env or params.password_env:
         user = env.get(params.username_env or "", "__token__" if params.password_env else "")

@@ -116,6 +116,10 @@ def _connect_options(settings: Any, known_hosts: Path) -> dict[str, Any]:
             options["agent_path"] = None
         if ssh.username:
             options["username"] = ssh.username
+        passphrase_env = getattr(ssh, "passphrase_env", None)
+        passphrase = os.environ.get(passphrase_env or "QUARTERDECK_SSH_PASSPHRASE")
+        if passphrase:  # registered with the redactor (core/credentials.py)
+            options["passphrase"] = passphrase
     return options
 
 
@@ -156,6 +160,11 @@ async def _connect(
         )
     except asyncssh.HostKeyNotVerifiable:
         raise NonRetryableError(_host_key_problem(known_hosts, host, port)) from None
+    except asyncssh.KeyImportError as exc:  # an encrypted key and no (or a wrong) passphrase
+        raise NonRetryableError(
+            f"{label}: cannot open the client key ({exc}) — set ssh.passphrase_env in the "
+            "config to the variable holding its passphrase (or $QUARTERDECK_SSH_PASSPHRASE)"
+        ) from None
     except asyncssh.PermissionDenied:
         user = getattr(getattr(settings, "ssh", None), "username", None) or "the current user"
         raise NonRetryableError(

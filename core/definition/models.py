@@ -112,6 +112,8 @@ def is_approver(actor: str, approvers: Sequence[str], groups: Mapping[str, Seque
 
     No approvers listed means anyone may decide (self-approval is a separate rule).
     """
+    if actor in groups:  # a group is never an identity: its members vote
+        return False
     if not approvers:
         return True
     return actor in approvers or any(actor in groups.get(name, ()) for name in approvers)

@@ -39,6 +39,8 @@ def approval_refusal(
     """Why ``actor`` may not decide this approval, or None when they may."""
     if approval.status != ApprovalStatus.WAITING:
         return f"gate {approval.id!r} is not waiting for a decision (it is {approval.status})"
+    if actor in groups:
+        return f"{actor!r} is a group, not a person: its members vote, one vote each"
     if not is_approver(actor, approval.approvers, groups):
         return f"{actor!r} may not decide gate {approval.id!r}; approvers: " + ", ".join(
             approval.approvers

@@ -59,6 +59,9 @@ class RunContext:
     env: dict[str, str]
     step_env: dict[tuple[str, str], dict[str, str]]
     services: dict[str, Any]
+    # variables Quarterdeck reads to authenticate (core/credentials.py), kept out of
+    # child processes unless a step names them
+    credential_names: frozenset[str] = frozenset()
 
     @property
     def workflow(self) -> Workflow:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from quarterdeck.core.clock import Clock
+from quarterdeck.core.engine.step_output import StepLogs
 from quarterdeck.core.journal import events
 from quarterdeck.core.journal.events import Event, StepOutput
 from quarterdeck.core.journal.payload import Payload
@@ -47,6 +48,7 @@ class JournalWriter:
         redactor: Redactor,
         subscribers: list[Subscriber],
         seq: int,
+        logs: StepLogs | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -55,6 +57,8 @@ class JournalWriter:
         self.redactor = redactor
         self.subscribers = subscribers  # the runner's list: viewers append to it
         self._seq = seq
+        # every line whole in the run dir's logs/, a capped part journaled (step_output.py)
+        self.logs = logs if logs is not None else StepLogs(None, redactor)
         self._buffer: list[Event] = []
         self._flush_future: asyncio.Future[None] | None = None
         self._lines: dict[LineKey, list[str]] = {}
@@ -132,6 +136,7 @@ class JournalWriter:
 
     def flush_now(self) -> None:
         """Commit synchronously (at the end of a run, or before exiting)."""
+        self.logs.flush()
         self.flush_lines()
         if self._buffer or self._flush_future is not None:
             self._flush()
@@ -143,13 +148,23 @@ class JournalWriter:
             self._loop.call_soon_threadsafe(self.emit_line, stage, step, stream, text)
             return
         key = (stage, step, stream)
+        kept = self.logs.line(stage, step, stream, text)
+        if not kept:
+            return
         bucket = self._lines.setdefault(key, [])
-        bucket.append(self.redactor.text(text) if self.redactor else text)
+        bucket.extend(kept)
         if len(bucket) >= OUTPUT_FLUSH_LINES:
             self.flush_lines()
         elif self._lines_timer is None:
             loop = asyncio.get_running_loop()
             self._lines_timer = loop.call_later(OUTPUT_FLUSH_SECONDS, self.flush_lines)
+
+    def emit_fragment(self, stage: str, step: str, stream: str, text: str) -> None:
+        """Part of a line too long to hold whole: logged now, journaled when it ends."""
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(self.emit_fragment, stage, step, stream, text)
+            return
+        self.logs.fragment(stage, step, stream, text)
 
     def flush_lines(self, only: tuple[str | None, str | None] | None = None) -> None:
         """Emit buffered lines now: all of them, or those of one (stage, step)."""

@@ -27,6 +27,11 @@ from typing import Any
 
 from quarterdeck.core.actions.process_groups import in_flight_groups, reap
 from quarterdeck.core.config import Settings, state_home
+from quarterdeck.core.credentials import (
+    KNOWN_CREDENTIAL_VARS,
+    credential_values,
+    named_credentials,
+)
 from quarterdeck.core.definition.expressions import evaluate
 from quarterdeck.core.definition.inputs import public_inputs, secret_values
 from quarterdeck.core.definition.models import Stage
@@ -41,6 +46,7 @@ from quarterdeck.core.engine.scheduler import Scheduler
 from quarterdeck.core.engine.scope import Scope
 from quarterdeck.core.engine.signals import Signals
 from quarterdeck.core.engine.step import StepRunner, retry_delay
+from quarterdeck.core.engine.step_output import StepLogs
 from quarterdeck.core.errors import ExitCode, ExpressionError
 from quarterdeck.core.journal.events import (
     Event,
@@ -90,14 +96,8 @@ STATUS_EXIT: dict[str, ExitCode] = {
     RunStatus.INTERRUPTED: ExitCode.INTERRUPTED,
 }
 
-# every credential an action might send, kept out of the journal
-CREDENTIAL_VARS = (
-    "QUARTERDECK_LLM_API_KEY",
-    "OPENAI_API_KEY",
-    "GITHUB_TOKEN",
-    "QUARTERDECK_PYPI_PASSWORD",
-    "TWINE_PASSWORD",
-)
+# every credential an action might send, kept out of the journal (core/credentials.py)
+CREDENTIAL_VARS = KNOWN_CREDENTIAL_VARS
 
 
 def new_run_id(workflow: str, now: float | None = None) -> str:
@@ -163,6 +163,7 @@ class Runner:
             env=self.env,
             step_env=self.step_env,
             services=self.services,
+            credential_names=named_credentials(self.settings, self.workflow),
         )
         self._writer = JournalWriter(
             store,
@@ -172,6 +173,7 @@ class Runner:
             redactor=self.redactor,
             subscribers=self.subscribers,
             seq=recovery.next_seq(store, self.run_id, prior),
+            logs=StepLogs(self.run_dir, self.redactor, self.settings.output_journal_cap),
         )
         self._scope = Scope(ctx)
         self._signals = Signals(ctx, self._writer)
@@ -193,26 +195,19 @@ class Runner:
         )
 
     def _redactor(self) -> Redactor:
-        """Secret inputs, ``--secret`` values and every credential from the environment."""
+        """Secret inputs, ``--secret`` values and every credential an action may read."""
+        environ = self.options.env if self.options.env is not None else os.environ
         redactor = Redactor(
             [*secret_values(self.workflow, self.inputs), *self.options.extra_secrets]
         )
-        llm = self.settings.llm
-        if llm.api_key:
-            redactor.add(llm.api_key)
-        for key_var in (llm.api_key_env, *CREDENTIAL_VARS):
-            redactor.add(os.environ.get(key_var))
-        for value in [*self.settings.github.values(), *self.settings.pypi.values()]:
-            if value and not value.startswith(("http://", "https://")):
-                redactor.add(value)
+        for value in credential_values(os.environ, self.settings, self.workflow):
+            redactor.add(value)
+        for value in credential_values(environ, self.settings, self.workflow):
+            redactor.add(value)
         return redactor
 
     def _child_env(self) -> dict[str, str]:
         base = dict(self.options.env if self.options.env is not None else os.environ)
-        for name in list(base):
-            # credentials for Quarterdeck itself never reach child processes
-            if name.startswith("QUARTERDECK_LLM_") or name == self.settings.llm.api_key_env:
-                del base[name]
         base.update({k: str(v) for k, v in self.workflow.env.items()})
         return base
 
@@ -273,7 +268,8 @@ class Runner:
 
     async def run(self) -> RunState:
         """Run to the end; returns the final state (``state.status`` says how it ended)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.run_dir.mkdir(exist_ok=True, mode=0o700)  # outputs and logs: owner only
         loop = asyncio.get_running_loop()
         self._writer.bind(loop)
         if self.prior is None:
@@ -337,6 +333,7 @@ class Runner:
                 self.exit_code = ExitCode.INVALID  # a step refused the request (exit 2)
             self.emit(RunFinished(status=status, error=error))
         self.flush_now()
+        self._writer.logs.close()
         self.store.set_status(self.run_id, status, self.clock.now())
         return self.state
 

@@ -16,6 +16,7 @@ import time
 from quarterdeck.core.engine.approvals import approval_refusal
 from quarterdeck.core.engine.context import RunContext
 from quarterdeck.core.engine.journal_writer import JournalWriter
+from quarterdeck.core.identity import prove
 from quarterdeck.core.journal.events import (
     ApprovalDecided,
     ApprovalRefused,
@@ -155,9 +156,16 @@ class Signals:
                 return f"refused: gate {gate!r} was already {approval.status}"
             return None  # the gate has not opened yet: keep the decision for it
         decision = ApprovalStatus.APPROVED if signal.kind == "approve" else ApprovalStatus.REJECTED
+        proof = None
         why = approval_refusal(
             approval, signal.actor, ctx.state.started_by, ctx.settings.groups, decision
         )
+        if why is None:  # the rules allow this name: is the signal really theirs?
+            proof, why = prove(ctx.run_id, gate, signal, ctx.settings)
+        if why is None and proof is not None:
+            same = next((v.by for v in approval.votes if v.key == proof.fingerprint), None)
+            if same is not None:
+                why = f"this key already voted on gate {gate!r} as {same!r}: one person, one vote"
         emit(base)
         if why is not None:
             emit(
@@ -166,7 +174,14 @@ class Signals:
             )
             return f"refused: {why}"
         emit(
-            ApprovalVote(gate=gate, by=signal.actor, decision=decision, reason=signal.reason),
+            ApprovalVote(
+                gate=gate,
+                by=signal.actor,
+                decision=decision,
+                reason=signal.reason,
+                signature=str(signal.data.get("signature", "")) if proof else "",
+                key=proof.fingerprint if proof else "",
+            ),
             approval.stage,
         )
         approvals = {v.by for v in approval.votes if v.decision == ApprovalStatus.APPROVED}

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from quarterdeck.core.actions.base import ActionContext, get_action
+from quarterdeck.core.credentials import credential_env_names
 from quarterdeck.core.definition.expressions import evaluate, render, render_text
 from quarterdeck.core.definition.models import RetryPolicy, Stage, Step
 from quarterdeck.core.engine import recovery
@@ -252,6 +253,9 @@ class StepRunner:
         env = dict(ctx.env)
         env.update({k: render_text(v, scope, f"{where}.env") for k, v in step.env.items()})
         env.update(ctx.step_env.get((stage.id, step.id), {}))
+        # credentials stay out of child processes unless this step names them in `env:`
+        hidden = credential_env_names(env, ctx.credential_names) - set(step.env)
+        hidden -= set(ctx.workflow.env)
         writer = self._writer
         action_ctx = ActionContext(
             run_id=ctx.run_id,
@@ -275,6 +279,10 @@ class StepRunner:
             services=ctx.services,
             workflow_dir=ctx.loaded.path.parent.resolve(),
             emit_event=self._emit_from_action(stage.id, step.id),
+            credential_env=frozenset(hidden),
+            emit_fragment=lambda stream, text: writer.emit_fragment(
+                stage.id, step.id, stream, text
+            ),
         )
         if step.timeout is not None:
             async with asyncio.timeout(step.timeout):

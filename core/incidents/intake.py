@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quarterdeck.core.errors import InvalidInput, QuarterdeckError
+from quarterdeck.core.incidents.guard import ListenGuard, open_guard
 from quarterdeck.core.incidents.read import load
 from quarterdeck.core.incidents.record import record
 from quarterdeck.core.incidents.severity import label_severity, severity_name
@@ -118,15 +119,26 @@ def payload_labels(payload: AlertmanagerPayload) -> dict[str, str]:
     return dict(payload.alerts[0].labels) if payload.alerts else dict(payload.groupLabels)
 
 
-def run_inputs(payload: AlertmanagerPayload, declared: dict[str, Any]) -> dict[str, Any]:
-    """The inputs of the run an alert group starts, limited to what the workflow declares."""
+def run_inputs(
+    payload: AlertmanagerPayload,
+    declared: dict[str, Any],
+    label_inputs: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """The inputs of the run an alert group starts, limited to what the workflow declares.
+
+    Labels and annotations are written by whoever can reach Alertmanager: with
+    ``label_inputs`` given (``listen`` always gives it), they fill only the inputs named
+    there; Quarterdeck's own derived values (``alert``, ``severity``, ``group_key``,
+    ``alertname``, ``summary``) are always offered. The caller's ``-i`` values win."""
     labels = payload_labels(payload)
     annotations = dict(payload.commonAnnotations)
     if not annotations and payload.alerts:
         annotations = dict(payload.alerts[0].annotations)
     candidates: dict[str, Any] = {}
     for source in (annotations, labels):  # labels win over annotations of the same name
-        candidates.update(source)
+        candidates.update(
+            {k: v for k, v in source.items() if label_inputs is None or k in label_inputs}
+        )
     candidates.update(
         {
             "alert": payload.model_dump(mode="json"),
@@ -270,6 +282,10 @@ def parse_address(text: str) -> tuple[str, int]:
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
+    411: "Length Required",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Payload Too Large",
@@ -277,11 +293,17 @@ _REASONS = {
 }
 
 
-async def _reply(writer: asyncio.StreamWriter, status: int, body: dict[str, Any]) -> None:
+async def _reply(
+    writer: asyncio.StreamWriter,
+    status: int,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> None:
     data = json.dumps(body).encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra}"
         "Connection: close\r\n\r\n"
     ).encode()
     writer.write(head + data)
@@ -293,8 +315,15 @@ class WebhookServer:
     """A small HTTP/1.1 server on asyncio: ``POST`` any path with the webhook JSON,
     ``GET /-/healthy`` for readiness. One request per connection (``Connection: close``)."""
 
-    def __init__(self, intake: Intake, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        intake: Intake,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        guard: ListenGuard | None = None,
+    ) -> None:
         self.intake = intake
+        self.guard = guard or open_guard()
         self.host = host
         self.port = port
         self._server: asyncio.base_events.Server | None = None
@@ -322,21 +351,24 @@ class WebhookServer:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        headers: dict[str, str] = {}
         try:
-            status, body = await asyncio.wait_for(self._request(reader), READ_TIMEOUT)
+            status, body, headers = await asyncio.wait_for(self._request(reader), READ_TIMEOUT)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
             status, body = 400, {"error": "incomplete or malformed HTTP request"}
         try:
-            await _reply(writer, status, body)
+            await _reply(writer, status, body, headers)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
+    async def _request(
+        self, reader: asyncio.StreamReader
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         head = await reader.readuntil(b"\r\n\r\n")
         if len(head) > HEADER_LIMIT:
-            return 400, {"error": "headers too large"}
+            return 400, {"error": "headers too large"}, {}
         lines = head.decode("latin-1").split("\r\n")
         method, _, rest = lines[0].partition(" ")
         path = rest.partition(" ")[0]
@@ -346,20 +378,23 @@ class WebhookServer:
             if sep:
                 headers[name.strip().lower()] = value.strip()
         if method == "GET" and path in ("/-/healthy", "/healthz"):
-            return 200, {"status": "ok"}
-        if method != "POST":
-            return 405, {"error": "POST Alertmanager's webhook JSON here"}
+            return 200, {"status": "ok"}, {}
+        if method != "POST":  # no OPTIONS either: no CORS preflight ever succeeds
+            return 405, {"error": "POST Alertmanager's webhook JSON here"}, {}
+        refused = self.guard.check(headers)
+        if refused is not None:
+            return refused
         length = int(headers.get("content-length", "0") or 0)
         if length > MAX_BODY:
-            return 413, {"error": f"body over {MAX_BODY} bytes"}
+            return 413, {"error": f"body over {MAX_BODY} bytes"}, {}
         body = await reader.readexactly(length)
         try:
             payload = parse_payload(body)
         except InvalidInput as exc:
-            return 400, {"error": exc.message, "hint": exc.hint}
+            return 400, {"error": exc.message, "hint": exc.hint}, {}
         loop = asyncio.get_running_loop()
         try:
             outcome = await loop.run_in_executor(None, self.intake.handle, payload)
         except QuarterdeckError as exc:
-            return 500, {"error": exc.message}
-        return 200, outcome.to_json()
+            return 500, {"error": exc.message}, {}
+        return 200, outcome.to_json(), {}

@@ -344,6 +344,10 @@ class ApprovalVote(_Of):
         metadata=meta(ApprovalStatus.REJECTED, parse=enum(ApprovalStatus))
     )
     reason: str = ""
+    # a signed vote (core/identity.py): the SSH signature and the signing key's fingerprint,
+    # so `quarterdeck verify` re-checks it anywhere; empty for the runner's own identity
+    signature: str = ""
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -78,6 +78,7 @@ class Vote:
     decision: ApprovalStatus
     reason: str
     ts: float
+    key: str = ""  # the signing key's fingerprint (one key, one person)
 
 
 @dataclass

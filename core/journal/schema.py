@@ -83,9 +83,22 @@ def _statements(statements: Sequence[str]) -> Migration:
     return migrate
 
 
+def _add_column(table: str, column: str, decl: str) -> Migration:
+    """``ALTER TABLE … ADD COLUMN`` unless the column is there (SQLite has no IF NOT EXISTS
+    for columns, and a store may have it from a build made before versions)."""
+
+    def migrate(conn: GuardedConnection) -> None:
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+    return migrate
+
+
 MIGRATIONS: list[Migration] = [
     _statements(RUNS_EVENTS_SIGNALS),  # v1: runs, events, signals (the store before versions)
     _statements(ALERT_GROUPS),  # v2: the Alertmanager intake's alert groups
+    _add_column("events", "hash", "TEXT"),  # v3: events hash-chained (tamper evidence)
 ]
 
 

@@ -418,7 +418,7 @@ def _approval_requested(s: RunState, event: Event, p: ApprovalRequested) -> None
 def _approval_vote(s: RunState, event: Event, p: ApprovalVote) -> None:
     voted = s.approvals.get(p.gate)
     if voted is not None:
-        voted.votes.append(Vote(p.by, p.decision, p.reason, event.ts))
+        voted.votes.append(Vote(p.by, p.decision, p.reason, event.ts, p.key))
 
 
 def _approval_refused(s: RunState, event: Event, p: ApprovalRefused) -> None:

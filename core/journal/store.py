@@ -8,6 +8,7 @@ polls and consumes them. ``synchronous=NORMAL`` in WAL mode survives a killed pr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -40,6 +41,20 @@ SIGNAL_KINDS = frozenset(
     }  # incident rows are written consumed (quarterdeck.core.incidents.record.record)
 )
 HEARTBEAT_STALE_SECONDS = 30.0
+
+
+# -- tamper evidence (schema) ---------------------------------------------------------------
+# Each event row carries ``hash`` = sha256(previous event's hash + the row's journaled
+# bytes), chained per run from GENESIS: editing, inserting or deleting an event in the
+# middle breaks every later link (``quarterdeck verify``, core/journal/integrity.py).
+GENESIS = "0" * 64
+
+
+def event_hash(prev: str, row: Sequence[Any]) -> str:
+    """The link for one journaled row ``(run_id, seq, ts, type, stage, step, data)``;
+    ``data`` is the exact JSON text stored, so anyone can recompute it from the row."""
+    canonical = json.dumps(list(row), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,10 @@ class Store:
             return
         if not memory:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.path.parent.exists():
+                    self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                if not self.path.exists():  # 0600; SQLite gives its -wal/-shm the same mode
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             except OSError as exc:
                 raise InvalidInput(
                     f"cannot create the store directory {self.path.parent}: {exc.strerror}",
@@ -363,26 +381,20 @@ class Store:
 
     # events ---------------------------------------------------------------------------
 
-    def append(self, event: Event) -> None:
-        """Commit one event (its ``seq`` and ``ts`` already set)."""
-        self.check_file()
-        self.conn.execute(
-            "INSERT INTO events (run_id, seq, ts, type, stage, step, data) VALUES (?,?,?,?,?,?,?)",
-            (
-                event.run_id,
-                event.seq,
-                event.ts,
-                event.type,
-                event.stage,
-                event.step,
-                json.dumps(event.data, default=str, separators=(",", ":")),
-            ),
-        )
+    def _head(self, run_id: str) -> str:
+        """The hash of the run's last event, read each time: another process (a resume, a
+        second viewer's writer) may have appended since."""
+        row = self.conn.execute(
+            "SELECT hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
+        ).fetchone()
+        return (row[0] if row else None) or GENESIS
 
-    def append_many(self, events: Iterable[Event]) -> None:
-        """Commit several events in one transaction."""
-        rows = [
-            (
+    def _chained(self, events: Iterable[Event]) -> list[tuple[Any, ...]]:
+        """Rows with their hash links (chained within the batch too), and each run's head."""
+        heads: dict[str, str] = {}
+        rows: list[tuple[Any, ...]] = []
+        for e in events:
+            row = (
                 e.run_id,
                 e.seq,
                 e.ts,
@@ -391,22 +403,47 @@ class Store:
                 e.step,
                 json.dumps(e.data, default=str, separators=(",", ":")),
             )
-            for e in events
-        ]
+            link = event_hash(heads.get(e.run_id) or self._head(e.run_id), row)
+            heads[e.run_id] = link
+            rows.append((*row, link))
+        return rows
+
+    def append(self, event: Event) -> None:
+        """Commit one event (its ``seq`` and ``ts`` already set)."""
+        self.check_file()
+        rows = self._chained([event])
+        self.conn.execute(
+            "INSERT INTO events (run_id, seq, ts, type, stage, step, data, hash)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            rows[0],
+        )
+
+    def append_many(self, events: Iterable[Event]) -> None:
+        """Commit several events in one transaction."""
+        rows = self._chained(events)
         if not rows:
             return
         self.check_file()
         self.conn.execute("BEGIN")
         try:
             self.conn.executemany(
-                "INSERT INTO events (run_id, seq, ts, type, stage, step, data)"
-                " VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO events (run_id, seq, ts, type, stage, step, data, hash)"
+                " VALUES (?,?,?,?,?,?,?,?)",
                 rows,
             )
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    def raw_events(self, run_id: str) -> list[tuple[Any, ...]]:
+        """The journaled rows as stored ``(run_id, seq, ts, type, stage, step, data, hash)``,
+        for checking the chain (core/journal/integrity.py)."""
+        return self.conn.execute(
+            "SELECT run_id, seq, ts, type, stage, step, data, hash FROM events"
+            " WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        ).fetchall()
 
     def last_seq(self, run_id: str) -> int:
         row = self.conn.execute(

@@ -27,6 +27,14 @@ class Redactor:
         ordered = sorted(self._secrets, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
+    @property
+    def longest(self) -> int:
+        """The longest registered secret (how much of a split line may hide one)."""
+        return max((len(s) for s in self._secrets), default=0)
+
+    def finditer(self, value: str) -> list[re.Match[str]]:
+        return [] if self._pattern is None else list(self._pattern.finditer(value))
+
     def __bool__(self) -> bool:
         return self._pattern is not None
 
@@ -36,13 +44,16 @@ class Redactor:
         return self._pattern.sub(MASK, value)
 
     def obj(self, value: Any) -> Any:
-        """Redact every string inside ``value`` (dicts, lists, tuples)."""
+        """Redact every string inside ``value``: dict keys too (an output named after a
+        secret is as much a leak as its value), lists and tuples."""
         if self._pattern is None:
             return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {k: self.obj(v) for k, v in value.items()}
+            return {
+                (self.text(k) if isinstance(k, str) else k): self.obj(v) for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self.obj(v) for v in value]
         return value

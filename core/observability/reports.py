@@ -10,6 +10,7 @@ reads in a pull request or in ``$GITHUB_STEP_SUMMARY``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -382,7 +383,7 @@ def summary_md(
 def write_reports(directory: Path, state: RunState, events: Iterable[Event]) -> list[Path]:
     """Write the four reports into ``directory`` (created); returns their paths."""
     events = list(events)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     contents = {
         "run.json": json.dumps(run_json(state), indent=2, default=str) + "\n",
         "junit.xml": junit_xml(state, events),
@@ -393,7 +394,10 @@ def write_reports(directory: Path, state: RunState, events: Iterable[Event]) -> 
     for name, text in contents.items():
         path = directory / name
         tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
+        # reports hold outputs and logs: readable by their owner only (0600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         tmp.replace(path)
         written.append(path)
     return written

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -73,6 +73,7 @@ def show(
         db = open_store(store, readonly=True)
         state = read_state(db, run_id)
         incident = for_show(db, state.id)
+        _warn_unverified(db, state.id)
     except QuarterdeckError as exc:
         fail(exc)
     if json_out:
@@ -82,6 +83,54 @@ def show(
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         return
     sys.stdout.write(render_show(state) + (show_text(incident) if incident is not None else ""))
+
+
+def _verification(db: Any, run_id: str) -> Any:
+    from quarterdeck.core.config import load_settings
+    from quarterdeck.core.journal.integrity import verify_run
+
+    return verify_run(db, run_id, load_settings())
+
+
+def _warn_unverified(db: Any, run_id: str) -> None:
+    """``show`` says so when a run's journal was changed after it was written."""
+    result = _verification(db, run_id)
+    if not result.ok:
+        more = f" (+{len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
+        err(
+            f"warning: run {run_id} does not verify: {result.problems[0]}{more} — "
+            f"`quarterdeck verify {run_id}` lists every problem"
+        )
+
+
+@commands.command(epilog="Exit codes: 0 the run verifies · 2 it does not (or no such run/store)")
+def verify(
+    run_id: RunIdArg,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """Check a run's journal: the hash chain of its events and every signed approval."""
+    from quarterdeck.tui.launch import open_store
+
+    try:
+        db = open_store(store)
+        row = db.get_run(run_id)
+        result = _verification(db, row.id)
+    except QuarterdeckError as exc:
+        fail(exc)
+    if json_out:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+    for problem in result.problems:
+        err(f"{row.id}: {problem}")
+    summary = (
+        f"run {row.id}: {result.events} events chained, {result.signed_votes} signed "
+        f"vote(s) verified, {result.unsigned_votes} vouched by the runner's account"
+    )
+    if result.ok:
+        err(f"{summary} — verified")
+        return
+    err(f"run {row.id} does NOT verify ({len(result.problems)} problem(s))")
+    raise typer.Exit(int(ExitCode.INVALID))
 
 
 @commands.command()

@@ -30,7 +30,15 @@ def listen(
     ] = "incident-response",
     input_: Annotated[
         list[str],
-        typer.Option("-i", "--input", help="key=value for every run (an alert's own values win)"),
+        typer.Option("-i", "--input", help="key=value for every run (alerts never override)"),
+    ] = [],  # noqa: B006
+    label_input: Annotated[
+        list[str],
+        typer.Option(
+            "--label-input",
+            metavar="NAME",
+            help="An input alert labels may fill (with listen.label_inputs in the config)",
+        ),
     ] = [],  # noqa: B006
     store: StoreOpt = None,
     metrics_port: Annotated[
@@ -65,6 +73,16 @@ def listen(
             )
         path = store_path(store)
         path.parent.mkdir(parents=True, exist_ok=True)
+        from quarterdeck.core.incidents.guard import ListenGuard
+
+        listen_cfg = ctx.settings.listen
+        guard = ListenGuard.from_settings(listen_cfg)
+        allowed = {*listen_cfg.label_inputs, *label_input}
+        unknown = sorted(allowed - set(loaded.workflow.inputs))
+        if unknown:
+            raise InvalidInput(
+                f"--label-input {unknown[0]!r}: workflow {loaded.workflow.name!r} has no such input"
+            )
     except QuarterdeckError as exc:
         fail(exc)
 
@@ -79,6 +97,9 @@ def listen(
             host=host,
             port=port,
             base_inputs=base,
+            guard=guard,
+            label_inputs=allowed,
+            max_concurrent=listen_cfg.max_concurrent,
             say=lambda text: err(f"listen: {text}"),
         )
         await listener.start()

@@ -112,6 +112,15 @@ def _check_predecision(
 
     approval = next(s.approval for s in workflow.stages if s.approval and s.approval.id == gate)
     flag = f"--{kind} {gate}"
+    from quarterdeck.core.identity import local_identity, unverified_names
+
+    me = local_identity()
+    if actor != me and not unverified_names():
+        raise InvalidInput(
+            f"{flag}: deciding as {actor!r} needs proof — you are {me!r} here",
+            hint="decide as yourself, or let that person sign with `quarterdeck approve RUN "
+            "GATE --as NAME --sign KEY`",
+        )
     if not is_approver(actor, approval.approvers, groups):
         raise InvalidInput(
             f"{flag}: {actor!r} is not an approver of gate {gate!r} "

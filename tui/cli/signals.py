@@ -5,7 +5,8 @@ and records the outcome, which :func:`_send` waits a moment for."""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -25,6 +26,7 @@ def _send(
     reason: str,
     target: str | None = None,
     wait: float = 3.0,
+    sign_key: Path | None = None,
 ) -> None:
     """Check the signal here (who may decide, whether the run still runs) so a refusal is
     an exit code at once, write it, then wait up to ``wait`` seconds for the outcome."""
@@ -38,8 +40,10 @@ def _send(
         db = open_store(store)
         row = db.get_run(run_id)
         state = read_state(db, row.id)
+        data: dict[str, str] = {}
         if kind in ("approve", "reject"):
             assert target is not None
+            data = _proof(row.id, target, kind, who, reason, sign_key, settings)
             approval = state.approvals.get(target)
             if approval is not None and approval.status == ApprovalStatus.WAITING:
                 approve = kind == "approve"
@@ -53,7 +57,9 @@ def _send(
                 raise InvalidInput("a rejection needs a reason: --reason TEXT")
         if row.status in RUN_ENDED:
             raise InvalidInput(f"run {row.id} has already ended ({row.status})")
-        signal_id = db.send_signal(row.id, kind, actor=who, target=target, reason=reason)
+        signal_id = db.send_signal(
+            row.id, kind, actor=who, target=target, reason=reason, data=data or None
+        )
     except QuarterdeckError as exc:
         fail(exc)
     what = f"{kind} {target}" if target else kind
@@ -79,6 +85,58 @@ def _send(
         err(f"{what} by {who}: recorded; run {row.id} will act on it when it reaches it")
 
 
+def _proof(
+    run_id: str,
+    gate: str,
+    kind: str,
+    who: str,
+    reason: str,
+    key: Path | None,
+    settings: Any,
+) -> dict[str, str]:
+    """The signal's proof of who decides: an SSH signature (checked here first, so a bad
+    one is refused at once), or nothing when ``who`` is this process's own identity."""
+    from quarterdeck.core.identity import (
+        SignatureError,
+        allowed_signers_path,
+        approval_message,
+        local_identity,
+        sign,
+        unverified_names,
+        verify,
+    )
+
+    if key is None:
+        me = local_identity()
+        if who != me and not unverified_names():
+            raise InvalidInput(
+                f"refused: deciding as {who!r} needs proof — you are {me!r} here",
+                hint="sign the decision with that person's SSH key: --sign ~/.ssh/id_ed25519 "
+                "(the public key must be in the project's allowed_signers)",
+            )
+        return {}
+    message = approval_message(run_id, gate, kind, who, reason)
+    signers = allowed_signers_path(settings)
+    try:
+        signature = sign(message, key.expanduser())
+        if signers is None:
+            raise SignatureError("no allowed_signers file in the config to check signatures")
+        checked = verify(message, signature, who, signers)
+    except SignatureError as exc:
+        raise InvalidInput(f"refused: {exc}") from None
+    return {"signature": signature, "key": checked.fingerprint}
+
+
+SignOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--sign",
+        metavar="KEY",
+        help="Sign the decision with this SSH private key (verified against allowed_signers)",
+    ),
+]
+
+
 @commands.command("approve")
 def approve_cmd(
     run_id: RunIdArg,
@@ -86,9 +144,10 @@ def approve_cmd(
     as_: AsOpt = None,
     reason: Annotated[str, typer.Option("--reason")] = "",
     store: StoreOpt = None,
+    sign_key: SignOpt = None,
 ) -> None:
     """Approve a gate of a run (from any terminal or host sharing the store)."""
-    _send(run_id, "approve", store=store, actor=as_, reason=reason, target=gate)
+    _send(run_id, "approve", store=store, actor=as_, reason=reason, target=gate, sign_key=sign_key)
 
 
 @commands.command("reject")
@@ -98,9 +157,10 @@ def reject_cmd(
     as_: AsOpt = None,
     reason: Annotated[str, typer.Option("--reason")] = "",
     store: StoreOpt = None,
+    sign_key: SignOpt = None,
 ) -> None:
     """Reject a gate of a run; a reason is required."""
-    _send(run_id, "reject", store=store, actor=as_, reason=reason, target=gate)
+    _send(run_id, "reject", store=store, actor=as_, reason=reason, target=gate, sign_key=sign_key)
 
 
 @commands.command("pause")

@@ -313,7 +313,8 @@ class HeadlessExtras:
             else:
                 path = Path(self.events)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._events_file = path.open("a", encoding="utf-8")
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self._events_file = os.fdopen(fd, "a", encoding="utf-8")
                 runner.subscribers.append(EventStream(self._events_file))
         if self.policy is not None:
             from quarterdeck.core.engine.approval_policy import PolicySubscriber

@@ -1,0 +1,119 @@
+"""Is a run's journal what the runner wrote? The hash chain and every signed vote.
+
+Each event row's ``hash`` links it to the previous one (``store.event_hash``), so an event
+edited, inserted or removed in the middle breaks the chain from there on; each signed
+``approval.vote`` is checked again against the allowed signers, so a vote is verifiable
+on any machine that has the project's config, from any copy of the store. Used by
+``quarterdeck verify`` (exit 0 when the run verifies, 2 when it does not) and by
+``quarterdeck show``, which warns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from quarterdeck.core.identity import (
+    SignatureError,
+    allowed_signers_path,
+    approval_message,
+    verify,
+)
+from quarterdeck.core.journal.store import GENESIS, Store, event_hash
+
+
+@dataclass
+class Verification:
+    run_id: str
+    events: int = 0
+    signed_votes: int = 0
+    unsigned_votes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "ok": self.ok,
+            "events": self.events,
+            "signed_votes": self.signed_votes,
+            "unsigned_votes": self.unsigned_votes,
+            "problems": self.problems,
+        }
+
+
+def verify_run(store: Store, run_id: str, settings: Any = None) -> Verification:
+    """Check the chain of ``run_id``'s events and every signature in them."""
+    result = Verification(run_id)
+    prev = GENESIS
+    expected_seq = 1
+    unchained = 0
+    for raw in store.raw_events(run_id):
+        row, stored = tuple(raw[:7]), raw[7]
+        seq = row[1]
+        result.events += 1
+        if seq != expected_seq:
+            result.problems.append(
+                f"event {seq}: expected seq {expected_seq} (an event is missing)"
+            )
+        expected_seq = seq + 1
+        if stored is None:
+            unchained += 1
+            prev = GENESIS
+            continue
+        link = event_hash(prev, row)
+        if link != stored:
+            result.problems.append(
+                f"event {seq} ({row[3]}): hash mismatch — edited after it was journaled"
+            )
+        prev = stored
+        if row[3] == "approval.vote":
+            _check_vote(result, run_id, seq, row[6], settings)
+    if unchained:
+        whole = unchained == result.events
+        result.problems.append(
+            "recorded before the journal was hash-chained: it cannot be verified"
+            if whole
+            else f"{unchained} event(s) without a hash (stripped, or written by an old version)"
+        )
+    return result
+
+
+def _check_vote(result: Verification, run_id: str, seq: int, text: str, settings: Any) -> None:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        result.problems.append(f"event {seq}: approval.vote data is not JSON")
+        return
+    signature = data.get("signature") or ""
+    if not signature:
+        result.unsigned_votes += 1  # vouched for by the runner's own account
+        return
+    signers = allowed_signers_path(settings)
+    if signers is None:
+        result.problems.append(
+            f"event {seq}: a signed vote by {data.get('by')!r}, but no allowed_signers in the "
+            "config to check it"
+        )
+        return
+    kind = "approve" if data.get("decision") == "approved" else "reject"
+    message = approval_message(
+        run_id,
+        str(data.get("gate", "")),
+        kind,
+        str(data.get("by", "")),
+        str(data.get("reason", "")),
+    )
+    try:
+        checked = verify(message, signature, str(data.get("by", "")), signers)
+    except SignatureError as exc:
+        result.problems.append(f"event {seq}: vote by {data.get('by')!r}: {exc}")
+        return
+    if data.get("key") and data["key"] != checked.fingerprint:
+        result.problems.append(f"event {seq}: vote by {data.get('by')!r}: key fingerprint differs")
+        return
+    result.signed_votes += 1

@@ -1,0 +1,107 @@
+"""The journal is tamper-evident and private: hash-chained events, ``quarterdeck verify``,
+a warning from ``show``, and state and reports readable by their owner only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from pathlib import Path
+
+from tests.helpers import cli, write_workflow
+
+GATED = """\
+name: gated
+stages:
+  - id: build
+    persona: backend-engineer
+    steps:
+      - {id: compile, uses: shell, with: {run: "echo built"}}
+  - id: publish
+    persona: devops-engineer
+    approval: {id: publish, allow_self_approval: true}
+    steps:
+      - {id: upload, uses: shell, with: {run: "echo uploaded"}}
+"""
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_an_edited_or_removed_event_makes_verify_fail_and_show_warn(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    wf = write_workflow(tmp_path, GATED)
+    home = isolated_home / "fresh"  # a state dir Quarterdeck creates itself
+    env = {"QUARTERDECK_HOME": str(home)}
+    db = home / "quarterdeck.db"
+    reports = tmp_path / "reports"
+    ran = cli(
+        "run", str(wf), "--headless", "--json", "--approve", "publish",
+        "--report-dir", str(reports), env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    run_id = json.loads(ran.stdout)["id"]
+
+    ok = cli("verify", run_id, env=env)
+    assert ok.returncode == 0 and "verified" in ok.stderr, ok.stderr
+    shown = cli("show", run_id, env=env)
+    assert shown.returncode == 0 and "does not verify" not in shown.stderr
+
+    # owner-only state and reports
+    assert _mode(home) == 0o700 and _mode(db) == 0o600
+    assert _mode(home / "runs" / run_id) == 0o700
+    assert all(_mode(p) == 0o600 for p in reports.iterdir())
+
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "UPDATE events SET data = replace(data, ?, ?) WHERE run_id = ? AND type = 'approval.vote'",
+        ('"decision":"approved"', '"decision":"approved","note":"signed off by the CTO"', run_id),
+    )
+    conn.commit()
+    bad = cli("verify", run_id, "--json", env=env)
+    assert bad.returncode == 2, bad.stderr
+    report = json.loads(bad.stdout)
+    assert not report["ok"] and any("hash mismatch" in p for p in report["problems"])
+    shown = cli("show", run_id, env=env)
+    assert shown.returncode == 0
+    assert f"warning: run {run_id} does not verify" in shown.stderr
+
+    conn.execute("DELETE FROM events WHERE run_id = ? AND type = 'approval.vote'", (run_id,))
+    conn.commit()
+    conn.close()
+    gone = cli("verify", run_id, env=env)
+    assert gone.returncode == 2 and "missing" in gone.stderr, gone.stderr
+
+
+def test_verify_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
+    proc = cli("verify", "nope", "--store", str(tmp_path / "qd.db"))
+    assert proc.returncode == 2 and "no run 'nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_old_store_gains_the_chain_and_old_runs_say_they_cannot_be_verified(
+    tmp_path: Path,
+) -> None:
+    from quarterdeck.core.journal.events import Event
+    from quarterdeck.core.journal.integrity import verify_run
+    from quarterdeck.core.journal.store import SCHEMA, Store
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(SCHEMA)  # the schema before the chain: no events.hash
+    conn.execute(
+        "INSERT INTO events (run_id, seq, ts, type, stage, step, data)"
+        " VALUES ('old', 1, 1.0, 'run.started', NULL, NULL, '{}')"
+    )
+    conn.commit()
+    conn.close()
+    with Store(db) as store:
+        old = verify_run(store, "old")
+        assert not old.ok and old.problems == [
+            "recorded before the journal was hash-chained: it cannot be verified"
+        ]
+        store.append(Event("run.started", "new", None, None, {}, 1.0, 1))
+        store.append_many([Event("run.finished", "new", None, None, {"status": "ok"}, 2.0, 2)])
+        assert verify_run(store, "new").ok
