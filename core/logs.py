@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 
@@ -55,9 +56,10 @@ def setup(*, verbose: bool = False) -> Path | None:
     path: Path | None = log_path()
     try:
         assert path is not None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8"):  # fail now, not at the first record
-            pass
+        # the state dir and the log are the owner's alone, like the store (0700/0600)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # fail now, not at the first record
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         file_handler = logging.handlers.RotatingFileHandler(
             path, maxBytes=1_000_000, backupCount=3, encoding="utf-8", delay=True
         )

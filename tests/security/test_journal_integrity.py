@@ -86,11 +86,15 @@ def test_an_old_store_gains_the_chain_and_old_runs_say_they_cannot_be_verified(
 ) -> None:
     from quarterdeck.core.journal.events import Event
     from quarterdeck.core.journal.integrity import verify_run
-    from quarterdeck.core.journal.store import SCHEMA, Store
+    from quarterdeck.core.journal.schema import MIGRATIONS
+    from quarterdeck.core.journal.store import Store
+    from quarterdeck.core.journal.store_errors import GuardedConnection
 
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
-    conn.executescript(SCHEMA)  # the schema before the chain: no events.hash
+    for number, migration in enumerate(MIGRATIONS[:2]):  # the schema before the chain (v2)
+        migration(GuardedConnection(conn, db))
+        conn.execute(f"PRAGMA user_version = {number + 1}")
     conn.execute(
         "INSERT INTO events (run_id, seq, ts, type, stage, step, data)"
         " VALUES ('old', 1, 1.0, 'run.started', NULL, NULL, '{}')"
