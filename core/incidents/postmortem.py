@@ -66,6 +66,22 @@ def root_cause(incident: Incident, state: RunState) -> str:
     return "Not determined by the run."
 
 
+def suggested(state: RunState, incident: Incident) -> list[str]:
+    """The run's suggested follow-ups (memory ``follow_ups``), one per line, without list
+    markers, the model's label, or anything that merely restates the root cause."""
+    text = state.memory.get("follow_ups")
+    if not isinstance(text, str):
+        return []
+    cause = " ".join(root_cause(incident, state).lower().split())
+    found: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip().removeprefix("[demo model]").strip().lstrip("-*•0123456789.) ").strip()
+        if not line or line.endswith(":") or " ".join(line.lower().split()) in cause:
+            continue
+        found.append(line)
+    return found
+
+
 def affected_hosts(state: RunState) -> dict[str, dict[str, Any]]:
     """The last ``ssh.run`` result per host (exit code, last output line)."""
     hosts: dict[str, dict[str, Any]] = {}
@@ -217,6 +233,7 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
             if lowered.startswith(prefix):
                 follow.append(f"[ ] {note.text[len(prefix) :].strip()} ({note.by})")
                 break
+    follow += [f"[ ] {line} (suggested by the run)" for line in suggested(state, incident)]
     for step in state.all_steps():
         if step.status == StepStatus.FAILED and step.role == "step":
             follow.append(f"[ ] Find out why `{step.id}` failed and prevent it: {step.error}")
