@@ -313,8 +313,8 @@ class Incident:
                 continue
             self.milestones[mark.milestone] = at
             self.milestone_by[mark.milestone] = "run"
-            self.timeline.append(
-                TimelineEntry(at, "incident", f"{mark.milestone}: {mark.why}", "run", 0)
+            self.timeline.append(  # after people's entries of the same second (the ack)
+                TimelineEntry(at, "incident", f"{mark.milestone}: {mark.why}", "run", 1 << 40)
             )
 
     def apply_signal(self, signal: Signal) -> str | None:
