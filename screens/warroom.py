@@ -66,6 +66,8 @@ class WarRoomScreen(DeployActions):
     """Severity, clocks, roles, health, hosts, runbook, timeline — and the actions."""
 
     SCOPE = "warroom"
+    # keys for what is not happening now leave the footer (help and `:` still say why)
+    SITUATIONAL = frozenset({"acknowledge", "approve", "rollback", "reject_deploy"})
     AUTO_FOCUS = "#timeline-scroll"  # j/k scroll the timeline until a number key moves on
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
         *bindings("warroom")

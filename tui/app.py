@@ -102,6 +102,7 @@ class QuarterdeckApp(App[None]):
         (0, "-narrow"),
         (140, "-wide"),
     ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012 - Textual reads a list
 
     def __init__(
         self,

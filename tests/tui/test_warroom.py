@@ -510,19 +510,28 @@ def _settle(extra: Callable[[Pilot[Any]], Awaitable[None]] | None = None) -> Any
     return run_before
 
 
-def test_snapshot_sev1_mid_incident(tmp_path: Path, snap_compare: Any) -> None:
+SNAP_SIZES = [(80, 24), (160, 48)]
+
+
+@pytest.mark.parametrize("size", SNAP_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_sev1_mid_incident(
+    tmp_path: Path, snap_compare: Any, size: tuple[int, int]
+) -> None:
     db = tmp_path / "qd.db"
     mid_incident(db)
     assert os.path.exists(db)
     app = make_app(db, "alice", T0 + 35 * 60)
-    assert snap_compare(app, terminal_size=SIZE, run_before=_settle())
+    assert snap_compare(app, terminal_size=size, run_before=_settle())
 
 
-def test_snapshot_after_resolution(tmp_path: Path, snap_compare: Any) -> None:
+@pytest.mark.parametrize("size", SNAP_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_after_resolution(
+    tmp_path: Path, snap_compare: Any, size: tuple[int, int]
+) -> None:
     db = tmp_path / "qd.db"
     after_resolution(db)
     app = make_app(db, "alice", T0 + 50 * 60)
-    assert snap_compare(app, terminal_size=SIZE, run_before=_settle())
+    assert snap_compare(app, terminal_size=size, run_before=_settle())
 
 
 def test_warroom_command_app_opens_any_run_as_an_incident(tmp_path: Path) -> None:
