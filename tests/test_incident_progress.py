@@ -178,3 +178,63 @@ def test_a_run_started_from_an_alert_is_titled_by_it(tmp_path: Path) -> None:
         )
         asyncio.run(runner.run())
         assert store.get_run(runner.run_id).title == "CheckoutDown: checkout answers 503"
+
+
+PROBED = """
+name: incident-probed
+inputs:
+  alert: {type: json}
+  url: {type: string, default: ""}
+stages:
+  - id: triage
+    steps:
+      - id: probe
+        uses: http.health_check
+        with: {url: "{{ inputs.url }}/health", window: 0.3s, interval: 0.1s}
+        continue_on_error: true
+"""
+
+
+def test_the_alert_state_follows_the_last_probe_then_alertmanager(tmp_path: Path) -> None:
+    """Real listener over HTTP: the run's probe fails (firing), then Alertmanager says the
+    alert resolved; the title comes from the alert the listener received."""
+    import asyncio
+
+    import httpx
+
+    from quarterdeck.core.definition.validate import load_workflow
+    from quarterdeck.tui.launch import load_context
+    from quarterdeck.tui.listener import Listener
+    from tests.test_intake import payload
+
+    path = tmp_path / "wf.yaml"
+    path.write_text(PROBED)
+    ctx = load_context()
+    loaded = load_workflow(path, ctx.personas)
+    db = tmp_path / "qd.db"
+
+    async def go(service: HTTPService) -> str:
+        listener = Listener(
+            db, loaded, ctx, base_inputs={"url": service.url}, say=lambda _line: None
+        )
+        await listener.start()
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                started = (await client.post(listener.server.url, json=payload())).json()
+                await listener.wait_runs()
+                with Store(db) as store:
+                    firing = load(store, started["run"])
+                    assert firing.alert_state == ("firing", "health probe probe")
+                    assert firing.alert_firing
+                await client.post(listener.server.url, json=payload("resolved"))
+        finally:
+            await listener.close()
+        return str(started["run"])
+
+    with HTTPService("failing") as service:
+        run_id = asyncio.run(go(service))
+    with Store(db) as store:
+        incident = load(store, run_id)
+        assert incident.alert_state == ("resolved", "alertmanager")
+        assert not incident.alert_firing
+        assert store.get_run(run_id).title == "CheckoutDown: checkout answers 503"
