@@ -97,7 +97,7 @@ class DeployActions(RunScreen):
                 self.send(
                     "approve",
                     target=pending.id,
-                    reason=f"roll back to the last good release ({revert})",
+                    reason=f"roll back to the last good release: {revert}",
                 )
 
         self.app.push_screen(

@@ -133,7 +133,7 @@ async def test_roll_back_deploys_the_last_good_release_and_reject_is_separate(
         await pilot.click("#yes")
         await pilot.pause()
         assert _signals(db, "approve") == [
-            ("deploy", "carol", "roll back to the last good release (release 9f1c2ab)")
+            ("deploy", "carol", "roll back to the last good release: release 9f1c2ab")
         ]
         assert _signals(db, "reject") == []
         # rejecting is its own action, and asks why
