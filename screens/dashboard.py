@@ -349,3 +349,10 @@ class DashboardScreen(RunScreen):
     @on(Input.Submitted, "#log-filter")
     def _filter_done(self) -> None:
         self.query_one("#log-panel", LogPanel).log_widget.focus()
+
+    def action_pane(self, number: int) -> None:
+        """``1`` the stage tree, ``2`` the log (as lazygit's number keys)."""
+        if number == 1:
+            self.query_one("#tree", StageTree).focus()
+        else:
+            self.query_one("#log-panel", LogPanel).log_widget.focus()

@@ -218,6 +218,19 @@ REGISTRY: tuple[Command, ...] = (
         "dashboard",
         key_display="esc",
     ),
+    *(
+        Command(
+            f"dash.pane{n}",
+            f"pane({n})",
+            str(n),
+            f"Pane {n}",
+            f"Jump to the {name}",
+            "dashboard",
+            footer=False,
+            palette=False,
+        )
+        for n, name in enumerate(("stage tree", "log"), 1)
+    ),
     # history
     Command(
         "history.open", "open", "enter", "Open", "Open the highlighted run's dashboard", "history"

@@ -58,3 +58,21 @@ async def test_q_backs_out_then_quits_from_home(make_app: Any) -> None:
         assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("q")  # nothing runs here: quits at once
         await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
+
+
+@pytest.mark.asyncio
+async def test_number_keys_jump_between_the_dashboard_panes(make_app: Any) -> None:
+    from quarterdeck.screens.dashboard import DashboardScreen
+    from tests.tui.test_flows import launch
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        launch(app, "chatty")
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dash")
+        dash = app.screen
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.focused is dash.query_one("#log-panel").log_widget  # type: ignore[attr-defined]
+        await pilot.press("1")
+        await pilot.pause()
+        assert app.focused is dash.query_one("#tree")
