@@ -101,6 +101,9 @@ def test_milestones_wait_for_a_person_then_follow_the_run(tmp_path: Path) -> Non
     ]
     assert incident.alert_state == ("resolved", "health probe watch")
     assert not incident.alert_firing
+    from quarterdeck.core.incidents.postmortem import show_text
+
+    assert "  alert: resolved (health probe watch)\n" in show_text(incident)
     # only forward: a person cannot go back to identified after the run mitigated
     back = record(
         store, run_id, "milestone", actor="alice", now=ended + 2, data={"milestone": "identified"}

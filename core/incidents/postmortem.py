@@ -36,6 +36,15 @@ def _hhmm(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ts))
 
 
+def _alert(incident: Incident) -> str:
+    """The alert's state and who says so: "firing (health probe watch)", "resolved"."""
+    state = incident.alert_state
+    if state is None:
+        return "unknown"
+    said, source = state
+    return said if source == "alertmanager" else f"{said} ({source})"
+
+
 def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
@@ -135,7 +144,7 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
             f"Alert **{name}**"
             + (f" ({described})" if described else "")
             + f", {len(alert.get('alerts') or [])} alert(s); "
-            f"last status: {incident.alert_status or 'firing'}"
+            f"last status: {_alert(incident)}"
         )
         annotations = alert.get("commonAnnotations") or {}
         for key in ("summary", "description"):
@@ -346,8 +355,8 @@ def show_text(incident: Incident) -> str:
     ]
     roles = [f"{role} {who}" for role, who in incident.roles.items() if who]
     lines.append("  roles: " + (", ".join(roles) if roles else "nobody yet"))
-    if incident.alert_status:
-        lines.append(f"  alert: {incident.alert_status}")
+    if incident.alert_state is not None:
+        lines.append(f"  alert: {_alert(incident)}")
     if incident.updates:
         last = incident.updates[-1]
         lines.append(f"  last update ({last.by}, {_utc(last.ts)}): {last.text}")
