@@ -61,12 +61,12 @@ class ApprovalScreen(ModalScreen[str | None]):
                 f"{escape(a.stage)} · run {escape(self.view.run_id)}[/]",
                 id="approval-title",
             )
-            yield Static(f"[b]{escape(a.prompt or 'Approve?')}[/b]", id="approval-prompt")
+            yield Static(self._prompt(), id="approval-prompt")
             with VerticalScroll(id="evidence"):
                 if not a.evidence:
                     yield Static("[$text-muted]no evidence attached[/]")
                 for item in a.evidence:
-                    yield Markdown(item, classes="evidence-item")
+                    yield Markdown(self._text(item), classes="evidence-item")
             yield Static("", id="approval-who")
             yield Static("", id="approval-time")
             reason = Input(
@@ -79,6 +79,15 @@ class ApprovalScreen(ModalScreen[str | None]):
                 yield Button("Later", id="later", variant="primary", compact=True)
                 yield Button("Reject", id="reject", variant="error", compact=True)
                 yield Button("Approve", id="approve", variant="success", compact=True)
+
+    def _text(self, text: str) -> str:
+        """The gate's text as the view tells it now (the war room names the severity of
+        now, not the one at request time)."""
+        rewrite = getattr(self.view, "approval_text", None)
+        return str(rewrite(text)) if rewrite is not None else text
+
+    def _prompt(self) -> str:
+        return f"[b]{escape(self._text(self.approval.prompt or 'Approve?'))}[/b]"
 
     def on_mount(self) -> None:
         try:
@@ -112,6 +121,7 @@ class ApprovalScreen(ModalScreen[str | None]):
             why = f": {a.reason}" if a.reason else ""
             self._close(f"gate {a.id} {a.status} by {who}{why}")
             return
+        self.query_one("#approval-prompt", Static).update(self._prompt())
         approvers = ", ".join(a.approvers) if a.approvers else "anyone"
         if not a.allow_self_approval and self.view.state.started_by:
             approvers += f" (not {self.view.state.started_by}, who started the run)"

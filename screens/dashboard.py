@@ -242,19 +242,19 @@ class DashboardScreen(RunScreen):
     def action_cancel(self) -> None:
         if self._refuse("cancel"):
             return
-        from quarterdeck.screens.confirm import ConfirmScreen
+        from quarterdeck.screens.confirm import ReasonScreen
 
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.send("cancel", reason="cancelled from the cockpit")
+        def answer(reason: str | None) -> None:
+            if reason:  # journaled with the cancel: the timeline and `show` say why
+                self.send("cancel", reason=reason)
                 self.notice = "cancel sent"
                 self._dirty = True
 
         self.app.push_screen(
-            ConfirmScreen(
-                f"Cancel run {self.run_id}?\nSteps in flight are stopped.",
-                yes="Cancel the run",
-                no="Keep running",
+            ReasonScreen(
+                f"Cancel run {self.run_id}? Steps in flight are stopped.\n"
+                "Why? (journaled with your name; esc keeps it running)",
+                action="Cancel the run",
             ),
             answer,
         )
@@ -349,3 +349,10 @@ class DashboardScreen(RunScreen):
     @on(Input.Submitted, "#log-filter")
     def _filter_done(self) -> None:
         self.query_one("#log-panel", LogPanel).log_widget.focus()
+
+    def action_pane(self, number: int) -> None:
+        """``1`` the stage tree, ``2`` the log (as lazygit's number keys)."""
+        if number == 1:
+            self.query_one("#tree", StageTree).focus()
+        else:
+            self.query_one("#log-panel", LogPanel).log_widget.focus()

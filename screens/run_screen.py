@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.screen import Screen
 from textual.timer import Timer
 
@@ -134,6 +134,14 @@ class RunScreen(Screen[None]):
         if self.why_unavailable(action) is None:
             return True
         return False if action in self.SITUATIONAL else None
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action cannot apply now says why (Textual would ignore it)."""
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            why = self.why_unavailable(binding.action)
+            if why is not None:
+                self.notify(why, title=f"{binding.description}: unavailable", severity="warning")
+                return
 
     def _refuse(self, action: str) -> bool:
         why = self.why_unavailable(action)

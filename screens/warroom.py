@@ -20,7 +20,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, Tab, Tabs
 
 from quarterdeck.core.incidents.model import Incident, build
 from quarterdeck.core.incidents.record import record
@@ -29,9 +29,10 @@ from quarterdeck.core.journal.events import Event, EventType
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, StageStatus
 from quarterdeck.core.journal.store import Signal
 from quarterdeck.screens.prompts import ChoicePrompt, TextPrompt, role_options, severity_options
-from quarterdeck.screens.run_screen import RunScreen
+from quarterdeck.screens.warroom_deploy import DeployActions
 from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.tails import SignalTail, StoreTail
+from quarterdeck.tui.widgets.timeline import TimelinePanel
 from quarterdeck.tui.widgets.warroom import (
     Clocks,
     HealthPanel,
@@ -39,7 +40,6 @@ from quarterdeck.tui.widgets.warroom import (
     RolesPanel,
     RunbookPanel,
     SeverityBanner,
-    TimelinePanel,
 )
 
 if TYPE_CHECKING:
@@ -62,10 +62,13 @@ def opens_in_warroom(store_path: Path, run_id: str) -> bool:
         return False
 
 
-class WarRoomScreen(RunScreen):
+class WarRoomScreen(DeployActions):
     """Severity, clocks, roles, health, hosts, runbook, timeline — and the actions."""
 
     SCOPE = "warroom"
+    # keys for what is not happening now leave the footer (help and `:` still say why)
+    SITUATIONAL = frozenset({"acknowledge", "approve", "rollback", "reject_deploy"})
+    AUTO_FOCUS = "#timeline-scroll"  # j/k scroll the timeline until a number key moves on
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
         *bindings("warroom")
     ]
@@ -78,11 +81,23 @@ class WarRoomScreen(RunScreen):
         height: 1fr;
     }
     WarRoomScreen .wr-pane { border: round $primary 40%; padding: 0 1; height: 1fr; }
+    WarRoomScreen .wr-pane:focus, WarRoomScreen .wr-pane:focus-within {
+        border: heavy $accent;
+    }
     WarRoomScreen #wr-timeline { column-span: 3; border: round $primary 40%; }
-    WarRoomScreen #wr-timeline:focus-within { border: round $primary; }
+    WarRoomScreen #wr-timeline:focus-within { border: heavy $accent; }
     WarRoomScreen #wr-middle { height: 1fr; }
     WarRoomScreen #wr-hosts { height: auto; max-height: 5; }
+    WarRoomScreen #wr-tabs { display: none; }
+    WarRoomScreen.-tabs #wr-tabs { display: block; }
+    WarRoomScreen.-tabs #wr-main { grid-size: 1 2; grid-columns: 1fr; grid-rows: 9 1fr; }
+    WarRoomScreen.-tabs #wr-main > .wr-pane { display: none; overflow-y: auto; }
+    WarRoomScreen.-tabs #wr-main > .wr-pane.-shown { display: block; }
+    WarRoomScreen.-tabs #wr-timeline { column-span: 1; }
     """
+    # below 110 columns the three side panes would squeeze to nothing: they become tabs
+    HORIZONTAL_BREAKPOINTS = [(0, "-tabs"), (110, "-columns")]  # noqa: RUF012 - Textual reads a list
+    PANES = ("wr-roles", "wr-middle", "wr-runbook")
 
     def __init__(self, run_id: str) -> None:
         super().__init__(run_id, keep_log=False)
@@ -95,8 +110,16 @@ class WarRoomScreen(RunScreen):
     def compose(self) -> ComposeResult:
         yield SeverityBanner(id="wr-banner")
         yield Clocks(id="wr-clocks")
+        tabs = Tabs(
+            Tab("1 Roles", id="tab-wr-roles"),
+            Tab("2 Health", id="tab-wr-middle"),
+            Tab("3 Runbook", id="tab-wr-runbook"),
+            id="wr-tabs",
+        )
+        tabs.can_focus = False  # number keys switch them; focus stays on the panes
+        yield tabs
         with Grid(id="wr-main"):
-            yield RolesPanel(id="wr-roles", classes="wr-pane")
+            yield RolesPanel(id="wr-roles", classes="wr-pane -shown")
             with Vertical(id="wr-middle", classes="wr-pane"):
                 yield HealthPanel(id="wr-health")
                 yield HostsPanel(id="wr-hosts")
@@ -191,25 +214,12 @@ class WarRoomScreen(RunScreen):
             return self._no_approval_why()
         if action == "rollback":
             return self._rollback_why()
+        if action == "reject_deploy":
+            if self.incident.resolved:
+                return "the incident is resolved"
+            return self._no_approval_why()
         if action == "dashboard":
             return None
-        return None
-
-    def _rollback_why(self) -> str | None:
-        if self.incident.resolved:
-            return "the incident is resolved"
-        if self.state.pending_approval() is not None:
-            return None
-        if not self._live():
-            return f"the run has ended ({self.state.status})"
-        if self._running_stage() is None:
-            return "nothing to roll back: no stage is running and no deploy is waiting"
-        return None
-
-    def _running_stage(self) -> str | None:
-        for stage in self.state.stages.values():
-            if stage.status == StageStatus.RUNNING:
-                return stage.id
         return None
 
     # -- writing ----------------------------------------------------------------------
@@ -344,78 +354,61 @@ class WarRoomScreen(RunScreen):
     def action_approve(self) -> None:
         self._open_approval("approve")
 
-    def action_rollback(self) -> None:
-        if self._refuse("rollback"):
-            return
-        from quarterdeck.screens.confirm import ConfirmScreen
-
-        pending = self.state.pending_approval()
-        if pending is None:
-            stage = self._running_stage()
-
-            def roll_back(yes: bool | None) -> None:
-                if yes:
-                    self.send(
-                        "rollback",
-                        target=stage,
-                        reason=f"rollback requested in the war room by {self.actor}",
-                    )
-
-            self.app.push_screen(
-                ConfirmScreen(
-                    f"Roll back: stop stage {stage} now and run its on_failure steps "
-                    "(the rollback)?\nThis is journaled with your name.",
-                    yes="Roll back",
-                    no="Keep going",
-                ),
-                roll_back,
-            )
-            return
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.send(
-                    "reject",
-                    target=pending.id,
-                    reason=f"rollback requested in the war room by {self.actor}",
-                )
-                self.act(
-                    "note",
-                    {
-                        "text": f"rollback: rejected {pending.id}; the service stays "
-                        "on the running release"
-                    },
-                )
-
-        self.app.push_screen(
-            ConfirmScreen(
-                f"Roll back: reject {pending.id} so the hotfix is not deployed and the service "
-                "stays on the release it runs now?\nThe run ends rejected; this is journaled "
-                "with your name.",
-                yes="Roll back",
-                no="Keep waiting",
-            ),
-            answer,
-        )
-
     def action_resolve(self) -> None:
         if self._refuse("resolve"):
             return
+        from quarterdeck.screens.confirm import ConfirmScreen
 
         def done(text: str | None) -> None:
             if text:
                 self.act("resolve", {"text": text})
 
+        def ask() -> None:
+            self.app.push_screen(
+                TextPrompt(
+                    "Resolve the incident? Milestones stop, MTTR is recorded and the "
+                    "postmortem draft is written.",
+                    placeholder="resolution summary (required)",
+                    action="Resolve",
+                    variant="success",
+                ),
+                done,
+            )
+
+        alert = self.incident.alert_state
+        if alert is None or alert[0] != "firing":
+            ask()
+            return
+        source = "Alertmanager says so" if alert[1] == "alertmanager" else f"{alert[1]} failed"
+
+        def anyway(yes: bool | None) -> None:
+            if yes:
+                ask()
+
         self.app.push_screen(
-            TextPrompt(
-                "Resolve the incident? Milestones stop, MTTR is recorded and the postmortem "
-                "draft is written.",
-                placeholder="resolution summary (required)",
-                action="Resolve",
-                variant="success",
+            ConfirmScreen(
+                f"The alert is still firing ({source}).\nResolve the incident anyway?",
+                yes="Resolve anyway",
+                no="Keep working",
             ),
-            done,
+            anyway,
         )
+
+    @on(Tabs.TabActivated, "#wr-tabs")
+    def _tab(self, event: Tabs.TabActivated) -> None:
+        shown = (event.tab.id or "").removeprefix("tab-")
+        for pane in self.PANES:
+            self.query_one(f"#{pane}").set_class(pane == shown, "-shown")
+
+    def action_pane(self, number: int) -> None:
+        """``1``–``4``: roles, health, runbook, timeline (a tab when they are tabs)."""
+        if number == 4:
+            self.query_one("#timeline-scroll").focus()
+            return
+        pane = self.PANES[number - 1]
+        self.query_one("#wr-tabs", Tabs).active = f"tab-{pane}"
+        target = self.query_one("#wr-health") if pane == "wr-middle" else self.query_one(f"#{pane}")
+        target.focus()
 
     def action_cycle_filter(self) -> None:
         panel = self.query_one("#wr-timeline", TimelinePanel)

@@ -152,10 +152,19 @@ def test_a_whole_incident_mtta_mttr_and_forward_only_milestones(tmp_path: Path) 
     assert incident.next_update_due() is None
     assert [
         m
-        for m in ("detected", "acknowledged", "identified", "mitigated", "resolved")
+        for m in (
+            "detected",
+            "acknowledged",
+            "investigating",
+            "identified",
+            "mitigated",
+            "resolved",
+        )
         if m in incident.milestones
     ] == list(incident.milestones)
-    assert "investigating" not in incident.milestones
+    # the run was already investigating: that counts from the acknowledgement, by the run
+    assert incident.milestones["investigating"] == T0 + 120
+    assert incident.milestone_by["investigating"] == "run"
     late = record(store, run_id, "update", actor="alice", now=T0 + 901, data={"text": "x"})
     assert late.refused == "the incident is resolved; only notes may be added"
     assert (

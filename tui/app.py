@@ -101,11 +101,12 @@ class QuarterdeckApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "Quarterdeck"
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [*bindings("app")]
-    COMMANDS = App.COMMANDS | {CockpitCommands}
+    COMMANDS = {CockpitCommands}  # noqa: RUF012 - ours only: Textual's built-ins would repeat Quit
     HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012 - Textual reads a list
         (0, "-narrow"),
         (140, "-wide"),
     ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012 - Textual reads a list
 
     def __init__(
         self,
@@ -266,6 +267,35 @@ class QuarterdeckApp(App[None]):
             ),
             answer,
         )
+
+    async def action_back_out(self) -> None:
+        """``q``: leave the screen (as ``esc`` does); on Home, quit (asking while runs are live)."""
+        from textual.screen import ModalScreen
+
+        from quarterdeck.screens.home import HomeScreen
+
+        screen = self.screen
+        if isinstance(screen, ModalScreen):
+            return  # a dialog answers with its own keys
+        if isinstance(screen, HomeScreen):
+            await self.action_quit()
+            return
+        back = getattr(screen, "action_back", None)
+        if back is not None:
+            back()
+        elif len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def action_cursor(self, direction: str) -> None:
+        """``j``/``k``: what the arrow would do in the focused list, tree or log."""
+        widget = self.focused
+        while widget is not None:
+            for name in (f"action_cursor_{direction}", f"action_scroll_{direction}"):
+                method = getattr(widget, name, None)
+                if method is not None:
+                    method()
+                    return
+            widget = widget.parent  # type: ignore[assignment]
 
     def action_help(self) -> None:
         from quarterdeck.screens.help import HelpScreen

@@ -27,6 +27,7 @@ class Command:
     footer: bool = True
     key_display: str | None = None
     priority: bool = False
+    palette: bool = True  # movement keys and the palette's own key are not commands
 
 
 REGISTRY: tuple[Command, ...] = (
@@ -48,6 +49,58 @@ REGISTRY: tuple[Command, ...] = (
         "Leave the cockpit (a run started here is interrupted, resumable)",
         "app",
         footer=False,
+    ),
+    Command(
+        "app.command",
+        "command_palette",
+        "colon",
+        "Command mode",
+        "Type a command (the same list as ctrl+p: this screen's actions, then the app's)",
+        "app",
+        footer=False,
+        key_display=":",
+        palette=False,
+    ),
+    Command(
+        "app.palette",
+        "command_palette",
+        "ctrl+p",
+        "Commands",
+        "The command palette (as `:` outside text fields)",
+        "app",
+        footer=False,
+        priority=True,
+        palette=False,
+    ),
+    Command(
+        "app.back_out",
+        "back_out",
+        "q",
+        "Back",
+        "Leave this screen (on Home: quit, asking first while runs are live)",
+        "app",
+        footer=False,
+        palette=False,
+    ),
+    Command(
+        "app.down",
+        "cursor('down')",
+        "j",
+        "Down",
+        "Move down in a list, tree or log (like the down arrow)",
+        "app",
+        footer=False,
+        palette=False,
+    ),
+    Command(
+        "app.up",
+        "cursor('up')",
+        "k",
+        "Up",
+        "Move up in a list, tree or log (like the up arrow)",
+        "app",
+        footer=False,
+        palette=False,
     ),
     # home
     Command(
@@ -133,7 +186,7 @@ REGISTRY: tuple[Command, ...] = (
     Command(
         "dash.jump",
         "jump",
-        "j",
+        "e",
         "Failing step",
         "Select the failing step and show its log",
         "dashboard",
@@ -165,6 +218,19 @@ REGISTRY: tuple[Command, ...] = (
         "dashboard",
         key_display="esc",
     ),
+    *(
+        Command(
+            f"dash.pane{n}",
+            f"pane({n})",
+            str(n),
+            f"Pane {n}",
+            f"Jump to the {name}",
+            "dashboard",
+            footer=False,
+            palette=False,
+        )
+        for n, name in enumerate(("stage tree", "log"), 1)
+    ),
     # history
     Command(
         "history.open", "open", "enter", "Open", "Open the highlighted run's dashboard", "history"
@@ -176,7 +242,7 @@ REGISTRY: tuple[Command, ...] = (
     Command(
         "wr.ack",
         "acknowledge",
-        "k",
+        "K",
         "Acknowledge",
         "Acknowledge the incident (the first to acknowledge takes command when nobody holds it)",
         "warroom",
@@ -212,7 +278,16 @@ REGISTRY: tuple[Command, ...] = (
         "rollback",
         "b",
         "Roll back",
-        "Reject the waiting deploy so the service stays on its running release (asks first)",
+        "Return to the last good release: stop the running deploy (its on_failure steps "
+        "switch back), or deploy the waiting revert to the good ref (asks first)",
+        "warroom",
+    ),
+    Command(
+        "wr.reject",
+        "reject_deploy",
+        "r",
+        "Reject deploy",
+        "Refuse the waiting deploy: nothing changes on the hosts, the run ends (asks why)",
         "warroom",
     ),
     Command(
@@ -259,6 +334,19 @@ REGISTRY: tuple[Command, ...] = (
         "warroom",
         key_display="esc",
         footer=False,
+    ),
+    *(
+        Command(
+            f"wr.pane{n}",
+            f"pane({n})",
+            str(n),
+            f"Pane {n}",
+            f"Jump to the {name} pane",
+            "warroom",
+            footer=False,
+            palette=False,
+        )
+        for n, name in enumerate(("roles and milestones", "health", "runbook", "timeline"), 1)
     ),
     # help
     Command("help.back", "back", "escape", "Close", "Close help", "help", key_display="esc"),

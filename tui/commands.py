@@ -31,7 +31,14 @@ class CockpitCommands(Provider):
         screen = self.screen
         found = [(c, unavailable(screen, c)) for c in commands(scope_of(screen))]
         found += [(c, None) for c in commands("app")]
-        return [(c, why) for c, why in found if c.action != "back"]
+        seen: set[str] = set()
+        entries = []
+        for command, why in found:  # one entry per name: "Quit" once, whoever binds it
+            if command.action == "back" or not command.palette or command.description in seen:
+                continue
+            seen.add(command.description)
+            entries.append((command, why))
+        return entries
 
     def _run(self, command: Command, why: str | None) -> None:
         if why is not None:

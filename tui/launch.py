@@ -68,6 +68,8 @@ def new_runner(
     subscribers: list[Subscriber] | None = None,
 ) -> Runner:
     inputs = resolve_inputs(loaded.workflow, given, base=Path.cwd())
+    if options.title is None:
+        options.title = _alert_title(inputs.get("alert"))
     return Runner(
         loaded,
         store,
@@ -77,6 +79,20 @@ def new_runner(
         options=options,
         subscribers=subscribers,
     )
+
+
+def _alert_title(alert: Any) -> str | None:
+    """A run started from an alert (the listener, Home, the CLI) is titled by it."""
+    import json
+
+    from quarterdeck.core.incidents.model import alert_title
+
+    if isinstance(alert, str) and alert.strip():
+        try:
+            alert = json.loads(alert)
+        except json.JSONDecodeError:
+            return None
+    return alert_title(alert) if isinstance(alert, dict) else None
 
 
 def _resume_inputs(

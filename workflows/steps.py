@@ -117,11 +117,14 @@ async def release_notes(
     tests: str,
     index_url: str = "",
     github_url: str = "",
+    highlights: str = "",
     ctx: Any = None,
 ) -> dict[str, Any]:
-    """Release notes in Markdown: what changed (the changelog section) and the evidence."""
+    """Release notes in Markdown: what changed (the changelog section) and the evidence;
+    ``highlights`` (a model's draft, when the workflow asked for one) leads them."""
     body = re.sub(r"^##\s*\[?[^\n]*\n", "", changelog.strip(), count=1).strip()
     sections: dict[str, Any] = {
+        **({"Highlights": highlights.strip()} if highlights.strip() else {}),
         "What changed": body or "(no user-facing changes)",
         "Evidence": {"tests": tests, "tag": tag},
         "Install": f"```\npip install {name}=={version}"

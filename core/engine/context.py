@@ -34,6 +34,7 @@ class RunOptions:
     signal_poll_interval: float = 0.1
     env: dict[str, str] | None = None
     extra_secrets: list[str] = field(default_factory=list)
+    title: str | None = None  # the run's title, when not the workflow's (an incident's alert)
 
 
 @dataclass(eq=False)

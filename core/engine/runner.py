@@ -276,7 +276,7 @@ class Runner:
             self.store.create_run(
                 self.run_id,
                 workflow=self.workflow.name,
-                title=self.workflow.title,
+                title=self.options.title or self.workflow.title,
                 workflow_path=str(self.loaded.path),
                 definition=self.loaded.text,
                 workdir=str(self.workdir),
@@ -287,7 +287,7 @@ class Runner:
             self.emit(
                 RunStarted(
                     workflow=self.workflow.name,
-                    title=self.workflow.title,
+                    title=self.options.title or self.workflow.title,
                     inputs=public_inputs(self.workflow, self.inputs),
                     plan=self.plan(),
                     started_by=self.options.started_by,

@@ -17,8 +17,10 @@ with them; it never sees them), and the fold reads them whether consumed or not
 
 The fold re-checks every action in signal-id order, so every reader reaches the same
 state: a refused action (recorded for the audit trail) is refused again by every reader.
-Event and signal application commute: events only set detection, the initial severity
-and the timeline; permissions depend on signals alone.
+Events set detection, the initial severity and the timeline, and say what the run
+achieved (:mod:`quarterdeck.core.incidents.progress`): those milestones are applied once a
+person has acknowledged, before each later signal and at the end of the fold, so every
+reader places them at the same point among people's actions.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from quarterdeck.core.incidents.progress import RunProgress
+from quarterdeck.core.incidents.rules import ACTIONS, MILESTONES, ROLE_TITLES, ROLES, why_not
 from quarterdeck.core.incidents.severity import (
     DEFAULT_SEVERITY,
     UPDATE_EVERY,
@@ -42,6 +46,8 @@ from quarterdeck.core.incidents.timeline import (
     describe_event,
 )
 from quarterdeck.core.journal.events import (
+    ApprovalDecided,
+    ApprovalRefused,
     Event,
     RunFinished,
     RunInterrupted,
@@ -49,21 +55,14 @@ from quarterdeck.core.journal.events import (
     RunResumed,
     RunStarted,
     RunUnpaused,
+    SignalReceived,
 )
 from quarterdeck.core.journal.incident_rows import INCIDENT_KIND
 from quarterdeck.core.journal.statuses import RunStatus
 from quarterdeck.core.journal.store import Signal
 
 SIGNAL_KIND = INCIDENT_KIND  # the rows are in quarterdeck.core.journal.incident_rows
-MILESTONES = ("detected", "acknowledged", "investigating", "identified", "mitigated", "resolved")
-ROLES = ("commander", "operations", "communications", "scribe")
-ROLE_TITLES = {
-    "commander": "Incident commander",
-    "operations": "Operations lead",
-    "communications": "Communications lead",
-    "scribe": "Scribe",
-}
-ACTIONS = ("acknowledge", "note", "update", "role", "severity", "milestone", "resolve", "alert")
+__all__ = ["ACTIONS", "MILESTONES", "ROLES", "ROLE_TITLES", "Incident", "build"]
 # An alert that started longer than this before its run (a replayed or fixture payload)
 # does not set the detection time: the run's start does.
 ALERT_LEAD_MAX = 24 * 3600.0
@@ -122,6 +121,8 @@ class Incident:
     resolution: str = ""
     run_started_at: float | None = None
     last_signal_id: int = 0
+    alert_at: float | None = None
+    progress: RunProgress = field(default_factory=RunProgress)
     _severity_fixed: bool = False
 
     # -- queries ----------------------------------------------------------------------
@@ -143,6 +144,23 @@ class Incident:
         """The furthest milestone reached."""
         reached = [m for m in MILESTONES if m in self.milestones]
         return reached[-1] if reached else None
+
+    @property
+    def alert_state(self) -> tuple[str, str] | None:
+        """Whether the alert still fires, and who says so: the newest of Alertmanager's
+        notifications and the run's last health probe; None with neither."""
+        probe = self.progress.probe
+        if probe is not None and (self.alert_at is None or probe.ts >= self.alert_at):
+            state = "resolved" if probe.passed else "firing"
+            return state, f"health probe {probe.step}"
+        if self.alert_status is None:
+            return None
+        return self.alert_status, "alertmanager"
+
+    @property
+    def alert_firing(self) -> bool:
+        state = self.alert_state
+        return state is not None and state[0] == "firing"
 
     @property
     def commander(self) -> str | None:
@@ -195,121 +213,23 @@ class Incident:
     # -- permissions ------------------------------------------------------------------
 
     def why_not(self, actor: str, action: str, data: dict[str, Any]) -> str | None:
-        """Why ``actor`` may not do ``action`` now, or None when they may.
-
-        Rules: anyone posts notes and acknowledges; anyone takes a vacant role; the
-        commander assigns any role, a holder hands over their own, and only the commander
-        hands over command or resolves; status updates come from the commander or the
-        communications lead, severity from the commander, milestones from the commander
-        or the operations lead — while nobody holds command, anyone may do those three.
-        """
-        actor = actor.strip()
-        if not actor:
-            return "say who you are (--as NAME)"
-        if action not in ACTIONS:
-            return f"unknown incident action {action!r}; one of {', '.join(ACTIONS)}"
-        text = str(data.get("text") or "").strip()
-        commander = self.commander
-        is_ic = commander == actor
-        vacant = commander is None
-        if action == "alert":
-            return None
-        if action == "note":
-            return None if text else "a note needs some text"
-        if self.resolved:
-            return "the incident is resolved; only notes may be added"
-        if action == "acknowledge":
-            if "acknowledged" in self.milestones:
-                by = self.milestone_by.get("acknowledged", "?")
-                return f"already acknowledged by {by}"
-            return None
-        if action == "update":
-            if not text:
-                return "a status update needs some text"
-            if vacant or is_ic or self.roles.get("communications") == actor:
-                return None
-            return (
-                f"only the incident commander ({commander}) or the communications lead "
-                "posts status updates; post a note instead"
-            )
-        if action == "severity":
-            level = parse_severity(data.get("severity"))
-            if level is None:
-                return f"unknown severity {data.get('severity')!r}; SEV1 (worst) to SEV5"
-            if level == self.severity:
-                return f"the incident is already {severity_name(level)}"
-            if vacant or is_ic:
-                return None
-            return f"only the incident commander ({commander}) changes the severity"
-        if action == "milestone":
-            name = str(data.get("milestone") or "")
-            if name not in MILESTONES:
-                return f"unknown milestone {name!r}; one of {', '.join(MILESTONES)}"
-            if name == "detected":
-                return "detection is recorded when the incident starts"
-            if name == "resolved":
-                return "resolve the incident instead (the incident commander does)"
-            current = self.milestone
-            if current is not None and MILESTONES.index(name) <= MILESTONES.index(current):
-                return f"milestones only move forward: the incident is already {current}"
-            if name == "acknowledged" or vacant or is_ic:
-                return None
-            if self.roles.get("operations") == actor:
-                return None
-            return (
-                f"only the incident commander ({commander}) or the operations lead marks milestones"
-            )
-        if action == "role":
-            role = str(data.get("role") or "")
-            if role not in ROLES:
-                return f"unknown role {role!r}; one of {', '.join(ROLES)}"
-            to = str(data.get("to") or actor).strip()
-            if not to:
-                return "hand the role to someone: give a name"
-            held = self.roles.get(role)
-            if held == to:
-                return f"{to} already holds {ROLE_TITLES[role].lower()}"
-            if role == "commander":
-                if vacant:
-                    return None
-                if is_ic:
-                    return None
-                return (
-                    f"only the incident commander ({commander}) hands over command; "
-                    "ask them to hand it to you"
-                )
-            if held is None:
-                if to == actor or is_ic or vacant:
-                    return None
-                return (
-                    f"only the incident commander ({commander}) assigns a role to "
-                    "someone else; they may take it themselves"
-                )
-            if held == actor or is_ic:
-                return None
-            return (
-                f"{ROLE_TITLES[role].lower()} is held by {held}: they or the incident "
-                f"commander ({commander}) hand it over"
-            )
-        if action == "resolve":
-            if vacant:
-                return "nobody holds incident command: take command first, then resolve"
-            if not is_ic:
-                return f"only the incident commander ({commander}) resolves the incident"
-            return None
-        return None  # pragma: no cover - every action is handled above
+        """Why ``actor`` may not do ``action`` now, or None when they may
+        (the rules: :func:`quarterdeck.core.incidents.rules.why_not`)."""
+        return why_not(self, actor, action, data)
 
     # -- folding ----------------------------------------------------------------------
 
     def apply_event(self, event: Event) -> None:
         """Fold one run event: detection, the initial severity, and the timeline."""
         payload = event.payload()
+        self.progress.apply(event)
         if isinstance(payload, RunStarted):
             self.title = payload.title or ""
             self.workflow = payload.workflow or ""
             self.run_started_at = event.ts
             self.run_status = RunStatus.RUNNING
             self._from_inputs(payload.inputs or {}, event.ts)
+            self.title = alert_title(self.alert) or self.title
             self._line(event, f"run started by {payload.started_by or '?'}")
             return
         if event.type in QUIET_EVENTS:
@@ -337,6 +257,7 @@ class Incident:
         if isinstance(alert, dict) and alert:
             self.alert = alert
             self.alert_status = str(alert.get("status") or "firing")
+            self.alert_at = started
         level = parse_severity(inputs.get("severity"))
         if level is None and self.alert:
             labels = self.alert.get("commonLabels") or self.alert.get("labels") or {}
@@ -368,13 +289,41 @@ class Incident:
     def _line(self, event: Event, text: str) -> None:
         where = event.step or event.stage
         prefix = f"{where}: " if where else ""
-        self.timeline.append(TimelineEntry(event.ts, "run", prefix + text, "", event.seq))
+        by = ""  # a person's decision or signal is theirs, not the run's
+        match event.payload():
+            case ApprovalDecided() | ApprovalRefused() | SignalReceived() as p:
+                by = p.by or ""
+        self.timeline.append(TimelineEntry(event.ts, "run", prefix + text, by, event.seq))
+
+    def settle(self, upto: float = float("inf")) -> None:
+        """Apply the run's milestone marks that fall at or before ``upto``: only once a
+        person acknowledged (a mark earned earlier counts from the acknowledgement), only
+        forward, never after the resolution."""
+        acked = self.milestones.get("acknowledged")
+        if acked is None:
+            return
+        for mark in self.progress.marks:
+            if mark.milestone in self.milestones:
+                continue
+            at = max(mark.ts, acked)
+            resolved = self.milestones.get("resolved")
+            if at > upto or (resolved is not None and at > resolved):
+                continue
+            rank = MILESTONES.index(mark.milestone)
+            if any(MILESTONES.index(m) > rank and t <= at for m, t in self.milestones.items()):
+                continue
+            self.milestones[mark.milestone] = at
+            self.milestone_by[mark.milestone] = "run"
+            self.timeline.append(  # after people's entries of the same second (the ack)
+                TimelineEntry(at, "incident", f"{mark.milestone}: {mark.why}", "run", 1 << 40)
+            )
 
     def apply_signal(self, signal: Signal) -> str | None:
         """Fold one incident signal; returns why it was refused, or None when applied."""
         if signal.kind != SIGNAL_KIND:
             return None
         self.last_signal_id = max(self.last_signal_id, signal.id)
+        self.settle(signal.created_at)
         data = dict(signal.data)
         action = str(data.get("action") or "")
         actor = signal.actor
@@ -448,6 +397,7 @@ class Incident:
         elif action == "alert":
             status = str(data.get("status") or "firing")
             self.alert_status = status
+            self.alert_at = ts
             entry = TimelineEntry(
                 ts, "alert", f"alert {status}" + (f": {text}" if text else ""), actor, signal.id
             )
@@ -483,6 +433,7 @@ class Incident:
             "updates": len(self.updates),
             "notes": len(self.notes),
             "alert_status": self.alert_status,
+            "alert_state": self.alert_state[0] if self.alert_state else None,
             "resolution": self.resolution,
         }
 
@@ -494,4 +445,18 @@ def build(run_id: str, events: Iterable[Event], signals: Iterable[Signal]) -> In
         incident.apply_event(event)
     for signal in signals:
         incident.apply_signal(signal)
+    incident.settle()
     return incident
+
+
+def alert_title(alert: dict[str, Any]) -> str | None:
+    """An incident's title from its alert: the alert's name and summary, if it says."""
+    if not alert:
+        return None
+    labels = alert.get("commonLabels") or alert.get("labels") or {}
+    notes = alert.get("commonAnnotations") or alert.get("annotations") or {}
+    name = labels.get("alertname") if isinstance(labels, dict) else None
+    summary = notes.get("summary") if isinstance(notes, dict) else None
+    if name and summary:
+        return f"{name}: {summary}"
+    return str(name or summary) if (name or summary) else None

@@ -36,6 +36,15 @@ def _hhmm(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ts))
 
 
+def _alert(incident: Incident) -> str:
+    """The alert's state and who says so: "firing (health probe watch)", "resolved"."""
+    state = incident.alert_state
+    if state is None:
+        return "unknown"
+    said, source = state
+    return said if source == "alertmanager" else f"{said} ({source})"
+
+
 def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
@@ -64,6 +73,22 @@ def root_cause(incident: Incident, state: RunState) -> str:
         evidence = "; ".join(f"{s.id}: {s.error}" for s in failed[:3])
         return f"Not determined by the run. Evidence: {evidence}"
     return "Not determined by the run."
+
+
+def suggested(state: RunState, incident: Incident) -> list[str]:
+    """The run's suggested follow-ups (memory ``follow_ups``), one per line, without list
+    markers, the model's label, or anything that merely restates the root cause."""
+    text = state.memory.get("follow_ups")
+    if not isinstance(text, str):
+        return []
+    cause = " ".join(root_cause(incident, state).lower().split())
+    found: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip().removeprefix("[demo model]").strip().lstrip("-*•0123456789.) ").strip()
+        if not line or line.endswith(":") or " ".join(line.lower().split()) in cause:
+            continue
+        found.append(line)
+    return found
 
 
 def affected_hosts(state: RunState) -> dict[str, dict[str, Any]]:
@@ -119,7 +144,7 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
             f"Alert **{name}**"
             + (f" ({described})" if described else "")
             + f", {len(alert.get('alerts') or [])} alert(s); "
-            f"last status: {incident.alert_status or 'firing'}"
+            f"last status: {_alert(incident)}"
         )
         annotations = alert.get("commonAnnotations") or {}
         for key in ("summary", "description"):
@@ -217,6 +242,7 @@ def sections(incident: Incident, state: RunState) -> list[Section]:
             if lowered.startswith(prefix):
                 follow.append(f"[ ] {note.text[len(prefix) :].strip()} ({note.by})")
                 break
+    follow += [f"[ ] {line} (suggested by the run)" for line in suggested(state, incident)]
     for step in state.all_steps():
         if step.status == StepStatus.FAILED and step.role == "step":
             follow.append(f"[ ] Find out why `{step.id}` failed and prevent it: {step.error}")
@@ -329,8 +355,8 @@ def show_text(incident: Incident) -> str:
     ]
     roles = [f"{role} {who}" for role, who in incident.roles.items() if who]
     lines.append("  roles: " + (", ".join(roles) if roles else "nobody yet"))
-    if incident.alert_status:
-        lines.append(f"  alert: {incident.alert_status}")
+    if incident.alert_state is not None:
+        lines.append(f"  alert: {_alert(incident)}")
     if incident.updates:
         last = incident.updates[-1]
         lines.append(f"  last update ({last.by}, {_utc(last.ts)}): {last.text}")

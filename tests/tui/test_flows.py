@@ -224,9 +224,7 @@ async def test_someone_who_may_not_approve_sees_why(make_app: Any) -> None:
         await pilot.press("escape")
         assert isinstance(app.screen, DashboardScreen)
         assert app.screen.state.status == "waiting"
-        await pilot.press("c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
-        await pilot.click("#yes")
+        await cancel_with_reason(pilot, "not today")
         await wait_until(pilot, lambda: status(app) == "cancelled", what="the cancel")
 
 
@@ -259,6 +257,14 @@ async def test_pause_and_resume(make_app: Any) -> None:
         assert kinds == ["pause", "unpause"]
 
 
+async def cancel_with_reason(pilot: Any, reason: str) -> None:
+    """``c`` on the dashboard asks why; the reason goes out with the cancel."""
+    await pilot.press("c")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ReasonScreen), what="why")
+    pilot.app.screen.query_one("#reason").value = reason
+    await pilot.press("enter")
+
+
 async def test_cancel_asks_first_with_the_safe_choice_focused(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -273,14 +279,15 @@ async def test_cancel_asks_first_with_the_safe_choice_focused(make_app: Any) -> 
             what="the slow step",
         )
         await pilot.press("c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
-        assert app.screen.focused is app.screen.query_one("#no", Button)
+        await wait_until(pilot, lambda: isinstance(app.screen, ReasonScreen), what="why")
+        assert app.screen.focused is app.screen.query_one("#reason")  # nothing sent yet
         await pilot.press("escape")
         assert isinstance(app.screen, DashboardScreen)
-        await pilot.press("c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
-        await pilot.click("#yes")
+        await cancel_with_reason(pilot, "wrong inputs")
         await wait_until(pilot, lambda: status(app) == "cancelled", what="the cancel")
+        with Store(app.store_path) as store:
+            reasons = store.conn.execute("SELECT reason FROM signals WHERE kind = 'cancel'")
+            assert [r[0] for r in reasons] == ["wrong inputs"]
         assert dashboard(app).state.step("pause").status in ("cancelled", "failed")
 
 
@@ -384,7 +391,7 @@ async def test_open_a_past_run_from_history(make_app: Any, project: Path) -> Non
         dash = dashboard(app)
         assert dash.run_id == history.rows[0].id
         assert dash.state.step("needs-marker").status == "failed"
-        await pilot.press("j")
+        await pilot.press("e")
         await pilot.pause()
         assert dash.query_one("#log-panel").step == ("check", "needs-marker")
 

@@ -118,7 +118,7 @@ def test_failed_run(snap_compare: Any, snap_app: Any, size: tuple[int, int]) -> 
         app = pilot.app
         assert isinstance(app, QuarterdeckApp)
         await wait_until(pilot, lambda: _dash(app, RUN_FAIL) is not None, what="the run")
-        await pilot.press("j")
+        await pilot.press("e")
         await app.workers.wait_for_complete()
         await pilot.pause()
 

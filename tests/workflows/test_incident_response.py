@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
+from quarterdeck.core.incidents.record import record
+from quarterdeck.core.journal.store import Store
 from quarterdeck.workflows.sandbox import Sandbox
 from tests.workflows.conftest import git, quarterdeck, run_args, run_json, stage, step
 
@@ -21,7 +24,9 @@ def _metric(box: Sandbox, name: str) -> float:
     return float(next(ln.split()[1] for ln in text.splitlines() if ln.startswith(name + " ")))
 
 
-def test_sev2_hotfix_is_deployed_and_reported(sandbox: Sandbox) -> None:
+def test_sev2_hotfix_is_deployed_and_reported(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert _metric(sandbox, "demo_error_ratio") == 0.25  # the degraded release
     assert sandbox.prometheus is not None, "install the Debian package prometheus"
     inputs = {**sandbox.inputs("incident"), "health_window": "1.5s"}
@@ -46,10 +51,20 @@ def test_sev2_hotfix_is_deployed_and_reported(sandbox: Sandbox) -> None:
     assert "CheckoutErrorRate (SEV2)" in triage
     resolution = (reports / f"incident-{run['id']}-resolution.md").read_text()
     assert hotfix[:12] in resolution
-    postmortem = (reports / f"incident-{run['id']}-postmortem.md").read_text()
-    assert "## Root cause" in postmortem and "exchange-rate cache" in postmortem
-    assert f"hotfix/{run['id']}" in postmortem
+    assert f"hotfix/{run['id']}" in resolution
     assert stage(run, "deploy")["status"] == "succeeded"
+    # one postmortem, written when a person resolves, from the journal: the run writes none
+    assert not list(reports.glob("*postmortem*"))
+    assert not (sandbox.state_dir / "runs" / run["id"] / "postmortem.md").exists()
+    monkeypatch.setenv("QUARTERDECK_HOME", str(sandbox.state_dir))
+    with Store(sandbox.store) as store:
+        record(store, run["id"], "acknowledge", actor="alice")
+        done = record(store, run["id"], "resolve", actor="alice", data={"text": "hotfix out"})
+    assert done.refused is None and done.incident.milestone == "resolved"
+    postmortem = done.postmortem[0].read_text()
+    assert "## Root cause" in postmortem and "exchange-rate cache" in postmortem
+    follow = postmortem.split("## Follow-ups")[1]
+    assert "(suggested by the run)" in follow and "exchange-rate cache" not in follow
 
 
 def test_failed_deploy_rolls_back_and_restores_health(sandbox: Sandbox) -> None:

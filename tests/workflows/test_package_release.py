@@ -65,6 +65,11 @@ def test_release_bumps_tags_publishes_and_verifies(sandbox: Sandbox, tmp_path: P
     assert step(run, "lint")["outputs"]["errors"] == 0
     notes = (sandbox.reports_dir / f"release-notes-v{NEXT_VERSION}.md").read_text()
     assert "round half-even when converting" in notes and sandbox.index.simple in notes
+    # the devops persona drafted the highlights with the demo model: the token panel moves
+    highlights = step(run, "highlights")["outputs"]
+    assert highlights["model"] == "demo-model" and highlights["usage"]["total"] > 0
+    assert f"ledgerline {NEXT_VERSION}" in highlights["text"]
+    assert "## Highlights" in notes and highlights["text"] in notes
     page = sandbox.logseq_dir / "pages" / f"ledgerline {NEXT_VERSION}.md"
     assert page.read_text().startswith(f"- # ledgerline {NEXT_VERSION}")
     assert step(run, "github_release")["status"] == "skipped"  # no github_repo given

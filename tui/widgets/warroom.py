@@ -17,8 +17,9 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.markup import escape
-from textual.widgets import Input, Sparkline, Static
+from textual.widgets import Sparkline, Static
 
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.incidents.model import MILESTONES, ROLE_TITLES, ROLES, Incident
@@ -82,9 +83,12 @@ class SeverityBanner(_Pane):
             f"[$text-muted]run {escape(run_id)}[/]",
             who,
         ]
-        if incident.alert_status:
-            alert_style = "$success" if incident.alert_status == "resolved" else "$warning"
-            parts.insert(3, f"[{alert_style}]alert {escape(incident.alert_status)}[/]")
+        alert = incident.alert_state
+        if alert is not None:
+            state, source = alert
+            alert_style = "$success" if state == "resolved" else "$warning"
+            said = "" if source == "alertmanager" else f" [$text-muted]({escape(source)})[/]"
+            parts.insert(3, f"[{alert_style}]alert {escape(state)}[/]{said}")
         self.show("  ".join(parts))
 
 
@@ -143,10 +147,23 @@ class Clocks(_Pane):
 
 
 class RolesPanel(_Pane):
-    """Who holds each role, and the milestones reached."""
+    """Who holds each role, and the milestones reached (side by side when there is room:
+    at 80 columns the war room gives this pane a few rows, not a column)."""
+
+    can_focus = True  # a pane a number key jumps to, with a visible focus ring
+    SIDE_BY_SIDE = 70
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._seen: tuple[Incident, str] | None = None
+
+    def on_resize(self) -> None:
+        if self._seen is not None:
+            self.render_incident(*self._seen)
 
     def render_incident(self, incident: Incident, actor: str) -> None:
-        lines = ["[b]Roles[/b]"]
+        self._seen = (incident, actor)
+        roles = ["[b]Roles[/b]"]
         for role in ROLES:
             who = incident.roles.get(role)
             name = (
@@ -154,16 +171,24 @@ class RolesPanel(_Pane):
                 if who
                 else "[$text-muted]—[/]"
             )
-            lines.append(f"{ROLE_TITLES[role]:<20} {name}")
-        lines.append("")
-        lines.append("[b]Milestones[/b]")
+            roles.append(f"{ROLE_TITLES[role]:<20} {name}")
+        marks = ["[b]Milestones[/b]"]
         for name in MILESTONES:
             ts = incident.milestones.get(name)
             if ts is None:
-                lines.append(f"[$text-muted]○ {name}[/]")
+                marks.append(f"[$text-muted]○ {name}[/]")
             else:
                 by = incident.milestone_by.get(name, "")
-                lines.append(f"[$success]✓[/] {name:<13} {utc(ts)} [$text-muted]{escape(by)}[/]")
+                marks.append(f"[$success]✓[/] {name:<13} {utc(ts)} [$text-muted]{escape(by)}[/]")
+        if self.size.width < self.SIDE_BY_SIDE:
+            self.show("\n".join([*roles, "", *marks]))
+            return
+        width = max(Content.from_markup(line).cell_length for line in roles)
+        lines = []
+        for i in range(max(len(roles), len(marks))):
+            left = roles[i] if i < len(roles) else ""
+            pad = width - Content.from_markup(left).cell_length
+            lines.append(left + " " * pad + "  " + (marks[i] if i < len(marks) else ""))
         self.show("\n".join(lines))
 
 
@@ -193,6 +218,8 @@ class HostsPanel(_Pane):
 
 class RunbookPanel(_Pane):
     """The workflow's stages as a checklist; the gate that waits and any rollback."""
+
+    can_focus = True
 
     def render_state(self, state: RunState, frame: int) -> None:
         lines = ["[b]Runbook[/b]"]
@@ -439,93 +466,3 @@ class HealthPanel(VerticalScroll):
                 self.call_after_refresh(row.render_series, series, frame)
         title = "[b]Health[/b]" + ("" if found else "  [$text-muted]no health data yet[/]")
         self.query_one("#health-title", _Pane).show(title)
-
-
-# -- timeline ---------------------------------------------------------------------------
-
-FILTERS = ("all", "people", "run")
-SOURCE_STYLE = {
-    "note": "$text",
-    "update": "$accent",
-    "incident": "$warning",
-    "refused": "$error",
-    "alert": "$error",
-    "run": "$text-muted",
-}
-
-
-class TimelinePanel(Vertical):
-    """Every event and human note, oldest first; ``f`` cycles all/people/run, ``/``
-    filters by text."""
-
-    DEFAULT_CSS = """
-    TimelinePanel { height: 1fr; }
-    TimelinePanel > #timeline-title { height: 1; background: $panel; padding: 0 1; }
-    TimelinePanel > VerticalScroll { height: 1fr; }
-    TimelinePanel > Input { display: none; height: 3; }
-    TimelinePanel.-filtering > Input { display: block; }
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.mode = "all"
-        self.text = ""
-        self._last: tuple[Any, ...] | None = None
-
-    def compose(self) -> ComposeResult:
-        yield _Pane(id="timeline-title")
-        with VerticalScroll(id="timeline-scroll"):
-            yield _Pane(id="timeline-body")
-        field = Input(placeholder="filter the timeline (esc clears)", id="timeline-filter")
-        yield field
-
-    def render_incident(self, incident: Incident, force: bool = False) -> None:
-        entries = incident.sorted_timeline()
-        key = (
-            len(entries),
-            incident.last_signal_id,
-            self.mode,
-            self.text,
-            entries[-1].ts if entries else 0,
-        )
-        if key == self._last and not force:
-            return
-        self._last = key
-        shown = []
-        for entry in entries:
-            if self.mode == "people" and entry.source == "run":
-                continue
-            if self.mode == "run" and entry.source != "run":
-                continue
-            line = f"{entry.actor} {entry.text}"
-            if self.text and self.text.lower() not in line.lower():
-                continue
-            style = SOURCE_STYLE.get(entry.source, "$text")
-            who = escape(entry.actor or "run")
-            label = {"note": "note", "update": "UPDATE", "refused": "refused"}.get(entry.source, "")
-            text = escape(entry.text)
-            lead = f"[b]{label}[/b] " if label else ""
-            shown.append(f"[$text-muted]{utc(entry.ts)}[/] {who:<12} [{style}]{lead}{text}[/]")
-        filt = f"  filter: “{escape(self.text)}”" if self.text else ""
-        self.query_one("#timeline-title", _Pane).show(
-            f"[b]Timeline[/b]  [$text-muted]{self.mode} · {len(shown)}/{len(entries)} "
-            f"entries (f: all/people/run, /: filter){filt}[/]"
-        )
-        self.query_one("#timeline-body", _Pane).show(
-            "\n".join(shown) if shown else "[$text-muted]nothing matches[/]"
-        )
-        scroll = self.query_one("#timeline-scroll", VerticalScroll)
-        scroll.call_after_refresh(scroll.scroll_end, animate=False)
-
-    def cycle(self) -> str:
-        self.mode = FILTERS[(FILTERS.index(self.mode) + 1) % len(FILTERS)]
-        return self.mode
-
-    def open_filter(self) -> None:
-        self.add_class("-filtering")
-        field = self.query_one("#timeline-filter", Input)
-        field.value = self.text
-        field.focus()
-
-    def close_filter(self) -> None:
-        self.remove_class("-filtering")

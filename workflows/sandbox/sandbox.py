@@ -281,6 +281,7 @@ class Sandbox:
                 "build_isolation": "false",
                 "notes_dir": str(self.reports_dir),
                 "logseq_graph": str(self.logseq_dir),
+                "llm_notes": "true",  # the devops persona drafts highlights: tokens move
             }
         if demo == "incident":
             return {

@@ -40,9 +40,11 @@ from typing import Any, Self
 import asyncssh
 import httpx
 
+from quarterdeck.workflows.sandbox.model_script import DEMO_PREFIX, demo_reply
+
 LOOPBACK = "127.0.0.1"
 DEMO_MODEL = "demo-model"
-DEMO_PREFIX = "[demo model]"
+__all__ = ["DEMO_PREFIX", "demo_reply"]
 
 
 def free_port() -> int:
@@ -239,50 +241,6 @@ class ProductionService(LoopbackHTTPServer):
 
 # -- the demo model --------------------------------------------------------------------------
 
-_SCRIPT: list[tuple[tuple[str, ...], str]] = [
-    (
-        ("root cause", "root-cause"),
-        "Likely root cause: the latest release changed the exchange-rate cache, and checkout "
-        "requests fail while rates are stale. Evidence: the error ratio rose right after the "
-        "deploy and the service log shows stale-rate warnings. Suggested fix: revert to the "
-        "last good release, then add a test for cache expiry.",
-    ),
-    (
-        ("api contract", "contract"),
-        '{"endpoint": "GET /api/v1/balances", "response": {"currency": "string", '
-        '"amount": "string (decimal)"}, "errors": [404]}',
-    ),
-    (
-        ("review",),
-        "Review: the change is small, tested and matches the contract. No blocking issues; "
-        "consider a follow-up for pagination.",
-    ),
-    (
-        ("postmortem", "post-mortem"),
-        "Summary: a release degraded checkout; a revert restored service. Follow-ups: cache "
-        "expiry tests, an alert on error ratio, a canary stage before production.",
-    ),
-    (
-        ("release notes", "changelog"),
-        "Highlights: balances by currency and correct half-even rounding.",
-    ),
-    (
-        ("specification", "spec"),
-        "Specification: expose balances per currency; amounts are decimals rounded half-even; "
-        "acceptance: tests cover every currency and rounding edge case.",
-    ),
-]
-
-
-def demo_reply(prompt: str) -> str:
-    """The scripted answer for a prompt: picked by keyword, always labelled."""
-    lowered = prompt.lower()
-    for keys, answer in _SCRIPT:
-        if any(k in lowered for k in keys):
-            return f"{DEMO_PREFIX} {answer}"
-    first = next((ln.strip() for ln in prompt.splitlines() if ln.strip()), "")
-    return f"{DEMO_PREFIX} Noted: {first[:160]}"
-
 
 class DemoModel(LoopbackHTTPServer):
     """An OpenAI-compatible ``/v1/chat/completions`` with scripted replies.
@@ -327,11 +285,16 @@ class DemoModel(LoopbackHTTPServer):
             ),
             "",
         )
+        system = " ".join(
+            str(m.get("content", ""))
+            for m in messages
+            if isinstance(m, dict) and m.get("role") == "system"
+        )
         with self._lock:
             self.prompts.append(prompt)
             count = len(self.prompts)
         fmt = request.get("response_format") or {}
-        content = demo_reply(prompt)
+        content = demo_reply(prompt, system)
         if isinstance(fmt, dict) and fmt.get("type") == "json_object":
             content = json.dumps({"model": DEMO_MODEL, "text": content})
         words = sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
