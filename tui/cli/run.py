@@ -142,13 +142,15 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
         return await runner.run()
 
     if live:
-        with LiveRenderer(runner.state) as renderer:
+        with LiveRenderer(runner.state, store=runner.store.path) as renderer:
             runner.subscribers.append(renderer)
             if extras is not None:
                 extras.attach(runner)
             state = asyncio.run(go())
     else:
-        runner.subscribers.append(PlainRenderer(runner.state, color=color()))
+        runner.subscribers.append(
+            PlainRenderer(runner.state, color=color(), store=runner.store.path)
+        )
         if extras is not None:
             extras.attach(runner)
         state = asyncio.run(go())
@@ -246,8 +248,8 @@ def run(
             except ImportError:
                 pass
             else:
-                run_cockpit(store=store, workflow=loaded, inputs=given, options=options)
-                return
+                code = run_cockpit(store=store, workflow=loaded, inputs=given, options=options)
+                raise typer.Exit(code)
         db = open_store(store)
         runner = new_runner(loaded, db, ctx, given, options)
     except QuarterdeckError as exc:
@@ -316,8 +318,7 @@ def resume(
         except ImportError:
             pass
         else:
-            run_cockpit(store=store, runner=runner)
-            return
+            raise typer.Exit(run_cockpit(store=store, runner=runner))
     raise typer.Exit(
         _run_headless(
             runner,
