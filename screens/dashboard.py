@@ -60,7 +60,8 @@ class DashboardScreen(RunScreen):
         yield Footer()
 
     def _mounted(self) -> None:
-        self.query_one("#tree", StageTree).focus()
+        for tree in self.query("#tree").results(StageTree):  # gone if the app is closing
+            tree.focus()
 
     # -- the loop ---------------------------------------------------------------------
 

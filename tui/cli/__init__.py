@@ -70,7 +70,7 @@ def main_callback(
     except ImportError:
         err("the cockpit is not available in this build; see `quarterdeck --help`")
         raise typer.Exit(int(ExitCode.INVALID)) from None
-    run_cockpit(store=store, actor=as_)
+    raise typer.Exit(run_cockpit(store=store, actor=as_))
 
 
 def _refuse_unused_globals(ctx: typer.Context, name: str, **given: str | None) -> None:
