@@ -28,6 +28,9 @@ from quarterdeck.tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPan
 from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
 from quarterdeck.tui.widgets.status import badge, span
 
+#: A control the runner has not recorded after this long is reported, with what to do.
+UNRECORDED_SECONDS = 5.0
+
 #: A run the ``retry`` key resumes (a rejected one stays rejected).
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.INTERRUPTED})
 
@@ -47,6 +50,7 @@ class DashboardScreen(RunScreen):
         self._reported_error: str | None = None
         self._decided: set[str] = set()
         self._keys: tuple[object, ...] = ()
+        self._awaiting: tuple[str, float] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(f"run {escape(self.run_id)}  [$text-muted]loading…[/]", id="run-bar")
@@ -78,6 +82,7 @@ class DashboardScreen(RunScreen):
                 self._paint(new_lines)
             self._dirty = False
         self._check_background()
+        self._check_awaiting()
         self._offer_approval()
         self._refresh_keys()
         return len(events)
@@ -233,12 +238,42 @@ class DashboardScreen(RunScreen):
         if self._refuse("pause"):
             return
         if self.state.paused:
-            self.send("unpause", reason="resumed from the cockpit")
-            self.notice = "unpause sent"
-        else:
-            self.send("pause", reason="paused from the cockpit")
-            self.notice = "pause sent: steps in flight finish, no new step starts"
+            if self.send("unpause", reason="resumed from the cockpit") is not None:
+                self._await("unpause", "unpause sent")
+        elif self.send("pause", reason="paused from the cockpit") is not None:
+            self._await("pause", "pause sent: steps in flight finish, no new step starts")
         self._dirty = True
+
+    def _await(self, kind: str, notice: str) -> None:
+        """Say a control was sent until the journal shows the runner acted on it."""
+        self.notice = notice
+        self._awaiting = (kind, self.host.now())
+
+    def _check_awaiting(self) -> None:
+        """A sent control the journal now reflects clears its notice; one the runner has not
+        recorded within :data:`UNRECORDED_SECONDS` says so (no "sent" that never ends)."""
+        if self._awaiting is None:
+            return
+        kind, sent_at = self._awaiting
+        s = self.state
+        recorded = {
+            "pause": s.paused,
+            "unpause": not s.paused,
+            "cancel": s.status == RunStatus.CANCELLED,
+        }.get(kind, False)
+        if recorded or not self._live():
+            self._awaiting = None
+            self.notice = ""
+            self._dirty = True
+        elif self.host.now() - sent_at > UNRECORDED_SECONDS:
+            self._awaiting = None
+            key = "c" if kind == "cancel" else "p"
+            self.notice = (
+                f"{kind} not recorded after {UNRECORDED_SECONDS:.0f}s: is the run's process "
+                f"still going? ({key} sends it again, c cancels the run)"
+            )
+            self.notify(self.notice, title=f"{kind} not recorded yet", severity="warning")
+            self._dirty = True
 
     def action_cancel(self) -> None:
         if self._refuse("cancel"):
@@ -246,9 +281,8 @@ class DashboardScreen(RunScreen):
         from quarterdeck.screens.confirm import ConfirmScreen
 
         def answer(yes: bool | None) -> None:
-            if yes:
-                self.send("cancel", reason="cancelled from the cockpit")
-                self.notice = "cancel sent"
+            if yes and self.send("cancel", reason="cancelled from the cockpit") is not None:
+                self._await("cancel", "cancel sent")
                 self._dirty = True
 
         self.app.push_screen(

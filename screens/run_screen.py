@@ -17,6 +17,7 @@ from textual import work
 from textual.screen import Screen
 from textual.timer import Timer
 
+from quarterdeck.core.commands import cli_command
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RunStatus
 from quarterdeck.screens.host import CockpitHost, host_of
@@ -122,7 +123,17 @@ class RunScreen(Screen[None]):
         return self.state.status in RUN_ACTIVE
 
     def _no_approval_why(self) -> str | None:
-        return None if self.state.pending_approval() else "no approval gate is waiting"
+        if self.state.pending_approval() is not None:
+            return None
+        waiting = [a.id for a in self.state.approvals.values() if a.status == "waiting"]
+        if waiting and not self._live():
+            if self.state.status == RunStatus.INTERRUPTED:
+                return (
+                    f"the run is interrupted: resume it to decide {waiting[0]} "
+                    f"(`{cli_command('resume', self.run_id, store=self.host.store_path)}`)"
+                )
+            return f"the run has ended ({self.state.status}); {waiting[0]} can no longer apply"
+        return "no approval gate is waiting"
 
     def why_unavailable(self, action: str) -> str | None:
         """Why ``action`` cannot run now (footer, help and palette say the same), or None."""

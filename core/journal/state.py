@@ -59,6 +59,7 @@ from quarterdeck.core.journal.parts import (
     Vote,
 )
 from quarterdeck.core.journal.statuses import (
+    RUN_ACTIVE,
     STEP_DONE,
     ApprovalStatus,
     GateStatus,
@@ -131,6 +132,11 @@ class RunState:
         return [s for stage in self.stages.values() for s in stage.steps.values()]
 
     def pending_approval(self) -> ApprovalState | None:
+        """The gate a person can decide now. A run that is not going (ended, or interrupted
+        until someone resumes it) has none: its runner will never record a decision, so no
+        view may offer one (the journaled approval itself stays ``waiting``)."""
+        if self.status not in RUN_ACTIVE:
+            return None
         for approval in self.approvals.values():
             if approval.status == ApprovalStatus.WAITING:
                 return approval

@@ -205,9 +205,15 @@ class RunbookPanel(_Pane):
             lines.append(
                 f"{glyph(stage.status, frame)} {title} [$text-muted]{done}/{len(steps)}[/]"
             )
-            if stage.approval is not None and stage.approval.status == ApprovalStatus.WAITING:
+            pending = state.pending_approval()
+            if pending is not None and stage.approval is pending:
                 lines.append(
                     f"   [$warning]◆ approval {escape(stage.approval.id)} waiting (a approves)[/]"
+                )
+            elif stage.approval is not None and stage.approval.status == ApprovalStatus.WAITING:
+                lines.append(
+                    f"   [$text-muted]{escape(stage.approval.id)} never decided "
+                    f"(the run is {state.status})[/]"
                 )
             elif stage.approval is not None and stage.approval.decided_by:
                 lines.append(
