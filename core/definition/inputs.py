@@ -97,7 +97,32 @@ def resolve_inputs(
                 hint=f"pass -i {name}=VALUE" + (f" or set ${spec.env}" if spec.env else ""),
             )
         values[name] = coerce(name, spec, raw, base)
+    check_typed(workflow, values)
     return values
+
+
+class InputTypeError(InvalidInput):
+    """An input a typed action parameter it feeds refuses; ``input`` names it (the form
+    focuses its field)."""
+
+    def __init__(self, input_name: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.input = input_name
+
+
+def check_typed(workflow: Workflow, values: dict[str, Any]) -> None:
+    """Refuse, before any step runs, inputs that the action parameters they feed refuse."""
+    from quarterdeck.core.definition.input_types import input_problems
+
+    problems = input_problems(workflow, values)
+    if problems:
+        name, message = next(iter(problems.items()))
+        others = [m for n, m in problems.items() if n != name]
+        raise InputTypeError(
+            name,
+            "\n".join([message, *others]),
+            hint=f"pass -i {name}=VALUE with a valid value",
+        )
 
 
 def secret_values(workflow: Workflow, values: dict[str, Any]) -> list[str]:
