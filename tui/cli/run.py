@@ -66,10 +66,12 @@ TraceOpt = Annotated[
 
 
 def _print_plan(runner: Any) -> None:
+    from quarterdeck.core.definition.inputs import public_inputs
+
     wf = runner.workflow
     lines = [
         f"plan for {wf.name}" + (f" — {wf.title}" if wf.title else ""),
-        f"inputs: {json.dumps(runner.inputs, default=str)}",
+        f"inputs: {json.dumps(public_inputs(wf, runner.inputs), default=str)}",
     ]
     for stage in wf.stages:
         persona = f" ({stage.persona})" if stage.persona else ""
