@@ -52,7 +52,7 @@ def test_json_inputs_are_depth_limited() -> None:
     fine = "[" * JSON_MAX_DEPTH + "]" * JSON_MAX_DEPTH
     assert coerce("alert", spec, fine) is not None
     deep = "[" * (JSON_MAX_DEPTH + 1) + "]" * (JSON_MAX_DEPTH + 1)
-    with pytest.raises(InvalidInput, match="'alert'.*deeper"):
+    with pytest.raises(InvalidInput, match=r"'alert'.*deeper"):
         coerce("alert", spec, deep)
     with pytest.raises(InvalidInput, match="'alert'"):
         coerce("alert", spec, "[" * 100000 + "]" * 100000)
