@@ -18,7 +18,7 @@ from textual.containers import Grid, Vertical
 from textual.markup import escape
 from textual.widgets import Footer, Input, Static, Tree
 
-from quarterdeck.core.journal.events import ApprovalDecided, Event, StepOutput
+from quarterdeck.core.journal.events import ApprovalDecided, Event
 from quarterdeck.core.journal.state import LogLine
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, GateStatus, RunStatus, StepStatus
 from quarterdeck.screens.run_screen import RunScreen
@@ -26,7 +26,10 @@ from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.widgets.log_panel import LogPanel
 from quarterdeck.tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPanel
 from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
-from quarterdeck.tui.widgets.status import badge, span
+from quarterdeck.tui.widgets.status import badge, elide_middle, span
+
+TITLE_WIDTH = 32
+ERROR_WIDTH = 60
 
 #: A control the runner has not recorded after this long is reported, with what to do.
 UNRECORDED_SECONDS = 5.0
@@ -108,14 +111,13 @@ class DashboardScreen(RunScreen):
     def _apply(self, events: list[Event]) -> list[LogLine]:
         if not events:
             return []
-        added = 0
+        before = self.state.log_total
         for event in events:
             payload = event.payload()
-            if isinstance(payload, StepOutput):
-                added += len(payload.lines)
-            elif isinstance(payload, ApprovalDecided):
+            if isinstance(payload, ApprovalDecided):
                 self._announce_decision(payload, event.seq)
             self.state.apply(event)
+        added = min(self.state.log_total - before, len(self.state.log))
         log = self.state.log
         if not added:
             return []
@@ -142,8 +144,10 @@ class DashboardScreen(RunScreen):
 
     def _bar(self) -> str:
         s = self.state
-        title = escape(s.title or s.workflow or "")
-        parts = [badge(s.status, self.host.frame()), f"[b]{title}[/b]", escape(self.run_id)]
+        # the id is what people paste to join: it comes first and is never cut; the title
+        # and the error give way (elided in the middle; the full error is in the step's log)
+        title = escape(elide_middle(s.title or s.workflow or "", TITLE_WIDTH))
+        parts = [badge(s.status, self.host.frame()), escape(self.run_id), f"[b]{title}[/b]"]
         if s.started_by:
             parts.append(f"[$text-muted]by[/] {escape(s.started_by)}")
         elapsed = span(s.started_at, s.finished_at, self.host.now)
@@ -155,7 +159,7 @@ class DashboardScreen(RunScreen):
         elif self.notice:
             parts.append(f"[$text-muted]{escape(self.notice)}[/]")
         if s.error and s.status not in RUN_ACTIVE:
-            parts.append(f"[$error]{escape(s.error)}[/]")
+            parts.append(f"[$error]{escape(elide_middle(s.error, ERROR_WIDTH))}[/]")
         if self.tail is not None and self.tail.error and not s.started_at:
             parts.append(f"[$error]{escape(self.tail.error)}[/]")
         return "  ".join(parts)

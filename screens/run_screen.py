@@ -187,6 +187,24 @@ class RunScreen(Screen[None]):
         """The gate was decided (here or anywhere else): say by whom."""
         self.notify(result, title="approval")
 
+    # -- sharing ----------------------------------------------------------------------
+
+    def share_command(self) -> str:
+        """What another person pastes to join this run (the war room's own view for an
+        incident), complete: the real run id and the store when it is not the default."""
+        verb = "warroom" if getattr(self, "SCOPE", "") == "warroom" else "attach"
+        return cli_command(verb, self.run_id, store=self.host.store_path)
+
+    def action_share(self) -> None:
+        """Show the join command and copy it (terminals that allow it: OSC 52)."""
+        command = self.share_command()
+        self.app.copy_to_clipboard(command)
+        self.notify(
+            f"{command}\n(copied to the clipboard where the terminal allows it)",
+            title="join this run from another terminal",
+            timeout=15,
+        )
+
     # -- keys -------------------------------------------------------------------------
 
     def action_back(self) -> None:

@@ -172,7 +172,23 @@ REGISTRY: tuple[Command, ...] = (
     Command("history.workflow", "focus_workflow", "w", "Workflow", "Filter by workflow", "history"),
     Command("history.status", "focus_status", "s", "Status", "Filter by status", "history"),
     Command("history.back", "back", "escape", "Back", "Back", "history", key_display="esc"),
+    Command(
+        "dashboard.share",
+        "share",
+        "y",
+        "Share",
+        "Show and copy the command that joins this run from another terminal",
+        "dashboard",
+    ),
     # war room (screens/warroom.py)
+    Command(
+        "wr.share",
+        "share",
+        "y",
+        "Share",
+        "Show and copy the command that joins this war room from another terminal",
+        "warroom",
+    ),
     Command(
         "wr.ack",
         "acknowledge",

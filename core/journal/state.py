@@ -109,6 +109,7 @@ class RunState:
     last_seq: int = 0
     token_series: list[tuple[float, int]] = field(default_factory=list)
     log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=5000))
+    log_total: int = 0  # lines ever appended to ``log`` (a viewer's "what is new" counter)
     keep_log: bool = False
 
     @property
@@ -347,6 +348,7 @@ def _step_output(s: RunState, event: Event, p: StepOutput) -> None:
     if s.keep_log:
         for text in p.lines:
             s.log.append(LogLine(event.ts, event.stage, event.step, p.stream, text))
+            s.log_total += 1
 
 
 def _step_retry(s: RunState, event: Event, p: StepRetry) -> None:
@@ -364,6 +366,10 @@ def _step_finished(s: RunState, event: Event, p: StepFinished) -> None:
     step.finished_at = event.ts
     if p.attempt is not None:
         step.attempts = p.attempt
+    if s.keep_log and p.error and p.status != StepStatus.SUCCEEDED:
+        # the reason belongs where people look when a step fails: its own log
+        s.log.append(LogLine(event.ts, event.stage, event.step, "error", f"✗ {p.error}"))
+        s.log_total += 1
 
 
 def _step_skipped(s: RunState, event: Event, p: StepSkipped) -> None:

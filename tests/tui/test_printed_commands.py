@@ -9,11 +9,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from quarterdeck.core.engine.runner import RunOptions
 from quarterdeck.core.journal.store import Store
+from quarterdeck.tui.launch import load, load_context
 from tests.helpers import cli, make_runner, write_workflow
 
 GATED = """\
@@ -128,3 +130,30 @@ def test_the_demo_approve_hint_names_the_run_its_journal_and_its_config(
         assert [(s.kind, s.actor) for s in db.pending_signals(runner.run_id)] == [
             ("approve", "demo-user")
         ]
+
+
+@pytest.mark.asyncio
+async def test_the_share_key_shows_and_copies_a_join_command_that_works(
+    make_app: Any, project: Path, tmp_path: Path
+) -> None:
+    from tests.tui.conftest import wait_until
+
+    store = project / "team.db"
+    app = make_app(store_path=store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        run_id = app.launch(load("chatty", load_context()), {"wait": "0"})
+        await wait_until(pilot, lambda: bool(app.screen.query("#tree")), what="the dashboard")
+        await pilot.press("y")
+        await pilot.pause()
+        command = app.clipboard
+        assert command.endswith(f"quarterdeck attach {run_id} --store {store}"), command
+        assert any(command in n.message for n in app._notifications)
+        bar = str(app.screen.query_one("#run-bar").render())
+        assert run_id in bar  # the id is always in the header, even at 80 columns
+    app.stop_runs()
+    # pasted into a fresh shell (no terminal here, so attach points at `show` — after
+    # finding the run in the store the command names)
+    joined = fresh_shell(command, tmp_path)
+    assert f"quarterdeck show {run_id} --store {store}" in joined.stderr, joined.stderr
+    shown = fresh_shell(printed(r"`([^`]*)`", joined.stderr), tmp_path)
+    assert shown.returncode == 0 and run_id in shown.stdout

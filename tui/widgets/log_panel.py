@@ -7,6 +7,7 @@ and ``/`` filters by text.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
 from typing import Any
 
@@ -58,9 +59,17 @@ class LogPanel(Vertical):
             return line.text
         return f"{line.step or '-'} │ {line.text}"
 
+    def _wrapped(self, line: LogLine) -> list[str]:
+        """A step's error in full, wrapped to the pane (output lines stay one line each)."""
+        text = self._format(line)
+        if line.stream != "error":
+            return [text]
+        width = max(20, (self.log_widget.size.width or 80) - 1)
+        return textwrap.wrap(text, width, subsequent_indent="  ") or [text]
+
     def append(self, lines: Iterable[LogLine]) -> None:
         """Write new lines that match the current scope and filter, in one batch."""
-        text = [self._format(x) for x in lines if self.matches(x)]
+        text = [piece for x in lines if self.matches(x) for piece in self._wrapped(x)]
         if not text:
             return
         if len(text) > MAX_LINES:
