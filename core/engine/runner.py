@@ -326,13 +326,14 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
         if status == RunStatus.INTERRUPTED:
-            self.emit(RunInterrupted(reason=error or "interrupted"))
+            ended = self.emit(RunInterrupted(reason=error or "interrupted"))
         else:
             if status not in RUN_SUCCESSFUL and error is None:
                 error = self.state.error or self._first_error()
-            self.emit(RunFinished(status=status, error=error))
+            ended = self.emit(RunFinished(status=status, error=error))
         self.flush_now()
-        self.store.set_status(self.run_id, status, self.clock.now())
+        # the row ends when the journal says it ended: `runs`, Home and `show` agree
+        self.store.set_status(self.run_id, status, ended.ts)
         return self.state
 
     def _first_error(self) -> str | None:

@@ -291,6 +291,8 @@ def _run_finished(s: RunState, event: Event, p: RunFinished) -> None:
     s.error = p.error
     s.finished_at = event.ts
     s._close_persona(event.ts)
+    for step in s.all_steps():  # nothing runs on after the end
+        _close_attempt(step, event.ts)
 
 
 def _run_interrupted(s: RunState, event: Event, p: RunInterrupted) -> None:
@@ -300,6 +302,7 @@ def _run_interrupted(s: RunState, event: Event, p: RunInterrupted) -> None:
     for step in s.all_steps():
         if step.status == StepStatus.RUNNING:
             step.status = StepStatus.INTERRUPTED
+            _close_attempt(step, event.ts)
 
 
 def _stage_started(s: RunState, event: Event, p: StageStarted) -> None:
@@ -334,6 +337,7 @@ def _step_started(s: RunState, event: Event, p: StepStarted) -> None:
     step.started_at = step.started_at or event.ts
     step.finished_at = None
     step.next_retry_at = None
+    step.attempt_started = event.ts
     if p.uses:
         step.uses = p.uses
     if p.role:
@@ -355,6 +359,7 @@ def _step_retry(s: RunState, event: Event, p: StepRetry) -> None:
     step = s._step(event)
     step.error = p.error
     step.next_retry_at = event.ts + p.delay
+    _close_attempt(step, event.ts)
 
 
 def _step_finished(s: RunState, event: Event, p: StepFinished) -> None:
@@ -364,12 +369,19 @@ def _step_finished(s: RunState, event: Event, p: StepFinished) -> None:
     step.error = p.error
     step.via = p.via
     step.finished_at = event.ts
+    _close_attempt(step, event.ts)
     if p.attempt is not None:
         step.attempts = p.attempt
     if s.keep_log and p.error and p.status != StepStatus.SUCCEEDED:
         # the reason belongs where people look when a step fails: its own log
         s.log.append(LogLine(event.ts, event.stage, event.step, "error", f"✗ {p.error}"))
         s.log_total += 1
+
+
+def _close_attempt(step: StepState, ts: float) -> None:
+    if step.attempt_started is not None:
+        step.active += max(0.0, ts - step.attempt_started)
+        step.attempt_started = None
 
 
 def _step_skipped(s: RunState, event: Event, p: StepSkipped) -> None:

@@ -12,6 +12,7 @@ from textual.widgets.tree import TreeNode
 
 from quarterdeck.core.definition.graph import CycleError
 from quarterdeck.core.definition.graph import layers as dag_layers
+from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import RunState, StageState, StepState
 from quarterdeck.core.journal.statuses import (
     RUN_ACTIVE,
@@ -136,9 +137,9 @@ class StageTree(Tree[NodeKey]):
 
     def _step_label(self, step: StepState, frame: int, parallel: bool) -> str:
         parts = [glyph(step.status, frame), escape(step.id)]
-        duration = span(step.started_at, step.finished_at, self._now)
-        if duration:
-            parts.append(f"[$text-muted]{duration}[/]")
+        active = step.active_time(self._now())
+        if active is not None:
+            parts.append(f"[$text-muted]{format_duration(active)}[/]")
         if step.attempts > 1:
             parts.append(f"[$warning]×{step.attempts}[/]")
         if step.role != "step":
