@@ -182,14 +182,6 @@ REGISTRY: tuple[Command, ...] = (
     ),
     # war room (screens/warroom.py)
     Command(
-        "wr.share",
-        "share",
-        "y",
-        "Share",
-        "Show and copy the command that joins this war room from another terminal",
-        "warroom",
-    ),
-    Command(
         "wr.ack",
         "acknowledge",
         "k",
@@ -275,6 +267,15 @@ REGISTRY: tuple[Command, ...] = (
         "warroom",
         key_display="esc",
         footer=False,
+    ),
+    Command(
+        "wr.share",
+        "share",
+        "y",
+        "Share",
+        "Show and copy the command that joins this war room from another terminal",
+        "warroom",
+        footer=False,  # the war room's footer is full; help and the palette list it
     ),
     # help
     Command("help.back", "back", "escape", "Close", "Close help", "help", key_display="esc"),

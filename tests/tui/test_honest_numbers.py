@@ -12,6 +12,7 @@ from textual.app import App, ComposeResult
 from quarterdeck.core.journal.events import EventType
 from quarterdeck.core.journal.parts import Switch
 from quarterdeck.core.journal.state import RunState, fold
+from quarterdeck.core.journal.statuses import StepStatus
 from quarterdeck.tui.widgets.panels import PersonaPanel, token_rates, tokens_last
 from tests.helpers import run_workflow
 
@@ -78,3 +79,45 @@ async def test_the_switch_count_matches_the_list() -> None:
         text = str(panel._last)
         assert "switches (4, last 3):" in text
         assert text.count("→") == 3
+
+
+def _error_rate(state: RunState, value: float) -> None:
+    from quarterdeck.core.journal.parts import StageState, StepState
+
+    stage = StageState("triage")
+    stage.steps["error_rate"] = StepState(
+        "error_rate",
+        "triage",
+        uses="prometheus.query",
+        status=StepStatus.SUCCEEDED,  # the query ran fine, whatever the service is doing
+        outputs={
+            "value": value,
+            "series": [{"metric": {}, "values": [[0, value]]}],
+            "passed": True,
+        },
+        started_at=1.0,
+        finished_at=2.0,
+    )
+    state.stages["triage"] = stage
+
+
+@pytest.mark.parametrize(
+    ("params", "verdict"),
+    [
+        ({}, "neutral"),  # no threshold: no green tick on the incident's own bad signal
+        ({"threshold": 0.05}, "failing"),  # 0.25 is not <= 0.05, though the step succeeded
+        ({"threshold": 0.5}, "passing"),
+        ({"threshold": 0.1, "comparison": ">="}, "passing"),
+    ],
+)
+def test_health_colours_by_threshold_not_by_step_status(
+    params: dict[str, float], verdict: str
+) -> None:
+    from quarterdeck.tui.widgets.warroom import health_series
+
+    state = RunState("r")
+    _error_rate(state, 0.25)
+    (series,) = health_series(state, {"error_rate": params})
+    assert series.status == verdict
+    if "threshold" in params:
+        assert f"{params['threshold']:g}" in series.text  # the threshold is shown
