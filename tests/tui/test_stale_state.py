@@ -4,6 +4,7 @@ Real runs, a real store, the real app."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,103 @@ async def test_the_modal_buttons_never_wait_forever(make_app: Any) -> None:
         why = dashboard(app).why_unavailable("approval")
         assert why is not None and "can no longer apply" in why
         assert not app.screen.query(Button).filter("#approve")
+
+
+GATE = """\
+name: gate
+stages:
+  - id: build
+    steps:
+      - id: make
+        uses: shell
+        with: {run: "echo built"}
+  - id: release
+    approval:
+      id: publish
+      prompt: "Publish?"
+      allow_self_approval: true
+    steps:
+      - id: upload
+        uses: shell
+        with: {run: "echo uploaded"}
+"""
+
+
+async def test_a_decision_the_runner_does_not_record_says_so(make_app: Any, project: Path) -> None:
+    """The run's process is alive but not acting (stopped with SIGSTOP): after a few
+    seconds the modal says the decision is not recorded and how to go on, instead of
+    "waiting for the run to record it…" forever; once the process goes on, it applies."""
+    import asyncio
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    db = project / "qd.db"
+    wf = project / "gate.yaml"
+    wf.write_text(GATE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "quarterdeck.tui.cli",
+            "run",
+            str(wf),
+            "--headless",
+            "--store",
+            str(db),
+            "--as",
+            "alice",
+        ],
+        cwd=str(REPO),
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    offset = [0.0]
+    try:
+        run_id = None
+        for _ in range(600):  # bounded: the run reaches its gate within seconds
+            if db.exists():
+                with Store(db) as store:
+                    rows = store.list_runs()
+                if rows and rows[0].status == "waiting":
+                    run_id = rows[0].id
+                    break
+            await asyncio.sleep(0.05)
+        assert run_id is not None, "the run never reached its gate"
+        proc.send_signal(signal.SIGSTOP)
+        app = make_app(attach=run_id, now=lambda: time.time() + offset[0])
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
+            modal = app.screen
+            assert isinstance(modal, ApprovalScreen)
+            await wait_until(
+                pilot,
+                lambda: not modal.query_one("#approve", Button).disabled,
+                what="approve enabled",
+            )
+            modal.query_one("#approve", Button).press()
+            await pilot.pause()
+            assert "waiting for the run to record it" in str(
+                modal.query_one("#approval-error").render()
+            )
+            offset[0] = 6.0  # the runner still has not recorded it
+            await wait_until(
+                pilot,
+                lambda: "not recorded after 5s" in str(modal.query_one("#approval-error").render()),
+                what="the not-recorded notice",
+            )
+            assert any("not recorded" in n.message for n in app._notifications)
+            proc.send_signal(signal.SIGCONT)  # the runner goes on and applies it
+            await wait_until(
+                pilot, lambda: not isinstance(app.screen, ApprovalScreen), what="close"
+            )
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait()
