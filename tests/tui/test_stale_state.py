@@ -76,6 +76,10 @@ async def test_reopening_a_cancelled_run_offers_no_approval(make_app: Any, proje
         await pilot.pause(0.3)  # a few ticks: the modal would pop on the first one
         assert not isinstance(app.screen, ApprovalScreen)
         assert "waiting on" not in bar(app)
+        tree = dashboard(app).query_one("#tree", StageTree)
+        assert "gate never decided" in str(tree.node_for(("stage", "publish")).label)
+        gates = str(dashboard(app).query_one("#gates-text", Static).render())
+        assert "ship never decided" in gates and "waiting" not in gates
         assert dashboard(app).state.approvals["ship"].status == "waiting"  # as journaled
         await pilot.press("a")
         await pilot.pause()

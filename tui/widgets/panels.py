@@ -16,7 +16,7 @@ from textual.widgets import Sparkline, Static
 
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import PersonaUsage, RunState
-from quarterdeck.core.journal.statuses import GateStatus
+from quarterdeck.core.journal.statuses import RUN_ACTIVE, ApprovalStatus, GateStatus
 from quarterdeck.tui.widgets.status import glyph, span
 
 BAR_WIDTH = 10
@@ -176,7 +176,10 @@ class MetricsPanel(Vertical):
             if stage.approval is not None:
                 a = stage.approval
                 who = f" by {escape(a.decided_by)}" if a.decided_by else ""
-                gates.append(f"{glyph(a.status)} {escape(a.id)} {a.status}{who}")
+                if a.status == ApprovalStatus.WAITING and state.status not in RUN_ACTIVE:
+                    gates.append(f"[$text-muted]– {escape(a.id)} never decided[/]")
+                else:
+                    gates.append(f"{glyph(a.status)} {escape(a.id)} {a.status}{who}")
         self.query_one("#gates-text", _Panel).show(
             "\n".join(gates) if gates else "[$text-muted]no gates yet[/]"
         )

@@ -16,6 +16,7 @@ from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import RunState, StageState, StepState
 from quarterdeck.core.journal.statuses import (
     RUN_ACTIVE,
+    ApprovalStatus,
     GateStatus,
     RunStatus,
     StageStatus,
@@ -74,8 +75,10 @@ class StageTree(Tree[NodeKey]):
         if shape != self._shape:
             self._rebuild(state, shape)
         self._set(("run",), self._run_label(state, frame))
+        live = state.status in RUN_ACTIVE
         for stage in state.stages.values():
-            self._set(("stage", stage.id), self._stage_label(stage, frame, shown(state, stage)))
+            label = self._stage_label(stage, frame, shown(state, stage), live)
+            self._set(("stage", stage.id), label)
             concurrent = layers(list(stage.steps.values()))
             sizes: dict[int, int] = {}
             for depth in concurrent.values():
@@ -124,12 +127,15 @@ class StageTree(Tree[NodeKey]):
         title = escape(state.title or state.workflow or state.id)
         return f"{glyph(state.status, frame)} [b]{title}[/b]"
 
-    def _stage_label(self, stage: StageState, frame: int, status: str) -> str:
+    def _stage_label(self, stage: StageState, frame: int, status: str, live: bool) -> str:
         parts = [glyph(status, frame), f"[b]{escape(stage.title or stage.id)}[/b]"]
         duration = span(stage.started_at, stage.finished_at, self._now)
         if duration:
             parts.append(f"[$text-muted]{duration}[/]")
-        if stage.approval is not None:
+        waiting = stage.approval is not None and stage.approval.status == ApprovalStatus.WAITING
+        if waiting and not live:
+            parts.append("[$text-muted]gate never decided[/]")  # the run ended under it
+        elif stage.approval is not None:
             parts.append(f"gate {glyph(stage.approval.status)}")
         if stage.gate is not None and stage.gate.status != GateStatus.PENDING:
             parts.append(f"{escape(stage.gate.id)} {glyph(stage.gate.status)}")
