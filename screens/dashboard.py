@@ -69,6 +69,8 @@ class DashboardScreen(RunScreen):
     def _mounted(self) -> None:
         for tree in self.query("#tree").results(StageTree):  # gone if the app is closing
             tree.focus()
+        for panel in self.query("#log-panel").results(LogPanel):
+            panel.source = lambda: self.state.log
 
     # -- the loop ---------------------------------------------------------------------
 

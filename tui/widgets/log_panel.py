@@ -8,7 +8,7 @@ and ``/`` filters by text.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from textual.app import ComposeResult
@@ -37,6 +37,9 @@ class LogPanel(Vertical):
         self.stage: str | None = None
         self.filter_text = ""
         self.shown = 0
+        # where the lines come from, so a resize can re-wrap errors to the new width
+        self.source: Callable[[], Iterable[LogLine]] | None = None
+        self._wrapped_at = 0
 
     def compose(self) -> ComposeResult:
         yield Static("log · whole run", id="log-title", markup=False)
@@ -64,8 +67,15 @@ class LogPanel(Vertical):
         text = self._format(line)
         if line.stream != "error":
             return [text]
-        width = max(20, (self.log_widget.size.width or 80) - 1)
+        width = max(20, (self.log_widget.content_size.width or 80) - 1)
+        self._wrapped_at = width
         return textwrap.wrap(text, width, subsequent_indent="  ") or [text]
+
+    def on_resize(self) -> None:
+        """Errors were wrapped to the old width: wrap them again (only when some were)."""
+        width = max(20, (self.log_widget.content_size.width or 80) - 1)
+        if self._wrapped_at and width != self._wrapped_at and self.source is not None:
+            self.reset(self.source())
 
     def append(self, lines: Iterable[LogLine]) -> None:
         """Write new lines that match the current scope and filter, in one batch."""
