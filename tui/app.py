@@ -270,6 +270,7 @@ class QuarterdeckApp(App[None]):
         if not live:
             self.exit()
             return
+        from quarterdeck.core.commands import cli_command
         from quarterdeck.screens.confirm import ConfirmScreen
 
         ids = ", ".join(r.run_id for r in live)
@@ -282,7 +283,8 @@ class QuarterdeckApp(App[None]):
         self.push_screen(
             ConfirmScreen(
                 f"Run {ids} is still going in this cockpit.\nQuitting interrupts it; "
-                f"`quarterdeck resume {live[0].run_id}` continues it later.",
+                f"`{cli_command('resume', live[0].run_id, store=self.store_path)}` "
+                "continues it later.",
                 yes="Quit and interrupt",
                 no="Stay",
             ),

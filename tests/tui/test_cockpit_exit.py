@@ -91,3 +91,20 @@ async def test_the_last_run_driven_decides(make_app: Any) -> None:
         await settled(pilot, app, ok)
     app.stop_runs()
     assert app.session_exit_code() == 0
+
+
+async def test_the_quit_question_names_a_resume_command_that_works(make_app: Any) -> None:
+    from textual.widgets import Static
+
+    from quarterdeck.screens.confirm import ConfirmScreen
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        run_id = launch(app, "chatty", wait=60)
+        await wait_until(pilot, lambda: row_status(app, run_id) == "running", what="start")
+        await wait_until(pilot, lambda: bool(app.screen.query("#tree")), what="the dashboard")
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        text = " ".join(str(s.render()) for s in app.screen.query(Static))
+        assert f"quarterdeck resume {run_id} --store {app.store_path}" in " ".join(text.split())
+    app.stop_runs()
