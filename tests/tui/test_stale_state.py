@@ -57,7 +57,11 @@ async def cancelled_at_gate(make_app: Any) -> str:
         await wait_until(pilot, lambda: not app.runs[run_id].alive, what="the cancel")
         # the open modal closed itself, saying why: nothing can decide the gate now
         await wait_until(pilot, lambda: not isinstance(app.screen, ApprovalScreen), what="close")
-        assert "can no longer be decided" in dashboard(app).notice
+        await wait_until(
+            pilot,
+            lambda: "can no longer be decided" in dashboard(app).notice,
+            what="the reason it closed",
+        )
     app.stop_runs()
     return run_id
 
@@ -228,9 +232,13 @@ async def test_a_decision_the_runner_does_not_record_says_so(make_app: Any, proj
                 what="approve enabled",
             )
             modal.query_one("#approve", Button).press()
-            await pilot.pause()
-            assert "waiting for the run to record it" in str(
-                modal.query_one("#approval-error").render()
+            await wait_until(
+                pilot,
+                lambda: (
+                    "waiting for the run to record it"
+                    in str(modal.query_one("#approval-error").render())
+                ),
+                what="the sent decision",
             )
             offset[0] = 6.0  # the runner still has not recorded it
             await wait_until(
