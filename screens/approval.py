@@ -24,6 +24,9 @@ from quarterdeck.core.journal.statuses import ApprovalStatus
 from quarterdeck.screens.host import CockpitHost, RunView, host_of
 
 WATCH_SECONDS = 0.1
+#: A decision the runner has not recorded after this long is reported (not a spinner
+#: without an end): the run may have stopped, or its process may be gone.
+UNRECORDED_SECONDS = 5.0
 
 
 class ApprovalScreen(ModalScreen[str | None]):
@@ -42,6 +45,7 @@ class ApprovalScreen(ModalScreen[str | None]):
         self.view = view
         self.gate = gate
         self.sent: int | None = None
+        self._sent_at = 0.0
         self._groups: dict[str, list[str]] = {}
         self._dismissed = False
 
@@ -121,6 +125,12 @@ class ApprovalScreen(ModalScreen[str | None]):
             why = f": {a.reason}" if a.reason else ""
             self._close(f"gate {a.id} {a.status} by {who}{why}")
             return
+        if self.view.state.pending_approval() is None:  # the run ended or stopped under it
+            self._close(
+                f"run {self.view.run_id} is {self.view.state.status}: gate {a.id} can no "
+                "longer be decided"
+            )
+            return
         self.query_one("#approval-prompt", Static).update(self._prompt())
         approvers = ", ".join(a.approvers) if a.approvers else "anyone"
         if not a.allow_self_approval and self.view.state.started_by:
@@ -149,6 +159,15 @@ class ApprovalScreen(ModalScreen[str | None]):
         self.query_one("#approval-time", Static).update(text)
         if self.sent is not None:
             self._check_outcome()
+        if self.sent is not None and self.host.now() - self._sent_at > UNRECORDED_SECONDS:
+            self.sent = None
+            text = (
+                f"not recorded after {UNRECORDED_SECONDS:.0f}s: the run may not be running "
+                f"(`quarterdeck show {self.view.run_id}`). Press Approve or Reject to send "
+                "again, or Later to close."
+            )
+            self._error(text)
+            self.notify(text, title="decision not recorded yet", severity="warning")
 
     def _check_outcome(self) -> None:
         from quarterdeck.core.journal.store import Store
@@ -170,6 +189,7 @@ class ApprovalScreen(ModalScreen[str | None]):
             return
         reason = self.query_one("#approval-reason", Input).value.strip()
         self.sent = self.view.send("approve", target=self.gate, reason=reason)
+        self._sent_at = self.host.now()
         self.query_one("#approval-error", Static).update(
             "[$text-muted]approval sent; waiting for the run to record it…[/]"
         )
@@ -187,6 +207,7 @@ class ApprovalScreen(ModalScreen[str | None]):
             field.focus()
             return
         self.sent = self.view.send("reject", target=self.gate, reason=reason)
+        self._sent_at = self.host.now()
         self.query_one("#approval-error", Static).update(
             "[$text-muted]rejection sent; waiting for the run to record it…[/]"
         )

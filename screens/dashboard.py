@@ -18,7 +18,7 @@ from textual.containers import Grid, Vertical
 from textual.markup import escape
 from textual.widgets import Footer, Input, Static, Tree
 
-from quarterdeck.core.journal.events import ApprovalDecided, Event, StepOutput
+from quarterdeck.core.journal.events import ApprovalDecided, Event
 from quarterdeck.core.journal.state import LogLine
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, GateStatus, RunStatus, StepStatus
 from quarterdeck.screens.run_screen import RunScreen
@@ -26,7 +26,13 @@ from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.widgets.log_panel import LogPanel
 from quarterdeck.tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPanel
 from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
-from quarterdeck.tui.widgets.status import badge, span
+from quarterdeck.tui.widgets.status import badge, elide_middle, span
+
+TITLE_WIDTH = 32
+ERROR_WIDTH = 60
+
+#: A control the runner has not recorded after this long is reported, with what to do.
+UNRECORDED_SECONDS = 5.0
 
 #: A run the ``retry`` key resumes (a rejected one stays rejected).
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.INTERRUPTED})
@@ -47,6 +53,7 @@ class DashboardScreen(RunScreen):
         self._reported_error: str | None = None
         self._decided: set[str] = set()
         self._keys: tuple[object, ...] = ()
+        self._awaiting: tuple[str, float] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(f"run {escape(self.run_id)}  [$text-muted]loading…[/]", id="run-bar")
@@ -60,7 +67,10 @@ class DashboardScreen(RunScreen):
         yield Footer()
 
     def _mounted(self) -> None:
-        self.query_one("#tree", StageTree).focus()
+        for tree in self.query("#tree").results(StageTree):  # gone if the app is closing
+            tree.focus()
+        for panel in self.query("#log-panel").results(LogPanel):
+            panel.source = lambda: self.state.log
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -77,6 +87,7 @@ class DashboardScreen(RunScreen):
                 self._paint(new_lines)
             self._dirty = False
         self._check_background()
+        self._check_awaiting()
         self._offer_approval()
         self._refresh_keys()
         return len(events)
@@ -102,14 +113,13 @@ class DashboardScreen(RunScreen):
     def _apply(self, events: list[Event]) -> list[LogLine]:
         if not events:
             return []
-        added = 0
+        before = self.state.log_total
         for event in events:
             payload = event.payload()
-            if isinstance(payload, StepOutput):
-                added += len(payload.lines)
-            elif isinstance(payload, ApprovalDecided):
+            if isinstance(payload, ApprovalDecided):
                 self._announce_decision(payload, event.seq)
             self.state.apply(event)
+        added = min(self.state.log_total - before, len(self.state.log))
         log = self.state.log
         if not added:
             return []
@@ -136,8 +146,10 @@ class DashboardScreen(RunScreen):
 
     def _bar(self) -> str:
         s = self.state
-        title = escape(s.title or s.workflow or "")
-        parts = [badge(s.status, self.host.frame()), f"[b]{title}[/b]", escape(self.run_id)]
+        # the id is what people paste to join: it comes first and is never cut; the title
+        # and the error give way (elided in the middle; the full error is in the step's log)
+        title = escape(elide_middle(s.title or s.workflow or "", TITLE_WIDTH))
+        parts = [badge(s.status, self.host.frame()), escape(self.run_id), f"[b]{title}[/b]"]
         if s.started_by:
             parts.append(f"[$text-muted]by[/] {escape(s.started_by)}")
         elapsed = span(s.started_at, s.finished_at, self.host.now)
@@ -149,7 +161,7 @@ class DashboardScreen(RunScreen):
         elif self.notice:
             parts.append(f"[$text-muted]{escape(self.notice)}[/]")
         if s.error and s.status not in RUN_ACTIVE:
-            parts.append(f"[$error]{escape(s.error)}[/]")
+            parts.append(f"[$error]{escape(elide_middle(s.error, ERROR_WIDTH))}[/]")
         if self.tail is not None and self.tail.error and not s.started_at:
             parts.append(f"[$error]{escape(self.tail.error)}[/]")
         return "  ".join(parts)
@@ -232,12 +244,42 @@ class DashboardScreen(RunScreen):
         if self._refuse("pause"):
             return
         if self.state.paused:
-            self.send("unpause", reason="resumed from the cockpit")
-            self.notice = "unpause sent"
-        else:
-            self.send("pause", reason="paused from the cockpit")
-            self.notice = "pause sent: steps in flight finish, no new step starts"
+            if self.send("unpause", reason="resumed from the cockpit") is not None:
+                self._await("unpause", "unpause sent")
+        elif self.send("pause", reason="paused from the cockpit") is not None:
+            self._await("pause", "pause sent: steps in flight finish, no new step starts")
         self._dirty = True
+
+    def _await(self, kind: str, notice: str) -> None:
+        """Say a control was sent until the journal shows the runner acted on it."""
+        self.notice = notice
+        self._awaiting = (kind, self.host.now())
+
+    def _check_awaiting(self) -> None:
+        """A sent control the journal now reflects clears its notice; one the runner has not
+        recorded within :data:`UNRECORDED_SECONDS` says so (no "sent" that never ends)."""
+        if self._awaiting is None:
+            return
+        kind, sent_at = self._awaiting
+        s = self.state
+        recorded = {
+            "pause": s.paused,
+            "unpause": not s.paused,
+            "cancel": s.status == RunStatus.CANCELLED,
+        }.get(kind, False)
+        if recorded or not self._live():
+            self._awaiting = None
+            self.notice = ""
+            self._dirty = True
+        elif self.host.now() - sent_at > UNRECORDED_SECONDS:
+            self._awaiting = None
+            key = "c" if kind == "cancel" else "p"
+            self.notice = (
+                f"{kind} not recorded after {UNRECORDED_SECONDS:.0f}s: is the run's process "
+                f"still going? ({key} sends it again, c cancels the run)"
+            )
+            self.notify(self.notice, title=f"{kind} not recorded yet", severity="warning")
+            self._dirty = True
 
     def action_cancel(self) -> None:
         if self._refuse("cancel"):
@@ -245,9 +287,9 @@ class DashboardScreen(RunScreen):
         from quarterdeck.screens.confirm import ReasonScreen
 
         def answer(reason: str | None) -> None:
-            if reason:  # journaled with the cancel: the timeline and `show` say why
-                self.send("cancel", reason=reason)
-                self.notice = "cancel sent"
+            # journaled with the cancel: the timeline and `show` say why
+            if reason and self.send("cancel", reason=reason) is not None:
+                self._await("cancel", "cancel sent")
                 self._dirty = True
 
         self.app.push_screen(

@@ -179,6 +179,8 @@ class LaunchScreen(Screen[None]):
         assert self.loaded is not None
         spec = self.loaded.workflow.inputs[name]
         error, note = check_field(name, spec, self._raw(name), self.base)
+        if error is None:
+            error = self._feeds_problem(name)
         shown = self.query_one(f"#note-{name}", Static)
         if error:
             self.errors[name] = error
@@ -188,6 +190,27 @@ class LaunchScreen(Screen[None]):
             style = "$warning" if note.startswith("does not exist") else "$text-muted"
             shown.update(f"[{style}]{escape(note)}[/]")
         self.query_one("#launch", Button).disabled = bool(self.errors)
+
+    def _feeds_problem(self, name: str) -> str | None:
+        """The field's value as the typed action parameters it feeds would take it (a
+        duration, a URL, hosts): refused here, before launch, never mid-run."""
+        from quarterdeck.core.definition.input_types import input_problems
+
+        assert self.loaded is not None
+        values: dict[str, Any] = {}
+        for other, spec in self.loaded.workflow.inputs.items():
+            raw = self._raw(other)
+            try:
+                values[other] = coerce(other, spec, raw, self.base) if raw else spec.default
+            except InvalidInput:
+                values[other] = spec.default
+        return input_problems(self.loaded.workflow, values, only=name).get(name)
+
+    def _focus_field(self, name: str) -> None:
+        """Scroll to the field and focus it (it may be below the fold)."""
+        for widget in self.query(f"#in-{name}"):
+            widget.focus()
+            widget.scroll_visible(animate=False)
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -220,6 +243,10 @@ class LaunchScreen(Screen[None]):
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Ctrl+S always answers: with a toast and the first invalid field focused (a
+        # disabled key did nothing visible when that field was below the fold)
+        if action == "launch":
+            return True
         return None if self.why_unavailable(action) else True
 
     @on(Input.Submitted)
@@ -232,15 +259,19 @@ class LaunchScreen(Screen[None]):
         why = self.why_unavailable("launch")
         if why is not None:
             self.notify(why, title="cannot launch yet", severity="warning")
+            if self.errors:
+                self._focus_field(next(iter(self.errors)))
             return
         assert self.loaded is not None
-        from quarterdeck.core.definition.inputs import resolve_inputs
+        from quarterdeck.core.definition.inputs import InputTypeError, resolve_inputs
 
         given = self.given()
         try:
             resolve_inputs(self.loaded.workflow, given, base=self.base)
         except InvalidInput as exc:
             self.notify(exc.message, title="cannot launch", severity="error")
+            if isinstance(exc, InputTypeError):
+                self._focus_field(exc.input)
             return
         self.app.pop_screen()
         self.host.launch(self.loaded, given)

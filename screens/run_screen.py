@@ -17,6 +17,7 @@ from textual import events, work
 from textual.screen import Screen
 from textual.timer import Timer
 
+from quarterdeck.core.commands import cli_command
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RunStatus
 from quarterdeck.screens.host import CockpitHost, host_of
@@ -122,7 +123,17 @@ class RunScreen(Screen[None]):
         return self.state.status in RUN_ACTIVE
 
     def _no_approval_why(self) -> str | None:
-        return None if self.state.pending_approval() else "no approval gate is waiting"
+        if self.state.pending_approval() is not None:
+            return None
+        waiting = [a.id for a in self.state.approvals.values() if a.status == "waiting"]
+        if waiting and not self._live():
+            if self.state.status == RunStatus.INTERRUPTED:
+                return (
+                    f"the run is interrupted: resume it to decide {waiting[0]} "
+                    f"(`{cli_command('resume', self.run_id, store=self.host.store_path)}`)"
+                )
+            return f"the run has ended ({self.state.status}); {waiting[0]} can no longer apply"
+        return "no approval gate is waiting"
 
     def why_unavailable(self, action: str) -> str | None:
         """Why ``action`` cannot run now (footer, help and palette say the same), or None."""
@@ -183,6 +194,24 @@ class RunScreen(Screen[None]):
     def _approval_closed(self, result: str) -> None:
         """The gate was decided (here or anywhere else): say by whom."""
         self.notify(result, title="approval")
+
+    # -- sharing ----------------------------------------------------------------------
+
+    def share_command(self) -> str:
+        """What another person pastes to join this run (the war room's own view for an
+        incident), complete: the real run id and the store when it is not the default."""
+        verb = "warroom" if getattr(self, "SCOPE", "") == "warroom" else "attach"
+        return cli_command(verb, self.run_id, store=self.host.store_path)
+
+    def action_share(self) -> None:
+        """Show the join command and copy it (terminals that allow it: OSC 52)."""
+        command = self.share_command()
+        self.app.copy_to_clipboard(command)
+        self.notify(
+            f"{command}\n(copied to the clipboard where the terminal allows it)",
+            title="join this run from another terminal",
+            timeout=15,
+        )
 
     # -- keys -------------------------------------------------------------------------
 

@@ -372,4 +372,6 @@ def test_warroom_command_finds_the_newest_open_incident(tmp_path: Path) -> None:
     assert latest_incident(store) == run_id
     shown = cli("warroom", "--store", str(store.path))  # no terminal in a subprocess
     assert shown.returncode == 2
-    assert f"warroom needs a terminal; `quarterdeck show {run_id}`" in shown.stderr
+    assert "warroom needs a terminal" in shown.stderr
+    # the hint works pasted anywhere: it names the store it found the run in
+    assert f"quarterdeck show {run_id} --store {store.path}`" in shown.stderr

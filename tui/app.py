@@ -45,6 +45,7 @@ class BackgroundRun:
         self.run_id = run_id
         self._start = start
         self.error: str | None = None
+        self.error_code = 1  # the exit code when the run never started (bad input: 2)
         self.runner: Runner | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started = threading.Event()
@@ -59,6 +60,20 @@ class BackgroundRun:
     def alive(self) -> bool:
         return not self.done.is_set()
 
+    def exit_code(self) -> int:
+        """The contract's exit code for this run, read back from its journal once it ended."""
+        from quarterdeck.core.engine.runner import exit_code_for
+        from quarterdeck.core.journal.store import Store
+
+        if self.runner is None:
+            return self.error_code if self.error else 0
+        if self.runner.exit_code is not None:
+            return int(self.runner.exit_code)
+        if self.error:
+            return self.error_code
+        with Store(self.store_path) as store:
+            return int(exit_code_for(store.get_run(self.run_id).status))
+
     def _main(self) -> None:
         from quarterdeck.core.journal.store import Store
 
@@ -70,6 +85,7 @@ class BackgroundRun:
             asyncio.run(self._go(runner))
         except QuarterdeckError as exc:
             self.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            self.error_code = int(exc.exit_code)
         except Exception as exc:  # shown in the dashboard; never a silent dead thread
             self.error = f"{type(exc).__name__}: {exc}"
             self.trace = traceback.format_exc()
@@ -138,6 +154,7 @@ class QuarterdeckApp(App[None]):
         self._qd_warroom = warroom
         self.blink = blink
         self.runs: dict[str, BackgroundRun] = {}
+        self.last_driven: str | None = None  # the run whose ending is the session's exit code
 
     # -- injected services ------------------------------------------------------------
 
@@ -209,6 +226,7 @@ class QuarterdeckApp(App[None]):
             lambda store: new_runner(loaded, store, ctx, given, opts),
         )
         self.runs[opts.run_id] = run.start()
+        self.last_driven = opts.run_id
         self.open_run(opts.run_id, loaded.workflow.name)
         return opts.run_id
 
@@ -229,9 +247,17 @@ class QuarterdeckApp(App[None]):
 
         run = BackgroundRun(self.store_path, run_id, start)
         self.runs[run_id] = run.start()
+        self.last_driven = run_id
         if not any(getattr(s, "run_id", None) == run_id for s in self.screen_stack):
             self.open_run(run_id)
         return run
+
+    def session_exit_code(self) -> int:
+        """After the cockpit closed: the contract's exit code of the last run it drove (0
+        when it drove none), so a script around ``quarterdeck run`` sees the same codes with
+        or without a terminal. Call after :meth:`stop_runs`."""
+        run = self.runs.get(self.last_driven) if self.last_driven else None
+        return 0 if run is None else run.exit_code()
 
     def live_runs(self) -> list[BackgroundRun]:
         return [r for r in self.runs.values() if r.alive]
@@ -249,6 +275,7 @@ class QuarterdeckApp(App[None]):
         if not live:
             self.exit()
             return
+        from quarterdeck.core.commands import cli_command
         from quarterdeck.screens.confirm import ConfirmScreen
 
         ids = ", ".join(r.run_id for r in live)
@@ -261,7 +288,8 @@ class QuarterdeckApp(App[None]):
         self.push_screen(
             ConfirmScreen(
                 f"Run {ids} is still going in this cockpit.\nQuitting interrupts it; "
-                f"`quarterdeck resume {live[0].run_id}` continues it later.",
+                f"`{cli_command('resume', live[0].run_id, store=self.store_path)}` "
+                "continues it later.",
                 yes="Quit and interrupt",
                 no="Stay",
             ),
@@ -317,9 +345,10 @@ def run_cockpit(
     runner: Runner | None = None,
     attach: str | None = None,
     actor: str | None = None,
-) -> None:
+) -> int:
     """Open the cockpit: home, or a new run (``workflow``), a resumed run (``runner``), or
-    a run started elsewhere (``attach``)."""
+    a run started elsewhere (``attach``). Returns the session's exit code (see
+    :meth:`QuarterdeckApp.session_exit_code`)."""
     from quarterdeck.core.config import current_user, load_settings
     from quarterdeck.tui.launch import store_path
 
@@ -338,6 +367,7 @@ def run_cockpit(
         app.run()
     finally:
         app.stop_runs()
+    return app.session_exit_code()
 
 
 if TYPE_CHECKING:

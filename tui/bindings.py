@@ -238,6 +238,14 @@ REGISTRY: tuple[Command, ...] = (
     Command("history.workflow", "focus_workflow", "w", "Workflow", "Filter by workflow", "history"),
     Command("history.status", "focus_status", "s", "Status", "Filter by status", "history"),
     Command("history.back", "back", "escape", "Back", "Back", "history", key_display="esc"),
+    Command(
+        "dashboard.share",
+        "share",
+        "y",
+        "Share",
+        "Show and copy the command that joins this run from another terminal",
+        "dashboard",
+    ),
     # war room (screens/warroom.py)
     Command(
         "wr.ack",
@@ -347,6 +355,15 @@ REGISTRY: tuple[Command, ...] = (
             palette=False,
         )
         for n, name in enumerate(("roles and milestones", "health", "runbook", "timeline"), 1)
+    ),
+    Command(
+        "wr.share",
+        "share",
+        "y",
+        "Share",
+        "Show and copy the command that joins this war room from another terminal",
+        "warroom",
+        footer=False,  # the war room's footer is full; help and the palette list it
     ),
     # help
     Command("help.back", "back", "escape", "Close", "Close help", "help", key_display="esc"),

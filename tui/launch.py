@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quarterdeck.core.commands import cli_command
 from quarterdeck.core.config import Settings, default_store, load_settings
 from quarterdeck.core.definition.inputs import resolve_inputs
 from quarterdeck.core.definition.models import Workflow
@@ -126,7 +127,8 @@ def resume_runner(
     if row.status in RUN_ACTIVE:
         raise InvalidInput(
             f"run {row.id} is still {row.status} (pid {row.pid} on {row.host})",
-            hint=f"watch it with `quarterdeck attach {row.id}`, or stop it first",
+            hint=f"watch it with `{cli_command('attach', row.id, store=store.path)}`, "
+            "or stop it first",
         )
     if row.status in RUN_DONE:
         raise InvalidInput(f"run {row.id} is {row.status}; there is nothing to resume")

@@ -20,6 +20,7 @@ from typing import Any, Generic, Self, TypeVar
 from quarterdeck.core.errors import QuarterdeckError
 from quarterdeck.core.incidents.read import incident_signals
 from quarterdeck.core.journal.events import Event
+from quarterdeck.core.journal.statuses import RUN_ENDED
 from quarterdeck.core.journal.store import RunRow, Signal, Store
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,11 @@ class SignalTail(StoreTail[Signal]):
         return found, (found[-1].id if found else after), False
 
 
+#: Signals only a live runner acts on: refused for an ended run, as the CLI refuses them
+#: (a skip-gate on a failed run is kept, for the resume that follows it).
+RUN_CONTROLS = frozenset({"approve", "reject", "pause", "unpause", "cancel"})
+
+
 def send_signal(
     screen: Any,
     store_path: Path,
@@ -178,6 +184,15 @@ def send_signal(
     person on ``screen`` when that fails, and have ``tail`` read again at once."""
     try:
         with Store(store_path) as store:
+            row = store.get_run(run_id)
+            if row.status in RUN_ENDED and kind in RUN_CONTROLS:
+                # as the CLI refuses it: nothing would ever act on it
+                screen.notify(
+                    f"run {run_id} has already ended ({row.status})",
+                    title=f"{kind} refused",
+                    severity="warning",
+                )
+                return None
             signal_id = store.send_signal(run_id, kind, actor=actor, target=target, reason=reason)
     except QuarterdeckError as exc:
         screen.notify(exc.message, title=f"{kind} failed", severity="error")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,32 @@ from quarterdeck.core.definition.loader import did_you_mean
 from quarterdeck.core.definition.models import InputSpec, Workflow
 from quarterdeck.core.errors import InvalidInput
 
+#: How deep a ``json`` input may nest (an alert payload is a few levels; thousands of
+#: levels are an attack on whatever walks it).
+JSON_MAX_DEPTH = 32
+_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests (iteratively: a deep value must not overflow the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > JSON_MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:
@@ -38,9 +64,16 @@ def coerce(name: str, spec: InputSpec, value: Any, base: Path | None = None) -> 
         if kind == "int":
             if isinstance(value, bool):
                 raise ValueError
+            if text is not None and not _INT.fullmatch(text.strip()):
+                raise ValueError  # Python's int() also takes "１２", "٣" and "1_000"
             return int(text.strip()) if text is not None else int(value)
         if kind == "float":
-            return float(text.strip()) if text is not None else float(value)
+            if isinstance(value, bool) or (text is not None and not _FLOAT.fullmatch(text.strip())):
+                raise ValueError
+            number = float(text.strip()) if text is not None else float(value)
+            if not math.isfinite(number):  # nan/inf pass float() and break every comparison
+                raise InvalidInput(f"input {name!r}: {value!r} is not a finite number")
+            return number
         if kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -61,9 +94,16 @@ def coerce(name: str, spec: InputSpec, value: Any, base: Path | None = None) -> 
                 path = (base or Path.cwd()) / path
             return str(path.resolve())
         if kind == "json":
-            return json.loads(text) if text is not None else value
+            loaded = json.loads(text) if text is not None else value
+            if _depth(loaded) > JSON_MAX_DEPTH:
+                raise InvalidInput(
+                    f"input {name!r}: JSON nested deeper than {JSON_MAX_DEPTH} levels"
+                )
+            return loaded
     except InvalidInput:
         raise
+    except RecursionError:
+        raise InvalidInput(f"input {name!r}: JSON nested too deep") from None
     except (ValueError, TypeError, json.JSONDecodeError):
         raise InvalidInput(f"input {name!r}: {value!r} is not a valid {kind}") from None
     return value
@@ -90,14 +130,39 @@ def resolve_inputs(
             raw = os.environ[spec.env]
         else:
             raw = spec.default
-        if raw is None and spec.required:
+        if spec.required and (raw is None or (isinstance(raw, str) and not raw.strip())):
             raise InvalidInput(
                 f"missing input {name!r} ({spec.type})"
                 + (f": {spec.description}" if spec.description else ""),
                 hint=f"pass -i {name}=VALUE" + (f" or set ${spec.env}" if spec.env else ""),
             )
         values[name] = coerce(name, spec, raw, base)
+    check_typed(workflow, values)
     return values
+
+
+class InputTypeError(InvalidInput):
+    """An input a typed action parameter it feeds refuses; ``input`` names it (the form
+    focuses its field)."""
+
+    def __init__(self, input_name: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.input = input_name
+
+
+def check_typed(workflow: Workflow, values: dict[str, Any]) -> None:
+    """Refuse, before any step runs, inputs that the action parameters they feed refuse."""
+    from quarterdeck.core.definition.input_types import input_problems
+
+    problems = input_problems(workflow, values)
+    if problems:
+        name, message = next(iter(problems.items()))
+        others = [m for n, m in problems.items() if n != name]
+        raise InputTypeError(
+            name,
+            "\n".join([message, *others]),
+            hint=f"pass -i {name}=VALUE with a valid value",
+        )
 
 
 def secret_values(workflow: Workflow, values: dict[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from quarterdeck.core.commands import cli_command
 from quarterdeck.core.definition.expressions import evaluate, render_text
 from quarterdeck.core.definition.models import Approval, Stage, is_approver
 from quarterdeck.core.engine import recovery
@@ -115,7 +116,7 @@ class Approvals:
                 allow_self_approval=approval.allow_self_approval,
                 timeout_at=timeout_at,
                 on_timeout=approval.on_timeout,
-                command=f"quarterdeck approve {ctx.run_id} {approval.id} --as NAME",
+                command=cli_command("approve", ctx.run_id, approval.id, store=ctx.store.path),
             ),
             stage.id,
         )
@@ -131,8 +132,8 @@ class Approvals:
             raise NoWait(
                 f"approval {approval.id!r} is undecided and --no-wait was given: pass "
                 f"--approve {approval.id} or --reject {approval.id} (or run "
-                f"`quarterdeck approve {ctx.run_id} {approval.id} --as NAME` then "
-                f"`quarterdeck resume {ctx.run_id}`)"
+                f"`{cli_command('approve', ctx.run_id, approval.id, store=ctx.store.path)}` "
+                f"then `{cli_command('resume', ctx.run_id, store=ctx.store.path)}`)"
             )
         while True:
             self._inbox.process()
@@ -211,8 +212,8 @@ class Approvals:
         if ctx.options.no_wait and not self._has_pending_decision(gate):
             self._stop_undecided(
                 f"budget approval {gate!r} is undecided and --no-wait was given: run "
-                f"`quarterdeck approve {ctx.run_id} {gate} --as NAME` then "
-                f"`quarterdeck resume {ctx.run_id}`"
+                f"`{cli_command('approve', ctx.run_id, gate, store=ctx.store.path)}` then "
+                f"`{cli_command('resume', ctx.run_id, store=ctx.store.path)}`"
             )
         while True:
             self._inbox.process()

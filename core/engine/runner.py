@@ -325,16 +325,17 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
         if status == RunStatus.INTERRUPTED:
-            self.emit(RunInterrupted(reason=error or "interrupted"))
+            ended = self.emit(RunInterrupted(reason=error or "interrupted"))
         else:
             if status not in RUN_SUCCESSFUL and error is None:
                 error = self.state.error or self._first_error()
             if status == RunStatus.FAILED and self._refused():
                 self.exit_code = ExitCode.INVALID  # a step refused the request (exit 2)
-            self.emit(RunFinished(status=status, error=error))
+            ended = self.emit(RunFinished(status=status, error=error))
         self.flush_now()
         self._writer.logs.close()
-        self.store.set_status(self.run_id, status, self.clock.now())
+        # the row ends when the journal says it ended: `runs`, Home and `show` agree
+        self.store.set_status(self.run_id, status, ended.ts)
         return self.state
 
     def _refused(self) -> bool:

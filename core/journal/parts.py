@@ -41,13 +41,23 @@ class StepState:
     lines: int = 0
     process_groups: list[tuple[str, int]] = field(default_factory=list)  # (host, pgid)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL))
+    active: float = 0.0  # time spent in finished attempts (retry back-offs not counted)
+    attempt_started: float | None = None  # when the attempt in flight began
+
+    def active_time(self, now: float) -> float | None:
+        """How long the step ran: the sum of its attempts, not the idle gaps between them
+        (one definition, used by every view and by ``show``)."""
+        if self.started_at is None:
+            return None
+        if self.attempt_started is None:
+            if self.active == 0.0 and self.finished_at is not None:
+                return max(0.0, self.finished_at - self.started_at)  # no per-attempt events
+            return self.active
+        return self.active + max(0.0, now - self.attempt_started)
 
     @property
     def duration(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at if self.finished_at is not None else time.time()
-        return max(0.0, end - self.started_at)
+        return self.active_time(time.time())
 
     def to_json(self) -> dict[str, Any]:
         return {

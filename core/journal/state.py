@@ -60,6 +60,7 @@ from quarterdeck.core.journal.parts import (
     Vote,
 )
 from quarterdeck.core.journal.statuses import (
+    RUN_ACTIVE,
     STEP_DONE,
     ApprovalStatus,
     GateStatus,
@@ -109,6 +110,7 @@ class RunState:
     last_seq: int = 0
     token_series: list[tuple[float, int]] = field(default_factory=list)
     log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=5000))
+    log_total: int = 0  # lines ever appended to ``log`` (a viewer's "what is new" counter)
     keep_log: bool = False
 
     @property
@@ -132,6 +134,11 @@ class RunState:
         return [s for stage in self.stages.values() for s in stage.steps.values()]
 
     def pending_approval(self) -> ApprovalState | None:
+        """The gate a person can decide now. A run that is not going (ended, or interrupted
+        until someone resumes it) has none: its runner will never record a decision, so no
+        view may offer one (the journaled approval itself stays ``waiting``)."""
+        if self.status not in RUN_ACTIVE:
+            return None
         for approval in self.approvals.values():
             if approval.status == ApprovalStatus.WAITING:
                 return approval
@@ -285,6 +292,8 @@ def _run_finished(s: RunState, event: Event, p: RunFinished) -> None:
     s.error = p.error
     s.finished_at = event.ts
     s._close_persona(event.ts)
+    for step in s.all_steps():  # nothing runs on after the end
+        _close_attempt(step, event.ts)
 
 
 def _run_interrupted(s: RunState, event: Event, p: RunInterrupted) -> None:
@@ -294,6 +303,7 @@ def _run_interrupted(s: RunState, event: Event, p: RunInterrupted) -> None:
     for step in s.all_steps():
         if step.status == StepStatus.RUNNING:
             step.status = StepStatus.INTERRUPTED
+            _close_attempt(step, event.ts)
 
 
 def _stage_started(s: RunState, event: Event, p: StageStarted) -> None:
@@ -328,6 +338,7 @@ def _step_started(s: RunState, event: Event, p: StepStarted) -> None:
     step.started_at = step.started_at or event.ts
     step.finished_at = None
     step.next_retry_at = None
+    step.attempt_started = event.ts
     if p.uses:
         step.uses = p.uses
     if p.role:
@@ -342,12 +353,14 @@ def _step_output(s: RunState, event: Event, p: StepOutput) -> None:
     if s.keep_log:
         for text in p.lines:
             s.log.append(LogLine(event.ts, event.stage, event.step, p.stream, text))
+            s.log_total += 1
 
 
 def _step_retry(s: RunState, event: Event, p: StepRetry) -> None:
     step = s._step(event)
     step.error = p.error
     step.next_retry_at = event.ts + p.delay
+    _close_attempt(step, event.ts)
 
 
 def _step_finished(s: RunState, event: Event, p: StepFinished) -> None:
@@ -357,8 +370,19 @@ def _step_finished(s: RunState, event: Event, p: StepFinished) -> None:
     step.error = p.error
     step.via = p.via
     step.finished_at = event.ts
+    _close_attempt(step, event.ts)
     if p.attempt is not None:
         step.attempts = p.attempt
+    if s.keep_log and p.error and p.status != StepStatus.SUCCEEDED:
+        # the reason belongs where people look when a step fails: its own log
+        s.log.append(LogLine(event.ts, event.stage, event.step, "error", f"✗ {p.error}"))
+        s.log_total += 1
+
+
+def _close_attempt(step: StepState, ts: float) -> None:
+    if step.attempt_started is not None:
+        step.active += max(0.0, ts - step.attempt_started)
+        step.attempt_started = None
 
 
 def _step_process(s: RunState, event: Event, p: StepProcess) -> None:

@@ -231,7 +231,7 @@ async def test_someone_who_may_not_approve_sees_why(make_app: Any) -> None:
 async def test_pause_and_resume(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        launch(app, "chatty", wait=1.5)
+        launch(app, "chatty", wait=4)
         await wait_until(
             pilot,
             lambda: (

@@ -68,6 +68,7 @@ def main_callback(
 
     setup(verbose=verbose)
     if ctx.invoked_subcommand is not None:
+        _refuse_unused_globals(ctx, ctx.invoked_subcommand, store=store, as_=as_)
         return
     if not interactive():
         err("quarterdeck: no terminal here, so no cockpit. Try `quarterdeck --help`.")
@@ -77,7 +78,21 @@ def main_callback(
     except ImportError:
         err("the cockpit is not available in this build; see `quarterdeck --help`")
         raise typer.Exit(int(ExitCode.INVALID)) from None
-    run_cockpit(store=store, actor=as_)
+    raise typer.Exit(run_cockpit(store=store, actor=as_))
+
+
+def _refuse_unused_globals(ctx: typer.Context, name: str, **given: str | None) -> None:
+    """A global option the subcommand cannot use is an error (exit 2), not ignored."""
+    get_command = getattr(ctx.command, "get_command", None)
+    command = get_command(ctx, name) if get_command is not None else None
+    if command is None:
+        return
+    takes = {p.name for p in command.params}
+    for key, value in given.items():
+        if value is not None and key not in takes:
+            flag = "--" + key.rstrip("_")
+            err(f"error: `quarterdeck {name}` does not take {flag} (given before the command)")
+            raise typer.Exit(int(ExitCode.INVALID))
 
 
 # Unnamed groups: their commands join the top level, in this order.

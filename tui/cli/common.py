@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -21,13 +21,40 @@ Exit codes: 0 succeeded · 1 failed (a step or gate) · 2 invalid input or defin
 3 rejected or approval timed out · 4 cancelled · 130 interrupted (resumable).
 """
 
+
+def inherit_global(ctx: typer.Context, param: Any, value: Any) -> Any:
+    """A global option (``--store``, ``--as``) given before the subcommand counts as if given
+    after it; given both ways with different values is a usage error, never a silent pick."""
+    root = ctx.find_root()
+    if root is ctx or param.name is None:
+        return value
+    before = root.params.get(param.name)
+    if before is None:
+        return value
+    if value is not None and value != before:
+        flag = param.opts[0] if param.opts else param.name
+        raise typer.BadParameter(
+            f"given twice with different values ({before!r} before the command, {value!r} "
+            f"after it)" + ("" if flag.startswith("-") else f" for {flag}")
+        )
+    return before
+
+
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", help="Journal: a path or sqlite:///path (default: $QUARTERDECK_HOME)"),
+    typer.Option(
+        "--store",
+        help="Journal: a path or sqlite:///path (default: $QUARTERDECK_HOME)",
+        callback=inherit_global,
+    ),
 ]
 AsOpt = Annotated[
     str | None,
-    typer.Option("--as", help="Who you are (default: $QUARTERDECK_USER, the CI actor, or login)"),
+    typer.Option(
+        "--as",
+        help="Who you are (default: $QUARTERDECK_USER, the CI actor, or login)",
+        callback=inherit_global,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout")]
 

@@ -71,11 +71,11 @@ def demo(
             if not headless and interactive():
                 from quarterdeck.tui.app import run_cockpit
 
-                run_cockpit(workflow=loaded, inputs=session.inputs, options=options)
+                code = run_cockpit(workflow=loaded, inputs=session.inputs, options=options)
             else:
-                for gate in sorted(gates - set(approve)):
-                    err(session.approve_hint(gate))
                 runner = new_runner(loaded, open_store(None), ctx, session.inputs, options)
+                for gate in sorted(gates - set(approve)):
+                    err(session.approve_hint(gate, runner.run_id))
                 code = execute(runner, json_out=False, live=False)
         except QuarterdeckError as exc:
             err(f"error: {exc.message}")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import ExitCode, QuarterdeckError
 from quarterdeck.tui.cli.common import (
     AsOpt,
@@ -146,11 +147,13 @@ def attach(
     from quarterdeck.tui.launch import open_store
 
     try:
-        row = open_store(store, readonly=True).get_run(run_id)
+        db = open_store(store, readonly=True)
+        row = db.get_run(run_id)
     except QuarterdeckError as exc:
         fail(exc)
     if not interactive():
-        err(f"attach needs a terminal; `quarterdeck show {row.id}` prints the run instead")
+        show = cli_command("show", row.id, store=db.path)
+        err(f"attach needs a terminal; `{show}` prints the run instead")
         raise typer.Exit(int(ExitCode.INVALID))
     from quarterdeck.tui.app import run_cockpit
 

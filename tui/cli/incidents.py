@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import ExitCode, InvalidInput, QuarterdeckError
 from quarterdeck.tui.cli.common import AsOpt, StoreOpt, err, fail, interactive
 
@@ -158,7 +159,8 @@ def warroom(
     except QuarterdeckError as exc:
         fail(exc)
     if not interactive():
-        err(f"warroom needs a terminal; `quarterdeck show {row.id}` prints the incident")
+        show = cli_command("show", row.id, store=db.path)
+        err(f"warroom needs a terminal; `{show}` prints the incident")
         raise typer.Exit(int(ExitCode.INVALID))
     from quarterdeck.tui.app import run_warroom
 

@@ -66,10 +66,12 @@ TraceOpt = Annotated[
 
 
 def _print_plan(runner: Any) -> None:
+    from quarterdeck.core.definition.inputs import public_inputs
+
     wf = runner.workflow
     lines = [
         f"plan for {wf.name}" + (f" — {wf.title}" if wf.title else ""),
-        f"inputs: {json.dumps(runner.inputs, default=str)}",
+        f"inputs: {json.dumps(public_inputs(wf, runner.inputs), default=str)}",
     ]
     for stage in wf.stages:
         persona = f" ({stage.persona})" if stage.persona else ""
@@ -152,13 +154,15 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
 
     try:
         if live:
-            with LiveRenderer(runner.state) as renderer:
+            with LiveRenderer(runner.state, store=runner.store.path) as renderer:
                 runner.subscribers.append(renderer)
                 if extras is not None:
                     extras.attach(runner)
                 state = asyncio.run(go())
         else:
-            runner.subscribers.append(PlainRenderer(runner.state, color=color()))
+            runner.subscribers.append(
+                PlainRenderer(runner.state, color=color(), store=runner.store.path)
+            )
             if extras is not None:
                 extras.attach(runner)
             state = asyncio.run(go())
@@ -291,8 +295,8 @@ def run(
             except ImportError:
                 pass
             else:
-                run_cockpit(store=store, workflow=loaded, inputs=given, options=options)
-                return
+                code = run_cockpit(store=store, workflow=loaded, inputs=given, options=options)
+                raise typer.Exit(code)
         db = open_store(store)
         runner = new_runner(loaded, db, ctx, given, options)
     except QuarterdeckError as exc:
@@ -361,8 +365,7 @@ def resume(
         except ImportError:
             pass
         else:
-            run_cockpit(store=store, runner=runner)
-            return
+            raise typer.Exit(run_cockpit(store=store, runner=runner))
     raise typer.Exit(
         _run_headless(
             runner,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import ExitCode, InvalidInput, QuarterdeckError
 from quarterdeck.core.journal.statuses import RUN_ENDED, ApprovalStatus, RunStatus
 from quarterdeck.tui.cli.common import AsOpt, RunIdArg, StoreOpt, err, fail
@@ -66,7 +67,7 @@ def _send(
     if row.status == RunStatus.INTERRUPTED:
         err(
             f"{what} recorded for run {row.id} by {who}; the run is not running — it applies "
-            f"when you `quarterdeck resume {row.id}`"
+            f"when you `{cli_command('resume', row.id, store=db.path)}`"
         )
         return
     deadline = time.monotonic() + wait

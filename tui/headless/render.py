@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console, Group
@@ -15,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from quarterdeck.core.commands import cli_command
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.events import (
     ApprovalDecided,
@@ -52,8 +54,9 @@ def _ts(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def describe(event: Event, state: RunState) -> str | None:
-    """One human line for an event, or None for events not worth a line."""
+def describe(event: Event, state: RunState, store: Path | None = None) -> str | None:
+    """One human line for an event, or None for events not worth a line. Commands in it
+    carry ``store`` (the journal's path) so they work pasted into another shell."""
     p = event.payload()
     if isinstance(p, RunStarted):
         return f"run {event.run_id} of {p.workflow} started by {p.started_by}"
@@ -63,7 +66,7 @@ def describe(event: Event, state: RunState) -> str | None:
         error = f": {p.error}" if p.error else ""
         return f"run {p.status}{error}"
     if isinstance(p, RunInterrupted):
-        resume = f"resume with `quarterdeck resume {event.run_id}`"
+        resume = f"resume with `{cli_command('resume', event.run_id, store=store)}`"
         return f"run interrupted: {p.reason} ({resume})"
     if isinstance(p, RunPaused):
         return f"paused by {p.by}" + (f": {p.reason}" if p.reason else "")
@@ -109,10 +112,9 @@ def describe(event: Event, state: RunState) -> str | None:
         lines.append(f"  approvers: {who}; {p.min_approvals} needed")
         if p.timeout_at:
             lines.append(f"  on timeout ({_ts(p.timeout_at)}): {p.on_timeout}")
-        lines.append(f"  approve: {p.command}")
-        lines.append(
-            f"  reject:  quarterdeck reject {event.run_id} {p.gate} --as NAME --reason TEXT"
-        )
+        lines.append(f"  approve: {cli_command('approve', event.run_id, p.gate, store=store)}")
+        reject = cli_command("reject", event.run_id, p.gate, "--reason", "TEXT", store=store)
+        lines.append(f"  reject:  {reject}")
         return "\n".join(lines)
     if isinstance(p, ApprovalVote):
         return f"{p.by} voted {p.decision} on {p.gate}"
@@ -141,8 +143,10 @@ class PlainRenderer:
         *,
         show_output: bool = True,
         color: bool | None = None,
+        store: Path | None = None,
     ) -> None:
         self.state = state
+        self.store = store
         self.stream = stream or sys.stderr
         self.show_output = show_output
         # colour=False must win over FORCE_COLOR in the environment (rich reads it too):
@@ -176,7 +180,7 @@ class PlainRenderer:
                 self.console.print(Text(f"{prefix} {mark} {line}"))
             self.stream.flush()
             return
-        message = describe(event, self.state)
+        message = describe(event, self.state, self.store)
         if message is None:
             return
         p = event.payload()
@@ -193,8 +197,11 @@ class PlainRenderer:
 class LiveRenderer:
     """A compact live view of a run for an interactive terminal (rich)."""
 
-    def __init__(self, state: RunState, console: Console | None = None) -> None:
+    def __init__(
+        self, state: RunState, console: Console | None = None, store: Path | None = None
+    ) -> None:
         self.state = state
+        self.store = store
         self.console = console or Console(stderr=True)
         self.recent: list[str] = []
         self.notices: list[str] = []
@@ -229,7 +236,7 @@ class LiveRenderer:
             EventType.APPROVAL_REFUSED,
             EventType.STEP_RETRY,
         ):
-            message = describe(event, self.state)
+            message = describe(event, self.state, self.store)
             if message:
                 self.notices.extend(message.splitlines())
                 del self.notices[:-10]

@@ -6,7 +6,14 @@ import time
 
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import RunState
-from quarterdeck.core.journal.statuses import GateStatus, StageStatus, StepStatus, look
+from quarterdeck.core.journal.statuses import (
+    RUN_ACTIVE,
+    ApprovalStatus,
+    GateStatus,
+    StageStatus,
+    StepStatus,
+    look,
+)
 
 
 def _clock(ts: float | None) -> str:
@@ -34,7 +41,10 @@ def render_show(state: RunState) -> str:
             a = stage.approval
             decided = f" by {a.decided_by}" if a.decided_by else ""
             why = f" ({a.reason})" if a.reason else ""
-            lines.append(f"    approval {a.id}: {a.status}{decided}{why}")
+            status = str(a.status)
+            if a.status == ApprovalStatus.WAITING and state.status not in RUN_ACTIVE:
+                status = f"never decided (the run is {state.status})"
+            lines.append(f"    approval {a.id}: {status}{decided}{why}")
             for item in a.evidence:
                 lines.append(f"      evidence: {item}")
         for step in stage.steps.values():

@@ -7,7 +7,8 @@ and ``/`` filters by text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import textwrap
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from textual.app import ComposeResult
@@ -36,6 +37,9 @@ class LogPanel(Vertical):
         self.stage: str | None = None
         self.filter_text = ""
         self.shown = 0
+        # where the lines come from, so a resize can re-wrap errors to the new width
+        self.source: Callable[[], Iterable[LogLine]] | None = None
+        self._wrapped_at = 0
 
     def compose(self) -> ComposeResult:
         yield Static("log · whole run", id="log-title", markup=False)
@@ -58,9 +62,24 @@ class LogPanel(Vertical):
             return line.text
         return f"{line.step or '-'} │ {line.text}"
 
+    def _wrapped(self, line: LogLine) -> list[str]:
+        """A step's error in full, wrapped to the pane (output lines stay one line each)."""
+        text = self._format(line)
+        if line.stream != "error":
+            return [text]
+        width = max(20, (self.log_widget.content_size.width or 80) - 1)
+        self._wrapped_at = width
+        return textwrap.wrap(text, width, subsequent_indent="  ") or [text]
+
+    def on_resize(self) -> None:
+        """Errors were wrapped to the old width: wrap them again (only when some were)."""
+        width = max(20, (self.log_widget.content_size.width or 80) - 1)
+        if self._wrapped_at and width != self._wrapped_at and self.source is not None:
+            self.reset(self.source())
+
     def append(self, lines: Iterable[LogLine]) -> None:
         """Write new lines that match the current scope and filter, in one batch."""
-        text = [self._format(x) for x in lines if self.matches(x)]
+        text = [piece for x in lines if self.matches(x) for piece in self._wrapped(x)]
         if not text:
             return
         if len(text) > MAX_LINES:

@@ -16,7 +16,7 @@ from textual.widgets import Sparkline, Static
 
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import PersonaUsage, RunState
-from quarterdeck.core.journal.statuses import GateStatus
+from quarterdeck.core.journal.statuses import RUN_ACTIVE, ApprovalStatus, GateStatus
 from quarterdeck.tui.widgets.status import glyph, span
 
 BAR_WIDTH = 10
@@ -68,7 +68,9 @@ class PersonaPanel(_Panel):
             for s in switches:
                 src = escape(str(s.from_ or "start"))
                 hops.append(f"{src} → {escape(str(s.to or '?'))}")
-            lines.append(f"[$text-muted]switches ({len(state.switches)}):[/] " + ", ".join(hops))
+            count = len(state.switches)
+            shown = "" if count == len(switches) else f", last {len(switches)}"
+            lines.append(f"[$text-muted]switches ({count}{shown}):[/] " + ", ".join(hops))
         self.show("\n".join(lines))
 
 
@@ -98,18 +100,36 @@ class BudgetPanel(_Panel):
         self.show("\n".join(budget_line(u) for u in state.personas.values()))
 
 
+#: The token rate's window: "tokens in the last minute" is a rate that cannot exceed what
+#: was used (slices of a short run scaled up to a minute could: 221 tokens read as
+#: "10216/min"), and it does not drift as the run grows.
+RATE_WINDOW = 60.0
+SPARK_BUCKETS = 24
+SPARK_BUCKET_SECONDS = 10.0
+
+
 def token_rates(
-    series: list[tuple[float, int]], start: float | None, end: float, buckets: int = 24
+    series: list[tuple[float, int]],
+    start: float | None,
+    end: float,
+    buckets: int = SPARK_BUCKETS,
+    width: float = SPARK_BUCKET_SECONDS,
 ) -> list[float]:
-    """Tokens per minute in ``buckets`` equal slices of the run so far."""
+    """Tokens used in each of the last ``buckets`` fixed ``width``-second slices up to
+    ``end`` (oldest first): a slice's height never changes once it is past."""
     if start is None or end <= start:
         return [0.0] * buckets
-    width = (end - start) / buckets
     out = [0.0] * buckets
     for ts, total in series:
-        index = min(buckets - 1, max(0, int((ts - start) / width)))
-        out[index] += total
-    return [v * 60.0 / width for v in out]
+        back = int((end - ts) // width)
+        if 0 <= back < buckets:
+            out[buckets - 1 - back] += total
+    return out
+
+
+def tokens_last(series: list[tuple[float, int]], end: float, window: float = RATE_WINDOW) -> int:
+    """Tokens used in the ``window`` seconds up to ``end``."""
+    return sum(total for ts, total in series if end - window < ts <= end)
 
 
 class MetricsPanel(Vertical):
@@ -133,10 +153,15 @@ class MetricsPanel(Vertical):
         tokens = sum(u.tokens_used for u in state.personas.values())
         end = state.finished_at if state.finished_at is not None else now()
         rates = token_rates(state.token_series, state.started_at, end)
-        peak = max(rates) if rates else 0.0
+        if tokens == 0 and not any(step.uses.startswith("llm.") for step in state.all_steps()):
+            usage = "[$text-muted]tokens: no LLM step has run[/]"
+        elif state.finished_at is not None:
+            usage = f"tokens [b]{tokens}[/b]"
+        else:
+            recent = tokens_last(state.token_series, end)
+            usage = f"tokens [b]{tokens}[/b]  {recent} in the last minute"
         self.query_one("#metrics-text", _Panel).show(
-            f"elapsed [b]{elapsed}[/b]  steps [b]{done}/{total}[/b]\n"
-            f"tokens [b]{tokens}[/b]  peak {peak:.0f}/min"
+            f"elapsed [b]{elapsed}[/b]  steps [b]{done}/{total}[/b]\n{usage}"
         )
         spark = self.query_one("#tokens-spark", Sparkline)
         if list(spark.data or []) != rates:
@@ -151,7 +176,10 @@ class MetricsPanel(Vertical):
             if stage.approval is not None:
                 a = stage.approval
                 who = f" by {escape(a.decided_by)}" if a.decided_by else ""
-                gates.append(f"{glyph(a.status)} {escape(a.id)} {a.status}{who}")
+                if a.status == ApprovalStatus.WAITING and state.status not in RUN_ACTIVE:
+                    gates.append(f"[$text-muted]– {escape(a.id)} never decided[/]")
+                else:
+                    gates.append(f"{glyph(a.status)} {escape(a.id)} {a.status}{who}")
         self.query_one("#gates-text", _Panel).show(
             "\n".join(gates) if gates else "[$text-muted]no gates yet[/]"
         )

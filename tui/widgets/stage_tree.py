@@ -12,8 +12,16 @@ from textual.widgets.tree import TreeNode
 
 from quarterdeck.core.definition.graph import CycleError
 from quarterdeck.core.definition.graph import layers as dag_layers
+from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import RunState, StageState, StepState
-from quarterdeck.core.journal.statuses import GateStatus
+from quarterdeck.core.journal.statuses import (
+    RUN_ACTIVE,
+    ApprovalStatus,
+    GateStatus,
+    RunStatus,
+    StageStatus,
+    StepStatus,
+)
 from quarterdeck.tui.widgets.status import glyph, rich_text, span
 
 NodeKey = tuple[str, ...]
@@ -26,6 +34,19 @@ def layers(steps: list[StepState]) -> dict[str, int]:
     except CycleError:  # a validated definition has none; draw no ∥ marks rather than fail
         return {}
     return {step.id: depth for depth, layer in enumerate(grouped) for step in layer}
+
+
+def shown(state: RunState, stage: StageState) -> str:
+    """The status a stage is drawn with: a "running" stage with no step in flight does not
+    spin while the run is paused (nothing moves) or after it ended (nothing will)."""
+    if stage.status != StageStatus.RUNNING:
+        return stage.status
+    if state.status not in RUN_ACTIVE:
+        return state.status
+    busy = any(step.status == StepStatus.RUNNING for step in stage.steps.values())
+    if state.paused and not busy:
+        return RunStatus.PAUSED
+    return stage.status
 
 
 class StageTree(Tree[NodeKey]):
@@ -54,8 +75,10 @@ class StageTree(Tree[NodeKey]):
         if shape != self._shape:
             self._rebuild(state, shape)
         self._set(("run",), self._run_label(state, frame))
+        live = state.status in RUN_ACTIVE
         for stage in state.stages.values():
-            self._set(("stage", stage.id), self._stage_label(stage, frame))
+            label = self._stage_label(stage, frame, shown(state, stage), live)
+            self._set(("stage", stage.id), label)
             concurrent = layers(list(stage.steps.values()))
             sizes: dict[int, int] = {}
             for depth in concurrent.values():
@@ -104,12 +127,15 @@ class StageTree(Tree[NodeKey]):
         title = escape(state.title or state.workflow or state.id)
         return f"{glyph(state.status, frame)} [b]{title}[/b]"
 
-    def _stage_label(self, stage: StageState, frame: int) -> str:
-        parts = [glyph(stage.status, frame), f"[b]{escape(stage.title or stage.id)}[/b]"]
+    def _stage_label(self, stage: StageState, frame: int, status: str, live: bool) -> str:
+        parts = [glyph(status, frame), f"[b]{escape(stage.title or stage.id)}[/b]"]
         duration = span(stage.started_at, stage.finished_at, self._now)
         if duration:
             parts.append(f"[$text-muted]{duration}[/]")
-        if stage.approval is not None:
+        waiting = stage.approval is not None and stage.approval.status == ApprovalStatus.WAITING
+        if waiting and not live:
+            parts.append("[$text-muted]gate never decided[/]")  # the run ended under it
+        elif stage.approval is not None:
             parts.append(f"gate {glyph(stage.approval.status)}")
         if stage.gate is not None and stage.gate.status != GateStatus.PENDING:
             parts.append(f"{escape(stage.gate.id)} {glyph(stage.gate.status)}")
@@ -117,9 +143,9 @@ class StageTree(Tree[NodeKey]):
 
     def _step_label(self, step: StepState, frame: int, parallel: bool) -> str:
         parts = [glyph(step.status, frame), escape(step.id)]
-        duration = span(step.started_at, step.finished_at, self._now)
-        if duration:
-            parts.append(f"[$text-muted]{duration}[/]")
+        active = step.active_time(self._now())
+        if active is not None:
+            parts.append(f"[$text-muted]{format_duration(active)}[/]")
         if step.attempts > 1:
             parts.append(f"[$warning]×{step.attempts}[/]")
         if step.role != "step":

@@ -39,6 +39,18 @@ def glyph(status: str, frame: int = 0) -> str:
     return f"[{look(status).theme}]{icon(status, frame)}[/]"
 
 
+def elide_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, cut in the middle (``abc…xyz``): the end
+    of an id, a path or an error is as telling as its start."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1 + 1) // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
 def span(started: float | None, finished: float | None, now: Callable[[], float]) -> str:
     """How long something ran (or has been running), with the injected clock."""
     if started is None:

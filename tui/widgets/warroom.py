@@ -10,8 +10,10 @@ machine's time zone or clock.
 
 from __future__ import annotations
 
+import operator
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,9 +234,15 @@ class RunbookPanel(_Pane):
             lines.append(
                 f"{glyph(stage.status, frame)} {title} [$text-muted]{done}/{len(steps)}[/]"
             )
-            if stage.approval is not None and stage.approval.status == ApprovalStatus.WAITING:
+            pending = state.pending_approval()
+            if pending is not None and stage.approval is pending:
                 lines.append(
                     f"   [$warning]◆ approval {escape(stage.approval.id)} waiting (a approves)[/]"
+                )
+            elif stage.approval is not None and stage.approval.status == ApprovalStatus.WAITING:
+                lines.append(
+                    f"   [$text-muted]{escape(stage.approval.id)} never decided "
+                    f"(the run is {state.status})[/]"
                 )
             elif stage.approval is not None and stage.approval.decided_by:
                 lines.append(
@@ -363,6 +371,16 @@ def _health(step: StepState, with_: dict[str, Any]) -> Series:
     return item
 
 
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
 def _prometheus(step: StepState, with_: dict[str, Any]) -> Series | None:
     outputs = step.outputs or {}
     values: list[float] = []
@@ -378,13 +396,19 @@ def _prometheus(step: StepState, with_: dict[str, Any]) -> Series | None:
         return None
     threshold = _number(with_.get("threshold"), None)
     comparison = str(with_.get("comparison") or "<=")
-    passed = outputs.get("passed")
-    status = (
-        "running"
-        if step.status == StepStatus.RUNNING
-        else ("failing" if passed is False or step.status == StepStatus.FAILED else "passing")
-    )
-    style = "$error" if status == "failing" else "$success"
+    # coloured by the metric against its threshold, not by whether the step succeeded (a
+    # query that returned error_rate 0.25 succeeded; the service did not); no threshold
+    # means no verdict: neutral
+    compare = _COMPARISONS.get(comparison)
+    if step.status == StepStatus.RUNNING:
+        status = "running"
+    elif outputs.get("passed") is False or step.status == StepStatus.FAILED:
+        status = "failing"  # the action compared it with a threshold and it missed
+    elif threshold is None or compare is None or not isinstance(value, int | float):
+        status = "neutral"
+    else:
+        status = "passing" if compare(float(value), threshold) else "failing"
+    style = {"failing": "$error", "passing": "$success"}.get(status, "$text")
     shown = f"{float(value):.3g}" if isinstance(value, int | float) else "no data"
     limit = f" [$text-muted]{comparison} {threshold:g}[/]" if threshold is not None else ""
     return Series(
@@ -426,7 +450,10 @@ class HealthRow(Vertical):
         for kind in ("health", "prometheus"):
             self.set_class(series.kind == kind, f"-{kind}")
         looks = {"passing": GateStatus.PASSED, "failing": GateStatus.FAILED}
-        mark = glyph(looks.get(series.status, StepStatus.RUNNING), frame)
+        if series.status == "neutral":
+            mark = "[$text-muted]·[/]"  # a value without a threshold: no verdict
+        else:
+            mark = glyph(looks.get(series.status, StepStatus.RUNNING), frame)
         self.query_one(".health-text", _Pane).show(
             f"{mark} [b]{escape(series.step)}[/b] {series.text}"
         )

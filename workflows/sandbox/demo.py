@@ -138,9 +138,10 @@ class DemoSession:
         lines.append(f"  journal        {box.store}")
         _say("\n".join(lines))
 
-    def approve_hint(self, gate: str) -> str:
-        """How to decide ``gate`` from another terminal (the journal is the sandbox's)."""
-        return (
-            f"approve from another terminal: QUARTERDECK_HOME={self.sandbox.state_dir} "
-            f"quarterdeck approve RUN {gate} --as NAME  (RUN: the id in the run log)"
-        )
+    def approve_hint(self, gate: str, run_id: str) -> str:
+        """How to decide ``gate`` from another terminal: the sandbox's journal and config
+        are named in the command, so it works pasted into a fresh shell."""
+        from quarterdeck.core.commands import cli_command
+
+        command = cli_command("approve", run_id, gate, store=self.sandbox.store)
+        return f"approve from another terminal: {command}"
