@@ -161,9 +161,9 @@ def load_settings(start: Path | None = None) -> Settings:
 
 def current_user(explicit: str | None = None, settings: Settings | None = None) -> str:
     """Who says they are acting: ``--as``, ``$QUARTERDECK_USER``, the CI actor (in CI),
-    config, else the OS account. Only the last two kinds are vouched for by this process
-    (:func:`quarterdeck.core.identity.local_identity`); a decision in any other name needs
-    a signature (core/identity.py)."""
+    config, else the OS account. Only the CI actor and the OS account are vouched for by
+    this process (:func:`quarterdeck.core.identity.local_identity`); a decision in any
+    other name needs a signature (core/identity.py)."""
     if explicit:
         return explicit
     if os.environ.get("QUARTERDECK_USER"):

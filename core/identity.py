@@ -15,9 +15,9 @@ for test harnesses and single-user sandboxes only, never for a shared store.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
+import pwd
 import re
 import subprocess
 import tempfile
@@ -58,10 +58,12 @@ def local_identity(environ: Mapping[str, str] | None = None) -> str:
     actor = ci_actor(environ)
     if actor:
         return actor
+    # the account of the effective uid, from the password database: never $USER or
+    # $LOGNAME, which anyone can set (getpass.getuser() reads those first)
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid-{os.geteuid()}"
 
 
 def unverified_names(environ: Mapping[str, str] | None = None) -> bool:

@@ -172,3 +172,18 @@ def test_run_approve_in_another_name_needs_proof(tmp_path: Path, keys: dict[str,
     )
     assert proc.returncode == 2 and "needs proof" in proc.stderr, proc.stderr
     assert not (tmp_path / "q.db").exists()  # refused before anything ran
+
+
+def test_the_os_account_is_read_from_the_uid_not_from_user_or_logname() -> None:
+    """$USER and $LOGNAME are claims anyone can set; getpass.getuser() trusts them."""
+    import pwd
+    import subprocess
+    import sys
+
+    probe = "from quarterdeck.core.identity import local_identity; print(local_identity())"
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS")}
+    env.update(USER="mallory", LOGNAME="mallory", LNAME="mallory", USERNAME="mallory")
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == pwd.getpwuid(os.geteuid()).pw_name != "mallory"

@@ -5,6 +5,8 @@ line pasted verbatim into ``sh -c``."""
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import re
 import subprocess
 import sys
@@ -108,7 +110,7 @@ def test_the_demo_approve_hint_names_the_run_its_journal_and_its_config(
     session = DemoSession("release", tmp_path / "demo")
     box = session.sandbox
     box.config_dir.mkdir(parents=True)
-    (box.config_dir / "config.yaml").write_text("user: demo-user\n")
+    (box.config_dir / "config.yaml").write_text("report_dir: null\n")
     # inside the session the demo points this process at its config and journal
     monkeypatch.setenv("QUARTERDECK_CONFIG_DIR", str(box.config_dir))
     monkeypatch.setenv("QUARTERDECK_HOME", str(box.state_dir))
@@ -125,11 +127,13 @@ def test_the_demo_approve_hint_names_the_run_its_journal_and_its_config(
     assert runner.run_id in command and "RUN" not in command
     done = fresh_shell(command, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "by demo-user" in done.stderr  # the demo's config (its user) was read
+    # the decision is the OS account's (a typed name would need a signature), and the
+    # command carries the demo's config dir, which a fresh shell lacks
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert f"QUARTERDECK_CONFIG_DIR={box.config_dir}" in command
+    assert f"by {me}" in done.stderr
     with Store(box.store) as db:
-        assert [(s.kind, s.actor) for s in db.pending_signals(runner.run_id)] == [
-            ("approve", "demo-user")
-        ]
+        assert [(s.kind, s.actor) for s in db.pending_signals(runner.run_id)] == [("approve", me)]
 
 
 @pytest.mark.asyncio

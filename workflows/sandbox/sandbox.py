@@ -63,8 +63,6 @@ def missing_demo_modules() -> list[str]:
     return [name for name in DEMO_MODULES if find_spec(name) is None]
 
 
-DEMO_USER = "demo"
-
 INCIDENT_SEVERITY = "SEV2"
 # An Alertmanager webhook payload (version 4), as the alert intake receives it.
 INCIDENT_ALERT: dict[str, Any] = {
@@ -199,7 +197,6 @@ class Sandbox:
         assert self.model is not None
         self.config_dir.mkdir(parents=True, exist_ok=True)
         config = {
-            "user": DEMO_USER,
             "ssh": {
                 "known_hosts": str(keys.known_hosts),
                 "client_keys": [str(keys.client_key_path)],
