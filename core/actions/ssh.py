@@ -321,16 +321,22 @@ class SSHCopyParams(_SSHParams):
     direction: Literal["upload", "download"] = "upload"
     recurse: bool = Field(default=False, description="Copy directories")
     preserve: bool = Field(default=False, description="Keep modes and times")
+    repo: str | None = Field(
+        default=None,
+        description="A repository the copy reads from or writes to: relative local paths "
+        "start there, and it joins the work dir and run dir as the workspace",
+    )
     allow_outside: bool = Field(
         default=False,
-        description="Let the local path be outside the work dir and run dir",
+        description="Let the local path be outside the workspace (repo, work dir, run dir)",
     )
 
 
-def _local(path: str, ctx: ActionContext, what: str, allow_outside: bool) -> Path:
+def _local(params: SSHCopyParams, path: str, ctx: ActionContext, what: str) -> Path:
     """The local side of a copy, confined to the workspace unless ``allow_outside``."""
-    roots = [ctx.workdir, ctx.run_dir]
-    return confined(ctx.workdir, path, roots, what, allow_outside=allow_outside)
+    base = ctx.workdir if params.repo is None else (ctx.workdir / params.repo).resolve()
+    roots = [ctx.workdir, ctx.run_dir, *([base] if params.repo is not None else [])]
+    return confined(base, path, roots, what, allow_outside=params.allow_outside)
 
 
 async def _same_remote(sftp: asyncssh.SFTPClient, remote: str, local: Path) -> bool:
@@ -354,7 +360,7 @@ async def ssh_copy(params: SSHCopyParams, ctx: ActionContext) -> dict[str, Any]:
     """Copy files to or from hosts over SFTP; an identical remote file is left alone."""
     many = len(set(params.hosts)) > 1
     if params.direction == "upload":
-        src = _local(params.src, ctx, "src", params.allow_outside)
+        src = _local(params, params.src, ctx, "src")
         if not src.exists():
             raise NonRetryableError(f"nothing to upload: {src} does not exist")
         if src.is_dir() and not params.recurse:
@@ -376,7 +382,7 @@ async def ssh_copy(params: SSHCopyParams, ctx: ActionContext) -> dict[str, Any]:
                     ctx.log(f"[{label}] uploaded {src} → {target}")
                 result.extra["path"] = target
             else:
-                dest = _local(params.dest, ctx, "dest", params.allow_outside)
+                dest = _local(params, params.dest, ctx, "dest")
                 if many:
                     dest = dest / re.sub(r"[^\w.-]", "_", label)
                 (dest if many else dest.parent).mkdir(parents=True, exist_ok=True)

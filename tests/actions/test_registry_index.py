@@ -55,4 +55,7 @@ def test_validating_a_workflow_of_builtins_imports_no_other_action_module(
     ).stdout
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen["heavy"] == []
-    assert seen["actions"] == ["quarterdeck.core.actions.base", "quarterdeck.core.actions.builtin"]
+    # helpers of the built-ins (shell_script, paths…) may load; no other action module
+    assert [m for m in seen["actions"] if m in ACTION_MODULES] == [
+        "quarterdeck.core.actions.builtin"
+    ]
