@@ -54,6 +54,9 @@ class ActionContext:
     services: dict[str, Any] = field(default_factory=dict)
     emit_event: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
     workflow_dir: Path | None = None  # where the workflow file is (its helper modules)
+    # when the step first started, as journaled: durable timers (``wait``) count from it,
+    # so a resume does not restart them
+    started_at: float | None = None
 
     def log(self, line: str, stream: str = "stdout") -> None:
         """Stream one output line (journaled in batches)."""

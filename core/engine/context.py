@@ -34,6 +34,7 @@ class RunOptions:
     signal_poll_interval: float = 0.1
     env: dict[str, str] | None = None
     extra_secrets: list[str] = field(default_factory=list)
+    owner: str | None = None  # the claim token when the run was claimed before (resume)
 
 
 @dataclass(eq=False)

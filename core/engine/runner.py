@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from quarterdeck.core.engine.approvals import Approvals, approval_refusal
 from quarterdeck.core.engine.context import RunContext, RunOptions
 from quarterdeck.core.engine.failures import NoWait, StageFailed, StepFailed
 from quarterdeck.core.engine.gates import QualityGates
-from quarterdeck.core.engine.journal_writer import JournalWriter, Subscriber
+from quarterdeck.core.engine.journal_writer import JournalFailed, JournalWriter, Subscriber
 from quarterdeck.core.engine.scheduler import Scheduler
 from quarterdeck.core.engine.scope import Scope
 from quarterdeck.core.engine.signals import Signals
@@ -75,6 +76,7 @@ __all__ = [
     "Subscriber",
     "approval_refusal",
     "exit_code_for",
+    "new_owner",
     "new_run_id",
     "retry_delay",
 ]
@@ -99,9 +101,17 @@ CREDENTIAL_VARS = (
 
 
 def new_run_id(workflow: str, now: float | None = None) -> str:
-    """Sortable and readable: ``20261121-101502-3f9a``."""
+    """Sortable, readable and collision-free: ``20261121-101502-3f9a0c1d7e2b4a65``.
+
+    The UTC second orders runs; 64 random bits make two runs started in the same second
+    (on any host, sharing a store) collide with odds of about n²/2⁶⁵."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time()))
-    return f"{stamp}-{os.urandom(2).hex()}"
+    return f"{stamp}-{os.urandom(8).hex()}"
+
+
+def new_owner() -> str:
+    """One runner's claim token: who it is, and random bits so a pid reused is not it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(6).hex()}"
 
 
 def exit_code_for(status: str) -> ExitCode:
@@ -141,6 +151,10 @@ class Runner:
         self.workdir = (self.options.workdir or Path.cwd()).resolve()
         self.run_dir = state_home() / "runs" / self.run_id
         self.exit_code: ExitCode | None = None  # set when the status alone does not say it
+        self.journal_error: str | None = None  # why the journal stopped taking events
+        # the claim: a resume claimed the run before folding its journal (tui.launch)
+        self.owner = self.options.owner or new_owner()
+        self._claimed = self.options.owner is not None
         self.services: dict[str, Any] = {}
         self.env = self._child_env()
         # extra env per (stage, step), filled by subscribers (tracing: TRACEPARENT)
@@ -170,6 +184,8 @@ class Runner:
             redactor=self.redactor,
             subscribers=self.subscribers,
             seq=recovery.next_seq(store, self.run_id, prior),
+            owner=self.owner,
+            on_failure=self._journal_failed,
         )
         self._scope = Scope(ctx)
         self._signals = Signals(ctx, self._writer)
@@ -273,6 +289,9 @@ class Runner:
         """Run to the end; returns the final state (``state.status`` says how it ended)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
+        if self.prior is not None and not self._claimed:
+            self.store.claim_run(self.run_id, self.owner)  # refused while another runner lives
+            self._claimed = True
         self._writer.bind(loop)
         if self.prior is None:
             self.store.create_run(
@@ -285,6 +304,7 @@ class Runner:
                 inputs=public_inputs(self.workflow, self.inputs),
                 started_by=self.options.started_by,
                 started_at=self.clock.now(),
+                owner=self.owner,
             )
             self.emit(
                 RunStarted(
@@ -298,8 +318,9 @@ class Runner:
                 )
             )
         else:
-            self.store.claim_run(self.run_id)
             self.emit(RunResumed(by=self.options.started_by, pid=os.getpid()))
+            if self.state.paused:  # it stays paused until someone unpauses it
+                self._writer.set_status(RunStatus.PAUSED)
         signals = self._signals
         poller = loop.create_task(signals.poll())
         signals.main = loop.create_task(self._execute())
@@ -321,6 +342,9 @@ class Runner:
             status = RunStatus.INTERRUPTED  # resumable once someone decides the gate
             error = str(exc)
             self.exit_code = ExitCode.REJECTED
+        except JournalFailed as exc:  # nothing acted on the events that were not committed
+            status = RunStatus.INTERRUPTED
+            error = str(exc)
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -331,9 +355,15 @@ class Runner:
             if status not in RUN_SUCCESSFUL and error is None:
                 error = self.state.error or self._first_error()
             self.emit(RunFinished(status=status, error=error))
+        self._writer.set_status(status, self.clock.now())  # in the same commit as the end
         self.flush_now()
-        self.store.set_status(self.run_id, status, self.clock.now())
+        self._writer.close()
         return self.state
+
+    def _journal_failed(self, reason: str) -> None:
+        """The journal cannot take events: stop acting now, resumably."""
+        self.journal_error = reason
+        self.interrupt(reason)
 
     def _first_error(self) -> str | None:
         for stage in self.state.stages.values():
