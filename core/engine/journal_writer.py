@@ -245,13 +245,20 @@ class JournalWriter:
             store.close()
 
     def _open(self) -> Store | None:
-        try:
-            store = Store(self.store.path)
-            store.conn.execute(f"PRAGMA busy_timeout={ATTEMPT_BUSY_MS}")
-            return store
-        except Exception as exc:
-            self._thread_failure = self._failed(exc)
-            return None
+        """The thread's own connection (retried like a commit: the store may be busy)."""
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                store = Store(self.store.path)
+                store.conn.execute(f"PRAGMA busy_timeout={ATTEMPT_BUSY_MS}")
+                return store
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    self._thread_failure = self._failed(exc)
+                    return None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _commit(self, store: Store, job: _Job) -> None:
         """Commit one job, retrying while the cause may pass; record the failure if not."""
