@@ -610,41 +610,18 @@ def _mk(path: Path) -> Path:
 
 
 def table(results: dict[str, Tally]) -> str:
-    cols = [
-        "scenario",
-        "trials",
-        "ok",
-        "re-run",
-        "gaps",
-        "double",
-        "bad end",
-        "stuck",
-        "tracebacks",
-    ]
+    cols = ["scenario", "trials", "ok", "re-run", "gaps", "double", "bad end", "stuck"]
+    cols += ["tracebacks", "locked", "seconds"]
     rows = [cols]
     for name, t in results.items():
         if t.skipped:
-            rows.append([name, "skipped: " + t.skipped] + [""] * 9)
+            rows.append([name, "0", "skipped: " + t.skipped])
             continue
-        rows.append(
-            [
-                name,
-                *(
-                    str(v)
-                    for v in (
-                        t.trials,
-                        t.ok,
-                        t.rerun,
-                        t.gaps,
-                        t.double,
-                        t.bad_end,
-                        t.stuck,
-                        t.tracebacks,
-                    )
-                ),
-            ]
-        )
-    widths = [max(len(r[i]) for r in rows if len(r) > i) for i in range(len(cols))]
+        values = (t.trials, t.ok, t.rerun, t.gaps, t.double, t.bad_end, t.stuck, t.tracebacks)
+        rows.append([name, *(str(v) for v in values), str(t.locked), f"{t.seconds:.0f}"])
+    widths = [
+        max(len(r[i]) for r in rows if len(r) > i and len(r) == len(cols)) for i in range(len(cols))
+    ]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
