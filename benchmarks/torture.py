@@ -307,7 +307,13 @@ def s_kill(root: Path, n: int, rng: random.Random, tally: Tally) -> None:
             proc = trial.start("resume", str(trial.run_id()))
     code = settle(trial, tally, trial.wait(proc))
     judge(trial, tally, done_at, inflight, recorded)
-    tally.ok += code == 0 and trial.status() == "succeeded"
+    # killed as it was exiting after success: the resume rightly says "nothing to resume"
+    finished = code == 2 and "nothing to resume" in trial.stderr()
+    ok = (code == 0 or finished) and trial.status() == "succeeded"
+    tally.ok += ok
+    if not ok:
+        last = trial.stderr().strip().splitlines()[-3:]
+        tally.notes.append(f"kill trial {n}: exit {code}, {trial.status()}: {' | '.join(last)}")
 
 
 def _unjournaled(trial: Trial, done: set[str]) -> set[str]:
