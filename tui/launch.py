@@ -16,7 +16,7 @@ from quarterdeck.core.config import Settings, default_store, load_settings
 from quarterdeck.core.definition.inputs import resolve_inputs
 from quarterdeck.core.definition.models import Workflow
 from quarterdeck.core.definition.validate import LoadedWorkflow, load_workflow, load_workflow_text
-from quarterdeck.core.engine.runner import Runner, RunOptions, Subscriber
+from quarterdeck.core.engine.runner import Runner, RunOptions, Subscriber, new_owner
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.journal.state import RunState, fold
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE
@@ -137,6 +137,11 @@ def resume_runner(
     inputs = _resume_inputs(loaded.workflow, prior.inputs or row.inputs, given or {})
     inputs = resolve_inputs(loaded.workflow, inputs, base=Path(row.workdir or "."))
     options.workdir = options.workdir or (Path(row.workdir) if row.workdir else None)
+    # claim, then fold again: the journal read after the claim is final (nobody else
+    # writes to it any more); a second resumer is refused here
+    options.owner = options.owner or new_owner()
+    store.claim_run(row.id, options.owner)
+    prior = fold(row.id, store.events(row.id))
     return Runner(
         loaded,
         store,

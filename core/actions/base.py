@@ -59,6 +59,9 @@ class ActionContext:
     credential_env: frozenset[str] = frozenset()
     # the start of a line too long to hold (logged whole, journaled cut); None: join it
     emit_fragment: LineSink | None = None
+    # when the step first started, as journaled: durable timers (``wait``) count from it,
+    # so a resume does not restart them
+    started_at: float | None = None
 
     def log(self, line: str, stream: str = "stdout") -> None:
         """Stream one output line (journaled in batches)."""

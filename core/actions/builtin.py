@@ -376,8 +376,11 @@ class WaitParams(ActionParams):
 
 @action("wait", WaitParams)
 async def wait(params: WaitParams, ctx: ActionContext) -> dict[str, Any]:
-    """Wait for ``duration``."""
-    await ctx.clock.sleep(params.duration)
+    """Wait for ``duration`` from the step's first start (a durable deadline: a resumed run
+    waits only for what is left)."""
+    now = ctx.clock.now()
+    deadline = (ctx.started_at if ctx.started_at is not None else now) + params.duration
+    await ctx.clock.sleep(max(0.0, deadline - now))
     return {"waited": params.duration}
 
 

@@ -121,13 +121,11 @@ class Approvals:
             stage.id,
         )
         await self._writer.committed()
-        ctx.store.set_status(ctx.run_id, RunStatus.WAITING)
+        self._writer.set_status(RunStatus.WAITING)
         pre = ctx.options.decisions.get(approval.id)
         if pre is not None:
             decision, actor, reason = pre
-            ctx.store.send_signal(
-                ctx.run_id, decision, actor=actor, target=approval.id, reason=reason
-            )
+            self._writer.send_signal(decision, actor=actor, target=approval.id, reason=reason)
         elif ctx.options.no_wait and not self._has_pending_decision(approval.id):
             raise NoWait(
                 f"approval {approval.id!r} is undecided and --no-wait was given: pass "
@@ -146,7 +144,7 @@ class Approvals:
             if timeout_at is not None:
                 wait_for = max(0.0, min(wait_for, timeout_at - ctx.clock.now()))
             await self._inbox.wait(wait_for)
-        ctx.store.set_status(ctx.run_id, RunStatus.RUNNING)
+        self._writer.set_status(RunStatus.RUNNING)
         current = ctx.state.approvals[approval.id]
         if current.status == ApprovalStatus.REJECTED:
             emit(
@@ -163,12 +161,12 @@ class Approvals:
     def _has_pending_decision(self, gate: str) -> bool:
         return any(
             s.kind in ("approve", "reject") and s.target == gate
-            for s in self._ctx.store.pending_signals(self._ctx.run_id)
+            for s in self._writer.pending_signals()
         )
 
     async def _timed_out(self, stage: Stage, approval: Approval) -> StageStatus | None:
         """Apply ``on_timeout``: None when approved (the stage goes on), else its status."""
-        ctx, emit = self._ctx, self._writer.emit
+        emit = self._writer.emit
         action = approval.on_timeout
         if action == "approve":
             emit(
@@ -181,7 +179,7 @@ class Approvals:
                 ),
                 stage.id,
             )
-            ctx.store.set_status(ctx.run_id, RunStatus.RUNNING)
+            self._writer.set_status(RunStatus.RUNNING)
             return None
         emit(
             ApprovalDecided(
@@ -201,14 +199,14 @@ class Approvals:
             ),
             stage.id,
         )
-        ctx.store.set_status(ctx.run_id, RunStatus.RUNNING)
+        self._writer.set_status(RunStatus.RUNNING)
         return status
 
     async def budget_gate(self, gate: str) -> ApprovalStatus:
         """Wait for a budget gate (journaled by core/policy/budget.py) like a stage approval."""
         ctx = self._ctx
         await self._writer.committed()
-        ctx.store.set_status(ctx.run_id, RunStatus.WAITING)
+        self._writer.set_status(RunStatus.WAITING)
         if ctx.options.no_wait and not self._has_pending_decision(gate):
             self._stop_undecided(
                 f"budget approval {gate!r} is undecided and --no-wait was given: run "
@@ -221,7 +219,7 @@ class Approvals:
             if current.status in APPROVAL_DECIDED:
                 break
             await self._inbox.wait(ctx.options.signal_poll_interval)
-        ctx.store.set_status(ctx.run_id, RunStatus.RUNNING)
+        self._writer.set_status(RunStatus.RUNNING)
         return current.status
 
     def may_decide(self, approval_id: str, actor: str) -> str | None:

@@ -35,6 +35,7 @@ class RunOptions:
     env: dict[str, str] | None = None
     extra_secrets: list[str] = field(default_factory=list)
     title: str | None = None  # the run's title, when not the workflow's (an incident's alert)
+    owner: str | None = None  # the claim token when the run was claimed before (resume)
 
 
 @dataclass(eq=False)

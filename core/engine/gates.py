@@ -55,13 +55,13 @@ class QualityGates:
 
     def _skipped(self, stage: Stage, gate: str) -> bool:
         """Consume a ``skip-gate`` signal for ``gate``; one without a reason is refused."""
-        store = self._ctx.store
-        for signal in store.pending_signals(self._ctx.run_id):
+        writer = self._writer
+        for signal in writer.pending_signals():
             if signal.kind == "skip-gate" and signal.target == gate:
                 if not signal.reason.strip():
-                    store.consume_signal(signal.id, "refused: a reason is required")
+                    writer.consume_signal(signal.id, "refused: a reason is required")
                     continue
-                store.consume_signal(signal.id, "skipped")
+                writer.consume_signal(signal.id, "skipped")
                 self._writer.emit(
                     GateSkipped(gate=gate, by=signal.actor, reason=signal.reason), stage.id
                 )

@@ -1,20 +1,31 @@
 """The group-commit journal writer: every event is committed before anyone acts on it.
 
 :meth:`JournalWriter.emit` applies an event to the run state and buffers it; one callback
-per event-loop turn commits the buffer in a single transaction, then hands each event to
+per event-loop turn hands the buffer to a dedicated writer thread (with its own SQLite
+connection), which commits it in a single transaction, then the loop hands each event to
 the subscribers (the cockpit, the headless renderer, metrics), which must never block.
 Code that acts on an event first awaits :meth:`JournalWriter.committed`. Output lines
 from actions are batched per (stage, step, stream) into ``step.output`` events.
 
-The API is deliberately small (``bind``, ``emit``, ``committed``, ``flush_now``,
-``emit_line``, ``flush_lines``) so the commit itself can move to a dedicated thread
-without its callers changing.
+Why a thread: a write lock held by another process, or a slow disk, must not stop the
+event loop (signal polling, step output, timeouts). Why retries: a lock or a transient
+I/O error may pass, so a batch is retried with backoff for ``journal_retry_seconds``. When
+it cannot be committed the writer fails for good: that batch and every later one are
+dropped (so the journal on disk never has a sequence gap), :meth:`committed` raises
+:class:`JournalFailed`, and ``on_failure`` tells the runner to stop acting (the run ends
+``interrupted``, resumable from the last committed event). Row updates that go with
+events (status, consumed signals, the lease) ride in the same transaction as ``ops``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import queue
+import sqlite3
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -24,15 +35,55 @@ from quarterdeck.core.journal import events
 from quarterdeck.core.journal.events import Event, StepOutput
 from quarterdeck.core.journal.payload import Payload
 from quarterdeck.core.journal.state import RunState
-from quarterdeck.core.journal.store import Store
+from quarterdeck.core.journal.statuses import RunStatus
+from quarterdeck.core.journal.store import ClaimLost, Store
 from quarterdeck.core.observability.redact import Redactor
 
 Subscriber = Callable[[Event], None]
+StoreOp = Callable[[Store], object]
 
 OUTPUT_FLUSH_SECONDS = 0.05
 OUTPUT_FLUSH_LINES = 500
+#: how long a batch is retried while its cause may pass (a lock, a transient I/O error)
+RETRY_SECONDS = 60.0
+RETRY_ENV = "QUARTERDECK_JOURNAL_RETRY_SECONDS"
+#: each attempt waits this long for another process's write lock
+ATTEMPT_BUSY_MS = 2000
 
 LineKey = tuple[str | None, str | None, str]
+
+
+class JournalFailed(Exception):
+    """The journal could not commit: nothing may act on events that are not durable."""
+
+
+def retry_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get(RETRY_ENV, RETRY_SECONDS)))
+    except ValueError:
+        return RETRY_SECONDS
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A lock, a busy store, a full disk or an I/O error may pass; damage does not."""
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return "readonly" not in str(exc)
+    return False
+
+
+class _Job:
+    __slots__ = ("done", "error", "events", "future", "ops")
+
+    def __init__(
+        self, batch: list[Event], ops: list[StoreOp], future: asyncio.Future[None] | None
+    ) -> None:
+        self.events = batch
+        self.ops = ops
+        self.future = future
+        self.error: JournalFailed | None = None
+        self.done = threading.Event()
 
 
 class JournalWriter:
@@ -49,6 +100,8 @@ class JournalWriter:
         subscribers: list[Subscriber],
         seq: int,
         logs: StepLogs | None = None,
+        owner: str | None = None,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -56,19 +109,37 @@ class JournalWriter:
         self.clock = clock
         self.redactor = redactor
         self.subscribers = subscribers  # the runner's list: viewers append to it
+        self.owner = owner  # the claim every commit is fenced by
+        self.on_failure = on_failure
+        self.failure: JournalFailed | None = None
+        self.consumed: set[int] = set()  # signals consumed here, maybe not committed yet
         self._seq = seq
         # every line whole in the run dir's logs/, a capped part journaled (step_output.py)
         self.logs = logs if logs is not None else StepLogs(None, redactor)
         self._buffer: list[Event] = []
+        self._ops: list[StoreOp] = []
         self._flush_future: asyncio.Future[None] | None = None
+        self._last: _Job | None = None
         self._lines: dict[LineKey, list[str]] = {}
         self._lines_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._finished: deque[_Job] = deque()
+        self._finished_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._thread_failure: JournalFailed | None = None
+        self.retry_seconds = retry_seconds()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Remember the run's loop, so lines logged from worker threads are handed to it."""
+        """Remember the run's loop (lines logged from worker threads are handed to it) and
+        start the writer thread (an in-memory store is committed inline: one connection)."""
         self._loop, self._loop_thread = loop, threading.get_ident()
+        if self._thread is None and str(self.store.path) != ":memory:":
+            self._thread = threading.Thread(
+                target=self._work, name=f"journal-{self.run_id}", daemon=True
+            )
+            self._thread.start()
 
     def emit(
         self,
@@ -100,46 +171,195 @@ class JournalWriter:
         self.state.apply(built)  # data the fold cannot read raises here, before it is numbered
         self._seq = built.seq
         self._buffer.append(built)
+        self._schedule()
+        return built
+
+    # -- row updates that ride with the events ------------------------------------------
+
+    def op(self, fn: StoreOp) -> None:
+        """Run ``fn(store)`` in the transaction of the next commit (after its events)."""
+        self._ops.append(fn)
+        self._schedule()
+
+    def set_status(self, status: RunStatus, finished_at: float | None = None) -> None:
+        run_id = self.run_id
+        self.op(lambda store: store.set_status(run_id, status, finished_at))
+
+    def consume_signal(self, signal_id: int, outcome: str) -> None:
+        self.consumed.add(signal_id)
+        self.op(lambda store: store.consume_signal(signal_id, outcome))
+
+    def send_signal(self, kind: str, **kwargs: Any) -> None:
+        run_id = self.run_id
+        self.op(lambda store: store.send_signal(run_id, kind, **kwargs))
+
+    def heartbeat(self) -> None:
+        """Renew the claim's lease; a lost claim fails the writer (the run stops)."""
+        run_id, owner = self.run_id, self.owner
+
+        def renew(store: Store) -> None:
+            if not store.heartbeat(run_id, owner):
+                raise ClaimLost(f"run {run_id} was taken over by another runner")
+
+        self.op(renew)
+
+    def pending_signals(self) -> list[Any]:
+        """The run's pending signals, less those consumed here and not yet committed."""
+        return [s for s in self.store.pending_signals(self.run_id) if s.id not in self.consumed]
+
+    # -- commits --------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
         if self._flush_future is None:
             loop = asyncio.get_running_loop()
             self._flush_future = loop.create_future()
             loop.call_soon(self._flush)
-        return built
 
     def _flush(self) -> None:
         batch, self._buffer = self._buffer, []
+        ops, self._ops = self._ops, []
         future, self._flush_future = self._flush_future, None
-        try:
-            if len(batch) == 1:
-                self.store.append(batch[0])
-            elif batch:
-                self.store.append_many(batch)
-        except Exception as exc:
+        if not batch and not ops:
             if future is not None and not future.done():
-                future.set_exception(exc)
-                future.exception()  # mark retrieved; awaiting code re-raises
-            raise
-        if future is not None and not future.done():
-            future.set_result(None)
-        for event in batch:
-            for subscriber in self.subscribers:
-                try:
-                    subscriber(event)
-                except Exception:  # a broken viewer must never break the run
-                    continue
+                future.set_result(None)
+            return
+        job = _Job(batch, ops, future)
+        self._last = job
+        if self._thread is None:  # in memory: commit inline
+            self._commit(self.store, job)
+            self._complete(job)
+            return
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        """The writer thread: commit jobs in order, each with retries, on its own connection."""
+        store: Store | None = None
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            if store is None and self._thread_failure is None:
+                store = self._open()
+            if store is not None:
+                self._commit(store, job)
+            else:
+                job.error = self._thread_failure
+            self._complete(job)
+        if store is not None:
+            store.close()
+
+    def _open(self) -> Store | None:
+        """The thread's own connection (retried like a commit: the store may be busy)."""
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                store = Store(self.store.path)
+                store.conn.execute(f"PRAGMA busy_timeout={ATTEMPT_BUSY_MS}")
+                return store
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    self._thread_failure = self._failed(exc)
+                    return None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _commit(self, store: Store, job: _Job) -> None:
+        """Commit one job, retrying while the cause may pass; record the failure if not."""
+        if self._thread_failure is not None:  # after a lost batch nothing more is written
+            job.error = self._thread_failure
+            return
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                store.commit_batch(self.run_id, self.owner, job.events, job.ops)
+                return
+            except Exception as exc:
+                if not _retryable(exc) or time.monotonic() + delay > deadline:
+                    job.error = self._thread_failure = self._failed(exc)
+                    return
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _failed(self, exc: BaseException) -> JournalFailed:
+        if isinstance(exc, ClaimLost):
+            return JournalFailed(f"{exc}; this runner stops")
+        cause = str(exc) or type(exc).__name__
+        return JournalFailed(
+            f"cannot write the journal {self.store.path}: {cause} "
+            f"(gave up after {self.retry_seconds:g}s); the run stops here and can be resumed"
+        )
+
+    def _complete(self, job: _Job) -> None:
+        with self._finished_lock:
+            self._finished.append(job)
+        job.done.set()
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._drain()
+            return
+        try:
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: flush_now drains
+            pass
+
+    def _drain(self) -> None:
+        """On the loop: settle committed jobs in order, then publish their events."""
+        while True:
+            with self._finished_lock:
+                if not self._finished:
+                    return
+                job = self._finished.popleft()
+            future = job.future
+            if job.error is not None:
+                first = self.failure is None
+                self.failure = job.error
+                if first and self.on_failure is not None:
+                    self.on_failure(str(job.error))  # stop acting before anyone wakes up
+                if future is not None and not future.done():
+                    future.set_exception(job.error)
+                    future.exception()  # mark retrieved; awaiting code re-raises
+                continue
+            if future is not None and not future.done():
+                future.set_result(None)
+            for event in job.events:
+                for subscriber in self.subscribers:
+                    try:
+                        subscriber(event)
+                    except Exception:  # a broken viewer must never break the run
+                        continue
 
     async def committed(self) -> None:
-        """Return once every event emitted so far is committed."""
+        """Return once every event emitted so far is committed; :class:`JournalFailed`
+        when the journal cannot take them (the caller must not act)."""
+        if self.failure is not None:
+            raise self.failure
         future = self._flush_future
-        if future is not None:  # flushes are FIFO: this one covers everything so far
+        if future is None and self._last is not None:
+            future = self._last.future
+        if future is not None:  # commits are FIFO: this one covers everything so far
             await asyncio.shield(future)
+        if self.failure is not None:
+            raise self.failure
 
     def flush_now(self) -> None:
-        """Commit synchronously (at the end of a run, or before exiting)."""
+        """Commit synchronously (at the end of a run, or before exiting) and publish."""
         self.logs.flush()
         self.flush_lines()
-        if self._buffer or self._flush_future is not None:
+        if self._buffer or self._ops or self._flush_future is not None:
             self._flush()
+        last = self._last
+        if last is not None and self._thread is not None:
+            last.done.wait(self.retry_seconds + 30.0)
+        self._drain()
+
+    def close(self) -> None:
+        """Stop the writer thread once its queue is committed."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)
+            thread.join(self.retry_seconds + 30.0)
 
     def emit_line(self, stage: str, step: str, stream: str, text: str) -> None:
         """Buffer one output line; a batch becomes a ``step.output`` event."""

@@ -1,11 +1,14 @@
 """What a resumed run reuses from its journal, and what it does again.
 
 A resumed runner starts from the folded :class:`~quarterdeck.core.journal.state.RunState`
-of the run. Stages and steps that succeeded (or were skipped) are not executed again and
-their recorded outputs stay in scope; a step that was in flight runs again with its next
-attempt number and the same idempotency key; a granted approval is not asked again, a
-rejected one stays final, and a waiting one keeps the deadline it was given. A fresh run
-has an empty state, so every question here answers "nothing to reuse".
+of the run. Stages and steps that succeeded (or were skipped, or failed with
+``continue_on_error``) are not executed again and their recorded outputs stay in scope; a
+step that was in flight runs again with its next attempt number and the same idempotency
+key, its failed attempts still counted against ``max_attempts`` and a backoff it was in
+honoured to its journaled end; a granted approval is not asked again, a rejected one
+stays final, and a waiting one keeps the deadline it was given. A fresh run has an empty
+state, so every question here answers "nothing to reuse". The rules are written down in
+docs/architecture.md ("Recovery semantics").
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from quarterdeck.core.journal.statuses import (
     StepStatus,
 )
 from quarterdeck.core.journal.store import Store
+
+#: A step that failed with ``continue_on_error``: its dependents start as if it succeeded.
+CONTINUED = "continued"
 
 
 def next_seq(store: Store, run_id: str, prior: RunState | None) -> int:
@@ -40,6 +46,8 @@ def steps_done(state: RunState, steps: list[Step]) -> dict[str, str]:
         prior = state.step(step.id)
         if prior is not None and prior.status in STEP_KEPT_ON_RESUME:
             done[step.id] = prior.status
+        elif prior is not None and prior.status == StepStatus.FAILED and prior.continued:
+            done[step.id] = CONTINUED  # it finished; the stage went on past it
     return done
 
 
@@ -47,6 +55,24 @@ def first_attempt(state: RunState, step: Step) -> int:
     """The attempt number a step starts at: attempts are counted across resumes."""
     prior = state.step(step.id)
     return (prior.attempts + 1) if prior is not None and prior.attempts else 1
+
+
+def failed_attempts(state: RunState, step: Step) -> int:
+    """Attempts of a step in flight that already failed (before a crash): they count."""
+    prior = state.step(step.id)
+    if prior is None or prior.status not in (StepStatus.RUNNING, StepStatus.INTERRUPTED):
+        return 0  # a step that finished (failed) and is run again starts a new budget
+    return prior.failed_attempts
+
+
+def retry_wait(state: RunState, step: Step, now: float) -> float:
+    """What is left of the backoff a step was in when the run stopped (a durable deadline)."""
+    prior = state.step(step.id)
+    if prior is None or prior.next_retry_at is None:
+        return 0.0
+    if prior.status not in (StepStatus.RUNNING, StepStatus.INTERRUPTED):
+        return 0.0
+    return max(0.0, prior.next_retry_at - now)
 
 
 def ended_by(state: RunState, stage: Stage) -> RunStatus | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from quarterdeck.core.engine.approvals import Approvals, approval_refusal
 from quarterdeck.core.engine.context import RunContext, RunOptions
 from quarterdeck.core.engine.failures import NoWait, StageFailed, StepFailed
 from quarterdeck.core.engine.gates import QualityGates
-from quarterdeck.core.engine.journal_writer import JournalWriter, Subscriber
+from quarterdeck.core.engine.journal_writer import JournalFailed, JournalWriter, Subscriber
 from quarterdeck.core.engine.scheduler import Scheduler
 from quarterdeck.core.engine.scope import Scope
 from quarterdeck.core.engine.signals import Signals
@@ -83,6 +84,7 @@ __all__ = [
     "Subscriber",
     "approval_refusal",
     "exit_code_for",
+    "new_owner",
     "new_run_id",
     "retry_delay",
 ]
@@ -101,9 +103,17 @@ CREDENTIAL_VARS = KNOWN_CREDENTIAL_VARS
 
 
 def new_run_id(workflow: str, now: float | None = None) -> str:
-    """Sortable and readable: ``20261121-101502-3f9a``."""
+    """Sortable, readable and collision-free: ``20261121-101502-3f9a0c1d7e2b4a65``.
+
+    The UTC second orders runs; 64 random bits make two runs started in the same second
+    (on any host, sharing a store) collide with odds of about n²/2⁶⁵."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time()))
-    return f"{stamp}-{os.urandom(2).hex()}"
+    return f"{stamp}-{os.urandom(8).hex()}"
+
+
+def new_owner() -> str:
+    """One runner's claim token: who it is, and random bits so a pid reused is not it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(6).hex()}"
 
 
 def exit_code_for(status: str) -> ExitCode:
@@ -143,6 +153,10 @@ class Runner:
         self.workdir = (self.options.workdir or Path.cwd()).resolve()
         self.run_dir = state_home() / "runs" / self.run_id
         self.exit_code: ExitCode | None = None  # set when the status alone does not say it
+        self.journal_error: str | None = None  # why the journal stopped taking events
+        # the claim: a resume claimed the run before folding its journal (tui.launch)
+        self.owner = self.options.owner or new_owner()
+        self._claimed = self.options.owner is not None
         self.services: dict[str, Any] = {}
         self.env = self._child_env()
         # extra env per (stage, step), filled by subscribers (tracing: TRACEPARENT)
@@ -174,6 +188,8 @@ class Runner:
             subscribers=self.subscribers,
             seq=recovery.next_seq(store, self.run_id, prior),
             logs=StepLogs(self.run_dir, self.redactor, self.settings.output_journal_cap),
+            owner=self.owner,
+            on_failure=self._journal_failed,
         )
         self._scope = Scope(ctx)
         self._signals = Signals(ctx, self._writer)
@@ -271,6 +287,9 @@ class Runner:
         self.run_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.mkdir(exist_ok=True, mode=0o700)  # outputs and logs: owner only
         loop = asyncio.get_running_loop()
+        if self.prior is not None and not self._claimed:
+            self.store.claim_run(self.run_id, self.owner)  # refused while another runner lives
+            self._claimed = True
         self._writer.bind(loop)
         if self.prior is None:
             self.store.create_run(
@@ -283,6 +302,7 @@ class Runner:
                 inputs=public_inputs(self.workflow, self.inputs),
                 started_by=self.options.started_by,
                 started_at=self.clock.now(),
+                owner=self.owner,
             )
             self.emit(
                 RunStarted(
@@ -296,9 +316,10 @@ class Runner:
                 )
             )
         else:
-            self.store.claim_run(self.run_id)
             reap(self.run_id, in_flight_groups(self.prior.stages.values()))  # no orphans
             self.emit(RunResumed(by=self.options.started_by, pid=os.getpid()))
+            if self.state.paused:  # it stays paused until someone unpauses it
+                self._writer.set_status(RunStatus.PAUSED)
         signals = self._signals
         poller = loop.create_task(signals.poll())
         signals.main = loop.create_task(self._execute())
@@ -320,6 +341,9 @@ class Runner:
             status = RunStatus.INTERRUPTED  # resumable once someone decides the gate
             error = str(exc)
             self.exit_code = ExitCode.REJECTED
+        except JournalFailed as exc:  # nothing acted on the events that were not committed
+            status = RunStatus.INTERRUPTED
+            error = str(exc)
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -332,10 +356,12 @@ class Runner:
             if status == RunStatus.FAILED and self._refused():
                 self.exit_code = ExitCode.INVALID  # a step refused the request (exit 2)
             ended = self.emit(RunFinished(status=status, error=error))
+        # the row ends when the journal says it ended (`runs`, Home and `show` agree), in
+        # the same commit as the end
+        self._writer.set_status(status, ended.ts)
         self.flush_now()
         self._writer.logs.close()
-        # the row ends when the journal says it ended: `runs`, Home and `show` agree
-        self.store.set_status(self.run_id, status, ended.ts)
+        self._writer.close()
         return self.state
 
     def _refused(self) -> bool:
@@ -345,6 +371,11 @@ class Runner:
             for stage in self.state.stages.values()
             for step in stage.steps.values()
         )
+
+    def _journal_failed(self, reason: str) -> None:
+        """The journal cannot take events: stop acting now, resumably."""
+        self.journal_error = reason
+        self.interrupt(reason)
 
     def _first_error(self) -> str | None:
         for stage in self.state.stages.values():

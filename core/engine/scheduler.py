@@ -23,8 +23,7 @@ from quarterdeck.core.engine.step import StepRunner
 from quarterdeck.core.journal.events import StepFinished, StepSkipped
 from quarterdeck.core.journal.statuses import StepStatus
 
-#: A step that failed with ``continue_on_error``: its dependents start as if it succeeded.
-CONTINUED = "continued"
+CONTINUED = recovery.CONTINUED
 
 
 class Scheduler:

@@ -40,7 +40,8 @@ class Signals:
         self._ctx = ctx
         self._writer = writer
         self._unpaused = asyncio.Event()
-        self._unpaused.set()
+        if not ctx.state.paused:  # a run paused before a crash stays paused on resume
+            self._unpaused.set()
         self._wakeup = asyncio.Event()
         self.cancelled: tuple[str, str] | None = None  # (by, reason)
         self.interrupted: str | None = None  # the reason
@@ -78,26 +79,26 @@ class Signals:
 
     async def poll(self) -> None:
         """Handle signals every poll interval and keep the run's heartbeat, until cancelled."""
-        store, run_id = self._ctx.store, self._ctx.run_id
-        last_beat = 0.0
+        last_beat = time.monotonic()
         while True:
             try:
                 self.process()
-                now = time.monotonic()
-                if now - last_beat > HEARTBEAT_SECONDS:
-                    store.heartbeat(run_id)
-                    last_beat = now
-            except Exception:  # a locked store for a moment must not kill the run
-                log.warning("run %s: reading signals failed; next poll", run_id, exc_info=True)
+            except Exception:  # a store that fails for a moment must not kill the run
+                log.warning(
+                    "run %s: reading signals failed; next poll", self._ctx.run_id, exc_info=True
+                )
+            now = time.monotonic()
+            if now - last_beat > HEARTBEAT_SECONDS:
+                self._writer.heartbeat()  # committed by the writer thread, never blocks here
+                last_beat = now
             await asyncio.sleep(self._ctx.options.signal_poll_interval)
 
     def process(self) -> None:
         """Handle every pending signal; one that is not for now stays pending."""
-        store = self._ctx.store
-        for signal in store.pending_signals(self._ctx.run_id):
+        for signal in self._writer.pending_signals():
             outcome = self.handle(signal)
-            if outcome is not None:
-                store.consume_signal(signal.id, outcome)
+            if outcome is not None:  # consumed in the same commit as the events it caused
+                self._writer.consume_signal(signal.id, outcome)
                 self._wakeup.set()
 
     def handle(self, signal: Signal) -> str | None:
@@ -117,7 +118,7 @@ class Signals:
             emit(base)
             emit(RunPaused(by=signal.actor, reason=signal.reason))
             self._unpaused.clear()
-            ctx.store.set_status(ctx.run_id, RunStatus.PAUSED)
+            self._writer.set_status(RunStatus.PAUSED)
             return "paused"
         if kind == "unpause":
             if not ctx.state.paused:
@@ -125,7 +126,7 @@ class Signals:
             emit(base)
             emit(RunUnpaused(by=signal.actor, reason=signal.reason))
             self._unpaused.set()
-            ctx.store.set_status(ctx.run_id, ctx.state.status)
+            self._writer.set_status(ctx.state.status)
             return "unpaused"
         if kind == "cancel":
             emit(base)

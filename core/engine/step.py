@@ -98,6 +98,10 @@ class StepRunner:
                 return {}
         policy = step.retry or stage.retry or RetryPolicy()
         first_attempt = recovery.first_attempt(ctx.state, step)
+        failed_before = recovery.failed_attempts(ctx.state, step)  # before a crash: they count
+        backoff = recovery.retry_wait(ctx.state, step, ctx.clock.now())
+        if backoff > 0:  # a resume honours the backoff it was killed in
+            await ctx.clock.sleep(backoff)
         attempt = first_attempt
         error = "failed"
         outputs: dict[str, Any] = {}
@@ -156,7 +160,7 @@ class StepRunner:
                     )
                     return outputs
                 writer.flush_lines((stage.id, step.id))
-                attempts_used = attempt - first_attempt + 1
+                attempts_used = failed_before + attempt - first_attempt + 1
                 if not retryable or attempts_used >= policy.max_attempts:
                     break
                 delay = retry_delay(policy, attempts_used)
@@ -283,6 +287,7 @@ class StepRunner:
             emit_fragment=lambda stream, text: writer.emit_fragment(
                 stage.id, step.id, stream, text
             ),
+            started_at=started.started_at if (started := ctx.state.step(step.id)) else None,
         )
         if step.timeout is not None:
             async with asyncio.timeout(step.timeout):

@@ -38,6 +38,11 @@ class StepState:
     parent: str | None = None
     via: str | None = None
     next_retry_at: float | None = None
+    # recovery (see docs/architecture.md, "Recovery semantics"): failed attempts of the
+    # current series count against ``max_attempts`` across resumes; a failure let through
+    # by ``continue_on_error`` is done
+    failed_attempts: int = 0
+    continued: bool = False
     lines: int = 0
     process_groups: list[tuple[str, int]] = field(default_factory=list)  # (host, pgid)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL))

@@ -99,6 +99,8 @@ MIGRATIONS: list[Migration] = [
     _statements(RUNS_EVENTS_SIGNALS),  # v1: runs, events, signals (the store before versions)
     _statements(ALERT_GROUPS),  # v2: the Alertmanager intake's alert groups
     _add_column("events", "hash", "TEXT"),  # v3: events hash-chained (tamper evidence)
+    _add_column("runs", "owner", "TEXT"),  # v4: the claim (one runner per run) ...
+    _add_column("runs", "lease_until", "REAL"),  # v5: ... and its lease
 ]
 
 

@@ -272,7 +272,8 @@ def _run_resumed(s: RunState, event: Event, p: RunResumed) -> None:
     s.status = RunStatus.RUNNING
     s.finished_at = None
     s.error = None
-    s.paused = False
+    if s.paused:  # a pause outlives a crash: the run waits for an unpause
+        s.status = RunStatus.PAUSED
     if s.persona and s.persona in s.personas:  # it holds the run again
         s.personas[s.persona].since = event.ts
 
@@ -333,6 +334,9 @@ def _stage_skipped(s: RunState, event: Event, p: StageSkipped) -> None:
 
 def _step_started(s: RunState, event: Event, p: StepStarted) -> None:
     step = s._step(event)
+    if step.status not in (StepStatus.RUNNING, StepStatus.INTERRUPTED):
+        step.failed_attempts = 0  # a new series (first run, or again after it finished)
+        step.continued = False
     step.status = StepStatus.RUNNING
     step.attempts = p.attempt or step.attempts + 1
     step.started_at = step.started_at or event.ts
@@ -361,6 +365,7 @@ def _step_retry(s: RunState, event: Event, p: StepRetry) -> None:
     step.error = p.error
     step.next_retry_at = event.ts + p.delay
     _close_attempt(step, event.ts)
+    step.failed_attempts += 1
 
 
 def _step_finished(s: RunState, event: Event, p: StepFinished) -> None:
@@ -371,6 +376,7 @@ def _step_finished(s: RunState, event: Event, p: StepFinished) -> None:
     step.via = p.via
     step.finished_at = event.ts
     _close_attempt(step, event.ts)
+    step.continued = p.status == StepStatus.FAILED and bool(p.continue_on_error)
     if p.attempt is not None:
         step.attempts = p.attempt
     if s.keep_log and p.error and p.status != StepStatus.SUCCEEDED:

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.journal import schema
 from quarterdeck.core.journal.events import Event
-from quarterdeck.core.journal.statuses import RUN_ACTIVE, RunStatus
+from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE, RunStatus
 from quarterdeck.core.journal.store_errors import GuardedConnection, StoreError
 
 SIGNAL_KINDS = frozenset(
@@ -41,6 +41,36 @@ SIGNAL_KINDS = frozenset(
     }  # incident rows are written consumed (quarterdeck.core.incidents.record.record)
 )
 HEARTBEAT_STALE_SECONDS = 30.0
+LEASE_SECONDS = HEARTBEAT_STALE_SECONDS  # a runner renews it every few seconds
+
+
+class ClaimLost(Exception):
+    """This runner no longer owns the run: it must stop acting at once."""
+
+
+def _claim_refusal(
+    run_id: str,
+    owner: str,
+    status: str,
+    pid: int | None,
+    host: str,
+    heartbeat: float | None,
+    current: str | None,
+    lease_until: float | None,
+) -> str | None:
+    """Why ``owner`` may not take ``run_id`` over, or None when it may."""
+    if status in RUN_DONE:
+        return f"run {run_id} is {status}; there is nothing to resume"
+    if current == owner or status not in RUN_ACTIVE:
+        return None  # ended (interrupted, failed, rejected): its runner is done with it
+    if host == socket.gethostname() and pid is not None:
+        alive = pid == os.getpid() or _pid_alive(pid)  # a runner in this very process lives
+    else:
+        until = lease_until or ((heartbeat or 0.0) + HEARTBEAT_STALE_SECONDS)
+        alive = time.time() < until
+    if not alive:
+        return None
+    return f"run {run_id} is already being run by pid {pid} on {host} ({status}); not resuming it"
 
 
 # -- tamper evidence (schema) ---------------------------------------------------------------
@@ -255,11 +285,12 @@ class Store:
         inputs: dict[str, Any],
         started_by: str,
         started_at: float,
+        owner: str | None = None,
     ) -> None:
         self.conn.execute(
             "INSERT INTO runs (id, workflow, title, workflow_path, definition, workdir, status,"
-            " started_at, inputs, started_by, pid, host, heartbeat)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+            " started_at, inputs, started_by, pid, host, heartbeat, owner, lease_until)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 workflow,
@@ -273,19 +304,93 @@ class Store:
                 os.getpid(),
                 socket.gethostname(),
                 time.time(),
+                owner,
+                time.time() + LEASE_SECONDS,
             ),
         )
 
-    def claim_run(self, run_id: str) -> None:
-        """Mark this process as the one executing ``run_id`` (on resume)."""
-        self.conn.execute(
-            "UPDATE runs SET pid = ?, host = ?, heartbeat = ?, status = 'running',"
-            " finished_at = NULL WHERE id = ?",
-            (os.getpid(), socket.gethostname(), time.time(), run_id),
-        )
+    # claims (issue 12: one runner per run) ----------------------------------------------
 
-    def heartbeat(self, run_id: str) -> None:
-        self.conn.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
+    def claim_run(self, run_id: str, owner: str) -> None:
+        """Make ``owner`` the one runner of ``run_id``: a compare-and-swap in one transaction.
+
+        Refused (:class:`InvalidInput`, exit 2) while another owner lives: on this host
+        its pid is alive, on another its lease has not expired. A finished run has nothing
+        to resume. ``BEGIN IMMEDIATE`` takes the write lock before reading, so two
+        resumers are serialized and the second sees the first's claim.
+        """
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.conn.execute(
+                "SELECT status, pid, host, heartbeat, owner, lease_until FROM runs WHERE id = ?",
+                (run_id,),
+            ).fetchone()
+            if row is None:
+                raise InvalidInput(f"no run {run_id!r} in {self.path}")
+            why = _claim_refusal(run_id, owner, *row)
+            if why is not None:
+                raise InvalidInput(
+                    why, hint=f"watch it with `quarterdeck attach {run_id}`, or stop it first"
+                )
+            now = time.time()
+            self.conn.execute(
+                "UPDATE runs SET pid = ?, host = ?, heartbeat = ?, owner = ?, lease_until = ?,"
+                " status = 'running', finished_at = NULL WHERE id = ?",
+                (os.getpid(), socket.gethostname(), now, owner, now + LEASE_SECONDS, run_id),
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def commit_batch(
+        self,
+        run_id: str,
+        owner: str | None,
+        events: Sequence[Event],
+        ops: Sequence[Callable[[Store], object]] = (),
+    ) -> None:
+        """Commit events and the row updates that go with them, fenced by the claim.
+
+        One ``BEGIN IMMEDIATE`` transaction: when ``owner`` no longer holds the run (another
+        runner took it over) nothing is written and :class:`ClaimLost` is raised.
+        """
+        self.check_file()
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            if owner is not None:
+                current = self.owner_of(run_id)
+                if current is not None and current != owner:
+                    raise ClaimLost(f"run {run_id} was taken over by another runner ({current})")
+            if events:  # chained inside the transaction: the head read is the last written
+                self.conn.executemany(
+                    "INSERT INTO events (run_id, seq, ts, type, stage, step, data, hash)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    self._chained(events),
+                )
+            for op in ops:
+                op(self)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def owner_of(self, run_id: str) -> str | None:
+        row = self.conn.execute("SELECT owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def heartbeat(self, run_id: str, owner: str | None = None) -> bool:
+        """Renew the lease; False when ``owner`` no longer holds the run (taken over)."""
+        now = time.time()
+        if owner is None:
+            self.conn.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (now, run_id))
+            return True
+        cur = self.conn.execute(
+            "UPDATE runs SET heartbeat = ?, lease_until = ? WHERE id = ? AND owner = ?",
+            (now, now + LEASE_SECONDS, run_id, owner),
+        )
+        return cur.rowcount == 1
 
     def set_status(self, run_id: str, status: RunStatus, finished_at: float | None = None) -> None:
         self.conn.execute(

@@ -173,6 +173,9 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
     if json_out:
         sys.stdout.write(json.dumps(state.to_json(), indent=2, default=str) + "\n")
         sys.stdout.flush()
+    journal_error = getattr(runner, "journal_error", None)
+    if journal_error:  # said even with --json: the journal stopped, the run did not end
+        err(f"error: {journal_error}")
     if not json_out:
         err(f"run {state.id}: {state.status}")
     return int(runner.exit_code if runner.exit_code is not None else exit_code_for(state.status))
