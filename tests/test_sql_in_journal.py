@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "tui", "screens", "personas", "workflows")
 SQL = re.compile(
     r"\.(execute|executemany|executescript)\(|[\"'](SELECT|INSERT INTO|UPDATE \w+ SET|"
-    r"DELETE FROM|CREATE TABLE|BEGIN)\b"
+    r"DELETE FROM|CREATE TABLE|BEGIN(?: IMMEDIATE| EXCLUSIVE| DEFERRED| TRANSACTION)?[\"'])"
 )
 
 

@@ -64,10 +64,19 @@ def retry_seconds() -> float:
         return RETRY_SECONDS
 
 
+# SQLite's extended error names that may pass: another process's lock, a full disk that
+# someone frees, a transient I/O error. Damage (SQLITE_CORRUPT, SQLITE_NOTADB), a read-only
+# store and a file deleted or replaced under the run never pass: stop at once.
+_PASSING = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_PROTOCOL")
+
+
 def _retryable(exc: BaseException) -> bool:
     """A lock, a busy store, a full disk or an I/O error may pass; damage does not."""
     if isinstance(exc, OSError):
         return True
+    kind = getattr(exc, "kind", None) or getattr(exc, "sqlite_errorname", None)
+    if kind:
+        return str(kind).startswith(_PASSING)
     if isinstance(exc, sqlite3.OperationalError):
         return "readonly" not in str(exc)
     return False
@@ -255,7 +264,7 @@ class JournalWriter:
         while True:
             try:
                 store = Store(self.store.path)
-                store.conn.execute(f"PRAGMA busy_timeout={ATTEMPT_BUSY_MS}")
+                store.set_busy_timeout(ATTEMPT_BUSY_MS)
                 return store
             except Exception as exc:
                 if time.monotonic() + delay > deadline:

@@ -262,6 +262,11 @@ class Store:
             kind="replaced",
         )
 
+    def set_busy_timeout(self, ms: int) -> None:
+        """How long a statement waits for another process's write lock (the writer thread
+        waits briefly per attempt and retries the whole batch itself)."""
+        self.conn.execute(f"PRAGMA busy_timeout={int(ms)}")
+
     def close(self) -> None:
         self.conn.close()
 

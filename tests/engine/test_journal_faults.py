@@ -237,3 +237,21 @@ def _only_run(db: Path) -> str:
         return str(conn.execute("SELECT id FROM runs").fetchone()[0])
     finally:
         conn.close()
+
+
+def test_damage_and_a_replaced_file_are_not_retried_a_lock_and_a_full_disk_are() -> None:
+    """A batch is retried only while its cause may pass; a damaged store or a journal file
+    replaced under the run stops it at once instead of after the whole retry window."""
+    from quarterdeck.core.engine.journal_writer import _retryable
+    from quarterdeck.core.journal.store_errors import StoreError
+
+    def error(kind: str) -> StoreError:
+        return StoreError("the store failed", path="qd.db", kind=kind)
+
+    assert not _retryable(error("SQLITE_CORRUPT"))
+    assert not _retryable(error("SQLITE_NOTADB"))
+    assert not _retryable(error("SQLITE_READONLY"))
+    assert not _retryable(error("replaced"))
+    assert _retryable(error("SQLITE_BUSY"))
+    assert _retryable(error("SQLITE_FULL"))
+    assert _retryable(error("SQLITE_IOERR_WRITE"))
