@@ -84,6 +84,8 @@ def new_runner(
 
 def _alert_title(alert: Any) -> str | None:
     """A run started from an alert (the listener, Home, the CLI) is titled by it."""
+    if not alert:
+        return None
     import json
 
     from quarterdeck.core.incidents.model import alert_title

@@ -64,7 +64,8 @@ def test_validating_a_workflow_of_builtins_imports_no_other_action_module(
 
 def test_a_headless_run_of_builtins_imports_no_ssh_git_http_or_rich(tmp_path: Path) -> None:
     """The whole command, not only validation: launch-time checks and reports included;
-    a log that is not a terminal gets plain lines, without loading rich."""
+    a log that is not a terminal gets plain lines, without loading rich; metrics and
+    reports load only when asked for."""
     wf = tmp_path / "wf.yaml"
     wf.write_text(
         "name: builtins-only\nstages:\n  - id: s\n    steps:\n"
@@ -79,7 +80,8 @@ def test_a_headless_run_of_builtins_imports_no_ssh_git_http_or_rich(tmp_path: Pa
             runpy.run_module("quarterdeck.tui.cli", run_name="__main__")
         except SystemExit as exc:
             code = exc.code
-        heavy = ["asyncssh", "git", "cryptography", "httpx", "rich", "textual"]
+        heavy = ["asyncssh", "git", "cryptography", "httpx", "rich", "textual",
+                 "prometheus_client", "xml.etree.ElementTree"]
         print(json.dumps({{"code": code, "heavy": [m for m in heavy if m in sys.modules]}}))
         """
     )
