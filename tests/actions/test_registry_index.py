@@ -91,3 +91,25 @@ def test_a_headless_run_of_builtins_imports_no_ssh_git_http_or_rich(tmp_path: Pa
     ).stdout
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen == {"code": 0, "heavy": []}
+
+
+def test_runs_and_show_read_the_store_without_the_engine(tmp_path: Path) -> None:
+    """`runs` and `show` only read the journal: no Jinja2, YAML loader or runner (typer
+    itself loads pydantic)."""
+    probe = textwrap.dedent(
+        f"""
+        import json, runpy, sys
+        sys.argv = ["quarterdeck", "runs", "--json", "--store", {str(tmp_path / "qd.db")!r}]
+        try:
+            runpy.run_module("quarterdeck.tui.cli", run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code
+        heavy = ["jinja2", "yaml", "quarterdeck.core.engine.runner", "rich", "textual"]
+        print(json.dumps({{"code": code, "heavy": [m for m in heavy if m in sys.modules]}}))
+        """
+    )
+    env = {**os.environ, "QUARTERDECK_HOME": str(tmp_path / "home")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == {"code": 0, "heavy": []}
