@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quarterdeck.core.definition.loader import load_yaml, parse_model, read_text
 from quarterdeck.core.identity import ci_actor, local_identity
+from quarterdeck.core.locations import config_home, project_dir
 
 
 class _Section(BaseModel):
@@ -95,40 +96,6 @@ class Settings(_Section):
     output_journal_cap: int = Field(
         default=1024 * 1024, ge=1024, description="Bytes of a step's output journaled"
     )
-
-
-def _xdg(var: str, fallback: str) -> Path:
-    value = os.environ.get(var)
-    return Path(value) if value else Path.home() / fallback
-
-
-def state_home() -> Path:
-    """``$QUARTERDECK_HOME``, else ``$XDG_STATE_HOME/quarterdeck``."""
-    explicit = os.environ.get("QUARTERDECK_HOME")
-    if explicit:
-        return Path(explicit)
-    return _xdg("XDG_STATE_HOME", ".local/state") / "quarterdeck"
-
-
-def config_home() -> Path:
-    """``$QUARTERDECK_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/quarterdeck``."""
-    explicit = os.environ.get("QUARTERDECK_CONFIG_DIR")
-    if explicit:
-        return Path(explicit)
-    return _xdg("XDG_CONFIG_HOME", ".config") / "quarterdeck"
-
-
-def project_dir(start: Path | None = None) -> Path | None:
-    """The nearest ``.quarterdeck`` directory at or above ``start`` (default: cwd)."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / ".quarterdeck").is_dir():
-            return candidate / ".quarterdeck"
-    return None
-
-
-def default_store() -> Path:
-    return state_home() / "quarterdeck.db"
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

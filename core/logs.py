@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from quarterdeck.core.config import state_home
+from quarterdeck.core.locations import state_home
 
 LOGGER = "quarterdeck"
 LOG_FILE = "quarterdeck.log"

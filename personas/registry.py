@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from quarterdeck.core.config import config_home, project_dir
 from quarterdeck.core.definition.loader import load_yaml, pydantic_problems, read_text
 from quarterdeck.core.errors import DefinitionError, Problem
+from quarterdeck.core.locations import config_home, project_dir
 
 BUNDLED_DIR = Path(__file__).parent
 

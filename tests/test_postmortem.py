@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 from quarterdeck.core.clock import FakeClock
-from quarterdeck.core.config import Settings, state_home
+from quarterdeck.core.config import Settings
 from quarterdeck.core.engine.runner import RunOptions
 from quarterdeck.core.incidents.postmortem import postmortem_path
 from quarterdeck.core.incidents.record import record
+from quarterdeck.core.locations import state_home
 from tests.helpers import cli, run_workflow
 from tests.servers import HTTPService, SSHKeys, SSHServer
 

@@ -9,18 +9,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quarterdeck.core.commands import cli_command
-from quarterdeck.core.config import Settings, default_store, load_settings
-from quarterdeck.core.definition.inputs import resolve_inputs
-from quarterdeck.core.definition.models import Workflow
-from quarterdeck.core.definition.validate import LoadedWorkflow, load_workflow, load_workflow_text
-from quarterdeck.core.engine.runner import Runner, RunOptions, Subscriber, new_owner
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.journal.state import RunState, fold
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE
 from quarterdeck.core.journal.store import Store
+from quarterdeck.core.locations import default_store
+
+if TYPE_CHECKING:  # the runner and the definition load only for commands that run one:
+    # `runs`, `show` and `attach` read the store and never pay for Jinja2 or the engine
+    from quarterdeck.core.config import Settings
+    from quarterdeck.core.definition.models import Workflow
+    from quarterdeck.core.definition.validate import LoadedWorkflow
+    from quarterdeck.core.engine.runner import Runner, RunOptions, Subscriber
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Context:
 
 
 def load_context(start: Path | None = None) -> Context:
+    from quarterdeck.core.config import load_settings
     from quarterdeck.personas.registry import load_catalog
 
     return Context(load_settings(start), load_catalog(start))
@@ -54,6 +58,7 @@ def open_store(url: str | None, *, readonly: bool = False) -> Store:
 
 
 def load(ref: str | Path, ctx: Context) -> LoadedWorkflow:
+    from quarterdeck.core.definition.validate import load_workflow
     from quarterdeck.workflows.catalog import resolve_workflow
 
     path = resolve_workflow(str(ref)) if not isinstance(ref, Path) else ref
@@ -68,6 +73,9 @@ def new_runner(
     options: RunOptions,
     subscribers: list[Subscriber] | None = None,
 ) -> Runner:
+    from quarterdeck.core.definition.inputs import resolve_inputs
+    from quarterdeck.core.engine.runner import Runner
+
     inputs = resolve_inputs(loaded.workflow, given, base=Path.cwd())
     if options.title is None:
         options.title = _alert_title(inputs.get("alert"))
@@ -84,6 +92,8 @@ def new_runner(
 
 def _alert_title(alert: Any) -> str | None:
     """A run started from an alert (the listener, Home, the CLI) is titled by it."""
+    if not alert:
+        return None
     import json
 
     from quarterdeck.core.incidents.model import alert_title
@@ -123,6 +133,10 @@ def resume_runner(
     subscribers: list[Subscriber] | None = None,
 ) -> Runner:
     """A runner that continues ``run_ref`` from its journal."""
+    from quarterdeck.core.definition.inputs import resolve_inputs
+    from quarterdeck.core.definition.validate import load_workflow_text
+    from quarterdeck.core.engine.runner import Runner, new_owner
+
     row = store.get_run(run_ref)
     if row.status in RUN_ACTIVE:
         raise InvalidInput(

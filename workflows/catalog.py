@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from quarterdeck.core.config import config_home, project_dir
 from quarterdeck.core.definition.loader import did_you_mean, load_yaml, read_text
 from quarterdeck.core.errors import DefinitionError, InvalidInput
+from quarterdeck.core.locations import config_home, project_dir
 
 BUNDLED_DIR = Path(__file__).parent
 

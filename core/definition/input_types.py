@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import meta
 from pydantic import ValidationError
 
-from quarterdeck.core.actions.base import get_action, load_builtin_actions
+from quarterdeck.core.actions.base import get_action
 from quarterdeck.core.definition.expressions import evaluate, is_template, render
 from quarterdeck.core.definition.models import Workflow
 from quarterdeck.core.errors import QuarterdeckError
@@ -69,10 +69,6 @@ def input_problems(
 ) -> dict[str, str]:
     """``{input: message}`` for inputs whose value a parameter they feed refuses (the first
     problem per input). ``only`` limits the check to parameters fed by that input."""
-    try:
-        load_builtin_actions()
-    except QuarterdeckError:
-        return {}
     problems: dict[str, str] = {}
     scope = {"inputs": dict(values)}
     for stage, step in workflow.all_steps():

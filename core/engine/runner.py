@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from quarterdeck.core.actions.process_groups import in_flight_groups, reap
-from quarterdeck.core.config import Settings, state_home
+from quarterdeck.core.config import Settings
 from quarterdeck.core.credentials import (
     KNOWN_CREDENTIAL_VARS,
     credential_values,
@@ -74,6 +74,7 @@ from quarterdeck.core.journal.statuses import (
     StepStatus,
 )
 from quarterdeck.core.journal.store import Store
+from quarterdeck.core.locations import state_home
 from quarterdeck.core.observability.redact import Redactor
 from quarterdeck.core.policy.budget import BudgetLedger
 

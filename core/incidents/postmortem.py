@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quarterdeck.core.config import Settings, state_home
+from quarterdeck.core.config import Settings
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.incidents.model import ROLE_TITLES, ROLES, Incident
 from quarterdeck.core.incidents.read import incident_signals, is_incident_run, load
@@ -22,6 +22,7 @@ from quarterdeck.core.incidents.severity import severity_name
 from quarterdeck.core.journal.state import RunState, fold
 from quarterdeck.core.journal.statuses import APPROVAL_DECIDED, StepStatus
 from quarterdeck.core.journal.store import Store
+from quarterdeck.core.locations import state_home
 
 FOLLOW_UP_PREFIXES = ("follow-up:", "followup:", "todo:", "action:")
 

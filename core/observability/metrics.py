@@ -17,11 +17,11 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
-from prometheus_client.exposition import start_http_server
+if TYPE_CHECKING:  # prometheus_client loads when metrics are asked for, not on every run
+    from prometheus_client import CollectorRegistry
 
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.journal.events import (
@@ -63,6 +63,8 @@ class RunMetrics:
     def __init__(
         self, namespace: str = DEFAULT_NAMESPACE, registry: CollectorRegistry | None = None
     ) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.namespace = namespace or DEFAULT_NAMESPACE
         self.registry = registry if registry is not None else CollectorRegistry()
         ns, reg = self.namespace, self.registry
@@ -233,6 +235,8 @@ class MetricsServer:
     """``/metrics`` over HTTP on a background thread; :meth:`close` stops it."""
 
     def __init__(self, registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0):
+        from prometheus_client.exposition import start_http_server
+
         try:
             self._httpd, self._thread = start_http_server(port, addr=host, registry=registry)
         except OSError as exc:
@@ -267,6 +271,8 @@ def check_gateway_url(url: str) -> str:
 
 def push(registry: CollectorRegistry, gateway: str, workflow: str, job: str) -> None:
     """Push every series once, grouped by workflow (no run id: the group is replaced)."""
+    from prometheus_client import push_to_gateway
+
     push_to_gateway(
         check_gateway_url(gateway),
         job=job,

@@ -8,6 +8,7 @@ import its module.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -59,3 +60,56 @@ def test_validating_a_workflow_of_builtins_imports_no_other_action_module(
     assert [m for m in seen["actions"] if m in ACTION_MODULES] == [
         "quarterdeck.core.actions.builtin"
     ]
+
+
+def test_a_headless_run_of_builtins_imports_no_ssh_git_http_or_rich(tmp_path: Path) -> None:
+    """The whole command, not only validation: launch-time checks and reports included;
+    a log that is not a terminal gets plain lines, without loading rich; metrics and
+    reports load only when asked for."""
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: builtins-only\nstages:\n  - id: s\n    steps:\n"
+        "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
+    )
+    probe = textwrap.dedent(
+        f"""
+        import json, runpy, sys
+        sys.argv = ["quarterdeck", "run", "--headless", {str(wf)!r},
+                    "--store", {str(tmp_path / "qd.db")!r}]
+        try:
+            runpy.run_module("quarterdeck.tui.cli", run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code
+        heavy = ["asyncssh", "git", "cryptography", "httpx", "rich", "textual",
+                 "prometheus_client", "xml.etree.ElementTree"]
+        print(json.dumps({{"code": code, "heavy": [m for m in heavy if m in sys.modules]}}))
+        """
+    )
+    env = {**os.environ, "QUARTERDECK_HOME": str(tmp_path / "home")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen == {"code": 0, "heavy": []}
+
+
+def test_runs_and_show_read_the_store_without_the_engine(tmp_path: Path) -> None:
+    """`runs` and `show` only read the journal: no Jinja2, YAML loader or runner (typer
+    itself loads pydantic)."""
+    probe = textwrap.dedent(
+        f"""
+        import json, runpy, sys
+        sys.argv = ["quarterdeck", "runs", "--json", "--store", {str(tmp_path / "qd.db")!r}]
+        try:
+            runpy.run_module("quarterdeck.tui.cli", run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code
+        heavy = ["jinja2", "yaml", "quarterdeck.core.engine.runner", "rich", "textual"]
+        print(json.dumps({{"code": code, "heavy": [m for m in heavy if m in sys.modules]}}))
+        """
+    )
+    env = {**os.environ, "QUARTERDECK_HOME": str(tmp_path / "home")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == {"code": 0, "heavy": []}

@@ -336,8 +336,6 @@ class HeadlessExtras:
 
     def finish(self, runner: Any, state: Any) -> None:
         """After the run: reports, the step summary, exporting spans, closing files."""
-        from quarterdeck.core.observability.reports import summary_md, write_reports
-
         if self._github is not None:
             self._github.close()
 
@@ -347,6 +345,8 @@ class HeadlessExtras:
         if self._events_file is not None:
             self._events_file.close()
         if self.report_dir:
+            from quarterdeck.core.observability.reports import write_reports
+
             directory = Path(self.report_dir.replace("{run}", state.id)).expanduser()
             try:
                 events = runner.store.events(state.id)
@@ -356,6 +356,8 @@ class HeadlessExtras:
                 _narrate(f"error: cannot write reports to {directory}: {exc.strerror or exc}")
         summary_file = self.environ.get("GITHUB_STEP_SUMMARY")
         if github_actions_enabled(self.environ) and summary_file:
+            from quarterdeck.core.observability.reports import summary_md
+
             try:
                 if events is None:
                     events = runner.store.events(state.id)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported where it draws: a plain CI log never loads it
+    from rich.console import Console, Group
 
 from quarterdeck.core.commands import cli_command
 from quarterdeck.core.durations import format_duration
@@ -48,6 +46,13 @@ from quarterdeck.core.journal.events import (
 )
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.statuses import StepStatus, look
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or file-like stream without a tty
+        return False
 
 
 def _ts(ts: float) -> str:
@@ -149,16 +154,34 @@ class PlainRenderer:
         self.store = store
         self.stream = stream or sys.stderr
         self.show_output = show_output
-        # colour=False must win over FORCE_COLOR in the environment (rich reads it too):
-        # not a terminal means no escape sequences at all, not even bold
-        self.console = Console(
-            file=self.stream,
-            highlight=False,
-            soft_wrap=True,
-            force_terminal=color,
-            color_system=None if color is False else "auto",
-            no_color=(color is False) or None,
-        )
+        # Styling only when asked for (FORCE_COLOR) or on a terminal: everywhere else (CI
+        # logs, files, pipes) lines are plain f-strings written straight to the stream,
+        # which costs a fraction of a rich Text and Console.print per event.
+        styled = color if color is not None else _isatty(self.stream)
+        self.console: Console | None = None
+        if styled:
+            from rich.console import Console
+
+            self.console = Console(
+                file=self.stream,
+                highlight=False,
+                soft_wrap=True,
+                force_terminal=True if color else None,
+                color_system="auto",
+            )
+
+    def _write(self, lines: list[str], style: str | None = None) -> None:
+        if self.console is None:
+            self.stream.write("".join(f"{line}\n" for line in lines))
+        else:
+            from rich.text import Text
+
+            for i, line in enumerate(lines):
+                text = Text(line)
+                if style and i == 0:
+                    text.stylize(style)
+                self.console.print(text)
+        self.stream.flush()
 
     def prefix(self, event: Event) -> str:
         stage = event.stage or "-"
@@ -176,9 +199,7 @@ class PlainRenderer:
             out = StepOutput.of(event)
             prefix = self.prefix(event)
             mark = "!" if out.stream == "stderr" else "|"
-            for line in out.lines:
-                self.console.print(Text(f"{prefix} {mark} {line}"))
-            self.stream.flush()
+            self._write([f"{prefix} {mark} {line}" for line in out.lines])
             return
         message = describe(event, self.state, self.store)
         if message is None:
@@ -186,12 +207,12 @@ class PlainRenderer:
         p = event.payload()
         status = p.status if isinstance(p, (RunFinished, StageFinished, StepFinished)) else None
         style = look(status).style if status is not None else None
-        for i, line in enumerate(message.splitlines()):
-            text = Text(f"{self.prefix(event)} {line}" if i == 0 else f"{' ' * 21}{line}")
-            if style and i == 0:
-                text.stylize(style)
-            self.console.print(text)
-        self.stream.flush()
+        lines = message.splitlines()
+        head = self.prefix(event)
+        self._write(
+            [f"{head} {line}" if i == 0 else f"{' ' * 21}{line}" for i, line in enumerate(lines)],
+            style,
+        )
 
 
 class LiveRenderer:
@@ -200,6 +221,9 @@ class LiveRenderer:
     def __init__(
         self, state: RunState, console: Console | None = None, store: Path | None = None
     ) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
         self.state = state
         self.store = store
         self.console = console or Console(stderr=True)
@@ -243,6 +267,10 @@ class LiveRenderer:
         self.live.update(self.render())
 
     def render(self) -> Group:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
         s = self.state
         head = Text()
         head.append(f"{s.workflow or '…'} ", style="bold")
