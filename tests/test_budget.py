@@ -91,6 +91,28 @@ async def test_approve_outside_a_run_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
+async def test_the_budget_gates_printed_command_names_the_run_and_its_store(
+    tmp_path: Path,
+) -> None:
+    """Pasted into another shell, the command must find the run: its real id and its
+    store; no ``--as NAME`` placeholder (the approver is the OS account)."""
+
+    async def approve(gate: str) -> str:
+        return "approved"
+
+    store = tmp_path / "elsewhere.db"
+    ledger = BudgetLedger(None, catalog(p=None), await_gate=approve, run_id="rel-7", store=store)
+    ctx, events = ctx_with_events(tmp_path)
+    await ledger.reserve(ctx, "p", 150)
+    (requested,) = [data for type_, data in events if type_ == "approval.requested"]
+    # (the tests' config dir is not a fresh shell's, so it leads the command)
+    assert requested["command"].endswith(
+        f" quarterdeck approve rel-7 budget-p-1 --store {store.resolve()}"
+    )
+    assert "--as" not in requested["command"]
+
+
+@pytest.mark.asyncio
 async def test_a_ledger_starts_from_the_journal(tmp_path: Path) -> None:
     journal = [
         Event(

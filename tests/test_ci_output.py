@@ -360,3 +360,47 @@ def test_step_summary_never_exceeds_the_cap(tmp_path: Path) -> None:
     assert path.stat().st_size <= 1000
     assert written == path.stat().st_size - 900
     path.read_bytes().decode("utf-8")  # never cut inside a character
+
+
+def test_interrupted_runs_annotation_resume_hint_carries_the_store(tmp_path: Path) -> None:
+    """The ``::warning`` a GitHub job shows for an interrupted run is pasted into another
+    shell: it must name the run's store, or ``resume`` looks in the default one."""
+    import signal
+
+    wf = write_workflow(
+        tmp_path,
+        "name: long\nstages:\n  - id: s\n    steps:\n      - id: sleepy\n"
+        '        uses: shell\n        with: {run: "sleep 60"}\n',
+    )
+    store = tmp_path / "qd.db"
+    env = {**os.environ, "GITHUB_ACTIONS": "true", "CI": "true"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "quarterdeck.tui.cli",
+            "run",
+            str(wf),
+            "--events",
+            "-",
+            "--store",
+            str(store),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    run_id = None
+    for line in proc.stdout:  # bounded: the run cannot end by itself within the test
+        event = json.loads(line)
+        run_id = event["run_id"]
+        if event["type"] == "step.started" and event["step"] == "sleepy":
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    (warning,) = [ln for ln in err.splitlines() if ln.startswith("::warning title=long%3A run")]
+    assert f" quarterdeck resume {run_id} --store {store.resolve()}`" in warning

@@ -209,6 +209,7 @@ class Runner:
             default_policy=self.settings.budget_policy,
             await_gate=self.await_budget_gate,
             run_id=self.run_id,
+            store=store.path,
         )
 
     def _redactor(self) -> Redactor:

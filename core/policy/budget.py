@@ -23,8 +23,10 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import NonRetryableError
 from quarterdeck.core.journal.events import ApprovalRequested, Budget, BudgetOutcome, TokensUsed
 from quarterdeck.core.journal.payload import Payload
@@ -85,6 +87,7 @@ class BudgetLedger:
         default_policy: str | None = None,
         await_gate: GateWaiter | None = None,
         run_id: str = "",
+        store: Path | str | None = None,
     ) -> None:
         self._state = state
         self._personas = personas
@@ -92,6 +95,7 @@ class BudgetLedger:
         self._default_policy = default_policy if default_policy in POLICIES else None
         self._await_gate = await_gate
         self._run_id = run_id
+        self._store = store  # the journal's path, so the printed approve command finds it
         self._accounts: dict[str, _Account] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._gates: dict[str, int] = {}
@@ -243,7 +247,9 @@ class BudgetLedger:
                         "budget": acct.budget,
                         "step": ctx.step_id,
                     },
-                    command=f"quarterdeck approve {self._run_id or ctx.run_id} {gate} --as NAME",
+                    command=cli_command(
+                        "approve", self._run_id or ctx.run_id, gate, store=self._store
+                    ),
                 ),
             )
             ctx.log(f"budget: waiting for approval {gate}: {prompt}", "stderr")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.journal.events import (
     ApprovalRefused,
@@ -73,8 +74,15 @@ def github_actions_enabled(environ: Mapping[str, str] | None = None) -> bool:
 class GitHubActions:
     """Groups and annotations for the GitHub Actions log; never blocks, never raises."""
 
-    def __init__(self, stream: IO[str] | None = None, *, limit: int = ANNOTATION_LIMIT) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        limit: int = ANNOTATION_LIMIT,
+        store: Path | str | None = None,
+    ) -> None:
         self.stream = stream or sys.stderr
+        self.store = store  # the journal's path: the resume hint must work as printed
         self.limit = limit
         self.counts = {"error": 0, "warning": 0}
         self.dropped = {"error": 0, "warning": 0}
@@ -174,7 +182,8 @@ class GitHubActions:
                 self.annotate(
                     "warning",
                     f"{self.workflow}: run interrupted",
-                    f"{p.reason}; resume with `quarterdeck resume {event.run_id}`",
+                    f"{p.reason}; resume with "
+                    f"`{cli_command('resume', event.run_id, store=self.store)}`",
                 )
             for level, count in self.dropped.items():
                 if count:
@@ -324,7 +333,7 @@ class HeadlessExtras:
             )
         if github_actions_enabled(self.environ):
             # before the narration renderer, so a stage's group opens above its lines
-            self._github = GitHubActions()
+            self._github = GitHubActions(store=runner.store.path)
             runner.subscribers.insert(0, self._github)
         if self._provider is not None:
             from quarterdeck.core.observability.tracing import TracingSubscriber
