@@ -45,3 +45,22 @@ def cli_command(verb: str, *args: str, store: Path | str | None = None) -> str:
     if config and not _same(Path(config), _xdg("XDG_CONFIG_HOME", ".config") / "quarterdeck"):
         prefix = f"QUARTERDECK_CONFIG_DIR={shlex.quote(str(Path(config).resolve()))} "
     return prefix + shlex.join(parts)
+
+
+def store_label(store: Path | str | None, width: int = 28) -> str | None:
+    """The store as a screen header shows it, or None when a fresh shell would find it
+    anyway (the default): the home directory as ``~``; past ``width`` the directories are
+    cut in the middle and the file name kept whole (``/tmp/…/qd.db``)."""
+    if store is None or str(store) in ("", ":memory:"):
+        return None
+    path = Path(store).expanduser().resolve()
+    if _same(path, _fresh_default_store()):
+        return None
+    text = str(path)
+    home = str(Path.home())
+    if text.startswith(home + os.sep):
+        text = "~" + text[len(home) :]
+    if len(text) <= width:
+        return text
+    head = max(0, width - len(path.name) - 2)
+    return text[:head] + "…/" + path.name

@@ -22,6 +22,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.widgets import Footer, Input, Tab, Tabs
 
+from quarterdeck.core.commands import store_label
 from quarterdeck.core.incidents.model import Incident, build
 from quarterdeck.core.incidents.record import record
 from quarterdeck.core.incidents.severity import parse_severity, severity_name
@@ -182,7 +183,7 @@ class WarRoomScreen(DeployActions):
         frame = self.host.frame()
         incident = self.incident
         self.query_one("#wr-banner", SeverityBanner).render_incident(
-            incident, self.run_id, self.actor
+            incident, self.run_id, self.actor, store_label(self.host.store_path)
         )
         self.query_one("#wr-clocks", Clocks).render_incident(incident, now)
         self.query_one("#wr-roles", RolesPanel).render_incident(incident, self.actor)

@@ -515,8 +515,9 @@ SNAP_SIZES = [(80, 24), (160, 48)]
 
 @pytest.mark.parametrize("size", SNAP_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_snapshot_sev1_mid_incident(
-    tmp_path: Path, snap_compare: Any, size: tuple[int, int]
+    tmp_path: Path, snap_compare: Any, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # the banner's store reads ~/qd.db on any machine
     db = tmp_path / "qd.db"
     mid_incident(db)
     assert os.path.exists(db)
@@ -526,8 +527,9 @@ def test_snapshot_sev1_mid_incident(
 
 @pytest.mark.parametrize("size", SNAP_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_snapshot_after_resolution(
-    tmp_path: Path, snap_compare: Any, size: tuple[int, int]
+    tmp_path: Path, snap_compare: Any, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # the banner's store reads ~/qd.db on any machine
     db = tmp_path / "qd.db"
     after_resolution(db)
     app = make_app(db, "alice", T0 + 50 * 60)

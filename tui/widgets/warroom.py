@@ -29,8 +29,10 @@ from quarterdeck.core.incidents.postmortem import affected_hosts
 from quarterdeck.core.incidents.severity import SEVERITIES
 from quarterdeck.core.journal.state import RunState, StepState
 from quarterdeck.core.journal.statuses import STEP_DONE, ApprovalStatus, GateStatus, StepStatus
-from quarterdeck.tui.widgets.status import glyph
+from quarterdeck.tui.widgets.status import elide_middle, glyph
 
+#: the alert's name and summary together; the run id and the store are never cut
+TITLE_WIDTH = 40
 SEVERITY_STYLE = {1: "$error", 2: "$warning", 3: "$accent", 4: "$primary", 5: "$primary"}
 _LIVE_POLL = re.compile(r"^\[(\d+)/(\d+)\] t=[\d.]+s (\S+) (\d+) ms (ok|FAIL)")
 
@@ -63,7 +65,11 @@ class SeverityBanner(_Pane):
     SeverityBanner.-resolved { background: $success 30%; }
     """
 
-    def render_incident(self, incident: Incident, run_id: str, actor: str) -> None:
+    def render_incident(
+        self, incident: Incident, run_id: str, actor: str, store: str | None = None
+    ) -> None:
+        """The run id and the store come right after the severity and are never cut (they
+        are what people paste to join); the title gives way, elided in the middle."""
         for level in SEVERITIES:
             self.set_class(incident.severity == level and not incident.resolved, f"-sev{level}")
         self.set_class(incident.resolved, "-resolved")
@@ -77,12 +83,14 @@ class SeverityBanner(_Pane):
         who = f"you: {escape(actor)}" + (
             f" ({', '.join(ROLE_TITLES[r].lower() for r in mine)})" if mine else ""
         )
+        what = elide_middle(str(what), TITLE_WIDTH)
+        summary = elide_middle(str(summary), max(0, TITLE_WIDTH - len(what))) if summary else ""
         parts = [
             f"[b reverse {style}] {incident.severity_label} [/]",
-            f"[b]{escape(str(what))}[/b]"
-            + (f" [$text-muted]— {escape(str(summary))}[/]" if summary else ""),
+            f"run {escape(run_id)}",
+            *([f"[$text-muted]store[/] {escape(store)}"] if store else []),
+            f"[b]{escape(what)}[/b]" + (f" [$text-muted]— {escape(summary)}[/]" if summary else ""),
             f"[b]{state}[/b]",
-            f"[$text-muted]run {escape(run_id)}[/]",
             who,
         ]
         alert = incident.alert_state
@@ -90,7 +98,7 @@ class SeverityBanner(_Pane):
             state, source = alert
             alert_style = "$success" if state == "resolved" else "$warning"
             said = "" if source == "alertmanager" else f" [$text-muted]({escape(source)})[/]"
-            parts.insert(3, f"[{alert_style}]alert {escape(state)}[/]{said}")
+            parts.insert(-1, f"[{alert_style}]alert {escape(state)}[/]{said}")
         self.show("  ".join(parts))
 
 
