@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Select, Static
 
 from quarterdeck.core.journal.statuses import RunStatus
 from quarterdeck.screens.host import CockpitHost, host_of
-from quarterdeck.tui.bindings import bindings
+from quarterdeck.tui.bindings import bindings, explain_unavailable
 from quarterdeck.tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
@@ -110,6 +110,10 @@ class HistoryScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return None if self.why_unavailable(action) else True
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action cannot apply now says why (Textual would ignore it)."""
+        explain_unavailable(self, event.key)
 
     @on(DataTable.RowSelected, "#history")
     def action_open(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from quarterdeck.screens.host import CockpitHost, host_of
-from quarterdeck.tui.bindings import bindings
+from quarterdeck.tui.bindings import bindings, explain_unavailable
 from quarterdeck.tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
@@ -200,6 +200,10 @@ class HomeScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return None if self.why_unavailable(action) else True
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action cannot apply now says why (Textual would ignore it)."""
+        explain_unavailable(self, event.key)
 
     @on(OptionList.OptionSelected, "#catalog")
     def _selected(self) -> None:

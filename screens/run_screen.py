@@ -21,6 +21,7 @@ from quarterdeck.core.commands import cli_command
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RunStatus
 from quarterdeck.screens.host import CockpitHost, host_of
+from quarterdeck.tui.bindings import explain_unavailable
 from quarterdeck.tui.tails import JournalTail, StoreTail, send_signal
 
 if TYPE_CHECKING:
@@ -148,11 +149,7 @@ class RunScreen(Screen[None]):
 
     def on_key(self, event: events.Key) -> None:
         """A key whose action cannot apply now says why (Textual would ignore it)."""
-        for binding in self._bindings.key_to_bindings.get(event.key, ()):
-            why = self.why_unavailable(binding.action)
-            if why is not None:
-                self.notify(why, title=f"{binding.description}: unavailable", severity="warning")
-                return
+        explain_unavailable(self, event.key)
 
     def _refuse(self, action: str) -> bool:
         why = self.why_unavailable(action)

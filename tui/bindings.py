@@ -10,6 +10,7 @@ the same reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual.binding import Binding
 
@@ -389,3 +390,21 @@ def bindings(scope: str) -> list[Binding | tuple[str, str] | tuple[str, str, str
         )
         for c in commands(scope)
     ]
+
+
+def explain_unavailable(screen: Any, key: str) -> bool:
+    """Toast why ``key``'s action cannot apply on ``screen`` (its ``why_unavailable``);
+    True when it did. Textual ignores a disabled binding silently, which looks broken.
+
+    Keys typed into a text field or a drop-down are theirs, not the screen's: skipped.
+    """
+    from textual.widgets import Input, Select, TextArea
+
+    if isinstance(screen.focused, (Input, Select, TextArea)):
+        return False
+    for binding in screen._bindings.key_to_bindings.get(key, ()):
+        why = screen.why_unavailable(binding.action)
+        if why is not None:
+            screen.notify(why, title=f"{binding.description}: unavailable", severity="warning")
+            return True
+    return False
