@@ -36,7 +36,7 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
 ) -> None:
     """Run history, newest first."""
-    from quarterdeck.core.durations import format_duration
+    from quarterdeck.core.durations import format_duration, run_duration
     from quarterdeck.tui.launch import open_store
 
     try:
@@ -46,14 +46,19 @@ def runs(
     except QuarterdeckError as exc:
         fail(exc)
     if json_out:
-        sys.stdout.write(json.dumps([r.summary() for r in rows], indent=2) + "\n")
+        now = time.time()
+        data = [
+            {**r.summary(), "duration": round(run_duration(r.started_at, r.finished_at, now), 3)}
+            for r in rows
+        ]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     if not rows:
         err("no runs yet: `quarterdeck run WORKFLOW` starts one")
         return
     for r in rows:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at))
-        duration = format_duration((r.finished_at or time.time()) - r.started_at)
+        duration = format_duration(run_duration(r.started_at, r.finished_at, time.time()))
         sys.stdout.write(
             f"{r.id}  {r.workflow:<22} {r.status:<12} {started}  {duration:>7}  {r.started_by}\n"
         )
@@ -66,6 +71,7 @@ def show(
     store: StoreOpt = None,
 ) -> None:
     """A run's status, timeline and evidence."""
+    from quarterdeck.core.durations import run_duration
     from quarterdeck.core.incidents.postmortem import for_show, show_json, show_text
     from quarterdeck.tui.headless.show import render_show
     from quarterdeck.tui.launch import open_store, read_state
@@ -75,15 +81,20 @@ def show(
         state = read_state(db, run_id)
         incident = for_show(db, state.id)
         _warn_unverified(db, state.id)
+        row = db.get_run(state.id)  # the duration every view shows (core/durations.py)
+        took = run_duration(row.started_at, row.finished_at, time.time())
     except QuarterdeckError as exc:
         fail(exc)
     if json_out:
         data = state.to_json()
+        data["duration"] = round(took, 3)
         if incident is not None:
             data["incident"] = show_json(incident)
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         return
-    sys.stdout.write(render_show(state) + (show_text(incident) if incident is not None else ""))
+    sys.stdout.write(
+        render_show(state, took) + (show_text(incident) if incident is not None else "")
+    )
 
 
 def _verification(db: Any, run_id: str) -> Any:

@@ -20,11 +20,14 @@ def _clock(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
-def render_show(state: RunState) -> str:
+def render_show(state: RunState, duration: float | None = None) -> str:
+    """``duration``: the run's (core/durations.run_duration, as Home and ``runs`` show it);
+    without it, the folded state's own start and end."""
+    took = duration if duration is not None else state.duration
     lines = [
         f"run {state.id}  {state.workflow}  {look(state.status).glyph} {state.status}",
         f"  started {_clock(state.started_at)} by {state.started_by or '?'}"
-        f"  finished {_clock(state.finished_at)}  ({format_duration(state.duration)})",
+        f"  finished {_clock(state.finished_at)}  ({format_duration(took)})",
     ]
     if state.inputs:
         lines.append("  inputs: " + ", ".join(f"{k}={v}" for k, v in state.inputs.items()))

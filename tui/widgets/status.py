@@ -15,7 +15,7 @@ from typing import Any
 from rich.text import Text
 from textual.markup import escape
 
-from quarterdeck.core.durations import format_duration
+from quarterdeck.core.durations import format_duration, run_duration
 from quarterdeck.core.journal.statuses import RunStatus, look
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -101,7 +101,7 @@ def fill_runs(
     The home screen's recent runs and the history screen show the same columns.
     """
     for row in rows:
-        took = format_duration((row.finished_at or now()) - row.started_at)
+        took = format_duration(run_duration(row.started_at, row.finished_at, now()))
         table.add_row(
             row.id,
             row.workflow,
