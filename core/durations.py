@@ -62,15 +62,3 @@ Duration = Annotated[
         }
     ),
 ]
-
-
-def run_duration(started_at: float, finished_at: float | None, now: float) -> float:
-    """A run's duration as every view shows it (Home, History, ``runs``, ``show``).
-
-    It measures wall-clock time from when the store recorded the run's start to when it
-    recorded its end (or ``now`` while the run goes on), read from the run's row in the
-    store, so no two views can disagree. It includes time paused and time waiting on an
-    approval; a step's duration (``StepState.active_time``) is its attempts' active time.
-    """
-    end = finished_at if finished_at is not None else now
-    return max(0.0, end - started_at)

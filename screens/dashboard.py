@@ -26,7 +26,7 @@ from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.widgets.log_panel import LogPanel
 from quarterdeck.tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPanel
 from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
-from quarterdeck.tui.widgets.status import badge, elide_middle, span
+from quarterdeck.tui.widgets.status import badge, elide_middle, run_took
 
 TITLE_WIDTH = 32
 ERROR_WIDTH = 60
@@ -152,7 +152,7 @@ class DashboardScreen(RunScreen):
         parts = [badge(s.status, self.host.frame()), escape(self.run_id), f"[b]{title}[/b]"]
         if s.started_by:
             parts.append(f"[$text-muted]by[/] {escape(s.started_by)}")
-        elapsed = span(s.started_at, s.finished_at, self.host.now)
+        elapsed = run_took(s, self.host.now)
         if elapsed:
             parts.append(elapsed)
         pending = s.pending_approval()

@@ -74,6 +74,7 @@ class HistoryScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="history")
     def reload(self) -> None:
+        from quarterdeck.core.journal.active import run_durations
         from quarterdeck.core.journal.store import Store
 
         workflow = self._value("#filter-workflow")
@@ -81,9 +82,12 @@ class HistoryScreen(Screen[None]):
         with Store(self.host.store_path) as store:
             rows = store.list_runs(limit=LIMIT, workflow=workflow, status=status)
             names = store.workflow_names()
-        self.app.call_from_thread(self._show, rows, names)
+            durations = run_durations(store, rows, self.host.now())
+        self.app.call_from_thread(self._show, rows, names, durations)
 
-    def _show(self, rows: list[RunRow], names: list[str]) -> None:
+    def _show(
+        self, rows: list[RunRow], names: list[str], durations: dict[str, float] | None = None
+    ) -> None:
         if names != self._workflows:
             self._workflows = names
             select = self.query_one("#filter-workflow", Select)
@@ -94,7 +98,7 @@ class HistoryScreen(Screen[None]):
         self.rows = rows
         table = self.query_one("#history", DataTable)
         table.clear()
-        fill_runs(table, rows, self.host.now, self.app.theme_variables)
+        fill_runs(table, rows, self.host.now, self.app.theme_variables, durations)
         self.query_one("#history-count", Static).update(
             f"[$text-muted]{len(rows)} run{'s' if len(rows) != 1 else ''}[/]"
         )

@@ -107,19 +107,28 @@ class HomeScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="home-load")
     def refresh_data(self) -> None:
+        from quarterdeck.core.journal.active import run_durations
         from quarterdeck.core.journal.store import Store
 
         entries = self.host.catalog()
         rows: list[RunRow] = []
+        durations: dict[str, float] = {}
         error = None
         try:
             with Store(self.host.store_path) as store:
                 rows = store.list_runs(limit=RECENT)
+                durations = run_durations(store, rows, self.host.now())
         except Exception as exc:  # an unreadable store still shows the catalog
             error = str(exc)
-        self.app.call_from_thread(self._show, entries, rows, error)
+        self.app.call_from_thread(self._show, entries, rows, error, durations)
 
-    def _show(self, entries: list[CatalogEntry], rows: list[RunRow], error: str | None) -> None:
+    def _show(
+        self,
+        entries: list[CatalogEntry],
+        rows: list[RunRow],
+        error: str | None,
+        durations: dict[str, float] | None = None,
+    ) -> None:
         catalog = self.query_one("#catalog", OptionList)
         highlighted = catalog.highlighted
         if [e.name for e in entries] != [e.name for e in self.entries]:
@@ -140,7 +149,7 @@ class HomeScreen(Screen[None]):
         self.rows = rows
         table = self.query_one("#recent", DataTable)
         table.clear()
-        fill_runs(table, rows, self.host.now, self.app.theme_variables)
+        fill_runs(table, rows, self.host.now, self.app.theme_variables, durations)
         if error:
             self.notify(error, title="cannot read the run history", severity="error")
 

@@ -69,6 +69,9 @@ from quarterdeck.core.journal.statuses import (
     StepStatus,
 )
 
+#: statuses in which a run stands still: not counted in its active time
+HELD = frozenset({RunStatus.PAUSED, RunStatus.WAITING, RunStatus.INTERRUPTED})
+
 __all__ = [
     "LOG_TAIL",
     "ApprovalState",
@@ -112,6 +115,10 @@ class RunState:
     log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=5000))
     log_total: int = 0  # lines ever appended to ``log`` (a viewer's "what is new" counter)
     keep_log: bool = False
+    # time the run stood still (paused, waiting on an approval, interrupted): closed spans
+    # summed, and when the open one began (core/journal/active.py)
+    held: float = 0.0
+    held_since: float | None = None
 
     @property
     def status(self) -> RunStatus:
@@ -157,10 +164,10 @@ class RunState:
 
     @property
     def duration(self) -> float | None:
+        """Active time (:meth:`active_time`) from the journal's own start and end."""
         if self.started_at is None:
             return None
-        end = self.finished_at if self.finished_at is not None else time.time()
-        return max(0.0, end - self.started_at)
+        return self.active_time(self.started_at, self.finished_at, time.time())
 
     # -- folding ----------------------------------------------------------------------
 
@@ -169,7 +176,26 @@ class RunState:
         self.last_seq = max(self.last_seq, event.seq)
         handler = _FOLD.get(event.type)
         if handler is not None:
+            was_held = self._status in HELD
             handler(self, event, event.payload())
+            now_held = self._status in HELD
+            if now_held and not was_held:
+                self.held_since = event.ts
+            elif was_held and not now_held and self.held_since is not None:
+                self.held += max(0.0, event.ts - self.held_since)
+                self.held_since = None
+
+    def active_time(self, started_at: float, finished_at: float | None, now: float) -> float:
+        """The run's duration as every view shows it (Home, History, ``runs``, ``show``):
+        wall-clock from ``started_at`` to ``finished_at`` (or ``now``) minus the time it
+        stood still — paused, waiting on an approval, interrupted until resumed. Retried
+        steps count as they ran (their back-off is active run time: the run was not held).
+        """
+        end = finished_at if finished_at is not None else now
+        held = self.held
+        if self.held_since is not None:
+            held += max(0.0, end - self.held_since)
+        return max(0.0, end - started_at - held)
 
     def _close_persona(self, ts: float) -> None:
         if self.persona and self.persona in self.personas:

@@ -36,21 +36,18 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
 ) -> None:
     """Run history, newest first."""
-    from quarterdeck.core.durations import format_duration, run_duration
+    from quarterdeck.core.durations import format_duration
+    from quarterdeck.core.journal.active import run_durations
     from quarterdeck.tui.launch import open_store
 
     try:
-        rows = open_store(store, readonly=True).list_runs(
-            limit=limit, workflow=workflow, status=status
-        )
+        db = open_store(store, readonly=True)
+        rows = db.list_runs(limit=limit, workflow=workflow, status=status)
+        took = run_durations(db, rows, time.time())
     except QuarterdeckError as exc:
         fail(exc)
     if json_out:
-        now = time.time()
-        data = [
-            {**r.summary(), "duration": round(run_duration(r.started_at, r.finished_at, now), 3)}
-            for r in rows
-        ]
+        data = [{**r.summary(), "duration": round(took[r.id], 3)} for r in rows]
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     if not rows:
@@ -58,7 +55,7 @@ def runs(
         return
     for r in rows:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at))
-        duration = format_duration(run_duration(r.started_at, r.finished_at, time.time()))
+        duration = format_duration(took[r.id])
         sys.stdout.write(
             f"{r.id}  {r.workflow:<22} {r.status:<12} {started}  {duration:>7}  {r.started_by}\n"
         )
@@ -71,7 +68,6 @@ def show(
     store: StoreOpt = None,
 ) -> None:
     """A run's status, timeline and evidence."""
-    from quarterdeck.core.durations import run_duration
     from quarterdeck.core.incidents.postmortem import for_show, show_json, show_text
     from quarterdeck.tui.headless.show import render_show
     from quarterdeck.tui.launch import open_store, read_state
@@ -81,8 +77,9 @@ def show(
         state = read_state(db, run_id)
         incident = for_show(db, state.id)
         _warn_unverified(db, state.id)
-        row = db.get_run(state.id)  # the duration every view shows (core/durations.py)
-        took = run_duration(row.started_at, row.finished_at, time.time())
+        # the duration every view shows: active time between the row's start and end
+        row = db.get_run(state.id)
+        took = state.active_time(row.started_at, row.finished_at, time.time())
     except QuarterdeckError as exc:
         fail(exc)
     if json_out:

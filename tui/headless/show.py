@@ -21,8 +21,9 @@ def _clock(ts: float | None) -> str:
 
 
 def render_show(state: RunState, duration: float | None = None) -> str:
-    """``duration``: the run's (core/durations.run_duration, as Home and ``runs`` show it);
-    without it, the folded state's own start and end."""
+    """``duration``: the run's active time between its row's start and end
+    (``RunState.active_time``, as Home and ``runs`` show it); without it, between the
+    journal's own start and end."""
     took = duration if duration is not None else state.duration
     lines = [
         f"run {state.id}  {state.workflow}  {look(state.status).glyph} {state.status}",

@@ -17,7 +17,7 @@ from textual.widgets import Sparkline, Static
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import PersonaUsage, RunState
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, ApprovalStatus, GateStatus
-from quarterdeck.tui.widgets.status import glyph, span
+from quarterdeck.tui.widgets.status import glyph, run_took
 
 BAR_WIDTH = 10
 NAME_WIDTH = 16
@@ -149,7 +149,7 @@ class MetricsPanel(Vertical):
 
     def render_state(self, state: RunState, now: Callable[[], float]) -> None:
         done, total = state.counts()
-        elapsed = span(state.started_at, state.finished_at, now) or "-"
+        elapsed = run_took(state, now) or "-"
         tokens = sum(u.tokens_used for u in state.personas.values())
         end = state.finished_at if state.finished_at is not None else now()
         rates = token_rates(state.token_series, state.started_at, end)
@@ -161,7 +161,7 @@ class MetricsPanel(Vertical):
             recent = tokens_last(state.token_series, end)
             usage = f"tokens [b]{tokens}[/b]  {recent} in the last minute"
         self.query_one("#metrics-text", _Panel).show(
-            f"elapsed [b]{elapsed}[/b]  steps [b]{done}/{total}[/b]\n{usage}"
+            f"active [b]{elapsed}[/b]  steps [b]{done}/{total}[/b]\n{usage}"
         )
         spark = self.query_one("#tokens-spark", Sparkline)
         if list(spark.data or []) != rates:

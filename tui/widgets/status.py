@@ -15,7 +15,7 @@ from typing import Any
 from rich.text import Text
 from textual.markup import escape
 
-from quarterdeck.core.durations import format_duration, run_duration
+from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.statuses import RunStatus, look
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -49,6 +49,14 @@ def elide_middle(text: str, width: int) -> str:
     head = (width - 1 + 1) // 2
     tail = width - 1 - head
     return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
+def run_took(state: Any, now: Callable[[], float]) -> str:
+    """A run's duration as Home, ``runs`` and ``show`` give it: its active time
+    (``RunState.active_time``: time paused, waiting or interrupted left out)."""
+    if state.started_at is None:
+        return ""
+    return format_duration(state.active_time(state.started_at, state.finished_at, now()))
 
 
 def span(started: float | None, finished: float | None, now: Callable[[], float]) -> str:
@@ -94,14 +102,22 @@ def rich_text(markup: str, variables: Mapping[str, str]) -> Text:
 
 
 def fill_runs(
-    table: Any, rows: Sequence[Any], now: Callable[[], float], variables: Mapping[str, str]
+    table: Any,
+    rows: Sequence[Any],
+    now: Callable[[], float],
+    variables: Mapping[str, str],
+    durations: Mapping[str, float] | None = None,
 ) -> None:
     """Runs as table rows (id, workflow, status, started, took, by), keyed by run id.
 
-    The home screen's recent runs and the history screen show the same columns.
+    The home screen's recent runs and the history screen show the same columns; ``took``
+    is the run's active time (core/journal/active.py), as ``runs`` and ``show`` say.
     """
     for row in rows:
-        took = format_duration(run_duration(row.started_at, row.finished_at, now()))
+        seconds = (durations or {}).get(row.id)
+        if seconds is None:  # not measured: no time held known, so wall-clock from the row
+            seconds = max(0.0, (row.finished_at or now()) - row.started_at)
+        took = format_duration(seconds)
         table.add_row(
             row.id,
             row.workflow,
