@@ -180,6 +180,11 @@ class Runner:
             services=self.services,
             credential_names=named_credentials(self.settings, self.workflow),
         )
+        # the stricter wins: config, --durability, or the workflow's own field
+        levels = (self.settings.durability, self.options.durability, self.workflow.durability)
+        self.durability = "full" if "full" in levels else "normal"
+        if self.durability == "full":
+            store.set_durability("full")  # this connection commits the run's row updates
         self._writer = JournalWriter(
             store,
             self.run_id,
@@ -191,6 +196,7 @@ class Runner:
             logs=StepLogs(self.run_dir, self.redactor, self.settings.output_journal_cap),
             owner=self.owner,
             on_failure=self._journal_failed,
+            durability=self.durability,
         )
         self._scope = Scope(ctx)
         self._signals = Signals(ctx, self._writer)
