@@ -204,9 +204,10 @@ class Runner:
             ctx, self._writer, self._scope, self._signals, stop_undecided=self._stop_undecided
         )
         self._gates = QualityGates(ctx, self._writer, self._scope)
-        slots = asyncio.Semaphore(self.options.concurrency or self.workflow.concurrency)
+        limit = self.options.concurrency or self.workflow.concurrency
+        slots = asyncio.Semaphore(limit)  # fallbacks and on_failure steps take one too
         self._steps = StepRunner(ctx, self._writer, self._scope, self._signals, slots)
-        self._scheduler = Scheduler(ctx, self._writer, self._steps, self._signals)
+        self._scheduler = Scheduler(ctx, self._writer, self._steps, self._signals, limit)
         # token budgets (core/policy/budget.py): one ledger per run, read by llm.chat
         self.services["budget"] = BudgetLedger(
             self.state,

@@ -81,3 +81,72 @@ def test_bad_durability_in_a_workflow_is_a_definition_error(tmp_path: Path) -> N
 
     with pytest.raises(DefinitionError, match="durability"):
         make_runner(tmp_path, one_step("durability: paranoid\n"))
+
+
+def fan_out(n: int) -> str:
+    return "name: fan\nconcurrency: 2\nstages:\n  - id: s\n    steps:\n" + "".join(
+        f"      - {{id: s{i}, uses: memory.set, with: {{key: k{i}, value: {i}}}}}\n"
+        for i in range(n)
+    )
+
+
+def chain(n: int) -> str:
+    return "name: chain\nstages:\n  - id: s\n    steps:\n" + "".join(
+        f"      - {{id: s{i}, uses: memory.set, with: {{key: k{i}, value: {i}}}"
+        + (f", needs: [s{i - 1}]" if i else "")
+        + "}\n"
+        for i in range(n)
+    )
+
+
+def step_tasks() -> int:
+    """Live tasks the scheduler made for steps (whatever its method is called)."""
+    return sum(
+        1
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", "").startswith("Scheduler.")
+    )
+
+
+def test_at_most_concurrency_step_tasks_live(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, fan_out(50))
+    live: list[int] = []
+    runner.subscribers.append(lambda event: live.append(step_tasks()))
+    state = asyncio.run(runner.run())
+    assert state.status == "succeeded"
+    assert len(state.stages["s"].steps) == 50
+    assert all(s.status == "succeeded" for s in state.stages["s"].steps.values())
+    assert max(live) >= 1  # the probe saw the steps' tasks
+    assert max(live) <= 2, f"up to {max(live)} step tasks alive with concurrency 2"
+
+
+def test_ready_steps_start_in_file_order_under_the_limit(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, fan_out(12))
+    started: list[str] = []
+    runner.subscribers.append(
+        lambda event: started.append(event.step or "") if event.type == "step.started" else None
+    )
+    assert asyncio.run(runner.run()).status == "succeeded"
+    assert started == [f"s{i}" for i in range(12)]
+
+
+def test_a_chain_commits_once_per_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from quarterdeck.core.journal.store import Store
+
+    commits: list[int] = []
+    real = Store.commit_batch
+
+    def counted(self: Store, *args: object, **kwargs: object) -> None:
+        commits.append(1)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "commit_batch", counted)
+    steps = 20
+    ran = make_runner(tmp_path, chain(steps))
+    state = asyncio.run(ran.run())
+    assert state.status == "succeeded"
+    order = [e.step for e in ran.store.events(state.id) if e.type == "step.started"]
+    assert order == [f"s{i}" for i in range(steps)]
+    # one per step plus a constant (run.started, stage.started, the end, the row status);
+    # it was two per step (the dependent started a loop turn after its predecessor ended)
+    assert len(commits) <= steps + 6, f"{len(commits)} commits for a {steps}-step chain"
