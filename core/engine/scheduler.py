@@ -47,9 +47,11 @@ class _StagePass:
         self.workers: dict[asyncio.Task[None], Step | None] = {}  # the step each one runs
         self.failure: str | None = None
         self.broken = False  # a worker raised (cancelled, the journal failed): start nothing
+        self.ended: list[asyncio.Task[None]] = []  # workers done, not yet collected
         self.waiter: asyncio.Future[None] | None = None
 
-    def wake(self, _task: object = None) -> None:
+    def wake(self, task: asyncio.Task[None]) -> None:
+        self.ended.append(task)
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -87,11 +89,11 @@ class Scheduler:
                 await self._signals.wait_unpaused()
             self._spawn(run)
             while run.workers:
-                finished = [t for t in run.workers if t.done()]
-                if not finished:
+                if not run.ended:
                     run.waiter = loop.create_future()
                     await run.waiter
                     continue
+                finished, run.ended = run.ended, []
                 for task in finished:
                     del run.workers[task]
                     task.result()  # a worker's exception (cancelled, journal failed) ends it
