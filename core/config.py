@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -95,6 +95,11 @@ class Settings(_Section):
     listen: ListenSettings = Field(default_factory=ListenSettings)
     output_journal_cap: int = Field(
         default=1024 * 1024, ge=1024, description="Bytes of a step's output journaled"
+    )
+    durability: Literal["normal", "full"] = Field(
+        default="normal",
+        description="normal: every commit survives a killed process; full: fsync every "
+        "commit too (survives a power cut; costs more per step)",
     )
 
 

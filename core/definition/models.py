@@ -160,6 +160,8 @@ class Workflow(_Strict):
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
     concurrency: int = Field(default=8, ge=1, le=1024)
+    # the stricter of this, the config and --durability wins (core/engine/runner.py)
+    durability: Literal["normal", "full"] | None = None
     budget_policy: Literal["warn", "approve", "fail"] | None = None
     stages: list[Stage] = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)

@@ -36,6 +36,7 @@ class RunOptions:
     extra_secrets: list[str] = field(default_factory=list)
     title: str | None = None  # the run's title, when not the workflow's (an incident's alert)
     owner: str | None = None  # the claim token when the run was claimed before (resume)
+    durability: str | None = None  # "full": fsync every commit (--durability)
 
 
 @dataclass(eq=False)

@@ -111,6 +111,7 @@ class JournalWriter:
         logs: StepLogs | None = None,
         owner: str | None = None,
         on_failure: Callable[[str], None] | None = None,
+        durability: str = "normal",
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -120,6 +121,7 @@ class JournalWriter:
         self.subscribers = subscribers  # the runner's list: viewers append to it
         self.owner = owner  # the claim every commit is fenced by
         self.on_failure = on_failure
+        self.durability = durability  # "full": the thread's connection fsyncs every commit
         self.failure: JournalFailed | None = None
         self.consumed: set[int] = set()  # signals consumed here, maybe not committed yet
         self._seq = seq
@@ -265,6 +267,7 @@ class JournalWriter:
             try:
                 store = Store(self.store.path)
                 store.set_busy_timeout(ATTEMPT_BUSY_MS)
+                store.set_durability(self.durability)
                 return store
             except Exception as exc:
                 if time.monotonic() + delay > deadline:

@@ -180,6 +180,11 @@ class Runner:
             services=self.services,
             credential_names=named_credentials(self.settings, self.workflow),
         )
+        # the stricter wins: config, --durability, or the workflow's own field
+        levels = (self.settings.durability, self.options.durability, self.workflow.durability)
+        self.durability = "full" if "full" in levels else "normal"
+        if self.durability == "full":
+            store.set_durability("full")  # this connection commits the run's row updates
         self._writer = JournalWriter(
             store,
             self.run_id,
@@ -191,6 +196,7 @@ class Runner:
             logs=StepLogs(self.run_dir, self.redactor, self.settings.output_journal_cap),
             owner=self.owner,
             on_failure=self._journal_failed,
+            durability=self.durability,
         )
         self._scope = Scope(ctx)
         self._signals = Signals(ctx, self._writer)
@@ -198,9 +204,10 @@ class Runner:
             ctx, self._writer, self._scope, self._signals, stop_undecided=self._stop_undecided
         )
         self._gates = QualityGates(ctx, self._writer, self._scope)
-        slots = asyncio.Semaphore(self.options.concurrency or self.workflow.concurrency)
+        limit = self.options.concurrency or self.workflow.concurrency
+        slots = asyncio.Semaphore(limit)  # fallbacks and on_failure steps take one too
         self._steps = StepRunner(ctx, self._writer, self._scope, self._signals, slots)
-        self._scheduler = Scheduler(ctx, self._writer, self._steps, self._signals)
+        self._scheduler = Scheduler(ctx, self._writer, self._steps, self._signals, limit)
         # token budgets (core/policy/budget.py): one ledger per run, read by llm.chat
         self.services["budget"] = BudgetLedger(
             self.state,

@@ -262,6 +262,12 @@ class Store:
             kind="replaced",
         )
 
+    def set_durability(self, durability: str) -> None:
+        """``full`` fsyncs every commit (survives a power cut); ``normal`` is the default
+        (WAL + ``synchronous=NORMAL``: survives a killed process, not a power cut)."""
+        level = "FULL" if durability == "full" else "NORMAL"
+        self.conn.execute(f"PRAGMA synchronous={level}")
+
     def set_busy_timeout(self, ms: int) -> None:
         """How long a statement waits for another process's write lock (the writer thread
         waits briefly per attempt and retries the whole batch itself)."""

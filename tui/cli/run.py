@@ -4,6 +4,7 @@ terminal or headless (live view, plain narration or JSON) everywhere else."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import sys
 from pathlib import Path
@@ -30,6 +31,19 @@ from quarterdeck.tui.cli.common import (
 
 commands = typer.Typer()
 
+
+class Durability(enum.StrEnum):
+    normal = "normal"
+    full = "full"
+
+
+DurabilityOpt = Annotated[
+    Durability | None,
+    typer.Option(
+        "--durability",
+        help="full: fsync every journal commit (survives a power cut; default: config)",
+    ),
+]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Exit 3 at an undecided approval")]
 ReportDirOpt = Annotated[
     Path | None,
@@ -227,6 +241,7 @@ def run(
     metrics_port: MetricsPortOpt = None,
     metrics_host: MetricsHostOpt = "127.0.0.1",
     pushgateway: PushgatewayOpt = None,
+    durability: DurabilityOpt = None,
 ) -> None:
     """Run a workflow (headless, or in the cockpit on a terminal)."""
     from quarterdeck.core.config import current_user
@@ -245,6 +260,7 @@ def run(
             decisions=decisions(approve, reject, actor, reason),
             no_wait=no_wait,
             workdir=workdir.resolve() if workdir else None,
+            durability=durability.value if durability else None,
         )
         gates = {s.approval.id for s in loaded.workflow.stages if s.approval}
         for gate, (kind, _who, _why) in options.decisions.items():
@@ -334,6 +350,7 @@ def resume(
     metrics_port: MetricsPortOpt = None,
     metrics_host: MetricsHostOpt = "127.0.0.1",
     pushgateway: PushgatewayOpt = None,
+    durability: DurabilityOpt = None,
 ) -> None:
     """Continue a crashed, interrupted or failed run from its journal."""
     from quarterdeck.core.config import current_user
@@ -345,7 +362,9 @@ def resume(
         ctx = load_context()
         db = open_store(store)
         actor = current_user(as_, ctx.settings)
-        options = RunOptions(started_by=actor, no_wait=no_wait)
+        options = RunOptions(
+            started_by=actor, no_wait=no_wait, durability=durability.value if durability else None
+        )
         runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_))
         runner.options.started_by = runner.state.started_by or options.started_by
         from quarterdeck.tui.headless.ci import HeadlessExtras

@@ -1,0 +1,152 @@
+"""Engine behaviour the runner's speed depends on: durability, live tasks, commits per step.
+
+No timings here (benchmarks/runner_overhead.py prints those): each test checks the
+mechanism itself on a real SQLite journal."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from quarterdeck.core.config import Settings
+from quarterdeck.core.engine.runner import RunOptions
+from quarterdeck.core.journal.events import Event
+from tests.helpers import make_runner
+
+SYNCHRONOUS_FULL, SYNCHRONOUS_NORMAL = 2, 1
+
+
+def one_step(extra: str = "") -> str:
+    return (
+        f"name: d\n{extra}stages:\n  - id: s\n    steps:\n"
+        "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
+    )
+
+
+def pragmas_in_run(
+    tmp_path: Path, text: str, *, settings: Settings | None = None, cli: str | None = None
+) -> tuple[int, int]:
+    """``PRAGMA synchronous`` on the writer thread's connection (asked through an op, which
+    runs on that very connection inside a commit) and on the runner's own connection."""
+    runner = make_runner(
+        tmp_path,
+        text,
+        settings=settings,
+        options=RunOptions(started_by="tester", durability=cli),
+    )
+    seen: list[int] = []
+
+    def ask(event: Event) -> None:
+        if event.type == "run.started":
+            runner._writer.op(
+                lambda store: seen.append(store.conn.execute("PRAGMA synchronous").fetchone()[0])
+            )
+
+    runner.subscribers.append(ask)
+    state = asyncio.run(runner.run())
+    assert state.status == "succeeded"
+    assert runner._writer._thread is None  # closed: the op ran on the thread's connection
+    main = runner.store.conn.execute("PRAGMA synchronous").fetchone()[0]
+    assert len(seen) == 1
+    return seen[0], main
+
+
+def test_default_durability_is_normal(tmp_path: Path) -> None:
+    assert pragmas_in_run(tmp_path, one_step()) == (SYNCHRONOUS_NORMAL, SYNCHRONOUS_NORMAL)
+
+
+@pytest.mark.parametrize(
+    ("extra", "settings", "cli"),
+    [
+        ("", Settings(durability="full"), None),  # config
+        ("", None, "full"),  # --durability full
+        ("durability: full\n", None, None),  # the workflow's field
+        ("durability: full\n", Settings(durability="normal"), "normal"),  # the stricter wins
+        ("durability: normal\n", Settings(durability="full"), None),
+    ],
+)
+def test_durability_full_fsyncs_every_commit_connection(
+    tmp_path: Path, extra: str, settings: Settings | None, cli: str | None
+) -> None:
+    assert pragmas_in_run(tmp_path, one_step(extra), settings=settings, cli=cli) == (
+        SYNCHRONOUS_FULL,
+        SYNCHRONOUS_FULL,
+    )
+
+
+def test_bad_durability_in_a_workflow_is_a_definition_error(tmp_path: Path) -> None:
+    from quarterdeck.core.errors import DefinitionError
+
+    with pytest.raises(DefinitionError, match="durability"):
+        make_runner(tmp_path, one_step("durability: paranoid\n"))
+
+
+def fan_out(n: int) -> str:
+    return "name: fan\nconcurrency: 2\nstages:\n  - id: s\n    steps:\n" + "".join(
+        f"      - {{id: s{i}, uses: memory.set, with: {{key: k{i}, value: {i}}}}}\n"
+        for i in range(n)
+    )
+
+
+def chain(n: int) -> str:
+    return "name: chain\nstages:\n  - id: s\n    steps:\n" + "".join(
+        f"      - {{id: s{i}, uses: memory.set, with: {{key: k{i}, value: {i}}}"
+        + (f", needs: [s{i - 1}]" if i else "")
+        + "}\n"
+        for i in range(n)
+    )
+
+
+def step_tasks() -> int:
+    """Live tasks the scheduler made for steps (whatever its method is called)."""
+    return sum(
+        1
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", "").startswith("Scheduler.")
+    )
+
+
+def test_at_most_concurrency_step_tasks_live(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, fan_out(50))
+    live: list[int] = []
+    runner.subscribers.append(lambda event: live.append(step_tasks()))
+    state = asyncio.run(runner.run())
+    assert state.status == "succeeded"
+    assert len(state.stages["s"].steps) == 50
+    assert all(s.status == "succeeded" for s in state.stages["s"].steps.values())
+    assert max(live) >= 1  # the probe saw the steps' tasks
+    assert max(live) <= 2, f"up to {max(live)} step tasks alive with concurrency 2"
+
+
+def test_ready_steps_start_in_file_order_under_the_limit(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, fan_out(12))
+    started: list[str] = []
+    runner.subscribers.append(
+        lambda event: started.append(event.step or "") if event.type == "step.started" else None
+    )
+    assert asyncio.run(runner.run()).status == "succeeded"
+    assert started == [f"s{i}" for i in range(12)]
+
+
+def test_a_chain_commits_once_per_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from quarterdeck.core.journal.store import Store
+
+    commits: list[int] = []
+    real = Store.commit_batch
+
+    def counted(self: Store, *args: object, **kwargs: object) -> None:
+        commits.append(1)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "commit_batch", counted)
+    steps = 20
+    ran = make_runner(tmp_path, chain(steps))
+    state = asyncio.run(ran.run())
+    assert state.status == "succeeded"
+    order = [e.step for e in ran.store.events(state.id) if e.type == "step.started"]
+    assert order == [f"s{i}" for i in range(steps)]
+    # one per step plus a constant (run.started, stage.started, the end, the row status);
+    # it was two per step (the dependent started a loop turn after its predecessor ended)
+    assert len(commits) <= steps + 6, f"{len(commits)} commits for a {steps}-step chain"
