@@ -176,6 +176,8 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
     journal_error = getattr(runner, "journal_error", None)
     if journal_error:  # said even with --json: the journal stopped, the run did not end
         err(f"error: {journal_error}")
+        if state.status not in RUN_DONE:
+            err(f"run {state.id}: once the store is fixed: quarterdeck resume {state.id}")
     if not json_out:
         err(f"run {state.id}: {state.status}")
     return int(runner.exit_code if runner.exit_code is not None else exit_code_for(state.status))
@@ -202,6 +204,28 @@ def store_failed(runner: Any, exc: Any) -> int:
     if not resumable:
         return int(ExitCode.INVALID)
     err(f"run {runner.run_id} stopped; once the store is fixed: quarterdeck resume {runner.run_id}")
+    return int(ExitCode.INTERRUPTED)
+
+
+def _claim_failed(path: Path, run_ref: str, exc: Any) -> int:
+    """``resume`` could not claim the run (a lock held past the busy timeout, a full or
+    read-only store): the run is untouched, so it stays resumable (130) if it is; else 2."""
+    from quarterdeck.core.errors import ExitCode
+    from quarterdeck.core.journal.store import Store
+
+    err(f"error: {exc.message}")
+    if exc.hint:
+        err(f"  hint: {exc.hint}")
+    if exc.kind.startswith(DAMAGED):
+        return int(ExitCode.INVALID)
+    try:
+        with Store(path, readonly=True) as db:  # a reader is not blocked by the write lock
+            row = db.get_run(run_ref)
+    except QuarterdeckError:
+        return int(ExitCode.INVALID)
+    if row.status in RUN_DONE:
+        return int(ExitCode.INVALID)
+    err(f"run {row.id} was not resumed; once the store is free: quarterdeck resume {row.id}")
     return int(ExitCode.INTERRUPTED)
 
 
@@ -339,6 +363,7 @@ def resume(
     from quarterdeck.core.config import current_user
     from quarterdeck.core.definition.inputs import parse_assignments
     from quarterdeck.core.engine.runner import RunOptions
+    from quarterdeck.core.journal.store_errors import StoreError
     from quarterdeck.tui.launch import load_context, open_store, resume_runner
 
     try:
@@ -346,7 +371,10 @@ def resume(
         db = open_store(store)
         actor = current_user(as_, ctx.settings)
         options = RunOptions(started_by=actor, no_wait=no_wait)
-        runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_))
+        try:
+            runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_))
+        except StoreError as exc:
+            raise typer.Exit(_claim_failed(db.path, run_id, exc)) from None
         runner.options.started_by = runner.state.started_by or options.started_by
         from quarterdeck.tui.headless.ci import HeadlessExtras
 
