@@ -208,15 +208,16 @@ def store_failed(runner: Any, exc: Any) -> int:
 
 
 def _claim_failed(path: Path, run_ref: str, exc: Any) -> int:
-    """``resume`` could not claim the run (a lock held past the busy timeout, a full or
-    read-only store): the run is untouched, so it stays resumable (130) if it is; else 2."""
+    """``resume`` could not claim the run. Another process holding the lock past the busy
+    timeout passes by itself: the run is untouched and stays resumable (130) if it is. A
+    damaged, read-only or full store needs fixing first: 2, as for any command."""
     from quarterdeck.core.errors import ExitCode
     from quarterdeck.core.journal.store import Store
 
     err(f"error: {exc.message}")
     if exc.hint:
         err(f"  hint: {exc.hint}")
-    if exc.kind.startswith(DAMAGED):
+    if not exc.kind.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         return int(ExitCode.INVALID)
     try:
         with Store(path, readonly=True) as db:  # a reader is not blocked by the write lock
@@ -225,7 +226,7 @@ def _claim_failed(path: Path, run_ref: str, exc: Any) -> int:
         return int(ExitCode.INVALID)
     if row.status in RUN_DONE:
         return int(ExitCode.INVALID)
-    err(f"run {row.id} was not resumed; once the store is free: quarterdeck resume {row.id}")
+    err(f"run {row.id} was not resumed; once the lock is released: quarterdeck resume {row.id}")
     return int(ExitCode.INTERRUPTED)
 
 
