@@ -45,6 +45,22 @@ DONE = ("succeeded", "skipped")
 TIMEOUT = 120.0
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How long the scenarios' workflows take: the full run's, or the quick subset's
+    (``--quick``, the normal suite) that keeps every scenario and wait kind, shorter."""
+
+    kill_steps: int = 30  # steps of the generated workflow the kill trials run
+    wait: float = 3.0  # the `wait` step's duration (the kill lets it pass while dead)
+    gate_timeout: float = 2.0  # the approval timeout that passes while dead
+    backoff: float = 0.5  # the retry backoff a kill lands in
+
+
+FULL = Pace()
+QUICK = Pace(kill_steps=12, wait=1.2, gate_timeout=1.5, backoff=0.3)
+PACE = FULL
+
+
 @dataclass
 class Tally:
     trials: int = 0
@@ -119,7 +135,13 @@ class Trial:
         self.dir = root / f"t{n}"
         self.dir.mkdir()
         self.db = (store_dir or self.dir) / "qd.db"
-        self.env = {**os.environ, "QUARTERDECK_HOME": str(self.dir / "home")}
+        # `approve/pause --as ops` decide as a name, not as a signed identity: this script
+        # tortures the journal, not the approvers' proof (tests/conftest.py does the same)
+        self.env = {
+            **os.environ,
+            "QUARTERDECK_HOME": str(self.dir / "home"),
+            "QUARTERDECK_UNVERIFIED_NAMES": "1",
+        }
         self.errs: list[str] = []
         self.count = 0
 
@@ -289,12 +311,12 @@ def snapshot(trial: Trial) -> tuple[set[str], set[str]]:
 def s_kill(root: Path, n: int, rng: random.Random, tally: Tally) -> None:
     """SIGKILL the runner at 1-2 random points, resume after each; ok = it succeeded."""
     trial = Trial(root, n)
-    text, recorded = generate(rng)
+    text, recorded = generate(rng, steps=PACE.kill_steps)
     (trial.dir / "wf.yaml").write_text(text)
     proc = trial.start("run", "wf.yaml")
     done_at, inflight = [], []
     for _ in range(rng.choice([1, 1, 2])):
-        if trial.wait(proc, rng.uniform(0.3, 3.5)) is not None:
+        if trial.wait(proc, rng.uniform(0.3, 3.5 * PACE.kill_steps / 30)) is not None:
             break
         kill(proc)
         done, running = snapshot(trial)
@@ -364,7 +386,7 @@ stages:
     steps:
       - id: up
         uses: shell
-        retry: {max_attempts: 3, backoff: constant, initial_delay: 0.5}
+        retry: {max_attempts: 3, backoff: constant, initial_delay: %s}
         with: {shell: true, run: "echo start:up >> effects.txt; exit 1"}
 """
 
@@ -375,7 +397,7 @@ stages:
     steps:
       - id: w
         uses: wait
-        with: {duration: 3}
+        with: {duration: %s}
       - id: b
         needs: [w]
         uses: shell
@@ -403,12 +425,12 @@ def s_waiting(root: Path, n: int, rng: random.Random, tally: Tally) -> None:
         trial.mark()
 
     if kind in ("gate", "timeout"):
-        wf.write_text(GATED % (", timeout: 2" if kind == "timeout" else ""))
+        wf.write_text(GATED % (f", timeout: {PACE.gate_timeout}" if kind == "timeout" else ""))
         proc = trial.start("run", "wf.yaml")
         trial.until(lambda: trial.has("approval.requested"))
         killed(proc)
         if kind == "timeout":
-            time.sleep(2.2)  # the deadline passes while no runner is alive
+            time.sleep(PACE.gate_timeout + 0.2)  # the deadline passes while no runner is alive
             code = trial.wait(trial.start("resume", str(trial.run_id())), 30)
             ok = code == 3 and not [x for x in trial.segments()[-1] if x.startswith("start:")]
         else:
@@ -435,7 +457,7 @@ def s_waiting(root: Path, n: int, rng: random.Random, tally: Tally) -> None:
         code = trial.wait(proc)
         ok = held and code == 0
     elif kind == "backoff":
-        wf.write_text(BACKOFF)
+        wf.write_text(BACKOFF % PACE.backoff)
         proc = trial.start("run", "wf.yaml")
         trial.until(lambda: trial.has("step.retry", "up"))
         killed(proc)
@@ -443,17 +465,17 @@ def s_waiting(root: Path, n: int, rng: random.Random, tally: Tally) -> None:
         starts = sum(s.count("start:up") for s in trial.segments())
         ok = code == 1 and starts == 3
     else:
-        wf.write_text(WAIT)
+        wf.write_text(WAIT % PACE.wait)
         proc = trial.start("run", "wf.yaml")
         trial.until(lambda: trial.has("step.started", "w"))
-        time.sleep(0.5)
+        time.sleep(PACE.wait / 6)
         killed(proc)
-        time.sleep(3.0)  # the wait's deadline passes while no runner is alive
+        time.sleep(PACE.wait)  # the wait's deadline passes while no runner is alive
         code = trial.wait(trial.start("resume", str(trial.run_id())))
         waited = [
             d.get("duration") for _, t, s, d in trial.events() if t == "step.finished" and s == "w"
         ]
-        ok = code == 0 and bool(waited) and float(waited[-1] or 0) < 1.0
+        ok = code == 0 and bool(waited) and float(waited[-1] or 0) < PACE.wait / 3
     settle(trial, tally, 0)
     judge(trial, tally, done_at, inflight, set())
     tally.ok += ok
@@ -589,7 +611,11 @@ SCENARIOS: dict[str, Callable[[Path, int, random.Random, Tally], None]] = {
 }
 
 
-def run(scenarios: list[str], trials: int, others: int, seed: int) -> dict[str, Tally]:
+def run(
+    scenarios: list[str], trials: int, others: int, seed: int, pace: Pace = FULL
+) -> dict[str, Tally]:
+    global PACE
+    PACE = pace
     rng = random.Random(seed)
     out: dict[str, Tally] = {}
     root = Path(tempfile.mkdtemp(prefix="qd-torture-"))
@@ -639,13 +665,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--others", type=int, default=10, help="trials of each other scenario")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--quick", action="store_true", help="shorter workflows and waits")
     args = parser.parse_args(argv)
     names = [s for s in args.scenarios.split(",") if s]
     unknown = [s for s in names if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; one of {', '.join(SCENARIOS)}")
     started = time.monotonic()
-    results = run(names, args.trials, args.others, args.seed)
+    results = run(names, args.trials, args.others, args.seed, QUICK if args.quick else FULL)
     print(table(results))
     for name, t in results.items():
         for note in t.notes:

@@ -49,6 +49,9 @@ RETRY_SECONDS = 60.0
 RETRY_ENV = "QUARTERDECK_JOURNAL_RETRY_SECONDS"
 #: each attempt waits this long for another process's write lock
 ATTEMPT_BUSY_MS = 2000
+#: after Ctrl-C / SIGTERM the retries stop this soon: whoever stops a run wants it stopped,
+#: and what is not committed by then was acted on by nobody (the run stays resumable)
+HURRY_SECONDS = 3.0
 
 LineKey = tuple[str | None, str | None, str]
 
@@ -141,6 +144,7 @@ class JournalWriter:
         self._thread: threading.Thread | None = None
         self._thread_failure: JournalFailed | None = None
         self.retry_seconds = retry_seconds()
+        self._hurry_until: float | None = None  # a monotonic cap on retries (read by the thread)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember the run's loop (lines logged from worker threads are handed to it) and
@@ -259,6 +263,17 @@ class JournalWriter:
         if store is not None:
             store.close()
 
+    def hurry(self, seconds: float = HURRY_SECONDS) -> None:
+        """Stop retrying within ``seconds`` (the run was interrupted): a batch that cannot
+        be committed by then fails like one past the retry window, so the process exits."""
+        until = time.monotonic() + seconds
+        if self._hurry_until is None or until < self._hurry_until:
+            self._hurry_until = until
+
+    def _deadline(self, deadline: float) -> float:
+        hurry = self._hurry_until
+        return deadline if hurry is None else min(deadline, hurry)
+
     def _open(self) -> Store | None:
         """The thread's own connection (retried like a commit: the store may be busy)."""
         deadline = time.monotonic() + self.retry_seconds
@@ -270,7 +285,7 @@ class JournalWriter:
                 store.set_durability(self.durability)
                 return store
             except Exception as exc:
-                if time.monotonic() + delay > deadline:
+                if time.monotonic() + delay > self._deadline(deadline):
                     self._thread_failure = self._failed(exc)
                     return None
             time.sleep(delay)
@@ -288,7 +303,7 @@ class JournalWriter:
                 store.commit_batch(self.run_id, self.owner, job.events, job.ops)
                 return
             except Exception as exc:
-                if not _retryable(exc) or time.monotonic() + delay > deadline:
+                if not _retryable(exc) or time.monotonic() + delay > self._deadline(deadline):
                     job.error = self._thread_failure = self._failed(exc)
                     return
             time.sleep(delay)
@@ -298,9 +313,14 @@ class JournalWriter:
         if isinstance(exc, ClaimLost):
             return JournalFailed(f"{exc}; this runner stops")
         cause = str(exc) or type(exc).__name__
+        gave_up = (
+            "gave up on retrying: the run was interrupted"
+            if self._hurry_until is not None
+            else f"gave up after {self.retry_seconds:g}s"
+        )
         return JournalFailed(
             f"cannot write the journal {self.store.path}: {cause} "
-            f"(gave up after {self.retry_seconds:g}s); the run stops here and can be resumed"
+            f"({gave_up}); the run stops here and can be resumed"
         )
 
     def _complete(self, job: _Job) -> None:

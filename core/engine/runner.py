@@ -396,7 +396,8 @@ class Runner:
         self._signals.cancel(by, reason)
 
     def interrupt(self, reason: str = "interrupted") -> None:
-        """Stop now, resumably (Ctrl-C, SIGTERM)."""
+        """Stop now, resumably (Ctrl-C, SIGTERM): the journal retries only a few seconds more."""
+        self._writer.hurry()
         self._signals.interrupt(reason)
 
     async def _execute(self) -> RunStatus:

@@ -190,6 +190,8 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
     journal_error = getattr(runner, "journal_error", None)
     if journal_error:  # said even with --json: the journal stopped, the run did not end
         err(f"error: {journal_error}")
+        if state.status not in RUN_DONE:
+            err(f"run {state.id}: once the store is fixed: quarterdeck resume {state.id}")
     if not json_out:
         err(f"run {state.id}: {state.status}")
     return int(runner.exit_code if runner.exit_code is not None else exit_code_for(state.status))
@@ -216,6 +218,29 @@ def store_failed(runner: Any, exc: Any) -> int:
     if not resumable:
         return int(ExitCode.INVALID)
     err(f"run {runner.run_id} stopped; once the store is fixed: quarterdeck resume {runner.run_id}")
+    return int(ExitCode.INTERRUPTED)
+
+
+def _claim_failed(path: Path, run_ref: str, exc: Any) -> int:
+    """``resume`` could not claim the run. Another process holding the lock past the busy
+    timeout passes by itself: the run is untouched and stays resumable (130) if it is. A
+    damaged, read-only or full store needs fixing first: 2, as for any command."""
+    from quarterdeck.core.errors import ExitCode
+    from quarterdeck.core.journal.store import Store
+
+    err(f"error: {exc.message}")
+    if exc.hint:
+        err(f"  hint: {exc.hint}")
+    if not exc.kind.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return int(ExitCode.INVALID)
+    try:
+        with Store(path, readonly=True) as db:  # a reader is not blocked by the write lock
+            row = db.get_run(run_ref)
+    except QuarterdeckError:
+        return int(ExitCode.INVALID)
+    if row.status in RUN_DONE:
+        return int(ExitCode.INVALID)
+    err(f"run {row.id} was not resumed; once the lock is released: quarterdeck resume {row.id}")
     return int(ExitCode.INTERRUPTED)
 
 
@@ -356,6 +381,7 @@ def resume(
     from quarterdeck.core.config import current_user
     from quarterdeck.core.definition.inputs import parse_assignments
     from quarterdeck.core.engine.runner import RunOptions
+    from quarterdeck.core.journal.store_errors import StoreError
     from quarterdeck.tui.launch import load_context, open_store, resume_runner
 
     try:
@@ -365,7 +391,10 @@ def resume(
         options = RunOptions(
             started_by=actor, no_wait=no_wait, durability=durability.value if durability else None
         )
-        runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_))
+        try:
+            runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_))
+        except StoreError as exc:
+            raise typer.Exit(_claim_failed(db.path, run_id, exc)) from None
         runner.options.started_by = runner.state.started_by or options.started_by
         from quarterdeck.tui.headless.ci import HeadlessExtras
 
