@@ -111,3 +111,23 @@ def no_gaps(tmp: Path) -> bool:
 def row_status(tmp: Path) -> str | None:
     rows = query(tmp, "SELECT status FROM runs ORDER BY started_at DESC LIMIT 1")
     return rows[0][0] if rows else None
+
+
+def held_until_go(name: str) -> str:
+    """Two steps: ``first`` records its effect, touches ``ready`` and holds until a file
+    ``go`` appears; ``second`` needs it. Faults are injected while ``first`` holds."""
+    return f"name: {name}\n" + _HELD_STEPS
+
+
+_HELD_STEPS = """\
+stages:
+  - id: s
+    steps:
+      - id: first
+        uses: shell
+        with: {shell: true, run: "echo first >> effects.txt; touch ready; while [ ! -f go ]; do sleep 0.05; done"}
+      - id: second
+        needs: [first]
+        uses: shell
+        with: {shell: true, run: "echo second >> effects.txt"}
+"""

@@ -17,7 +17,7 @@ import pytest
 
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.journal.store import Store
-from tests.engine.procs import effects, finish, no_gaps, run_id, start, wait_for
+from tests.engine.procs import effects, finish, held_until_go, no_gaps, run_id, start, wait_for
 from tests.helpers import write_workflow
 
 
@@ -86,19 +86,7 @@ def test_a_lost_lease_renewal_says_so(tmp_path: Path) -> None:
 def test_of_three_concurrent_resumers_exactly_one_runs(tmp_path: Path) -> None:
     wf = write_workflow(
         tmp_path,
-        """\
-name: contested
-stages:
-  - id: s
-    steps:
-      - id: first
-        uses: shell
-        with: {shell: true, run: "echo first >> effects.txt; touch ready; while [ ! -f go ]; do sleep 0.05; done"}
-      - id: second
-        needs: [first]
-        uses: shell
-        with: {shell: true, run: "echo second >> effects.txt"}
-""",
+        held_until_go("contested"),
     )
     proc = start(tmp_path, "run", str(wf))
     wait_for(lambda: (tmp_path / "ready").exists())

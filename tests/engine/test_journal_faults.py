@@ -22,6 +22,7 @@ from quarterdeck.core.journal.store import Store
 from tests.engine.procs import (
     effects,
     finish,
+    held_until_go,
     no_gaps,
     run_id,
     start,
@@ -29,19 +30,7 @@ from tests.engine.procs import (
 )
 from tests.helpers import write_workflow
 
-GATED = """\
-name: gated
-stages:
-  - id: s
-    steps:
-      - id: first
-        uses: shell
-        with: {shell: true, run: "echo first >> effects.txt; touch ready; while [ ! -f go ]; do sleep 0.05; done"}
-      - id: second
-        needs: [first]
-        uses: shell
-        with: {shell: true, run: "echo second >> effects.txt"}
-"""
+GATED = held_until_go("gated")
 
 QUICK_RETRY = {"QUARTERDECK_JOURNAL_RETRY_SECONDS": "1"}
 
@@ -150,19 +139,7 @@ def _tiny_fs(where: Path, size: str) -> Iterator[Path]:
 def test_a_full_disk_stops_the_run_resumably(tmp_path: Path) -> None:
     wf = write_workflow(
         tmp_path,
-        """\
-name: full
-stages:
-  - id: s
-    steps:
-      - id: first
-        uses: shell
-        with: {shell: true, run: "echo first >> effects.txt; touch ready; while [ ! -f go ]; do sleep 0.05; done"}
-      - id: second
-        needs: [first]
-        uses: shell
-        with: {shell: true, run: "echo second >> effects.txt"}
-""",
+        held_until_go("full"),
     )
     with _tiny_fs(tmp_path / "fs", "1m") as fs:
         env = {**QUICK_RETRY}

@@ -21,6 +21,7 @@ from tests.engine.procs import (
     effects,
     finish,
     has_event,
+    held_until_go,
     no_gaps,
     row_status,
     run_id,
@@ -29,19 +30,7 @@ from tests.engine.procs import (
 )
 from tests.helpers import write_workflow
 
-GATED = """\
-name: gated
-stages:
-  - id: s
-    steps:
-      - id: first
-        uses: shell
-        with: {shell: true, run: "echo first >> effects.txt; touch ready; while [ ! -f go ]; do sleep 0.05; done"}
-      - id: second
-        needs: [first]
-        uses: shell
-        with: {shell: true, run: "echo second >> effects.txt"}
-"""
+GATED = held_until_go("gated")
 
 _HOLD = """
 import sqlite3, sys
