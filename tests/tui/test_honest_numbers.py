@@ -4,6 +4,7 @@ count that cannot exceed what was used, and a count matches the list beside it."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,38 @@ def test_health_colours_by_threshold_not_by_step_status(
     assert series.status == verdict
     if "threshold" in params:
         assert f"{params['threshold']:g}" in series.text  # the threshold is shown
+    assert "at 00:00:02" in series.text  # a reading, with the time it was taken
+
+
+def test_a_running_health_check_updates_its_panel_poll_by_poll(tmp_path: Path) -> None:
+    """The war room's health row follows a health watch while it runs (from its live
+    lines), not only once the step has finished."""
+    from quarterdeck.core.journal.statuses import StepStatus
+    from quarterdeck.tui.widgets.warroom import health_series
+    from tests.helpers import make_runner
+    from tests.servers import HTTPService
+
+    with HTTPService() as svc:
+        wf = f"""\
+name: watch
+stages:
+  - id: s
+    steps:
+      - id: watch
+        uses: http.health_check
+        with: {{url: "{svc.url}/health", window: 2.0, interval: 0.25}}
+"""
+        runner = make_runner(tmp_path, wf)
+        seen: list[tuple[str, int]] = []
+
+        def look(_event: object) -> None:
+            step = runner.state.step("watch")
+            if step is not None and step.status == StepStatus.RUNNING:
+                (series,) = health_series(runner.state, {"watch": {}})
+                seen.append((series.status, len(series.values)))
+
+        runner.subscribers.append(look)
+        state = asyncio.run(runner.run())
+    assert state.status == "succeeded"
+    counts = sorted({n for status, n in seen if status == "running"})
+    assert len(counts) >= 3 and counts[-1] >= 4, seen  # it grew while the step ran

@@ -419,12 +419,16 @@ def _prometheus(step: StepState, with_: dict[str, Any]) -> Series | None:
     style = {"failing": "$error", "passing": "$success"}.get(status, "$text")
     shown = f"{float(value):.3g}" if isinstance(value, int | float) else "no data"
     limit = f" [$text-muted]{comparison} {threshold:g}[/]" if threshold is not None else ""
+    # a query is one reading, not a live value: say when it was taken, so the triage's
+    # error rate is not read as the service's state after the fix
+    taken = step.finished_at or step.started_at
+    when = f" · at {utc(taken)}" if taken and status != "running" else ""
     return Series(
         step.id,
         "prometheus",
         values,
         status,
-        f"[{style}]{shown}[/]{limit} [$text-muted]· {len(values)} samples[/]",
+        f"[{style}]{shown}[/]{limit} [$text-muted]· {len(values)} samples{when}[/]",
         step.started_at or 0.0,
     )
 
