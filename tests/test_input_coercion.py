@@ -20,6 +20,18 @@ def test_floats_are_finite_ascii_numbers(text: str) -> None:
         coerce("ratio", InputSpec(type="float"), text)
 
 
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity"])
+def test_nan_and_inf_only_when_the_input_asks(text: str) -> None:
+    import math
+
+    value = coerce("ratio", InputSpec(type="float", allow_nonfinite=True), text)
+    assert not math.isfinite(value)
+    with pytest.raises(InvalidInput, match="'ratio'"):  # an overflow is still a mistake
+        coerce("ratio", InputSpec(type="float", allow_nonfinite=True), "1e999")
+    with pytest.raises(ValueError, match="allow_nonfinite"):
+        InputSpec(type="int", allow_nonfinite=True)
+
+
 @pytest.mark.parametrize(
     ("text", "value"), [("1.5", 1.5), ("-2", -2.0), (".5", 0.5), ("1e3", 1000.0)]
 )

@@ -18,6 +18,7 @@ from quarterdeck.core.errors import InvalidInput
 JSON_MAX_DEPTH = 32
 _INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+_NONFINITE = re.compile(r"[+-]?(nan|inf|infinity)", re.ASCII | re.IGNORECASE)
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -52,6 +53,11 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _nonfinite(spelled: str | None) -> bool:
+    """Spelled nan/inf on purpose (``1e999`` overflows to inf by accident: still refused)."""
+    return spelled is None or _NONFINITE.fullmatch(spelled) is not None
+
+
 def coerce(name: str, spec: InputSpec, value: Any, base: Path | None = None) -> Any:
     """Convert ``value`` to the input's type, or raise :class:`InvalidInput`."""
     kind = spec.type
@@ -68,10 +74,16 @@ def coerce(name: str, spec: InputSpec, value: Any, base: Path | None = None) -> 
                 raise ValueError  # Python's int() also takes "１２", "٣" and "1_000"
             return int(text.strip()) if text is not None else int(value)
         if kind == "float":
-            if isinstance(value, bool) or (text is not None and not _FLOAT.fullmatch(text.strip())):
+            spelled = text.strip() if text is not None else None
+            if isinstance(value, bool) or (
+                spelled is not None
+                and not _FLOAT.fullmatch(spelled)
+                and not (spec.allow_nonfinite and _NONFINITE.fullmatch(spelled))
+            ):
                 raise ValueError
-            number = float(text.strip()) if text is not None else float(value)
-            if not math.isfinite(number):  # nan/inf pass float() and break every comparison
+            number = float(spelled) if spelled is not None else float(value)
+            # nan/inf pass float() and break every comparison: only when the input asks
+            if not math.isfinite(number) and not (spec.allow_nonfinite and _nonfinite(spelled)):
                 raise InvalidInput(f"input {name!r}: {value!r} is not a finite number")
             return number
         if kind == "bool":

@@ -34,11 +34,18 @@ class InputSpec(_Strict):
     env: str | None = Field(
         default=None, description="Environment variable to read the value from when not given"
     )
+    allow_nonfinite: bool = Field(
+        default=False,
+        description="A float input may be nan, inf or -inf (refused unless asked for: they "
+        "pass every parse and break every comparison)",
+    )
 
     @model_validator(mode="after")
     def _choices_for_choice(self) -> InputSpec:
         if self.type == "choice" and not self.choices:
             raise ValueError("an input of type 'choice' needs a non-empty 'choices' list")
+        if self.allow_nonfinite and self.type != "float":
+            raise ValueError("'allow_nonfinite' only applies to inputs of type 'float'")
         if self.choices is not None and self.type != "choice":
             raise ValueError("'choices' only applies to inputs of type 'choice'")
         if (
