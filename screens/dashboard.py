@@ -18,6 +18,7 @@ from textual.containers import Grid, Vertical
 from textual.markup import escape
 from textual.widgets import Footer, Input, Static, Tree
 
+from quarterdeck.core.commands import store_label
 from quarterdeck.core.journal.events import ApprovalDecided, Event
 from quarterdeck.core.journal.state import LogLine
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, GateStatus, RunStatus, StepStatus
@@ -149,7 +150,13 @@ class DashboardScreen(RunScreen):
         # the id is what people paste to join: it comes first and is never cut; the title
         # and the error give way (elided in the middle; the full error is in the step's log)
         title = escape(elide_middle(s.title or s.workflow or "", TITLE_WIDTH))
-        parts = [badge(s.status, self.host.frame()), escape(self.run_id), f"[b]{title}[/b]"]
+        parts = [badge(s.status, self.host.frame()), escape(self.run_id)]
+        # None for the default store (nothing to paste); short enough that the id and the
+        # store share the first line at 80 columns (the share key gives the full path)
+        store = store_label(self.host.store_path, width=20)
+        if store is not None:
+            parts.append(f"[$text-muted]store[/]\u00a0{escape(store)}")
+        parts.append(f"[b]{title}[/b]")
         if s.started_by:
             parts.append(f"[$text-muted]by[/] {escape(s.started_by)}")
         elapsed = run_took(s, self.host.now)

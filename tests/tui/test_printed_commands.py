@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from quarterdeck.core.commands import store_label
 from quarterdeck.core.engine.runner import RunOptions
 from quarterdeck.core.journal.store import Store
 from quarterdeck.tui.launch import load, load_context
@@ -152,8 +153,11 @@ async def test_the_share_key_shows_and_copies_a_join_command_that_works(
         command = app.clipboard
         assert command.endswith(f"quarterdeck attach {run_id} --store {store}"), command
         assert any(command in n.message for n in app._notifications)
-        bar = str(app.screen.query_one("#run-bar").render())
-        assert run_id in bar  # the id is always in the header, even at 80 columns
+        # the id and the store are always in the header as drawn, even at 80 columns
+        await pilot.pause(0.2)
+        drawn = "".join(seg.text for seg in app.screen.query_one("#run-bar").render_line(0))
+        label = store_label(store, width=20)
+        assert run_id in drawn and label is not None and f"store\u00a0{label}" in drawn, drawn
     app.stop_runs()
     # pasted into a fresh shell (no terminal here, so attach points at `show` — after
     # finding the run in the store the command names)

@@ -26,7 +26,8 @@ SIZES = [(80, 24), (160, 48)]
 
 
 @pytest.fixture
-def snap_app(tmp_path: Path) -> Callable[..., QuarterdeckApp]:
+def snap_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., QuarterdeckApp]:
+    monkeypatch.setenv("HOME", str(tmp_path))  # headers show the store as ~/qd.db anywhere
     wf = tmp_path / "tiny.yaml"
     wf.write_text(TINY)
     store = tmp_path / "qd.db"
