@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -77,12 +76,9 @@ def _retryable(exc: BaseException) -> bool:
     """A lock, a busy store, a full disk or an I/O error may pass; damage does not."""
     if isinstance(exc, OSError):
         return True
+    # a StoreError keeps the error's name in ``kind``; sqlite3 errors carry it themselves
     kind = getattr(exc, "kind", None) or getattr(exc, "sqlite_errorname", None)
-    if kind:
-        return str(kind).startswith(_PASSING)
-    if isinstance(exc, sqlite3.OperationalError):
-        return "readonly" not in str(exc)
-    return False
+    return bool(kind) and str(kind).startswith(_PASSING)
 
 
 class _Job:

@@ -51,15 +51,39 @@ def test_validating_a_workflow_of_builtins_imports_no_other_action_module(
         print(json.dumps({{"heavy": [m for m in heavy if m in sys.modules], "actions": actions}}))
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
-    seen = json.loads(out.strip().splitlines()[-1])
+    seen = _probe(probe)
     assert seen["heavy"] == []
     # helpers of the built-ins (shell_script, paths…) may load; no other action module
-    assert [m for m in seen["actions"] if m in ACTION_MODULES] == [
-        "quarterdeck.core.actions.builtin"
-    ]
+    actions = seen["actions"]
+    assert isinstance(actions, list)
+    assert [m for m in actions if m in ACTION_MODULES] == ["quarterdeck.core.actions.builtin"]
+
+
+def _cli_imports(tmp_path: Path, argv: list[str], heavy: list[str]) -> dict[str, object]:
+    """Run ``quarterdeck ARGV`` in a fresh interpreter; its exit code and which of
+    ``heavy`` it imported."""
+    probe = textwrap.dedent(
+        f"""
+        import json, runpy, sys
+        sys.argv = ["quarterdeck", *{argv!r}]
+        try:
+            runpy.run_module("quarterdeck.tui.cli", run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code
+        heavy = {heavy!r}
+        print(json.dumps({{"code": code, "heavy": [m for m in heavy if m in sys.modules]}}))
+        """
+    )
+    return _probe(probe, {**os.environ, "QUARTERDECK_HOME": str(tmp_path / "home")})
+
+
+def _probe(code: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    """Run ``code`` in a fresh interpreter and read the JSON it prints last."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    seen: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return seen
 
 
 def test_a_headless_run_of_builtins_imports_no_ssh_git_http_or_rich(tmp_path: Path) -> None:
@@ -71,45 +95,15 @@ def test_a_headless_run_of_builtins_imports_no_ssh_git_http_or_rich(tmp_path: Pa
         "name: builtins-only\nstages:\n  - id: s\n    steps:\n"
         "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
     )
-    probe = textwrap.dedent(
-        f"""
-        import json, runpy, sys
-        sys.argv = ["quarterdeck", "run", "--headless", {str(wf)!r},
-                    "--store", {str(tmp_path / "qd.db")!r}]
-        try:
-            runpy.run_module("quarterdeck.tui.cli", run_name="__main__")
-        except SystemExit as exc:
-            code = exc.code
-        heavy = ["asyncssh", "git", "cryptography", "httpx", "rich", "textual",
-                 "prometheus_client", "xml.etree.ElementTree"]
-        print(json.dumps({{"code": code, "heavy": [m for m in heavy if m in sys.modules]}}))
-        """
-    )
-    env = {**os.environ, "QUARTERDECK_HOME": str(tmp_path / "home")}
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
-    ).stdout
-    seen = json.loads(out.strip().splitlines()[-1])
-    assert seen == {"code": 0, "heavy": []}
+    argv = ["run", "--headless", str(wf), "--store", str(tmp_path / "qd.db")]
+    heavy = ["asyncssh", "git", "cryptography", "httpx", "rich", "textual"]
+    heavy += ["prometheus_client", "xml.etree.ElementTree"]
+    assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
 
 
 def test_runs_and_show_read_the_store_without_the_engine(tmp_path: Path) -> None:
     """`runs` and `show` only read the journal: no Jinja2, YAML loader or runner (typer
     itself loads pydantic)."""
-    probe = textwrap.dedent(
-        f"""
-        import json, runpy, sys
-        sys.argv = ["quarterdeck", "runs", "--json", "--store", {str(tmp_path / "qd.db")!r}]
-        try:
-            runpy.run_module("quarterdeck.tui.cli", run_name="__main__")
-        except SystemExit as exc:
-            code = exc.code
-        heavy = ["jinja2", "yaml", "quarterdeck.core.engine.runner", "rich", "textual"]
-        print(json.dumps({{"code": code, "heavy": [m for m in heavy if m in sys.modules]}}))
-        """
-    )
-    env = {**os.environ, "QUARTERDECK_HOME": str(tmp_path / "home")}
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
-    ).stdout
-    assert json.loads(out.strip().splitlines()[-1]) == {"code": 0, "heavy": []}
+    argv = ["runs", "--json", "--store", str(tmp_path / "qd.db")]
+    heavy = ["jinja2", "yaml", "quarterdeck.core.engine.runner", "rich", "textual"]
+    assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
