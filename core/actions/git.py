@@ -21,14 +21,19 @@ import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-import git
 from pydantic import AfterValidator, Field
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import git
+else:
+    git = lazy_module("git")
 
 T = TypeVar("T")
 Log = Callable[[str], None]

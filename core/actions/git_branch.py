@@ -12,14 +12,19 @@ authors, for approval evidence.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import git
 from pydantic import Field, field_validator
 
 from quarterdeck.core.actions.base import ActionContext, action
 from quarterdeck.core.actions.git import Log, RefName, RepoParams, open_repo, repo_path, threaded
 from quarterdeck.core.errors import NonRetryableError
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import git
+else:
+    git = lazy_module("git")
 
 
 def default_branch(repo: git.Repo, remote: str = "origin") -> str:

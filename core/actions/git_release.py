@@ -14,9 +14,8 @@ import datetime as dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import git
 from pydantic import Field, field_validator
 
 from quarterdeck.core.actions.base import ActionContext, action
@@ -55,6 +54,12 @@ from quarterdeck.core.actions.version_file import (
     write_version,
 )
 from quarterdeck.core.errors import NonRetryableError
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import git
+else:
+    git = lazy_module("git")
 
 
 def _marker_path(repo: git.Repo, action_name: str, key: str) -> Path:

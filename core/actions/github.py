@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import httpx
 from pydantic import Field
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
@@ -27,6 +26,12 @@ from quarterdeck.core.actions.http import (
 from quarterdeck.core.actions.paths import confined
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_module("httpx")
 
 _DEFAULT_GITHUB_API = "https://api.github.com"
 

@@ -14,17 +14,22 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.credentials import check_destination, credential_value
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.lazy import lazy_module
 from quarterdeck.core.policy.circuit import circuit_board, http_target
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_module("httpx")
 
 USER_AGENT = "quarterdeck"
 _BODY_LINES = 200

@@ -17,17 +17,22 @@ from __future__ import annotations
 import json
 import os
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import Field
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
 from quarterdeck.core.journal.events import EventType, TokensUsed
+from quarterdeck.core.lazy import lazy_module
 from quarterdeck.core.policy.budget import BudgetLedger, Reservation, estimate_tokens
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_module("httpx")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"

@@ -20,8 +20,7 @@ which lives as long as the run.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
+import functools
 import logging
 import os
 import signal
@@ -42,18 +41,31 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 REAP_WAIT_SECONDS = 5.0
 
-_libc: ctypes.CDLL | None = None
-if sys.platform.startswith("linux"):
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, loaded on the first step process (None off Linux).
+
+    glibc's soname is ``libc.so.6`` on every Linux it runs on; ``ctypes.util.find_library``
+    would run ``ldconfig -p`` in a child process to find the same name.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
     with contextlib.suppress(OSError):
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    with contextlib.suppress(OSError):  # musl and others: the running process's own libc
+        return ctypes.CDLL(None, use_errno=True).prctl
+    return None
 
 
 def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` giving the child a parent-death SIGKILL (None off Linux)."""
-    if _libc is None:
+    prctl = _prctl()
+    if prctl is None:
         return None
     parent = os.getpid()
-    prctl = _libc.prctl
 
     def preexec() -> None:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -23,9 +23,8 @@ import html
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
@@ -39,6 +38,12 @@ from quarterdeck.core.actions.packaging import (
 )
 from quarterdeck.core.credentials import check_destination
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_module("httpx")
 
 
 class PublishParams(ActionParams):

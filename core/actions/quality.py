@@ -18,7 +18,6 @@ import json
 import re
 import shlex
 import uuid
-import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -93,6 +92,8 @@ class JUnitCounts:
 
 def parse_junit(path: Path) -> JUnitCounts:
     """Totals over every ``<testsuite>`` in a JUnit XML file (as pytest writes it)."""
+    import xml.etree.ElementTree as ET  # only a JUnit report needs it
+
     root = ET.parse(path).getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
     counts = JUnitCounts()

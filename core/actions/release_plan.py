@@ -18,9 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import git
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -39,6 +38,12 @@ from quarterdeck.core.actions.conventional import (
     release_level,
 )
 from quarterdeck.core.errors import NonRetryableError, RefusedError
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import git
+else:
+    git = lazy_module("git")
 
 _VERSIONISH = re.compile(r"^(?P<prefix>.*?)(?P<version>\d+\.\d+\.\d+\S*)$")
 

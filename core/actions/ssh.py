@@ -22,9 +22,8 @@ import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import asyncssh
 from pydantic import Field, field_validator
 
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
@@ -33,7 +32,13 @@ from quarterdeck.core.actions.paths import confined
 from quarterdeck.core.actions.shell_script import remote_shell_line
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.lazy import lazy_module
 from quarterdeck.core.policy.circuit import circuit_board, ssh_target
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = lazy_module("asyncssh")
 
 _HOST = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9_.-]+))(?::(?P<port>\d+))?$")
 _TAIL = 50

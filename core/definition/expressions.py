@@ -12,37 +12,70 @@ evaluates constant expressions, and a workflow file must not be able to make
 
 A string that is exactly one ``{{ expr }}`` evaluates to the expression's native value
 (a number stays a number, a list a list); anything else renders to text.
+
+Jinja2 is imported on the first template that needs it (:func:`_jinja`): a workflow of
+literal values never pays for it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, UndefinedError
-from jinja2.parser import Parser
-from jinja2.runtime import Undefined
-from jinja2.sandbox import SecurityError
-
-from quarterdeck.core.definition.sandbox import MAX_TEXT, LimitedEnvironment, nesting_error
 from quarterdeck.core.errors import ExpressionError
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
-_ENV = LimitedEnvironment()
-# what a hostile expression can raise while being evaluated: all of them are its failure
-_EVAL_ERRORS = (
-    UndefinedError,
-    SecurityError,
-    TypeError,
-    ValueError,
-    ArithmeticError,
-    LookupError,
-    AttributeError,
-    RecursionError,
-    MemoryError,
-)
+
+
+@dataclass(frozen=True)
+class _Jinja:
+    """The sandboxed environment and the Jinja2 names used here, imported once."""
+
+    env: Any
+    parser: Any
+    syntax_error: type[Exception]
+    undefined_error: type[Exception]
+    security_error: type[Exception]
+    undefined: type
+    max_text: int
+    nesting_error: Any
+    # what a hostile expression can raise while being evaluated: all of them are its failure
+    eval_errors: tuple[type[Exception], ...]
+
+
+@lru_cache(maxsize=1)
+def _jinja() -> _Jinja:
+    from jinja2 import TemplateSyntaxError, UndefinedError
+    from jinja2.parser import Parser
+    from jinja2.runtime import Undefined
+    from jinja2.sandbox import SecurityError
+
+    from quarterdeck.core.definition import sandbox
+
+    return _Jinja(
+        env=sandbox.LimitedEnvironment(),
+        parser=Parser,
+        syntax_error=TemplateSyntaxError,
+        undefined_error=UndefinedError,
+        security_error=SecurityError,
+        undefined=Undefined,
+        max_text=sandbox.MAX_TEXT,
+        nesting_error=sandbox.nesting_error,
+        eval_errors=(
+            UndefinedError,
+            SecurityError,
+            TypeError,
+            ValueError,
+            ArithmeticError,
+            LookupError,
+            AttributeError,
+            RecursionError,
+            MemoryError,
+        ),
+    )
 
 
 def is_template(value: object) -> bool:
@@ -61,27 +94,29 @@ def _single_expression(text: str) -> str | None:
 
 
 def _check_nesting(source: str) -> None:
-    problem = nesting_error(source)
+    j = _jinja()
+    problem = j.nesting_error(source)
     if problem:
-        raise TemplateSyntaxError(problem, 1)
+        raise j.syntax_error(problem, 1)
 
 
 @lru_cache(maxsize=4096)
 def _compile_expression(source: str) -> Any:
     _check_nesting(source)
-    return _ENV.compile_expression(source, undefined_to_none=False)
+    return _jinja().env.compile_expression(source, undefined_to_none=False)
 
 
 @lru_cache(maxsize=4096)
 def _compile_template(source: str) -> Any:
     _check_nesting(source)
-    return _ENV.from_string(source)
+    return _jinja().env.from_string(source)
 
 
 def _parse_expression(source: str) -> None:
     """Parse like ``compile_expression`` does, without compiling (so nothing is folded)."""
     _check_nesting(source)
-    parser = Parser(_ENV, source, state="variable")
+    j = _jinja()
+    parser = j.parser(j.env, source, state="variable")
     parser.parse_expression()
     if not parser.stream.eos:
         parser.fail("chunk after expression", parser.stream.current.lineno)
@@ -89,14 +124,14 @@ def _parse_expression(source: str) -> None:
 
 def _parse_template(source: str) -> None:
     _check_nesting(source)
-    _ENV.parse(source)
+    _jinja().env.parse(source)
 
 
 def _parse_problem(parse: Any, source: str, text: str) -> str | None:
     try:
         parse(source)
-    except TemplateSyntaxError as exc:
-        return f"expression does not parse: {exc.message} in {text.strip()[:200]!r}"
+    except _jinja().syntax_error as exc:
+        return f"expression does not parse: {exc.message} in {text.strip()[:200]!r}"  # type: ignore[attr-defined]
     except (ValueError, OverflowError, RecursionError, MemoryError) as exc:
         reason = str(exc).split(";")[0] or type(exc).__name__
         return f"expression does not parse: {reason} in {text.strip()[:200]!r}"
@@ -119,9 +154,10 @@ def condition_syntax_error(text: str) -> str | None:
 
 def _fail(text: str, where: str, exc: Exception) -> ExpressionError:
     prefix = f"{where}: " if where else ""
-    if isinstance(exc, UndefinedError):
-        reason = f"undefined name: {exc.message}"
-    elif isinstance(exc, SecurityError):
+    j = _jinja()
+    if isinstance(exc, j.undefined_error):
+        reason = f"undefined name: {exc.message}"  # type: ignore[attr-defined]
+    elif isinstance(exc, j.security_error):
         reason = f"refused by the sandbox: {exc}"
     else:
         reason = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -129,12 +165,13 @@ def _fail(text: str, where: str, exc: Exception) -> ExpressionError:
 
 
 def _check_defined(value: Any, text: str, where: str) -> Any:
-    if isinstance(value, Undefined):
+    j = _jinja()
+    if isinstance(value, j.undefined):
         try:
             str(value)
-        except UndefinedError as exc:
+        except j.undefined_error as exc:
             raise _fail(text, where, exc) from None
-        raise _fail(text, where, UndefinedError("undefined value"))
+        raise _fail(text, where, j.undefined_error("undefined value"))
     return value
 
 
@@ -144,14 +181,16 @@ def render(value: Any, scope: Mapping[str, Any], where: str = "") -> Any:
         if not is_template(value):
             return value
         expr = _single_expression(value)
+        j = _jinja()
         try:
             if expr is not None:
                 result = _compile_expression(expr)(**scope)
                 return _check_size(_check_defined(result, value, where), value, where)
             return _check_size(_compile_template(value).render(**scope), value, where)
-        except TemplateSyntaxError as exc:
-            raise ExpressionError(f"{where}: {exc.message} in {value[:200]!r}") from None
-        except _EVAL_ERRORS as exc:
+        except j.syntax_error as exc:
+            message = exc.message  # type: ignore[attr-defined]
+            raise ExpressionError(f"{where}: {message} in {value[:200]!r}") from None
+        except j.eval_errors as exc:
             raise _fail(value, where, exc) from None
     if isinstance(value, list):
         return [render(v, scope, where) for v in value]
@@ -161,8 +200,9 @@ def render(value: Any, scope: Mapping[str, Any], where: str = "") -> Any:
 
 
 def _check_size(result: Any, text: str, where: str) -> Any:
-    if isinstance(result, str | list | tuple) and len(result) > MAX_TEXT:
-        raise _fail(text, where, SecurityError(f"result over {MAX_TEXT} items"))
+    j = _jinja()
+    if isinstance(result, str | list | tuple) and len(result) > j.max_text:
+        raise _fail(text, where, j.security_error(f"result over {j.max_text} items"))
     return result
 
 
@@ -184,6 +224,7 @@ def evaluate(condition: str | bool, scope: Mapping[str, Any], where: str = "") -
         return condition
     expr = _single_expression(condition)
     source = expr if expr is not None else condition
+    j = _jinja()
     try:
         result = _compile_expression(source)(**scope)
         result = _check_defined(result, condition, where)
@@ -192,7 +233,8 @@ def evaluate(condition: str | bool, scope: Mapping[str, Any], where: str = "") -
         return bool(result)
     except ExpressionError:
         raise
-    except TemplateSyntaxError as exc:
-        raise ExpressionError(f"{where}: {exc.message} in {condition[:200]!r}") from None
-    except _EVAL_ERRORS as exc:
+    except j.syntax_error as exc:
+        message = exc.message  # type: ignore[attr-defined]
+        raise ExpressionError(f"{where}: {message} in {condition[:200]!r}") from None
+    except j.eval_errors as exc:
         raise _fail(condition, where, exc) from None

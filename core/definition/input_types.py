@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import meta
 from pydantic import ValidationError
 
 from quarterdeck.core.actions.base import get_action
@@ -36,9 +35,9 @@ def _reads(text: str) -> tuple[set[str], set[str]]:
         tree = _PARSE_ENV.parse(text)
     except Exception:  # a syntax error is validate's to report
         return {"?"}, set()
-    names = set(meta.find_undeclared_variables(tree))
-    from jinja2 import nodes
+    from jinja2 import meta, nodes
 
+    names = set(meta.find_undeclared_variables(tree))
     inputs = {
         node.attr
         for node in tree.find_all(nodes.Getattr)

@@ -59,6 +59,39 @@ def test_validating_a_workflow_of_builtins_imports_no_other_action_module(
     assert [m for m in actions if m in ACTION_MODULES] == ["quarterdeck.core.actions.builtin"]
 
 
+def test_validating_git_http_and_ssh_steps_imports_none_of_their_libraries(
+    tmp_path: Path,
+) -> None:
+    """Validation reads the actions' parameter models only: GitPython, httpx, asyncssh and
+    the XML parser load when a step talks to git, HTTP or SSH, or reads a JUnit report;
+    Jinja2 loads for the first template, and this workflow has none."""
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        textwrap.dedent(
+            """\
+            name: remote-steps
+            stages:
+              - id: s
+                steps:
+                  - {id: tag, uses: git.tag, with: {name: v1.0.0}}
+                  - {id: ping, uses: http.request, with: {url: "http://127.0.0.1:9/health"}}
+                  - {id: remote, uses: ssh.run, with: {hosts: [127.0.0.1], command: "true"}}
+                  - {id: tests, uses: pytest, with: {path: "."}}
+            """
+        )
+    )
+    argv = ["validate", str(wf)]
+    heavy = ["git", "httpx", "asyncssh", "cryptography", "xml.etree.ElementTree", "jinja2"]
+    assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
+
+
+def test_help_and_runs_load_no_event_loop(tmp_path: Path) -> None:
+    """Reading commands never start a run: asyncio (and ctypes, for the process-group
+    guard) load with the first step, not with the command line."""
+    for argv in (["--help"], ["runs", "--json", "--store", str(tmp_path / "qd.db")]):
+        assert _cli_imports(tmp_path, argv, ["asyncio", "ctypes"]) == {"code": 0, "heavy": []}
+
+
 def _cli_imports(tmp_path: Path, argv: list[str], heavy: list[str]) -> dict[str, object]:
     """Run ``quarterdeck ARGV`` in a fresh interpreter; its exit code and which of
     ``heavy`` it imported."""
@@ -97,13 +130,12 @@ def test_a_headless_run_of_builtins_imports_no_ssh_git_http_or_rich(tmp_path: Pa
     )
     argv = ["run", "--headless", str(wf), "--store", str(tmp_path / "qd.db")]
     heavy = ["asyncssh", "git", "cryptography", "httpx", "rich", "textual"]
-    heavy += ["prometheus_client", "xml.etree.ElementTree"]
+    heavy += ["prometheus_client", "xml.etree.ElementTree", "jinja2", "ctypes"]
     assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
 
 
 def test_runs_and_show_read_the_store_without_the_engine(tmp_path: Path) -> None:
-    """`runs` and `show` only read the journal: no Jinja2, YAML loader or runner (typer
-    itself loads pydantic)."""
+    """`runs` and `show` only read the journal: no Jinja2, YAML loader or runner."""
     argv = ["runs", "--json", "--store", str(tmp_path / "qd.db")]
     heavy = ["jinja2", "yaml", "quarterdeck.core.engine.runner", "rich", "textual"]
     assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}

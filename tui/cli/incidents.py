@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from typing import Annotated
 
@@ -130,6 +129,8 @@ def listen(
             await listener.close()
             if metrics is not None:
                 metrics.close()
+
+    import asyncio
 
     try:
         asyncio.run(serve())

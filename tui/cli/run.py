@@ -3,7 +3,6 @@ terminal or headless (live view, plain narration or JSON) everywhere else."""
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import sys
@@ -161,6 +160,8 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
 
     stops = Stops()
     stops.install()  # before the loop, kept after it: every stop signal means 130
+
+    import asyncio
 
     async def go() -> Any:
         stops.bind(runner.interrupt)
@@ -331,6 +332,8 @@ def run(
                 env=planned.env,
                 redact=planned.redactor.text,
             )
+            import asyncio
+
             sys.stdout.write("\n".join(asyncio.run(preview.lines())) + "\n")
             return
         if not headless and not json_out and interactive():

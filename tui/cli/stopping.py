@@ -9,11 +9,14 @@ means "interrupted" — never the default action (exit 143 for a second SIGTERM)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ class Stops:
 
     def bind(self, interrupt: Callable[[str], None]) -> None:
         """Call from inside the run's loop: later signals interrupt it; an earlier one now."""
+        import asyncio
+
         self._loop = asyncio.get_running_loop()
         self._interrupt = interrupt
         if self.pending is not None:
