@@ -24,18 +24,24 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=77' wheel
 
 EDITABLE := --config-settings editable_mode=strict -e
+# Byte-compile the link tree: with PYTHONDONTWRITEBYTECODE set (as on some CI images and
+# dev machines) nothing else would, and every command would compile its modules again.
+COMPILE := $(BIN)/python -m compileall -q -j 0 build > /dev/null
 
 $(STAMP_RUN): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) $(EDITABLE) '.[demo]'
+	$(COMPILE)
 	touch $@ $(STAMP_LINKS)
 
 $(STAMP_TEST): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) $(EDITABLE) '.[dev]'
+	$(COMPILE)
 	touch $@ $(STAMP_RUN) $(STAMP_LINKS)
 
 # The link tree: quick (no dependency resolution), redone whenever the tree changes.
 $(STAMP_LINKS): $(PACKAGE_TREE) pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation $(EDITABLE) .
+	$(COMPILE)
 	touch $@
 
 system-deps:

@@ -97,10 +97,11 @@ def _cli_imports(tmp_path: Path, argv: list[str], heavy: list[str]) -> dict[str,
     ``heavy`` it imported."""
     probe = textwrap.dedent(
         f"""
-        import json, runpy, sys
+        import json, sys
         sys.argv = ["quarterdeck", *{argv!r}]
+        from quarterdeck.tui.cli import main
         try:
-            runpy.run_module("quarterdeck.tui.cli", run_name="__main__")
+            main()
         except SystemExit as exc:
             code = exc.code
         heavy = {heavy!r}

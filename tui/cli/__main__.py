@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from quarterdeck.tui.cli import main
+from quarterdeck.tui.cli import entry
 
-main()
+entry()

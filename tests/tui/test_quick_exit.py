@@ -1,0 +1,73 @@
+"""The console script leaves with ``os._exit`` once a command is done, skipping the
+interpreter's teardown — but only after everything the normal exit would have done that
+anyone can see: output flushed, exit handlers run, the exit code unchanged."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+
+def _leave(body: str) -> subprocess.CompletedProcess[str]:
+    code = "import atexit, sys, threading\nfrom quarterdeck.tui.cli import _leave\n"
+    code += textwrap.dedent(body)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_exit_handlers_run_and_the_code_is_kept() -> None:
+    done = _leave(
+        """
+        atexit.register(lambda: print("handler ran", flush=False))
+        sys.stdout.write("buffered, not flushed")
+        _leave(3)
+        """
+    )
+    assert done.returncode == 3
+    assert done.stdout == "buffered, not flushedhandler ran\n"
+
+
+def test_none_is_success_and_a_message_exits_the_normal_way() -> None:
+    assert _leave("_leave(None)").returncode == 0
+    done = _leave('_leave("error: something")')
+    assert (done.returncode, done.stderr) == (1, "error: something\n")
+
+
+def test_a_thread_still_running_gets_the_normal_exit() -> None:
+    """A non-daemon thread still working would be killed by os._exit; the normal exit
+    waits for it."""
+    done = _leave(
+        """
+        import time
+        def late():
+            time.sleep(0.3)
+            print("thread finished", flush=True)
+        threading.Thread(target=late).start()
+        _leave(5)
+        """
+    )
+    assert (done.returncode, done.stdout) == (5, "thread finished\n")
+
+
+def test_a_run_through_the_console_entry_prints_everything(tmp_path: Path) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: quick\nstages:\n  - id: s\n    steps:\n"
+        "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
+        "      - {id: b, uses: shell, needs: [a], with: {run: 'false'}}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "quarterdeck.tui.cli", "run", "--headless", str(wf)]
+        + ["--store", str(tmp_path / "qd.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"QUARTERDECK_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()  # the run's log and verdict go to stderr
+    assert lines[-1].startswith("run ") and lines[-1].endswith(": failed"), done.stderr
+    assert (tmp_path / "home" / "quarterdeck.log").exists()
