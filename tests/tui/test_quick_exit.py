@@ -13,9 +13,7 @@ from pathlib import Path
 def _leave(body: str) -> subprocess.CompletedProcess[str]:
     code = "import atexit, sys, threading\nfrom quarterdeck.tui.cli import _leave\n"
     code += textwrap.dedent(body)
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
 
 
 def test_exit_handlers_run_and_the_code_is_kept() -> None:
@@ -59,9 +57,9 @@ def test_a_run_through_the_console_entry_prints_everything(tmp_path: Path) -> No
         "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
         "      - {id: b, uses: shell, needs: [a], with: {run: 'false'}}\n"
     )
+    store = ["--store", str(tmp_path / "qd.db")]
     done = subprocess.run(
-        [sys.executable, "-m", "quarterdeck.tui.cli", "run", "--headless", str(wf)]
-        + ["--store", str(tmp_path / "qd.db")],
+        [sys.executable, "-m", "quarterdeck.tui.cli", "run", "--headless", str(wf), *store],
         capture_output=True,
         text=True,
         timeout=120,
