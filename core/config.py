@@ -20,7 +20,7 @@ from quarterdeck.core.locations import config_home, project_dir
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class LLMSettings(_Section):
