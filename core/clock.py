@@ -5,7 +5,6 @@ Tests use :class:`FakeClock` to prove retry delays without sleeping.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 
@@ -19,6 +18,8 @@ class Clock:
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio  # not at import: `quarterdeck validate` reads this module, runs nothing
+
         await asyncio.sleep(seconds)
 
 
@@ -43,4 +44,6 @@ class FakeClock(Clock):
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.advance(seconds)
+        import asyncio
+
         await asyncio.sleep(0)

@@ -13,17 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import InvalidInput
-from quarterdeck.core.journal.state import RunState, fold
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE
-from quarterdeck.core.journal.store import Store
 from quarterdeck.core.locations import default_store
 
 if TYPE_CHECKING:  # the runner and the definition load only for commands that run one:
-    # `runs`, `show` and `attach` read the store and never pay for Jinja2 or the engine
+    # `runs`, `show` and `attach` read the store and never pay for Jinja2 or the engine;
+    # `validate` never opens a store
     from quarterdeck.core.config import Settings
     from quarterdeck.core.definition.models import Workflow
     from quarterdeck.core.definition.validate import LoadedWorkflow
     from quarterdeck.core.engine.runner import Runner, RunOptions, Subscriber
+    from quarterdeck.core.journal.state import RunState
+    from quarterdeck.core.journal.store import Store
 
 
 @dataclass
@@ -54,6 +55,8 @@ def store_path(url: str | None) -> Path:
 
 def open_store(url: str | None, *, readonly: bool = False) -> Store:
     """The store ``--store`` names; ``readonly`` for commands that only read (never write)."""
+    from quarterdeck.core.journal.store import Store
+
     return Store(store_path(url), readonly=readonly)
 
 
@@ -136,6 +139,7 @@ def resume_runner(
     from quarterdeck.core.definition.inputs import resolve_inputs
     from quarterdeck.core.definition.validate import load_workflow_text
     from quarterdeck.core.engine.runner import Runner, new_owner
+    from quarterdeck.core.journal.state import fold
 
     row = store.get_run(run_ref)
     if row.status in RUN_ACTIVE:
@@ -169,6 +173,8 @@ def resume_runner(
 
 
 def read_state(store: Store, run_ref: str, *, keep_log: bool = False) -> RunState:
+    from quarterdeck.core.journal.state import fold
+
     row = store.get_run(run_ref)
     state = fold(row.id, store.events(row.id), keep_log=keep_log)
     state.status = row.status  # the store knows about crashed runs (interrupted)
