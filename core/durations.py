@@ -1,11 +1,13 @@
-"""Durations as people write them: ``500ms``, ``30s``, ``5m``, ``1h30m``, ``24h``, ``2d``."""
+"""Durations as people write them: ``500ms``, ``30s``, ``5m``, ``1h30m``, ``24h``, ``2d``.
+
+:data:`Duration` (the pydantic field type) is built on first use, so the commands that
+only print durations (``runs``) do not import pydantic.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
-
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from typing import TYPE_CHECKING, Annotated, Any
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -48,17 +50,31 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    PlainSerializer(lambda s: s, return_type=float),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*)+$"},
-            ],
-            "description": "A duration: seconds, or e.g. 500ms, 30s, 5m, 1h30m, 2d",
-        }
-    ),
-]
+def _duration_type() -> Any:
+    from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+    return Annotated[
+        float,
+        BeforeValidator(parse_duration),
+        PlainSerializer(lambda s: s, return_type=float),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "minimum": 0},
+                    {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*)+$"},
+                ],
+                "description": "A duration: seconds, or e.g. 500ms, 30s, 5m, 1h30m, 2d",
+            }
+        ),
+    ]
+
+
+if TYPE_CHECKING:
+    Duration = float  # what a model field holds once validated
+else:
+
+    def __getattr__(name: str) -> Any:
+        if name == "Duration":
+            value = globals()["Duration"] = _duration_type()
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -138,5 +138,5 @@ def test_a_headless_run_of_builtins_imports_no_ssh_git_http_or_rich(tmp_path: Pa
 def test_runs_and_show_read_the_store_without_the_engine(tmp_path: Path) -> None:
     """`runs` and `show` only read the journal: no Jinja2, YAML loader or runner."""
     argv = ["runs", "--json", "--store", str(tmp_path / "qd.db")]
-    heavy = ["jinja2", "yaml", "quarterdeck.core.engine.runner", "rich", "textual"]
+    heavy = ["jinja2", "yaml", "quarterdeck.core.engine.runner", "rich", "textual", "pydantic"]
     assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
