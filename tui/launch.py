@@ -7,12 +7,14 @@ Everything a front end needs to go from "a workflow name and some inputs" to a r
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import InvalidInput
+from quarterdeck.core.gc_pause import paused_gc
 from quarterdeck.core.journal.state import RunState, fold
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE
 from quarterdeck.core.journal.store import Store
@@ -131,10 +133,12 @@ def resume_runner(
     options: RunOptions,
     given: dict[str, Any] | None = None,
     subscribers: list[Subscriber] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Runner:
-    """A runner that continues ``run_ref`` from its journal."""
+    """A runner that continues ``run_ref`` from its journal. ``say`` gets the notes about
+    its definition (the workflow file changed since the run started, and how)."""
     from quarterdeck.core.definition.inputs import resolve_inputs
-    from quarterdeck.core.definition.validate import load_workflow_text
+    from quarterdeck.core.engine.recovery import resume_definition
     from quarterdeck.core.engine.runner import Runner, new_owner
 
     row = store.get_run(run_ref)
@@ -146,16 +150,18 @@ def resume_runner(
         )
     if row.status in RUN_DONE:
         raise InvalidInput(f"run {row.id} is {row.status}; there is nothing to resume")
-    loaded = load_workflow_text(row.definition, Path(row.workflow_path), ctx.personas)
-    prior = fold(row.id, store.events(row.id))
-    inputs = _resume_inputs(loaded.workflow, prior.inputs or row.inputs, given or {})
+    loaded = resume_definition(store, row, ctx.personas, say or (lambda _note: None))
+    started = fold(row.id, store.events(row.id, limit=1))  # run.started: its inputs
+    inputs = _resume_inputs(loaded.workflow, started.inputs or row.inputs, given or {})
     inputs = resolve_inputs(loaded.workflow, inputs, base=Path(row.workdir or "."))
     options.workdir = options.workdir or (Path(row.workdir) if row.workdir else None)
-    # claim, then fold again: the journal read after the claim is final (nobody else
-    # writes to it any more); a second resumer is refused here
+    # claim, then fold: the journal read after the claim is final (nobody else writes to
+    # it any more); a second resumer is refused here. Folded once, without cyclic GC (every
+    # object it makes stays alive), so a resume costs one linear pass over the events.
     options.owner = options.owner or new_owner()
     store.claim_run(row.id, options.owner)
-    prior = fold(row.id, store.events(row.id))
+    with paused_gc():
+        prior = fold(row.id, store.events(row.id))
     return Runner(
         loaded,
         store,
@@ -170,6 +176,7 @@ def resume_runner(
 
 def read_state(store: Store, run_ref: str, *, keep_log: bool = False) -> RunState:
     row = store.get_run(run_ref)
-    state = fold(row.id, store.events(row.id), keep_log=keep_log)
+    with paused_gc():
+        state = fold(row.id, store.events(row.id), keep_log=keep_log)
     state.status = row.status  # the store knows about crashed runs (interrupted)
     return state
