@@ -151,17 +151,18 @@ def resume_runner(
     if row.status in RUN_DONE:
         raise InvalidInput(f"run {row.id} is {row.status}; there is nothing to resume")
     loaded = resume_definition(store, row, ctx.personas, say or (lambda _note: None))
-    started = fold(row.id, store.events(row.id, limit=1))  # run.started: its inputs
-    inputs = _resume_inputs(loaded.workflow, started.inputs or row.inputs, given or {})
+    with paused_gc():  # every object a fold makes stays alive: no collection to find any
+        prior = fold(row.id, store.events(row.id))
+    inputs = _resume_inputs(loaded.workflow, prior.inputs or row.inputs, given or {})
     inputs = resolve_inputs(loaded.workflow, inputs, base=Path(row.workdir or "."))
     options.workdir = options.workdir or (Path(row.workdir) if row.workdir else None)
-    # claim, then fold: the journal read after the claim is final (nobody else writes to
-    # it any more); a second resumer is refused here. Folded once, without cyclic GC (every
-    # object it makes stays alive), so a resume costs one linear pass over the events.
+    # claim, then fold in what was journaled since the read above (a fold is a left fold,
+    # so this is the fold of the whole journal): what is read after the claim is final,
+    # nobody else writes to it any more. A second resumer is refused here.
     options.owner = options.owner or new_owner()
     store.claim_run(row.id, options.owner)
-    with paused_gc():
-        prior = fold(row.id, store.events(row.id))
+    for event in store.events(row.id, after=prior.last_seq):
+        prior.apply(event)
     return Runner(
         loaded,
         store,
