@@ -99,22 +99,27 @@ class _Builder:
         self.problems: list[Problem] = []
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
-        self.source.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        mark = node.start_mark
+        self.source.values[loc] = (mark.line + 1, mark.column + 1)
+        if type(node) is yaml.ScalarNode:  # most nodes: the value, without the checks below
+            return self._construct(node, loc)
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = self._construct(key_node)
-                if not isinstance(key, str | int | float | bool) or key is None:
-                    line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                    self.problems.append(
-                        Problem(self.source.file, line, col, "keys must be plain scalars")
-                    )
-                    continue
-                if isinstance(key, bool | int | float):
-                    key = str(key).lower() if isinstance(key, bool) else str(key)
+                if type(key) is not str:  # nearly every key is one: checked first
+                    if not isinstance(key, str | int | float | bool) or key is None:
+                        line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                        self.problems.append(
+                            Problem(self.source.file, line, col, "keys must be plain scalars")
+                        )
+                        continue
+                    if isinstance(key, bool | int | float):
+                        key = str(key).lower() if isinstance(key, bool) else str(key)
                 child = (*loc, key)
-                key_pos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                mark = key_node.start_mark
+                key_pos = (mark.line + 1, mark.column + 1)
                 if key in result:
                     self.problems.append(
                         Problem(
