@@ -201,3 +201,27 @@ def test_show_reads_a_v5_store_read_only_without_migrating_it(tmp_path: Path) ->
     assert shown.returncode == 0, shown.stderr
     assert rid in shown.stdout
     assert sql(db, "PRAGMA user_version") == [(5,)]
+
+
+def test_a_persona_narrowed_since_the_start_is_checked_on_resume(tmp_path: Path) -> None:
+    """The catalogs are not part of the hashed text: a persona's tools narrowed since the
+    run started apply to the steps still to run, and the resume is refused."""
+    personas = tmp_path / ".quarterdeck" / "personas"
+    personas.mkdir(parents=True)
+    tester = personas / "testing-specialist.yaml"
+    tester.write_text('tools: ["shell"]\n')
+    _wf, rid = stopped_run(
+        tmp_path, WORKFLOW.replace("  - id: t\n", "  - id: t\n    persona: testing-specialist\n")
+    )
+    tester.write_text('tools: ["pytest"]\n')
+    code, err = resume(tmp_path, rid)
+    assert code == 2, err
+    assert (
+        "stages[t].steps[after].uses: step 'after' uses 'shell', which persona "
+        "'testing-specialist' may not use (its tools: pytest)"
+    ) in err
+    assert effects(tmp_path) == []
+    tester.write_text('tools: ["shell"]\n')
+    code, err = resume(tmp_path, rid)
+    assert code == 0, err
+    assert effects(tmp_path) == ["gate", "after"]
