@@ -36,6 +36,9 @@ from quarterdeck.core.journal.store import RunRow, Store, definition_digest
 
 #: A step that failed with ``continue_on_error``: its dependents start as if it succeeded.
 CONTINUED = "continued"
+#: The reason journaled with ``step.skipped`` for a step its failed stage never started
+#: (``core/engine/scheduler.py``).
+NOT_RUN = "not run: the stage failed"
 #: At most this many ids are named per kind of change in a changed file's report.
 NAMED = 8
 
@@ -149,10 +152,15 @@ def stage_done(state: RunState, stage: Stage) -> bool:
 
 
 def steps_done(state: RunState, steps: list[Step]) -> dict[str, str]:
-    """The steps of ``steps`` that finished before, with their status; the rest run."""
+    """The steps of ``steps`` that finished before, with their status; the rest run.
+
+    A step journaled ``skipped`` because its stage failed before it could start was never
+    run: it is not done, and runs when the resumed stage gets to it."""
     done: dict[str, str] = {}
     for step in steps:
         prior = state.step(step.id)
+        if prior is not None and prior.status == StepStatus.SKIPPED and prior.error == NOT_RUN:
+            continue
         if prior is not None and prior.status in STEP_KEPT_ON_RESUME:
             done[step.id] = prior.status
         elif prior is not None and prior.status == StepStatus.FAILED and prior.continued:
