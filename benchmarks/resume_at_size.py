@@ -20,9 +20,9 @@ The workflow's shape stays inside the loader's bound on untrusted files
 (``quarterdeck.core.definition.loader.MAX_NODES``, 100,000 values), so the real CLI loads
 it unchanged, with no knob raised: 9,830 independent ``memory.set`` steps (9 values each)
 in stage ``bulk``, stage ``stop`` with ``gate`` alone, then stage ``tail``, a needs-chain
-of 169 (12 values each). ``gate`` has a stage of its own because a failed step's
-dependents in its stage are journaled ``skipped``, and a skipped step is not run again by
-a resume; a later stage never started, so all 170 steps run on resume.
+of 169 (12 values each). ``gate`` has a stage of its own so that builds from before the
+fix for steps a failed stage never started (journaled ``skipped``, and kept as done by
+their resume) run the same 170 steps on resume, and ``--baseline`` compares like with like.
 
     .venv/bin/python benchmarks/resume_at_size.py [--steps 10000] [--left 170]
         [--rounds 5] [--profile] [--baseline OTHER/.venv/bin/quarterdeck]
