@@ -7,12 +7,14 @@ Everything a front end needs to go from "a workflow name and some inputs" to a r
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import InvalidInput
+from quarterdeck.core.gc_pause import paused_gc
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE
 from quarterdeck.core.locations import default_store
 
@@ -134,10 +136,12 @@ def resume_runner(
     options: RunOptions,
     given: dict[str, Any] | None = None,
     subscribers: list[Subscriber] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Runner:
-    """A runner that continues ``run_ref`` from its journal."""
+    """A runner that continues ``run_ref`` from its journal. ``say`` gets the notes about
+    its definition (the workflow file changed since the run started, and how)."""
     from quarterdeck.core.definition.inputs import resolve_inputs
-    from quarterdeck.core.definition.validate import load_workflow_text
+    from quarterdeck.core.engine.recovery import resume_definition
     from quarterdeck.core.engine.runner import Runner, new_owner
     from quarterdeck.core.journal.state import fold
 
@@ -150,16 +154,19 @@ def resume_runner(
         )
     if row.status in RUN_DONE:
         raise InvalidInput(f"run {row.id} is {row.status}; there is nothing to resume")
-    loaded = load_workflow_text(row.definition, Path(row.workflow_path), ctx.personas)
-    prior = fold(row.id, store.events(row.id))
+    loaded = resume_definition(store, row, ctx.personas, say or (lambda _note: None))
+    with paused_gc():  # every object a fold makes stays alive: no collection to find any
+        prior = fold(row.id, store.events(row.id))
     inputs = _resume_inputs(loaded.workflow, prior.inputs or row.inputs, given or {})
     inputs = resolve_inputs(loaded.workflow, inputs, base=Path(row.workdir or "."))
     options.workdir = options.workdir or (Path(row.workdir) if row.workdir else None)
-    # claim, then fold again: the journal read after the claim is final (nobody else
-    # writes to it any more); a second resumer is refused here
+    # claim, then fold in what was journaled since the read above (a fold is a left fold,
+    # so this is the fold of the whole journal): what is read after the claim is final,
+    # nobody else writes to it any more. A second resumer is refused here.
     options.owner = options.owner or new_owner()
     store.claim_run(row.id, options.owner)
-    prior = fold(row.id, store.events(row.id))
+    for event in store.events(row.id, after=prior.last_seq):
+        prior.apply(event)
     return Runner(
         loaded,
         store,
@@ -176,6 +183,7 @@ def read_state(store: Store, run_ref: str, *, keep_log: bool = False) -> RunStat
     from quarterdeck.core.journal.state import fold
 
     row = store.get_run(run_ref)
-    state = fold(row.id, store.events(row.id), keep_log=keep_log)
+    with paused_gc():
+        state = fold(row.id, store.events(row.id), keep_log=keep_log)
     state.status = row.status  # the store knows about crashed runs (interrupted)
     return state

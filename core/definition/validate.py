@@ -33,6 +33,7 @@ from quarterdeck.core.definition.loader import (
 )
 from quarterdeck.core.definition.models import Stage, Step, Workflow
 from quarterdeck.core.errors import DefinitionError, Problem
+from quarterdeck.core.gc_pause import paused_gc
 
 _STEP_REF = re.compile(r"\bsteps\.([A-Za-z_]\w*)\b(?!\s*-)")
 _INPUT_REF = re.compile(r"\binputs\.([A-Za-z_]\w*)\b")
@@ -160,6 +161,7 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
     # needs: unknown, self, cycles -------------------------------------------------------
     for i, stage in enumerate(wf.stages):
         ids = [s.id for s in stage.steps if s.id]
+        known = set(ids)  # a list lookup per need made a 10,000-step chain quadratic
         graph: dict[str, list[str]] = {}
         for j, step in enumerate(stage.steps):
             graph[step.id] = []
@@ -167,7 +169,7 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
                 loc = ("stages", i, "steps", j, "needs", k)
                 if need == step.id:
                     add(loc, f"step {step.id!r} needs itself")
-                elif need not in ids:
+                elif need not in known:
                     elsewhere = need in seen_steps
                     hint = (
                         f"; {need!r} is in another stage, and stages already run in order"
@@ -183,25 +185,10 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
             add(("stages", i, "steps", j, "needs"), "cycle in needs: " + " → ".join(cycle))
 
     # actions, params, personas --------------------------------------------------------
-    for stage, step, loc, _role in _step_locs(wf):
+    for _stage, step, loc, _role in _step_locs(wf):
         _action_problems(data, loc, step.uses, add)
-        if personas is not None and stage.persona and personas.get(stage.persona) is not None:
-            persona = personas.get(stage.persona)
-            if not persona.may_use(step.uses):
-                add(
-                    (*loc, "uses"),
-                    f"step {step.id!r} uses {step.uses!r}, which persona {stage.persona!r} "
-                    f"may not use (its tools: {', '.join(persona.tools)})",
-                )
     if personas is not None:
-        names = personas.names()
-        for i, stage in enumerate(wf.stages):
-            if stage.persona and personas.get(stage.persona) is None:
-                add(
-                    ("stages", i, "persona"),
-                    f"unknown persona {stage.persona!r}{did_you_mean(stage.persona, names)}"
-                    f" (known: {', '.join(names)})",
-                )
+        problems.extend(persona_problems(loaded, personas))
 
     # expressions ----------------------------------------------------------------------
     for loc, text in _expressions(data, add):
@@ -231,6 +218,34 @@ def check_workflow(loaded: LoadedWorkflow, personas: Any | None = None) -> list[
 
 
 Add = Callable[..., None]
+
+
+def persona_problems(loaded: LoadedWorkflow, personas: Any) -> list[Problem]:
+    """Unknown personas, and steps using a tool their stage's persona may not use."""
+    wf, data, source = loaded.workflow, loaded.data, loaded.source
+    problems: list[Problem] = []
+
+    def add(loc: tuple[Any, ...], message: str) -> None:
+        line, col = source.locate(loc)
+        problems.append(Problem(source.file, line, col, message, format_path(loc, data)))
+
+    for stage, step, loc, _role in _step_locs(wf):
+        persona = personas.get(stage.persona) if stage.persona else None
+        if persona is not None and not persona.may_use(step.uses):
+            add(
+                (*loc, "uses"),
+                f"step {step.id!r} uses {step.uses!r}, which persona {stage.persona!r} "
+                f"may not use (its tools: {', '.join(persona.tools)})",
+            )
+    names = personas.names()
+    for i, stage in enumerate(wf.stages):
+        if stage.persona and personas.get(stage.persona) is None:
+            add(
+                ("stages", i, "persona"),
+                f"unknown persona {stage.persona!r}{did_you_mean(stage.persona, names)}"
+                f" (known: {', '.join(names)})",
+            )
+    return problems
 
 
 def _action_problems(data: Any, loc: tuple[Any, ...], uses: str, add: Add) -> None:
@@ -353,6 +368,11 @@ def load_workflow(path: Path, personas: Any | None = None) -> LoadedWorkflow:
 
 
 def load_workflow_text(text: str, path: Path, personas: Any | None = None) -> LoadedWorkflow:
+    with paused_gc():
+        return _load_workflow_text(text, path, personas)
+
+
+def _load_workflow_text(text: str, path: Path, personas: Any | None) -> LoadedWorkflow:
     data, source = load_yaml(text, str(path))
     try:
         workflow = parse_model(Workflow, data, source, "workflow")
@@ -370,4 +390,26 @@ def load_workflow_text(text: str, path: Path, personas: Any | None = None) -> Lo
     if problems:
         raise DefinitionError(problems)
     assign_ids(workflow)
+    return loaded
+
+
+def load_validated_text(text: str, path: Path, personas: Any | None = None) -> LoadedWorkflow:
+    """A definition this Quarterdeck validated before (a run's, found by its journaled hash):
+    parsed into the model, not checked again.
+
+    The checks that depend only on the text and Quarterdeck's rules (bounds, ids, needs,
+    cycles, expressions, action parameters) passed when the run started, and the run goes
+    on under the rules it was accepted with. What depends on the project's catalogs is
+    checked again: a persona that is gone, or whose tools were narrowed since, must not
+    run steps it may no longer use.
+    """
+    with paused_gc():
+        data, source = load_yaml(text, str(path), bounded=False)
+        workflow = parse_model(Workflow, data, source, "workflow")
+        loaded = LoadedWorkflow(workflow, path, text, data, source)
+        if personas is not None:
+            problems = persona_problems(loaded, personas)
+            if problems:
+                raise DefinitionError(problems)
+        assign_ids(workflow)
     return loaded

@@ -101,6 +101,7 @@ MIGRATIONS: list[Migration] = [
     _add_column("events", "hash", "TEXT"),  # v3: events hash-chained (tamper evidence)
     _add_column("runs", "owner", "TEXT"),  # v4: the claim (one runner per run) ...
     _add_column("runs", "lease_until", "REAL"),  # v5: ... and its lease
+    _add_column("runs", "definition_sha256", "TEXT"),  # v6: the validated definition's hash
 ]
 
 

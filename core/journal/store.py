@@ -80,11 +80,21 @@ def _claim_refusal(
 GENESIS = "0" * 64
 
 
+# json.dumps with these options builds this encoder on every call (``verify`` and ``show``
+# hash every event of a run): one instance, the same text
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def event_hash(prev: str, row: Sequence[Any]) -> str:
     """The link for one journaled row ``(run_id, seq, ts, type, stage, step, data)``;
     ``data`` is the exact JSON text stored, so anyone can recompute it from the row."""
-    canonical = json.dumps(list(row), separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL(list(row))
     return hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
+
+
+def definition_digest(text: str) -> str:
+    """The hash kept with a run of the definition it was validated with at its start."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -300,8 +310,8 @@ class Store:
     ) -> None:
         self.conn.execute(
             "INSERT INTO runs (id, workflow, title, workflow_path, definition, workdir, status,"
-            " started_at, inputs, started_by, pid, host, heartbeat, owner, lease_until)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+            " started_at, inputs, started_by, pid, host, heartbeat, owner, lease_until,"
+            " definition_sha256) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 workflow,
@@ -317,8 +327,19 @@ class Store:
                 time.time(),
                 owner,
                 time.time() + LEASE_SECONDS,
+                definition_digest(definition),
             ),
         )
+
+    def definition_sha256(self, run_id: str) -> str | None:
+        """The hash of the definition the run was validated with when it started; None for
+        a run from before schema v6 (or an old store opened read-only, not migrated)."""
+        if "definition_sha256" not in {c[1] for c in self.conn.execute("PRAGMA table_info(runs)")}:
+            return None
+        row = self.conn.execute(
+            "SELECT definition_sha256 FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else row[0]
 
     # claims (issue 12: one runner per run) ----------------------------------------------
 

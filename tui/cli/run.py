@@ -395,7 +395,7 @@ def resume(
             started_by=actor, no_wait=no_wait, durability=durability.value if durability else None
         )
         try:
-            runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_))
+            runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_), say=err)
         except StoreError as exc:
             raise typer.Exit(_claim_failed(db.path, run_id, exc)) from None
         runner.options.started_by = runner.state.started_by or options.started_by
