@@ -8,6 +8,7 @@ polls and consumes them. ``synchronous=NORMAL`` in WAL mode survives a killed pr
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ import socket
 import sqlite3
 import time
 import urllib.parse
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +165,24 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+# Stores still open when the process exits are closed by an exit handler: closing the last
+# connection checkpoints the WAL into the database file, so a store copied after a command
+# (a backup, a bug report) is whole. The console script leaves with os._exit after running
+# exit handlers, which would otherwise skip the connections' finalizers.
+_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _close_open_stores() -> None:
+    for store in list(_open_stores):
+        try:
+            store.close()
+        except (sqlite3.Error, StoreError):  # another thread's connection: its owner closes it
+            pass
+
+
+atexit.register(_close_open_stores)
+
+
 class Store:
     """One connection to the journal. Not thread-safe: open one per thread."""
 
@@ -196,6 +216,8 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError.of(self.path, exc) from exc
         self.conn = GuardedConnection(raw, self.path)
+        if not memory:
+            _open_stores.add(self)
         try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -284,6 +306,7 @@ class Store:
         self.conn.execute(f"PRAGMA busy_timeout={int(ms)}")
 
     def close(self) -> None:
+        _open_stores.discard(self)
         self.conn.close()
 
     def __enter__(self) -> Store:

@@ -4,6 +4,8 @@ anyone can see: output flushed, exit handlers run, the exit code unchanged."""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -69,3 +71,32 @@ def test_a_run_through_the_console_entry_prints_everything(tmp_path: Path) -> No
     lines = done.stderr.splitlines()  # the run's log and verdict go to stderr
     assert lines[-1].startswith("run ") and lines[-1].endswith(": failed"), done.stderr
     assert (tmp_path / "home" / "quarterdeck.log").exists()
+
+
+def test_the_store_file_alone_holds_the_run_after_the_command(tmp_path: Path) -> None:
+    """Open stores are closed on the way out (checkpointing the WAL), so the database file
+    copied on its own — a backup, a bug report — has the run in it."""
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: quick\nstages:\n  - id: s\n    steps:\n"
+        "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
+    )
+    store = tmp_path / "qd.db"
+    argv = ["run", "--headless", str(wf), "--store", str(store)]
+    done = subprocess.run(
+        [sys.executable, "-m", "quarterdeck.tui.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"QUARTERDECK_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(store, copy)
+    conn = sqlite3.connect(copy)
+    try:
+        assert conn.execute("SELECT workflow, status FROM runs").fetchall() == [
+            ("quick", "succeeded")
+        ]
+    finally:
+        conn.close()
