@@ -55,6 +55,7 @@ class DashboardScreen(RunScreen):
         self._decided: set[str] = set()
         self._keys: tuple[object, ...] = ()
         self._awaiting: tuple[str, float] | None = None
+        self._last_bar = ""
 
     def compose(self) -> ComposeResult:
         yield Static(f"run {escape(self.run_id)}  [$text-muted]loading…[/]", id="run-bar")
@@ -143,7 +144,10 @@ class DashboardScreen(RunScreen):
         self.query_one("#metrics", MetricsPanel).render_state(state, now)
         if new_lines:
             self.query_one("#log-panel", LogPanel).append(new_lines)
-        self.query_one("#run-bar", Static).update(self._bar())
+        bar = self._bar()
+        if bar != self._last_bar:  # an update lays the screen out again: only on change
+            self._last_bar = bar
+            self.query_one("#run-bar", Static).update(bar)
 
     def _bar(self) -> str:
         s = self.state

@@ -1,0 +1,136 @@
+"""The log pane under a flood: bounded work per frame, and never a silent drop.
+
+A frame draws at most ``FRAME_LINES`` new lines (the newest, after a marker counting the
+others), the scrollback keeps ``MAX_LINES`` (the title says so once older lines left),
+and writing lines starts no thread (Textual's Log measured every line's width in one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.widgets import Log, Static
+
+from quarterdeck.core.journal.parts import LogLine
+from quarterdeck.tui.widgets.log_panel import (
+    FRAME_LINES,
+    MAX_LINES,
+    SCROLLBACK_NOTE,
+    LogPanel,
+    skipped_marker,
+)
+
+
+class PanelApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield LogPanel(id="log-panel")
+
+
+def lines(start: int, count: int, step: str = "spew") -> list[LogLine]:
+    return [LogLine(0.0, "flood", step, "stdout", f"line {n}") for n in range(start, start + count)]
+
+
+def texts(panel: LogPanel) -> list[str]:
+    return list(panel.query_one("#log", Log).lines)
+
+
+def title(panel: LogPanel) -> str:
+    return str(panel.query_one("#log-title", Static).render())
+
+
+@pytest.mark.asyncio
+async def test_batches_under_the_frame_budget_show_every_line_in_order() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        for start in range(0, 3 * FRAME_LINES, FRAME_LINES):
+            panel.append(lines(start, FRAME_LINES))
+            await pilot.pause()
+        assert texts(panel) == [f"line {n}" for n in range(3 * FRAME_LINES)]
+        assert panel.shown == 3 * FRAME_LINES and panel.skipped == 0
+
+
+@pytest.mark.asyncio
+async def test_a_flood_draws_the_newest_lines_after_a_marker_counting_the_rest() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        panel.append(lines(0, FRAME_LINES + 1234))
+        await pilot.pause()
+        shown = texts(panel)
+        marker = "⋯ 1,234 lines not drawn here (all are in the step's log file)"
+        assert shown[0] == skipped_marker(1234) == marker
+        assert shown[1:] == [f"line {n}" for n in range(1234, FRAME_LINES + 1234)]
+        assert panel.skipped == 1234 and panel.shown == FRAME_LINES
+        log = panel.query_one("#log", Log)
+        assert log.scroll_y == log.max_scroll_y  # following: the tail is on screen
+
+
+@pytest.mark.asyncio
+async def test_the_marker_counts_only_lines_the_filter_would_show() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        panel.filter_text = "7"
+        batch = lines(0, 10 * FRAME_LINES)
+        matching = [x.text for x in batch if "7" in x.text]
+        panel.append(batch)
+        await pilot.pause()
+        skipped = len(matching) - FRAME_LINES
+        assert texts(panel) == [skipped_marker(skipped), *matching[-FRAME_LINES:]]
+
+
+@pytest.mark.asyncio
+async def test_the_title_says_when_the_scrollback_dropped_its_oldest_lines() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.reset([])
+        sent = 0
+        while sent + FRAME_LINES <= MAX_LINES:
+            panel.append(lines(sent, FRAME_LINES))
+            sent += FRAME_LINES
+        await pilot.pause()
+        assert SCROLLBACK_NOTE not in title(panel)
+        panel.append(lines(sent, FRAME_LINES))
+        sent += FRAME_LINES
+        await pilot.pause()
+        assert title(panel) == f"log · whole run · {SCROLLBACK_NOTE}"
+        assert texts(panel)[-1] == f"spew │ line {sent - 1}"
+        assert len(texts(panel)) == MAX_LINES
+        panel.reset([])  # a new scope starts a new scrollback
+        await pilot.pause()
+        assert title(panel) == "log · whole run"
+
+
+@pytest.mark.asyncio
+async def test_a_scope_change_redraws_everything_kept_not_one_frame() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        kept = lines(0, 3 * FRAME_LINES)
+        panel.step = ("flood", "spew")
+        panel.reset(kept)
+        await pilot.pause()
+        assert texts(panel) == [x.text for x in kept]
+
+
+@pytest.mark.asyncio
+async def test_writing_lines_starts_no_thread() -> None:
+    """Textual's Log started a worker thread per write to measure every new line's width
+    (for a horizontal scrollbar this pane hides), competing with the UI for the GIL."""
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        started: list[Any] = []
+        app.workers.add_worker = lambda worker, **kw: started.append(worker)  # type: ignore[method-assign]
+        for start in range(0, 5 * FRAME_LINES, FRAME_LINES):
+            panel.append(lines(start, FRAME_LINES))
+            await pilot.pause()
+        assert started == []
+        assert len(texts(panel)) == 5 * FRAME_LINES
