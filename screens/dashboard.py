@@ -30,6 +30,10 @@ from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
 from quarterdeck.tui.widgets.status import badge, elide_middle, run_took
 
 TITLE_WIDTH = 32
+
+#: Events and output lines folded per tick at most (a few ms): a viewer behind a flood
+#: catches up in slices (ticks come faster while it is behind) instead of one long stall.
+FOLD_BUDGET = 5000
 ERROR_WIDTH = 60
 
 #: A control the runner has not recorded after this long is reported, with what to do.
@@ -79,7 +83,7 @@ class DashboardScreen(RunScreen):
     def pump(self) -> int:
         """Drain the tail, fold, repaint once; returns how many events were applied."""
         assert self.tail is not None
-        events = self.tail.drain()
+        events = self.tail.drain(FOLD_BUDGET)
         new_lines = self._apply(events)
         if self.tail.row is not None:
             self._follow_row(self.tail.row)

@@ -7,13 +7,19 @@ and writing lines starts no thread (Textual's Log measured every line's width in
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Log, Static
 
+from quarterdeck.core.journal.events import StepOutput, StepStarted
 from quarterdeck.core.journal.parts import LogLine
+from quarterdeck.core.journal.store import Store
+from quarterdeck.screens.dashboard import DashboardScreen
+from quarterdeck.tui.tails import JournalTail
 from quarterdeck.tui.widgets.log_panel import (
     FRAME_LINES,
     MAX_LINES,
@@ -21,6 +27,8 @@ from quarterdeck.tui.widgets.log_panel import (
     LogPanel,
     skipped_marker,
 )
+from tests.tui.conftest import wait_until
+from tests.tui.seed import T0, _Journal
 
 
 class PanelApp(App[None]):
@@ -134,3 +142,64 @@ async def test_writing_lines_starts_no_thread() -> None:
             await pilot.pause()
         assert started == []
         assert len(texts(panel)) == 5 * FRAME_LINES
+
+
+FLOOD_RUN = "20270115-120000-flood"
+
+
+def seed_flood(store_path: Path, wf: Path, outputs: int, per: int = 500) -> int:
+    """A run whose one step printed ``outputs`` × ``per`` lines (as the writer journals
+    them: up to 500 a ``step.output``); returns how many events the run has."""
+    with Store(store_path) as store:
+        journal = _Journal(store, FLOOD_RUN, T0, "alice", wf)
+        journal.emit(StepStarted(attempt=1, uses="shell"), "build", "compile")
+        for k in range(outputs):
+            text = [f"line {k * per + n}" for n in range(per)]
+            journal.emit(StepOutput(stream="stdout", lines=text), "build", "compile", dt=0.01)
+        return journal.seq
+
+
+@pytest.mark.asyncio
+async def test_a_tail_behind_hands_over_budget_sized_slices_in_order(
+    tmp_path: Path, project: Path
+) -> None:
+    total = seed_flood(tmp_path / "qd.db", project / ".quarterdeck/workflows/tiny.yaml", 20)
+    tail = JournalTail(tmp_path / "qd.db", FLOOD_RUN).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not tail.behind():  # the tail read the run (one batch: < BATCH_EVENTS)
+            assert time.monotonic() < deadline, "the tail never read the run"
+            time.sleep(0.01)
+        slices = []
+        while tail.behind():
+            slices.append(tail.drain(1200))
+        assert [len(s) for s in slices] == [5, 3, 3, 3, 3, 3, 2]  # 1, 1, then 501 each
+        assert all(sum(tail._cost(e) for e in s[:-1]) < 1200 for s in slices)
+        assert [e.seq for s in slices for e in s] == list(range(1, total + 1))
+        assert tail.drain(1200) == [] and not tail.behind()
+    finally:
+        tail.stop()
+        tail.join()
+
+
+@pytest.mark.asyncio
+async def test_attaching_behind_a_flood_shows_the_tail_and_accounts_for_every_line(
+    make_app: Any, project: Path
+) -> None:
+    """A viewer folds a backlog in slices; each frame draws the newest lines after a marker,
+    so every line is drawn or counted in a marker, and the last line printed is on screen."""
+    app = make_app(attach=FLOOD_RUN)
+    seed_flood(project / "qd.db", project / ".quarterdeck/workflows/tiny.yaml", 40)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dash")
+        dash = app.screen
+        assert isinstance(dash, DashboardScreen)
+        await wait_until(pilot, lambda: dash.state.log_total == 20_000, what="the backlog")
+        await pilot.pause(0.2)
+        panel = dash.query_one(LogPanel)
+        shown = texts(panel)
+        assert shown[-1] == "compile │ line 19999"
+        markers = [t for t in shown if t.startswith("⋯ ")]
+        assert markers and panel.shown + panel.skipped == 20_000
+        numbers = [int(t.rsplit(" ", 1)[1]) for t in shown if not t.startswith("⋯ ")]
+        assert numbers == sorted(numbers)  # in order, never repeated
