@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,9 @@ async def flood(args: argparse.Namespace, work: Path, index: int) -> dict[str, A
                     break
             await asyncio.sleep(0.05)
     app = QuarterdeckApp(store_path=db, actor="bench", attach=attach, blink=False)
+    if args.no_gc_freeze:  # to measure what freezing startup's objects buys (Textual
+        # looks handlers up on the class)
+        type(app).on_ready = lambda self: None  # type: ignore[method-assign]
     # every frame drawn, with the tree's cursor line it showed: the key's frame is the
     # first one showing the moved cursor. (Counting "the next frame after the benchmark
     # noticed the cursor move" was wrong: under load the key's frame is often drawn before
@@ -213,6 +218,32 @@ async def flood(args: argparse.Namespace, work: Path, index: int) -> dict[str, A
         panel = dash.query_one("#log-panel", LogPanel)
         tree = watched["tree"] = dash.query_one("#tree")
         tree.focus()
+        stalls: list[tuple[float, float]] = []
+
+        async def probe() -> None:
+            """How long the UI loop went without running a 5 ms sleeper, and how much of
+            that the UI thread spent on the CPU (the rest: waiting for the GIL or a core)."""
+            while True:
+                w0, c0 = time.perf_counter(), time.thread_time()
+                await asyncio.sleep(0.005)
+                over = time.perf_counter() - w0 - 0.005
+                if over > 0.05:
+                    stalls.append((over, time.thread_time() - c0))
+
+        prober = asyncio.get_running_loop().create_task(probe())
+        collections: list[tuple[int, float]] = []  # (generation, seconds) on the UI thread
+        gc_start: list[float] = [0.0]
+        ui_thread = threading.get_ident()
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            if threading.get_ident() != ui_thread:
+                return
+            if phase == "start":
+                gc_start[0] = time.perf_counter()
+            else:
+                collections.append((info["generation"], time.perf_counter() - gc_start[0]))
+
+        gc.callbacks.append(on_gc)
         shown0, t_start = panel.shown, time.perf_counter()
         next_mem = t_start
         key = "down"
@@ -243,6 +274,8 @@ async def flood(args: argparse.Namespace, work: Path, index: int) -> dict[str, A
                 next_mem += 1.0
             await asyncio.sleep(args.gap)
         elapsed = time.perf_counter() - t_start
+        prober.cancel()
+        gc.callbacks.remove(on_gc)
         shown = panel.shown - shown0
         await pilot.pause(0.2)
     if proc is not None:
@@ -252,6 +285,8 @@ async def flood(args: argparse.Namespace, work: Path, index: int) -> dict[str, A
         "lost": lost,
         "pump_cpu": pump_cpu,
         "drawn_before_seen": drawn_before_seen,
+        "stalls": stalls,
+        "gc": collections,
         "lines_per_s": shown / elapsed,
         "rss_samples_mb": [round(m) for m in memory],
     }
@@ -285,6 +320,20 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
             f"  load {loadavg():.2f}",
             flush=True,
         )
+        worst = sorted(r["stalls"], reverse=True)[:3]
+        print(
+            "    loop stalls > 50 ms: "
+            f"{len(r['stalls'])}, worst (wall, UI-thread CPU) ms: "
+            + ", ".join(f"({w * 1000:.0f}, {c * 1000:.0f})" for w, c in worst),
+            flush=True,
+        )
+        full = [t for g, t in r["gc"] if g == 2]
+        print(
+            f"    GC on the UI thread: {len(r['gc'])} collections, "
+            f"{sum(t for _, t in r['gc']) * 1000:.0f} ms; full: {len(full)}, "
+            f"longest {max(full, default=0) * 1000:.0f} ms",
+            flush=True,
+        )
         for why in r["lost"]:
             print(f"    LOST FRAME: {why}", flush=True)
     print(f"  floods             {args.floods}  (load average {load0:.2f} → {loadavg():.2f})")
@@ -311,6 +360,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--floods", type=int, default=1, help="floods in a row (one cockpit each)")
     parser.add_argument("--after", type=float, default=0.0, help="keys go on after the flood")
+    parser.add_argument("--no-gc-freeze", action="store_true", help="as before gc.freeze()")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between keys")
     parser.add_argument("--lost-after", type=float, default=5.0, help="a frame later is lost")
     parser.add_argument(
