@@ -149,9 +149,9 @@ class DashboardScreen(RunScreen):
         if new_lines:
             self.query_one("#log-panel", LogPanel).append(new_lines)
         bar = self._bar()
-        if bar != self._last_bar:  # an update lays the screen out again: only on change
-            self._last_bar = bar
-            self.query_one("#run-bar", Static).update(bar)
+        if bar != self._last_bar:  # only on change, and never a layout: one line, always
+            self._last_bar = bar  # (its spinner turns ten times a second)
+            self.query_one("#run-bar", Static).update(bar, layout=False)
 
     def _bar(self) -> str:
         s = self.state

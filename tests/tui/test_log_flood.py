@@ -27,6 +27,7 @@ from quarterdeck.tui.widgets.log_panel import (
     LogPanel,
     skipped_marker,
 )
+from quarterdeck.tui.widgets.panels import _Panel
 from tests.tui.conftest import wait_until
 from tests.tui.seed import T0, _Journal
 
@@ -203,3 +204,28 @@ async def test_attaching_behind_a_flood_shows_the_tail_and_accounts_for_every_li
         assert markers and panel.shown + panel.skipped == 20_000
         numbers = [int(t.rsplit(" ", 1)[1]) for t in shown if not t.startswith("⋯ ")]
         assert numbers == sorted(numbers)  # in order, never repeated
+
+
+class MetricsApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield _Panel(id="panel")
+
+
+@pytest.mark.asyncio
+async def test_a_ticking_panel_repaints_without_laying_the_screen_out_until_it_could_wrap() -> None:
+    """A clock or a count changing in place repaints the panel only; text that could take
+    another line (longer, or breaking elsewhere) still lays out, so the panel grows."""
+    app = MetricsApp()
+    async with app.run_test(size=(30, 10)) as pilot:
+        panel = app.query_one(_Panel)
+        panel.show("active 1s  steps 0/1")
+        await pilot.pause()
+        panel.show("active 2s  steps 0/1")
+        assert not panel._layout_required  # Textual's flag: a reflow is pending
+        await pilot.pause()
+        assert "active 2s" in str(panel.render())
+        assert panel.size.height == 1
+        panel.show("active 12s  steps 0/1 and a much longer line that wraps")
+        assert panel._layout_required
+        await pilot.pause()
+        assert panel.size.height == 2
