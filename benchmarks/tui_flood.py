@@ -1,10 +1,12 @@
 """Key latency under a log flood: a step prints 50,000 lines/s for 5 s while keys are pressed.
 
-Prints p50/p95/p99 key-to-frame latency (key posted → the next frame the compositor
-produced after the key took effect), lines shown per second in the log widget, the
-cockpit's memory (RSS sampled each second to show it stays flat), the machine's load
-(the figures are only as quiet as the machine), and lost frames: a key whose effect was
-never drawn within ``--lost-after`` seconds (the attached-flood lost refresh of issue 16).
+Prints p50/p95/p99 key-to-frame latency (key posted → the first frame showing its
+effect: the moved cursor), lines drawn per second in the log widget, the cockpit's memory
+(RSS sampled each second to show it stays flat), the machine's load (the figures are only
+as quiet as the machine), and lost frames: a key whose effect was never drawn within
+``--lost-after`` seconds. Per flood: the UI loop's stalls (wall, and how much of it the UI
+thread was on the CPU), the UI thread's garbage collections, and the dashboard's CPU per
+tick — steadier than wall times on a shared machine.
 
     .venv/bin/python benchmarks/tui_flood.py                        # launched from the cockpit
     .venv/bin/python benchmarks/tui_flood.py --attach --floods 20   # headless run elsewhere
