@@ -33,7 +33,10 @@ TITLE_WIDTH = 32
 
 #: Events and output lines folded per tick at most (a few ms): a viewer behind a flood
 #: catches up in slices (ticks come faster while it is behind) instead of one long stall.
-FOLD_BUDGET = 5000
+#: With the last event's lines (the writer journals up to 500 a ``step.output``) a slice
+#: stays under the state's 5,000 kept log lines, so the log pane sees (and draws or
+#: counts in its marker) every line of it.
+FOLD_BUDGET = 4000
 ERROR_WIDTH = 60
 
 #: A control the runner has not recorded after this long is reported, with what to do.
