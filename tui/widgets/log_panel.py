@@ -3,11 +3,12 @@
 Lines arrive in batches (one ``write_lines`` per frame, never one message per line), it
 follows only while you are at the bottom, and ``/`` filters by text.
 
-Bounded, so a step printing 50,000 lines a second costs the UI the same per frame as one
-printing ten: a frame draws at most :data:`FRAME_LINES` new lines (the newest; a marker
-line says how many earlier ones were not drawn), and the scrollback keeps the last
+Bounded, so a step printing 50,000 lines a second costs a frame no more drawing than a
+screenful of them: a frame draws at most :data:`FRAME_LINES` new lines (the newest; a
+marker line says how many earlier ones were not drawn), and the scrollback keeps the last
 :data:`MAX_LINES` (the title says so once older lines have gone). Every line is still in
-the step's log file and the journal: only this view is bounded, never silently.
+the step's log file (and the journal, up to its cap): only this view is bounded, and
+never silently.
 """
 
 from __future__ import annotations
