@@ -30,6 +30,13 @@ from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
 from quarterdeck.tui.widgets.status import badge, elide_middle, run_took
 
 TITLE_WIDTH = 32
+
+#: Events and output lines folded per tick at most (a few ms): a viewer behind a flood
+#: catches up in slices (ticks come faster while it is behind) instead of one long stall.
+#: With the last event's lines (the writer journals up to 500 a ``step.output``) a slice
+#: stays under the state's 5,000 kept log lines, so the log pane sees (and draws or
+#: counts in its marker) every line of it.
+FOLD_BUDGET = 4000
 ERROR_WIDTH = 60
 
 #: A control the runner has not recorded after this long is reported, with what to do.
@@ -55,6 +62,7 @@ class DashboardScreen(RunScreen):
         self._decided: set[str] = set()
         self._keys: tuple[object, ...] = ()
         self._awaiting: tuple[str, float] | None = None
+        self._last_bar = ""
 
     def compose(self) -> ComposeResult:
         yield Static(f"run {escape(self.run_id)}  [$text-muted]loading…[/]", id="run-bar")
@@ -78,7 +86,7 @@ class DashboardScreen(RunScreen):
     def pump(self) -> int:
         """Drain the tail, fold, repaint once; returns how many events were applied."""
         assert self.tail is not None
-        events = self.tail.drain()
+        events = self.tail.drain(FOLD_BUDGET)
         new_lines = self._apply(events)
         if self.tail.row is not None:
             self._follow_row(self.tail.row)
@@ -143,7 +151,10 @@ class DashboardScreen(RunScreen):
         self.query_one("#metrics", MetricsPanel).render_state(state, now)
         if new_lines:
             self.query_one("#log-panel", LogPanel).append(new_lines)
-        self.query_one("#run-bar", Static).update(self._bar())
+        bar = self._bar()
+        if bar != self._last_bar:  # only on change, and never a layout: one line, always
+            self._last_bar = bar  # (its spinner turns ten times a second)
+            self.query_one("#run-bar", Static).update(bar, layout=False)
 
     def _bar(self) -> str:
         s = self.state

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 TICK_SECONDS = 0.1
 
+#: The next tick's delay while the tail is behind (the last drain spent its budget): soon,
+#: so a viewer catches up fast, but after a turn of the loop for keys and frames.
+CATCH_UP_SECONDS = 0.02
+
 
 class RunScreen(Screen[None]):
     """One run, followed live from its journal: subclasses say what to read besides the
@@ -82,10 +86,13 @@ class RunScreen(Screen[None]):
         return [self.tail] if self.tail is not None else []
 
     def _tick(self) -> None:
+        delay = TICK_SECONDS
         try:
             self.pump()
+            if self.tail is not None and self.tail.behind():
+                delay = CATCH_UP_SECONDS
         finally:
-            self._timer = self.set_timer(TICK_SECONDS, self._tick)
+            self._timer = self.set_timer(delay, self._tick)
 
     def pump(self) -> int:
         """Drain the tails, fold, repaint once; returns how many items were applied."""

@@ -3,9 +3,10 @@ store connection.
 
 The cockpit never talks to a runner: a viewer reads committed events from the store,
 exactly like ``attach`` from another terminal does. Reading and JSON-decoding happen in
-this thread; the UI drains whole batches on its own timer, so a run that prints
-thousands of lines a second costs the UI one cheap hand-off per frame. The queue is
-bounded: a viewer that falls behind slows only its own reading, never the runner.
+this thread; the UI drains batches on its own timer, at most a budget of lines per tick
+(a viewer catching up folds in short slices, keys and frames in between), so a run that
+prints thousands of lines a second costs the UI one cheap hand-off per frame. The queue
+is bounded: a viewer that falls behind slows only its own reading, never the runner.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class StoreTail(Generic[T]):
         self.interval = interval
         self.error: str | None = None
         self._queue: queue.Queue[list[T]] = queue.Queue(maxsize=self.queue_size)
+        self._held: list[T] = []  # read, not yet drained (the last drain's budget ran out)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(
@@ -70,14 +72,35 @@ class StoreTail(Generic[T]):
         """Read again now (after sending a signal, say)."""
         self._wake.set()
 
-    def drain(self) -> list[T]:
-        """Every row read since the last drain, in order (never blocks)."""
+    def drain(self, budget: int | None = None) -> list[T]:
+        """Rows read since the last drain, in order (never blocks): all of them, or about
+        ``budget`` worth (:meth:`_cost`) so one tick's folding stays short; the rest wait
+        for the next drain (:meth:`behind` says there are some)."""
         out: list[T] = []
+        spent = 0
+        batch, self._held = self._held, []
         while True:
+            if budget is None:
+                out.extend(batch)
+            else:
+                for i, item in enumerate(batch):
+                    if spent >= budget:
+                        self._held = batch[i:]
+                        return out
+                    out.append(item)
+                    spent += self._cost(item)
             try:
-                out.extend(self._queue.get_nowait())
+                batch = self._queue.get_nowait()
             except queue.Empty:
                 return out
+
+    def behind(self) -> bool:
+        """Rows are waiting that the last drain left (its budget was spent)."""
+        return bool(self._held) or not self._queue.empty()
+
+    def _cost(self, item: T) -> int:
+        """What folding ``item`` costs, in the unit of :meth:`drain`'s budget."""
+        return 1
 
     def _put(self, items: list[T]) -> bool:
         while not self._stop.is_set():
@@ -142,6 +165,12 @@ class JournalTail(StoreTail[Event]):
         except QuarterdeckError as exc:
             self.error = exc.message
         self._next_row = now + ROW_SECONDS
+
+    def _cost(self, item: Event) -> int:
+        """An event costs one, plus one per output line it carries (a flood's events carry
+        hundreds: folding is per line)."""
+        lines = item.data.get("lines") if item.type == "step.output" else None
+        return 1 + (len(lines) if isinstance(lines, list) else 0)
 
     def _fetch(self, store: Store, after: int) -> tuple[list[Event], int, bool]:
         events = store.events(self.run_id, after=after, limit=BATCH_EVENTS)

@@ -1,8 +1,14 @@
 """The log of the selected step or of the whole run.
 
-Lines arrive in batches (one ``write_lines`` per frame, never one message per line),
-the widget keeps at most ``MAX_LINES``, it follows only while you are at the bottom,
-and ``/`` filters by text.
+Lines arrive in batches (one ``write_lines`` per frame, never one message per line), it
+follows only while you are at the bottom, and ``/`` filters by text.
+
+Bounded, so a step printing 50,000 lines a second costs a frame no more drawing than a
+screenful of them: a frame draws at most :data:`FRAME_LINES` new lines (the newest; a
+marker line says how many earlier ones were not drawn), and the scrollback keeps the last
+:data:`MAX_LINES` (the title says so once older lines have gone). Every line is still in
+the step's log file (and the journal, up to its cap): only this view is bounded, and
+never silently.
 """
 
 from __future__ import annotations
@@ -18,6 +24,28 @@ from textual.widgets import Input, Log, Static
 from quarterdeck.core.journal.state import LogLine
 
 MAX_LINES = 5000
+
+#: New lines drawn in one frame at most (a tall terminal shows ~60): a flood's older lines
+#: in the same frame are replaced by one marker line saying how many were not drawn.
+FRAME_LINES = 400
+
+#: The title's note once the scrollback has dropped its oldest lines.
+SCROLLBACK_NOTE = f"last {MAX_LINES:,} lines (older: the step's log file)"
+
+
+def skipped_marker(count: int) -> str:
+    """The line standing in for lines a frame did not draw (the view never drops silently)."""
+    noun = "line" if count == 1 else "lines"
+    return f"⋯ {count:,} {noun} not drawn here (all are in the step's log file)"
+
+
+class _Log(Log):
+    """Textual's Log, without its per-write width scan: every write started a thread that
+    measured each new line's cell width (holding the GIL) only to size a horizontal
+    scrollbar this pane hides (``overflow-x: hidden``). Long lines are cut at the edge."""
+
+    def _update_size(self, updates: int, lines: list[str]) -> None:  # type: ignore[override]
+        return
 
 
 class LogPanel(Vertical):
@@ -36,14 +64,17 @@ class LogPanel(Vertical):
         self.step: tuple[str, str] | None = None  # (stage, step) or None for the whole run
         self.stage: str | None = None
         self.filter_text = ""
-        self.shown = 0
+        self.shown = 0  # lines drawn since the last reset
+        self.skipped = 0  # lines not drawn since the last reset (each frame's marker says)
+        self._written = 0  # lines in the widget since the last reset, markers included
+        self._scope_title = "log · whole run"
         # where the lines come from, so a resize can re-wrap errors to the new width
         self.source: Callable[[], Iterable[LogLine]] | None = None
         self._wrapped_at = 0
 
     def compose(self) -> ComposeResult:
         yield Static("log · whole run", id="log-title", markup=False)
-        yield Log(max_lines=MAX_LINES, auto_scroll=False, id="log")
+        yield _Log(max_lines=MAX_LINES, auto_scroll=False, id="log")
         yield Input(placeholder="filter the log (esc clears)", id="log-filter")
 
     @property
@@ -77,32 +108,57 @@ class LogPanel(Vertical):
         if self._wrapped_at and width != self._wrapped_at and self.source is not None:
             self.reset(self.source())
 
-    def append(self, lines: Iterable[LogLine]) -> None:
-        """Write new lines that match the current scope and filter, in one batch."""
-        text = [piece for x in lines if self.matches(x) for piece in self._wrapped(x)]
+    def append(self, lines: Iterable[LogLine], limit: int = FRAME_LINES) -> None:
+        """Write new lines that match the current scope and filter, in one batch: the newest
+        ``limit`` of them, after a marker counting the ones not drawn."""
+        batch = lines if isinstance(lines, list) else list(lines)
+        text: list[str] = []
+        skipped = 0
+        # newest first, so a flood formats only what it draws (older matches are counted)
+        for x in reversed(batch):
+            if not self.matches(x):
+                continue
+            if len(text) >= limit:
+                skipped += 1
+                continue
+            text.extend(reversed(self._wrapped(x)))
         if not text:
             return
-        if len(text) > MAX_LINES:
-            text = text[-MAX_LINES:]
+        text.reverse()
+        if skipped:
+            text.insert(0, skipped_marker(skipped))
+            self.skipped += skipped
         log = self.log_widget
         at_bottom = log.max_scroll_y == 0 or log.scroll_y >= log.max_scroll_y - 1
         log.write_lines(text, scroll_end=at_bottom)
         if at_bottom:  # again once laid out: the first frame has no size yet
             self.call_after_refresh(log.scroll_end, animate=False)
-        self.shown += len(text)
+        self.shown += len(text) - (1 if skipped else 0)
+        rotated = self._written <= MAX_LINES < self._written + len(text)
+        self._written += len(text)
+        if rotated:  # the oldest lines just left the scrollback: say so, once
+            self._title()
+
+    def _title(self) -> None:
+        note = f" · {SCROLLBACK_NOTE}" if self._written > MAX_LINES else ""
+        self.query_one("#log-title", Static).update(self._scope_title + note)
 
     def reset(self, lines: Iterable[LogLine]) -> None:
         """Rebuild after the scope or the filter changed."""
         self.log_widget.clear()
         self.shown = 0
+        self.skipped = 0
+        self._written = 0
         scope = "whole run"
         if self.step is not None:
             scope = f"step {self.step[1]}"
         elif self.stage is not None:
             scope = f"stage {self.stage}"
-        title = f"log · {scope}" + (f" · filter: {self.filter_text}" if self.filter_text else "")
-        self.query_one("#log-title", Static).update(title)
-        self.append(lines)
+        self._scope_title = f"log · {scope}" + (
+            f" · filter: {self.filter_text}" if self.filter_text else ""
+        )
+        self._title()
+        self.append(lines, limit=MAX_LINES)  # once, on a person's action: all that is kept
         self.log_widget.scroll_end(animate=False)
 
     def open_filter(self) -> None:

@@ -35,15 +35,24 @@ def _colour(name: str | None) -> str | None:
     return name
 
 
+def text_shape(markup: str) -> tuple[int, tuple[int, ...]]:
+    """Where ``markup`` could wrap or break: its length and its spaces and newlines. Two
+    texts of one shape take the same lines (a ticking clock, a count, a spinner glyph)."""
+    return len(markup), tuple(i for i, c in enumerate(markup) if c in " \n")
+
+
 class _Panel(Static):
-    """A Static that skips repaints nobody could see."""
+    """A Static that skips repaints nobody could see, and lays the screen out again only
+    when its text could take a different number of lines (a layout is a whole-screen
+    reflow: the metrics' clock ticks several times a second while a run goes)."""
 
     _last: str | None = None
 
     def show(self, markup: str) -> None:
         if markup != self._last:
+            layout = self._last is None or text_shape(markup) != text_shape(self._last)
             self._last = markup
-            self.update(markup)
+            self.update(markup, layout=layout)
 
 
 class PersonaPanel(_Panel):

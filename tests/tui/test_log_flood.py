@@ -1,0 +1,231 @@
+"""The log pane under a flood: bounded work per frame, and never a silent drop.
+
+A frame draws at most ``FRAME_LINES`` new lines (the newest, after a marker counting the
+others), the scrollback keeps ``MAX_LINES`` (the title says so once older lines left),
+and writing lines starts no thread (Textual's Log measured every line's width in one).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.widgets import Log, Static
+
+from quarterdeck.core.journal.events import StepOutput, StepStarted
+from quarterdeck.core.journal.parts import LogLine
+from quarterdeck.core.journal.store import Store
+from quarterdeck.screens.dashboard import DashboardScreen
+from quarterdeck.tui.tails import JournalTail
+from quarterdeck.tui.widgets.log_panel import (
+    FRAME_LINES,
+    MAX_LINES,
+    SCROLLBACK_NOTE,
+    LogPanel,
+    skipped_marker,
+)
+from quarterdeck.tui.widgets.panels import _Panel
+from tests.tui.conftest import wait_until
+from tests.tui.seed import T0, _Journal
+
+
+class PanelApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield LogPanel(id="log-panel")
+
+
+def lines(start: int, count: int, step: str = "spew") -> list[LogLine]:
+    return [LogLine(0.0, "flood", step, "stdout", f"line {n}") for n in range(start, start + count)]
+
+
+def texts(panel: LogPanel) -> list[str]:
+    return list(panel.query_one("#log", Log).lines)
+
+
+def title(panel: LogPanel) -> str:
+    return str(panel.query_one("#log-title", Static).render())
+
+
+@pytest.mark.asyncio
+async def test_batches_under_the_frame_budget_show_every_line_in_order() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        for start in range(0, 3 * FRAME_LINES, FRAME_LINES):
+            panel.append(lines(start, FRAME_LINES))
+            await pilot.pause()
+        assert texts(panel) == [f"line {n}" for n in range(3 * FRAME_LINES)]
+        assert panel.shown == 3 * FRAME_LINES and panel.skipped == 0
+
+
+@pytest.mark.asyncio
+async def test_a_flood_draws_the_newest_lines_after_a_marker_counting_the_rest() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        panel.append(lines(0, FRAME_LINES + 1234))
+        await pilot.pause()
+        shown = texts(panel)
+        marker = "⋯ 1,234 lines not drawn here (all are in the step's log file)"
+        assert shown[0] == skipped_marker(1234) == marker
+        assert shown[1:] == [f"line {n}" for n in range(1234, FRAME_LINES + 1234)]
+        assert panel.skipped == 1234 and panel.shown == FRAME_LINES
+        log = panel.query_one("#log", Log)
+        assert log.scroll_y == log.max_scroll_y  # following: the tail is on screen
+
+
+@pytest.mark.asyncio
+async def test_the_marker_counts_only_lines_the_filter_would_show() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        panel.filter_text = "7"
+        batch = lines(0, 10 * FRAME_LINES)
+        matching = [x.text for x in batch if "7" in x.text]
+        panel.append(batch)
+        await pilot.pause()
+        skipped = len(matching) - FRAME_LINES
+        assert texts(panel) == [skipped_marker(skipped), *matching[-FRAME_LINES:]]
+
+
+@pytest.mark.asyncio
+async def test_the_title_says_when_the_scrollback_dropped_its_oldest_lines() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.reset([])
+        sent = 0
+        while sent + FRAME_LINES <= MAX_LINES:
+            panel.append(lines(sent, FRAME_LINES))
+            sent += FRAME_LINES
+        await pilot.pause()
+        assert SCROLLBACK_NOTE not in title(panel)
+        panel.append(lines(sent, FRAME_LINES))
+        sent += FRAME_LINES
+        await pilot.pause()
+        assert title(panel) == f"log · whole run · {SCROLLBACK_NOTE}"
+        assert texts(panel)[-1] == f"spew │ line {sent - 1}"
+        assert len(texts(panel)) == MAX_LINES
+        panel.reset([])  # a new scope starts a new scrollback
+        await pilot.pause()
+        assert title(panel) == "log · whole run"
+
+
+@pytest.mark.asyncio
+async def test_a_scope_change_redraws_everything_kept_not_one_frame() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        kept = lines(0, 3 * FRAME_LINES)
+        panel.step = ("flood", "spew")
+        panel.reset(kept)
+        await pilot.pause()
+        assert texts(panel) == [x.text for x in kept]
+
+
+@pytest.mark.asyncio
+async def test_writing_lines_starts_no_thread() -> None:
+    """Textual's Log started a worker thread per write to measure every new line's width
+    (for a horizontal scrollbar this pane hides), competing with the UI for the GIL."""
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        started: list[Any] = []
+        app.workers.add_worker = lambda worker, **kw: started.append(worker)  # type: ignore[method-assign]
+        for start in range(0, 5 * FRAME_LINES, FRAME_LINES):
+            panel.append(lines(start, FRAME_LINES))
+            await pilot.pause()
+        assert started == []
+        assert len(texts(panel)) == 5 * FRAME_LINES
+
+
+FLOOD_RUN = "20270115-120000-flood"
+
+
+def seed_flood(store_path: Path, wf: Path, outputs: int, per: int = 500) -> int:
+    """A run whose one step printed ``outputs`` × ``per`` lines (as the writer journals
+    them: up to 500 a ``step.output``); returns how many events the run has."""
+    with Store(store_path) as store:
+        journal = _Journal(store, FLOOD_RUN, T0, "alice", wf)
+        journal.emit(StepStarted(attempt=1, uses="shell"), "build", "compile")
+        for k in range(outputs):
+            text = [f"line {k * per + n}" for n in range(per)]
+            journal.emit(StepOutput(stream="stdout", lines=text), "build", "compile", dt=0.01)
+        return journal.seq
+
+
+@pytest.mark.asyncio
+async def test_a_tail_behind_hands_over_budget_sized_slices_in_order(
+    tmp_path: Path, project: Path
+) -> None:
+    total = seed_flood(tmp_path / "qd.db", project / ".quarterdeck/workflows/tiny.yaml", 20)
+    tail = JournalTail(tmp_path / "qd.db", FLOOD_RUN).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not tail.behind():  # the tail read the run (one batch: < BATCH_EVENTS)
+            assert time.monotonic() < deadline, "the tail never read the run"
+            time.sleep(0.01)
+        slices = []
+        while tail.behind():
+            slices.append(tail.drain(1200))
+        assert [len(s) for s in slices] == [5, 3, 3, 3, 3, 3, 2]  # 1, 1, then 501 each
+        assert all(sum(tail._cost(e) for e in s[:-1]) < 1200 for s in slices)
+        assert [e.seq for s in slices for e in s] == list(range(1, total + 1))
+        assert tail.drain(1200) == [] and not tail.behind()
+    finally:
+        tail.stop()
+        tail.join()
+
+
+@pytest.mark.asyncio
+async def test_attaching_behind_a_flood_shows_the_tail_and_accounts_for_every_line(
+    make_app: Any, project: Path
+) -> None:
+    """A viewer folds a backlog in slices; each frame draws the newest lines after a marker,
+    so every line is drawn or counted in a marker, and the last line printed is on screen."""
+    app = make_app(attach=FLOOD_RUN)
+    seed_flood(project / "qd.db", project / ".quarterdeck/workflows/tiny.yaml", 40)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dash")
+        dash = app.screen
+        assert isinstance(dash, DashboardScreen)
+        await wait_until(pilot, lambda: dash.state.log_total == 20_000, what="the backlog")
+        await pilot.pause(0.2)
+        panel = dash.query_one(LogPanel)
+        shown = texts(panel)
+        assert shown[-1] == "compile │ line 19999"
+        markers = [t for t in shown if t.startswith("⋯ ")]
+        assert markers and panel.shown + panel.skipped == 20_000
+        numbers = [int(t.rsplit(" ", 1)[1]) for t in shown if not t.startswith("⋯ ")]
+        assert numbers == sorted(numbers)  # in order, never repeated
+
+
+class MetricsApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield _Panel(id="panel")
+
+
+@pytest.mark.asyncio
+async def test_a_ticking_panel_repaints_without_laying_the_screen_out_until_it_could_wrap() -> None:
+    """A clock or a count changing in place repaints the panel only; text that could take
+    another line (longer, or breaking elsewhere) still lays out, so the panel grows."""
+    app = MetricsApp()
+    async with app.run_test(size=(30, 10)) as pilot:
+        panel = app.query_one(_Panel)
+        panel.show("active 1s  steps 0/1")
+        await pilot.pause()
+        panel.show("active 2s  steps 0/1")
+        assert not panel._layout_required  # Textual's flag: a reflow is pending
+        await pilot.pause()
+        assert "active 2s" in str(panel.render())
+        assert panel.size.height == 1
+        panel.show("active 12s  steps 0/1 and a much longer line that wraps")
+        assert panel._layout_required
+        await pilot.pause()
+        assert panel.size.height == 2
