@@ -50,10 +50,15 @@ system-deps:
 demo: $(STAMP_RUN) $(STAMP_LINKS)
 	$(BIN)/quarterdeck demo
 
-# What CI runs (.ci/run): lint, layering contracts, types, then the suite.
+# What CI runs (.ci/run): lint, layering contracts, types, then the suite on two workers
+# (pytest-xdist). Most of the suite waits on the processes it starts, so two workers halve
+# the wall time on CI's two cores. --dist loadfile keeps each module on one worker (its
+# module fixtures — a built wheel, a sandbox — are made once); the slow modules come first
+# (tests/conftest.py) and the order is kept (--no-loadscope-reorder).
+PYTEST_WORKERS ?= 2
 test: $(STAMP_TEST) $(STAMP_LINKS) system-deps
 	$(MAKE) --no-print-directory lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP_TEST) $(STAMP_LINKS)
 	$(BIN)/ruff check .

@@ -1,10 +1,19 @@
-"""Shared fixtures: every test gets its own state and config directories."""
+"""Shared fixtures: every test gets its own state and config directories. The slow modules
+are collected first, so that ``make test`` (two workers, one module at a time each) starts
+them early instead of leaving one for the end while the other worker idles."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a test marked ``slow`` first (whole: their module fixtures are made
+    once); the order is otherwise kept."""
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""Helpers for tests: run a workflow from YAML text, build an action context, run the CLI."""
+"""Helpers for tests: run a workflow from YAML text, build an action context, run the CLI
+(to its end, or started in the background), the gated workflow many tests stop at."""
 
 from __future__ import annotations
 
@@ -19,6 +20,32 @@ from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
+
+_GATED = """\
+name: gated
+stages:
+  - id: build
+    steps:
+      - id: make
+        uses: shell
+        with: {{run: "echo built"}}
+  - id: release
+    approval:
+      id: publish
+      prompt: "Publish?"
+{policy}
+    steps:
+      - id: upload
+        uses: shell
+        with: {{run: "echo uploaded"}}
+"""
+
+
+def gated_workflow(*policy: str) -> str:
+    """A ``gated`` workflow: stage ``build`` (step ``make``), then stage ``release`` whose
+    ``publish`` gate has the given policy lines (``"approvers: [alice]"``,
+    ``"allow_self_approval: true"``…) before its step ``upload``."""
+    return _GATED.format(policy="\n".join(f"      {line}" for line in policy))
 
 
 @dataclass
@@ -127,4 +154,23 @@ def cli(
         timeout=timeout,
         input=input,
         check=False,
+    )
+
+
+def cli_popen(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    **popen: Any,
+) -> subprocess.Popen[str]:
+    """Start ``quarterdeck ARGS`` in a subprocess (no TTY) and return it at once; ``popen``
+    goes to :class:`subprocess.Popen` (``stdout=subprocess.PIPE``…). The caller waits."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "quarterdeck.tui.cli", *args],
+        text=True,
+        env=full_env,
+        cwd=str(cwd or REPO),
+        **popen,
     )

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,31 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, cli, write_workflow
-
-GATED = """\
-name: gated
-stages:
-  - id: build
-    steps:
-      - id: make
-        uses: shell
-        with: {run: "echo built"}
-  - id: release
-    approval:
-      id: publish
-      prompt: "Publish?"
-      approvers: [alice]
-      {extra}
-    steps:
-      - id: upload
-        uses: shell
-        with: {run: "echo uploaded"}
-"""
+from tests.helpers import cli, cli_popen, gated_workflow, write_workflow
 
 
 def _gated(extra: str) -> str:
-    return GATED.replace("{extra}", extra)
+    """The gated workflow that only alice may approve, plus ``extra`` gate policy."""
+    return gated_workflow("approvers: [alice]", extra)
 
 
 @pytest.fixture(autouse=True)
@@ -208,23 +188,15 @@ stages:
         with: {run: "sleep 60"}
 """,
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "quarterdeck.tui.cli",
-            "run",
-            str(wf),
-            "--events",
-            "-",
-            "--store",
-            str(tmp_path / "qd.db"),
-        ],
-        cwd=REPO,
+    proc = cli_popen(
+        "run",
+        str(wf),
+        "--events",
+        "-",
+        "--store",
+        str(tmp_path / "qd.db"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ,
     )
     assert proc.stdout is not None
     run_id = None

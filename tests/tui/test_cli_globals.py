@@ -12,26 +12,9 @@ from typer.testing import CliRunner
 from quarterdeck.core.engine.runner import RunOptions
 from quarterdeck.core.journal.store import Store
 from quarterdeck.tui.cli import app
-from tests.helpers import make_runner
+from tests.helpers import gated_workflow, make_runner
 
-GATED = """\
-name: gated
-stages:
-  - id: build
-    steps:
-      - id: make
-        uses: shell
-        with: {run: "echo built"}
-  - id: release
-    approval:
-      id: publish
-      prompt: "Publish?"
-      approvers: [alice, bob]
-    steps:
-      - id: upload
-        uses: shell
-        with: {run: "echo uploaded"}
-"""
+GATED = gated_workflow("approvers: [alice, bob]")
 
 
 def invoke(*args: str) -> tuple[int, str]:

@@ -19,26 +19,9 @@ from quarterdeck.core.commands import store_label
 from quarterdeck.core.engine.runner import RunOptions
 from quarterdeck.core.journal.store import Store
 from quarterdeck.tui.launch import load, load_context
-from tests.helpers import cli, make_runner, write_workflow
+from tests.helpers import cli, gated_workflow, make_runner, write_workflow
 
-GATED = """\
-name: gated
-stages:
-  - id: build
-    steps:
-      - id: make
-        uses: shell
-        with: {run: "echo built"}
-  - id: release
-    approval:
-      id: publish
-      prompt: "Publish?"
-      allow_self_approval: true
-    steps:
-      - id: upload
-        uses: shell
-        with: {run: "echo uploaded"}
-"""
+GATED = gated_workflow("allow_self_approval: true")
 
 
 def fresh_shell(command: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

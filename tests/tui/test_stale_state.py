@@ -17,7 +17,7 @@ from quarterdeck.screens.dashboard import DashboardScreen
 from quarterdeck.tui.launch import load, load_context
 from quarterdeck.tui.widgets.stage_tree import StageTree
 from quarterdeck.tui.widgets.status import SPINNER
-from tests.helpers import cli
+from tests.helpers import cli, cli_popen
 from tests.tui.conftest import wait_until
 
 pytestmark = pytest.mark.asyncio
@@ -180,31 +180,20 @@ async def test_a_decision_the_runner_does_not_record_says_so(make_app: Any, proj
     seconds the modal says the decision is not recorded and how to go on, instead of
     "waiting for the run to record it…" forever; once the process goes on, it applies."""
     import asyncio
-    import os
     import signal
     import subprocess
-    import sys
-
-    from tests.helpers import REPO
 
     db = project / "qd.db"
     wf = project / "gate.yaml"
     wf.write_text(GATE)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "quarterdeck.tui.cli",
-            "run",
-            str(wf),
-            "--headless",
-            "--store",
-            str(db),
-            "--as",
-            "alice",
-        ],
-        cwd=str(REPO),
-        env=dict(os.environ),
+    proc = cli_popen(
+        "run",
+        str(wf),
+        "--headless",
+        "--store",
+        str(db),
+        "--as",
+        "alice",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
