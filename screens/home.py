@@ -192,6 +192,8 @@ class HomeScreen(Screen[None]):
         self.app.call_from_thread(self._detail_ready, entry.name)
 
     def _detail_ready(self, name: str) -> None:
+        if not self.is_attached:  # the screen closed (or the app quit) while it loaded
+            return
         catalog = self.query_one("#catalog", OptionList)
         index = catalog.highlighted
         if index is not None and index < len(self.entries) and self.entries[index].name == name:

@@ -22,6 +22,7 @@ from quarterdeck.screens.confirm import ConfirmScreen, ReasonScreen
 from quarterdeck.screens.dashboard import DashboardScreen
 from quarterdeck.screens.help import HelpScreen
 from quarterdeck.screens.history import HistoryScreen
+from quarterdeck.screens.home import HomeScreen
 from quarterdeck.screens.launch import LaunchScreen
 from quarterdeck.tui.app import QuarterdeckApp
 from quarterdeck.tui.launch import load, load_context
@@ -481,3 +482,17 @@ async def test_quitting_with_a_live_run_asks_first(make_app: Any) -> None:
         await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
     with Store(app.store_path) as store:
         assert store.get_run(run_id).status == "interrupted"
+
+
+async def test_a_workflow_detail_that_arrives_after_home_closed_is_dropped(
+    make_app: Any,
+) -> None:
+    """The detail of the highlighted workflow loads in a thread; quitting while it loads
+    used to crash the closing app (the callback looked for a list that was gone)."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)):
+        await app.workers.wait_for_complete()
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+    assert not home.is_attached
+    home._detail_ready("tiny")  # what the worker's late call_from_thread runs
