@@ -366,13 +366,19 @@ async def type_in(pilot: Pilot[Any], text: str) -> None:
 
 
 def _caught_up(screen: WarRoomScreen) -> bool:
-    """The war room has folded every incident row in the store (they load after events)."""
+    """The war room has folded every event and every incident row in the store, and
+    painted them (a screenshot taken earlier shows a moment, not the incident)."""
     with Store(screen.host.store_path) as store:
         row = store.conn.execute(
             "SELECT COALESCE(MAX(id), 0) FROM signals WHERE run_id = ? AND kind = 'incident'",
             (screen.run_id,),
         ).fetchone()
-    return screen.incident.last_signal_id >= int(row[0])
+        last_seq = store.last_seq(screen.run_id)
+    return (
+        screen.incident.last_signal_id >= int(row[0])
+        and screen.state.last_seq >= last_seq
+        and not screen._dirty
+    )
 
 
 async def loaded(
