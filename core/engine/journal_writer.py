@@ -81,6 +81,15 @@ def _retryable(exc: BaseException) -> bool:
     return bool(kind) and str(kind).startswith(_PASSING)
 
 
+def _changed(masked: Any, data: Any) -> bool:
+    """Whether redaction changed an event's data (a value that cannot be compared, like
+    an array an action returned, counts as changed: the event is rebuilt from the data)."""
+    try:
+        return bool(masked != data)
+    except Exception:
+        return True
+
+
 class _Job:
     __slots__ = ("done", "error", "events", "future", "ops")
 
@@ -134,7 +143,7 @@ class JournalWriter:
         self._lines_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._finished: deque[_Job] = deque()
         self._finished_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -176,9 +185,10 @@ class JournalWriter:
         built.seq, built.ts = self._seq + 1, self.clock.now()
         if self.redactor and built.data:  # readers see the data masked, as journaled
             masked = self.redactor.obj(built.data)
-            built = Event(
-                built.type, self.run_id, built.stage, built.step, masked, built.ts, built.seq
-            )
+            if _changed(masked, built.data):  # else the typed payload is kept, not re-read
+                built = Event(
+                    built.type, self.run_id, built.stage, built.step, masked, built.ts, built.seq
+                )
         self.state.apply(built)  # data the fold cannot read raises here, before it is numbered
         self._seq = built.seq
         self._buffer.append(built)
@@ -366,8 +376,8 @@ class JournalWriter:
         future = self._flush_future
         if future is None and self._last is not None:
             future = self._last.future
-        if future is not None:  # commits are FIFO: this one covers everything so far
-            await asyncio.shield(future)
+        if future is not None and not future.done():  # commits are FIFO: this one covers
+            await asyncio.shield(future)  # everything so far; shielded: other steps share it
         if self.failure is not None:
             raise self.failure
 
