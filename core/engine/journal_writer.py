@@ -91,14 +91,17 @@ def _changed(masked: Any, data: Any) -> bool:
 
 
 class _Job:
-    __slots__ = ("done", "error", "events", "future", "ops")
+    __slots__ = ("done", "error", "events", "ops", "settled", "waiters")
 
     def __init__(
-        self, batch: list[Event], ops: list[StoreOp], future: asyncio.Future[None] | None
+        self, batch: list[Event], ops: list[StoreOp], waiters: list[asyncio.Future[None]]
     ) -> None:
         self.events = batch
         self.ops = ops
-        self.future = future
+        # one future per caller of ``committed`` (a cancelled caller cancels only its own;
+        # cheaper than shielding one shared future per caller)
+        self.waiters = waiters
+        self.settled = False  # its waiters were told (on the loop)
         self.error: JournalFailed | None = None
         self.done = threading.Event()
 
@@ -137,7 +140,8 @@ class JournalWriter:
         self.logs = logs if logs is not None else StepLogs(None, redactor)
         self._buffer: list[Event] = []
         self._ops: list[StoreOp] = []
-        self._flush_future: asyncio.Future[None] | None = None
+        self._scheduled = False  # a flush is due this loop turn
+        self._waiting: list[asyncio.Future[None]] = []  # waiters for that flush
         self._last: _Job | None = None
         self._lines: dict[LineKey, list[str]] = {}
         self._lines_timer: asyncio.TimerHandle | None = None
@@ -231,20 +235,21 @@ class JournalWriter:
     # -- commits --------------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        if self._flush_future is None:
-            loop = asyncio.get_running_loop()
-            self._flush_future = loop.create_future()
-            loop.call_soon(self._flush)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         batch, self._buffer = self._buffer, []
         ops, self._ops = self._ops, []
-        future, self._flush_future = self._flush_future, None
+        waiters, self._waiting = self._waiting, []
+        self._scheduled = False
         if not batch and not ops:
-            if future is not None and not future.done():
-                future.set_result(None)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
             return
-        job = _Job(batch, ops, future)
+        job = _Job(batch, ops, waiters)
         self._last = job
         if self._thread is None:  # in memory: commit inline
             self._commit(self.store, job)
@@ -349,18 +354,20 @@ class JournalWriter:
                 if not self._finished:
                     return
                 job = self._finished.popleft()
-            future = job.future
+            job.settled = True
             if job.error is not None:
                 first = self.failure is None
                 self.failure = job.error
                 if first and self.on_failure is not None:
                     self.on_failure(str(job.error))  # stop acting before anyone wakes up
-                if future is not None and not future.done():
-                    future.set_exception(job.error)
-                    future.exception()  # mark retrieved; awaiting code re-raises
+                for waiter in job.waiters:
+                    if not waiter.done():
+                        waiter.set_exception(job.error)
+                        waiter.exception()  # mark retrieved; awaiting code re-raises
                 continue
-            if future is not None and not future.done():
-                future.set_result(None)
+            for waiter in job.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
             for event in job.events:
                 for subscriber in self.subscribers:
                     try:
@@ -373,11 +380,18 @@ class JournalWriter:
         when the journal cannot take them (the caller must not act)."""
         if self.failure is not None:
             raise self.failure
-        future = self._flush_future
-        if future is None and self._last is not None:
-            future = self._last.future
-        if future is not None and not future.done():  # commits are FIFO: this one covers
-            await asyncio.shield(future)  # everything so far; shielded: other steps share it
+        # commits are FIFO: the flush due this turn (or else the last job) covers
+        # everything emitted so far
+        if self._scheduled:
+            waiters = self._waiting
+        elif self._last is not None and not self._last.settled:
+            waiters = self._last.waiters
+        else:
+            waiters = None
+        if waiters is not None:
+            waiter = asyncio.get_running_loop().create_future()
+            waiters.append(waiter)
+            await waiter
         if self.failure is not None:
             raise self.failure
 
@@ -385,7 +399,7 @@ class JournalWriter:
         """Commit synchronously (at the end of a run, or before exiting) and publish."""
         self.logs.flush()
         self.flush_lines()
-        if self._buffer or self._ops or self._flush_future is not None:
+        if self._buffer or self._ops or self._scheduled:
             self._flush()
         last = self._last
         if last is not None and self._thread is not None:

@@ -389,6 +389,8 @@ def _step_started(s: RunState, event: Event, p: StepStarted) -> None:
 def _step_output(s: RunState, event: Event, p: StepOutput) -> None:
     step = s._step(event)
     step.lines += len(p.lines)
+    if not isinstance(step.tail, deque):
+        step.tail = deque(maxlen=LOG_TAIL)
     step.tail.extend(p.lines)
     if s.keep_log:
         for text in p.lines:
@@ -428,7 +430,10 @@ def _close_attempt(step: StepState, ts: float) -> None:
 
 
 def _step_process(s: RunState, event: Event, p: StepProcess) -> None:
-    s._step(event).process_groups.append((p.host, p.pgid))
+    step = s._step(event)
+    if not isinstance(step.process_groups, list):
+        step.process_groups = []
+    step.process_groups.append((p.host, p.pgid))
 
 
 def _step_skipped(s: RunState, event: Event, p: StepSkipped) -> None:

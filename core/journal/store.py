@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -85,10 +86,36 @@ _CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _DATA_JSON = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
 
+_STR = json.encoder.encode_basestring  # the string encoder of ``ensure_ascii=False``
+
+
+def _canonical(row: Sequence[Any]) -> str:
+    """``_CANONICAL(list(row))``, spelled out for the row the writer makes (strings, an
+    int ``seq``, a finite float ``ts``): the same encoder per string, ``repr`` per number,
+    as ``json`` does. Any other row goes through ``json`` itself."""
+    run_id, seq, ts, type_, stage, step, data = row
+    if (
+        type(run_id) is str
+        and type(seq) is int
+        and type(ts) is float
+        and math.isfinite(ts)
+        and type(type_) is str
+        and (stage is None or type(stage) is str)
+        and (step is None or type(step) is str)
+        and type(data) is str
+    ):
+        where = (
+            f"{'null' if stage is None else _STR(stage)},{'null' if step is None else _STR(step)}"
+        )
+        return f"[{_STR(run_id)},{seq!r},{ts!r},{_STR(type_)},{where},{_STR(data)}]"
+    return _CANONICAL(list(row))
+
+
 def event_hash(prev: str, row: Sequence[Any]) -> str:
     """The link for one journaled row ``(run_id, seq, ts, type, stage, step, data)``;
-    ``data`` is the exact JSON text stored, so anyone can recompute it from the row."""
-    canonical = _CANONICAL(list(row))
+    ``data`` is the exact JSON text stored, so anyone can recompute it from the row
+    (``json.dumps(list(row), separators=(",", ":"), ensure_ascii=False)``)."""
+    canonical = _canonical(row) if len(row) == 7 else _CANONICAL(list(row))
     return hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
 
 

@@ -7,7 +7,11 @@ result as computing afresh, on real runs journaled to SQLite."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +21,7 @@ from quarterdeck.core.engine.runner import Runner, RunOptions
 from quarterdeck.core.journal.events import Event, StepFinished, StepStarted, event
 from quarterdeck.core.journal.parts import StageState
 from quarterdeck.core.journal.state import RunState, StepState
-from quarterdeck.core.journal.store import Store
+from quarterdeck.core.journal.store import GENESIS, Store, event_hash
 from quarterdeck.personas.registry import load_catalog
 from tests.helpers import make_runner
 
@@ -167,3 +171,61 @@ def test_an_event_redaction_leaves_alone_keeps_its_payload_and_a_masked_one_is_r
     assert runner.state.stages["s"].steps["b"].outputs == {"value": "***"}
     stored = runner.store.events(runner.run_id)
     assert [e.data for e in stored] == [kept.data, masked.data]
+
+
+def test_the_chain_links_are_the_json_of_the_row_whatever_it_holds() -> None:
+    """The writer spells a row's canonical JSON out (faster than ``json.dumps``); the
+    link must be the documented one, ``sha256(prev + "\\n" + json.dumps(list(row), ...))``,
+    for any row: ``quarterdeck verify`` and anyone else recompute it that way."""
+    texts = ["", "s", 'quo"te', "back\\slash", "tab\tnew\nline", "\x00\x1f\x7f", "é✓🚀", "\ud800"]
+    numbers = [0.0, -1.5, 1e-7, 1764524460.123456, 1e22, 3.0, float("nan"), float("inf"), 7]
+    rng = random.Random(16)
+    rows: list[tuple[Any, ...]] = []
+    for _ in range(400):
+        rows.append(
+            (
+                rng.choice(texts) + "run",
+                rng.choice([1, 2**40, True]),
+                rng.choice(numbers),
+                rng.choice(texts),
+                rng.choice([None, *texts]),
+                rng.choice([None, *texts]),
+                json.dumps({"k": rng.choice(texts), "n": rng.choice(numbers[:6])}),
+            )
+        )
+    for row in rows:
+        canonical = json.dumps(list(row), separators=(",", ":"), ensure_ascii=False)
+        expected = hashlib.sha256(f"{GENESIS}\n{canonical}".encode("utf-8", "surrogatepass"))
+        try:
+            got = event_hash(GENESIS, row)
+        except UnicodeEncodeError:  # a lone surrogate cannot be journaled either way
+            with pytest.raises(UnicodeEncodeError):
+                hashlib.sha256(f"{GENESIS}\n{canonical}".encode())
+            continue
+        assert got == expected.hexdigest(), row
+
+
+def test_a_step_holds_a_tail_and_process_groups_only_once_it_has_some() -> None:
+    """A 10,000-step run keeps 10,000 step states: those that print nothing and start no
+    process hold no deque and no list (they were ~700 bytes each), and no instance dict."""
+    from quarterdeck.core.journal.events import StepOutput, StepProcess
+
+    run = [
+        event(StepStarted(attempt=1, uses="shell"), "r1", "s", "loud", seq=1),
+        event(StepProcess(pid=10, pgid=10, host="h"), "r1", "s", "loud", seq=2),
+        event(StepOutput(lines=[f"a{i}" for i in range(15)]), "r1", "s", "loud", seq=3),
+        event(StepProcess(pid=11, pgid=11, host="h"), "r1", "s", "loud", seq=4),
+        event(StepOutput(lines=[f"b{i}" for i in range(10)]), "r1", "s", "loud", seq=5),
+        event(StepStarted(attempt=1, uses="memory.set"), "r1", "s", "quiet", seq=6),
+        event(StepFinished(status="succeeded"), "r1", "s", "quiet", seq=7),
+    ]
+    state = RunState("r1")
+    for e in run:
+        state.apply(e)
+    loud, quiet = state.stages["s"].steps["loud"], state.stages["s"].steps["quiet"]
+    assert list(loud.tail) == [f"a{i}" for i in range(5, 15)] + [f"b{i}" for i in range(10)]
+    assert loud.lines == 25
+    assert list(loud.process_groups) == [("h", 10), ("h", 11)]
+    assert quiet.tail == () and quiet.process_groups == ()
+    assert list(quiet.tail) == [] and quiet.lines == 0
+    assert not hasattr(quiet, "__dict__")
