@@ -404,10 +404,9 @@ class JournalWriter:
         self.flush_lines()
         if self._buffer or self._ops or self._scheduled:
             self._flush()
-        last = self._last
-        if last is not None and self._thread is not None:
-            if last.done.acquire(timeout=self.retry_seconds + 30.0):
-                last.done.release()  # let another flush_now see it done too
+        last = self._last if self._thread is not None else None
+        if last is not None and last.done.acquire(timeout=self.retry_seconds + 30.0):
+            last.done.release()  # let another flush_now see it done too
         self._drain()
 
     def close(self) -> None:
