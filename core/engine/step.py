@@ -232,7 +232,8 @@ class StepRunner:
                         todo.extend(
                             ((*loc, "fallback", k), fb) for k, fb in enumerate(item.fallback)
                         )
-        return self._where.get(id(step), f"{self._ctx.loaded.path}: step {step.id}")
+        found = self._where.get(id(step))  # (a default argument would be formatted each call)
+        return found if found is not None else f"{self._ctx.loaded.path}: step {step.id}"
 
     async def _attempt(self, stage: Stage, step: Step, attempt: int, where: str) -> dict[str, Any]:
         """Render the parameters, build the action's context and call the action once."""
