@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,25 +119,6 @@ def new_owner() -> str:
 
 def exit_code_for(status: str) -> ExitCode:
     return STATUS_EXIT.get(status, ExitCode.FAILED)
-
-
-@contextlib.contextmanager
-def _frozen_gc() -> Iterator[None]:
-    """Leave what existed before the run (imports, the loaded workflow: ~1M objects for
-    10,000 steps) out of the cyclic GC's scans while the run goes on; every full
-    collection walked it all, which made a step of a 10,000-step run ~90 µs dearer.
-
-    Put back when the run ends, so garbage among those objects is collected late, never
-    lost. A process that froze already (or another run in it) is left as it is.
-    """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 class Runner:
@@ -314,10 +293,6 @@ class Runner:
 
     async def run(self) -> RunState:
         """Run to the end; returns the final state (``state.status`` says how it ended)."""
-        with _frozen_gc():
-            return await self._run()
-
-    async def _run(self) -> RunState:
         self.run_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.mkdir(exist_ok=True, mode=0o700)  # outputs and logs: owner only
         loop = asyncio.get_running_loop()

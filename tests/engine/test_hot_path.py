@@ -229,37 +229,3 @@ def test_a_step_holds_a_tail_and_process_groups_only_once_it_has_some() -> None:
     assert quiet.tail == () and quiet.process_groups == ()
     assert list(quiet.tail) == [] and quiet.lines == 0
     assert not hasattr(quiet, "__dict__")
-
-
-def test_what_existed_before_a_run_is_left_out_of_gc_scans_until_it_ends(
-    tmp_path: Path,
-) -> None:
-    """Full collections during a 10,000-step run walked the loaded workflow's ~1M objects
-    again and again; they are frozen for the run and put back after it (a process that
-    froze them itself keeps them frozen)."""
-    import gc
-
-    seen: list[int] = []
-    runner = make_runner(
-        tmp_path,
-        "name: g\nstages:\n  - id: s\n    steps:\n"
-        "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n",
-    )
-    runner.subscribers.append(lambda e: seen.append(gc.get_freeze_count()))
-    assert gc.get_freeze_count() == 0
-    assert asyncio.run(runner.run()).status == "succeeded"
-    assert seen and min(seen) > 0
-    assert gc.get_freeze_count() == 0
-    (tmp_path / "again").mkdir()
-    gc.freeze()
-    try:
-        frozen = gc.get_freeze_count()
-        again = make_runner(
-            tmp_path / "again",
-            "name: g\nstages:\n  - id: s\n    steps:\n"
-            "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n",
-        )
-        assert asyncio.run(again.run()).status == "succeeded"
-        assert gc.get_freeze_count() >= frozen  # not unfrozen by the run
-    finally:
-        gc.unfreeze()
