@@ -98,14 +98,21 @@ def child(steps: int, chained: bool, repeat: int, durability: str) -> None:
         one_run(tmp, 50, chained, catalog)  # warm up imports and caches
         before = rss_now_mb()
         best = min(one_run(tmp, steps, chained, catalog, durability)[0] for _ in range(repeat))
+        one = min(one_run(tmp, 1, chained, catalog, durability)[0] for _ in range(repeat))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"per_step_us": best / steps * 1e6, "rss_mb": peak, "before_mb": before}))
+    marginal = (best - one) / max(1, steps - 1) * 1e6
+    figures = {"per_step_us": best / steps * 1e6, "marginal_us": marginal, "t1_ms": one * 1e3}
+    print(json.dumps({**figures, "rss_mb": peak, "before_mb": before}))
 
 
 def sizes(spec: str, repeat: int, durability: str) -> None:
     """Each size and shape in a fresh child process; a table of µs/step and peak RSS."""
-    print(f"[{durability}] best of {repeat}; RSS: the whole child process (MiB)")
-    print(f"{'steps':>7} {'shape':<11} {'µs/step':>8} {'peak RSS':>9} {'RSS before run':>15}")
+    print(f"[{durability}] best of {repeat}; marginal: (T(N) - T(1)) / (N - 1), T(1) a 1-step run;")
+    print("RSS: the whole child process (MiB), before the run = after imports and a warm-up")
+    print(
+        f"{'steps':>7} {'shape':<11} {'µs/step':>8} {'marginal':>9} {'T(1) ms':>8}"
+        f" {'peak RSS':>9} {'RSS before run':>15}"
+    )
     for steps in (int(n) for n in spec.split(",")):
         for shape in ("sequential", "concurrent"):
             argv = [sys.executable, __file__, "--child", shape[:3], "--steps", str(steps)]
@@ -117,8 +124,8 @@ def sizes(spec: str, repeat: int, durability: str) -> None:
             ).stdout
             got = json.loads(out.strip().splitlines()[-1])
             print(
-                f"{steps:>7} {shape:<11} {got['per_step_us']:8.1f} {got['rss_mb']:9.1f}"
-                f" {got['before_mb']:15.1f}",
+                f"{steps:>7} {shape:<11} {got['per_step_us']:8.1f} {got['marginal_us']:9.1f}"
+                f" {got['t1_ms']:8.2f} {got['rss_mb']:9.1f} {got['before_mb']:15.1f}",
                 flush=True,
             )
 
