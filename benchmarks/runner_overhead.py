@@ -5,15 +5,21 @@ event committed), so the figure is what a user pays per step. Prints microsecond
 step and peak memory.
 
     .venv/bin/python benchmarks/runner_overhead.py [--steps 1000] [--repeat 3]
-        [--durability normal|full]
+        [--durability normal|full] [--sizes 100,1000,10000]
+
+``--sizes`` measures each size and shape in a fresh child process, so each row's peak RSS
+is that run's alone (the whole process: interpreter, imports, the loaded workflow and the
+run), and prints µs/step per size: the cost per step should not grow with the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +76,60 @@ def one_run(
     return elapsed, events
 
 
+def rss_now_mb() -> float:
+    """The process's resident set now (VmRSS), in MiB; 0 where /proc is not there."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def child(steps: int, chained: bool, repeat: int, durability: str) -> None:
+    """One size and shape in this (fresh) process: prints a JSON line of its figures."""
+    loader.MAX_NODES = max(loader.MAX_NODES, steps * 20)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        os.environ["QUARTERDECK_HOME"] = str(tmp / "home")
+        catalog = load_catalog(tmp)
+        one_run(tmp, 50, chained, catalog)  # warm up imports and caches
+        before = rss_now_mb()
+        best = min(one_run(tmp, steps, chained, catalog, durability)[0] for _ in range(repeat))
+        one = min(one_run(tmp, 1, chained, catalog, durability)[0] for _ in range(repeat))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    marginal = (best - one) / max(1, steps - 1) * 1e6
+    figures = {"per_step_us": best / steps * 1e6, "marginal_us": marginal, "t1_ms": one * 1e3}
+    print(json.dumps({**figures, "rss_mb": peak, "before_mb": before}))
+
+
+def sizes(spec: str, repeat: int, durability: str) -> None:
+    """Each size and shape in a fresh child process; a table of µs/step and peak RSS."""
+    print(f"[{durability}] best of {repeat}; marginal: (T(N) - T(1)) / (N - 1), T(1) a 1-step run;")
+    print("RSS: the whole child process (MiB), before the run = after imports and a warm-up")
+    print(
+        f"{'steps':>7} {'shape':<11} {'µs/step':>8} {'marginal':>9} {'T(1) ms':>8}"
+        f" {'peak RSS':>9} {'RSS before run':>15}"
+    )
+    for steps in (int(n) for n in spec.split(",")):
+        for shape in ("sequential", "concurrent"):
+            argv = [sys.executable, __file__, "--child", shape[:3], "--steps", str(steps)]
+            out = subprocess.run(
+                [*argv, "--repeat", str(repeat), "--durability", durability],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            got = json.loads(out.strip().splitlines()[-1])
+            print(
+                f"{steps:>7} {shape:<11} {got['per_step_us']:8.1f} {got['marginal_us']:9.1f}"
+                f" {got['t1_ms']:8.2f} {got['rss_mb']:9.1f} {got['before_mb']:15.1f}",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
@@ -80,7 +140,15 @@ def main() -> None:
         default="normal",
         help="full: fsync every commit (synchronous=FULL)",
     )
+    parser.add_argument("--sizes", help="comma-separated step counts, each in a fresh process")
+    parser.add_argument("--child", choices=["seq", "con"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.steps, args.child == "seq", args.repeat, args.durability)
+        return
+    if args.sizes:
+        sizes(args.sizes, args.repeat, args.durability)
+        return
     # the loader's bound on untrusted files (100,000 values) is below a 10,000-step workflow
     loader.MAX_NODES = max(loader.MAX_NODES, args.steps * 20)
     with tempfile.TemporaryDirectory() as tmpdir:

@@ -81,17 +81,32 @@ def _retryable(exc: BaseException) -> bool:
     return bool(kind) and str(kind).startswith(_PASSING)
 
 
+def _changed(masked: Any, data: Any) -> bool:
+    """Whether redaction changed an event's data (a value that cannot be compared, like
+    an array an action returned, counts as changed: the event is rebuilt from the data)."""
+    try:
+        return bool(masked != data)
+    except Exception:
+        return True
+
+
 class _Job:
-    __slots__ = ("done", "error", "events", "future", "ops")
+    __slots__ = ("done", "error", "events", "ops", "settled", "waiters")
 
     def __init__(
-        self, batch: list[Event], ops: list[StoreOp], future: asyncio.Future[None] | None
+        self, batch: list[Event], ops: list[StoreOp], waiters: list[asyncio.Future[None]]
     ) -> None:
         self.events = batch
         self.ops = ops
-        self.future = future
+        # one future per caller of ``committed`` (a cancelled caller cancels only its own;
+        # cheaper than shielding one shared future per caller)
+        self.waiters = waiters
+        self.settled = False  # its waiters were told (on the loop)
         self.error: JournalFailed | None = None
-        self.done = threading.Event()
+        # held until the job is committed or failed (flush_now waits on it); a bare lock
+        # is a tenth of the cost of a threading.Event, made once per commit
+        self.done = threading.Lock()
+        self.done.acquire()
 
 
 class JournalWriter:
@@ -128,13 +143,14 @@ class JournalWriter:
         self.logs = logs if logs is not None else StepLogs(None, redactor)
         self._buffer: list[Event] = []
         self._ops: list[StoreOp] = []
-        self._flush_future: asyncio.Future[None] | None = None
+        self._scheduled = False  # a flush is due this loop turn
+        self._waiting: list[asyncio.Future[None]] = []  # waiters for that flush
         self._last: _Job | None = None
         self._lines: dict[LineKey, list[str]] = {}
         self._lines_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._finished: deque[_Job] = deque()
         self._finished_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -176,9 +192,10 @@ class JournalWriter:
         built.seq, built.ts = self._seq + 1, self.clock.now()
         if self.redactor and built.data:  # readers see the data masked, as journaled
             masked = self.redactor.obj(built.data)
-            built = Event(
-                built.type, self.run_id, built.stage, built.step, masked, built.ts, built.seq
-            )
+            if _changed(masked, built.data):  # else the typed payload is kept, not re-read
+                built = Event(
+                    built.type, self.run_id, built.stage, built.step, masked, built.ts, built.seq
+                )
         self.state.apply(built)  # data the fold cannot read raises here, before it is numbered
         self._seq = built.seq
         self._buffer.append(built)
@@ -221,20 +238,21 @@ class JournalWriter:
     # -- commits --------------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        if self._flush_future is None:
-            loop = asyncio.get_running_loop()
-            self._flush_future = loop.create_future()
-            loop.call_soon(self._flush)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         batch, self._buffer = self._buffer, []
         ops, self._ops = self._ops, []
-        future, self._flush_future = self._flush_future, None
+        waiters, self._waiting = self._waiting, []
+        self._scheduled = False
         if not batch and not ops:
-            if future is not None and not future.done():
-                future.set_result(None)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
             return
-        job = _Job(batch, ops, future)
+        job = _Job(batch, ops, waiters)
         self._last = job
         if self._thread is None:  # in memory: commit inline
             self._commit(self.store, job)
@@ -322,7 +340,7 @@ class JournalWriter:
     def _complete(self, job: _Job) -> None:
         with self._finished_lock:
             self._finished.append(job)
-        job.done.set()
+        job.done.release()
         loop = self._loop
         if loop is None or threading.get_ident() == self._loop_thread:
             self._drain()
@@ -339,18 +357,20 @@ class JournalWriter:
                 if not self._finished:
                     return
                 job = self._finished.popleft()
-            future = job.future
+            job.settled = True
             if job.error is not None:
                 first = self.failure is None
                 self.failure = job.error
                 if first and self.on_failure is not None:
                     self.on_failure(str(job.error))  # stop acting before anyone wakes up
-                if future is not None and not future.done():
-                    future.set_exception(job.error)
-                    future.exception()  # mark retrieved; awaiting code re-raises
+                for waiter in job.waiters:
+                    if not waiter.done():
+                        waiter.set_exception(job.error)
+                        waiter.exception()  # mark retrieved; awaiting code re-raises
                 continue
-            if future is not None and not future.done():
-                future.set_result(None)
+            for waiter in job.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
             for event in job.events:
                 for subscriber in self.subscribers:
                     try:
@@ -363,11 +383,18 @@ class JournalWriter:
         when the journal cannot take them (the caller must not act)."""
         if self.failure is not None:
             raise self.failure
-        future = self._flush_future
-        if future is None and self._last is not None:
-            future = self._last.future
-        if future is not None:  # commits are FIFO: this one covers everything so far
-            await asyncio.shield(future)
+        # commits are FIFO: the flush due this turn (or else the last job) covers
+        # everything emitted so far
+        if self._scheduled:
+            waiters = self._waiting
+        elif self._last is not None and not self._last.settled:
+            waiters = self._last.waiters
+        else:
+            waiters = None
+        if waiters is not None:
+            waiter = asyncio.get_running_loop().create_future()
+            waiters.append(waiter)
+            await waiter
         if self.failure is not None:
             raise self.failure
 
@@ -375,11 +402,11 @@ class JournalWriter:
         """Commit synchronously (at the end of a run, or before exiting) and publish."""
         self.logs.flush()
         self.flush_lines()
-        if self._buffer or self._ops or self._flush_future is not None:
+        if self._buffer or self._ops or self._scheduled:
             self._flush()
-        last = self._last
-        if last is not None and self._thread is not None:
-            last.done.wait(self.retry_seconds + 30.0)
+        last = self._last if self._thread is not None else None
+        if last is not None and last.done.acquire(timeout=self.retry_seconds + 30.0):
+            last.done.release()  # let another flush_now see it done too
         self._drain()
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import random
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -76,6 +77,9 @@ class StepRunner:
         self._signals = signals
         self._slots = slots
         self._where: dict[int, str] = {}
+        # per-run constants, computed on first use (not per attempt: they cannot change)
+        self._workflow_dir: Path | None = None
+        self._base_hidden: frozenset[str] | None = None
 
     async def run(
         self, stage: Stage, step: Step, *, role: str = "step", parent: str | None = None
@@ -228,7 +232,8 @@ class StepRunner:
                         todo.extend(
                             ((*loc, "fallback", k), fb) for k, fb in enumerate(item.fallback)
                         )
-        return self._where.get(id(step), f"{self._ctx.loaded.path}: step {step.id}")
+        found = self._where.get(id(step))  # (a default argument would be formatted each call)
+        return found if found is not None else f"{self._ctx.loaded.path}: step {step.id}"
 
     async def _attempt(self, stage: Stage, step: Step, attempt: int, where: str) -> dict[str, Any]:
         """Render the parameters, build the action's context and call the action once."""
@@ -255,11 +260,12 @@ class StepRunner:
             ctx.personas.get(stage.persona) if ctx.personas is not None and stage.persona else None
         )
         env = dict(ctx.env)
-        env.update({k: render_text(v, scope, f"{where}.env") for k, v in step.env.items()})
-        env.update(ctx.step_env.get((stage.id, step.id), {}))
-        # credentials stay out of child processes unless this step names them in `env:`
-        hidden = credential_env_names(env, ctx.credential_names) - set(step.env)
-        hidden -= set(ctx.workflow.env)
+        extra = ctx.step_env.get((stage.id, step.id))
+        if step.env:
+            env.update({k: render_text(v, scope, f"{where}.env") for k, v in step.env.items()})
+        if extra:
+            env.update(extra)
+        hidden = self._hidden(step, env, bool(extra))
         writer = self._writer
         action_ctx = ActionContext(
             run_id=ctx.run_id,
@@ -281,9 +287,9 @@ class StepRunner:
             render_text=lambda text: render_text(text, self._scope.get(), f"{where}.with"),
             redact=ctx.redactor.text,
             services=ctx.services,
-            workflow_dir=ctx.loaded.path.parent.resolve(),
+            workflow_dir=self._folder(),
             emit_event=self._emit_from_action(stage.id, step.id),
-            credential_env=frozenset(hidden),
+            credential_env=hidden,
             emit_fragment=lambda stream, text: writer.emit_fragment(
                 stage.id, step.id, stream, text
             ),
@@ -295,6 +301,29 @@ class StepRunner:
         else:
             result = await spec.fn(params, action_ctx)
         return dict(result or {})
+
+    def _folder(self) -> Path:
+        """The workflow's folder, resolved once a run: every step imports its helpers
+        from the same folder, even if a symlink on the way is changed while it runs."""
+        if self._workflow_dir is None:
+            self._workflow_dir = self._ctx.loaded.path.parent.resolve()
+        return self._workflow_dir
+
+    def _hidden(self, step: Step, env: dict[str, str], extra: bool) -> frozenset[str]:
+        """The credentials kept out of this step's child processes: every one in its
+        environment, less those the step (or the workflow) names in ``env:``.
+
+        The run's environment is fixed when the run starts, so its part is computed once;
+        only a step with its own ``env:`` or extra variables (tracing) is worked out anew.
+        """
+        ctx = self._ctx
+        if self._base_hidden is None:
+            names = credential_env_names(ctx.env, ctx.credential_names)
+            self._base_hidden = frozenset(names - set(ctx.workflow.env))
+        if not step.env and not extra:
+            return self._base_hidden
+        hidden = credential_env_names(env, ctx.credential_names) - set(step.env)
+        return frozenset(hidden - set(ctx.workflow.env))
 
     def _set_memory(self, stage: str, step: str) -> Callable[[str, Any], Any]:
         async def set_memory(key: str, value: Any) -> None:

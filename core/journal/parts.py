@@ -22,7 +22,7 @@ from quarterdeck.core.journal.statuses import (
 LOG_TAIL = 20
 
 
-@dataclass
+@dataclass(slots=True)  # one per step: no per-instance dict (a 10,000-step run holds 10,000)
 class StepState:
     id: str
     stage: str
@@ -44,8 +44,10 @@ class StepState:
     failed_attempts: int = 0
     continued: bool = False
     lines: int = 0
-    process_groups: list[tuple[str, int]] = field(default_factory=list)  # (host, pgid)
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL))
+    # (host, pgid); the last LOG_TAIL output lines. Empty tuples until the first one:
+    # most steps start no process and many print nothing (a deque is ~600 bytes)
+    process_groups: list[tuple[str, int]] | tuple[()] = ()
+    tail: deque[str] | tuple[()] = ()
     active: float = 0.0  # time spent in finished attempts (retry back-offs not counted)
     attempt_started: float | None = None  # when the attempt in flight began
 

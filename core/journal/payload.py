@@ -95,7 +95,13 @@ def _copy(value: Any) -> Any:
     return type(value)(value) if isinstance(value, (list, dict)) else value
 
 
+_ORDERS_KEPT = 64
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most values: nothing to convert
+        return value
     if isinstance(value, StrEnum):  # the journal holds plain strings, as read back
         return value.value
     if isinstance(value, Record):
@@ -116,6 +122,8 @@ class Record:
     _keys: ClassVar[frozenset[str]]
     _names: ClassVar[dict[str, str]]  # key -> field name
     _by_name: ClassVar[dict[str, _Spec]]
+    # the fields in ``to_data`` order, per order given (a writer gives the same few orders)
+    _orders: ClassVar[dict[tuple[str, ...], tuple[_Spec, ...]]]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         made = super().__new__(cls)
@@ -152,6 +160,7 @@ class Record:
         cls._keys = frozenset(s.key for s in specs)
         cls._names = {s.key: s.name for s in specs}
         cls._by_name = {s.name: s for s in specs}
+        cls._orders = {}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any], *, strict: bool = False) -> Self:
@@ -201,8 +210,13 @@ class Record:
         if not cls._specs:
             cls._build_specs()
         given = self._given()
-        specs = [cls._by_name[name] for name in given]
-        specs += [s for s in cls._specs if s.name not in given]
+        specs = cls._orders.get(given)
+        if specs is None:
+            ordered = [cls._by_name[name] for name in given]
+            ordered += [s for s in cls._specs if s.name not in given]
+            specs = tuple(ordered)
+            if len(cls._orders) < _ORDERS_KEPT:  # journals read back may hold any order
+                cls._orders[given] = specs
         out: dict[str, Any] = {}
         for spec in specs:
             value = getattr(self, spec.name)

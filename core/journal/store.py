@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -80,17 +81,43 @@ def _claim_refusal(
 # bytes), chained per run from GENESIS: editing, inserting or deleting an event in the
 # middle breaks every later link (``quarterdeck verify``, core/journal/integrity.py).
 GENESIS = "0" * 64
-
-
-# json.dumps with these options builds this encoder on every call (``verify`` and ``show``
-# hash every event of a run): one instance, the same text
+# built once (``json.dumps`` with options builds an encoder per call); the same bytes as
+# ``json.dumps(x, separators=(",", ":"), ensure_ascii=False)`` and, for the stored data,
+# ``json.dumps(x, default=str, separators=(",", ":"))``
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_DATA_JSON = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
+_STR = json.encoder.encode_basestring  # the string encoder of ``ensure_ascii=False``
+
+
+def _canonical(row: Sequence[Any]) -> str:
+    """``_CANONICAL(list(row))``, spelled out for the row the writer makes (strings, an
+    int ``seq``, a finite float ``ts``): the same encoder per string, ``repr`` per number,
+    as ``json`` does. Any other row goes through ``json`` itself."""
+    run_id, seq, ts, type_, stage, step, data = row
+    if (
+        type(run_id) is str
+        and type(seq) is int
+        and type(ts) is float
+        and math.isfinite(ts)
+        and type(type_) is str
+        and (stage is None or type(stage) is str)
+        and (step is None or type(step) is str)
+        and type(data) is str
+    ):
+        where = (
+            f"{'null' if stage is None else _STR(stage)},{'null' if step is None else _STR(step)}"
+        )
+        return f"[{_STR(run_id)},{seq!r},{ts!r},{_STR(type_)},{where},{_STR(data)}]"
+    return _CANONICAL(list(row))
 
 
 def event_hash(prev: str, row: Sequence[Any]) -> str:
     """The link for one journaled row ``(run_id, seq, ts, type, stage, step, data)``;
-    ``data`` is the exact JSON text stored, so anyone can recompute it from the row."""
-    canonical = _CANONICAL(list(row))
+    ``data`` is the exact JSON text stored, so anyone can recompute it from the row
+    (``json.dumps(list(row), separators=(",", ":"), ensure_ascii=False)``)."""
+    canonical = _canonical(row) if len(row) == 7 else _CANONICAL(list(row))
     return hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
 
 
@@ -413,15 +440,22 @@ class Store:
         self.check_file()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            if owner is not None:
-                current = self.owner_of(run_id)
-                if current is not None and current != owner:
-                    raise ClaimLost(f"run {run_id} was taken over by another runner ({current})")
-            if events:  # chained inside the transaction: the head read is the last written
+            # the owner and the chain's head in one statement, inside the transaction: the
+            # head read is the last written
+            found = self.conn.execute(
+                "SELECT owner, (SELECT hash FROM events WHERE run_id = ?1"
+                " ORDER BY seq DESC LIMIT 1) FROM runs WHERE id = ?1",
+                (run_id,),
+            ).fetchone()
+            current, head = found if found is not None else (None, None)
+            if owner is not None and current is not None and current != owner:
+                raise ClaimLost(f"run {run_id} was taken over by another runner ({current})")
+            if events:
+                heads = {run_id: head or GENESIS} if found is not None else {}
                 self.conn.executemany(
                     "INSERT INTO events (run_id, seq, ts, type, stage, step, data, hash)"
                     " VALUES (?,?,?,?,?,?,?,?)",
-                    self._chained(events),
+                    self._chained(events, heads),
                 )
             for op in ops:
                 op(self)
@@ -549,20 +583,15 @@ class Store:
         ).fetchone()
         return (row[0] if row else None) or GENESIS
 
-    def _chained(self, events: Iterable[Event]) -> list[tuple[Any, ...]]:
-        """Rows with their hash links (chained within the batch too), and each run's head."""
-        heads: dict[str, str] = {}
+    def _chained(
+        self, events: Iterable[Event], heads: dict[str, str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Rows with their hash links (chained within the batch too), from each run's head
+        (given in ``heads`` when already read in this transaction)."""
+        heads = {} if heads is None else heads
         rows: list[tuple[Any, ...]] = []
         for e in events:
-            row = (
-                e.run_id,
-                e.seq,
-                e.ts,
-                e.type,
-                e.stage,
-                e.step,
-                json.dumps(e.data, default=str, separators=(",", ":")),
-            )
+            row = (e.run_id, e.seq, e.ts, e.type, e.stage, e.step, _DATA_JSON(e.data))
             link = event_hash(heads.get(e.run_id) or self._head(e.run_id), row)
             heads[e.run_id] = link
             rows.append((*row, link))
