@@ -4,12 +4,15 @@ anyone can see: output flushed, exit handlers run, the exit code unchanged."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 
 def _leave(body: str) -> subprocess.CompletedProcess[str]:
@@ -100,3 +103,34 @@ def test_the_store_file_alone_holds_the_run_after_the_command(tmp_path: Path) ->
         ]
     finally:
         conn.close()
+
+
+def test_a_headless_run_freezes_start_up_objects_for_the_run_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During the run what start-up and the load made is out of the cyclic GC's scans
+    (a step sees a non-zero freeze count); afterwards it is back (count zero), so a
+    process that goes on collects as usual."""
+    import gc
+
+    from typer.testing import CliRunner
+
+    from quarterdeck.tui.cli import app
+
+    (tmp_path / "probe.py").write_text(
+        "import gc\n\ndef frozen() -> dict:\n    return {'frozen': gc.get_freeze_count()}\n"
+    )
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: probe\nstages:\n  - id: s\n    steps:\n"
+        "      - {id: p, uses: python, with: {call: 'probe:frozen'}}\n"
+    )
+    monkeypatch.setenv("QUARTERDECK_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--headless", "--json", str(wf), "--store", str(tmp_path / "qd.db")]
+    done = CliRunner().invoke(app, argv)
+    assert done.exit_code == 0, done.output
+    [stage] = json.loads(done.stdout)["stages"]
+    [step] = stage["steps"]
+    assert step["outputs"]["frozen"] > 0
+    assert gc.get_freeze_count() == 0

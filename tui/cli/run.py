@@ -162,11 +162,16 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
     stops.install()  # before the loop, kept after it: every stop signal means 130
 
     import asyncio
+    import gc
 
     async def go() -> Any:
         stops.bind(runner.interrupt)
         return await runner.run()
 
+    # What start-up and the load made lives until the run ends: frozen out of the cyclic
+    # GC's scans (each full collection walked a 10,000-step definition again, ~25% of such
+    # a run), and put back afterwards for a process that goes on (tests, the demo).
+    gc.freeze()
     try:
         if live:
             with LiveRenderer(runner.state, store=runner.store.path) as renderer:
@@ -183,6 +188,8 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
             state = asyncio.run(go())
     except StoreError as exc:
         return store_failed(runner, exc)
+    finally:
+        gc.unfreeze()
     if extras is not None:
         extras.finish(runner, state)
     if json_out:
