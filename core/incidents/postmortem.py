@@ -12,9 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from quarterdeck.core.config import Settings
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.incidents.model import ROLE_TITLES, ROLES, Incident
 from quarterdeck.core.incidents.read import incident_signals, is_incident_run, load
@@ -23,6 +22,9 @@ from quarterdeck.core.journal.state import RunState, fold
 from quarterdeck.core.journal.statuses import APPROVAL_DECIDED, StepStatus
 from quarterdeck.core.journal.store import Store
 from quarterdeck.core.locations import state_home
+
+if TYPE_CHECKING:
+    from quarterdeck.core.config import Settings
 
 FOLLOW_UP_PREFIXES = ("follow-up:", "followup:", "todo:", "action:")
 

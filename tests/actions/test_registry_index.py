@@ -140,3 +140,19 @@ def test_runs_and_show_read_the_store_without_the_engine(tmp_path: Path) -> None
     argv = ["runs", "--json", "--store", str(tmp_path / "qd.db")]
     heavy = ["jinja2", "yaml", "quarterdeck.core.engine.runner", "rich", "textual", "pydantic"]
     assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
+
+
+def test_show_reads_the_config_only_for_a_signed_vote(tmp_path: Path) -> None:
+    """`show` verifies the run's journal; the config (pydantic, YAML) is read only when a
+    signed vote needs its allowed signers, and this run has none."""
+    from tests.helpers import run_workflow
+
+    ran = run_workflow(
+        tmp_path,
+        "name: plain\nstages:\n  - id: s\n    steps:\n"
+        "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n",
+    )
+    ran.store.close()
+    argv = ["show", ran.state.id, "--json", "--store", str(ran.store.path)]
+    heavy = ["pydantic", "yaml", "jinja2", "quarterdeck.core.engine.runner"]
+    assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}

@@ -94,11 +94,25 @@ def show(
     )
 
 
+class _ConfigOnDemand:
+    """The config, read only when something asks for it: verifying a run needs it only to
+    check a signed vote (its allowed signers), and reading it costs pydantic and YAML."""
+
+    def __init__(self) -> None:
+        self._settings: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._settings is None:
+            from quarterdeck.core.config import load_settings
+
+            self._settings = load_settings()
+        return getattr(self._settings, name)
+
+
 def _verification(db: Any, run_id: str) -> Any:
-    from quarterdeck.core.config import load_settings
     from quarterdeck.core.journal.integrity import verify_run
 
-    return verify_run(db, run_id, load_settings())
+    return verify_run(db, run_id, _ConfigOnDemand())
 
 
 def _warn_unverified(db: Any, run_id: str) -> None:
