@@ -25,7 +25,6 @@ from quarterdeck.core.actions.process_groups import die_with_parent, guard, rele
 from quarterdeck.core.actions.shell_script import shell_argv
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError, StepSkipped
-from quarterdeck.core.journal.events import EventType, StepProcess
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 _KILL_GRACE_SECONDS = 2.0
@@ -218,6 +217,8 @@ async def run_process(
     guard(proc.pid)  # killed with its whole group if this process dies first
     try:
         if ctx.emit_event is not None:  # journaled, so a resume can kill what outlives us
+            from quarterdeck.core.journal.events import EventType, StepProcess
+
             group = StepProcess(pid=proc.pid, pgid=proc.pid, host=socket.gethostname())
             await ctx.emit_event(EventType.STEP_PROCESS, group.to_data())
         await asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"))

@@ -31,10 +31,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from quarterdeck.core.journal.parts import StageState
 from quarterdeck.core.journal.statuses import StepStatus
+
+if TYPE_CHECKING:  # the journal's parts load with a run, not with `validate`
+    from quarterdeck.core.journal.parts import StageState
 
 log = logging.getLogger(__name__)
 
