@@ -1,0 +1,66 @@
+"""Reading a run's events back: each row's data decodes exactly as ``json.loads`` would,
+through the store's real SQLite file, and anything odd still gets ``json.loads``'s answer
+(its value or its error)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from quarterdeck.core.journal.events import Event
+from quarterdeck.core.journal.store import Store, _load_data
+
+ODD = [
+    '{"a":1}',
+    ' {"a": 1} ',
+    '{"a":1}\n',
+    '"text"',
+    "[1,2.5,null,true]",
+    "[NaN,-Infinity]",
+    '{"ü":"\\u00e9","n":{"x":[{}]}}',
+    "3",
+]
+BAD = ["", "{", '{"a":1}x', '{"a":1} {"b":2}', "  ", "nope"]
+
+
+@pytest.mark.parametrize("text", ODD)
+def test_data_decodes_as_json_loads(text: str) -> None:
+    assert repr(_load_data(text)) == repr(json.loads(text))
+
+
+@pytest.mark.parametrize("text", BAD)
+def test_bad_data_fails_as_json_loads(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError) as ours:
+        _load_data(text)
+    with pytest.raises(json.JSONDecodeError) as theirs:
+        json.loads(text)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_events_read_back_as_written(tmp_path: Path) -> None:
+    store = Store(tmp_path / "q.db")
+    store.create_run(
+        "r1",
+        workflow="wf",
+        title="wf",
+        workflow_path="wf.yaml",
+        definition="name: wf\n",
+        workdir=str(tmp_path),
+        inputs={},
+        started_by="me",
+        started_at=1.0,
+    )
+    written = [
+        Event(
+            "step.finished", "r1", "s", "a", {"status": "succeeded", "outputs": {"k": [1]}}, seq=1
+        ),
+        Event("memory.set", "r1", None, None, {"key": "ü", "value": None}, seq=2),
+    ]
+    store.append_many(written)
+    read = store.events("r1")
+    assert [e.data for e in read] == [e.data for e in written]
+    assert [e.seq for e in read] == [1, 2]
+    store.conn.execute("UPDATE events SET data = ? WHERE seq = 2", (' {"key": "x"} ',))
+    assert store.events("r1")[1].data == {"key": "x"}
