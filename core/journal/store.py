@@ -20,7 +20,6 @@ import urllib.parse
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from json.scanner import make_scanner
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +113,8 @@ def _canonical(row: Sequence[Any]) -> str:
     return _CANONICAL(list(row))
 
 
-_SCAN = make_scanner(json.JSONDecoder())  # the C scanner behind ``json.loads``
+# the C scanner behind ``json.loads`` (its decoder's, for ``json.loads``'s own options)
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _load_data(text: Any) -> Any:
