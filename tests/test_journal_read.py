@@ -64,3 +64,33 @@ def test_events_read_back_as_written(tmp_path: Path) -> None:
     assert [e.seq for e in read] == [1, 2]
     store.conn.execute("UPDATE events SET data = ? WHERE seq = 2", (' {"key": "x"} ',))
     assert store.events("r1")[1].data == {"key": "x"}
+
+
+def test_raw_rows_read_once_fold_and_verify_as_read_twice(tmp_path: Path) -> None:
+    from quarterdeck.core.journal.integrity import verify_run
+
+    store = Store(tmp_path / "q.db")
+    store.create_run(
+        "r1",
+        workflow="wf",
+        title="wf",
+        workflow_path="wf.yaml",
+        definition="name: wf\n",
+        workdir=str(tmp_path),
+        inputs={},
+        started_by="me",
+        started_at=1.0,
+    )
+    store.append_many(
+        Event("memory.set", "r1", None, None, {"key": f"k{i}", "value": i}, seq=i)
+        for i in range(1, 4)
+    )
+    rows = store.raw_events("r1")
+    assert store.events_of(rows) == store.events("r1")
+    assert verify_run(store, "r1", rows=rows).to_json() == verify_run(store, "r1").to_json()
+    assert verify_run(store, "r1", rows=rows).ok
+    edited = [rows[0], (*rows[1][:6], '{"key":"k2","value":99}', rows[1][7]), rows[2]]
+    result = verify_run(store, "r1", rows=edited)
+    assert result.problems == [
+        "event 2 (memory.set): hash mismatch — edited after it was journaled"
+    ]

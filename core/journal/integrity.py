@@ -46,13 +46,16 @@ class Verification:
         }
 
 
-def verify_run(store: Store, run_id: str, settings: Any = None) -> Verification:
-    """Check the chain of ``run_id``'s events and every signature in them."""
+def verify_run(
+    store: Store, run_id: str, settings: Any = None, rows: list[tuple[Any, ...]] | None = None
+) -> Verification:
+    """Check the chain of ``run_id``'s events and every signature in them; ``rows``, its
+    ``store.raw_events(run_id)`` when the caller has read them already."""
     result = Verification(run_id)
     prev = GENESIS
     expected_seq = 1
     unchained = 0
-    for raw in store.raw_events(run_id):
+    for raw in store.raw_events(run_id) if rows is None else rows:
         row, stored = tuple(raw[:7]), raw[7]
         seq = row[1]
         result.events += 1

@@ -664,6 +664,12 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
+        return self.events_of(self.conn.execute(sql, args))
+
+    @staticmethod
+    def events_of(rows: Iterable[Sequence[Any]]) -> list[Event]:
+        """The events of rows read as ``events`` or ``raw_events`` reads them (so ``show``
+        reads a run's rows once, to check their chain and to fold them)."""
         return [
             Event(
                 type=r[3],
@@ -674,7 +680,7 @@ class Store:
                 ts=r[2],
                 seq=r[1],
             )
-            for r in self.conn.execute(sql, args)
+            for r in rows
         ]
 
     # signals --------------------------------------------------------------------------
