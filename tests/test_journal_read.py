@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,23 @@ def test_raw_rows_read_once_fold_and_verify_as_read_twice(tmp_path: Path) -> Non
     assert result.problems == [
         "event 2 (memory.set): hash mismatch — edited after it was journaled"
     ]
+
+
+ROWS: list[tuple[Any, ...]] = [
+    ("r1", 1, 1.5, "memory.set", None, None, '{"key":"k"}'),
+    ("r1", 2, 1796065344.1329813, "step.finished", "stage ü", 'step "q"', '{"a":"\\u00e9"}'),
+    ("r1", 3, 2.0, "t", "s", None, "{}"),
+    ("r1", 4, 3, "t", "s", "p", "{}"),  # an int ts: json's own encoding
+    ("r1", 5, float("nan"), "t", None, None, "{}"),
+    ("r1", 6, 1e-7, "t\u2028", None, "\x00", '{"x":[1,2]}'),
+    ("r1", True, 1.0, "t", None, None, "{}"),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=range(len(ROWS)))
+def test_verifys_link_is_the_stores_event_hash(row: tuple[Any, ...]) -> None:
+    from quarterdeck.core.journal.integrity import _link
+    from quarterdeck.core.journal.store import GENESIS, event_hash
+
+    assert _link(GENESIS, (*row, "stored")) == event_hash(GENESIS, row)
+    assert _link("ab" * 32, list(row)) == event_hash("ab" * 32, row)
