@@ -113,6 +113,21 @@ def _canonical(row: Sequence[Any]) -> str:
     return _CANONICAL(list(row))
 
 
+# the C scanner behind ``json.loads`` (its decoder's, for ``json.loads``'s own options)
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _load_data(text: Any) -> Any:
+    """``json.loads(text)`` of a row's data, as one call into the C scanner for the
+    compact JSON the writer stores (``json.loads`` adds a few Python-level calls per row,
+    most of what reading a large run's events costs); anything else, ``json.loads``."""
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, TypeError, ValueError):
+        return json.loads(text)  # its own result or error, e.g. for leading whitespace
+    return value if end == len(text) else json.loads(text)
+
+
 def event_hash(prev: str, row: Sequence[Any]) -> str:
     """The link for one journaled row ``(run_id, seq, ts, type, stage, step, data)``;
     ``data`` is the exact JSON text stored, so anyone can recompute it from the row
@@ -649,17 +664,23 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
+        return self.events_of(self.conn.execute(sql, args))
+
+    @staticmethod
+    def events_of(rows: Iterable[Sequence[Any]]) -> list[Event]:
+        """The events of rows read as ``events`` or ``raw_events`` reads them (so ``show``
+        reads a run's rows once, to check their chain and to fold them)."""
         return [
             Event(
                 type=r[3],
                 run_id=r[0],
                 stage=r[4],
                 step=r[5],
-                data=json.loads(r[6]),
+                data=_load_data(r[6]),
                 ts=r[2],
                 seq=r[1],
             )
-            for r in self.conn.execute(sql, args)
+            for r in rows
         ]
 
     # signals --------------------------------------------------------------------------

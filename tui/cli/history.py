@@ -68,17 +68,22 @@ def show(
     store: StoreOpt = None,
 ) -> None:
     """A run's status, timeline and evidence."""
+    from quarterdeck.core.gc_pause import paused_gc
     from quarterdeck.core.incidents.postmortem import for_show, show_json, show_text
+    from quarterdeck.core.journal.state import fold
     from quarterdeck.tui.headless.show import render_show
-    from quarterdeck.tui.launch import open_store, read_state
+    from quarterdeck.tui.launch import open_store
 
     try:
         db = open_store(store, readonly=True)
-        state = read_state(db, run_id)
+        row = db.get_run(run_id)
+        rows = db.raw_events(row.id)  # read once: folded, and their chain checked
+        with paused_gc():  # as ``read_state``: every object a fold makes stays alive
+            state = fold(row.id, db.events_of(rows))
+        state.status = row.status  # the store knows about crashed runs (interrupted)
         incident = for_show(db, state.id)
-        _warn_unverified(db, state.id)
+        _warn_unverified(db, state.id, rows)
         # the duration every view shows: active time between the row's start and end
-        row = db.get_run(state.id)
         took = state.active_time(row.started_at, row.finished_at, time.time())
     except QuarterdeckError as exc:
         fail(exc)
@@ -87,7 +92,9 @@ def show(
         data["duration"] = round(took, 3)
         if incident is not None:
             data["incident"] = show_json(incident)
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        from quarterdeck.tui.json_text import dumps_indented
+
+        sys.stdout.write(dumps_indented(data) + "\n")
         return
     sys.stdout.write(
         render_show(state, took) + (show_text(incident) if incident is not None else "")
@@ -109,15 +116,15 @@ class _ConfigOnDemand:
         return getattr(self._settings, name)
 
 
-def _verification(db: Any, run_id: str) -> Any:
+def _verification(db: Any, run_id: str, rows: Any = None) -> Any:
     from quarterdeck.core.journal.integrity import verify_run
 
-    return verify_run(db, run_id, _ConfigOnDemand())
+    return verify_run(db, run_id, _ConfigOnDemand(), rows)
 
 
-def _warn_unverified(db: Any, run_id: str) -> None:
+def _warn_unverified(db: Any, run_id: str, rows: Any) -> None:
     """``show`` says so when a run's journal was changed after it was written."""
-    result = _verification(db, run_id)
+    result = _verification(db, run_id, rows)
     if not result.ok:
         more = f" (+{len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
         err(
