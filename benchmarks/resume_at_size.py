@@ -161,9 +161,12 @@ def profile(bench: Bench) -> None:
     import pstats
 
     python = str(Path(bench.qd).parent / "python")
+    # main(), not the console entry: that one leaves with os._exit, before cProfile writes
+    cli = bench.tmp / "cli_main.py"
+    cli.write_text("from quarterdeck.tui.cli import main\n\nmain()\n")
     for name in ("resume", "show"):
         out = bench.tmp / f"{name}.prof"
-        prefix = [python, "-m", "cProfile", "-o", str(out), "-m", "quarterdeck.tui.cli"]
+        prefix = [python, "-m", "cProfile", "-o", str(out), str(cli)]
         (bench.resume if name == "resume" else bench.show)(prefix)
         print(f"\n--- [{bench.label}] profile: {name} ---")
         pstats.Stats(str(out)).sort_stats("cumulative").print_stats(25)
