@@ -47,24 +47,43 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 M = TypeVar("M", bound=BaseModel)
 
 
+_COL_BITS = 21
+"""A position is kept as one int, ``line << _COL_BITS | column`` (a column is at most
+:data:`MAX_BYTES`): a 10,000-step file has ~250,000 positions, and a ``(line, col)``
+tuple for each held ~14 MiB more for the whole run than one int does."""
+_COL_MASK = (1 << _COL_BITS) - 1
+
+
+def pack(line: int, col: int) -> int:
+    """One int for a 1-based ``(line, col)`` (see :data:`_COL_BITS`)."""
+    return line << _COL_BITS | col
+
+
+def unpack(pos: int) -> tuple[int, int]:
+    """The ``(line, col)`` that :func:`pack` made ``pos`` from."""
+    return pos >> _COL_BITS, pos & _COL_MASK
+
+
 @dataclass
 class SourceMap:
-    """Where each value (and each mapping key) of a YAML document starts, 1-based."""
+    """Where each value (and each mapping key) of a YAML document starts, 1-based.
+
+    Positions are packed ints (:func:`pack`); :meth:`locate` gives ``(line, col)``."""
 
     file: str
-    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    values: dict[Loc, int] = field(default_factory=dict)
+    keys: dict[Loc, int] = field(default_factory=dict)
 
     def locate(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """The position of ``loc``, or of its nearest ancestor that has one."""
         path = tuple(loc)
         if key and path in self.keys:
-            return self.keys[path]
+            return unpack(self.keys[path])
         while path:
             if path in self.values:
-                return self.values[path]
+                return unpack(self.values[path])
             path = path[:-1]
-        return self.values.get((), (1, 1))
+        return unpack(self.values.get((), pack(1, 1)))
 
     def problem(self, loc: Loc, message: str, data: Any = None, *, key: bool = False) -> Problem:
         line, col = self.locate(loc, key=key)
@@ -100,7 +119,7 @@ class _Builder:
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
         mark = node.start_mark
-        self.source.values[loc] = (mark.line + 1, mark.column + 1)
+        self.source.values[loc] = (mark.line + 1) << _COL_BITS | (mark.column + 1)
         if type(node) is yaml.ScalarNode:  # most nodes: the value, without the checks below
             return self._construct(node, loc)
         if isinstance(node, yaml.MappingNode):
@@ -119,18 +138,19 @@ class _Builder:
                         key = str(key).lower() if isinstance(key, bool) else str(key)
                 child = (*loc, key)
                 mark = key_node.start_mark
-                key_pos = (mark.line + 1, mark.column + 1)
                 if key in result:
+                    first = self.source.keys[child] >> _COL_BITS
                     self.problems.append(
                         Problem(
                             self.source.file,
-                            *key_pos,
-                            f"duplicate key {key!r} (first at line {self.source.keys[child][0]})",
+                            mark.line + 1,
+                            mark.column + 1,
+                            f"duplicate key {key!r} (first at line {first})",
                             format_path(loc),
                         )
                     )
                     continue
-                self.source.keys[child] = key_pos
+                self.source.keys[child] = (mark.line + 1) << _COL_BITS | (mark.column + 1)
                 result[key] = self.build(value_node, child)
             return result
         if isinstance(node, yaml.SequenceNode):

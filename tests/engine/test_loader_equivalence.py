@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from quarterdeck.core.definition.loader import load_yaml
+from quarterdeck.core.errors import DefinitionError
 
 BUNDLED = sorted((Path(__file__).resolve().parents[2] / "workflows").glob("*.yaml"))
 
@@ -61,3 +62,29 @@ def test_every_kind_of_scalar_loads_as_pyyaml_constructs_it() -> None:
     assert data == expected
     assert source.locate(("stages", 0, "hex")) == (8, 10)
     assert source.locate(("stages", 0, "list", 4)) == (19, 29)
+
+
+def test_positions_survive_packing_on_far_lines_and_wide_columns() -> None:
+    # positions are kept packed in one int: a line past 256 and a column past 65,536
+    # (one long flow line) must come back exactly, for values and for keys
+    pad = "x" * 66_000
+    text = "name: far\n" + "# pad\n" * 70_000 + "wide: {pad: " + pad + ", last: z}\n"
+    _data, source = load_yaml(text, "far.yaml")
+    line = 70_002
+    last_key = len("wide: {pad: ") + len(pad) + len(", ") + 1
+    assert source.locate(("wide",)) == (line, 7)
+    assert source.locate(("wide", "last")) == (line, last_key + len("last: "))
+    assert source.locate(("wide", "last"), key=True) == (line, last_key)
+    assert source.locate(("wide", "missing")) == (line, 7)
+
+
+def test_a_duplicate_key_names_the_line_of_the_first() -> None:
+    text = "name: dup\n" + "# pad\n" * 300 + "k: 1\nk: 2\n"
+    try:
+        load_yaml(text, "dup.yaml")
+    except DefinitionError as exc:
+        assert [(p.line, p.column, p.message) for p in exc.problems] == [
+            (303, 1, "duplicate key 'k' (first at line 302)")
+        ]
+    else:
+        raise AssertionError("a duplicate key must be refused")
