@@ -9,10 +9,18 @@ and merge keys. A definition loaded for a resume (not bound-checked again) is th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
-from quarterdeck.core.definition.loader import load_yaml
+from quarterdeck.core.definition.loader import (
+    _FALLBACK,
+    SourceMap,
+    _build_from_events,
+    _build_from_nodes,
+    load_yaml,
+)
 from quarterdeck.core.errors import DefinitionError
 
 BUNDLED = sorted((Path(__file__).resolve().parents[2] / "workflows").glob("*.yaml"))
@@ -88,3 +96,65 @@ def test_a_duplicate_key_names_the_line_of_the_first() -> None:
         ]
     else:
         raise AssertionError("a duplicate key must be refused")
+
+
+PLAIN = """\
+name: plain
+'quoted key': 1
+7: seven
+true: yes-key
+stages:
+  - id: s
+    when: "2024-01-02"
+    date: 2024-01-02
+    hex: 0x1F
+    big: 123456789012345678901234567890
+    inf: .inf
+    tagged: !!str 12
+    block: |
+      line one
+    list: [a, 1, 2.5, true, null, "x: y", [nested, {deep: 1}]]
+    steps:
+      - {id: a, uses: shell, with: {run: echo}}
+      -
+        id: b
+        empty:
+"""
+
+
+def _both_paths(text: str) -> tuple[Any, SourceMap, Any, SourceMap]:
+    events, nodes = SourceMap("f.yaml"), SourceMap("f.yaml")
+    return _build_from_events(text, events), events, _build_from_nodes(text, nodes), nodes
+
+
+def test_the_event_path_builds_what_the_node_path_builds_with_every_position() -> None:
+    # a plain document is built from the parser's events (no node tree in memory): the
+    # data, every value's position and every key's position match the node tree's
+    for text in [PLAIN, *(path.read_text() for path in BUNDLED)]:
+        data, events, expected, nodes = _both_paths(text)
+        assert data is not _FALLBACK
+        assert data == expected
+        assert events.values == nodes.values
+        assert events.keys == nodes.keys
+
+
+def test_anything_but_a_plain_document_goes_the_node_tree_way() -> None:
+    # anchors and aliases, merge keys (even without an anchor), several documents,
+    # non-scalar and duplicate keys, control characters, unknown tags, bad YAML: the node
+    # path builds these or reports them, exactly as before
+    for text in (
+        MIXED,
+        "a: &x 1\nb: *x\n",
+        "a: {<<: {b: 1}, c: 2}\n",
+        "a: 1\n---\nb: 2\n",
+        "? [a, b]\n: 1\n",
+        "a: 1\na: 2\n",
+        'a: "bell\\a"\n',
+        "a: !custom 1\n",
+        "a: [1, 2\n",
+        "# only a comment\n",
+    ):
+        assert _build_from_events(text, SourceMap("f.yaml")) is _FALLBACK, text
+    with pytest.raises(DefinitionError) as info:
+        load_yaml("a: 1\n---\nb: 2\n", "multi.yaml")
+    assert "expected a single document" in info.value.problems[0].message
