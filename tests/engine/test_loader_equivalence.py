@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from quarterdeck.core.definition import loader as loader_module
 from quarterdeck.core.definition.loader import (
     _FALLBACK,
     SourceMap,
@@ -127,9 +128,15 @@ def _both_paths(text: str) -> tuple[Any, SourceMap, Any, SourceMap]:
     return _build_from_events(text, events), events, _build_from_nodes(text, nodes), nodes
 
 
-def test_the_event_path_builds_what_the_node_path_builds_with_every_position() -> None:
+@pytest.mark.parametrize("parser", ["libyaml", "pure"])
+def test_the_event_path_builds_what_the_node_path_builds_with_every_position(
+    parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a plain document is built from the parser's events (no node tree in memory): the
-    # data, every value's position and every key's position match the node tree's
+    # data, every value's position and every key's position match the node tree's, with
+    # libyaml's parser and with PyYAML's pure one (used where libyaml is missing)
+    if parser == "pure":
+        monkeypatch.setattr(loader_module, "_Loader", yaml.SafeLoader)
     for text in [PLAIN, *(path.read_text() for path in BUNDLED)]:
         data, events, expected, nodes = _both_paths(text)
         assert data is not _FALLBACK
