@@ -68,15 +68,23 @@ def unpack(pos: int) -> tuple[int, int]:
 class SourceMap:
     """Where each value (and each mapping key) of a YAML document starts, 1-based.
 
-    Positions are packed ints (:func:`pack`); :meth:`locate` gives ``(line, col)``."""
+    Positions are packed ints (:func:`pack`); :meth:`locate` gives ``(line, col)``.
+    Key positions are only asked for by messages about a key (unknown, misspelt), so a
+    document built from events leaves them out (~4 MiB at 10,000 steps, for the whole
+    run) and keeps ``text``: the first such question finds them all from it."""
 
     file: str
     values: dict[Loc, int] = field(default_factory=dict)
     keys: dict[Loc, int] = field(default_factory=dict)
+    text: str | None = field(default=None, repr=False)
 
     def locate(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """The position of ``loc``, or of its nearest ancestor that has one."""
         path = tuple(loc)
+        if key and self.text is not None:
+            found = SourceMap(self.file)
+            _build_from_events(self.text, found, keys=True)
+            self.keys, self.text = found.keys, None
         if key and path in self.keys:
             return unpack(self.keys[path])
         while path:
@@ -285,7 +293,7 @@ class _Fallback(Exception):
     """Not the plain case: the node tree path builds it (and reports its problems)."""
 
 
-def _build_from_events(text: str, source: SourceMap) -> Any:
+def _build_from_events(text: str, source: SourceMap, *, keys: bool = False) -> Any:
     """The data of a plain document straight from the parser's events, or :data:`_FALLBACK`.
 
     Composing the node tree first (two marks per node) took ~50 MiB for a 10,000-step
@@ -294,11 +302,12 @@ def _build_from_events(text: str, source: SourceMap) -> Any:
     handles the common case only: one document, no anchors or aliases, no merge keys,
     scalar keys, nothing the builder would report. Anything else (and any YAML error)
     returns :data:`_FALLBACK`, and the node tree path builds it or reports it exactly as
-    before.
+    before. Key positions are recorded only with ``keys``; without, ``source.text`` is
+    set so that :meth:`SourceMap.locate` can find them when first asked.
     """
     loader: Any = _Loader(text)  # (its event API is untyped)
     builder = _Builder(loader, source)
-    values, keys = source.values, source.keys
+    values, key_positions = source.values, source.keys
     # each frame: [container, loc, key awaited (maps), key just read]
     stack: list[list[Any]] = []
     root: Any = _FALLBACK
@@ -324,7 +333,8 @@ def _build_from_events(text: str, source: SourceMap) -> Any:
                     if key in frame[0]:
                         raise _Fallback
                     child = (*frame[1], key)
-                    keys[child] = pos
+                    if keys:
+                        key_positions[child] = pos
                     frame[2], frame[3] = False, child
                     continue
                 if frame is None:
@@ -363,6 +373,8 @@ def _build_from_events(text: str, source: SourceMap) -> Any:
         loader.dispose()
     if builder.problems or root is _FALLBACK:
         return _FALLBACK
+    if not keys:
+        source.text = text
     return root
 
 

@@ -21,6 +21,7 @@ from quarterdeck.core.definition.loader import (
     _build_from_events,
     _build_from_nodes,
     load_yaml,
+    pack,
 )
 from quarterdeck.core.errors import DefinitionError
 
@@ -125,7 +126,8 @@ stages:
 
 def _both_paths(text: str) -> tuple[Any, SourceMap, Any, SourceMap]:
     events, nodes = SourceMap("f.yaml"), SourceMap("f.yaml")
-    return _build_from_events(text, events), events, _build_from_nodes(text, nodes), nodes
+    data = _build_from_events(text, events, keys=True)
+    return data, events, _build_from_nodes(text, nodes), nodes
 
 
 @pytest.mark.parametrize("parser", ["libyaml", "pure"])
@@ -165,3 +167,14 @@ def test_anything_but_a_plain_document_goes_the_node_tree_way() -> None:
     with pytest.raises(DefinitionError) as info:
         load_yaml("a: 1\n---\nb: 2\n", "multi.yaml")
     assert "expected a single document" in info.value.problems[0].message
+
+
+def test_key_positions_are_found_from_the_text_when_first_asked() -> None:
+    # a plain document keeps no key positions (memory for the whole run); a message about
+    # a key still points at the key, not at its value
+    text = "name: k\nstages:\n  - {id: s, steps: [{uses: shell, wiht: {run: x}}]}\n"
+    _data, source = load_yaml(text, "k.yaml")
+    assert source.keys == {}
+    assert source.locate(("stages", 0, "steps", 0, "wiht"), key=True) == (3, 35)
+    assert source.locate(("stages", 0, "steps", 0, "wiht")) == (3, 41)
+    assert source.keys[("name",)] == pack(1, 1)
