@@ -17,7 +17,6 @@ characters inside strings become located problems instead of tracebacks.
 from __future__ import annotations
 
 import difflib
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -28,6 +27,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from yaml.reader import ReaderError
 
+from quarterdeck.core.definition.yaml_events import (
+    COL_BITS,
+    CONTROL,
+    FALLBACK,
+    STR_TAG,
+    build_from_events,
+)
 from quarterdeck.core.errors import DefinitionError, Problem
 from quarterdeck.core.gc_pause import paused_gc
 
@@ -42,15 +48,12 @@ MAX_NODES = 100_000
 # libyaml's parser when PyYAML was built with it (it is in the wheels): ~30x faster than
 # the pure-Python one, so a 1,200-step file validates in well under a second
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_STR_TAG = "tag:yaml.org,2002:str"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_STR_TAG = STR_TAG
+_CONTROL = CONTROL
 M = TypeVar("M", bound=BaseModel)
 
 
-_COL_BITS = 21
-"""A position is kept as one int, ``line << _COL_BITS | column`` (a column is at most
-:data:`MAX_BYTES`): a 10,000-step file has ~250,000 positions, and a ``(line, col)``
-tuple for each held ~14 MiB more for the whole run than one int does."""
+_COL_BITS = COL_BITS
 _COL_MASK = (1 << _COL_BITS) - 1
 
 
@@ -83,7 +86,7 @@ class SourceMap:
         path = tuple(loc)
         if key and self.text is not None:
             found = SourceMap(self.file)
-            _build_from_events(self.text, found, keys=True)
+            _from_events(self.text, found, keys=True)
             self.keys, self.text = found.keys, None
         if key and path in self.keys:
             return unpack(self.keys[path])
@@ -254,11 +257,27 @@ def _load_yaml(text: str, file: str, bounded: bool) -> tuple[Any, SourceMap]:
         raise DefinitionError([_marked_problem(exc, file)]) from None
     except yaml.YAMLError as exc:
         raise DefinitionError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
-    data = _build_from_events(text, source)
-    if data is _FALLBACK:
+    data = _from_events(text, source)
+    if data is FALLBACK:
         source = SourceMap(file)
         data = _build_from_nodes(text, source)
     return data, source
+
+
+def _from_events(text: str, source: SourceMap, *, keys: bool = False) -> Any:
+    """A plain document's data from the parser's events (:mod:`.yaml_events`), or
+    :data:`FALLBACK`. Key positions only with ``keys``; without, ``source.text`` is set
+    so that :meth:`SourceMap.locate` can find them when a message first needs one."""
+    loader = _Loader(text)
+    builder = _Builder(loader, source)
+    data = build_from_events(
+        loader, source.values, source.keys if keys else None, builder._construct
+    )
+    if data is FALLBACK or builder.problems:
+        return FALLBACK
+    if not keys:
+        source.text = text
+    return data
 
 
 def _build_from_nodes(text: str, source: SourceMap) -> Any:
@@ -282,120 +301,6 @@ def _build_from_nodes(text: str, source: SourceMap) -> Any:
     if builder.problems:
         raise DefinitionError(builder.problems)
     return data
-
-
-_FALLBACK: Any = object()
-_VALUE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
-_FALLBACK_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
-
-
-class _Fallback(Exception):
-    """Not the plain case: the node tree path builds it (and reports its problems)."""
-
-
-def _build_from_events(text: str, source: SourceMap, *, keys: bool = False) -> Any:
-    """The data of a plain document straight from the parser's events, or :data:`_FALLBACK`.
-
-    Composing the node tree first (two marks per node) took ~50 MiB for a 10,000-step
-    file before a value was built, and the process keeps that memory after the tree is
-    freed. Built from the events, only the data and the positions are ever held. This
-    handles the common case only: one document, no anchors or aliases, no merge keys,
-    scalar keys, nothing the builder would report. Anything else (and any YAML error)
-    returns :data:`_FALLBACK`, and the node tree path builds it or reports it exactly as
-    before. Key positions are recorded only with ``keys``; without, ``source.text`` is
-    set so that :meth:`SourceMap.locate` can find them when first asked.
-    """
-    loader: Any = _Loader(text)  # (its event API is untyped)
-    builder = _Builder(loader, source)
-    values, key_positions = source.values, source.keys
-    # each frame: [container, loc, key awaited (maps), key just read]
-    stack: list[list[Any]] = []
-    root: Any = _FALLBACK
-    documents = 0
-    try:
-        while True:
-            event = loader.get_event()
-            kind = type(event)
-            if kind in _VALUE_EVENTS:
-                if event.anchor is not None:
-                    raise _Fallback
-                mark = event.start_mark
-                pos = (mark.line + 1) << _COL_BITS | (mark.column + 1)
-                frame = stack[-1] if stack else None
-                if frame is not None and frame[2]:  # a mapping's key
-                    if kind is not yaml.ScalarEvent:
-                        raise _Fallback
-                    key = _event_scalar(loader, builder, event, None, key=True)
-                    if type(key) is not str:
-                        if key is None or not isinstance(key, bool | int | float):
-                            raise _Fallback
-                        key = str(key).lower() if isinstance(key, bool) else str(key)
-                    if key in frame[0]:
-                        raise _Fallback
-                    child = (*frame[1], key)
-                    if keys:
-                        key_positions[child] = pos
-                    frame[2], frame[3] = False, child
-                    continue
-                if frame is None:
-                    loc: Loc = ()
-                elif type(frame[0]) is list:
-                    loc = (*frame[1], len(frame[0]))
-                else:
-                    loc = frame[3]
-                values[loc] = pos
-                if kind is yaml.ScalarEvent:
-                    value: Any = _event_scalar(loader, builder, event, loc)
-                else:
-                    value = {} if kind is yaml.MappingStartEvent else []
-                if frame is None:
-                    root = value
-                elif type(frame[0]) is list:
-                    frame[0].append(value)
-                else:
-                    frame[0][loc[-1]] = value
-                    frame[2] = True
-                if kind is not yaml.ScalarEvent:
-                    stack.append([value, loc, kind is yaml.MappingStartEvent, None])
-            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                stack.pop()
-            elif kind is yaml.DocumentStartEvent:
-                documents += 1
-                if documents > 1:
-                    raise _Fallback
-            elif kind is yaml.StreamEndEvent:
-                break
-            elif kind is yaml.AliasEvent:
-                raise _Fallback
-    except (_Fallback, yaml.YAMLError, ValueError, OverflowError, TypeError):
-        return _FALLBACK
-    finally:
-        loader.dispose()
-    if builder.problems or root is _FALLBACK:
-        return _FALLBACK
-    if not keys:
-        source.text = text
-    return root
-
-
-def _event_scalar(
-    loader: Any, builder: _Builder, event: Any, loc: Loc | None, *, key: bool = False
-) -> Any:
-    """A scalar event's value, resolved and constructed as the composer's node would be."""
-    tag = event.tag
-    if tag is None or tag == "!":
-        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-    if key and tag in _FALLBACK_TAGS:
-        raise _Fallback
-    if tag == _STR_TAG:
-        value = event.value
-        if _CONTROL.search(value):
-            raise _Fallback
-        return value
-    node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-    value = builder._construct(node, loc)
-    loader.constructed_objects.pop(node, None)  # (the constructor's cache would keep it)
-    return value
 
 
 def _marked_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:

@@ -16,13 +16,13 @@ import yaml
 
 from quarterdeck.core.definition import loader as loader_module
 from quarterdeck.core.definition.loader import (
-    _FALLBACK,
     SourceMap,
-    _build_from_events,
     _build_from_nodes,
+    _from_events,
     load_yaml,
     pack,
 )
+from quarterdeck.core.definition.yaml_events import FALLBACK
 from quarterdeck.core.errors import DefinitionError
 
 BUNDLED = sorted((Path(__file__).resolve().parents[2] / "workflows").glob("*.yaml"))
@@ -126,7 +126,7 @@ stages:
 
 def _both_paths(text: str) -> tuple[Any, SourceMap, Any, SourceMap]:
     events, nodes = SourceMap("f.yaml"), SourceMap("f.yaml")
-    data = _build_from_events(text, events, keys=True)
+    data = _from_events(text, events, keys=True)
     return data, events, _build_from_nodes(text, nodes), nodes
 
 
@@ -141,7 +141,7 @@ def test_the_event_path_builds_what_the_node_path_builds_with_every_position(
         monkeypatch.setattr(loader_module, "_Loader", yaml.SafeLoader)
     for text in [PLAIN, *(path.read_text() for path in BUNDLED)]:
         data, events, expected, nodes = _both_paths(text)
-        assert data is not _FALLBACK
+        assert data is not FALLBACK
         assert data == expected
         assert events.values == nodes.values
         assert events.keys == nodes.keys
@@ -163,7 +163,7 @@ def test_anything_but_a_plain_document_goes_the_node_tree_way() -> None:
         "a: [1, 2\n",
         "# only a comment\n",
     ):
-        assert _build_from_events(text, SourceMap("f.yaml")) is _FALLBACK, text
+        assert _from_events(text, SourceMap("f.yaml")) is FALLBACK, text
     with pytest.raises(DefinitionError) as info:
         load_yaml("a: 1\n---\nb: 2\n", "multi.yaml")
     assert "expected a single document" in info.value.problems[0].message
