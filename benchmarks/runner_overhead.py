@@ -7,6 +7,10 @@ step and peak memory.
     .venv/bin/python benchmarks/runner_overhead.py [--steps 1000] [--repeat 3]
         [--durability normal|full] [--sizes 100,1000,10000]
 
+``--load-memory N`` loads (only) an N-step workflow of each shape in a fresh process and
+prints the RSS before, after and at peak, and the traced Python memory held after the
+load and at its peak: what the definition costs before any run.
+
 ``--sizes`` measures each size and shape in a fresh child process, so each row's peak RSS
 is that run's alone (the whole process: interpreter, imports, the loaded workflow and the
 run), and prints µs/step per size: the cost per step should not grow with the run.
@@ -105,6 +109,51 @@ def child(steps: int, chained: bool, repeat: int, durability: str) -> None:
     print(json.dumps({**figures, "rss_mb": peak, "before_mb": before}))
 
 
+def load_child(steps: int, chained: bool, traced: bool) -> None:
+    """Load one N-step workflow in this (fresh) process: a JSON line of its memory."""
+    loader.MAX_NODES = max(loader.MAX_NODES, steps * 20)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        os.environ["QUARTERDECK_HOME"] = str(tmp / "home")
+        catalog = load_catalog(tmp)
+        path = tmp / "wf.yaml"
+        path.write_text(workflow_text(50, chained))
+        load_workflow(path, catalog)  # warm up imports and caches
+        path.write_text(workflow_text(steps, chained))
+        before = rss_now_mb()
+        if traced:
+            tracemalloc.start()
+        loaded = load_workflow(path, catalog)
+        after = rss_now_mb()
+        held, peak = tracemalloc.get_traced_memory() if traced else (0, 0)
+        del loaded
+    figures = {"before": before, "after": after, "held": held / 2**20, "traced_peak": peak / 2**20}
+    figures["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+def load_memory(steps: int) -> None:
+    """The memory of loading an N-step workflow, each shape in fresh processes (MiB)."""
+    print(f"loading {steps} steps (MiB): RSS before / after / peak; traced held / peak")
+    for shape in ("sequential", "concurrent"):
+        got = {}
+        for mode in ("rss", "traced"):  # tracemalloc's own memory would inflate the RSS
+            argv = [sys.executable, __file__, "--load-child", shape[:3], "--steps", str(steps)]
+            out = subprocess.run(
+                [*argv, "--traced"] if mode == "traced" else argv,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            got[mode] = json.loads(out.strip().splitlines()[-1])
+        rss, traced = got["rss"], got["traced"]
+        print(
+            f"{shape:<11} RSS {rss['before']:6.1f} / {rss['after']:6.1f} / {rss['peak']:6.1f}"
+            f"   traced {traced['held']:6.1f} / {traced['traced_peak']:6.1f}",
+            flush=True,
+        )
+
+
 def sizes(spec: str, repeat: int, durability: str) -> None:
     """Each size and shape in a fresh child process; a table of µs/step and peak RSS."""
     print(f"[{durability}] best of {repeat}; marginal: (T(N) - T(1)) / (N - 1), T(1) a 1-step run;")
@@ -141,8 +190,17 @@ def main() -> None:
         help="full: fsync every commit (synchronous=FULL)",
     )
     parser.add_argument("--sizes", help="comma-separated step counts, each in a fresh process")
+    parser.add_argument("--load-memory", type=int, metavar="N", help="memory of loading N steps")
     parser.add_argument("--child", choices=["seq", "con"], help=argparse.SUPPRESS)
+    parser.add_argument("--load-child", choices=["seq", "con"], help=argparse.SUPPRESS)
+    parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.load_child:
+        load_child(args.steps, args.load_child == "seq", args.traced)
+        return
+    if args.load_memory:
+        load_memory(args.load_memory)
+        return
     if args.child:
         child(args.steps, args.child == "seq", args.repeat, args.durability)
         return

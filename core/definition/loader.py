@@ -17,7 +17,6 @@ characters inside strings become located problems instead of tracebacks.
 from __future__ import annotations
 
 import difflib
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -28,6 +27,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from yaml.reader import ReaderError
 
+from quarterdeck.core.definition.yaml_events import (
+    COL_BITS,
+    CONTROL,
+    FALLBACK,
+    STR_TAG,
+    build_from_events,
+)
 from quarterdeck.core.errors import DefinitionError, Problem
 from quarterdeck.core.gc_pause import paused_gc
 
@@ -42,29 +48,53 @@ MAX_NODES = 100_000
 # libyaml's parser when PyYAML was built with it (it is in the wheels): ~30x faster than
 # the pure-Python one, so a 1,200-step file validates in well under a second
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_STR_TAG = "tag:yaml.org,2002:str"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_STR_TAG = STR_TAG
+_CONTROL = CONTROL
 M = TypeVar("M", bound=BaseModel)
+
+
+_COL_BITS = COL_BITS
+_COL_MASK = (1 << _COL_BITS) - 1
+
+
+def pack(line: int, col: int) -> int:
+    """One int for a 1-based ``(line, col)`` (see :data:`_COL_BITS`)."""
+    return line << _COL_BITS | col
+
+
+def unpack(pos: int) -> tuple[int, int]:
+    """The ``(line, col)`` that :func:`pack` made ``pos`` from."""
+    return pos >> _COL_BITS, pos & _COL_MASK
 
 
 @dataclass
 class SourceMap:
-    """Where each value (and each mapping key) of a YAML document starts, 1-based."""
+    """Where each value (and each mapping key) of a YAML document starts, 1-based.
+
+    Positions are packed ints (:func:`pack`); :meth:`locate` gives ``(line, col)``.
+    Key positions are only asked for by messages about a key (unknown, misspelt), so a
+    document built from events leaves them out (~4 MiB at 10,000 steps, for the whole
+    run) and keeps ``text``: the first such question finds them all from it."""
 
     file: str
-    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    values: dict[Loc, int] = field(default_factory=dict)
+    keys: dict[Loc, int] = field(default_factory=dict)
+    text: str | None = field(default=None, repr=False)
 
     def locate(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """The position of ``loc``, or of its nearest ancestor that has one."""
         path = tuple(loc)
+        if key and self.text is not None:
+            found = SourceMap(self.file)
+            _from_events(self.text, found, keys=True)
+            self.keys, self.text = found.keys, None
         if key and path in self.keys:
-            return self.keys[path]
+            return unpack(self.keys[path])
         while path:
             if path in self.values:
-                return self.values[path]
+                return unpack(self.values[path])
             path = path[:-1]
-        return self.values.get((), (1, 1))
+        return unpack(self.values.get((), pack(1, 1)))
 
     def problem(self, loc: Loc, message: str, data: Any = None, *, key: bool = False) -> Problem:
         line, col = self.locate(loc, key=key)
@@ -100,7 +130,7 @@ class _Builder:
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
         mark = node.start_mark
-        self.source.values[loc] = (mark.line + 1, mark.column + 1)
+        self.source.values[loc] = (mark.line + 1) << _COL_BITS | (mark.column + 1)
         if type(node) is yaml.ScalarNode:  # most nodes: the value, without the checks below
             return self._construct(node, loc)
         if isinstance(node, yaml.MappingNode):
@@ -119,18 +149,19 @@ class _Builder:
                         key = str(key).lower() if isinstance(key, bool) else str(key)
                 child = (*loc, key)
                 mark = key_node.start_mark
-                key_pos = (mark.line + 1, mark.column + 1)
                 if key in result:
+                    first = self.source.keys[child] >> _COL_BITS
                     self.problems.append(
                         Problem(
                             self.source.file,
-                            *key_pos,
-                            f"duplicate key {key!r} (first at line {self.source.keys[child][0]})",
+                            mark.line + 1,
+                            mark.column + 1,
+                            f"duplicate key {key!r} (first at line {first})",
                             format_path(loc),
                         )
                     )
                     continue
-                self.source.keys[child] = key_pos
+                self.source.keys[child] = (mark.line + 1) << _COL_BITS | (mark.column + 1)
                 result[key] = self.build(value_node, child)
             return result
         if isinstance(node, yaml.SequenceNode):
@@ -226,6 +257,32 @@ def _load_yaml(text: str, file: str, bounded: bool) -> tuple[Any, SourceMap]:
         raise DefinitionError([_marked_problem(exc, file)]) from None
     except yaml.YAMLError as exc:
         raise DefinitionError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
+    data = _from_events(text, source)
+    if data is FALLBACK:
+        source = SourceMap(file)
+        data = _build_from_nodes(text, source)
+    return data, source
+
+
+def _from_events(text: str, source: SourceMap, *, keys: bool = False) -> Any:
+    """A plain document's data from the parser's events (:mod:`.yaml_events`), or
+    :data:`FALLBACK`. Key positions only with ``keys``; without, ``source.text`` is set
+    so that :meth:`SourceMap.locate` can find them when a message first needs one."""
+    loader = _Loader(text)
+    builder = _Builder(loader, source)
+    data = build_from_events(
+        loader, source.values, source.keys if keys else None, builder._construct
+    )
+    if data is FALLBACK or builder.problems:
+        return FALLBACK
+    if not keys:
+        source.text = text
+    return data
+
+
+def _build_from_nodes(text: str, source: SourceMap) -> Any:
+    """The data of any document, from PyYAML's node tree; every problem reported."""
+    file = source.file
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -243,7 +300,7 @@ def _load_yaml(text: str, file: str, bounded: bool) -> tuple[Any, SourceMap]:
         loader.dispose()
     if builder.problems:
         raise DefinitionError(builder.problems)
-    return data, source
+    return data
 
 
 def _marked_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:

@@ -9,10 +9,21 @@ and merge keys. A definition loaded for a resume (not bound-checked again) is th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
-from quarterdeck.core.definition.loader import load_yaml
+from quarterdeck.core.definition import loader as loader_module
+from quarterdeck.core.definition.loader import (
+    SourceMap,
+    _build_from_nodes,
+    _from_events,
+    load_yaml,
+    pack,
+)
+from quarterdeck.core.definition.yaml_events import FALLBACK
+from quarterdeck.core.errors import DefinitionError
 
 BUNDLED = sorted((Path(__file__).resolve().parents[2] / "workflows").glob("*.yaml"))
 
@@ -61,3 +72,109 @@ def test_every_kind_of_scalar_loads_as_pyyaml_constructs_it() -> None:
     assert data == expected
     assert source.locate(("stages", 0, "hex")) == (8, 10)
     assert source.locate(("stages", 0, "list", 4)) == (19, 29)
+
+
+def test_positions_survive_packing_on_far_lines_and_wide_columns() -> None:
+    # positions are kept packed in one int: a line past 256 and a column past 65,536
+    # (one long flow line) must come back exactly, for values and for keys
+    pad = "x" * 66_000
+    text = "name: far\n" + "# pad\n" * 70_000 + "wide: {pad: " + pad + ", last: z}\n"
+    _data, source = load_yaml(text, "far.yaml")
+    line = 70_002
+    last_key = len("wide: {pad: ") + len(pad) + len(", ") + 1
+    assert source.locate(("wide",)) == (line, 7)
+    assert source.locate(("wide", "last")) == (line, last_key + len("last: "))
+    assert source.locate(("wide", "last"), key=True) == (line, last_key)
+    assert source.locate(("wide", "missing")) == (line, 7)
+
+
+def test_a_duplicate_key_names_the_line_of_the_first() -> None:
+    text = "name: dup\n" + "# pad\n" * 300 + "k: 1\nk: 2\n"
+    try:
+        load_yaml(text, "dup.yaml")
+    except DefinitionError as exc:
+        assert [(p.line, p.column, p.message) for p in exc.problems] == [
+            (303, 1, "duplicate key 'k' (first at line 302)")
+        ]
+    else:
+        raise AssertionError("a duplicate key must be refused")
+
+
+PLAIN = """\
+name: plain
+'quoted key': 1
+7: seven
+true: yes-key
+stages:
+  - id: s
+    when: "2024-01-02"
+    date: 2024-01-02
+    hex: 0x1F
+    big: 123456789012345678901234567890
+    inf: .inf
+    tagged: !!str 12
+    block: |
+      line one
+    list: [a, 1, 2.5, true, null, "x: y", [nested, {deep: 1}]]
+    steps:
+      - {id: a, uses: shell, with: {run: echo}}
+      -
+        id: b
+        empty:
+"""
+
+
+def _both_paths(text: str) -> tuple[Any, SourceMap, Any, SourceMap]:
+    events, nodes = SourceMap("f.yaml"), SourceMap("f.yaml")
+    data = _from_events(text, events, keys=True)
+    return data, events, _build_from_nodes(text, nodes), nodes
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "pure"])
+def test_the_event_path_builds_what_the_node_path_builds_with_every_position(
+    parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a plain document is built from the parser's events (no node tree in memory): the
+    # data, every value's position and every key's position match the node tree's, with
+    # libyaml's parser and with PyYAML's pure one (used where libyaml is missing)
+    if parser == "pure":
+        monkeypatch.setattr(loader_module, "_Loader", yaml.SafeLoader)
+    for text in [PLAIN, *(path.read_text() for path in BUNDLED)]:
+        data, events, expected, nodes = _both_paths(text)
+        assert data is not FALLBACK
+        assert data == expected
+        assert events.values == nodes.values
+        assert events.keys == nodes.keys
+
+
+def test_anything_but_a_plain_document_goes_the_node_tree_way() -> None:
+    # anchors and aliases, merge keys (even without an anchor), several documents,
+    # non-scalar and duplicate keys, control characters, unknown tags, bad YAML: the node
+    # path builds these or reports them, exactly as before
+    for text in (
+        MIXED,
+        "a: &x 1\nb: *x\n",
+        "a: {<<: {b: 1}, c: 2}\n",
+        "a: 1\n---\nb: 2\n",
+        "? [a, b]\n: 1\n",
+        "a: 1\na: 2\n",
+        'a: "bell\\a"\n',
+        "a: !custom 1\n",
+        "a: [1, 2\n",
+        "# only a comment\n",
+    ):
+        assert _from_events(text, SourceMap("f.yaml")) is FALLBACK, text
+    with pytest.raises(DefinitionError) as info:
+        load_yaml("a: 1\n---\nb: 2\n", "multi.yaml")
+    assert "expected a single document" in info.value.problems[0].message
+
+
+def test_key_positions_are_found_from_the_text_when_first_asked() -> None:
+    # a plain document keeps no key positions (memory for the whole run); a message about
+    # a key still points at the key, not at its value
+    text = "name: k\nstages:\n  - {id: s, steps: [{uses: shell, wiht: {run: x}}]}\n"
+    _data, source = load_yaml(text, "k.yaml")
+    assert source.keys == {}
+    assert source.locate(("stages", 0, "steps", 0, "wiht"), key=True) == (3, 35)
+    assert source.locate(("stages", 0, "steps", 0, "wiht")) == (3, 41)
+    assert source.keys[("name",)] == pack(1, 1)

@@ -1,0 +1,132 @@
+"""Plain YAML documents built straight from the parser's events (see
+:func:`build_from_events`); everything else goes through the loader's node tree.
+
+Kept apart from :mod:`quarterdeck.core.definition.loader` (which calls it), so it knows
+nothing of source maps or problems: it only builds, or says it cannot."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+Loc = tuple[Any, ...]
+Construct = Callable[[yaml.ScalarNode, "Loc | None"], Any]
+
+STR_TAG = "tag:yaml.org,2002:str"
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+COL_BITS = 21
+"""A position is kept as one int, ``line << COL_BITS | column`` (a column is at most
+the loader's ``MAX_BYTES``): a 10,000-step file has ~250,000 positions, and a
+``(line, col)`` tuple for each held ~7 MiB more for the whole run than one int does."""
+
+FALLBACK: Any = object()
+_VALUE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_FALLBACK_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+
+
+class _Fallback(Exception):
+    """Not the plain case: the node tree path builds it (and reports its problems)."""
+
+
+def build_from_events(
+    loader: Any, values: dict[Loc, int], keys: dict[Loc, int] | None, construct: Construct
+) -> Any:
+    """The data of a plain document straight from the parser's events, or :data:`FALLBACK`.
+
+    Composing the node tree first (two marks per node) took ~50 MiB for a 10,000-step
+    file before a value was built, and the process keeps that memory after the tree is
+    freed. Built from the events, only the data and the positions are ever held. This
+    handles the common case only: one document, no anchors or aliases, no merge keys,
+    scalar keys, nothing the builder would report. Anything else (and any YAML error)
+    returns :data:`FALLBACK`, and the node tree path builds it or reports it exactly as
+    before. Positions go to ``values`` and (when given) ``keys``; ``construct`` makes
+    every scalar that is not a plain string (and records any problem with it: the caller
+    falls back when it recorded one). ``loader`` is disposed of.
+    """
+    # each frame: [container, loc, key awaited (maps), key just read]
+    stack: list[list[Any]] = []
+    root: Any = FALLBACK
+    documents = 0
+    try:
+        while True:
+            event = loader.get_event()
+            kind = type(event)
+            if kind in _VALUE_EVENTS:
+                if event.anchor is not None:
+                    raise _Fallback
+                mark = event.start_mark
+                pos = (mark.line + 1) << COL_BITS | (mark.column + 1)
+                frame = stack[-1] if stack else None
+                if frame is not None and frame[2]:  # a mapping's key
+                    if kind is not yaml.ScalarEvent:
+                        raise _Fallback
+                    key = _event_scalar(loader, construct, event, None, key=True)
+                    if type(key) is not str:
+                        if key is None or not isinstance(key, bool | int | float):
+                            raise _Fallback
+                        key = str(key).lower() if isinstance(key, bool) else str(key)
+                    if key in frame[0]:
+                        raise _Fallback
+                    child = (*frame[1], key)
+                    if keys is not None:
+                        keys[child] = pos
+                    frame[2], frame[3] = False, child
+                    continue
+                if frame is None:
+                    loc: Loc = ()
+                elif type(frame[0]) is list:
+                    loc = (*frame[1], len(frame[0]))
+                else:
+                    loc = frame[3]
+                values[loc] = pos
+                if kind is yaml.ScalarEvent:
+                    value: Any = _event_scalar(loader, construct, event, loc)
+                else:
+                    value = {} if kind is yaml.MappingStartEvent else []
+                if frame is None:
+                    root = value
+                elif type(frame[0]) is list:
+                    frame[0].append(value)
+                else:
+                    frame[0][loc[-1]] = value
+                    frame[2] = True
+                if kind is not yaml.ScalarEvent:
+                    stack.append([value, loc, kind is yaml.MappingStartEvent, None])
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                stack.pop()
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise _Fallback
+            elif kind is yaml.StreamEndEvent:
+                break
+            elif kind is yaml.AliasEvent:
+                raise _Fallback
+    except (_Fallback, yaml.YAMLError, ValueError, OverflowError, TypeError):
+        return FALLBACK
+    finally:
+        loader.dispose()
+    return root
+
+
+def _event_scalar(
+    loader: Any, construct: Construct, event: Any, loc: Loc | None, *, key: bool = False
+) -> Any:
+    """A scalar event's value, resolved and constructed as the composer's node would be."""
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+    if key and tag in _FALLBACK_TAGS:
+        raise _Fallback
+    if tag == STR_TAG:
+        value = event.value
+        if CONTROL.search(value):
+            raise _Fallback
+        return value
+    node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+    value = construct(node, loc)
+    loader.constructed_objects.pop(node, None)  # (the constructor's cache would keep it)
+    return value
