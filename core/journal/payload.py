@@ -64,13 +64,8 @@ OMIT = meta(omit=True)
 
 
 def enum(kind: type[StrEnum]) -> Parse:
-    members = kind._value2member_map_  # the lookup ``kind(value)`` starts with, minus its call
-
     def parse(value: Any, strict: bool) -> Any:
-        try:
-            return members[value]
-        except (KeyError, TypeError):
-            return kind(value)  # an alias, a ``_missing_`` hook, or its error
+        return kind(value)
 
     return parse
 
@@ -127,11 +122,6 @@ class Record:
     _keys: ClassVar[frozenset[str]]
     _names: ClassVar[dict[str, str]]  # key -> field name
     _by_name: ClassVar[dict[str, _Spec]]
-    # what the lenient read of a plain dict needs per field: (name, key, missing, parse,
-    # whether ``missing`` is a list or dict to copy)
-    _plan: ClassVar[tuple[tuple[str, str, Any, Parse | None, bool], ...]]
-    # the field order of data read back, per tuple of its keys (a journal holds few)
-    _read_orders: ClassVar[dict[tuple[str, ...], tuple[str, ...]]]
     # the fields in ``to_data`` order, per order given (a writer gives the same few orders)
     _orders: ClassVar[dict[tuple[str, ...], tuple[_Spec, ...]]]
 
@@ -171,16 +161,10 @@ class Record:
         cls._names = {s.key: s.name for s in specs}
         cls._by_name = {s.name: s for s in specs}
         cls._orders = {}
-        cls._plan = tuple(
-            (s.name, s.key, s.missing, s.parse, isinstance(s.missing, (list, dict))) for s in specs
-        )
-        cls._read_orders = {}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any], *, strict: bool = False) -> Self:
         """Read journaled data; ``strict`` refuses unknown and missing keys."""
-        if type(data) is dict and not strict:
-            return cls._read(data)
         if not isinstance(data, Mapping):
             raise PayloadError(f"{cls.__name__}: expected an object, got {data!r}")
         if not cls._specs:
@@ -208,39 +192,6 @@ class Record:
         read = cls(**values)
         names = cls._names
         object.__setattr__(read, "_order", tuple(names[k] for k in data if k in names))
-        return read
-
-    @classmethod
-    def _read(cls, data: dict[str, Any]) -> Self:
-        """The lenient ``from_data`` of a plain dict (every event read back), which a
-        ``show`` of a large run does tens of thousands of times: the fields set straight
-        (a frozen dataclass's ``__init__`` sets each the same way) and the key order kept
-        per distinct tuple of keys."""
-        if not cls._specs:
-            cls._build_specs()
-        read = object.__new__(cls)
-        put = object.__setattr__
-        for name, key, missing, parse, copy in cls._plan:
-            if key in data:
-                value = data[key]
-                if value is not None and parse is not None:
-                    try:
-                        value = parse(value, False)
-                    except PayloadError:
-                        raise
-                    except (TypeError, ValueError, AttributeError) as exc:
-                        raise PayloadError(f"{cls.__name__}.{key}: {exc}") from None
-            else:
-                value = type(missing)(missing) if copy else missing
-            put(read, name, value)
-        keys = tuple(data)
-        order = cls._read_orders.get(keys)
-        if order is None:
-            names = cls._names
-            order = tuple(names[k] for k in keys if k in names)
-            if len(cls._read_orders) < _ORDERS_KEPT:
-                cls._read_orders[keys] = order
-        put(read, "_order", order)
         return read
 
     def replace(self, **changes: Any) -> Self:
