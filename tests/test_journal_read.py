@@ -40,7 +40,8 @@ def test_bad_data_fails_as_json_loads(text: str) -> None:
     assert str(ours.value) == str(theirs.value)
 
 
-def test_events_read_back_as_written(tmp_path: Path) -> None:
+def _store_with_run(tmp_path: Path) -> Store:
+    """A store holding run ``r1`` and no events yet."""
     store = Store(tmp_path / "q.db")
     store.create_run(
         "r1",
@@ -53,6 +54,11 @@ def test_events_read_back_as_written(tmp_path: Path) -> None:
         started_by="me",
         started_at=1.0,
     )
+    return store
+
+
+def test_events_read_back_as_written(tmp_path: Path) -> None:
+    store = _store_with_run(tmp_path)
     written = [
         Event(
             "step.finished", "r1", "s", "a", {"status": "succeeded", "outputs": {"k": [1]}}, seq=1
@@ -70,18 +76,7 @@ def test_events_read_back_as_written(tmp_path: Path) -> None:
 def test_raw_rows_read_once_fold_and_verify_as_read_twice(tmp_path: Path) -> None:
     from quarterdeck.core.journal.integrity import verify_run
 
-    store = Store(tmp_path / "q.db")
-    store.create_run(
-        "r1",
-        workflow="wf",
-        title="wf",
-        workflow_path="wf.yaml",
-        definition="name: wf\n",
-        workdir=str(tmp_path),
-        inputs={},
-        started_by="me",
-        started_at=1.0,
-    )
+    store = _store_with_run(tmp_path)
     store.append_many(
         Event("memory.set", "r1", None, None, {"key": f"k{i}", "value": i}, seq=i)
         for i in range(1, 4)

@@ -14,6 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import cli, write_workflow
+
+ONE_STEP = (
+    "name: quick\nstages:\n  - id: s\n    steps:\n"
+    "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
+)
+
+
+def _home(tmp_path: Path) -> dict[str, str]:
+    return {"QUARTERDECK_HOME": str(tmp_path / "home")}
+
 
 def _leave(body: str) -> subprocess.CompletedProcess[str]:
     code = "import atexit, sys, threading\nfrom quarterdeck.tui.cli import _leave\n"
@@ -56,19 +67,12 @@ def test_a_thread_still_running_gets_the_normal_exit() -> None:
 
 
 def test_a_run_through_the_console_entry_prints_everything(tmp_path: Path) -> None:
-    wf = tmp_path / "wf.yaml"
-    wf.write_text(
-        "name: quick\nstages:\n  - id: s\n    steps:\n"
-        "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
-        "      - {id: b, uses: shell, needs: [a], with: {run: 'false'}}\n"
+    wf = write_workflow(
+        tmp_path,
+        ONE_STEP + "      - {id: b, uses: shell, needs: [a], with: {run: 'false'}}\n",
     )
-    store = ["--store", str(tmp_path / "qd.db")]
-    done = subprocess.run(
-        [sys.executable, "-m", "quarterdeck.tui.cli", "run", "--headless", str(wf), *store],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"QUARTERDECK_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
+    done = cli(
+        "run", "--headless", str(wf), "--store", str(tmp_path / "qd.db"), env=_home(tmp_path)
     )
     assert done.returncode == 1, done.stderr
     lines = done.stderr.splitlines()  # the run's log and verdict go to stderr
@@ -79,20 +83,9 @@ def test_a_run_through_the_console_entry_prints_everything(tmp_path: Path) -> No
 def test_the_store_file_alone_holds_the_run_after_the_command(tmp_path: Path) -> None:
     """Open stores are closed on the way out (checkpointing the WAL), so the database file
     copied on its own — a backup, a bug report — has the run in it."""
-    wf = tmp_path / "wf.yaml"
-    wf.write_text(
-        "name: quick\nstages:\n  - id: s\n    steps:\n"
-        "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
-    )
+    wf = write_workflow(tmp_path, ONE_STEP)
     store = tmp_path / "qd.db"
-    argv = ["run", "--headless", str(wf), "--store", str(store)]
-    done = subprocess.run(
-        [sys.executable, "-m", "quarterdeck.tui.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"QUARTERDECK_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
-    )
+    done = cli("run", "--headless", str(wf), "--store", str(store), env=_home(tmp_path))
     assert done.returncode == 0, done.stderr
     copy = tmp_path / "copy.db"
     shutil.copyfile(store, copy)
