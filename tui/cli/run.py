@@ -193,7 +193,9 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
     if extras is not None:
         extras.finish(runner, state)
     if json_out:
-        sys.stdout.write(json.dumps(state.to_json(), indent=2, default=str) + "\n")
+        from quarterdeck.tui.json_text import dumps_indented  # as `show --json` writes it
+
+        sys.stdout.write(dumps_indented(state.to_json()) + "\n")
         sys.stdout.flush()
     journal_error = getattr(runner, "journal_error", None)
     if journal_error:  # said even with --json: the journal stopped, the run did not end
