@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Select, Static
 
 from quarterdeck.core.journal.statuses import RunStatus
+from quarterdeck.screens.delivery import deliver
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings, explain_unavailable
 from quarterdeck.tui.widgets.status import fill_runs
@@ -83,7 +84,7 @@ class HistoryScreen(Screen[None]):
             rows = store.list_runs(limit=LIMIT, workflow=workflow, status=status)
             names = store.workflow_names()
             durations = run_durations(store, rows, self.host.now())
-        self.app.call_from_thread(self._show, rows, names, durations)
+        deliver(self, self._show, rows, names, durations)
 
     def _show(
         self, rows: list[RunRow], names: list[str], durations: dict[str, float] | None = None

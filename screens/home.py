@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from quarterdeck.screens.delivery import deliver
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings, explain_unavailable
 from quarterdeck.tui.widgets.status import fill_runs
@@ -120,7 +121,7 @@ class HomeScreen(Screen[None]):
                 durations = run_durations(store, rows, self.host.now())
         except Exception as exc:  # an unreadable store still shows the catalog
             error = str(exc)
-        self.app.call_from_thread(self._show, entries, rows, error, durations)
+        deliver(self, self._show, entries, rows, error, durations)
 
     def _show(
         self,
@@ -189,11 +190,9 @@ class HomeScreen(Screen[None]):
             self._loaded[entry.name] = loaded
             detail = describe_workflow(loaded, ctx.personas)
         self._details[entry.name] = detail
-        self.app.call_from_thread(self._detail_ready, entry.name)
+        deliver(self, self._detail_ready, entry.name)
 
     def _detail_ready(self, name: str) -> None:
-        if not self.is_attached:  # the screen closed (or the app quit) while it loaded
-            return
         catalog = self.query_one("#catalog", OptionList)
         index = catalog.highlighted
         if index is not None and index < len(self.entries) and self.entries[index].name == name:

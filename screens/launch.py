@@ -24,6 +24,7 @@ from textual.widgets import Button, Footer, Input, Select, Static, Switch
 from quarterdeck.core.definition.inputs import coerce
 from quarterdeck.core.definition.models import InputSpec
 from quarterdeck.core.errors import InvalidInput
+from quarterdeck.screens.delivery import deliver
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings
 
@@ -97,13 +98,13 @@ class LaunchScreen(Screen[None]):
             loaded = load_workflow(self.entry.path, self.host.context().personas)
         except DefinitionError as exc:
             problems = "\n".join(str(p) for p in exc.problems[:8])
-            self.app.call_from_thread(self._failed, problems)
+            deliver(self, self._failed, problems)
             return
         except QuarterdeckError as exc:
-            self.app.call_from_thread(self._failed, exc.message)
+            deliver(self, self._failed, exc.message)
             return
         self.loaded = loaded
-        self.app.call_from_thread(self._build)  # type: ignore[arg-type]
+        deliver(self, self._build)
 
     def _failed(self, message: str) -> None:
         self.query_one("#form-status", Static).update(f"[$error]{escape(message)}[/]")

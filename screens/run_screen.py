@@ -20,6 +20,7 @@ from textual.timer import Timer
 from quarterdeck.core.commands import cli_command
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RunStatus
+from quarterdeck.screens.delivery import deliver
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import explain_unavailable
 from quarterdeck.tui.tails import JournalTail, StoreTail, send_signal
@@ -119,7 +120,7 @@ class RunScreen(Screen[None]):
             workflow = load_workflow_text(text, Path(path), personas).workflow
         except QuarterdeckError:
             return
-        self.app.call_from_thread(self._definition_loaded, workflow)
+        deliver(self, self._definition_loaded, workflow)
 
     def _definition_loaded(self, workflow: Workflow) -> None:
         self.workflow = workflow

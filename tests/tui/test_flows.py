@@ -10,6 +10,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -484,15 +485,38 @@ async def test_quitting_with_a_live_run_asks_first(make_app: Any) -> None:
         assert store.get_run(run_id).status == "interrupted"
 
 
-async def test_a_workflow_detail_that_arrives_after_home_closed_is_dropped(
-    make_app: Any,
+async def test_a_workflow_detail_that_arrives_while_the_app_shuts_down_is_dropped(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The detail of the highlighted workflow loads in a thread; quitting while it loads
-    used to crash the closing app (the callback looked for a list that was gone)."""
+    """The detail of the highlighted workflow loads in a thread. If it arrives while the
+    app is shutting down, Textual has already removed some of home's widgets (home itself
+    is still attached): drawing it crashed the closing app with NoMatches('#catalog').
+    Here the load is held until shutdown has begun and the catalog is gone."""
+    import quarterdeck.core.definition.validate as validate
+
+    loading, release = threading.Event(), threading.Event()
+    real_load = validate.load_workflow
+
+    def held_load(*args: Any, **kwargs: Any) -> Any:
+        loading.set()
+        release.wait(10)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(validate, "load_workflow", held_load)
     app = make_app()
-    async with app.run_test(size=(120, 40)):
+    real_close_all = app._close_all
+
+    async def close_all() -> None:  # the start of Textual's shutdown, then the release
+        assert not app.is_running
+        await app.screen.query_one("#catalog-pane").remove()
+        release.set()
         await app.workers.wait_for_complete()
+        await real_close_all()
+
+    app._close_all = close_all
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, loading.is_set, what="the detail to start loading")
         home = app.screen
         assert isinstance(home, HomeScreen)
+    assert release.is_set()
     assert not home.is_attached
-    home._detail_ready("tiny")  # what the worker's late call_from_thread runs
