@@ -108,6 +108,32 @@ def test_every_command_names_a_damaged_store(
     assert "integrity_check" in proc.stderr
 
 
+def test_damage_met_after_the_run_started_exits_2_and_says_it_was_not_retried(
+    crashed: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Damage to the events table, which `run` only meets when it writes the journal (the
+    run's row is already in): the run stops at once. It used to exit 130 ("interrupted, resume when
+    you like") and claim it had retried for 60 s; damage does not pass by waiting, so it
+    is a store error (exit 2), with the resume for once the store is fixed."""
+    store, _ = crashed
+    copy = copy_store(store, tmp_path / "copy")
+    conn = sqlite3.connect(copy)
+    page = conn.execute("SELECT pageno FROM dbstat WHERE name = 'events'").fetchone()[0]
+    conn.close()
+    damage(copy, first_page=page - 1, pages=1)  # dbstat counts pages from 1
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: t\nstages:\n  - id: s\n    steps:\n      - {id: a, uses: shell, with: {run: 'true'}}\n"
+    )
+    proc = cli("run", str(wf), "--store", str(copy), "--headless")
+    assert "Traceback" not in proc.stderr
+    assert f"cannot write the journal {copy}" in proc.stderr, proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert "damaged" in proc.stderr and "not retried" in proc.stderr
+    assert "gave up after" not in proc.stderr
+    assert "once the store is fixed: quarterdeck resume" in proc.stderr
+
+
 def test_a_file_that_is_not_a_store(tmp_path: Path) -> None:
     bogus = tmp_path / "notes.db"
     bogus.write_bytes(b"these are my notes, not a database\n" * 200)

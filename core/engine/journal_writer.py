@@ -56,7 +56,16 @@ LineKey = tuple[str | None, str | None, str]
 
 
 class JournalFailed(Exception):
-    """The journal could not commit: nothing may act on events that are not durable."""
+    """The journal could not commit: nothing may act on events that are not durable.
+
+    ``lasting`` says the cause does not pass by waiting (a damaged, read-only, deleted or
+    replaced store): the run cannot be resumed until someone fixes the store, so the
+    command exits 2 (a store error) rather than 130 (interrupted, resume when you like).
+    """
+
+    def __init__(self, message: str, *, lasting: bool = False) -> None:
+        super().__init__(message)
+        self.lasting = lasting
 
 
 def retry_seconds() -> float:
@@ -124,7 +133,7 @@ class JournalWriter:
         seq: int,
         logs: StepLogs | None = None,
         owner: str | None = None,
-        on_failure: Callable[[str], None] | None = None,
+        on_failure: Callable[[JournalFailed], None] | None = None,
         durability: str = "normal",
     ) -> None:
         self.store = store
@@ -327,6 +336,12 @@ class JournalWriter:
         if isinstance(exc, ClaimLost):
             return JournalFailed(f"{exc}; this runner stops")
         cause = str(exc) or type(exc).__name__
+        if not _retryable(exc):
+            return JournalFailed(
+                f"cannot write the journal {self.store.path}: {cause} (not retried: this "
+                "does not pass by waiting); the run stops here",
+                lasting=True,
+            )
         gave_up = (
             "gave up on retrying: the run was interrupted"
             if self._hurry_until is not None
@@ -362,7 +377,7 @@ class JournalWriter:
                 first = self.failure is None
                 self.failure = job.error
                 if first and self.on_failure is not None:
-                    self.on_failure(str(job.error))  # stop acting before anyone wakes up
+                    self.on_failure(job.error)  # stop acting before anyone wakes up
                 for waiter in job.waiters:
                     if not waiter.done():
                         waiter.set_exception(job.error)

@@ -381,9 +381,11 @@ class Runner:
             for step in stage.steps.values()
         )
 
-    def _journal_failed(self, reason: str) -> None:
+    def _journal_failed(self, failure: JournalFailed) -> None:
         """The journal cannot take events: stop acting now, resumably."""
-        self.journal_error = reason
+        self.journal_error = reason = str(failure)
+        if failure.lasting:  # resumable only once someone fixes the store: a store error
+            self.exit_code = ExitCode.INVALID
         self.interrupt(reason)
 
     def _first_error(self) -> str | None:
