@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 _CONTAINERS = (dict, list, tuple)
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # most values: no container
 _HOLE = object()
 _HOLE_TEXT = "\x00quarterdeck-hole\x00"
 _HOLE_JSON = json.encoder.encode_basestring_ascii(_HOLE_TEXT)
@@ -53,6 +54,11 @@ def dumps_indented(data: Any) -> str:
 def _render(o: Any, depth: int) -> str:
     if not o:
         return "{}" if isinstance(o, dict) else "[]"
+    if type(o) is list and len(o) > 1 and all(type(v) is dict and v for v in o):
+        # a list of objects (a stage's steps): all of them in one call, see _render_dicts
+        inside = "  " * (depth + 1)
+        items = _render_dicts(o, depth + 1)
+        return f"[\n{inside}" + f",\n{inside}".join(items) + f"\n{'  ' * depth}]"
     holes: list[Any] = []
     shallow: Any
     if isinstance(o, dict):
@@ -82,3 +88,46 @@ def _render(o: Any, depth: int) -> str:
         out.append(_render(hole, depth + 1))
         out.append(part)
     return "".join(out)
+
+
+def _render_dicts(dicts: list[dict[Any, Any]], depth: int) -> list[str]:
+    """``_render(d, depth)`` of each of ``dicts`` (non-empty), encoded in one call: a list of
+    their shallow copies, whose item separator is the one inside each of them. Between two
+    of them the text is ``},`` newline indentation ``{``, which nothing inside one can be
+    (a key starts with a quote, and a string's newlines are escaped). Their containers are
+    rendered the same way, a level deeper, all at once, and put in their markers' places."""
+    holes: list[Any] = []
+    hole = holes.append
+    shallow = [
+        {
+            k: v
+            if type(v) in _SCALARS or not (isinstance(v, _CONTAINERS) and v)
+            else (hole(v) or _HOLE)
+            for k, v in d.items()
+        }
+        for d in dicts
+    ]
+    inside = "  " * depth
+    text = "".join(_encoder(depth)(shallow, 0))
+    inners = text[2:-2].split(f"}},\n{inside}  {{")
+    if len(inners) != len(dicts) or (holes and text.count(_HOLE_JSON) != len(holes)):
+        return [_render(d, depth) for d in dicts]  # the marker's text in the data itself
+    if not holes:
+        rendered: list[str] = []
+    elif all(type(h) is dict for h in holes) and len(holes) > 1:
+        rendered = _render_dicts(holes, depth + 1)
+    else:
+        rendered = [_render(h, depth + 1) for h in holes]
+    out = []
+    at = 0
+    for inner in inners:
+        if holes and _HOLE_JSON in inner:
+            parts = inner.split(_HOLE_JSON)
+            filled = [parts[0]]
+            for part in parts[1:]:
+                filled.append(rendered[at])
+                filled.append(part)
+                at += 1
+            inner = "".join(filled)
+        out.append(f"{{\n{inside}  {inner}\n{inside}}}")
+    return out

@@ -80,10 +80,29 @@ class SourceMap:
     values: dict[Loc, int] = field(default_factory=dict)
     keys: dict[Loc, int] = field(default_factory=dict)
     text: str | None = field(default=None, repr=False)
+    #: ``values`` holds only some positions (those kept with a run's definition, read back
+    #: as JSON): any other is found by parsing ``text`` when a message first needs it
+    pending: bool = field(default=False, repr=False)
+
+    @classmethod
+    def of_text(cls, file: str, text: str, known: dict[Loc, int] | None = None) -> SourceMap:
+        """The map of ``text``, knowing ``known`` already (the same positions the text
+        gives); the rest are found only when a message first asks for one of them."""
+        return cls(file, dict(known or {}), text=text, pending=True)
 
     def locate(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """The position of ``loc``, or of its nearest ancestor that has one."""
         path = tuple(loc)
+        if self.pending and not key and path in self.values:
+            return unpack(self.values[path])
+        if self.pending and self.text is not None:
+            text, self.text, self.pending = self.text, None, False
+            try:
+                _data, found = load_yaml(text, self.file, bounded=False)
+            except DefinitionError:
+                found = SourceMap(self.file)  # not YAML any more: every value at 1:1
+            found.locate((), key=True)  # and its keys, now (the text is dropped after)
+            self.values, self.keys = found.values, found.keys
         if key and self.text is not None:
             found = SourceMap(self.file)
             _from_events(self.text, found, keys=True)

@@ -393,7 +393,12 @@ def _load_workflow_text(text: str, path: Path, personas: Any | None) -> LoadedWo
     return loaded
 
 
-def load_validated_text(text: str, path: Path, personas: Any | None = None) -> LoadedWorkflow:
+def load_validated_text(
+    text: str,
+    path: Path,
+    personas: Any | None = None,
+    kept: tuple[Any, dict[tuple[Any, ...], int]] | None = None,
+) -> LoadedWorkflow:
     """A definition this Quarterdeck validated before (a run's, found by its journaled hash):
     parsed into the model, not checked again.
 
@@ -402,10 +407,23 @@ def load_validated_text(text: str, path: Path, personas: Any | None = None) -> L
     on under the rules it was accepted with. What depends on the project's catalogs is
     checked again: a persona that is gone, or whose tools were narrowed since, must not
     run steps it may no longer use.
+
+    ``kept``: the text's data and its stages' and steps' positions as kept with the run
+    (``core.journal.definition_data``), used instead of parsing the YAML; the text is
+    parsed only if a message needs another position.
     """
     with paused_gc():
-        data, source = load_yaml(text, str(path), bounded=False)
-        workflow = parse_model(Workflow, data, source, "workflow")
+        workflow = None
+        if kept is not None:
+            data, known = kept
+            source = SourceMap.of_text(str(path), text, known)
+            try:
+                workflow = parse_model(Workflow, data, source, "workflow")
+            except DefinitionError:
+                workflow = None  # not the model's any more: the text says what it is
+        if workflow is None:
+            data, source = load_yaml(text, str(path), bounded=False)
+            workflow = parse_model(Workflow, data, source, "workflow")
         loaded = LoadedWorkflow(workflow, path, text, data, source)
         if personas is not None:
             problems = persona_problems(loaded, personas)

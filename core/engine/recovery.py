@@ -24,6 +24,7 @@ from quarterdeck.core.definition.validate import (
     load_workflow_text,
 )
 from quarterdeck.core.errors import DefinitionError
+from quarterdeck.core.journal import definition_data
 from quarterdeck.core.journal.state import ApprovalState, RunState
 from quarterdeck.core.journal.statuses import (
     STAGE_KEPT_ON_RESUME,
@@ -54,15 +55,20 @@ def resume_definition(
 
     A run goes on with the definition it started with, kept in its row, never the file as
     it is now. When that text still has the hash journaled at the start, it passed
-    validation then and is only parsed (:func:`load_validated_text`); a run from before
-    hashes were kept, or a text changed in the store since, is validated in full. The file
+    validation then and is only parsed (:func:`load_validated_text`), or read back from the
+    JSON of its data kept with it (:mod:`quarterdeck.core.journal.definition_data`); a run
+    from before hashes were kept, or a text changed in the store since, is validated in
+    full. The file
     the run was started from is read too: if it changed since, the notes say so and what
     changed (the file as it is now is validated for that report, and not used).
     """
-    stored = store.definition_sha256(row.id)
+    stored, kept = store.definition_kept(row.id)
     path = Path(row.workflow_path)
     if stored is not None and stored == definition_digest(row.definition):
-        loaded = load_validated_text(row.definition, path, personas)
+        # its data as kept with it (JSON, schema v7) when that is still the text's
+        loaded = load_validated_text(
+            row.definition, path, personas, definition_data.decode(stored, kept)
+        )
     else:
         if stored is not None:
             say(

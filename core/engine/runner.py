@@ -307,6 +307,7 @@ class Runner:
                 title=self.options.title or self.workflow.title,
                 workflow_path=str(self.loaded.path),
                 definition=self.loaded.text,
+                definition_data=(self.loaded.data, self.loaded.source.values),  # for resume
                 workdir=str(self.workdir),
                 inputs=public_inputs(self.workflow, self.inputs),
                 started_by=self.options.started_by,

@@ -77,6 +77,7 @@ class StepRunner:
         self._signals = signals
         self._slots = slots
         self._where: dict[int, str] = {}
+        self._locs: dict[int, tuple[Any, ...]] = {}  # each step's place in the definition
         # per-run constants, computed on first use (not per attempt: they cannot change)
         self._workflow_dir: Path | None = None
         self._base_hidden: frozenset[str] | None = None
@@ -218,22 +219,30 @@ class StepRunner:
         return error
 
     def where(self, stage: Stage, step: Step) -> str:
-        """``file:line:col: step ID`` for messages; computed once per workflow."""
-        if not self._where:
-            loaded = self._ctx.loaded
-            for i, st in enumerate(loaded.workflow.stages):
+        """``file:line:col: step ID`` for messages; each step's formatted when first asked
+        (the locs of all are found once per workflow: formatting all 10,000 of a large one
+        up front cost its first step ~25 ms)."""
+        found = self._where.get(id(step))
+        if found is not None:
+            return found
+        if not self._locs:
+            for i, st in enumerate(self._ctx.loaded.workflow.stages):
                 for key in ("steps", "on_failure"):
                     todo: list[tuple[tuple[Any, ...], Step]] = [
                         (("stages", i, key, j), s) for j, s in enumerate(getattr(st, key))
                     ]
                     while todo:
                         loc, item = todo.pop()
-                        self._where[id(item)] = f"{loaded.where(loc)}: step {item.id}"
-                        todo.extend(
-                            ((*loc, "fallback", k), fb) for k, fb in enumerate(item.fallback)
-                        )
-        found = self._where.get(id(step))  # (a default argument would be formatted each call)
-        return found if found is not None else f"{self._ctx.loaded.path}: step {step.id}"
+                        self._locs[id(item)] = loc
+                        if item.fallback:
+                            todo.extend(
+                                ((*loc, "fallback", k), fb) for k, fb in enumerate(item.fallback)
+                            )
+        at = self._locs.get(id(step))
+        if at is None:
+            return f"{self._ctx.loaded.path}: step {step.id}"
+        found = self._where[id(step)] = f"{self._ctx.loaded.where(at)}: step {step.id}"
+        return found
 
     async def _attempt(self, stage: Stage, step: Step, attempt: int, where: str) -> dict[str, Any]:
         """Render the parameters, build the action's context and call the action once."""

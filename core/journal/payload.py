@@ -67,6 +67,8 @@ def enum(kind: type[StrEnum]) -> Parse:
     def parse(value: Any, strict: bool) -> Any:
         return kind(value)
 
+    # the compiled reader looks a value up here first (``kind(value)`` costs a few calls)
+    parse.members = kind._value2member_map_  # type: ignore[attr-defined]
     return parse
 
 
@@ -124,6 +126,10 @@ class Record:
     _by_name: ClassVar[dict[str, _Spec]]
     # the fields in ``to_data`` order, per order given (a writer gives the same few orders)
     _orders: ClassVar[dict[tuple[str, ...], tuple[_Spec, ...]]]
+    # the lenient read of a plain dict, compiled per class on first use (see _compile_reader)
+    _reader: ClassVar[Callable[[dict[str, Any]], Any] | None]
+    # the field order of data read back, per tuple of its keys (a journal holds few)
+    _read_orders: ClassVar[dict[tuple[str, ...], tuple[str, ...]]]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         made = super().__new__(cls)
@@ -133,6 +139,7 @@ class Record:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._specs = ()  # built on first use, once the dataclass has made the fields
+        cls._reader = None
 
     @classmethod
     def _build_specs(cls) -> None:
@@ -161,10 +168,20 @@ class Record:
         cls._names = {s.key: s.name for s in specs}
         cls._by_name = {s.name: s for s in specs}
         cls._orders = {}
+        cls._read_orders = {}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any], *, strict: bool = False) -> Self:
         """Read journaled data; ``strict`` refuses unknown and missing keys."""
+        if type(data) is dict and not strict:
+            reader = cls._reader or cls._compile_reader()
+            return reader(data)  # type: ignore[no-any-return]
+        return cls._read_any(data, strict)
+
+    @classmethod
+    def _read_any(cls, data: Mapping[str, Any], strict: bool) -> Self:
+        """``from_data`` of any mapping, strict or not, one field at a time; the compiled
+        reader's fallback (it gives the same records, or the same errors)."""
         if not isinstance(data, Mapping):
             raise PayloadError(f"{cls.__name__}: expected an object, got {data!r}")
         if not cls._specs:
@@ -193,6 +210,67 @@ class Record:
         names = cls._names
         object.__setattr__(read, "_order", tuple(names[k] for k in data if k in names))
         return read
+
+    @classmethod
+    def _compile_reader(cls) -> Callable[[dict[str, Any]], Any]:
+        """The lenient read of a plain dict (every event read back: ``show`` or ``resume`` of
+        a 10,000-step run reads ~40,000 records), as one function made for this class.
+
+        Its source is built from the class's own field names and keys (never from journaled
+        data), like the ``__init__`` ``dataclasses`` writes: each field is looked up once
+        and set as that ``__init__`` sets it, in field order, then the key order (kept per
+        distinct tuple of keys). Anything unusual (a value a ``parse`` refuses) goes to
+        :meth:`_read_any`, which gives the error it always gave."""
+        if not cls._specs:
+            cls._build_specs()
+        env: dict[str, Any] = {
+            "cls": cls,
+            "new": object.__new__,
+            "put": object.__setattr__,
+            "MISS": MISSING,
+            "slow": cls._read_any,
+            "orders": cls._read_orders,
+            "order_of": cls._order_of,
+        }
+        body = ["def read(data):", "  try:", "    get = data.get", "    r = new(cls)"]
+        for i, spec in enumerate(cls._specs):
+            env[f"m{i}"] = spec.missing
+            body.append(f"    v = get({spec.key!r}, MISS)")
+            if isinstance(spec.missing, (list, dict)):
+                body.append(f"    if v is MISS: v = type(m{i})(m{i})")
+            else:
+                body.append(f"    if v is MISS: v = m{i}")
+            if spec.parse is not None:
+                env[f"p{i}"] = spec.parse
+                members = getattr(spec.parse, "members", None)
+                if members is not None:
+                    env[f"e{i}"] = members
+                    body.append("    elif v is not None:")
+                    body.append(f"      w = e{i}.get(v, MISS)")
+                    body.append(f"      v = p{i}(v, False) if w is MISS else w")
+                else:
+                    body.append(f"    elif v is not None: v = p{i}(v, False)")
+            body.append(f"    put(r, {spec.name!r}, v)")
+        body += [
+            "    keys = tuple(data)",
+            "    order = orders.get(keys)",
+            "    put(r, '_order', order_of(keys) if order is None else order)",
+            "    return r",
+            "  except Exception:",
+            "    return slow(data, False)",
+        ]
+        exec("\n".join(body), env)
+        reader: Callable[[dict[str, Any]], Any] = env["read"]
+        cls._reader = reader
+        return reader
+
+    @classmethod
+    def _order_of(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        names = cls._names
+        order = tuple(names[k] for k in keys if k in names)
+        if len(cls._read_orders) < _ORDERS_KEPT:  # journals read back may hold any order
+            cls._read_orders[keys] = order
+        return order
 
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes``, its keys in this record's order (new ones after)."""

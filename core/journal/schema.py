@@ -102,6 +102,9 @@ MIGRATIONS: list[Migration] = [
     _add_column("runs", "owner", "TEXT"),  # v4: the claim (one runner per run) ...
     _add_column("runs", "lease_until", "REAL"),  # v5: ... and its lease
     _add_column("runs", "definition_sha256", "TEXT"),  # v6: the validated definition's hash
+    # v7: that definition's data as JSON, so a resume need not parse the YAML again
+    # (core/journal/definition_data.py)
+    _add_column("runs", "definition_data", "TEXT"),
 ]
 
 

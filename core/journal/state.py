@@ -183,11 +183,13 @@ class RunState:
 
     def apply(self, event: Event) -> None:
         """Fold one event in (the handler for its type, below, reads its typed payload)."""
-        self.last_seq = max(self.last_seq, event.seq)
+        if event.seq > self.last_seq:
+            self.last_seq = event.seq
         handler = _FOLD.get(event.type)
         if handler is not None:
             was_held = self._status in HELD
-            handler(self, event, event.payload())
+            payload = event._payload  # read once and kept (``Event.payload``)
+            handler(self, event, payload if payload is not None else event.payload())
             now_held = self._status in HELD
             if now_held and not was_held:
                 self.held_since = event.ts

@@ -25,6 +25,7 @@ from typing import Any
 
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.journal import schema
+from quarterdeck.core.journal.definition_data import encode as definition_json
 from quarterdeck.core.journal.events import Event
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE, RunStatus
 from quarterdeck.core.journal.store_errors import GuardedConnection, StoreError
@@ -372,11 +373,18 @@ class Store:
         started_by: str,
         started_at: float,
         owner: str | None = None,
+        definition_data: Any = None,
     ) -> None:
+        """``definition_data``: the validated definition's data and positions (``(data,
+        SourceMap.values)``), kept as JSON so that a resume does not parse the text again
+        (:mod:`.definition_data`)."""
+        digest = definition_digest(definition)
+        compact = None if definition_data is None else definition_json(digest, *definition_data)
         self.conn.execute(
             "INSERT INTO runs (id, workflow, title, workflow_path, definition, workdir, status,"
             " started_at, inputs, started_by, pid, host, heartbeat, owner, lease_until,"
-            " definition_sha256) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " definition_sha256, definition_data)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 workflow,
@@ -392,9 +400,22 @@ class Store:
                 time.time(),
                 owner,
                 time.time() + LEASE_SECONDS,
-                definition_digest(definition),
+                digest,
+                compact,
             ),
         )
+
+    def definition_kept(self, run_id: str) -> tuple[str | None, str | None]:
+        """The hash of the definition the run started with and its data as kept (schema v7;
+        :func:`.definition_data.decode` reads it); Nones where an older store has neither."""
+        columns = {c[1] for c in self.conn.execute("PRAGMA table_info(runs)")}
+        if "definition_sha256" not in columns:
+            return None, None
+        data = "definition_data" if "definition_data" in columns else "NULL"
+        row = self.conn.execute(
+            f"SELECT definition_sha256, {data} FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        return (None, None) if row is None else (row[0], row[1])
 
     def definition_sha256(self, run_id: str) -> str | None:
         """The hash of the definition the run was validated with when it started; None for
@@ -670,18 +691,9 @@ class Store:
     def events_of(rows: Iterable[Sequence[Any]]) -> list[Event]:
         """The events of rows read as ``events`` or ``raw_events`` reads them (so ``show``
         reads a run's rows once, to check their chain and to fold them)."""
-        return [
-            Event(
-                type=r[3],
-                run_id=r[0],
-                stage=r[4],
-                step=r[5],
-                data=_load_data(r[6]),
-                ts=r[2],
-                seq=r[1],
-            )
-            for r in rows
-        ]
+        load = _load_data
+        # positional (type, run_id, stage, step, data, ts, seq): ~20% quicker than keywords
+        return [Event(r[3], r[0], r[4], r[5], load(r[6]), r[2], r[1]) for r in rows]
 
     # signals --------------------------------------------------------------------------
 

@@ -35,6 +35,14 @@ SHAPES: list[Any] = [
     "scalar",
     3.25,
     None,
+    # lists of objects, rendered all at once (json_text._render_dicts)
+    [{"a": 1}, {"b": {"c": [1, {"d": {}}]}, "e": []}, {"f": [{"g": 1}, {"h": {"i": 2}}]}],
+    [{"a": {"x": 1}}, {"a": {"y": [2]}}, {"a": [{"z": {}}, {"z": {"w": None}}]}],
+    [{"k": _HOLE_TEXT, "n": {"m": 1}}, {"k": {"deep": _HOLE_TEXT}}],
+    [{"a": 1}, {}, {"b": 2}],
+    [{"a": 1}, [2], {"b": {"c": 3}}],
+    [{"s": "},\n  {"}, {"t": "}},\n    {{", "u": {"v": "},\n      {"}}],
+    {"outer": [{"in": [{"x": (1, 2)}, {"y": {3: StepStatus.FAILED}}]}, {"in": []}]},
 ]
 
 

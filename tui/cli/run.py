@@ -390,9 +390,12 @@ def resume(
     durability: DurabilityOpt = None,
 ) -> None:
     """Continue a crashed, interrupted or failed run from its journal."""
+    import gc
+
     from quarterdeck.core.config import current_user
     from quarterdeck.core.definition.inputs import parse_assignments
     from quarterdeck.core.engine.runner import RunOptions
+    from quarterdeck.core.gc_pause import paused_gc
     from quarterdeck.core.journal.store_errors import StoreError
     from quarterdeck.tui.launch import load_context, open_store, resume_runner
 
@@ -404,7 +407,11 @@ def resume(
             started_by=actor, no_wait=no_wait, durability=durability.value if durability else None
         )
         try:
-            runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_), say=err)
+            # the definition, the fold and the runner: a large all-live graph, built with no
+            # cyclic GC and then frozen out of its scans until the run ends (as `execute` does)
+            with paused_gc():
+                runner = resume_runner(db, run_id, ctx, options, parse_assignments(input_), say=err)
+                gc.freeze()
         except StoreError as exc:
             raise typer.Exit(_claim_failed(db.path, run_id, exc)) from None
         runner.options.started_by = runner.state.started_by or options.started_by
