@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 from quarterdeck.core.actions.base import ACTION_INDEX, ACTION_MODULES, registered_actions
+from quarterdeck.tui.cli.lazy import FAMILIES
 
 
 def test_index_names_the_module_that_registers_each_action() -> None:
@@ -90,6 +91,17 @@ def test_help_and_runs_load_no_event_loop(tmp_path: Path) -> None:
     guard) load with the first step, not with the command line."""
     for argv in (["--help"], ["runs", "--json", "--store", str(tmp_path / "qd.db")]):
         assert _cli_imports(tmp_path, argv, ["asyncio", "ctypes"]) == {"code": 0, "heavy": []}
+
+
+def test_a_command_imports_only_its_own_family_of_commands(tmp_path: Path) -> None:
+    """The top-level group builds the invoked command alone: `runs` reads no workflow,
+    so neither the run nor the catalog commands (nor what they import) load."""
+    families = [f"quarterdeck.tui.cli.{name}" for name in FAMILIES]
+    argv = ["runs", "--json", "--store", str(tmp_path / "qd.db")]
+    assert _cli_imports(tmp_path, argv, families) == {
+        "code": 0,
+        "heavy": ["quarterdeck.tui.cli.history"],
+    }
 
 
 def _cli_imports(tmp_path: Path, argv: list[str], heavy: list[str]) -> dict[str, object]:
