@@ -93,6 +93,14 @@ def test_help_and_runs_load_no_event_loop(tmp_path: Path) -> None:
         assert _cli_imports(tmp_path, argv, ["asyncio", "ctypes"]) == {"code": 0, "heavy": []}
 
 
+def test_help_and_runs_load_no_network_or_rotating_log_modules(tmp_path: Path) -> None:
+    """The log file's rotating handler (``logging.handlers``: socket, pickle, queue) is
+    made at the first record, and the store names its host only when claiming a run."""
+    heavy = ["logging.handlers", "socket", "pickle"]
+    for argv in (["--help"], ["runs", "--json", "--store", str(tmp_path / "qd.db")]):
+        assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
+
+
 def test_a_command_imports_only_its_own_family_of_commands(tmp_path: Path) -> None:
     """The top-level group builds the invoked command alone: `runs` reads no workflow,
     so neither the run nor the catalog commands (nor what they import) load."""
