@@ -86,6 +86,17 @@ def test_validating_git_http_and_ssh_steps_imports_none_of_their_libraries(
     assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
 
 
+def test_validating_a_bundled_release_workflow_loads_no_event_loop_or_journal(
+    tmp_path: Path,
+) -> None:
+    """`validate` reads the actions' parameter models; asyncio (with ssl) loads with the
+    first step, and the journal's event types with the first event an action emits
+    (the LLM's token count, a circuit breaker's change)."""
+    wf = Path(__file__).resolve().parents[2] / "workflows" / "package-release.yaml"
+    heavy = ["asyncio", "ssl", "quarterdeck.core.journal.events", "quarterdeck.core.journal.state"]
+    assert _cli_imports(tmp_path, ["validate", str(wf)], heavy) == {"code": 0, "heavy": []}
+
+
 def test_help_and_runs_load_no_event_loop(tmp_path: Path) -> None:
     """Reading commands never start a run: asyncio (and ctypes, for the process-group
     guard) load with the first step, not with the command line."""
