@@ -112,6 +112,30 @@ def test_help_and_runs_load_no_network_or_rotating_log_modules(tmp_path: Path) -
         assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
 
 
+def test_showing_a_run_that_is_no_incident_loads_no_incident_model(tmp_path: Path) -> None:
+    """`show` folds the incident only for an incident run; and the temporary files of
+    a signed vote's check (tempfile, random) load only with a signed vote."""
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: plain\nstages:\n  - id: s\n    steps:\n"
+        "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
+    )
+    store = str(tmp_path / "qd.db")
+    env = {**os.environ, "QUARTERDECK_HOME": str(tmp_path / "home")}
+    ran = subprocess.run(
+        [sys.executable, "-m", "quarterdeck.tui.cli", "run", str(wf), "--store", store, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    run_id = json.loads(ran.stdout)["id"]
+    heavy = ["quarterdeck.core.incidents.model", "tempfile", "random"]
+    for extra in ([], ["--json"]):
+        argv = ["show", run_id, "--store", store, *extra]
+        assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
+
+
 def test_a_command_imports_only_its_own_family_of_commands(tmp_path: Path) -> None:
     """The top-level group builds the invoked command alone: `runs` reads no workflow,
     so neither the run nor the catalog commands (nor what they import) load."""
