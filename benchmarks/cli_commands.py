@@ -4,7 +4,9 @@ Each command is the real console script in a fresh process (start-up, imports, w
 exit included), against a scratch store holding one finished run:
 
 - ``run --headless`` of a 1-step workflow (T(1));
-- ``runs --json``, ``show RUN --json``, ``validate`` of a bundled workflow, ``--help``.
+- ``runs --json``, ``show RUN --json``, ``validate`` of a bundled workflow, ``--help``;
+- exec -> first step: from just before the process starts to the moment the first step's
+  body runs (a ``python`` step writing ``time.time()``), as ``benchmarks/peers.py`` has it.
 
 The commands run in turn, round by round, so a slow moment on the machine lands on all of
 them. CPU is the child's user + system time (what a loaded machine disturbs least).
@@ -31,6 +33,21 @@ stages:
   - id: s
     steps:
       - {id: a, uses: memory.set, with: {key: k, value: 1}}
+"""
+FIRST_STEP = """\
+name: first-step
+stages:
+  - id: s
+    steps:
+      - {{id: a, uses: python, with: {{call: 'stampstep:first', args: {{stamp: '{stamp}'}}}}}}
+"""
+STEP_MODULE = """\
+import time
+
+def first(stamp: str) -> dict:
+    with open(stamp, "w") as f:
+        f.write(repr(time.time()))
+    return {}
 """
 
 
@@ -85,21 +102,31 @@ def main() -> None:
             ],
             "--help": [exe, "--help"],
         }
+        stamp = tmp / "stamp"
+        (tmp / "stampstep.py").write_text(STEP_MODULE)
+        (tmp / "first.yaml").write_text(FIRST_STEP.format(stamp=stamp))
+        first_argv = [exe, "run", "--headless", str(tmp / "first.yaml"), "--store"]
         for argv in commands.values():  # warm the page cache; not counted
             timed(argv, env)
         walls: dict[str, list[float]] = {name: [] for name in commands}
         cpus: dict[str, list[float]] = {name: [] for name in commands}
-        for _ in range(args.rounds):
+        to_first: list[float] = []
+        for r in range(args.rounds):
             for name, argv in commands.items():
                 wall, cpu = timed(argv, env)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
+            start = time.time()
+            timed([*first_argv, str(tmp / f"first{r}.db")], env)
+            to_first.append(float(stamp.read_text()) - start)
     print(f"{args.rounds} rounds, medians (min) in ms; Python {sys.version.split()[0]}")
     print(f"{'command':<28}{'wall':>16}{'cpu':>16}")
     for name in commands:
         wall = f"{statistics.median(walls[name]) * 1e3:.0f} ({min(walls[name]) * 1e3:.0f})"
         cpu = f"{statistics.median(cpus[name]) * 1e3:.0f} ({min(cpus[name]) * 1e3:.0f})"
         print(f"{name:<28}{wall:>16}{cpu:>16}")
+    first = f"{statistics.median(to_first) * 1e3:.0f} ({min(to_first) * 1e3:.0f})"
+    print(f"{'exec -> first step body':<28}{first:>16}")
 
 
 if __name__ == "__main__":

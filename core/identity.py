@@ -20,7 +20,6 @@ import os
 import pwd
 import re
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +113,8 @@ def verify(message: bytes, signature: str, principal: str, allowed_signers: Path
     """Check ``signature`` is ``principal``'s over ``message`` per ``allowed_signers``."""
     if not allowed_signers.is_file():
         raise SignatureError(f"allowed signers file not found: {allowed_signers}")
+    import tempfile  # only a signed vote needs it (it brings random, hashlib's SHA-512)
+
     with tempfile.NamedTemporaryFile("w", suffix=".sig", delete=False) as fh:
         fh.write(signature)
         sig_path = fh.name

@@ -9,7 +9,6 @@ record of runs.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 from pathlib import Path
@@ -33,6 +32,38 @@ class _OneLine(logging.Formatter):
             exc = record.exc_info[1]
             text += f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return f"error: {text} (details in {log_path()})"
+
+
+class _RotatingOnFirstRecord(logging.Handler):
+    """The log file's ``RotatingFileHandler``, made at the first record.
+
+    ``logging.handlers`` brings ``socket``, ``pickle`` and ``queue`` with it (about a
+    tenth of ``quarterdeck runs``); most commands never log a record.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.file: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.file is None:
+            import logging.handlers
+
+            self.file = logging.handlers.RotatingFileHandler(
+                self.path, maxBytes=1_000_000, backupCount=3, encoding="utf-8", delay=True
+            )
+            self.file.setFormatter(self.formatter)
+        self.file.emit(record)
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        super().close()
 
 
 def log_path() -> Path:
@@ -60,9 +91,7 @@ def setup(*, verbose: bool = False) -> Path | None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # fail now, not at the first record
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        file_handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=1_000_000, backupCount=3, encoding="utf-8", delay=True
-        )
+        file_handler = _RotatingOnFirstRecord(path)
     except OSError:
         path = None
     else:

@@ -67,3 +67,21 @@ def test_an_unretrieved_loop_error_goes_to_the_log_not_the_terminal(
     text = path.read_text()
     assert "Exception in callback" in text
     assert "OSError: the journal went away" in text
+
+
+def test_the_log_file_rotates_at_a_megabyte_keeping_three() -> None:
+    """The file handler is made at the first record (``logging.handlers`` is not imported
+    before): it still rotates as ``RotatingFileHandler`` does."""
+    path = setup()
+    assert path is not None
+    for old in path.parent.glob(path.name + "*"):
+        old.unlink()
+    log = logging.getLogger("quarterdeck.test")
+    line = "x" * 1000
+    for _ in range(4500):  # ~4.5 MB: three rotations and some
+        log.info(line)
+    for handler in logging.getLogger("quarterdeck").handlers:
+        handler.flush()
+    kept = sorted(p.name for p in path.parent.glob(path.name + "*"))
+    assert kept == [path.name, *(f"{path.name}.{n}" for n in (1, 2, 3))]
+    assert all(p.stat().st_size <= 1_000_000 for p in path.parent.glob(path.name + "*"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import contextlib
 import importlib
@@ -16,7 +15,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -25,6 +24,12 @@ from quarterdeck.core.actions.process_groups import die_with_parent, guard, rele
 from quarterdeck.core.actions.shell_script import shell_argv
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError, StepSkipped
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import asyncio
+else:  # loaded by the first step that runs, not by `quarterdeck validate`
+    asyncio = lazy_module("asyncio")
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 _KILL_GRACE_SECONDS = 2.0

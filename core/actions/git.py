@@ -17,7 +17,6 @@ them on cancel or timeout.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +30,11 @@ from quarterdeck.core.errors import ActionError, NonRetryableError
 from quarterdeck.core.lazy import lazy_module
 
 if TYPE_CHECKING:
+    import asyncio
+
     import git
 else:
+    asyncio = lazy_module("asyncio")  # with the first step, not with `validate`
     git = lazy_module("git")
 
 T = TypeVar("T")

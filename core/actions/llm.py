@@ -25,14 +25,16 @@ from pydantic import Field
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
-from quarterdeck.core.journal.events import EventType, TokensUsed
 from quarterdeck.core.lazy import lazy_module
 from quarterdeck.core.policy.budget import BudgetLedger, Reservation, estimate_tokens
 
 if TYPE_CHECKING:
     import httpx
+
+    from quarterdeck.core.journal import events
 else:
     httpx = lazy_module("httpx")
+    events = lazy_module("quarterdeck.core.journal.events")  # with a call, not `validate`
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -285,7 +287,7 @@ async def llm_chat(params: ChatParams, ctx: ActionContext) -> dict[str, Any]:
             estimated=estimated,
         )
     else:
-        charged = TokensUsed(
+        charged = events.TokensUsed(
             persona=None,
             model=model,
             prompt=prompt_tokens,
@@ -294,7 +296,7 @@ async def llm_chat(params: ChatParams, ctx: ActionContext) -> dict[str, Any]:
             estimated=estimated,
         ).to_data()
         if ctx.emit_event is not None:
-            await ctx.emit_event(EventType.TOKENS_USED, charged)
+            await ctx.emit_event(events.EventType.TOKENS_USED, charged)
     note = " (estimated)" if estimated else ""
     ctx.log(
         f"llm: {charged['total']} tokens{note}"

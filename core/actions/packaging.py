@@ -14,14 +14,13 @@ import os
 import re
 import shlex
 import shutil
-import tarfile
 import uuid
 import zipfile
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import Parser
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -42,6 +41,12 @@ from quarterdeck.core.actions.served import (
     wheel_module,
 )
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import tarfile
+else:  # loaded when a built sdist is checked, not when `validate` reads parameters
+    tarfile = lazy_module("tarfile")
 
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
 

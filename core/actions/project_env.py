@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -35,6 +34,12 @@ from quarterdeck.core.actions.interpreter import (
     step_python,
 )
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import tomllib
+else:  # loaded when a project's pyproject is read, not when `validate` reads parameters
+    tomllib = lazy_module("tomllib")
 
 # Folders at a project's root that are never its importable code.
 _NOT_SOURCE = {

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
-
-import tomlkit
-from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import String, StringType
+from typing import TYPE_CHECKING, Any
 
 from quarterdeck.core.errors import NonRetryableError
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import tomlkit
+    import tomlkit.exceptions as tomlkit_errors
+    import tomlkit.items as tomlkit_items
+else:  # loaded when a version is read or written, not when `validate` reads parameters
+    tomlkit = lazy_module("tomlkit")
+    tomlkit_errors = lazy_module("tomlkit.exceptions")
+    tomlkit_items = lazy_module("tomlkit.items")
 
 _GENERIC_VERSION = (
     r"[\"']?(?:__version__|version|VERSION)[\"']?\s*[:=]\s*[\"'](?P<version>[^\"'\n]+)[\"']"
@@ -48,7 +54,7 @@ def _toml_table(doc: Any, file_name: str) -> Any:
 def _parse_toml(text: str, file_name: str) -> Any:
     try:
         return tomlkit.parse(text)
-    except TOMLKitError as exc:
+    except tomlkit_errors.TOMLKitError as exc:
         raise NonRetryableError(f"{file_name}: not valid TOML: {exc}") from None
 
 
@@ -66,9 +72,10 @@ def write_version(text: str, file_name: str, pattern: str | None, new: str) -> s
         doc = _parse_toml(text, file_name)
         table = _toml_table(doc, file_name)
         old = table["version"]
-        literal = isinstance(old, String) and old.as_string().startswith("'")
-        kind = StringType.SLL if literal else StringType.SLB
-        table["version"] = String.from_raw(new, kind)  # same quotes as before
+        string = tomlkit_items.String
+        literal = isinstance(old, string) and old.as_string().startswith("'")
+        kind = tomlkit_items.StringType.SLL if literal else tomlkit_items.StringType.SLB
+        table["version"] = string.from_raw(new, kind)  # same quotes as before
         return tomlkit.dumps(doc)
     start, end = find_version(text, file_name, pattern)
     return text[:start] + new + text[end:]

@@ -4,17 +4,22 @@ incident folded from them, and the newest open one (what ``warroom`` opens by de
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quarterdeck.core.errors import InvalidInput
-from quarterdeck.core.incidents.model import Incident, build
 from quarterdeck.core.journal.incident_rows import incident_signals
 from quarterdeck.core.journal.statuses import RUN_ACTIVE
 from quarterdeck.core.journal.store import Store
 
+if TYPE_CHECKING:
+    from quarterdeck.core.incidents.model import Incident
+
 
 def load(store: Store, run_id: str) -> Incident:
     """Read and fold one run's incident from the store."""
+    # here, not at the top: `show` asks `is_incident_run` of every run, most are not
+    from quarterdeck.core.incidents.model import build
+
     row = store.get_run(run_id)
     incident = build(row.id, store.events(row.id), incident_signals(store, row.id))
     if incident.run_status in RUN_ACTIVE:

@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import os
-import socket
 import sqlite3
 import time
 import urllib.parse
@@ -29,6 +28,15 @@ from quarterdeck.core.journal.definition_data import encode as definition_json
 from quarterdeck.core.journal.events import Event
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE, RunStatus
 from quarterdeck.core.journal.store_errors import GuardedConnection, StoreError
+
+
+def _hostname() -> str:
+    """This host's name, as run claims record it (``socket`` loads only when needed:
+    ``runs`` and ``show`` never claim a run)."""
+    import socket
+
+    return socket.gethostname()
+
 
 SIGNAL_KINDS = frozenset(
     {
@@ -67,7 +75,7 @@ def _claim_refusal(
         return f"run {run_id} is {status}; there is nothing to resume"
     if current == owner or status not in RUN_ACTIVE:
         return None  # ended (interrupted, failed, rejected): its runner is done with it
-    if host == socket.gethostname() and pid is not None:
+    if host == _hostname() and pid is not None:
         alive = pid == os.getpid() or _pid_alive(pid)  # a runner in this very process lives
     else:
         until = lease_until or ((heartbeat or 0.0) + HEARTBEAT_STALE_SECONDS)
@@ -396,7 +404,7 @@ class Store:
                 json.dumps(inputs, default=str),
                 started_by,
                 os.getpid(),
-                socket.gethostname(),
+                _hostname(),
                 time.time(),
                 owner,
                 time.time() + LEASE_SECONDS,
@@ -454,7 +462,7 @@ class Store:
             self.conn.execute(
                 "UPDATE runs SET pid = ?, host = ?, heartbeat = ?, owner = ?, lease_until = ?,"
                 " status = 'running', finished_at = NULL WHERE id = ?",
-                (os.getpid(), socket.gethostname(), now, owner, now + LEASE_SECONDS, run_id),
+                (os.getpid(), _hostname(), now, owner, now + LEASE_SECONDS, run_id),
             )
             self.conn.execute("COMMIT")
         except BaseException:
@@ -588,7 +596,7 @@ class Store:
         if run.status not in RUN_ACTIVE:
             return run
         dead = False
-        if run.host == socket.gethostname() and run.pid is not None:
+        if run.host == _hostname() and run.pid is not None:
             dead = run.pid != os.getpid() and not _pid_alive(run.pid)
         elif run.heartbeat is not None:
             dead = time.time() - run.heartbeat > HEARTBEAT_STALE_SECONDS

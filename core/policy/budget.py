@@ -19,18 +19,26 @@ carries on from what its journal says was spent. Every figure it decides on is j
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import NonRetryableError
-from quarterdeck.core.journal.events import ApprovalRequested, Budget, BudgetOutcome, TokensUsed
-from quarterdeck.core.journal.payload import Payload
 from quarterdeck.core.journal.statuses import APPROVAL_DECIDED, ApprovalStatus
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from quarterdeck.core.journal import events
+    from quarterdeck.core.journal.events import Budget
+    from quarterdeck.core.journal.payload import Payload
+else:  # loaded with the first step, not when `validate` reads llm.chat's parameters
+    asyncio = lazy_module("asyncio")
+    events = lazy_module("quarterdeck.core.journal.events")
 
 POLICIES = ("warn", "approve", "fail")
 DEFAULT_POLICY = "approve"
@@ -162,7 +170,7 @@ class BudgetLedger:
                 free = acct.remaining - acct.reserved
                 if need <= free:
                     break
-                data = Budget(
+                data = events.Budget(
                     persona=name,
                     used=acct.used,
                     budget=acct.budget,
@@ -173,7 +181,7 @@ class BudgetLedger:
                     outcome=None,
                 )
                 if policy == "warn":
-                    await _emit(ctx, data.replace(outcome=BudgetOutcome.WARNED))
+                    await _emit(ctx, data.replace(outcome=events.BudgetOutcome.WARNED))
                     ctx.log(
                         f"budget: persona {name} needs ~{need} tokens, {free} left of "
                         f"{acct.budget}; going on (budget_policy: warn)",
@@ -181,7 +189,7 @@ class BudgetLedger:
                     )
                     break
                 if policy == "fail":
-                    await _emit(ctx, data.replace(outcome=BudgetOutcome.STOPPED))
+                    await _emit(ctx, data.replace(outcome=events.BudgetOutcome.STOPPED))
                     raise NonRetryableError(
                         f"token budget exceeded: persona {name!r} needs ~{need} tokens for "
                         f"this call but has {free} of {acct.budget} left (budget_policy: "
@@ -219,14 +227,14 @@ class BudgetLedger:
             await _emit(
                 ctx,
                 data.replace(
-                    outcome=BudgetOutcome.APPROVAL_REQUESTED,
+                    outcome=events.BudgetOutcome.APPROVAL_REQUESTED,
                     gate=gate,
                     extend_by=extend_by,
                 ),
             )
             await _emit(
                 ctx,
-                ApprovalRequested(
+                events.ApprovalRequested(
                     gate=gate,
                     kind="budget",
                     prompt=prompt,
@@ -261,7 +269,7 @@ class BudgetLedger:
                 who = f" by {approval.decided_by}" + (
                     f": {approval.reason}" if approval.reason else ""
                 )
-            await _emit(ctx, data.replace(outcome=BudgetOutcome.REJECTED, gate=gate))
+            await _emit(ctx, data.replace(outcome=events.BudgetOutcome.REJECTED, gate=gate))
             raise NonRetryableError(
                 f"token budget exceeded: extending persona {name!r}'s budget "
                 f"(gate {gate}) was rejected{who}"
@@ -269,13 +277,13 @@ class BudgetLedger:
         acct.budget += extend_by
         await _emit(
             ctx,
-            Budget(
+            events.Budget(
                 persona=name,
                 used=acct.used,
                 budget=acct.budget,
                 remaining=acct.remaining,
                 policy="approve",
-                outcome=BudgetOutcome.EXTENDED,
+                outcome=events.BudgetOutcome.EXTENDED,
                 gate=gate,
                 extend_by=extend_by,
             ),
@@ -329,7 +337,7 @@ class BudgetLedger:
         acct = self.account(name)
         total = prompt + completion
         acct.used += total
-        used = TokensUsed(
+        used = events.TokensUsed(
             persona=name,
             model=model,
             prompt=prompt,
@@ -344,13 +352,13 @@ class BudgetLedger:
         if acct.remaining < 0:
             await _emit(
                 ctx,
-                Budget(
+                events.Budget(
                     persona=name,
                     used=acct.used,
                     budget=acct.budget,
                     remaining=acct.remaining,
                     policy=self.policy_for(name),
-                    outcome=BudgetOutcome.EXCEEDED,
+                    outcome=events.BudgetOutcome.EXCEEDED,
                 ),
             )
         return used.to_data()

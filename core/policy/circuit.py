@@ -20,12 +20,18 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from quarterdeck.core.clock import Clock
 from quarterdeck.core.errors import ActionError
-from quarterdeck.core.journal.events import CircuitChanged, EventType
+from quarterdeck.core.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from quarterdeck.core.journal import events
+    from quarterdeck.core.journal.events import CircuitChanged, EventType
+else:  # loaded when a breaker changes, not when `validate` reads an action's parameters
+    events = lazy_module("quarterdeck.core.journal.events")
 
 SERVICE_KEY = "circuits"
 """Where the run's :class:`CircuitBoard` lives in ``ctx.services``."""
@@ -92,7 +98,7 @@ class CircuitBreaker:
     def changed(self, now: float) -> CircuitChanged:
         """The breaker as a ``circuit.*`` event's payload."""
         self._prune(now)
-        return CircuitChanged(
+        return events.CircuitChanged(
             target=self.target,
             state=self.state,
             failures=len(self.failures),
@@ -155,7 +161,7 @@ class CircuitBoard:
                 raise CircuitOpenError(target, wait, len(b.failures) or b.policy.failure_threshold)
             b.state = HALF_OPEN
             b.trial_in_flight = False
-            await _emit(emit, EventType.CIRCUIT_HALF_OPEN, b.changed(now))
+            await _emit(emit, events.EventType.CIRCUIT_HALF_OPEN, b.changed(now))
         if b.trial_in_flight:  # half-open: one trial at a time, the others fail fast
             raise CircuitOpenError(target, 0.0, len(b.failures))
         b.trial_in_flight = True
@@ -168,7 +174,7 @@ class CircuitBoard:
         b.state = CLOSED
         b.opened_at = None
         if was != CLOSED:
-            await _emit(emit, EventType.CIRCUIT_CLOSED, b.changed(self._now(clock)))
+            await _emit(emit, events.EventType.CIRCUIT_CLOSED, b.changed(self._now(clock)))
 
     async def record_failure(
         self, target: str, error: str, clock: Clock | None, emit: Emitter
@@ -185,7 +191,7 @@ class CircuitBoard:
             b.state = OPEN
             b.opened_at = now
             b.times_opened += 1
-            await _emit(emit, EventType.CIRCUIT_OPENED, b.changed(now))
+            await _emit(emit, events.EventType.CIRCUIT_OPENED, b.changed(now))
 
     async def release(self, target: str) -> None:
         """A call that ended without a verdict on the target (e.g. cancelled)."""

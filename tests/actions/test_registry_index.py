@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 from quarterdeck.core.actions.base import ACTION_INDEX, ACTION_MODULES, registered_actions
+from quarterdeck.tui.cli.lazy import FAMILIES
 
 
 def test_index_names_the_module_that_registers_each_action() -> None:
@@ -85,11 +86,67 @@ def test_validating_git_http_and_ssh_steps_imports_none_of_their_libraries(
     assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
 
 
+def test_validating_a_bundled_release_workflow_loads_no_event_loop_or_journal(
+    tmp_path: Path,
+) -> None:
+    """`validate` reads the actions' parameter models; asyncio (with ssl) loads with the
+    first step, and the journal's event types with the first event an action emits
+    (the LLM's token count, a circuit breaker's change)."""
+    wf = Path(__file__).resolve().parents[2] / "workflows" / "package-release.yaml"
+    heavy = ["asyncio", "ssl", "quarterdeck.core.journal.events", "quarterdeck.core.journal.state"]
+    # and what steps use to read or write a project's files: TOML, sdists
+    heavy += ["tomlkit", "tomllib", "tarfile"]
+    assert _cli_imports(tmp_path, ["validate", str(wf)], heavy) == {"code": 0, "heavy": []}
+
+
 def test_help_and_runs_load_no_event_loop(tmp_path: Path) -> None:
     """Reading commands never start a run: asyncio (and ctypes, for the process-group
     guard) load with the first step, not with the command line."""
     for argv in (["--help"], ["runs", "--json", "--store", str(tmp_path / "qd.db")]):
         assert _cli_imports(tmp_path, argv, ["asyncio", "ctypes"]) == {"code": 0, "heavy": []}
+
+
+def test_help_and_runs_load_no_network_or_rotating_log_modules(tmp_path: Path) -> None:
+    """The log file's rotating handler (``logging.handlers``: socket, pickle, queue) is
+    made at the first record, and the store names its host only when claiming a run."""
+    heavy = ["logging.handlers", "socket", "pickle"]
+    for argv in (["--help"], ["runs", "--json", "--store", str(tmp_path / "qd.db")]):
+        assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
+
+
+def test_showing_a_run_that_is_no_incident_loads_no_incident_model(tmp_path: Path) -> None:
+    """`show` folds the incident only for an incident run; and the temporary files of
+    a signed vote's check (tempfile, random) load only with a signed vote."""
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: plain\nstages:\n  - id: s\n    steps:\n"
+        "      - {id: a, uses: memory.set, with: {key: k, value: 1}}\n"
+    )
+    store = str(tmp_path / "qd.db")
+    env = {**os.environ, "QUARTERDECK_HOME": str(tmp_path / "home")}
+    ran = subprocess.run(
+        [sys.executable, "-m", "quarterdeck.tui.cli", "run", str(wf), "--store", store, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    run_id = json.loads(ran.stdout)["id"]
+    heavy = ["quarterdeck.core.incidents.model", "tempfile", "random"]
+    for extra in ([], ["--json"]):
+        argv = ["show", run_id, "--store", store, *extra]
+        assert _cli_imports(tmp_path, argv, heavy) == {"code": 0, "heavy": []}
+
+
+def test_a_command_imports_only_its_own_family_of_commands(tmp_path: Path) -> None:
+    """The top-level group builds the invoked command alone: `runs` reads no workflow,
+    so neither the run nor the catalog commands (nor what they import) load."""
+    families = [f"quarterdeck.tui.cli.{name}" for name in FAMILIES]
+    argv = ["runs", "--json", "--store", str(tmp_path / "qd.db")]
+    assert _cli_imports(tmp_path, argv, families) == {
+        "code": 0,
+        "heavy": ["quarterdeck.tui.cli.history"],
+    }
 
 
 def _cli_imports(tmp_path: Path, argv: list[str], heavy: list[str]) -> dict[str, object]:

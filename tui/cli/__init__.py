@@ -1,8 +1,9 @@
 """The ``quarterdeck`` command line (contract: ../shared/ARCHITECTURE.md, "CLI").
 
 This is the composition root: the typer ``app``, its global options and :func:`main`
-live here; each family of commands lives in its own module and is added below in the
-order ``quarterdeck --help`` lists it:
+live here; each family of commands lives in its own module, imported only when one of
+its commands is invoked (:mod:`.lazy` lists which module registers which command, in
+the order ``quarterdeck --help`` lists them):
 
 - :mod:`.catalog` — validate, schema, workflows, personas, actions
 - :mod:`.run` — run (and its ``--dry-run`` plan), resume, headless execution
@@ -25,8 +26,9 @@ from typing import Annotated, NoReturn
 import typer
 
 from quarterdeck.core.errors import ExitCode, QuarterdeckError
-from quarterdeck.tui.cli import catalog, demo, history, incidents, run, signals, stopping
+from quarterdeck.tui.cli import stopping
 from quarterdeck.tui.cli.common import AsOpt, StoreOpt, err, interactive
+from quarterdeck.tui.cli.lazy import LazyGroup
 
 app = typer.Typer(
     name="quarterdeck",
@@ -37,6 +39,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=LazyGroup,
 )
 
 
@@ -93,11 +96,6 @@ def _refuse_unused_globals(ctx: typer.Context, name: str, **given: str | None) -
             flag = "--" + key.rstrip("_")
             err(f"error: `quarterdeck {name}` does not take {flag} (given before the command)")
             raise typer.Exit(int(ExitCode.INVALID))
-
-
-# Unnamed groups: their commands join the top level, in this order.
-for family in (catalog, run, history, incidents, signals, demo):
-    app.add_typer(family.commands)
 
 
 def entry() -> None:

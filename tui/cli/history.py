@@ -69,7 +69,7 @@ def show(
 ) -> None:
     """A run's status, timeline and evidence."""
     from quarterdeck.core.gc_pause import paused_gc
-    from quarterdeck.core.incidents.postmortem import for_show, show_json, show_text
+    from quarterdeck.core.incidents.read import incident_signals, is_incident_run
     from quarterdeck.core.journal.state import fold
     from quarterdeck.tui.headless.show import render_show
     from quarterdeck.tui.launch import open_store
@@ -83,7 +83,11 @@ def show(
             rows = db.raw_events(row.id)  # read once: folded, and their chain checked
             state = fold(row.id, db.events_of(rows))
             state.status = row.status  # the store knows about crashed runs (interrupted)
-            incident = for_show(db, state.id)
+            incident = None
+            if incident_signals(db, row.id) or is_incident_run(row.workflow, row.inputs):
+                from quarterdeck.core.incidents.postmortem import for_show
+
+                incident = for_show(db, state.id)
             _warn_unverified(db, state.id, rows)
             # the duration every view shows: active time between the row's start and end
             took = state.active_time(row.started_at, row.finished_at, time.time())
@@ -93,14 +97,19 @@ def show(
             data = state.to_json()
             data["duration"] = round(took, 3)
             if incident is not None:
+                from quarterdeck.core.incidents.postmortem import show_json
+
                 data["incident"] = show_json(incident)
             from quarterdeck.tui.json_text import dumps_indented
 
             sys.stdout.write(dumps_indented(data) + "\n")
             return
-        sys.stdout.write(
-            render_show(state, took) + (show_text(incident) if incident is not None else "")
-        )
+        text = render_show(state, took)
+        if incident is not None:
+            from quarterdeck.core.incidents.postmortem import show_text
+
+            text += show_text(incident)
+        sys.stdout.write(text)
 
 
 class _ConfigOnDemand:
