@@ -437,3 +437,39 @@ def test_a_run_on_a_terminal_prints_the_same(tmp_path: Path, clean_env: dict[str
     out = b"".join(chunks).decode("utf-8")
     assert "\x1b[" in out
     matches_recorded("chain-tty.out", normalised(out, tmp_path))
+
+
+def test_event_lines_are_event_to_json(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """``--events FILE`` and the report's ``events.jsonl``: each event's ``to_json`` text."""
+    from quarterdeck.core.observability.reports import events_jsonl
+
+    wf = write_workflow(tmp_path, CHAIN)
+    work = tmp_path / "work"
+    work.mkdir()
+    db, lines, reports = tmp_path / "q.db", tmp_path / "events.jsonl", tmp_path / "reports"
+    proc = cli(
+        "run",
+        str(wf),
+        "--headless",
+        "--store",
+        str(db),
+        "--workdir",
+        str(work),
+        "--events",
+        str(lines),
+        "--report-dir",
+        str(reports),
+        env=clean_env,
+    )
+    assert proc.returncode == 1, proc.stderr
+    with Store(db, readonly=True) as store:
+        (run,) = store.list_runs()
+        stored = store.events(run.id)
+    expected = "".join(f"{event.to_json()}\n" for event in stored)
+    assert lines.read_text(encoding="utf-8") == expected
+    assert (reports / "events.jsonl").read_text(encoding="utf-8") == expected
+    odd = [
+        Event("custom", RUN, "s", "x", {"t": (1, 2), "é": "✓\n\x00", "n": {"k": [1.5, None]}}),
+        Event("custom", RUN, None, None, {"when": Path("/x"), 3: True}, T0, 7),
+    ]
+    assert events_jsonl(odd) == "".join(f"{event.to_json()}\n" for event in odd)
