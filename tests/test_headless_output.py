@@ -468,6 +468,9 @@ def test_event_lines_are_event_to_json(tmp_path: Path, clean_env: dict[str, str]
     expected = "".join(f"{event.to_json()}\n" for event in stored)
     assert lines.read_text(encoding="utf-8") == expected
     assert (reports / "events.jsonl").read_text(encoding="utf-8") == expected
+    run_json = (reports / "run.json").read_text(encoding="utf-8")
+    assert run_json == json.dumps(json.loads(run_json), indent=2) + "\n"
+    matches_recorded("chain-run.json", normalised(run_json, tmp_path))
     odd = [
         Event("custom", RUN, "s", "x", {"t": (1, 2), "é": "✓\n\x00", "n": {"k": [1.5, None]}}),
         Event("custom", RUN, None, None, {"when": Path("/x"), 3: True}, T0, 7),

@@ -359,11 +359,12 @@ class HeadlessExtras:
             self._events_file.close()
         if self.report_dir:
             from quarterdeck.core.observability.reports import write_reports
+            from quarterdeck.tui.json_text import dumps_indented
 
             directory = Path(self.report_dir.replace("{run}", state.id)).expanduser()
             try:
                 events = runner.store.events(state.id)
-                write_reports(directory, state, events)
+                write_reports(directory, state, events, indented=dumps_indented)
                 _narrate(f"reports written to {directory}")
             except OSError as exc:
                 _narrate(f"error: cannot write reports to {directory}: {exc.strerror or exc}")
