@@ -24,26 +24,25 @@ class LineBatch:
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
         self._pending: list[str] = []
-        self._scheduled = False
+        self._scheduled: asyncio.AbstractEventLoop | None = None  # the loop due to flush
         self.broken = False  # a write failed (a closed pipe): writers may stop producing
 
     def write(self, text: str) -> None:
         """Queue ``text`` (whole lines, with their newlines) for this turn's write."""
         self._pending.append(text)
-        if self._scheduled:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no run going on: nothing to batch with
             self.flush()
             return
-        self._scheduled = True
-        loop.call_soon(self.flush)
+        if self._scheduled is not loop:  # (a loop closed before its turn ended: anew)
+            self._scheduled = loop
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write and flush what is queued. A closed or broken stream loses the text, as a
         failed write of each line did: the narration must never stop a run."""
-        self._scheduled = False
+        self._scheduled = None
         pending, self._pending = self._pending, []
         try:
             if pending:
