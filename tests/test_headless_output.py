@@ -78,6 +78,15 @@ def every_kind_of_line() -> list[Event]:
         ("step.started", "build", "make", {"attempt": 1, "uses": "shell"}),
         ("step.output", "build", "make", {"stream": "stdout", "lines": ["one", "two  spaced"]}),
         ("step.output", "build", "make", {"stream": "stderr", "lines": ["warn: ünïcode ✓"]}),
+        (
+            "step.output",
+            "build",
+            "make",
+            {
+                "stream": "stdout",
+                "lines": ["\tcol\tumns", "bell\x07 cr\r esc\x1b[31m red", "nbsp\u00a0wide\u3000"],
+            },
+        ),
         ("step.retry", "build", "make", {"attempt": 1, "delay": 2, "error": "exit 1"}),
         ("step.started", "build", "make", {"attempt": 2, "uses": "shell"}),
         (

@@ -225,6 +225,7 @@ class PlainRenderer:
         self._second: float = -1e18  # the whole second _stamp was formatted for
         self._stamp = ""
         self._wheres: dict[tuple[str | None, str | None, str | None], str] = {}
+        self._codes: dict[str | None, tuple[str, str] | None] = {}  # style: rich's codes
         # Styling only when asked for (FORCE_COLOR) or on a terminal: everywhere else (CI
         # logs, files, pipes) lines are plain f-strings written straight to the stream,
         # which costs a fraction of a rich Text and Console.print per event.
@@ -249,13 +250,37 @@ class PlainRenderer:
         if self.console is None:
             self.lines.write("".join(f"{line}\n" for line in lines))
             return
+        for i, line in enumerate(lines):
+            self._styled(self.console, line, style if i == 0 else None)
+
+    def _styled(self, console: Console, line: str, style: str | None) -> None:
+        """``console.print(Text(line) stylized)``'s text. A printable line (no tab, no
+        control character: rich passes it through as it is) is put between the codes rich
+        wrote for the same style around a probe; any other line goes through rich."""
+        if line.isprintable():
+            codes = self._codes.get(style)
+            if codes is None:
+                codes = self._codes[style] = self._probe(console, style)
+            if codes is not None:
+                self.lines.write(f"{codes[0]}{line}{codes[1]}")
+                return
+        console.print(self._text(line, style))
+
+    @staticmethod
+    def _text(line: str, style: str | None) -> Any:
         from rich.text import Text
 
-        for i, line in enumerate(lines):
-            text = Text(line)
-            if style and i == 0:
-                text.stylize(style)
-            self.console.print(text)
+        text = Text(line)
+        if style:
+            text.stylize(style)
+        return text
+
+    def _probe(self, console: Console, style: str | None) -> tuple[str, str] | None:
+        probe = "quarterdeck-probe"
+        with console.capture() as captured:
+            console.print(self._text(probe, style))
+        before, found, after = captured.get().partition(probe)
+        return (before, after) if found and probe not in after else None
 
     def prefix(self, event: Event) -> str:
         ts = event.ts
