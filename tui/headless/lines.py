@@ -45,8 +45,8 @@ class LineBatch:
         self._scheduled = None
         pending, self._pending = self._pending, []
         try:
-            if pending:
-                self.stream.write("".join(pending))
+            if pending:  # (one piece is written as it is: a flood's long line is not copied)
+                self.stream.write(pending[0] if len(pending) == 1 else "".join(pending))
             self.stream.flush()
         except (OSError, ValueError):
             self.broken = True
