@@ -14,7 +14,7 @@ import os
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +53,15 @@ def run_json(state: RunState) -> dict[str, Any]:
     return state.to_json()
 
 
+#: ``Event.to_json``'s encoder settings, made once: ``json.dumps`` with any option builds a
+#: new encoder per call, a third of a line's cost at 30,000 events.
+_compact = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def events_jsonl(events: Iterable[Event]) -> str:
-    """Every journaled event, one JSON object per line (``Event.to_json``)."""
-    return "".join(event.to_json() + "\n" for event in events)
+    """Every journaled event, one JSON object per line (``Event.to_json``'s text)."""
+    encode = _compact
+    return "".join([f"{encode(event.to_dict())}\n" for event in events])
 
 
 def _seconds(start: float | None, end: float | None) -> float:
@@ -380,12 +386,26 @@ def summary_md(
     return text.encode()[:budget].decode("utf-8", errors="ignore") + note
 
 
-def write_reports(directory: Path, state: RunState, events: Iterable[Event]) -> list[Path]:
-    """Write the four reports into ``directory`` (created); returns their paths."""
+def _indented(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)
+
+
+def write_reports(
+    directory: Path,
+    state: RunState,
+    events: Iterable[Event],
+    *,
+    indented: Callable[[Any], str] = _indented,
+) -> list[Path]:
+    """Write the four reports into ``directory`` (created); returns their paths.
+
+    ``indented`` writes ``run.json``: exactly ``json.dumps(data, indent=2, default=str)``'s
+    text (the CLI passes its faster writer of that same text).
+    """
     events = list(events)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     contents = {
-        "run.json": json.dumps(run_json(state), indent=2, default=str) + "\n",
+        "run.json": indented(run_json(state)) + "\n",
         "junit.xml": junit_xml(state, events),
         "summary.md": summary_md(state, events),
         "events.jsonl": events_jsonl(events),

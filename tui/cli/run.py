@@ -156,6 +156,7 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
     from quarterdeck.core.engine.runner import exit_code_for
     from quarterdeck.core.journal.store_errors import StoreError
     from quarterdeck.tui.cli.stopping import Stops
+    from quarterdeck.tui.headless.lines import flush_lines
     from quarterdeck.tui.headless.render import LiveRenderer, PlainRenderer
 
     stops = Stops()
@@ -187,9 +188,11 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
                 extras.attach(runner)
             state = asyncio.run(go())
     except StoreError as exc:
+        flush_lines()
         return store_failed(runner, exc)
     finally:
         gc.unfreeze()
+        flush_lines()  # the narration's last turn, before anything else is said
     if extras is not None:
         extras.finish(runner, state)
     if json_out:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -40,6 +41,7 @@ from quarterdeck.core.journal.events import (
     StepFinished,
 )
 from quarterdeck.core.journal.statuses import StageStatus, StepStatus
+from quarterdeck.tui.headless.lines import line_batch
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class GitHubActions:
         store: Path | str | None = None,
     ) -> None:
         self.stream = stream or sys.stderr
+        self.lines = line_batch(self.stream)
         self.store = store  # the journal's path: the resume hint must work as printed
         self.limit = limit
         self.counts = {"error": 0, "warning": 0}
@@ -91,11 +94,8 @@ class GitHubActions:
         self.workflow = ""
 
     def _write(self, line: str) -> None:
-        try:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
+        # the narration's batch: a group opens above its stage's lines and closes below
+        self.lines.write(line + "\n")
 
     def annotate(self, kind: str, title: str, message: str) -> None:
         """An ``::error::``/``::warning::``, unless GitHub's per-step limit is reached."""
@@ -227,24 +227,27 @@ class EventStream:
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
-        self.broken = False
+        self.lines = line_batch(stream)  # one write per turn of the run's loop
+
+    @property
+    def broken(self) -> bool:
+        """A write failed (a closed pipe): no more lines, and the run goes on."""
+        return self.lines.broken
 
     def __call__(self, event: Event) -> None:
-        if self.broken:
+        if self.lines.broken:
             return
-        try:
-            self.stream.write(event.to_json() + "\n")
-            self.stream.flush()
-        except (OSError, ValueError):  # a closed pipe must not stop the run
-            self.broken = True
+        # Event.to_json's text (the same encoder settings), without a new encoder per line
+        self.lines.write(_compact(event.to_dict()) + "\n")
+
+
+_compact = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def _narrate(message: str) -> None:
-    try:
-        sys.stderr.write(message.rstrip("\n") + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
+    lines = line_batch(sys.stderr)  # after the narration queued so far, written now
+    lines.write(message.rstrip("\n") + "\n")
+    lines.flush()
 
 
 @dataclass
@@ -352,14 +355,16 @@ class HeadlessExtras:
         if self._tracer is not None:
             self._tracer.close()
         if self._events_file is not None:
+            line_batch(self._events_file).flush()  # its last lines, before it closes
             self._events_file.close()
         if self.report_dir:
             from quarterdeck.core.observability.reports import write_reports
+            from quarterdeck.tui.json_text import dumps_indented
 
             directory = Path(self.report_dir.replace("{run}", state.id)).expanduser()
             try:
                 events = runner.store.events(state.id)
-                write_reports(directory, state, events)
+                write_reports(directory, state, events, indented=dumps_indented)
                 _narrate(f"reports written to {directory}")
             except OSError as exc:
                 _narrate(f"error: cannot write reports to {directory}: {exc.strerror or exc}")

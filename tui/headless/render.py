@@ -46,6 +46,7 @@ from quarterdeck.core.journal.events import (
 )
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.statuses import StepStatus, look
+from quarterdeck.tui.headless.lines import LineBatch, line_batch
 
 
 def _isatty(stream: IO[str]) -> bool:
@@ -59,9 +60,57 @@ def _ts(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+#: The payloads :func:`describe` has a line for; any other event (memory, process, custom
+#: events) is passed over before its payload is even read.
+_NARRATED = frozenset(
+    kind
+    for payload in (
+        RunStarted,
+        RunResumed,
+        RunFinished,
+        RunInterrupted,
+        RunPaused,
+        RunUnpaused,
+        StageStarted,
+        StageFinished,
+        StageSkipped,
+        PersonaSwitched,
+        StepStarted,
+        StepRetry,
+        StepFinished,
+        StepSkipped,
+        GateEvaluated,
+        GateSkipped,
+        ApprovalRequested,
+        ApprovalVote,
+        ApprovalRefused,
+        ApprovalDecided,
+        SignalReceived,
+        TokensUsed,
+        Budget,
+    )
+    for kind in payload.TYPES
+)
+
+
+def _started(p: StepStarted) -> str:
+    role = f" [{p.role}]" if p.role not in ("", "step") else ""
+    return f"started {p.uses}{role} (attempt {p.attempt})"
+
+
+def _finished(p: StepFinished) -> str:
+    if p.status == StepStatus.SUCCEEDED:
+        via = f" via fallback {p.via}" if p.via else ""
+        return f"succeeded{via} ({format_duration(p.duration)})"
+    note = " (continue_on_error)" if p.continue_on_error else ""
+    return f"{p.status}: {p.error}{note}"
+
+
 def describe(event: Event, state: RunState, store: Path | None = None) -> str | None:
     """One human line for an event, or None for events not worth a line. Commands in it
     carry ``store`` (the journal's path) so they work pasted into another shell."""
+    if event.type not in _NARRATED:
+        return None
     p = event.payload()
     if isinstance(p, RunStarted):
         return f"run {event.run_id} of {p.workflow} started by {p.started_by}"
@@ -87,16 +136,11 @@ def describe(event: Event, state: RunState, store: Path | None = None) -> str | 
     if isinstance(p, PersonaSwitched):
         return f"persona {p.from_ or '-'} → {p.to}"
     if isinstance(p, StepStarted):
-        role = f" [{p.role}]" if p.role not in ("", "step") else ""
-        return f"started {p.uses}{role} (attempt {p.attempt})"
+        return _started(p)
     if isinstance(p, StepRetry):
         return f"attempt {p.attempt} failed: {p.error}; retrying in {p.delay}s"
     if isinstance(p, StepFinished):
-        if p.status == StepStatus.SUCCEEDED:
-            via = f" via fallback {p.via}" if p.via else ""
-            return f"succeeded{via} ({format_duration(p.duration)})"
-        note = " (continue_on_error)" if p.continue_on_error else ""
-        return f"{p.status}: {p.error}{note}"
+        return _finished(p)
     if isinstance(p, StepSkipped):
         return f"skipped ({p.reason})"
     if isinstance(p, GateEvaluated):
@@ -138,8 +182,31 @@ def describe(event: Event, state: RunState, store: Path | None = None) -> str | 
     return None
 
 
+class _BatchFile:
+    """The stream as rich sees it: what it prints joins the stream's line batch."""
+
+    def __init__(self, batch: LineBatch) -> None:
+        self._batch = batch
+
+    def write(self, text: str) -> int:
+        self._batch.write(text)
+        return len(text)
+
+    def flush(self) -> None:  # the batch flushes at the end of the loop's turn
+        pass
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding…: the stream's
+        return getattr(self._batch.stream, name)
+
+
 class PlainRenderer:
-    """Timestamped lines: ``2026-11-21T10:15:02Z [stage · persona] step: message``."""
+    """Timestamped lines: ``2026-11-21T10:15:02Z [stage · persona] step: message``.
+
+    Lines are plain f-strings queued on the stream's :class:`LineBatch` (one write per
+    turn of the run's loop); the prefix of a step and the time of a second are formatted
+    once and reused, and the events a run has most of (a step's start, end and output)
+    skip the general :func:`describe`. Styling (rich) only on a terminal or when asked.
+    """
 
     def __init__(
         self,
@@ -154,6 +221,11 @@ class PlainRenderer:
         self.store = store
         self.stream = stream or sys.stderr
         self.show_output = show_output
+        self.lines = line_batch(self.stream)
+        self._second: float = -1e18  # the whole second _stamp was formatted for
+        self._stamp = ""
+        self._wheres: dict[tuple[str | None, str | None, str | None], str] = {}
+        self._codes: dict[str | None, tuple[str, str] | None] = {}  # style: rich's codes
         # Styling only when asked for (FORCE_COLOR) or on a terminal: everywhere else (CI
         # logs, files, pipes) lines are plain f-strings written straight to the stream,
         # which costs a fraction of a rich Text and Console.print per event.
@@ -163,37 +235,76 @@ class PlainRenderer:
             from rich.console import Console
 
             self.console = Console(
-                file=self.stream,
+                file=_BatchFile(self.lines),  # type: ignore[arg-type]
                 highlight=False,
                 soft_wrap=True,
                 force_terminal=True if color else None,
                 color_system="auto",
             )
 
+    def flush(self) -> None:
+        """Write what is queued now (the run ended)."""
+        self.lines.flush()
+
     def _write(self, lines: list[str], style: str | None = None) -> None:
         if self.console is None:
-            self.stream.write("".join(f"{line}\n" for line in lines))
-        else:
-            from rich.text import Text
+            self.lines.write("".join(f"{line}\n" for line in lines))
+            return
+        for i, line in enumerate(lines):
+            self._styled(self.console, line, style if i == 0 else None)
 
-            for i, line in enumerate(lines):
-                text = Text(line)
-                if style and i == 0:
-                    text.stylize(style)
-                self.console.print(text)
-        self.stream.flush()
+    def _styled(self, console: Console, line: str, style: str | None) -> None:
+        """``console.print(Text(line) stylized)``'s text. A printable line (no tab, no
+        control character: rich passes it through as it is) is put between the codes rich
+        wrote for the same style around a probe; any other line goes through rich."""
+        if line.isprintable():
+            codes = self._codes.get(style)
+            if codes is None:
+                codes = self._codes[style] = self._probe(console, style)
+            if codes is not None:
+                self.lines.write(f"{codes[0]}{line}{codes[1]}")
+                return
+        console.print(self._text(line, style))
+
+    @staticmethod
+    def _text(line: str, style: str | None) -> Any:
+        from rich.text import Text
+
+        text = Text(line)
+        if style:
+            text.stylize(style)
+        return text
+
+    def _probe(self, console: Console, style: str | None) -> tuple[str, str] | None:
+        probe = "quarterdeck-probe"
+        with console.capture() as captured:
+            console.print(self._text(probe, style))
+        before, found, after = captured.get().partition(probe)
+        return (before, after) if found and probe not in after else None
 
     def prefix(self, event: Event) -> str:
-        stage = event.stage or "-"
+        ts = event.ts
+        second = ts // 1  # the whole second gmtime shows
+        if second != self._second:
+            self._second, self._stamp = second, _ts(ts)
+        stage, step = event.stage, event.step
         persona = None
-        if event.stage and event.stage in self.state.stages:
-            persona = self.state.stages[event.stage].persona
-        where = f"[{stage} · {persona}]" if persona else f"[{stage}]"
-        step = f" {event.step}:" if event.step else ""
-        return f"{_ts(event.ts)} {where}{step}"
+        if stage:
+            found = self.state.stages.get(stage)
+            if found is not None:
+                persona = found.persona
+        key = (stage, persona, step)
+        where = self._wheres.get(key)
+        if where is None:
+            if len(self._wheres) > 4096:  # a long run's steps come and go
+                self._wheres.clear()
+            place = f"[{stage or '-'} · {persona}]" if persona else f"[{stage or '-'}]"
+            where = self._wheres[key] = f"{place} {step}:" if step else place
+        return f"{self._stamp} {where}"
 
     def __call__(self, event: Event) -> None:
-        if event.type == EventType.STEP_OUTPUT:
+        kind = event.type
+        if kind == EventType.STEP_OUTPUT:
             if not self.show_output:
                 return
             out = StepOutput.of(event)
@@ -201,14 +312,25 @@ class PlainRenderer:
             mark = "!" if out.stream == "stderr" else "|"
             self._write([f"{prefix} {mark} {line}" for line in out.lines])
             return
-        message = describe(event, self.state, self.store)
-        if message is None:
-            return
-        p = event.payload()
-        status = p.status if isinstance(p, (RunFinished, StageFinished, StepFinished)) else None
-        style = look(status).style if status is not None else None
-        lines = message.splitlines()
+        # the events a run has most of skip the general describe
+        style: str | None = None
+        if kind == EventType.STEP_STARTED:
+            message = _started(StepStarted.of(event))
+        elif kind == EventType.STEP_FINISHED:
+            finished = StepFinished.of(event)
+            message, style = _finished(finished), look(finished.status).style
+        else:
+            described = describe(event, self.state, self.store)
+            if described is None:
+                return
+            message, p = described, event.payload()
+            if isinstance(p, (RunFinished, StageFinished)):
+                style = look(p.status).style
         head = self.prefix(event)
+        lines = message.splitlines()
+        if len(lines) == 1 and self.console is None:
+            self.lines.write(f"{head} {lines[0]}\n")
+            return
         self._write(
             [f"{head} {line}" if i == 0 else f"{' ' * 21}{line}" for i, line in enumerate(lines)],
             style,

@@ -1,0 +1,66 @@
+"""Lines for a headless run's streams, written in one batch per turn of the run's loop.
+
+The journal writer hands subscribers a committed batch of events at a time (a thousand
+``step.started`` at once when a concurrent stage starts); one write and one flush for all
+their lines costs a fraction of a write and a flush per line, and a CI log viewer still
+sees them as they happen. Every writer of a stream during a run (the narration, GitHub
+Actions' workflow commands, the approvals policy's notes) goes through that stream's one
+:class:`LineBatch`, so their lines keep the order they were written in. Outside a running
+loop a line is written at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import IO
+
+_BATCHES: weakref.WeakValueDictionary[int, LineBatch] = weakref.WeakValueDictionary()
+
+
+class LineBatch:
+    """Text bound for ``stream``, written and flushed together at the end of a loop turn."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._pending: list[str] = []
+        self._scheduled: asyncio.AbstractEventLoop | None = None  # the loop due to flush
+        self.broken = False  # a write failed (a closed pipe): writers may stop producing
+
+    def write(self, text: str) -> None:
+        """Queue ``text`` (whole lines, with their newlines) for this turn's write."""
+        self._pending.append(text)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no run going on: nothing to batch with
+            self.flush()
+            return
+        if self._scheduled is not loop:  # (a loop closed before its turn ended: anew)
+            self._scheduled = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write and flush what is queued. A closed or broken stream loses the text, as a
+        failed write of each line did: the narration must never stop a run."""
+        self._scheduled = None
+        pending, self._pending = self._pending, []
+        try:
+            if pending:  # (one piece is written as it is: a flood's long line is not copied)
+                self.stream.write(pending[0] if len(pending) == 1 else "".join(pending))
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.broken = True
+
+
+def line_batch(stream: IO[str]) -> LineBatch:
+    """The one batch of ``stream``, shared by everyone who writes to it."""
+    batch = _BATCHES.get(id(stream))
+    if batch is None or batch.stream is not stream:
+        batch = _BATCHES[id(stream)] = LineBatch(stream)
+    return batch
+
+
+def flush_lines() -> None:
+    """Write everything queued on every stream (a run ended, or its loop is gone)."""
+    for batch in list(_BATCHES.values()):
+        batch.flush()
