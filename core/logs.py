@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from quarterdeck.core.locations import state_home
 
@@ -70,11 +71,13 @@ def log_path() -> Path:
     return state_home() / LOG_FILE
 
 
-def setup(*, verbose: bool = False) -> Path | None:
+def setup(*, verbose: bool = False, stderr: TextIO | None = None) -> Path | None:
     """Log to the state dir's file (INFO and up) and, verbose, to stderr (DEBUG and up).
 
     Returns the file's path, or None when the state dir is not writable (a read-only home
     must not stop ``runs`` or ``show``: the log is then stderr only, with --verbose).
+    ``stderr``: where the stderr lines go instead of ``sys.stderr`` (the CLI passes one
+    that queues them with a run's narration, so the two keep their order).
     """
     loggers = [logging.getLogger(name) for name in (LOGGER, *ALSO)]
     for logger in loggers:
@@ -98,13 +101,13 @@ def setup(*, verbose: bool = False) -> Path | None:
         file_handler.setFormatter(logging.Formatter(FORMAT))
         handlers.append(file_handler)
     if not verbose:  # asyncio's errors still reach the terminal, as one line each
-        brief = logging.StreamHandler(sys.stderr)
+        brief = logging.StreamHandler(stderr or sys.stderr)
         brief.setLevel(logging.ERROR)
         brief.setFormatter(_OneLine())
         brief._quarterdeck = True  # type: ignore[attr-defined]
         loggers[1].addHandler(brief)
     if verbose:
-        stream = logging.StreamHandler(sys.stderr)
+        stream = logging.StreamHandler(stderr or sys.stderr)
         stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         stream.setLevel(logging.DEBUG)
         handlers.append(stream)

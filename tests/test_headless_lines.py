@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import sys
 from pathlib import Path
+from typing import TextIO, cast
+
+import pytest
 
 from quarterdeck.core.journal.events import Event
 from quarterdeck.core.journal.state import RunState
+from quarterdeck.core.logs import ALSO, setup
 from quarterdeck.tui.headless.ci import EventStream, GitHubActions
-from quarterdeck.tui.headless.lines import flush_lines, line_batch
+from quarterdeck.tui.headless.lines import StderrInOrder, flush_lines, line_batch
 from quarterdeck.tui.headless.render import PlainRenderer
 
 RUN = "20261121-101500-0123456789abcdef"
@@ -126,3 +132,35 @@ def test_a_closed_pipe_never_stops_the_run(tmp_path: Path) -> None:
 
     asyncio.run(deliver())
     assert stream.broken
+
+
+def test_a_verbose_log_line_keeps_its_place_among_the_narration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--verbose logs to stderr, where the narration queues its lines for the end of the
+    loop's turn: a log line written straight to stderr came out ahead of the lines queued
+    before it. Through the same batch (StderrInOrder, as the CLI sets up) it does not."""
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setenv("QUARTERDECK_HOME", str(tmp_path / "home"))
+    setup(verbose=True, stderr=cast(TextIO, StderrInOrder()))
+    try:
+
+        async def turn() -> None:
+            line_batch(sys.stderr).write("narration before\n")
+            logging.getLogger("quarterdeck.test").warning("the log's line")
+            line_batch(sys.stderr).write("narration after\n")
+
+        asyncio.run(turn())
+        flush_lines()
+    finally:
+        for name in ("quarterdeck", *ALSO):
+            for handler in list(logging.getLogger(name).handlers):
+                if getattr(handler, "_quarterdeck", False):
+                    logging.getLogger(name).removeHandler(handler)
+                    handler.close()
+    assert err.getvalue().splitlines() == [
+        "narration before",
+        "WARNING quarterdeck.test: the log's line",
+        "narration after",
+    ]

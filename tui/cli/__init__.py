@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TextIO, cast
 
 import typer
 
@@ -68,8 +68,9 @@ def main_callback(
 ) -> None:
     """Open the cockpit when no command is given."""
     from quarterdeck.core.logs import setup
+    from quarterdeck.tui.headless.lines import StderrInOrder
 
-    setup(verbose=verbose)
+    setup(verbose=verbose, stderr=cast(TextIO, StderrInOrder()))
     if ctx.invoked_subcommand is not None:
         _refuse_unused_globals(ctx, ctx.invoked_subcommand, store=store, as_=as_)
         return

@@ -11,9 +11,12 @@ loop a line is written at once.
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import weakref
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 _BATCHES: weakref.WeakValueDictionary[int, LineBatch] = weakref.WeakValueDictionary()
 
@@ -30,9 +33,8 @@ class LineBatch:
     def write(self, text: str) -> None:
         """Queue ``text`` (whole lines, with their newlines) for this turn's write."""
         self._pending.append(text)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no run going on: nothing to batch with
+        loop = _running_loop()
+        if loop is None:  # no run going on: nothing to batch with
             self.flush()
             return
         if self._scheduled is not loop:  # (a loop closed before its turn ended: anew)
@@ -50,6 +52,33 @@ class LineBatch:
             self.stream.flush()
         except (OSError, ValueError):
             self.broken = True
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """This thread's running loop (asyncio is not imported for one: `runs`, `show` and
+    `--help` do without it, and without asyncio no loop can be running)."""
+    module = sys.modules.get("asyncio")
+    if module is None:
+        return None
+    try:
+        loop: asyncio.AbstractEventLoop = module.get_running_loop()
+    except RuntimeError:
+        return None
+    return loop
+
+
+class StderrInOrder:
+    """``sys.stderr`` for the log's handlers (``--verbose``, and asyncio's errors): a log
+    line joins the narration's batch, so it is written where it happened among the run's
+    lines, not ahead of the ones queued earlier in the same turn."""
+
+    def write(self, text: str) -> int:
+        line_batch(sys.stderr).write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing: the batch is written and flushed at the end of the turn (at once
+        outside a running loop)."""
 
 
 def line_batch(stream: IO[str]) -> LineBatch:
