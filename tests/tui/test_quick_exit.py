@@ -127,3 +127,30 @@ def test_a_headless_run_freezes_start_up_objects_for_the_run_only(
     [step] = stage["steps"]
     assert step["outputs"]["frozen"] > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_narration_still_queued_when_its_loop_stopped_is_written() -> None:
+    """A run's lines wait for the end of the loop's turn; a loop stopped mid-turn (an
+    exception out of the run) leaves them queued, and the quick exit wrote none of them."""
+    done = _leave(
+        """
+        import asyncio
+        from quarterdeck.tui.headless.lines import line_batch
+
+        batch = line_batch(sys.stdout)
+        loop = asyncio.new_event_loop()
+
+        async def run():
+            batch.write("the last line of the run\\n")
+            raise SystemExit
+
+        try:
+            loop.run_until_complete(run())
+        except SystemExit:
+            pass
+        loop.close()
+        _leave(0)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "the last line of the run\n"

@@ -123,6 +123,9 @@ def _leave(code: object) -> NoReturn:
 
     if code is None:
         code = 0
+    lines = sys.modules.get("quarterdeck.tui.headless.lines")
+    if lines is not None:  # a run's narration still queued (its loop closed mid-turn)
+        lines.flush_lines()
     if not isinstance(code, int) or threading.active_count() > 1:
         raise SystemExit(code)
     try:
