@@ -74,7 +74,9 @@ def one_run(
         options=RunOptions(started_by="bench", workdir=tmp, durability=durability),
     )
     # as `quarterdeck run` does (tui/cli/run.py): what start-up and the load made is frozen
-    # out of the cyclic GC for the run, so a full collection does not walk it again
+    # out of the cyclic GC for the run, so a full collection does not walk it again (the
+    # garbage of the runs before it collected first: frozen, it would stay until the end)
+    gc.collect()
     gc.freeze()
     try:
         started, cpu = time.perf_counter(), time.process_time()
