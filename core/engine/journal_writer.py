@@ -1,17 +1,25 @@
 """The group-commit journal writer: every event is committed before anyone acts on it.
 
 :meth:`JournalWriter.emit` applies an event to the run state and buffers it; one callback
-per event-loop turn hands the buffer to a dedicated writer thread (with its own SQLite
-connection), which commits it in a single transaction, then the loop hands each event to
-the subscribers (the cockpit, the headless renderer, metrics), which must never block.
-Code that acts on an event first awaits :meth:`JournalWriter.committed`. Output lines
-from actions are batched per (stage, step, stream) into ``step.output`` events.
+per event-loop turn commits the buffer in a single transaction, then the loop hands each
+event to the subscribers (the cockpit, the headless renderer, metrics), which must never
+block. Code that acts on an event first awaits :meth:`JournalWriter.committed`. Output
+lines from actions are batched per (stage, step, stream) into ``step.output`` events.
 
-Why a thread: a write lock held by another process, or a slow disk, must not stop the
-event loop (signal polling, step output, timeouts). Why retries: a lock or a transient
-I/O error may pass, so a batch is retried with backoff for ``journal_retry_seconds``. When
-it cannot be committed the writer fails for good: that batch and every later one are
-dropped (so the journal on disk never has a sequence gap), :meth:`committed` raises
+Where a batch is committed: on the loop, on a connection of its own that never waits for
+a lock (busy timeout 0), when the writer thread is idle; otherwise, or when that one
+attempt finds the store locked, busy or full, on the writer thread (with its own
+connection), behind the batches it already holds, with its waits and retries. So the
+event loop never waits on another process's lock, batches are committed in order, and a
+step in a chain costs no hand-off between threads (two wake-ups, ~30-90 µs a step on an
+idle machine and far more on a busy one). Both connections fsync as the run's durability
+says.
+
+Why a thread: a write lock held by another process must not stop the event loop (signal
+polling, step output, timeouts). Why retries: a lock or a transient I/O error may pass,
+so a batch is retried with backoff for ``journal_retry_seconds``. When it cannot be
+committed the writer fails for good: that batch and every later one are dropped (so the
+journal on disk never has a sequence gap), :meth:`committed` raises
 :class:`JournalFailed`, and ``on_failure`` tells the runner to stop acting (the run ends
 ``interrupted``, resumable from the last committed event). Row updates that go with
 events (status, consumed signals, the lease) ride in the same transaction as ``ops``.
@@ -164,6 +172,9 @@ class JournalWriter:
         self._finished_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._thread_failure: JournalFailed | None = None
+        # the loop's own connection: commits a batch at once while the thread is idle
+        self._inline: Store | None = None
+        self._queued: _Job | None = None  # the last job handed to the thread
         self.retry_seconds = retry_seconds()
         self._hurry_until: float | None = None  # a monotonic cap on retries (read by the thread)
 
@@ -176,6 +187,25 @@ class JournalWriter:
                 target=self._work, name=f"journal-{self.run_id}", daemon=True
             )
             self._thread.start()
+            self._inline = self._open_inline()
+
+    def _open_inline(self) -> Store | None:
+        """The loop's connection for commits made at once: it never waits for a lock
+        (busy timeout 0; a locked store hands the batch to the thread, which waits and
+        retries), and fsyncs like the thread's. None if it cannot be opened now: the
+        thread then commits everything, as it always could."""
+        try:
+            store = Store(self.store.path)
+        except Exception:
+            return None
+        try:
+            store.set_busy_timeout(0)
+            store.set_durability(self.durability)
+            store.check_against(self.store)
+        except Exception:
+            store.close()
+            return None
+        return store
 
     def emit(
         self,
@@ -267,7 +297,32 @@ class JournalWriter:
             self._commit(self.store, job)
             self._complete(job)
             return
+        if self._inline is not None and self._idle() and self._commit_inline(self._inline, job):
+            self._complete(job)
+            return
+        self._queued = job
         self._jobs.put(job)
+
+    def _idle(self) -> bool:
+        """Whether the thread has committed every job handed to it (and none failed):
+        a batch committed on the loop now cannot overtake one of the thread's."""
+        queued = self._queued
+        return self._thread_failure is None and (queued is None or not queued.done.locked())
+
+    def _commit_inline(self, store: Store, job: _Job) -> bool:
+        """Commit a job on the loop's connection, in one attempt that never waits: True
+        when it is settled (committed, or failed for good); False when its cause may pass
+        (a lock, a full disk), so the thread takes it over with its waits and retries.
+
+        Same transaction, fence, chain and fsync as the thread's commit; it saves the two
+        hand-offs between threads that a commit otherwise costs (~30-90 µs a step)."""
+        try:
+            store.commit_batch(self.run_id, self.owner, job.events, job.ops)
+        except Exception as exc:
+            if _retryable(exc):
+                return False
+            job.error = self._thread_failure = self._failed(exc)
+        return True
 
     def _work(self) -> None:
         """The writer thread: commit jobs in order, each with retries, on its own connection."""
@@ -278,6 +333,8 @@ class JournalWriter:
                 break
             if store is None and self._thread_failure is None:
                 store = self._open()
+                if store is not None:
+                    store.check_against(self.store)
             if store is not None:
                 self._commit(store, job)
             else:
@@ -430,6 +487,9 @@ class JournalWriter:
         if thread is not None:
             self._jobs.put(None)
             thread.join(self.retry_seconds + 30.0)
+        inline, self._inline = self._inline, None
+        if inline is not None:
+            inline.close()
 
     def emit_line(self, stage: str, step: str, stream: str, text: str) -> None:
         """Buffer one output line; a batch becomes a ``step.output`` event."""

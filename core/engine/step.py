@@ -81,6 +81,7 @@ class StepRunner:
         # per-run constants, computed on first use (not per attempt: they cannot change)
         self._workflow_dir: Path | None = None
         self._base_hidden: frozenset[str] | None = None
+        self._no_retry: RetryPolicy | None = None
 
     async def run(
         self, stage: Stage, step: Step, *, role: str = "step", parent: str | None = None
@@ -101,12 +102,15 @@ class StepRunner:
             if not should:
                 emit(StepSkippedEvent(reason="when is false"), stage.id, step.id)
                 return {}
-        policy = step.retry or stage.retry or RetryPolicy()
-        first_attempt = recovery.first_attempt(ctx.state, step)
-        failed_before = recovery.failed_attempts(ctx.state, step)  # before a crash: they count
-        backoff = recovery.retry_wait(ctx.state, step, ctx.clock.now())
-        if backoff > 0:  # a resume honours the backoff it was killed in
-            await ctx.clock.sleep(backoff)
+        policy = step.retry or stage.retry or self._default_policy()
+        if ctx.state.step(step.id) is None:  # never started: nothing journaled to go on from
+            first_attempt, failed_before = 1, 0
+        else:
+            first_attempt = recovery.first_attempt(ctx.state, step)
+            failed_before = recovery.failed_attempts(ctx.state, step)  # before a crash: count
+            backoff = recovery.retry_wait(ctx.state, step, ctx.clock.now())
+            if backoff > 0:  # a resume honours the backoff it was killed in
+                await ctx.clock.sleep(backoff)
         attempt = first_attempt
         error = "failed"
         outputs: dict[str, Any] = {}
@@ -201,6 +205,12 @@ class StepRunner:
             step.id,
         )
         raise StepFailed(error, step.continue_on_error)
+
+    def _default_policy(self) -> RetryPolicy:
+        """One attempt, no retry: made once a run (a model per step cost ~3 µs), read only."""
+        if self._no_retry is None:
+            self._no_retry = RetryPolicy()
+        return self._no_retry
 
     def _unexpected(self, stage: Stage, step: Step, attempt: int, exc: Exception) -> str:
         """An exception no action turned into an :class:`ActionError` (a bug, or a case

@@ -94,7 +94,18 @@ GENESIS = "0" * 64
 # ``json.dumps(x, separators=(",", ":"), ensure_ascii=False)`` and, for the stored data,
 # ``json.dumps(x, default=str, separators=(",", ":"))``
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_DATA_JSON = json.JSONEncoder(default=str, separators=(",", ":")).encode
+_DATA_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
+_C_ENCODER = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+_ASCII = json.encoder.encode_basestring_ascii
+
+
+def _data_json(value: Any) -> str:
+    """``_DATA_ENCODER.encode(value)``, as one call into the C encoder: what ``encode``
+    does for a container, without its two Python-level calls (three per event, on every
+    step's path). A fresh cycle check per call, as ``encode`` makes."""
+    if _C_ENCODER is None or isinstance(value, str):
+        return _DATA_ENCODER.encode(value)
+    return "".join(_C_ENCODER({}, str, _ASCII, None, ":", ",", False, False, True)(value, 0))
 
 
 _STR = json.encoder.encode_basestring  # the string encoder of ``ensure_ascii=False``
@@ -106,14 +117,14 @@ def _canonical(row: Sequence[Any]) -> str:
     as ``json`` does. Any other row goes through ``json`` itself."""
     run_id, seq, ts, type_, stage, step, data = row
     if (
-        type(run_id) is str
-        and type(seq) is int
+        isinstance(run_id, str)  # a str subclass (the event type's StrEnum) encodes as
+        and type(seq) is int  # its text in json too; a bool is an int json spells `true`
         and type(ts) is float
         and math.isfinite(ts)
-        and type(type_) is str
-        and (stage is None or type(stage) is str)
-        and (step is None or type(step) is str)
-        and type(data) is str
+        and isinstance(type_, str)
+        and (stage is None or isinstance(stage, str))
+        and (step is None or isinstance(step, str))
+        and isinstance(data, str)
     ):
         where = (
             f"{'null' if stage is None else _STR(stage)},{'null' if step is None else _STR(step)}"
@@ -344,6 +355,12 @@ class Store:
             path=self.path,
             kind="replaced",
         )
+
+    def check_against(self, other: Store) -> None:
+        """Check commits against the file ``other`` opened: a second connection of the
+        same writer then also stops on a journal replaced before it was opened itself."""
+        if other._identity is not None:
+            self._identity = other._identity
 
     def set_durability(self, durability: str) -> None:
         """``full`` fsyncs every commit (survives a power cut); ``normal`` is the default
@@ -635,7 +652,7 @@ class Store:
         heads = {} if heads is None else heads
         rows: list[tuple[Any, ...]] = []
         for e in events:
-            row = (e.run_id, e.seq, e.ts, e.type, e.stage, e.step, _DATA_JSON(e.data))
+            row = (e.run_id, e.seq, e.ts, e.type, e.stage, e.step, _data_json(e.data))
             link = event_hash(heads.get(e.run_id) or self._head(e.run_id), row)
             heads[e.run_id] = link
             rows.append((*row, link))

@@ -6,13 +6,21 @@ mechanism itself on a real SQLite journal."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
+from quarterdeck.core.clock import Clock
 from quarterdeck.core.config import Settings
+from quarterdeck.core.engine.journal_writer import JournalWriter
 from quarterdeck.core.engine.runner import RunOptions
-from quarterdeck.core.journal.events import Event
+from quarterdeck.core.journal.events import Event, MemorySet
+from quarterdeck.core.journal.state import RunState
+from quarterdeck.core.journal.store import Store
+from quarterdeck.core.observability.redact import Redactor
 from tests.helpers import make_runner
 
 SYNCHRONOUS_FULL, SYNCHRONOUS_NORMAL = 2, 1
@@ -131,8 +139,6 @@ def test_ready_steps_start_in_file_order_under_the_limit(tmp_path: Path) -> None
 
 
 def test_a_chain_commits_once_per_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from quarterdeck.core.journal.store import Store
-
     commits: list[int] = []
     real = Store.commit_batch
 
@@ -150,3 +156,132 @@ def test_a_chain_commits_once_per_step(tmp_path: Path, monkeypatch: pytest.Monke
     # one per step plus a constant (run.started, stage.started, the end, the row status);
     # it was two per step (the dependent started a loop turn after its predecessor ended)
     assert len(commits) <= steps + 6, f"{len(commits)} commits for a {steps}-step chain"
+
+
+# -- commits on the loop while the writer thread is idle ---------------------------------------
+
+
+def committing_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The thread each real commit ran on, in order."""
+    from quarterdeck.core.journal.store import Store
+
+    seen: list[int] = []
+    real = Store.commit_batch
+
+    def recorded(self: Store, *args: object, **kwargs: object) -> None:
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+        seen.append(threading.get_ident())
+
+    monkeypatch.setattr(Store, "commit_batch", recorded)
+    return seen
+
+
+def test_commits_are_made_on_the_loop_while_the_writer_thread_is_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing holds the store: every batch is committed at once on the loop's thread (it
+    went to the writer thread and back, two hand-offs between threads per step)."""
+    seen = committing_threads(monkeypatch)
+    ran = make_runner(tmp_path, chain(10))
+    state = asyncio.run(ran.run())
+    assert state.status == "succeeded"
+    assert seen and set(seen) == {threading.get_ident()}, "a commit left the loop's thread"
+    assert no_gaps(ran.store, state.id)
+
+
+def no_gaps(store: Store, run_id: str) -> bool:
+    seqs = [e.seq for e in store.events(run_id)]
+    return seqs == list(range(1, len(seqs) + 1))
+
+
+def memo(i: int) -> MemorySet:
+    return MemorySet(key=f"k{i}", value=i)
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+def test_a_locked_store_hands_batches_to_the_thread_in_order_and_the_loop_runs_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str
+) -> None:
+    """Another process holds the write lock: the loop's attempt does not wait for it (the
+    loop goes on: here it is the loop that lets go of the lock), the thread waits and
+    commits; a batch flushed meanwhile queues behind it instead of overtaking; once the
+    thread is idle the loop commits again. Both connections fsync as ``durability`` says."""
+    seen = committing_threads(monkeypatch)
+    path = tmp_path / "qd.db"
+    store = Store(path)
+    store.create_run(
+        "r1",
+        workflow="w",
+        title="",
+        workflow_path="",
+        definition="",
+        workdir="",
+        inputs={},
+        started_by="t",
+        started_at=1.0,
+        owner="me",
+    )
+    published: list[int] = []
+    synchronous: list[int] = []
+
+    def ask(db: Store) -> None:
+        synchronous.append(db.conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    async def go() -> None:
+        writer = JournalWriter(
+            store,
+            "r1",
+            RunState("r1"),
+            clock=Clock(),
+            redactor=Redactor([]),
+            subscribers=[lambda e: published.append(e.seq)],
+            seq=0,
+            owner="me",
+            durability=durability,
+        )
+        writer.bind(asyncio.get_running_loop())
+        writer.emit(memo(1))
+        writer.op(ask)
+        await writer.committed()  # on the loop
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        writer.emit(memo(2))
+        writer.op(ask)
+        waiting = asyncio.ensure_future(writer.committed())
+        await asyncio.sleep(0)  # flushed: the loop's attempt finds the lock, the thread waits
+        writer.emit(memo(3))
+        later = asyncio.ensure_future(writer.committed())
+        for _ in range(3):  # the loop is not blocked by the lock
+            await asyncio.sleep(0.01)
+        assert not waiting.done() and not later.done()
+        assert published == [1]
+        locker.execute("ROLLBACK")
+        locker.close()
+        await later
+        writer.emit(memo(4))
+        await writer.committed()  # the thread is idle again: on the loop
+        writer.flush_now()
+        writer.close()
+
+    asyncio.run(go())
+    loop_thread = threading.get_ident()
+    assert [t == loop_thread for t in seen] == [True, False, False, True]
+    assert published == [1, 2, 3, 4]
+    assert no_gaps(store, "r1") and store.last_seq("r1") == 4
+    level = SYNCHRONOUS_FULL if durability == "full" else SYNCHRONOUS_NORMAL
+    assert synchronous == [level, level]  # the loop's connection, then the thread's
+
+
+def test_a_journal_replaced_before_the_writer_opened_its_connections_stops_the_run(
+    tmp_path: Path,
+) -> None:
+    """The writer's own connections check commits against the file the run opened, not
+    the one they found at the path when they opened (later)."""
+    path = tmp_path / "qd.db"
+    runner = make_runner(tmp_path, chain(2), store=Store(path))
+    other = tmp_path / "other.db"
+    Store(other).close()
+    os.replace(other, path)
+    state = asyncio.run(runner.run())
+    assert state.status == "interrupted"
+    assert runner.journal_error is not None and "replaced" in runner.journal_error

@@ -44,6 +44,14 @@ def hidden(ctx):
 """
 
 
+CHAIN = "name: chain\nstages:\n  - id: s\n    steps:\n" + "".join(
+    f"      - {{id: s{i}, uses: memory.set, with: {{key: k{i}, value: {i}}}"
+    + (f", needs: [s{i - 1}]" if i else "")
+    + "}\n"
+    for i in range(5)
+)
+
+
 def test_the_workflow_folder_is_resolved_once_per_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,6 +211,80 @@ def test_the_chain_links_are_the_json_of_the_row_whatever_it_holds() -> None:
                 hashlib.sha256(f"{GENESIS}\n{canonical}".encode())
             continue
         assert got == expected.hexdigest(), row
+
+
+def test_every_row_a_run_journals_takes_the_spelled_out_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event type is a ``StrEnum``: its rows are spelled out like any other (they all
+    went through ``json`` because the check asked for exactly ``str``), and the links are
+    still the documented ones (``quarterdeck verify`` recomputes them)."""
+    from quarterdeck.core.journal import store as store_module
+    from quarterdeck.core.journal.integrity import verify_run
+
+    through_json: list[object] = []
+    real = store_module._CANONICAL
+
+    def counted(value: object) -> str:
+        through_json.append(value)
+        return real(value)
+
+    monkeypatch.setattr(store_module, "_CANONICAL", counted)
+    ran = make_runner(tmp_path, CHAIN)
+    state = asyncio.run(ran.run())
+    assert state.status == "succeeded"
+    assert through_json == []
+    monkeypatch.setattr(store_module, "_CANONICAL", real)
+    assert verify_run(ran.store, state.id).ok
+
+
+def test_event_data_is_the_json_it_always_was() -> None:
+    """The writer calls the C encoder itself (``encode``'s two Python-level calls were on
+    every event's path): the same text as ``json.dumps(data, default=str, separators=…)``
+    for whatever an action returns, and the same error for a cycle."""
+    from quarterdeck.core.journal.store import _data_json
+
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque ✓"
+
+    values: list[Any] = [
+        {},
+        [],
+        "text",
+        7,
+        None,
+        {"status": "succeeded", "attempt": 1, "outputs": {"key": "k0", "value": 0}},
+        {"n": [1.5, float("nan"), float("inf"), -0.0, 1e22], "b": [True, False], 3: "int key"},
+        {"s": 'quo"te\\ é✓🚀 \x00\x1f', "t": (1, 2), "o": Opaque(), "nested": [{"x": [{}]}]},
+    ]
+    for value in values:
+        assert _data_json(value) == json.dumps(value, default=str, separators=(",", ":"))
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(ValueError, match="Circular reference"):
+        _data_json(cyclic)
+    assert _data_json({"after": "a cycle"}) == '{"after":"a cycle"}'
+
+
+def test_a_step_without_a_retry_policy_shares_one_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steps with no ``retry:`` read one default policy made once per run (a pydantic
+    model was built for every step)."""
+    from quarterdeck.core.engine import step as step_module
+
+    made: list[int] = []
+
+    class Counted(step_module.RetryPolicy):
+        def __init__(self, **data: Any) -> None:
+            made.append(1)
+            super().__init__(**data)
+
+    monkeypatch.setattr(step_module, "RetryPolicy", Counted)
+    state = asyncio.run(make_runner(tmp_path, CHAIN).run())
+    assert state.status == "succeeded" and len(state.stages["s"].steps) == 5
+    assert len(made) == 1
 
 
 def test_a_step_holds_a_tail_and_process_groups_only_once_it_has_some() -> None:
