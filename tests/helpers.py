@@ -174,3 +174,32 @@ def cli_popen(
         cwd=str(cwd or REPO),
         **popen,
     )
+
+
+def cli_on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI (``python -m quarterdeck.tui.cli ARGV``) with a pseudo-terminal as its
+    stdin, stdout and stderr, from the repository; its exit code and everything it wrote
+    (a run that goes quiet for 60 s is killed)."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdin/stdout/stderr are the pty
+        os.chdir(REPO)
+        os.execve(sys.executable, [sys.executable, "-m", "quarterdeck.tui.cli", *argv], env)
+    chunks: list[bytes] = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], 60)
+        if not ready:
+            os.kill(pid, 9)
+            break
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 import threading
@@ -26,7 +24,7 @@ from quarterdeck.tui.headless.ci import (
     escape_data,
     escape_property,
 )
-from tests.helpers import REPO, cli, write_workflow
+from tests.helpers import REPO, cli, cli_on_a_terminal, write_workflow
 
 TS_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[[^\]]+\]")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -207,39 +205,8 @@ def test_ci_on_a_terminal_runs_plain_without_prompts_or_animation(tmp_path: Path
     """With CI set, even a terminal gets plain lines: no cockpit, no live view."""
     wf = write_workflow(tmp_path, FAILING)
     env = dict(os.environ, CI="true", TERM="xterm-256color")
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stdin/stdout/stderr are the pty
-        os.chdir(REPO)
-        os.execve(
-            sys.executable,
-            [
-                sys.executable,
-                "-m",
-                "quarterdeck.tui.cli",
-                "run",
-                str(wf),
-                "--store",
-                str(tmp_path / "qd.db"),
-            ],
-            env,
-        )
-    chunks: list[bytes] = []
-    while True:
-        ready, _, _ = select.select([fd], [], [], 60)
-        if not ready:
-            os.kill(pid, 9)
-            break
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 1
-    out = b"".join(chunks).decode("utf-8", "replace")
+    code, out = cli_on_a_terminal(["run", str(wf), "--store", str(tmp_path / "qd.db")], env)
+    assert code == 1
     assert "\x1b[?25l" not in out  # a live view hides the cursor; plain output never does
     plain = [ANSI.sub("", ln).rstrip("\r") for ln in out.splitlines()]
     assert any(TS_LINE.match(ln) and "lint: failed" in ln for ln in plain)

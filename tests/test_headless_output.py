@@ -18,10 +18,7 @@ import asyncio
 import io
 import json
 import os
-import pty
 import re
-import select
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +29,7 @@ from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.store import Store
 from quarterdeck.tui.headless.ci import GitHubActions
 from quarterdeck.tui.headless.render import PlainRenderer
-from tests.helpers import REPO, cli, write_workflow
+from tests.helpers import cli, cli_on_a_terminal, write_workflow
 
 DATA = Path(__file__).parent / "data" / "headless_output"
 RECORD = os.environ.get("QUARTERDECK_RECORD_OUTPUT") == "1"
@@ -421,29 +418,9 @@ def test_a_run_on_a_terminal_prints_the_same(tmp_path: Path, clean_env: dict[str
     work.mkdir()
     env = {**os.environ, **clean_env, "CI": "true", "TERM": "xterm-256color"}
     env.pop("COLUMNS", None)
-    argv = [sys.executable, "-m", "quarterdeck.tui.cli", "run", str(wf), "--store"]
-    argv += [str(tmp_path / "q.db"), "--workdir", str(work)]
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stdin/stdout/stderr are the pty
-        os.chdir(REPO)
-        os.execve(sys.executable, argv, env)
-    chunks: list[bytes] = []
-    while True:
-        ready, _, _ = select.select([fd], [], [], 60)
-        if not ready:
-            os.kill(pid, 9)
-            break
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 1
-    out = b"".join(chunks).decode("utf-8")
+    argv = ["run", str(wf), "--store", str(tmp_path / "q.db"), "--workdir", str(work)]
+    code, out = cli_on_a_terminal(argv, env)
+    assert code == 1
     assert "\x1b[" in out
     matches_recorded("chain-tty.out", normalised(out, tmp_path))
 
