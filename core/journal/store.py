@@ -368,6 +368,16 @@ class Store:
         level = "FULL" if durability == "full" else "NORMAL"
         self.conn.execute(f"PRAGMA synchronous={level}")
 
+    def set_auto_checkpoint(self, pages: int) -> None:
+        """Copy the WAL back into the file when a commit leaves it over ``pages`` pages (0:
+        never from this connection; someone else checkpoints, see :meth:`checkpoint`)."""
+        self.conn.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds back into the file, as far as readers allow, without
+        waiting for anyone (PASSIVE): the WAL stops growing and is reused from its start."""
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     def set_busy_timeout(self, ms: int) -> None:
         """How long a statement waits for another process's write lock (the writer thread
         waits briefly per attempt and retries the whole batch itself)."""
