@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from quarterdeck.core.locations import state_home
 
@@ -49,11 +49,7 @@ class _RotatingOnFirstRecord(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.file is None:
-            import logging.handlers
-
-            self.file = logging.handlers.RotatingFileHandler(
-                self.path, maxBytes=1_000_000, backupCount=3, encoding="utf-8", delay=True
-            )
+            self.file = _owner_only_rotating(self.path)
             self.file.setFormatter(self.formatter)
         self.file.emit(record)
 
@@ -65,6 +61,20 @@ class _RotatingOnFirstRecord(logging.Handler):
         if self.file is not None:
             self.file.close()
         super().close()
+
+
+def _owner_only_rotating(path: Path) -> logging.Handler:
+    """A ``RotatingFileHandler`` (1 MB, three kept) whose every new file is the owner's
+    alone (0600), like the first one: ``RotatingFileHandler`` made the file after a
+    rollover with the umask's mode (0644), readable by anyone on the machine."""
+    import logging.handlers
+
+    class OwnerOnly(logging.handlers.RotatingFileHandler):
+        def _open(self) -> Any:
+            os.close(os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+            return super()._open()
+
+    return OwnerOnly(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8", delay=True)
 
 
 def log_path() -> Path:

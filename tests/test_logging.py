@@ -85,3 +85,6 @@ def test_the_log_file_rotates_at_a_megabyte_keeping_three() -> None:
     kept = sorted(p.name for p in path.parent.glob(path.name + "*"))
     assert kept == [path.name, *(f"{path.name}.{n}" for n in (1, 2, 3))]
     assert all(p.stat().st_size <= 1_000_000 for p in path.parent.glob(path.name + "*"))
+    # the owner's alone, the file made after a rollover too (it was 0644, the umask's)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in path.parent.glob(path.name + "*")}
+    assert set(modes.values()) == {"0o600"}, modes
