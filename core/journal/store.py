@@ -452,16 +452,6 @@ class Store:
         ).fetchone()
         return (None, None) if row is None else (row[0], row[1])
 
-    def definition_sha256(self, run_id: str) -> str | None:
-        """The hash of the definition the run was validated with when it started; None for
-        a run from before schema v6 (or an old store opened read-only, not migrated)."""
-        if "definition_sha256" not in {c[1] for c in self.conn.execute("PRAGMA table_info(runs)")}:
-            return None
-        row = self.conn.execute(
-            "SELECT definition_sha256 FROM runs WHERE id = ?", (run_id,)
-        ).fetchone()
-        return None if row is None else row[0]
-
     # claims (issue 12: one runner per run) ----------------------------------------------
 
     def claim_run(self, run_id: str, owner: str) -> None:
