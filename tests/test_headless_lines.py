@@ -16,7 +16,7 @@ from quarterdeck.core.journal.events import Event
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.logs import ALSO, setup
 from quarterdeck.tui.headless.ci import EventStream, GitHubActions
-from quarterdeck.tui.headless.lines import StderrInOrder, flush_lines, line_batch
+from quarterdeck.tui.headless.lines import BatchFile, flush_lines, line_batch
 from quarterdeck.tui.headless.render import PlainRenderer
 
 RUN = "20261121-101500-0123456789abcdef"
@@ -139,11 +139,11 @@ def test_a_verbose_log_line_keeps_its_place_among_the_narration(
 ) -> None:
     """--verbose logs to stderr, where the narration queues its lines for the end of the
     loop's turn: a log line written straight to stderr came out ahead of the lines queued
-    before it. Through the same batch (StderrInOrder, as the CLI sets up) it does not."""
+    before it. Through the same batch (BatchFile, as the CLI sets up) it does not."""
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
     monkeypatch.setenv("QUARTERDECK_HOME", str(tmp_path / "home"))
-    setup(verbose=True, stderr=cast(TextIO, StderrInOrder()))
+    setup(verbose=True, stderr=cast(TextIO, BatchFile()))
     try:
 
         async def turn() -> None:

@@ -68,9 +68,9 @@ def main_callback(
 ) -> None:
     """Open the cockpit when no command is given."""
     from quarterdeck.core.logs import setup
-    from quarterdeck.tui.headless.lines import StderrInOrder
+    from quarterdeck.tui.headless.lines import BatchFile
 
-    setup(verbose=verbose, stderr=cast(TextIO, StderrInOrder()))
+    setup(verbose=verbose, stderr=cast(TextIO, BatchFile()))
     if ctx.invoked_subcommand is not None:
         _refuse_unused_globals(ctx, ctx.invoked_subcommand, store=store, as_=as_)
         return

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import weakref
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
@@ -67,18 +67,31 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
     return loop
 
 
-class StderrInOrder:
-    """``sys.stderr`` for the log's handlers (``--verbose``, and asyncio's errors): a log
-    line joins the narration's batch, so it is written where it happened among the run's
-    lines, not ahead of the ones queued earlier in the same turn."""
+class BatchFile:
+    """A file for code that writes to a stream itself (rich's console, the log's
+    handlers): what it writes joins the stream's line batch, so it comes out where it
+    happened among the run's lines, not ahead of the ones queued earlier in the turn.
+
+    ``stream`` None is ``sys.stderr`` as it is at each write (the CLI sets the log up
+    before anything swaps it)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream
+
+    @property
+    def batch(self) -> LineBatch:
+        return line_batch(self._stream if self._stream is not None else sys.stderr)
 
     def write(self, text: str) -> int:
-        line_batch(sys.stderr).write(text)
+        self.batch.write(text)
         return len(text)
 
     def flush(self) -> None:
         """Nothing: the batch is written and flushed at the end of the turn (at once
         outside a running loop)."""
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding…: the stream's
+        return getattr(self.batch.stream, name)
 
 
 def line_batch(stream: IO[str]) -> LineBatch:

@@ -46,7 +46,7 @@ from quarterdeck.core.journal.events import (
 )
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.statuses import StepStatus, look
-from quarterdeck.tui.headless.lines import LineBatch, line_batch
+from quarterdeck.tui.headless.lines import BatchFile, line_batch
 
 
 def _isatty(stream: IO[str]) -> bool:
@@ -182,23 +182,6 @@ def describe(event: Event, state: RunState, store: Path | None = None) -> str | 
     return None
 
 
-class _BatchFile:
-    """The stream as rich sees it: what it prints joins the stream's line batch."""
-
-    def __init__(self, batch: LineBatch) -> None:
-        self._batch = batch
-
-    def write(self, text: str) -> int:
-        self._batch.write(text)
-        return len(text)
-
-    def flush(self) -> None:  # the batch flushes at the end of the loop's turn
-        pass
-
-    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding…: the stream's
-        return getattr(self._batch.stream, name)
-
-
 class PlainRenderer:
     """Timestamped lines: ``2026-11-21T10:15:02Z [stage · persona] step: message``.
 
@@ -235,7 +218,7 @@ class PlainRenderer:
             from rich.console import Console
 
             self.console = Console(
-                file=_BatchFile(self.lines),  # type: ignore[arg-type]
+                file=BatchFile(self.stream),  # type: ignore[arg-type]
                 highlight=False,
                 soft_wrap=True,
                 force_terminal=True if color else None,
