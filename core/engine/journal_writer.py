@@ -186,7 +186,7 @@ class JournalWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._jobs: queue.SimpleQueue[_Job | _Checkpoint | None] = queue.SimpleQueue()
-        self._inline_commits = 0  # since the thread last checkpointed
+        self._inline_commits = 0  # since the thread was last asked to checkpoint
         self._thread_checkpoints = durability != "full"  # see CHECKPOINT_EVERY
         self._finished: deque[_Job] = deque()
         self._finished_lock = threading.Lock()
@@ -321,10 +321,11 @@ class JournalWriter:
             return
         if self._inline is not None and self._idle() and self._commit_inline(self._inline, job):
             self._complete(job)
-            self._inline_commits += 1
-            if self._inline_commits >= CHECKPOINT_EVERY and self._thread_checkpoints:
-                self._inline_commits = 0
-                self._jobs.put(_CHECKPOINT)
+            if self._thread_checkpoints:
+                self._inline_commits += 1
+                if self._inline_commits >= CHECKPOINT_EVERY:
+                    self._inline_commits = 0
+                    self._jobs.put(_CHECKPOINT)
             return
         self._queued = job
         self._jobs.put(job)

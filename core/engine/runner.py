@@ -383,9 +383,11 @@ class Runner:
         )
 
     def _journal_failed(self, failure: JournalFailed) -> None:
-        """The journal cannot take events: stop acting now, resumably."""
+        """The journal cannot take events: stop acting now. The run is resumable from its
+        last committed event; a lasting cause (damage) only once the store is fixed, so
+        the command exits 2, a store error, instead of 130."""
         self.journal_error = reason = str(failure)
-        if failure.lasting:  # resumable only once someone fixes the store: a store error
+        if failure.lasting:
             self.exit_code = ExitCode.INVALID
         self.interrupt(reason)
 
