@@ -125,14 +125,14 @@ class _Of(Payload):
 # -- parts of payloads -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class PlanStep(Record):
     id: str = field(metadata=meta("?"))
     uses: str = ""
     needs: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class PlanStage(Record):
     id: str = field(metadata=meta("?"))
     title: str = ""
@@ -142,7 +142,7 @@ class PlanStage(Record):
     steps: list[PlanStep] = field(default_factory=list, metadata=meta(parse=list_of(PlanStep)))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class PersonaInfo(Record):
     budget: int = field(default=0, metadata=meta(parse=_INT))
     title: str = ""
@@ -151,7 +151,7 @@ class PersonaInfo(Record):
     model: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class GateResult(Record):
     condition: str = field(metadata=meta(""))
     kind: str = "all"  # all | any
@@ -162,7 +162,7 @@ class GateResult(Record):
 # -- run ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class RunStarted(_Of):
     TYPES = (EventType.RUN_STARTED,)
     workflow: str = field(metadata=meta(""))
@@ -176,14 +176,14 @@ class RunStarted(_Of):
     pid: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class RunResumed(_Of):
     TYPES = (EventType.RUN_RESUMED,)
     by: str = field(metadata=meta(""))
     pid: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class RunPaused(_Of):
     """Paused (or, as :class:`RunUnpaused`, unpaused) by a signal."""
 
@@ -192,21 +192,21 @@ class RunPaused(_Of):
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class RunUnpaused(_Of):
     TYPES = (EventType.RUN_UNPAUSED,)
     by: str = field(metadata=meta(""))
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class RunFinished(_Of):
     TYPES = (EventType.RUN_FINISHED,)
     status: RunStatus = field(metadata=meta(RunStatus.FAILED, parse=_STATUS))
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class RunInterrupted(_Of):
     TYPES = (EventType.RUN_INTERRUPTED,)
     reason: str = field(metadata=meta("interrupted"))
@@ -215,20 +215,20 @@ class RunInterrupted(_Of):
 # -- stages -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class StageStarted(_Of):
     TYPES = (EventType.STAGE_STARTED,)
     persona: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class StageFinished(_Of):
     TYPES = (EventType.STAGE_FINISHED,)
     status: StageStatus = field(metadata=meta(StageStatus.FAILED, parse=enum(StageStatus)))
     error: str | None = field(default=None, metadata=OMIT)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class StageSkipped(_Of):
     TYPES = (EventType.STAGE_SKIPPED,)
     reason: str | None = field(metadata=meta(None))
@@ -237,7 +237,7 @@ class StageSkipped(_Of):
 # -- steps --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class StepStarted(_Of):
     """``attempt`` 0 is a journal that did not say (readers count on from the last one)."""
 
@@ -250,14 +250,14 @@ class StepStarted(_Of):
     parent: str | None = None  # the step a fallback stands in for
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class StepOutput(_Of):
     TYPES = (EventType.STEP_OUTPUT,)
     stream: str = "stdout"  # stdout | stderr
     lines: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class StepRetry(_Of):
     TYPES = (EventType.STEP_RETRY,)
     attempt: int = field(metadata=meta(0, parse=_INT))
@@ -265,7 +265,7 @@ class StepRetry(_Of):
     error: str | None = field(metadata=meta(None))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class StepFinished(_Of):
     """``attempt`` is None only in a journal that did not say."""
 
@@ -279,13 +279,13 @@ class StepFinished(_Of):
     continue_on_error: bool | None = field(default=None, metadata=OMIT)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class StepSkipped(_Of):
     TYPES = (EventType.STEP_SKIPPED,)
     reason: str | None = field(metadata=meta(None))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class StepProcess(_Of):
     """A step started a process group; ``resume`` kills what is left of an in-flight
     step's groups (on this host) before running the step again."""
@@ -299,7 +299,7 @@ class StepProcess(_Of):
 # -- gates and approvals ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class GateEvaluated(_Of):
     TYPES = (EventType.GATE_EVALUATED,)
     gate: str = field(metadata=meta("gate"))
@@ -309,7 +309,7 @@ class GateEvaluated(_Of):
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class GateSkipped(_Of):
     TYPES = (EventType.GATE_SKIPPED,)
     gate: str = field(metadata=meta("gate"))
@@ -317,7 +317,7 @@ class GateSkipped(_Of):
     reason: str | None = field(metadata=meta(None))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class ApprovalRequested(_Of):
     """A stage's approval, or (``kind: budget``) a token budget extension."""
 
@@ -335,7 +335,7 @@ class ApprovalRequested(_Of):
     command: str | None = field(default=None, metadata=OMIT)  # how to approve it from a shell
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class ApprovalVote(_Of):
     TYPES = (EventType.APPROVAL_VOTE,)
     gate: str = field(metadata=meta(""))
@@ -350,7 +350,7 @@ class ApprovalVote(_Of):
     key: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class ApprovalRefused(_Of):
     TYPES = (EventType.APPROVAL_REFUSED,)
     gate: str = field(metadata=meta(""))
@@ -361,7 +361,7 @@ class ApprovalRefused(_Of):
     why: str = field(metadata=meta(""))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class ApprovalDecided(_Of):
     TYPES = (EventType.APPROVAL_DECIDED,)
     gate: str = field(metadata=meta(""))
@@ -376,7 +376,7 @@ class ApprovalDecided(_Of):
 # -- personas and tokens ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class PersonaSwitched(_Of):
     TYPES = (EventType.PERSONA_SWITCHED,)
     to: str | None = field(metadata=meta(None))
@@ -385,7 +385,7 @@ class PersonaSwitched(_Of):
     held_seconds: float | None = None  # how long ``from_`` held the run
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class TokensUsed(_Of):
     """A model call's usage; the budget figures only when a persona was charged."""
 
@@ -410,7 +410,7 @@ class BudgetOutcome(StrEnum):
     EXCEEDED = "exceeded"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class Budget(_Of):
     """What the budget policy decided about a call that would not fit (or went over)."""
 
@@ -430,7 +430,7 @@ class Budget(_Of):
 # -- signals, memory, circuits ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class SignalReceived(_Of):
     TYPES = (EventType.SIGNAL_RECEIVED,)
     signal_id: int = field(metadata=meta(0))
@@ -441,14 +441,14 @@ class SignalReceived(_Of):
     data: dict[str, Any] | None = field(default=None, metadata=OMIT)  # a note's
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class MemorySet(_Of):
     TYPES = (EventType.MEMORY_SET,)
     key: str = field(metadata=meta(""))
     value: Any = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class CircuitChanged(_Of):
     """A circuit breaker opened, half-opened or closed (journaled by an action)."""
 
