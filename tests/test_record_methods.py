@@ -25,7 +25,11 @@ def _reference(kind: type[Record]) -> Any:
     made = dataclasses.make_dataclass(
         kind.__name__,
         [
-            (f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory))
+            (
+                f.name,
+                f.type,
+                dataclasses.field(default=f.default, default_factory=f.default_factory),
+            )
             for f in dataclasses.fields(kind)  # type: ignore[arg-type]
         ],
         frozen=True,
