@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -60,39 +61,6 @@ def _ts(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-#: The payloads :func:`describe` has a line for; any other event (memory, process, custom
-#: events) is passed over before its payload is even read.
-_NARRATED = frozenset(
-    kind
-    for payload in (
-        RunStarted,
-        RunResumed,
-        RunFinished,
-        RunInterrupted,
-        RunPaused,
-        RunUnpaused,
-        StageStarted,
-        StageFinished,
-        StageSkipped,
-        PersonaSwitched,
-        StepStarted,
-        StepRetry,
-        StepFinished,
-        StepSkipped,
-        GateEvaluated,
-        GateSkipped,
-        ApprovalRequested,
-        ApprovalVote,
-        ApprovalRefused,
-        ApprovalDecided,
-        SignalReceived,
-        TokensUsed,
-        Budget,
-    )
-    for kind in payload.TYPES
-)
-
-
 def _started(p: StepStarted) -> str:
     role = f" [{p.role}]" if p.role not in ("", "step") else ""
     return f"started {p.uses}{role} (attempt {p.attempt})"
@@ -106,80 +74,85 @@ def _finished(p: StepFinished) -> str:
     return f"{p.status}: {p.error}{note}"
 
 
+def _interrupted(event: Event, p: RunInterrupted, store: Path | None) -> str:
+    resume = f"resume with `{cli_command('resume', event.run_id, store=store)}`"
+    return f"run interrupted: {p.reason} ({resume})"
+
+
+def _gate(p: GateEvaluated) -> str:
+    verdict = "passed" if p.passed else "FAILED"
+    parts = [
+        f"{'✔' if r.passed else '✘'} {r.condition}" + (f" ({r.error})" if r.error else "")
+        for r in p.results
+    ]
+    return f"quality gate {p.gate} {verdict}: " + "; ".join(parts)
+
+
+def _approval_requested(event: Event, p: ApprovalRequested, store: Path | None) -> str:
+    anyone = "anyone" if p.allow_self_approval else "anyone but the starter"
+    who = ", ".join(p.approvers or []) or anyone
+    lines = [f"waiting for approval {p.gate!r}: {p.prompt}"]
+    for item in p.evidence or []:
+        lines.append(f"  evidence: {item}")
+    lines.append(f"  approvers: {who}; {p.min_approvals} needed")
+    if p.timeout_at:
+        lines.append(f"  on timeout ({_ts(p.timeout_at)}): {p.on_timeout}")
+    lines.append(f"  approve: {cli_command('approve', event.run_id, p.gate, store=store)}")
+    reject = cli_command("reject", event.run_id, p.gate, "--reason", "TEXT", store=store)
+    lines.append(f"  reject:  {reject}")
+    return "\n".join(lines)
+
+
+def _because(text: str | None) -> str:
+    return f": {text}" if text else ""
+
+
+#: One line (or None: not worth one) per payload type :func:`describe` narrates, from the
+#: event, its payload and the journal's path (for commands that work pasted elsewhere).
+_LINES: dict[type[Any], Callable[[Event, Any, Path | None], str | None]] = {
+    RunStarted: lambda e, p, _: f"run {e.run_id} of {p.workflow} started by {p.started_by}",
+    RunResumed: lambda e, p, _: f"run {e.run_id} resumed by {p.by}",
+    RunFinished: lambda e, p, _: f"run {p.status}{_because(p.error)}",
+    RunInterrupted: _interrupted,
+    RunPaused: lambda e, p, _: f"paused by {p.by}{_because(p.reason)}",
+    RunUnpaused: lambda e, p, _: f"unpaused by {p.by}",
+    StageStarted: lambda e, p, _: "stage started",
+    StageFinished: lambda e, p, _: f"stage {p.status}{_because(p.error)}",
+    StageSkipped: lambda e, p, _: f"stage skipped ({p.reason})",
+    PersonaSwitched: lambda e, p, _: f"persona {p.from_ or '-'} → {p.to}",
+    StepStarted: lambda e, p, _: _started(p),
+    StepRetry: lambda e, p, _: f"attempt {p.attempt} failed: {p.error}; retrying in {p.delay}s",
+    StepFinished: lambda e, p, _: _finished(p),
+    StepSkipped: lambda e, p, _: f"skipped ({p.reason})",
+    GateEvaluated: lambda e, p, _: _gate(p),
+    GateSkipped: lambda e, p, _: f"quality gate {p.gate} skipped by {p.by}: {p.reason}",
+    ApprovalRequested: _approval_requested,
+    ApprovalVote: lambda e, p, _: f"{p.by} voted {p.decision} on {p.gate}",
+    ApprovalRefused: lambda e, p, _: f"decision by {p.by} on {p.gate} refused: {p.why}",
+    ApprovalDecided: lambda e, p, _: (
+        f"approval {p.gate} {p.decision} by {p.by}{_because(p.reason)}"
+    ),
+    SignalReceived: lambda e, p, _: f"note from {p.by}: {p.reason}" if p.kind == "note" else None,
+    TokensUsed: lambda e, p, _: (
+        f"{p.persona} used {p.total} tokens{' (estimated)' if p.estimated else ''}; "
+        f"{p.remaining} of {p.budget} left"
+    ),
+    Budget: lambda e, p, _: f"budget {p.persona}: {p.outcome}" if p.outcome else None,
+}
+
+#: The event types with a line; any other event (memory, process, custom events) is
+#: passed over before its payload is even read.
+_NARRATED = frozenset(kind for payload in _LINES for kind in payload.TYPES)
+
+
 def describe(event: Event, state: RunState, store: Path | None = None) -> str | None:
     """One human line for an event, or None for events not worth a line. Commands in it
     carry ``store`` (the journal's path) so they work pasted into another shell."""
     if event.type not in _NARRATED:
         return None
-    p = event.payload()
-    if isinstance(p, RunStarted):
-        return f"run {event.run_id} of {p.workflow} started by {p.started_by}"
-    if isinstance(p, RunResumed):
-        return f"run {event.run_id} resumed by {p.by}"
-    if isinstance(p, RunFinished):
-        error = f": {p.error}" if p.error else ""
-        return f"run {p.status}{error}"
-    if isinstance(p, RunInterrupted):
-        resume = f"resume with `{cli_command('resume', event.run_id, store=store)}`"
-        return f"run interrupted: {p.reason} ({resume})"
-    if isinstance(p, RunPaused):
-        return f"paused by {p.by}" + (f": {p.reason}" if p.reason else "")
-    if isinstance(p, RunUnpaused):
-        return f"unpaused by {p.by}"
-    if isinstance(p, StageStarted):
-        return "stage started"
-    if isinstance(p, StageFinished):
-        error = f": {p.error}" if p.error else ""
-        return f"stage {p.status}{error}"
-    if isinstance(p, StageSkipped):
-        return f"stage skipped ({p.reason})"
-    if isinstance(p, PersonaSwitched):
-        return f"persona {p.from_ or '-'} → {p.to}"
-    if isinstance(p, StepStarted):
-        return _started(p)
-    if isinstance(p, StepRetry):
-        return f"attempt {p.attempt} failed: {p.error}; retrying in {p.delay}s"
-    if isinstance(p, StepFinished):
-        return _finished(p)
-    if isinstance(p, StepSkipped):
-        return f"skipped ({p.reason})"
-    if isinstance(p, GateEvaluated):
-        verdict = "passed" if p.passed else "FAILED"
-        parts = [
-            f"{'✔' if r.passed else '✘'} {r.condition}" + (f" ({r.error})" if r.error else "")
-            for r in p.results
-        ]
-        return f"quality gate {p.gate} {verdict}: " + "; ".join(parts)
-    if isinstance(p, GateSkipped):
-        return f"quality gate {p.gate} skipped by {p.by}: {p.reason}"
-    if isinstance(p, ApprovalRequested):
-        anyone = "anyone" if p.allow_self_approval else "anyone but the starter"
-        who = ", ".join(p.approvers or []) or anyone
-        lines = [f"waiting for approval {p.gate!r}: {p.prompt}"]
-        for item in p.evidence or []:
-            lines.append(f"  evidence: {item}")
-        lines.append(f"  approvers: {who}; {p.min_approvals} needed")
-        if p.timeout_at:
-            lines.append(f"  on timeout ({_ts(p.timeout_at)}): {p.on_timeout}")
-        lines.append(f"  approve: {cli_command('approve', event.run_id, p.gate, store=store)}")
-        reject = cli_command("reject", event.run_id, p.gate, "--reason", "TEXT", store=store)
-        lines.append(f"  reject:  {reject}")
-        return "\n".join(lines)
-    if isinstance(p, ApprovalVote):
-        return f"{p.by} voted {p.decision} on {p.gate}"
-    if isinstance(p, ApprovalRefused):
-        return f"decision by {p.by} on {p.gate} refused: {p.why}"
-    if isinstance(p, ApprovalDecided):
-        reason = f": {p.reason}" if p.reason else ""
-        return f"approval {p.gate} {p.decision} by {p.by}{reason}"
-    if isinstance(p, SignalReceived) and p.kind == "note":
-        return f"note from {p.by}: {p.reason}"
-    if isinstance(p, TokensUsed):
-        est = " (estimated)" if p.estimated else ""
-        return f"{p.persona} used {p.total} tokens{est}; {p.remaining} of {p.budget} left"
-    if isinstance(p, Budget) and p.outcome:
-        return f"budget {p.persona}: {p.outcome}"
-    return None
+    payload = event.payload()
+    line = _LINES.get(type(payload))
+    return None if line is None else line(event, payload, store)
 
 
 class PlainRenderer:
