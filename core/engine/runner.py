@@ -49,6 +49,7 @@ from quarterdeck.core.engine.signals import Signals
 from quarterdeck.core.engine.step import StepRunner, retry_delay
 from quarterdeck.core.engine.step_output import StepLogs
 from quarterdeck.core.errors import ExitCode, ExpressionError
+from quarterdeck.core.journal import snapshot
 from quarterdeck.core.journal.events import (
     Event,
     PersonaInfo,
@@ -372,6 +373,8 @@ class Runner:
         self.flush_now()
         self._writer.logs.close()
         self._writer.close()
+        if self._writer.failure is None:  # resume and show fold only what comes after it
+            snapshot.keep(self.store, self.state, self.owner)
         return self.state
 
     def _refused(self) -> bool:
