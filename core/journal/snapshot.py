@@ -1,8 +1,9 @@
 """A stopped run's folded state, kept so that ``resume`` and ``show`` fold only what came after.
 
 Folding a 10,000-step run's 30,000 events was most of what its ``resume`` and ``show`` cost
-after the imports. When a runner stops (the run ended, failed or was interrupted) it keeps
-its :class:`~quarterdeck.core.journal.state.RunState`, which is the fold of every event it
+after the imports. When a runner stops short of the run's end (it failed, was rejected or
+was interrupted: a run ``resume`` can continue) it keeps its
+:class:`~quarterdeck.core.journal.state.RunState`, which is the fold of every event it
 journaled, as compact JSON in the ``snapshots`` table (schema v8): one row per run, tied to
 the seq of the last event it folds and to that event's hash. A reader takes the snapshot
 and folds the events after it.
@@ -49,8 +50,10 @@ from quarterdeck.core.journal.parts import (
 )
 from quarterdeck.core.journal.state import RunState, fold
 from quarterdeck.core.journal.statuses import (
+    RUN_RESUMABLE,
     ApprovalStatus,
     GateStatus,
+    RunStatus,
     StageStatus,
     StepStatus,
 )
@@ -61,6 +64,10 @@ from quarterdeck.core.journal.store_errors import StoreError
 FORMAT = 1
 #: Runs with fewer events keep no snapshot: folding them is quicker than a write at the end.
 MIN_EVENTS = 1000
+#: The ends that keep one: a run that can be resumed (its resume reads it). A run that
+#: succeeded or was cancelled keeps none, so its end does not pay for the encoding (~50 ms
+#: at 10,000 steps, ~5 us a step) for a ``show`` that may never come.
+KEPT_FOR: frozenset[RunStatus] = RUN_RESUMABLE
 
 # as the journal stores event data (``store._DATA_ENCODER``): the same values read back
 _ENCODE = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
@@ -282,7 +289,7 @@ def save(store: Store, state: RunState, owner: str | None) -> bool:
     whether it was kept. One transaction, fenced by the claim as the runner's commits are:
     a runner that no longer holds the run writes nothing."""
     seq = state.last_seq
-    if seq < MIN_EVENTS:
+    if seq < MIN_EVENTS or state.status not in KEPT_FOR:
         return False
     data = encode(state)  # Unusual: no snapshot (readers fold the journal)
     conn = store.conn

@@ -24,6 +24,7 @@ from quarterdeck.core.journal import snapshot
 from quarterdeck.core.journal.integrity import verify_run
 from quarterdeck.core.journal.payload import Record
 from quarterdeck.core.journal.state import RunState, fold
+from quarterdeck.core.journal.statuses import RUN_RESUMABLE, RunStatus
 from quarterdeck.core.journal.store import Store
 from quarterdeck.personas.registry import load_catalog
 from quarterdeck.tui.launch import Context, resume_runner
@@ -34,6 +35,7 @@ from tests.llm_server import LLMServer, Reply
 @pytest.fixture(autouse=True)
 def every_run_keeps_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(snapshot, "MIN_EVENTS", 0)
+    monkeypatch.setattr(snapshot, "KEPT_FOR", frozenset(RunStatus))
 
 
 def same(a: Any, b: Any, at: str = "state") -> None:
@@ -307,10 +309,24 @@ def test_a_snapshot_is_kept_only_for_what_the_store_holds(tmp_path: Path) -> Non
     check(store, rid)
 
 
-def test_small_runs_keep_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_runs_and_runs_that_ended_keep_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept by a run that can be resumed, with at least ``MIN_EVENTS`` events: a small run
+    folds quicker than its end would write, and a run that succeeded is never resumed."""
     monkeypatch.setattr(snapshot, "MIN_EVENTS", 1000)
-    ran = run_workflow(tmp_path, FAILING)
+    monkeypatch.setattr(snapshot, "KEPT_FOR", RUN_RESUMABLE)
+    for name in ("small", "ended", "failed"):
+        (tmp_path / name).mkdir()
+    ran = run_workflow(tmp_path / "small", FAILING)
+    assert ran.state.status == "failed" and ran.state.last_seq < 1000
     assert snapshot.stored(ran.store, ran.state.id) is None
+    monkeypatch.setattr(snapshot, "MIN_EVENTS", 0)
+    ended = run_workflow(tmp_path / "ended", BUSY.format(wide=""))
+    assert ended.state.status == "succeeded"
+    assert snapshot.stored(ended.store, ended.state.id) is None
+    ran = run_workflow(tmp_path / "failed", FAILING)
+    assert snapshot.stored(ran.store, ran.state.id) is not None
 
 
 def test_resume_reads_only_the_events_after_the_snapshot(tmp_path: Path) -> None:
