@@ -384,3 +384,24 @@ def test_show_folds_from_the_snapshot_and_verify_checks_it(tmp_path: Path) -> No
     assert f"the state snapshot at event {seq}: does not match the fold of its events" in (
         checked.stderr
     )
+
+
+def test_the_signal_commands_read_a_run_from_its_snapshot(tmp_path: Path) -> None:
+    """``approve``, ``reject``… read the run's state as ``show`` does: the events after the
+    snapshot; a viewer's log (``keep_log``) is in no snapshot, so that read folds them all."""
+    from quarterdeck.tui.launch import read_state
+
+    ran = run_workflow(tmp_path, FAILING)
+    store, rid = ran.store, ran.state.id
+    kept = store.last_seq(rid)
+    statements: list[str] = []
+    store.conn.raw.set_trace_callback(statements.append)
+    state = read_state(store, rid)
+    logged = read_state(store, rid, keep_log=True)
+    store.conn.raw.set_trace_callback(None)
+    reads = [s for s in statements if s.startswith("SELECT run_id, seq, ts, type")]
+    assert len(reads) == 2
+    assert f"AND seq > {kept} " in reads[0] and "AND seq > 0 " in reads[1], reads
+    full = fold(rid, store.events(rid))
+    same(state, full)
+    assert logged.log and logged.last_seq == full.last_seq
