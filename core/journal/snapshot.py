@@ -70,7 +70,7 @@ MIN_EVENTS = 1000
 KEPT_FOR: frozenset[RunStatus] = RUN_RESUMABLE
 
 # as the journal stores event data (``store._DATA_ENCODER``): the same values read back
-_ENCODE = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
+_ENCODE = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
 # every field, in the constructor's order (a field added to StepState is kept too)
 _STEP_FIELDS = tuple(f.name for f in fields(StepState))

@@ -95,7 +95,7 @@ stages:
 {wide}
       - id: chain1
         uses: shell
-        with: {{shell: true, run: "printf 'a\\nb\\n'; echo n=1 >> $QUARTERDECK_OUTPUT"}}
+        with: {{shell: true, run: "printf 'a\\nb \u00fc \u2603\\n'; echo n=1 >> $QUARTERDECK_OUTPUT"}}
       - id: chain2
         needs: [chain1]
         uses: memory.set
@@ -137,6 +137,7 @@ def test_a_run_of_parallel_steps_gates_skips_and_an_early_end(tmp_path: Path) ->
     assert kept.stages["gated"].gate is not None and kept.stages["gated"].gate.results
     assert kept.memory["got"] == {"n": 1, "l": [1, 2.5, None]}
     assert list(kept.step("w3").tail) == ["line3"]  # type: ignore[union-attr]
+    assert list(kept.step("chain1").tail) == ["a", "b \u00fc \u2603"]  # type: ignore[union-attr]
 
 
 FAILING = """\
