@@ -13,6 +13,11 @@ nothing (the stamp now says "go"), and times:
 Each is measured as wall time and as CPU time (user + system, robust on a shared box;
 the gate writes its process's CPU time so far, so "to first step" has both).
 
+The run stops failed, so it keeps a state snapshot (core/journal/snapshot.py): both
+commands fold only the events after it. ``--without-snapshot`` measures this build a
+second time on a copy of its run with the snapshot removed (what a run from before
+snapshots, or one that was killed, costs), alternated with the others.
+
 Rounds alternate the two commands; medians are printed. ``--profile`` runs each command
 once more under cProfile and prints the top functions by cumulative time.
 
@@ -25,7 +30,7 @@ fix for steps a failed stage never started (journaled ``skipped``, and kept as d
 their resume) run the same 170 steps on resume, and ``--baseline`` compares like with like.
 
     .venv/bin/python benchmarks/resume_at_size.py [--steps 10000] [--left 170]
-        [--rounds 5] [--profile] [--baseline OTHER/.venv/bin/quarterdeck]
+        [--rounds 5] [--profile] [--baseline OTHER/.venv/bin/quarterdeck] [--without-snapshot]
 """
 
 from __future__ import annotations
@@ -128,6 +133,16 @@ class Bench:
         took = time.perf_counter() - started
         print(f"[{self.label}] built run {self.run_id} in {took:.1f} s", flush=True)
 
+    def drop_snapshot(self) -> None:
+        """The run as if it had stopped without keeping a snapshot (its journal folded)."""
+        import sqlite3
+
+        with sqlite3.connect(self.base) as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "snapshots" in tables:
+                conn.execute("DELETE FROM snapshots")
+        conn.close()
+
     def resume(self, prefix: list[str] | None = None) -> None:
         """Wall and CPU seconds from spawn to the gate's body; wall and CPU to the exit."""
         self.counter += 1
@@ -184,14 +199,23 @@ def main() -> None:
         help="another build's console script, measured alternately with this one "
         "(e.g. a checkout of main's .venv/bin/quarterdeck)",
     )
+    parser.add_argument(
+        "--without-snapshot",
+        action="store_true",
+        help="also measure this build on its run with the state snapshot removed",
+    )
     args = parser.parse_args()
     here = str(Path(sys.executable).parent / "quarterdeck")
     with tempfile.TemporaryDirectory() as tmpdir:
         benches = [Bench(Path(tmpdir), here, args.steps, args.left, "this")]
+        if args.without_snapshot:
+            benches.append(Bench(Path(tmpdir), here, args.steps, args.left, "no-snap"))
         if args.baseline:
             benches.append(Bench(Path(tmpdir), args.baseline, args.steps, args.left, "baseline"))
         for bench in benches:
             bench.build()
+            if bench.label == "no-snap":
+                bench.drop_snapshot()
             bench.show()  # warm the page cache
             bench.samples.clear()
         for _ in range(args.rounds):

@@ -79,7 +79,7 @@ def _step_env_refs(workflow: Any) -> set[str]:
         params = getattr(step, "with_", None)
         if params is None:
             params = getattr(step, "params", None)
-        if not isinstance(params, Mapping):
+        if type(params) is not dict and not isinstance(params, Mapping):  # dict: no ABC check
             continue
         for key, value in params.items():
             if isinstance(key, str) and key.endswith("_env") and isinstance(value, str):
@@ -114,11 +114,16 @@ def credential_env_names(
 
 
 def credential_values(
-    environ: Mapping[str, str] | None = None, settings: Any = None, workflow: Any = None
+    environ: Mapping[str, str] | None = None,
+    settings: Any = None,
+    workflow: Any = None,
+    named: frozenset[str] | None = None,
 ) -> list[str]:
-    """The values to register with the redactor: env credentials and config secrets."""
+    """The values to register with the redactor: env credentials and config secrets.
+    ``named``: ``named_credentials(settings, workflow)`` when the caller has it already."""
     env = os.environ if environ is None else environ
-    named = named_credentials(settings, workflow)
+    if named is None:
+        named = named_credentials(settings, workflow)
     values = [
         env[name]
         for name in credential_env_names(env, named)

@@ -96,6 +96,9 @@ def _render_dicts(dicts: list[dict[Any, Any]], depth: int) -> list[str]:
     of them the text is ``},`` newline indentation ``{``, which nothing inside one can be
     (a key starts with a quote, and a string's newlines are escaped). Their containers are
     rendered the same way, a level deeper, all at once, and put in their markers' places."""
+    uniform = _render_uniform(dicts, depth)
+    if uniform is not None:
+        return uniform
     holes: list[Any] = []
     hole = holes.append
     shallow = [
@@ -131,3 +134,57 @@ def _render_dicts(dicts: list[dict[Any, Any]], depth: int) -> list[str]:
             inner = "".join(filled)
         out.append(f"{{\n{inside}  {inner}\n{inside}}}")
     return out
+
+
+_FLAT: Any = None  # the C encoder whose item separator is a NUL (see _render_uniform)
+
+
+def _render_uniform(dicts: list[dict[Any, Any]], depth: int) -> list[str] | None:
+    """``_render_dicts`` of objects that all have the same string keys in the same order (a
+    stage's steps, their outputs), or None for any other list. Every value is encoded in
+    one C encoder call as one flat list whose item separator is a NUL, which no encoded
+    value can hold (a string's control characters are escaped), so splitting at it gives
+    each value's text; each non-empty container stands in as ``null`` there and is rendered
+    a level deeper, all of them at once. Each object is then its keys' texts and its
+    values' texts, filled into one template (no text from the data is split or parsed)."""
+    global _FLAT
+    keys = tuple(dicts[0])
+    if not keys or any(type(k) is not str for k in keys):
+        return None
+    width = len(keys)
+    for d in dicts:
+        if len(d) != width or tuple(d) != keys:
+            return None
+    flat = [v for d in dicts for v in d.values()]
+    scalar = _SCALARS.__contains__
+    at = [
+        i
+        for i, v in enumerate(flat)
+        if not scalar(type(v)) and isinstance(v, _CONTAINERS) and v  # non-empty container
+    ]
+    holes = [flat[i] for i in at]
+    for i in at:
+        flat[i] = None
+    if _FLAT is None:
+        _FLAT = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+            {}, str, json.encoder.encode_basestring_ascii, None, ": ", "\x00", False, False, True
+        )
+    texts = "".join(_FLAT(flat, 0))[1:-1].split("\x00")
+    if len(texts) != len(flat):
+        return None  # not what the encoder makes; the general way
+    if holes:
+        if len(holes) > 1 and all(type(h) is dict for h in holes):
+            rendered = _render_dicts(holes, depth + 1)
+        else:
+            rendered = [_render(h, depth + 1) for h in holes]
+        for i, text in zip(at, rendered, strict=True):
+            texts[i] = text
+    inside = "  " * (depth + 1)
+    # one object's text with a field per value (a key's braces doubled for ``format``)
+    lines = (
+        json.encoder.encode_basestring_ascii(k).replace("{", "{{").replace("}", "}}") for k in keys
+    )
+    fill = (
+        "{{\n" + ",\n".join(f"{inside}{k}: {{}}" for k in lines) + f"\n{'  ' * depth}}}}}"
+    ).format
+    return [fill(*texts[i : i + width]) for i in range(0, len(texts), width)]

@@ -143,7 +143,7 @@ def resume_runner(
     from quarterdeck.core.definition.inputs import resolve_inputs
     from quarterdeck.core.engine.recovery import resume_definition
     from quarterdeck.core.engine.runner import Runner, new_owner
-    from quarterdeck.core.journal.state import fold
+    from quarterdeck.core.journal.snapshot import fold_stored
 
     row = store.get_run(run_ref)
     if row.status in RUN_ACTIVE:
@@ -156,7 +156,7 @@ def resume_runner(
         raise InvalidInput(f"run {row.id} is {row.status}; there is nothing to resume")
     loaded = resume_definition(store, row, ctx.personas, say or (lambda _note: None))
     with paused_gc():  # every object a fold makes stays alive: no collection to find any
-        prior = fold(row.id, store.events(row.id))
+        prior = fold_stored(store, row.id)  # from its snapshot when the run stopped with one
     inputs = _resume_inputs(loaded.workflow, prior.inputs or row.inputs, given or {})
     inputs = resolve_inputs(loaded.workflow, inputs, base=Path(row.workdir or "."))
     options.workdir = options.workdir or (Path(row.workdir) if row.workdir else None)
@@ -180,10 +180,16 @@ def resume_runner(
 
 
 def read_state(store: Store, run_ref: str, *, keep_log: bool = False) -> RunState:
+    """The run's state, as ``show`` folds it (from its snapshot when it has one; the log a
+    viewer keeps is in no snapshot, so ``keep_log`` folds every event)."""
+    from quarterdeck.core.journal.snapshot import fold_stored
     from quarterdeck.core.journal.state import fold
 
     row = store.get_run(run_ref)
     with paused_gc():
-        state = fold(row.id, store.events(row.id), keep_log=keep_log)
+        if keep_log:
+            state = fold(row.id, store.events(row.id), keep_log=True)
+        else:
+            state = fold_stored(store, row.id)
     state.status = row.status  # the store knows about crashed runs (interrupted)
     return state

@@ -23,6 +23,7 @@ from quarterdeck.core.identity import (
     approval_message,
     verify,
 )
+from quarterdeck.core.journal.payload import PayloadError
 from quarterdeck.core.journal.store import GENESIS, Store, event_hash
 
 
@@ -50,15 +51,23 @@ class Verification:
 
 
 def verify_run(
-    store: Store, run_id: str, settings: Any = None, rows: list[tuple[Any, ...]] | None = None
+    store: Store,
+    run_id: str,
+    settings: Any = None,
+    rows: list[tuple[Any, ...]] | None = None,
+    *,
+    snapshot: bool = True,
 ) -> Verification:
     """Check the chain of ``run_id``'s events and every signature in them; ``rows``, its
-    ``store.raw_events(run_id)`` when the caller has read them already."""
+    ``store.raw_events(run_id)`` when the caller has read them already. ``snapshot``: also
+    check the run's state snapshot against the fold of the events it stands for (a fold of
+    them all: ``show`` leaves that to ``verify``)."""
     result = Verification(run_id)
     prev = GENESIS
     expected_seq = 1
     unchained = 0
-    for raw in store.raw_events(run_id) if rows is None else rows:
+    rows = store.raw_events(run_id) if rows is None else rows
+    for raw in rows:
         row, stored = raw, raw[7]  # (run_id, seq, ts, type, stage, step, data), hash
         seq = row[1]
         result.events += 1
@@ -79,6 +88,8 @@ def verify_run(
         prev = stored
         if row[3] == "approval.vote":
             _check_vote(result, run_id, seq, row[6], settings)
+    if snapshot:
+        _check_snapshot(result, store, run_id, rows)
     if unchained:
         whole = unchained == result.events
         result.problems.append(
@@ -150,3 +161,33 @@ def _check_vote(result: Verification, run_id: str, seq: int, text: str, settings
         result.problems.append(f"event {seq}: vote by {data.get('by')!r}: key fingerprint differs")
         return
     result.signed_votes += 1
+
+
+def _check_snapshot(
+    result: Verification, store: Store, run_id: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """The run's state snapshot says what its events say (core/journal/snapshot.py): kept
+    for the chain as it is, unchanged since, and equal to the fold of the events up to it."""
+    from quarterdeck.core.journal import snapshot
+    from quarterdeck.core.journal.state import fold
+
+    kept = snapshot.stored(store, run_id)
+    if kept is None:
+        return
+    seq, head, form, data, digest, hash_now = kept
+    where = f"the state snapshot at event {seq}"
+    if snapshot.digest(run_id, seq, head, form, data) != digest:
+        result.problems.append(f"{where}: changed after it was kept (its digest differs)")
+        return
+    if hash_now != head:
+        result.problems.append(f"{where}: kept for another journal (event {seq}'s hash differs)")
+        return
+    if form != snapshot.FORMAT:
+        return  # another version's layout: never read here, nothing to compare
+    upto = [r for r in rows if r[1] <= seq]
+    try:
+        folded = snapshot.encode(fold(run_id, store.events_of(upto)))
+    except (snapshot.Unusual, PayloadError) as exc:
+        folded = f"({exc})"
+    if folded != data:
+        result.problems.append(f"{where}: does not match the fold of its events")

@@ -72,6 +72,17 @@ ALERT_GROUPS = (
 )""",
 )
 
+SNAPSHOTS = (
+    """CREATE TABLE IF NOT EXISTS snapshots (
+    run_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    format INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    digest TEXT NOT NULL
+)""",
+)
+
 Migration = Callable[[GuardedConnection], None]
 
 
@@ -105,6 +116,9 @@ MIGRATIONS: list[Migration] = [
     # v7: that definition's data as JSON, so a resume need not parse the YAML again
     # (core/journal/definition_data.py)
     _add_column("runs", "definition_data", "TEXT"),
+    # v8: a stopped run's folded state, so resume and show fold only the events after it
+    # (core/journal/snapshot.py)
+    _statements(SNAPSHOTS),
 ]
 
 

@@ -43,6 +43,14 @@ SHAPES: list[Any] = [
     [{"a": 1}, [2], {"b": {"c": 3}}],
     [{"s": "},\n  {"}, {"t": "}},\n    {{", "u": {"v": "},\n      {"}}],
     {"outer": [{"in": [{"x": (1, 2)}, {"y": {3: StepStatus.FAILED}}]}, {"in": []}]},
+    # objects with the same keys, their values encoded as one flat list split at NULs
+    # (json_text._render_uniform): NULs in the data, holes, odd values, keys not strings
+    [{"k": "a\x00b", "n": 1}, {"k": "\x00", "n": {"m": "\x00", "o": [{"p": "\x00"}]}}],
+    [{"a": float("nan"), "b": (1,)}, {"a": Path("/p"), "b": ()}, {"a": StepStatus.FAILED, "b": []}],
+    [{1: "x", "y": {}}, {1: "z", "y": {2: 3}}],
+    [{"a": 1, "b": 2}, {"b": 2, "a": 1}],
+    [{"a": [{"x": 1}, {"x": [{"y": {"z": 1}}, {"y": {"z": 2}}]}]}, {"a": [{"x": 3}]}],
+    [{"t": _HOLE_TEXT, "u": {"v": _HOLE_TEXT}}, {"t": "}\n", "u": {"v": "]\x00"}}],
 ]
 
 

@@ -70,7 +70,7 @@ def show(
     """A run's status, timeline and evidence."""
     from quarterdeck.core.gc_pause import paused_gc
     from quarterdeck.core.incidents.read import incident_signals, is_incident_run
-    from quarterdeck.core.journal.state import fold
+    from quarterdeck.core.journal.snapshot import fold_rows
     from quarterdeck.tui.headless.show import render_show
     from quarterdeck.tui.launch import open_store
 
@@ -81,7 +81,7 @@ def show(
             db = open_store(store, readonly=True)
             row = db.get_run(run_id)
             rows = db.raw_events(row.id)  # read once: folded, and their chain checked
-            state = fold(row.id, db.events_of(rows))
+            state = fold_rows(db, row.id, rows)  # those after its snapshot, if it has one
             state.status = row.status  # the store knows about crashed runs (interrupted)
             incident = None
             if incident_signals(db, row.id) or is_incident_run(row.workflow, row.inputs):
@@ -127,15 +127,17 @@ class _ConfigOnDemand:
         return getattr(self._settings, name)
 
 
-def _verification(db: Any, run_id: str, rows: Any = None) -> Any:
+def _verification(db: Any, run_id: str, rows: Any = None, *, snapshot: bool = True) -> Any:
     from quarterdeck.core.journal.integrity import verify_run
 
-    return verify_run(db, run_id, _ConfigOnDemand(), rows)
+    return verify_run(db, run_id, _ConfigOnDemand(), rows, snapshot=snapshot)
 
 
 def _warn_unverified(db: Any, run_id: str, rows: Any) -> None:
     """``show`` says so when a run's journal was changed after it was written."""
-    result = _verification(db, run_id, rows)
+    # the chain, not the snapshot against a fold of every event (what it saves show);
+    # `verify` checks that too
+    result = _verification(db, run_id, rows, snapshot=False)
     if not result.ok:
         more = f" (+{len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
         err(
