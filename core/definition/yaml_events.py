@@ -16,6 +16,7 @@ Loc = tuple[Any, ...]
 Construct = Callable[[yaml.ScalarNode, "Loc | None"], Any]
 
 STR_TAG = "tag:yaml.org,2002:str"
+INT_TAG = "tag:yaml.org,2002:int"
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 COL_BITS = 21
 """A position is kept as one int, ``line << COL_BITS | column`` (a column is at most
@@ -31,8 +32,21 @@ class _Fallback(Exception):
     """Not the plain case: the node tree path builds it (and reports its problems)."""
 
 
+class OutOfBounds(Exception):
+    """The document nests deeper or holds more values than the bounds allow; ``line`` and
+    ``column`` (1-based) are where the event that crossed the bound starts."""
+
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.column, self.message = line, column, message
+
+
 def build_from_events(
-    loader: Any, values: dict[Loc, int], keys: dict[Loc, int] | None, construct: Construct
+    loader: Any,
+    values: dict[Loc, int],
+    keys: dict[Loc, int] | None,
+    construct: Construct,
+    bounds: tuple[int, int] | None = None,
 ) -> Any:
     """The data of a plain document straight from the parser's events, or :data:`FALLBACK`.
 
@@ -45,11 +59,20 @@ def build_from_events(
     before. Positions go to ``values`` and (when given) ``keys``; ``construct`` makes
     every scalar that is not a plain string (and records any problem with it: the caller
     falls back when it recorded one). ``loader`` is disposed of.
+
+    ``bounds`` (deepest nesting, most values) are checked on the way, as the loader's
+    ``check_bounds`` counts them (without aliases, every value event is one value): the
+    first event past either raises :class:`OutOfBounds`, so a plain document is parsed
+    once, not once for the check and again for the data. Whatever falls back is checked
+    by the caller from the start, so a bound is never skipped.
     """
     # each frame: [container, loc, key awaited (maps), key just read]
     stack: list[list[Any]] = []
     root: Any = FALLBACK
     documents = 0
+    max_depth, max_values = bounds if bounds is not None else (-1, -1)
+    total = 0
+    tags: dict[tuple[str, Any], str] = {}  # resolved implicit tags: keys repeat a lot
     try:
         while True:
             event = loader.get_event()
@@ -59,11 +82,19 @@ def build_from_events(
                     raise _Fallback
                 mark = event.start_mark
                 pos = (mark.line + 1) << COL_BITS | (mark.column + 1)
+                if max_values >= 0:
+                    total += 1
+                    if kind is not yaml.ScalarEvent and len(stack) >= max_depth:
+                        message = f"nested deeper than {max_depth} levels"
+                        raise OutOfBounds(mark.line + 1, mark.column + 1, message)
+                    if total > max_values:
+                        message = f"the document holds more than {max_values} values"
+                        raise OutOfBounds(mark.line + 1, mark.column + 1, message)
                 frame = stack[-1] if stack else None
                 if frame is not None and frame[2]:  # a mapping's key
                     if kind is not yaml.ScalarEvent:
                         raise _Fallback
-                    key = _event_scalar(loader, construct, event, None, key=True)
+                    key = _event_scalar(loader, construct, event, None, tags, key=True)
                     if type(key) is not str:
                         if key is None or not isinstance(key, bool | int | float):
                             raise _Fallback
@@ -83,7 +114,7 @@ def build_from_events(
                     loc = frame[3]
                 values[loc] = pos
                 if kind is yaml.ScalarEvent:
-                    value: Any = _event_scalar(loader, construct, event, loc)
+                    value: Any = _event_scalar(loader, construct, event, loc, tags)
                 else:
                     value = {} if kind is yaml.MappingStartEvent else []
                 if frame is None:
@@ -113,12 +144,25 @@ def build_from_events(
 
 
 def _event_scalar(
-    loader: Any, construct: Construct, event: Any, loc: Loc | None, *, key: bool = False
+    loader: Any,
+    construct: Construct,
+    event: Any,
+    loc: Loc | None,
+    tags: dict[tuple[str, Any], str],
+    *,
+    key: bool = False,
 ) -> Any:
-    """A scalar event's value, resolved and constructed as the composer's node would be."""
+    """A scalar event's value, resolved and constructed as the composer's node would be.
+
+    ``tags`` remembers the implicit tag of each ``(value, implicit)`` seen: a safe
+    loader's resolution depends on nothing else (it has no path resolvers), and the same
+    keys and values come back on every step."""
     tag = event.tag
     if tag is None or tag == "!":
-        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        found = (event.value, event.implicit)
+        tag = tags.get(found)
+        if tag is None:
+            tag = tags[found] = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
     if key and tag in _FALLBACK_TAGS:
         raise _Fallback
     if tag == STR_TAG:
@@ -126,6 +170,12 @@ def _event_scalar(
         if CONTROL.search(value):
             raise _Fallback
         return value
+    if tag == INT_TAG:
+        digits = event.value
+        # a plain decimal (no sign, base prefix, underscore or leading zero): what the
+        # constructor's int() would give, without a node and its dispatch
+        if digits.isascii() and digits.isdigit() and len(digits) < 19 and digits[0] != "0":
+            return int(digits)
     node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
     value = construct(node, loc)
     loader.constructed_objects.pop(node, None)  # (the constructor's cache would keep it)
