@@ -263,10 +263,10 @@ def _action_problems(data: Any, loc: tuple[Any, ...], uses: str, add: Add) -> No
     raw_with = data_at(data, (*loc, "with"))
     if not isinstance(raw_with, dict):
         raw_with = {}
-    templated = _template_locs(raw_with, ())
     try:
         spec.params.model_validate(raw_with)
     except ValidationError as exc:
+        templated = _template_locs(raw_with, ())  # only a refusal needs them
         for error in exc.errors(include_url=False):
             eloc = tuple(error["loc"])
             if any(eloc[: len(t)] == t or t[: len(eloc)] == eloc for t in templated):
@@ -288,16 +288,12 @@ def _action_problems(data: Any, loc: tuple[Any, ...], uses: str, add: Add) -> No
 
 def _expressions(data: Any, add: Add) -> Iterator[tuple[tuple[Any, ...], str]]:
     """Every template or condition in the file that parses; the others are reported."""
-    condition_keys = {"when", "all", "any"}
+    condition_keys = frozenset({"when", "all", "any"})  # a loc's parts: keys and indexes
     for loc, text in _strings(data, ()):
-        is_condition = any(part in condition_keys for part in loc if isinstance(part, str))
-        if not is_template(text) and not (is_condition and _is_condition_loc(loc)):
+        condition = not condition_keys.isdisjoint(loc) and _is_condition_loc(loc)
+        if not condition and not is_template(text):
             continue
-        parse_error = (
-            condition_syntax_error(text)
-            if is_condition and _is_condition_loc(loc)
-            else syntax_error(text)
-        )
+        parse_error = condition_syntax_error(text) if condition else syntax_error(text)
         if parse_error:
             add(loc, parse_error)
             continue

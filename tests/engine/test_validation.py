@@ -9,6 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
+from quarterdeck.core.definition.validate import load_workflow
+from quarterdeck.core.errors import DefinitionError
 from tests.helpers import cli
 
 BASE = """\
@@ -196,3 +198,21 @@ def test_action_outside_persona_tools_is_refused(tmp_path: Path) -> None:
         f"{path}:7:15: stages[build].steps[compile].uses: step 'compile' uses 'shell', "
         "which persona 'scribe' may not use (its tools: memory.*)"
     ) in result.stderr
+
+
+def test_a_templated_parameter_is_left_to_run_time_and_its_neighbours_still_checked(
+    tmp_path: Path,
+) -> None:
+    # the templated locs are worked out only when the action's parameters are refused:
+    # a template where a number must be is not reported, a bad plain value beside it is
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        "name: t\ninputs: {n: {type: int, default: 5}}\nstages:\n  - id: s\n    steps:\n"
+        '      - {id: a, uses: shell, with: {run: "echo", stdout_tail: "{{ inputs.n }}"}}\n'
+        '      - {id: b, uses: shell, with: {run: "echo", stdout_tail: -1}}\n'
+    )
+    with pytest.raises(DefinitionError) as info:
+        load_workflow(path)
+    assert [(p.line, p.message) for p in info.value.problems] == [
+        (7, "shell: Input should be greater than or equal to 0")
+    ]
