@@ -24,7 +24,6 @@ the loader's ``MAX_BYTES``): a 10,000-step file has ~250,000 positions, and a
 ``(line, col)`` tuple for each held ~7 MiB more for the whole run than one int does."""
 
 FALLBACK: Any = object()
-_VALUE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _FALLBACK_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
 
 
@@ -72,38 +71,56 @@ def build_from_events(
     documents = 0
     max_depth, max_values = bounds if bounds is not None else (-1, -1)
     total = 0
-    tags: dict[tuple[str, Any], str] = {}  # resolved implicit tags: keys repeat a lot
+    # the implicit tag of each (value, implicit) resolved: a safe loader's resolution
+    # depends on nothing else (no path resolvers), and keys come back on every step
+    tags: dict[tuple[str, Any], str] = {}
+    # looked up once: this loop runs ~17 times per step of a workflow
+    get_event, resolve, search = loader.get_event, loader.resolve, CONTROL.search
+    scalar_event, map_start = yaml.ScalarEvent, yaml.MappingStartEvent
+    seq_start, scalar_node = yaml.SequenceStartEvent, yaml.ScalarNode
     try:
         while True:
-            event = loader.get_event()
+            event = get_event()
             kind = type(event)
-            if kind in _VALUE_EVENTS:
+            if kind is scalar_event or kind is map_start or kind is seq_start:
                 if event.anchor is not None:
                     raise _Fallback
                 mark = event.start_mark
-                pos = (mark.line + 1) << COL_BITS | (mark.column + 1)
                 if max_values >= 0:
                     total += 1
-                    if kind is not yaml.ScalarEvent and len(stack) >= max_depth:
+                    if kind is not scalar_event and len(stack) >= max_depth:
                         message = f"nested deeper than {max_depth} levels"
                         raise OutOfBounds(mark.line + 1, mark.column + 1, message)
                     if total > max_values:
                         message = f"the document holds more than {max_values} values"
                         raise OutOfBounds(mark.line + 1, mark.column + 1, message)
+                tag: Any = None
+                if kind is scalar_event:
+                    tag = event.tag
+                    if tag is None or tag == "!":
+                        found = (event.value, event.implicit)
+                        tag = tags.get(found)
+                        if tag is None:
+                            tag = tags[found] = resolve(scalar_node, event.value, event.implicit)
                 frame = stack[-1] if stack else None
                 if frame is not None and frame[2]:  # a mapping's key
-                    if kind is not yaml.ScalarEvent:
+                    if kind is not scalar_event or tag in _FALLBACK_TAGS:
                         raise _Fallback
-                    key = _event_scalar(loader, construct, event, None, tags, key=True)
-                    if type(key) is not str:
-                        if key is None or not isinstance(key, bool | int | float):
+                    if tag == STR_TAG:
+                        key = event.value
+                        if search(key):
                             raise _Fallback
-                        key = str(key).lower() if isinstance(key, bool) else str(key)
+                    else:
+                        key = _constructed(loader, construct, event, tag, None)
+                        if type(key) is not str:
+                            if key is None or not isinstance(key, bool | int | float):
+                                raise _Fallback
+                            key = str(key).lower() if isinstance(key, bool) else str(key)
                     if key in frame[0]:
                         raise _Fallback
                     child = (*frame[1], key)
                     if keys is not None:
-                        keys[child] = pos
+                        keys[child] = (mark.line + 1) << COL_BITS | (mark.column + 1)
                     frame[2], frame[3] = False, child
                     continue
                 if frame is None:
@@ -112,11 +129,16 @@ def build_from_events(
                     loc = (*frame[1], len(frame[0]))
                 else:
                     loc = frame[3]
-                values[loc] = pos
-                if kind is yaml.ScalarEvent:
-                    value: Any = _event_scalar(loader, construct, event, loc, tags)
+                values[loc] = (mark.line + 1) << COL_BITS | (mark.column + 1)
+                if kind is scalar_event:
+                    if tag == STR_TAG:
+                        value: Any = event.value
+                        if search(value):
+                            raise _Fallback
+                    else:
+                        value = _constructed(loader, construct, event, tag, loc)
                 else:
-                    value = {} if kind is yaml.MappingStartEvent else []
+                    value = {} if kind is map_start else []
                 if frame is None:
                     root = value
                 elif type(frame[0]) is list:
@@ -124,8 +146,8 @@ def build_from_events(
                 else:
                     frame[0][loc[-1]] = value
                     frame[2] = True
-                if kind is not yaml.ScalarEvent:
-                    stack.append([value, loc, kind is yaml.MappingStartEvent, None])
+                if kind is not scalar_event:
+                    stack.append([value, loc, kind is map_start, None])
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 stack.pop()
             elif kind is yaml.DocumentStartEvent:
@@ -143,33 +165,8 @@ def build_from_events(
     return root
 
 
-def _event_scalar(
-    loader: Any,
-    construct: Construct,
-    event: Any,
-    loc: Loc | None,
-    tags: dict[tuple[str, Any], str],
-    *,
-    key: bool = False,
-) -> Any:
-    """A scalar event's value, resolved and constructed as the composer's node would be.
-
-    ``tags`` remembers the implicit tag of each ``(value, implicit)`` seen: a safe
-    loader's resolution depends on nothing else (it has no path resolvers), and the same
-    keys and values come back on every step."""
-    tag = event.tag
-    if tag is None or tag == "!":
-        found = (event.value, event.implicit)
-        tag = tags.get(found)
-        if tag is None:
-            tag = tags[found] = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-    if key and tag in _FALLBACK_TAGS:
-        raise _Fallback
-    if tag == STR_TAG:
-        value = event.value
-        if CONTROL.search(value):
-            raise _Fallback
-        return value
+def _constructed(loader: Any, construct: Construct, event: Any, tag: str, loc: Loc | None) -> Any:
+    """A scalar that is not a plain string, constructed as the composer's node would be."""
     if tag == INT_TAG:
         digits = event.value
         # a plain decimal (no sign, base prefix, underscore or leading zero): what the
