@@ -81,3 +81,28 @@ def test_dry_run_prints_the_steps_that_run_together_on_one_line(tmp_path: Path) 
         "test [wait]",
         "ship [wait]",
     ]
+
+
+def test_needs_written_in_order_are_acyclic_without_building_a_graph(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # every need names an earlier step (a chain, a fan-out): no cycle is possible, and
+    # graphlib's graph (most of the check's cost at 10,000 steps) is not built
+    from quarterdeck.core.definition import graph as graph_module
+
+    chain = {f"s{i}": [f"s{i - 1}"] if i else [] for i in range(1000)}
+    fan = {"s0": [], **{f"s{i}": ["s0", "elsewhere"] for i in range(1, 1000)}}
+    real = graph_module.TopologicalSorter
+
+    def refused() -> None:
+        raise AssertionError("graphlib asked about needs written in order")
+
+    monkeypatch.setattr(graph_module, "TopologicalSorter", refused)
+    assert find_cycle(chain) is None
+    assert find_cycle(fan) is None
+    monkeypatch.setattr(graph_module, "TopologicalSorter", real)
+    # a need on a later step, or on itself, still goes through graphlib: the same answers
+    assert find_cycle({"a": ["b"], "b": []}) is None
+    assert find_cycle({"a": ["a"]}) == ["a", "a"]
+    around = ["s0", *(f"s{i}" for i in range(999, 0, -1)), "s0"]
+    assert find_cycle({**chain, "s0": ["s999"]}) == around
