@@ -1,4 +1,4 @@
-"""The step DAG inside a stage: a ready-queue on :class:`graphlib.TopologicalSorter`.
+"""The step DAG inside a stage: a ready-queue (:class:`.graph.ReadyQueue`, as graphlib hands out).
 
 Steps whose ``needs`` are met run concurrently, at most the run's ``concurrency`` at once:
 a stage has at most that many worker tasks, each running one ready step after another
@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from graphlib import TopologicalSorter
 
-from quarterdeck.core.definition.graph import sorter
+from quarterdeck.core.definition.graph import ReadyQueue
 from quarterdeck.core.definition.models import Stage, Step
 from quarterdeck.core.engine import recovery
 from quarterdeck.core.engine.context import RunContext
@@ -34,9 +33,7 @@ CONTINUED = recovery.CONTINUED
 class _StagePass:
     """One stage's DAG while it runs: what is ready, who runs what, the first failure."""
 
-    def __init__(
-        self, stage: Stage, graph: TopologicalSorter[str], pending: dict[str, Step]
-    ) -> None:
+    def __init__(self, stage: Stage, graph: ReadyQueue, pending: dict[str, Step]) -> None:
         self.stage = stage
         self.graph = graph
         self.pending = pending
@@ -79,7 +76,7 @@ class Scheduler:
         state = self._ctx.state
         status = recovery.steps_done(state, steps)
         pending = {s.id: s for s in steps if s.id not in status}
-        graph = sorter({i: [n for n in s.needs if n not in status] for i, s in pending.items()})
+        graph = ReadyQueue({i: [n for n in s.needs if n not in status] for i, s in pending.items()})
         graph.prepare()
         run = _StagePass(stage, graph, pending)
         run.status = status
