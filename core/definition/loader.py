@@ -84,8 +84,9 @@ class SourceMap:
     values: dict[Loc, int] = field(default_factory=dict)
     keys: dict[Loc, int] = field(default_factory=dict)
     text: str | None = field(default=None, repr=False)
-    #: ``values`` holds only some positions (those kept with a run's definition, read back
-    #: as JSON): any other is found by parsing ``text`` when a message first needs it
+    #: ``values`` holds only some positions (a plain document's mappings and sequences, or
+    #: those kept with a run's definition, read back as JSON): any other is found by
+    #: parsing ``text`` when a message first needs it
     pending: bool = field(default=False, repr=False)
 
     @classmethod
@@ -102,7 +103,7 @@ class SourceMap:
         if self.pending and self.text is not None:
             text, self.text, self.pending = self.text, None, False
             try:
-                _data, found = load_yaml(text, self.file, bounded=False)
+                _data, found = load_yaml(text, self.file, bounded=False, every_position=True)
             except DefinitionError:
                 found = SourceMap(self.file)  # not YAML any more: every value at 1:1
             found.locate((), key=True)  # and its keys, now (the text is dropped after)
@@ -260,20 +261,27 @@ def read_text(path: Path) -> str:
     return text
 
 
-def load_yaml(text: str, file: str, *, bounded: bool = True) -> tuple[Any, SourceMap]:
+def load_yaml(
+    text: str, file: str, *, bounded: bool = True, every_position: bool = False
+) -> tuple[Any, SourceMap]:
     """Parse YAML text into plain data plus its :class:`SourceMap`.
 
     ``bounded=False`` skips :func:`check_bounds`, only for a text that already passed it
-    (the definition a run was validated with, identified by its journaled hash)."""
+    (the definition a run was validated with, identified by its journaled hash). A plain
+    document's map holds the positions of its mappings and sequences, and finds a
+    scalar's from the text when a message first asks; ``every_position`` holds them all.
+    """
     with paused_gc():
-        return _load_yaml(text, file, bounded)
+        return _load_yaml(text, file, bounded, every_position)
 
 
-def _load_yaml(text: str, file: str, bounded: bool) -> tuple[Any, SourceMap]:
+def _load_yaml(
+    text: str, file: str, bounded: bool, every_position: bool = False
+) -> tuple[Any, SourceMap]:
     source = SourceMap(file)
     # a plain document is bound-checked while it is built (one parse); anything else is
     # checked by check_bounds from its first event before the node tree is composed
-    data = _from_events(text, source, bounded=bounded)
+    data = _from_events(text, source, bounded=bounded, every_position=every_position)
     if data is FALLBACK:
         try:
             if bounded:
@@ -289,12 +297,22 @@ def _load_yaml(text: str, file: str, bounded: bool) -> tuple[Any, SourceMap]:
     return data, source
 
 
-def _from_events(text: str, source: SourceMap, *, keys: bool = False, bounded: bool = False) -> Any:
+def _from_events(
+    text: str,
+    source: SourceMap,
+    *,
+    keys: bool = False,
+    bounded: bool = False,
+    every_position: bool = False,
+) -> Any:
     """A plain document's data from the parser's events (:mod:`.yaml_events`), or
     :data:`FALLBACK`. Key positions only with ``keys``; without, ``source.text`` is set
     so that :meth:`SourceMap.locate` can find them when a message first needs one.
+    Scalars' positions only with ``keys`` or ``every_position``; without, the map is
+    ``pending`` and finds them from the text the same way.
     ``bounded``: :data:`MAX_DEPTH` and :data:`MAX_NODES` are enforced on the way, with
     :func:`check_bounds`'s messages."""
+    scalars = keys or every_position
     loader = _Loader(text)
     builder = _Builder(loader, source)
     try:
@@ -304,6 +322,7 @@ def _from_events(text: str, source: SourceMap, *, keys: bool = False, bounded: b
             source.keys if keys else None,
             builder._construct,
             (MAX_DEPTH, MAX_NODES) if bounded else None,
+            scalars=scalars,
         )
     except OutOfBounds as exc:
         raise DefinitionError([Problem(source.file, exc.line, exc.column, exc.message)]) from None
@@ -311,6 +330,8 @@ def _from_events(text: str, source: SourceMap, *, keys: bool = False, bounded: b
         return FALLBACK
     if not keys:
         source.text = text
+    if not scalars:
+        source.pending = True
     return data
 
 

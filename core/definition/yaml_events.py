@@ -46,6 +46,8 @@ def build_from_events(
     keys: dict[Loc, int] | None,
     construct: Construct,
     bounds: tuple[int, int] | None = None,
+    *,
+    scalars: bool = True,
 ) -> Any:
     """The data of a plain document straight from the parser's events, or :data:`FALLBACK`.
 
@@ -64,8 +66,13 @@ def build_from_events(
     first event past either raises :class:`OutOfBounds`, so a plain document is parsed
     once, not once for the check and again for the data. Whatever falls back is checked
     by the caller from the start, so a bound is never skipped.
+
+    ``scalars=False`` keeps the positions of mappings and sequences only (every stage and
+    step: what a run names in its messages), not of each scalar: ~70% of a workflow's
+    values, each a loc tuple and an entry held for the whole run. A message about a scalar
+    is an error's, and the caller finds it again from the text then.
     """
-    # each frame: [container, loc, key awaited (maps), key just read]
+    # each frame: [container, its loc, key awaited (maps), the key just read]
     stack: list[list[Any]] = []
     root: Any = FALLBACK
     documents = 0
@@ -118,18 +125,20 @@ def build_from_events(
                             key = str(key).lower() if isinstance(key, bool) else str(key)
                     if key in frame[0]:
                         raise _Fallback
-                    child = (*frame[1], key)
                     if keys is not None:
-                        keys[child] = (mark.line + 1) << COL_BITS | (mark.column + 1)
-                    frame[2], frame[3] = False, child
+                        keys[(*frame[1], key)] = (mark.line + 1) << COL_BITS | (mark.column + 1)
+                    frame[2], frame[3] = False, key
                     continue
-                if frame is None:
-                    loc: Loc = ()
-                elif type(frame[0]) is list:
-                    loc = (*frame[1], len(frame[0]))
-                else:
-                    loc = frame[3]
-                values[loc] = (mark.line + 1) << COL_BITS | (mark.column + 1)
+                loc: Loc | None = None  # built only when it is kept or needed
+                if scalars or kind is not scalar_event or tag != STR_TAG:
+                    if frame is None:
+                        loc = ()
+                    elif type(frame[0]) is list:
+                        loc = (*frame[1], len(frame[0]))
+                    else:
+                        loc = (*frame[1], frame[3])
+                    if scalars or kind is not scalar_event:
+                        values[loc] = (mark.line + 1) << COL_BITS | (mark.column + 1)
                 if kind is scalar_event:
                     if tag == STR_TAG:
                         value: Any = event.value
@@ -144,7 +153,7 @@ def build_from_events(
                 elif type(frame[0]) is list:
                     frame[0].append(value)
                 else:
-                    frame[0][loc[-1]] = value
+                    frame[0][frame[3]] = value
                     frame[2] = True
                 if kind is not scalar_event:
                     stack.append([value, loc, kind is map_start, None])

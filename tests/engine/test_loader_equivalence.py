@@ -257,3 +257,28 @@ def test_bounds_checked_while_building_refuse_what_check_bounds_refuses(text: st
     else:
         data, _source = load_yaml(text, "f.yaml")
         assert data == yaml.load(text, Loader=yaml.SafeLoader)
+
+
+def test_a_plain_document_keeps_container_positions_and_finds_a_scalars_when_asked() -> None:
+    # a workflow's map holds its mappings' and sequences' positions (every stage and step,
+    # for the run's messages), not each scalar's: a message about a scalar finds it from
+    # the text, at the same line and column as a map that held them all
+    for path in BUNDLED:
+        text = path.read_text()
+        data, lean = load_yaml(text, str(path))
+        _same, full = load_yaml(text, str(path), every_position=True)
+        assert set(lean.values) < set(full.values), path
+        assert all(isinstance(data_at(data, loc), dict | list) for loc in lean.values)
+        assert lean.text is not None
+        for loc in list(full.values)[::5]:  # (a fresh parse each: a sample)
+            fresh = load_yaml(text, str(path))[1]
+            assert fresh.locate(loc) == full.locate(loc), (path, loc)
+        for loc in lean.values:  # a container's position: no second parse
+            assert lean.locate(loc) == full.locate(loc)
+        assert lean.text is not None
+
+
+def data_at(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        data = data[part]
+    return data
