@@ -125,7 +125,13 @@ class Scheduler:
         try:
             while step is not None:
                 run.workers[task] = step
-                result = await self._guarded(run.stage, step)
+                try:  # (inline, not a coroutine of its own: this is every step's path)
+                    await self._steps.run(run.stage, step)
+                except StepFailed as exc:
+                    result: str = CONTINUED if exc.continued else StepStatus.FAILED
+                else:
+                    current = self._ctx.state.step(step.id)
+                    result = current.status if current is not None else StepStatus.SUCCEEDED
                 run.workers[task] = None
                 self._finished(run, step, result)
                 step = await self._next(run)
@@ -149,20 +155,11 @@ class Scheduler:
     async def _next(self, run: _StagePass) -> Step | None:
         """The next ready step for this worker, once the run is not paused; None when
         there is none or the stage is failing."""
-        if run.ready:
-            await self._signals.wait_unpaused()  # returns at once (no yield) when unpaused
+        if run.ready and self._signals.paused:
+            await self._signals.wait_unpaused()
         if run.ready and run.failure is None and not run.broken:
             return run.ready.popleft()
         return None
-
-    async def _guarded(self, stage: Stage, step: Step) -> str:
-        """Run one step; its final status (``continued`` when it failed but may go on)."""
-        try:
-            await self._steps.run(stage, step)
-        except StepFailed as exc:
-            return CONTINUED if exc.continued else StepStatus.FAILED
-        current = self._ctx.state.step(step.id)
-        return current.status if current is not None else StepStatus.SUCCEEDED
 
     async def _stop(self, stage: Stage, running: dict[asyncio.Task[None], Step | None]) -> None:
         """Cancel the running steps (cancel, rollback, stage timeout) and journal why."""
