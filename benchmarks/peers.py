@@ -11,6 +11,12 @@ machine lands on all of them, and reports medians:
   (T(N) - T(1)) / (N - 1), sequential and concurrent;
 - exec to first step: from just before the spawn to the first step's body.
 
+Quarterdeck's in-process figure times ``Runner.run`` alone: the workflow is loaded before
+the clock starts and no renderer is attached. Its whole-process marginal also pays, per
+step, loading the definition (YAML, the model, the checks: ``runner_overhead.py --sizes``
+prints it as "load") and the headless narration (two lines a step): that is why it is
+above the in-process figure, most of all for the concurrent shape.
+
     .venv/bin/python benchmarks/peers.py [--rounds 5] [--steps 500] [--venvs DIR]
 
 Ratios are peer / Quarterdeck: above 1 means Quarterdeck is cheaper.

@@ -6,10 +6,13 @@ node tree and keep a map from field path (``("stages", 0, "steps", 1, "uses")``)
 ``file:line:col: field: message``.
 
 A workflow file is untrusted input (it may come from a pull request or a fuzzer), so
-loading it is bounded before anything is built: one pass over PyYAML's event stream
-(iterative, no recursion) refuses nesting deeper than :data:`MAX_DEPTH`, recursive
-aliases, and aliases that would expand to more than :data:`MAX_NODES` values (the
-"billion laughs" file); the builder then only ever sees a small, finite tree. Values
+loading it is bounded: PyYAML's event stream (iterative, no recursion) is refused past
+nesting deeper than :data:`MAX_DEPTH`, recursive aliases, and aliases that would expand
+to more than :data:`MAX_NODES` values (the "billion laughs" file). A plain document (no
+anchors, aliases or merge keys: nearly every workflow) is counted while it is built from
+those events, and building stops at the first event past a bound; any other document is
+checked by :func:`check_bounds` before its node tree is composed, so the builder only
+ever sees a small, finite tree. Values
 PyYAML cannot construct (an integer over Python's 4,300-digit limit) and control
 characters inside strings become located problems instead of tracebacks.
 """
@@ -32,6 +35,7 @@ from quarterdeck.core.definition.yaml_events import (
     CONTROL,
     FALLBACK,
     STR_TAG,
+    OutOfBounds,
     build_from_events,
 )
 from quarterdeck.core.errors import DefinitionError, Problem
@@ -80,8 +84,9 @@ class SourceMap:
     values: dict[Loc, int] = field(default_factory=dict)
     keys: dict[Loc, int] = field(default_factory=dict)
     text: str | None = field(default=None, repr=False)
-    #: ``values`` holds only some positions (those kept with a run's definition, read back
-    #: as JSON): any other is found by parsing ``text`` when a message first needs it
+    #: ``values`` holds only some positions (a plain document's mappings and sequences, or
+    #: those kept with a run's definition, read back as JSON): any other is found by
+    #: parsing ``text`` when a message first needs it
     pending: bool = field(default=False, repr=False)
 
     @classmethod
@@ -98,7 +103,7 @@ class SourceMap:
         if self.pending and self.text is not None:
             text, self.text, self.pending = self.text, None, False
             try:
-                _data, found = load_yaml(text, self.file, bounded=False)
+                _data, found = load_yaml(text, self.file, bounded=False, every_position=True)
             except DefinitionError:
                 found = SourceMap(self.file)  # not YAML any more: every value at 1:1
             found.locate((), key=True)  # and its keys, now (the text is dropped after)
@@ -256,46 +261,77 @@ def read_text(path: Path) -> str:
     return text
 
 
-def load_yaml(text: str, file: str, *, bounded: bool = True) -> tuple[Any, SourceMap]:
+def load_yaml(
+    text: str, file: str, *, bounded: bool = True, every_position: bool = False
+) -> tuple[Any, SourceMap]:
     """Parse YAML text into plain data plus its :class:`SourceMap`.
 
     ``bounded=False`` skips :func:`check_bounds`, only for a text that already passed it
-    (the definition a run was validated with, identified by its journaled hash)."""
+    (the definition a run was validated with, identified by its journaled hash). A plain
+    document's map holds the positions of its mappings and sequences, and finds a
+    scalar's from the text when a message first asks; ``every_position`` holds them all.
+    """
     with paused_gc():
-        return _load_yaml(text, file, bounded)
+        return _load_yaml(text, file, bounded, every_position)
 
 
-def _load_yaml(text: str, file: str, bounded: bool) -> tuple[Any, SourceMap]:
+def _load_yaml(
+    text: str, file: str, bounded: bool, every_position: bool = False
+) -> tuple[Any, SourceMap]:
     source = SourceMap(file)
-    try:
-        if bounded:
-            check_bounds(text, file)
-    except ReaderError as exc:
-        raise DefinitionError([_reader_problem(exc, text, file)]) from None
-    except yaml.MarkedYAMLError as exc:
-        raise DefinitionError([_marked_problem(exc, file)]) from None
-    except yaml.YAMLError as exc:
-        raise DefinitionError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
-    data = _from_events(text, source)
+    # a plain document is bound-checked while it is built (one parse); anything else is
+    # checked by check_bounds from its first event before the node tree is composed
+    data = _from_events(text, source, bounded=bounded, every_position=every_position)
     if data is FALLBACK:
+        try:
+            if bounded:
+                check_bounds(text, file)
+        except ReaderError as exc:
+            raise DefinitionError([_reader_problem(exc, text, file)]) from None
+        except yaml.MarkedYAMLError as exc:
+            raise DefinitionError([_marked_problem(exc, file)]) from None
+        except yaml.YAMLError as exc:
+            raise DefinitionError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
         source = SourceMap(file)
         data = _build_from_nodes(text, source)
     return data, source
 
 
-def _from_events(text: str, source: SourceMap, *, keys: bool = False) -> Any:
+def _from_events(
+    text: str,
+    source: SourceMap,
+    *,
+    keys: bool = False,
+    bounded: bool = False,
+    every_position: bool = False,
+) -> Any:
     """A plain document's data from the parser's events (:mod:`.yaml_events`), or
     :data:`FALLBACK`. Key positions only with ``keys``; without, ``source.text`` is set
-    so that :meth:`SourceMap.locate` can find them when a message first needs one."""
+    so that :meth:`SourceMap.locate` can find them when a message first needs one.
+    Scalars' positions only with ``keys`` or ``every_position``; without, the map is
+    ``pending`` and finds them from the text the same way.
+    ``bounded``: :data:`MAX_DEPTH` and :data:`MAX_NODES` are enforced on the way, with
+    :func:`check_bounds`'s messages."""
+    scalars = keys or every_position
     loader = _Loader(text)
     builder = _Builder(loader, source)
-    data = build_from_events(
-        loader, source.values, source.keys if keys else None, builder._construct
-    )
+    try:
+        data = build_from_events(
+            loader,
+            source.values,
+            source.keys if keys else None,
+            builder._construct,
+            (MAX_DEPTH, MAX_NODES) if bounded else None,
+            scalars=scalars,
+        )
+    except OutOfBounds as exc:
+        raise DefinitionError([Problem(source.file, exc.line, exc.column, exc.message)]) from None
     if data is FALLBACK or builder.problems:
         return FALLBACK
     if not keys:
         source.text = text
+    if not scalars:
+        source.pending = True
     return data
 
 

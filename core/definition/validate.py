@@ -263,10 +263,10 @@ def _action_problems(data: Any, loc: tuple[Any, ...], uses: str, add: Add) -> No
     raw_with = data_at(data, (*loc, "with"))
     if not isinstance(raw_with, dict):
         raw_with = {}
-    templated = _template_locs(raw_with, ())
     try:
         spec.params.model_validate(raw_with)
     except ValidationError as exc:
+        templated = _template_locs(raw_with, ())  # only a refusal needs them
         for error in exc.errors(include_url=False):
             eloc = tuple(error["loc"])
             if any(eloc[: len(t)] == t or t[: len(eloc)] == eloc for t in templated):
@@ -286,18 +286,46 @@ def _action_problems(data: Any, loc: tuple[Any, ...], uses: str, add: Add) -> No
                 add((*loc, "with", *eloc), f"{uses}: {msg}")
 
 
+_CONDITION_KEYS = frozenset({"when", "all", "any"})
+
+
+def _expression_candidates(data: Any) -> Iterator[tuple[tuple[Any, ...], str, bool]]:
+    """Every string that may be an expression, in document order, with its loc and
+    whether it is a condition: templates, and strings with ``when``, ``all`` or ``any``
+    on their path. Iterative (a hostile file's nesting must not exhaust the stack); a loc
+    is only built for a candidate, not for each of the file's strings."""
+    if isinstance(data, str):
+        if is_template(data):
+            yield (), data, False
+        return
+    if not isinstance(data, list | dict):
+        return
+    conditions = _CONDITION_KEYS
+    stack: list[tuple[tuple[Any, ...], bool, Iterator[tuple[Any, Any]]]] = [
+        ((), False, iter(enumerate(data)) if isinstance(data, list) else iter(data.items()))
+    ]
+    while stack:
+        here, under, items = stack[-1]
+        for key, item in items:
+            if isinstance(item, str):
+                condition = under or key in conditions
+                if condition or "{{" in item or "{%" in item:
+                    loc = (*here, key)
+                    yield loc, item, condition and _is_condition_loc(loc)
+            elif isinstance(item, list | dict):
+                inner = iter(enumerate(item)) if isinstance(item, list) else iter(item.items())
+                stack.append(((*here, key), under or key in conditions, inner))
+                break
+        else:
+            stack.pop()
+
+
 def _expressions(data: Any, add: Add) -> Iterator[tuple[tuple[Any, ...], str]]:
     """Every template or condition in the file that parses; the others are reported."""
-    condition_keys = {"when", "all", "any"}
-    for loc, text in _strings(data, ()):
-        is_condition = any(part in condition_keys for part in loc if isinstance(part, str))
-        if not is_template(text) and not (is_condition and _is_condition_loc(loc)):
+    for loc, text, condition in _expression_candidates(data):
+        if not condition and not is_template(text):
             continue
-        parse_error = (
-            condition_syntax_error(text)
-            if is_condition and _is_condition_loc(loc)
-            else syntax_error(text)
-        )
+        parse_error = condition_syntax_error(text) if condition else syntax_error(text)
         if parse_error:
             add(loc, parse_error)
             continue

@@ -16,6 +16,7 @@ Loc = tuple[Any, ...]
 Construct = Callable[[yaml.ScalarNode, "Loc | None"], Any]
 
 STR_TAG = "tag:yaml.org,2002:str"
+INT_TAG = "tag:yaml.org,2002:int"
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 COL_BITS = 21
 """A position is kept as one int, ``line << COL_BITS | column`` (a column is at most
@@ -23,7 +24,6 @@ the loader's ``MAX_BYTES``): a 10,000-step file has ~250,000 positions, and a
 ``(line, col)`` tuple for each held ~7 MiB more for the whole run than one int does."""
 
 FALLBACK: Any = object()
-_VALUE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _FALLBACK_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
 
 
@@ -31,8 +31,23 @@ class _Fallback(Exception):
     """Not the plain case: the node tree path builds it (and reports its problems)."""
 
 
+class OutOfBounds(Exception):
+    """The document nests deeper or holds more values than the bounds allow; ``line`` and
+    ``column`` (1-based) are where the event that crossed the bound starts."""
+
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.column, self.message = line, column, message
+
+
 def build_from_events(
-    loader: Any, values: dict[Loc, int], keys: dict[Loc, int] | None, construct: Construct
+    loader: Any,
+    values: dict[Loc, int],
+    keys: dict[Loc, int] | None,
+    construct: Construct,
+    bounds: tuple[int, int] | None = None,
+    *,
+    scalars: bool = True,
 ) -> Any:
     """The data of a plain document straight from the parser's events, or :data:`FALLBACK`.
 
@@ -45,56 +60,103 @@ def build_from_events(
     before. Positions go to ``values`` and (when given) ``keys``; ``construct`` makes
     every scalar that is not a plain string (and records any problem with it: the caller
     falls back when it recorded one). ``loader`` is disposed of.
+
+    ``bounds`` (deepest nesting, most values) are checked on the way, as the loader's
+    ``check_bounds`` counts them (without aliases, every value event is one value): the
+    first event past either raises :class:`OutOfBounds`, so a plain document is parsed
+    once, not once for the check and again for the data. Whatever falls back is checked
+    by the caller from the start, so a bound is never skipped.
+
+    ``scalars=False`` keeps the positions of mappings and sequences only (every stage and
+    step: what a run names in its messages), not of each scalar: ~70% of a workflow's
+    values, each a loc tuple and an entry held for the whole run. A message about a scalar
+    is an error's, and the caller finds it again from the text then.
     """
-    # each frame: [container, loc, key awaited (maps), key just read]
+    # each frame: [container, its loc, key awaited (maps), the key just read]
     stack: list[list[Any]] = []
     root: Any = FALLBACK
     documents = 0
+    max_depth, max_values = bounds if bounds is not None else (-1, -1)
+    total = 0
+    # the implicit tag of each (value, implicit) resolved: a safe loader's resolution
+    # depends on nothing else (no path resolvers), and keys come back on every step
+    tags: dict[tuple[str, Any], str] = {}
+    # looked up once: this loop runs ~17 times per step of a workflow
+    get_event, resolve, search = loader.get_event, loader.resolve, CONTROL.search
+    scalar_event, map_start = yaml.ScalarEvent, yaml.MappingStartEvent
+    seq_start, scalar_node = yaml.SequenceStartEvent, yaml.ScalarNode
     try:
         while True:
-            event = loader.get_event()
+            event = get_event()
             kind = type(event)
-            if kind in _VALUE_EVENTS:
+            if kind is scalar_event or kind is map_start or kind is seq_start:
                 if event.anchor is not None:
                     raise _Fallback
                 mark = event.start_mark
-                pos = (mark.line + 1) << COL_BITS | (mark.column + 1)
+                if max_values >= 0:
+                    total += 1
+                    if kind is not scalar_event and len(stack) >= max_depth:
+                        message = f"nested deeper than {max_depth} levels"
+                        raise OutOfBounds(mark.line + 1, mark.column + 1, message)
+                    if total > max_values:
+                        message = f"the document holds more than {max_values} values"
+                        raise OutOfBounds(mark.line + 1, mark.column + 1, message)
+                tag: Any = None
+                if kind is scalar_event:
+                    tag = event.tag
+                    if tag is None or tag == "!":
+                        found = (event.value, event.implicit)
+                        tag = tags.get(found)
+                        if tag is None:
+                            tag = tags[found] = resolve(scalar_node, event.value, event.implicit)
                 frame = stack[-1] if stack else None
                 if frame is not None and frame[2]:  # a mapping's key
-                    if kind is not yaml.ScalarEvent:
+                    if kind is not scalar_event or tag in _FALLBACK_TAGS:
                         raise _Fallback
-                    key = _event_scalar(loader, construct, event, None, key=True)
-                    if type(key) is not str:
-                        if key is None or not isinstance(key, bool | int | float):
+                    if tag == STR_TAG:
+                        key = event.value
+                        if search(key):
                             raise _Fallback
-                        key = str(key).lower() if isinstance(key, bool) else str(key)
+                    else:
+                        key = _constructed(loader, construct, event, tag, None)
+                        if type(key) is not str:
+                            if key is None or not isinstance(key, bool | int | float):
+                                raise _Fallback
+                            key = str(key).lower() if isinstance(key, bool) else str(key)
                     if key in frame[0]:
                         raise _Fallback
-                    child = (*frame[1], key)
                     if keys is not None:
-                        keys[child] = pos
-                    frame[2], frame[3] = False, child
+                        keys[(*frame[1], key)] = (mark.line + 1) << COL_BITS | (mark.column + 1)
+                    frame[2], frame[3] = False, key
                     continue
-                if frame is None:
-                    loc: Loc = ()
-                elif type(frame[0]) is list:
-                    loc = (*frame[1], len(frame[0]))
+                loc: Loc | None = None  # built only when it is kept or needed
+                if scalars or kind is not scalar_event or tag != STR_TAG:
+                    if frame is None:
+                        loc = ()
+                    elif type(frame[0]) is list:
+                        loc = (*frame[1], len(frame[0]))
+                    else:
+                        loc = (*frame[1], frame[3])
+                    if scalars or kind is not scalar_event:
+                        values[loc] = (mark.line + 1) << COL_BITS | (mark.column + 1)
+                if kind is scalar_event:
+                    if tag == STR_TAG:
+                        value: Any = event.value
+                        if search(value):
+                            raise _Fallback
+                    else:
+                        value = _constructed(loader, construct, event, tag, loc)
                 else:
-                    loc = frame[3]
-                values[loc] = pos
-                if kind is yaml.ScalarEvent:
-                    value: Any = _event_scalar(loader, construct, event, loc)
-                else:
-                    value = {} if kind is yaml.MappingStartEvent else []
+                    value = {} if kind is map_start else []
                 if frame is None:
                     root = value
                 elif type(frame[0]) is list:
                     frame[0].append(value)
                 else:
-                    frame[0][loc[-1]] = value
+                    frame[0][frame[3]] = value
                     frame[2] = True
-                if kind is not yaml.ScalarEvent:
-                    stack.append([value, loc, kind is yaml.MappingStartEvent, None])
+                if kind is not scalar_event:
+                    stack.append([value, loc, kind is map_start, None])
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 stack.pop()
             elif kind is yaml.DocumentStartEvent:
@@ -112,20 +174,14 @@ def build_from_events(
     return root
 
 
-def _event_scalar(
-    loader: Any, construct: Construct, event: Any, loc: Loc | None, *, key: bool = False
-) -> Any:
-    """A scalar event's value, resolved and constructed as the composer's node would be."""
-    tag = event.tag
-    if tag is None or tag == "!":
-        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-    if key and tag in _FALLBACK_TAGS:
-        raise _Fallback
-    if tag == STR_TAG:
-        value = event.value
-        if CONTROL.search(value):
-            raise _Fallback
-        return value
+def _constructed(loader: Any, construct: Construct, event: Any, tag: str, loc: Loc | None) -> Any:
+    """A scalar that is not a plain string, constructed as the composer's node would be."""
+    if tag == INT_TAG:
+        digits = event.value
+        # a plain decimal (no sign, base prefix, underscore or leading zero): what the
+        # constructor's int() would give, without a node and its dispatch
+        if digits.isascii() and digits.isdigit() and len(digits) < 19 and digits[0] != "0":
+            return int(digits)
     node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
     value = construct(node, loc)
     loader.constructed_objects.pop(node, None)  # (the constructor's cache would keep it)

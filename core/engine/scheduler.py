@@ -1,4 +1,4 @@
-"""The step DAG inside a stage: a ready-queue on :class:`graphlib.TopologicalSorter`.
+"""The step DAG inside a stage: a ready-queue (:class:`.graph.ReadyQueue`, as graphlib hands out).
 
 Steps whose ``needs`` are met run concurrently, at most the run's ``concurrency`` at once:
 a stage has at most that many worker tasks, each running one ready step after another
@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from graphlib import TopologicalSorter
 
-from quarterdeck.core.definition.graph import sorter
+from quarterdeck.core.definition.graph import ReadyQueue
 from quarterdeck.core.definition.models import Stage, Step
 from quarterdeck.core.engine import recovery
 from quarterdeck.core.engine.context import RunContext
@@ -34,9 +33,7 @@ CONTINUED = recovery.CONTINUED
 class _StagePass:
     """One stage's DAG while it runs: what is ready, who runs what, the first failure."""
 
-    def __init__(
-        self, stage: Stage, graph: TopologicalSorter[str], pending: dict[str, Step]
-    ) -> None:
+    def __init__(self, stage: Stage, graph: ReadyQueue, pending: dict[str, Step]) -> None:
         self.stage = stage
         self.graph = graph
         self.pending = pending
@@ -79,7 +76,7 @@ class Scheduler:
         state = self._ctx.state
         status = recovery.steps_done(state, steps)
         pending = {s.id: s for s in steps if s.id not in status}
-        graph = sorter({i: [n for n in s.needs if n not in status] for i, s in pending.items()})
+        graph = ReadyQueue({i: [n for n in s.needs if n not in status] for i, s in pending.items()})
         graph.prepare()
         run = _StagePass(stage, graph, pending)
         run.status = status
@@ -128,7 +125,13 @@ class Scheduler:
         try:
             while step is not None:
                 run.workers[task] = step
-                result = await self._guarded(run.stage, step)
+                try:  # (inline, not a coroutine of its own: this is every step's path)
+                    await self._steps.run(run.stage, step)
+                except StepFailed as exc:
+                    result: str = CONTINUED if exc.continued else StepStatus.FAILED
+                else:
+                    current = self._ctx.state.step(step.id)
+                    result = current.status if current is not None else StepStatus.SUCCEEDED
                 run.workers[task] = None
                 self._finished(run, step, result)
                 step = await self._next(run)
@@ -152,20 +155,11 @@ class Scheduler:
     async def _next(self, run: _StagePass) -> Step | None:
         """The next ready step for this worker, once the run is not paused; None when
         there is none or the stage is failing."""
-        if run.ready:
-            await self._signals.wait_unpaused()  # returns at once (no yield) when unpaused
+        if run.ready and self._signals.paused:
+            await self._signals.wait_unpaused()
         if run.ready and run.failure is None and not run.broken:
             return run.ready.popleft()
         return None
-
-    async def _guarded(self, stage: Stage, step: Step) -> str:
-        """Run one step; its final status (``continued`` when it failed but may go on)."""
-        try:
-            await self._steps.run(stage, step)
-        except StepFailed as exc:
-            return CONTINUED if exc.continued else StepStatus.FAILED
-        current = self._ctx.state.step(step.id)
-        return current.status if current is not None else StepStatus.SUCCEEDED
 
     async def _stop(self, stage: Stage, running: dict[asyncio.Task[None], Step | None]) -> None:
         """Cancel the running steps (cancel, rollback, stage timeout) and journal why."""

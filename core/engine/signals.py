@@ -65,6 +65,12 @@ class Signals:
             if self.main is not None and not self.main.done():
                 self.main.cancel()
 
+    @property
+    def paused(self) -> bool:
+        """Whether :meth:`wait_unpaused` would wait: asked first on every step's path, so
+        an unpaused run makes no coroutine to find out."""
+        return not self._unpaused.is_set()
+
     async def wait_unpaused(self) -> None:
         if not self._unpaused.is_set():
             await self._unpaused.wait()

@@ -116,7 +116,8 @@ class StepRunner:
         outputs: dict[str, Any] = {}
         async with self._slots:
             while True:
-                await self._signals.wait_unpaused()
+                if self._signals.paused:
+                    await self._signals.wait_unpaused()
                 emit(
                     StepStarted(attempt=attempt, uses=step.uses, role=role, parent=parent),
                     stage.id,
@@ -261,12 +262,16 @@ class StepRunner:
         if spec is None:
             raise NonRetryableError(f"unknown action {step.uses!r}")
         scope = self._scope.get()
-        raw = {k: v for k, v in step.with_.items() if k in spec.raw}
-        rendered = render(
-            {k: v for k, v in step.with_.items() if k not in spec.raw}, scope, f"{where}.with"
-        )
+        if spec.raw:
+            raw = {k: v for k, v in step.with_.items() if k in spec.raw}
+            rendered = render(
+                {k: v for k, v in step.with_.items() if k not in spec.raw}, scope, f"{where}.with"
+            )
+            given = {**rendered, **raw}
+        else:  # (render makes a new dict: the step's own is never changed)
+            given = render(step.with_, scope, f"{where}.with")
         try:
-            params = spec.params.model_validate({**rendered, **raw})
+            params = spec.params.model_validate(given)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from quarterdeck.core.definition.graph import CycleError, find_cycle, layers, sorter
+from quarterdeck.core.definition.graph import CycleError, ReadyQueue, find_cycle, layers, sorter
 from quarterdeck.core.journal.events import EventType
 from tests.helpers import cli, run_workflow
 
@@ -81,3 +82,85 @@ def test_dry_run_prints_the_steps_that_run_together_on_one_line(tmp_path: Path) 
         "test [wait]",
         "ship [wait]",
     ]
+
+
+def test_needs_written_in_order_are_acyclic_without_building_a_graph(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # every need names an earlier step (a chain, a fan-out): no cycle is possible, and
+    # graphlib's graph (most of the check's cost at 10,000 steps) is not built
+    from quarterdeck.core.definition import graph as graph_module
+
+    chain = {f"s{i}": [f"s{i - 1}"] if i else [] for i in range(1000)}
+    fan = {"s0": [], **{f"s{i}": ["s0", "elsewhere"] for i in range(1, 1000)}}
+    real = graph_module.TopologicalSorter
+
+    def refused() -> None:
+        raise AssertionError("graphlib asked about needs written in order")
+
+    monkeypatch.setattr(graph_module, "TopologicalSorter", refused)
+    assert find_cycle(chain) is None
+    assert find_cycle(fan) is None
+    monkeypatch.setattr(graph_module, "TopologicalSorter", real)
+    # a need on a later step, or on itself, still goes through graphlib: the same answers
+    assert find_cycle({"a": ["b"], "b": []}) is None
+    assert find_cycle({"a": ["a"]}) == ["a", "a"]
+    around = ["s0", *(f"s{i}" for i in range(999, 0, -1)), "s0"]
+    assert find_cycle({**chain, "s0": ["s999"]}) == around
+
+
+def _hand_outs(graph: object, rng: random.Random) -> list[tuple[str, ...]]:
+    """Everything ``get_ready`` hands out while ready nodes are done in a random order."""
+    graph.prepare()  # type: ignore[attr-defined]
+    out: list[tuple[str, ...]] = []
+    ready: list[str] = []
+    while True:
+        got = graph.get_ready()  # type: ignore[attr-defined]
+        out.append(tuple(got))
+        ready += [n for n in got if not n.startswith("outside")]
+        if not ready:
+            return out
+        graph.done(ready.pop(rng.randrange(len(ready))))  # type: ignore[attr-defined]
+
+
+def test_the_ready_queue_hands_out_what_graphlib_hands_out() -> None:
+    # the scheduler's queue: the same nodes, in the same order, as graphlib's sorter, for
+    # DAGs with needs forwards and backwards, duplicates and needs outside the stage
+    for seed in range(200):
+        shape = random.Random(seed)
+        ids = [f"s{i}" for i in range(shape.randrange(1, 30))]
+        order = ids[:]
+        shape.shuffle(order)  # a random topological order: needs only on earlier ones
+        position = {node: i for i, node in enumerate(order)}
+        needs = {
+            node: [
+                *(n for n in ids if position[n] < position[node] and shape.random() < 0.2),
+                *(["outside-" + str(shape.randrange(3))] if shape.random() < 0.05 else []),
+            ]
+            for node in ids
+        }
+        for node in ids:
+            if needs[node] and shape.random() < 0.1:
+                needs[node].append(needs[node][0])  # a need written twice
+        expected = _hand_outs(sorter(needs), random.Random(seed))
+        assert _hand_outs(ReadyQueue(needs), random.Random(seed)) == expected, needs
+
+
+def test_the_ready_queue_refuses_a_cycle_and_builds_no_graph_for_needs_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(CycleError):
+        ReadyQueue({"a": ["b"], "b": ["a"]}).prepare()
+    from quarterdeck.core.definition import graph as graph_module
+
+    def refused() -> None:
+        raise AssertionError("graphlib asked about needs written in order")
+
+    monkeypatch.setattr(graph_module, "TopologicalSorter", refused)
+    queue = ReadyQueue({f"s{i}": [f"s{i - 1}"] if i else [] for i in range(100)})
+    queue.prepare()
+    assert queue.get_ready() == ("s0",)
+    with pytest.raises(ValueError):
+        queue.done("s1")  # never handed out
+    queue.done("s0")
+    assert queue.get_ready() == ("s1",)

@@ -178,3 +178,107 @@ def test_key_positions_are_found_from_the_text_when_first_asked() -> None:
     assert source.locate(("stages", 0, "steps", 0, "wiht"), key=True) == (3, 35)
     assert source.locate(("stages", 0, "steps", 0, "wiht")) == (3, 41)
     assert source.keys[("name",)] == pack(1, 1)
+
+
+SCALARS = """\
+name: scalars
+ints: [0, 7, 10, 007, 010, 0x1F, 0o17, 0b101, 1_000, +5, -3, "12", '9', 1:30, 12345678901234567890]
+more: {a: 1, b: 19, c: 1234567890123456789, d: 99999999999999999999999, e: 1.5, f: 1e3}
+again: [0, 7, 10, 007, 1_000, 1:30, yes, no, ~, null, true, 2024-01-02]
+keys: {1: a, 010: b, 0x10: c, "2": d}
+"""
+
+
+def test_plain_integers_and_repeated_scalars_load_as_pyyaml_constructs_them() -> None:
+    # the event path takes plain decimals without the constructor and remembers each
+    # scalar's resolved tag: every other spelling of an int, and every repeat, must still
+    # come out as PyYAML's safe loader makes it
+    data = _from_events(SCALARS, SourceMap("f.yaml"), keys=True)
+    expected = yaml.load(SCALARS, Loader=yaml.SafeLoader)
+    expected["keys"] = {
+        str(k).lower() if isinstance(k, bool) else str(k): v for k, v in expected["keys"].items()
+    }
+    assert data == expected
+    assert [type(v) for v in data["ints"]] == [type(v) for v in expected["ints"]]
+
+
+class _CountingLoader(loader_module._Loader):  # type: ignore[name-defined,misc]
+    made = 0
+
+    def __init__(self, stream: str) -> None:
+        type(self).made += 1
+        super().__init__(stream)
+
+
+def test_a_plain_document_is_parsed_once_bounds_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the bounds are checked while the data is built from the same events: one parser per
+    # plain file (it was two: check_bounds's pass, then the build's)
+    monkeypatch.setattr(loader_module, "_Loader", _CountingLoader)
+    for path in BUNDLED:
+        _CountingLoader.made = 0
+        load_yaml(path.read_text(), str(path))
+        assert _CountingLoader.made == 1, path
+
+
+def _refusal(call: Any) -> tuple[int, int, str]:
+    with pytest.raises(DefinitionError) as info:
+        call()
+    (problem,) = info.value.problems
+    return problem.line, problem.column, problem.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a:\n" + "".join("  " * i + "- \n" for i in range(1, 110)),  # deep block nesting
+        "a: " + "[" * 99 + "1" + "]" * 99 + "\n",  # 100 levels with the root: within bounds
+        "a: " + "[" * 100 + "1" + "]" * 100 + "\n",  # 101: one too deep
+        "a: " + "{k: " * 100 + "1" + "}" * 100 + "\n",
+        "wide: [" + "1," * 99_997 + "1]\n",  # exactly at the bound: accepted
+        "wide: [" + "1," * 99_998 + "1]\n",  # one past it
+        "wide:\n" + "".join(f"  k{i}: v\n" for i in range(50_000)),  # keys count too
+        "x: &a [1, 2]\ny: *a\n" + "wide: [" + "1," * 99_995 + "1]\n",  # an alias: falls back
+    ],
+)
+def test_bounds_checked_while_building_refuse_what_check_bounds_refuses(text: str) -> None:
+    # the same message at the same event as check_bounds gives (the path every document
+    # that is not plain still takes), and nothing refused that it accepts
+    try:
+        loader_module.check_bounds(text, "f.yaml")
+    except DefinitionError as exc:
+        (expected,) = exc.problems
+        assert _refusal(lambda: load_yaml(text, "f.yaml")) == (
+            expected.line,
+            expected.column,
+            expected.message,
+        )
+    else:
+        data, _source = load_yaml(text, "f.yaml")
+        assert data == yaml.load(text, Loader=yaml.SafeLoader)
+
+
+def test_a_plain_document_keeps_container_positions_and_finds_a_scalars_when_asked() -> None:
+    # a workflow's map holds its mappings' and sequences' positions (every stage and step,
+    # for the run's messages), not each scalar's: a message about a scalar finds it from
+    # the text, at the same line and column as a map that held them all
+    for path in BUNDLED:
+        text = path.read_text()
+        data, lean = load_yaml(text, str(path))
+        _same, full = load_yaml(text, str(path), every_position=True)
+        assert set(lean.values) < set(full.values), path
+        assert all(isinstance(data_at(data, loc), dict | list) for loc in lean.values)
+        assert lean.text is not None
+        for loc in list(full.values)[::5]:  # (a fresh parse each: a sample)
+            fresh = load_yaml(text, str(path))[1]
+            assert fresh.locate(loc) == full.locate(loc), (path, loc)
+        for loc in lean.values:  # a container's position: no second parse
+            assert lean.locate(loc) == full.locate(loc)
+        assert lean.text is not None
+
+
+def data_at(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        data = data[part]
+    return data

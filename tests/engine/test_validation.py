@@ -9,6 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
+from quarterdeck.core.definition.validate import load_workflow
+from quarterdeck.core.errors import DefinitionError
 from tests.helpers import cli
 
 BASE = """\
@@ -196,3 +198,63 @@ def test_action_outside_persona_tools_is_refused(tmp_path: Path) -> None:
         f"{path}:7:15: stages[build].steps[compile].uses: step 'compile' uses 'shell', "
         "which persona 'scribe' may not use (its tools: memory.*)"
     ) in result.stderr
+
+
+def test_a_templated_parameter_is_left_to_run_time_and_its_neighbours_still_checked(
+    tmp_path: Path,
+) -> None:
+    # the templated locs are worked out only when the action's parameters are refused:
+    # a template where a number must be is not reported, a bad plain value beside it is
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        "name: t\ninputs: {n: {type: int, default: 5}}\nstages:\n  - id: s\n    steps:\n"
+        '      - {id: a, uses: shell, with: {run: "echo", stdout_tail: "{{ inputs.n }}"}}\n'
+        '      - {id: b, uses: shell, with: {run: "echo", stdout_tail: -1}}\n'
+    )
+    with pytest.raises(DefinitionError) as info:
+        load_workflow(path)
+    assert [(p.line, p.message) for p in info.value.problems] == [
+        (7, "shell: Input should be greater than or equal to 0")
+    ]
+
+
+def _every_string_the_old_way(data: object) -> list[tuple[tuple[object, ...], str, bool]]:
+    """What the expression check looked at before: every string, tested one by one."""
+    from quarterdeck.core.definition.expressions import is_template
+    from quarterdeck.core.definition.validate import _is_condition_loc, _strings
+
+    out = []
+    for loc, text in _strings(data, ()):
+        condition = any(p in ("when", "all", "any") for p in loc if isinstance(p, str))
+        condition = condition and _is_condition_loc(loc)
+        if condition or is_template(text):
+            out.append((loc, text, condition))
+    return out
+
+
+def test_expression_candidates_are_the_strings_the_check_looked_at() -> None:
+    # the walk builds a loc only for a template or a string under when/all/any: what the
+    # check keeps of them is the same strings, locs, order and condition flags as testing
+    # every string of the file
+    import yaml as pyyaml
+
+    from quarterdeck.core.definition.expressions import is_template
+    from quarterdeck.core.definition.validate import _expression_candidates
+
+    root = Path(__file__).resolve().parents[2]
+    texts = [p.read_text() for p in sorted((root / "workflows").glob("*.yaml"))]
+    texts.append(
+        "name: c\nwhen: top\nstages:\n  - id: s\n    when: inputs.x\n"
+        "    gate: {id: g, all: ['a > 1', '{{ b }}', [nested]], any: [c]}\n"
+        "    steps:\n      - {id: a, uses: shell, when: '{{ x }}',\n"
+        "         with: {run: 'echo {{ inputs.y }}', when: plain, env: {all: z}}}\n"
+        "stray: ['{% if x %}y{% endif %}', {any: [1, '{{ z }}']}]\n"
+    )
+    checked = 0
+    for text in texts:
+        data = pyyaml.safe_load(text)
+        expected = _every_string_the_old_way(data)
+        found = [c for c in _expression_candidates(data) if c[2] or is_template(c[1])]
+        assert found == expected
+        checked += len(expected)
+    assert checked > 50
