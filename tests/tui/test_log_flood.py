@@ -117,6 +117,62 @@ async def test_the_title_says_when_the_scrollback_dropped_its_oldest_lines() -> 
         assert title(panel) == "log · whole run"
 
 
+def count_layouts(screen: Any) -> list[bool]:
+    """Every screen layout from now on (each one repaints every widget on the screen)."""
+    calls: list[bool] = []
+    original = screen._refresh_layout
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        calls.append(True)
+        original(*args, **kwargs)
+
+    screen._refresh_layout = counted
+    return calls
+
+
+@pytest.mark.asyncio
+async def test_a_growing_scrollback_repaints_the_log_without_laying_the_screen_out() -> None:
+    """Each write grew the log's virtual size, a reactive that laid out (and so repainted)
+    the whole screen: under a flood, every frame until the scrollback was full."""
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        log = panel.query_one("#log", Log)
+        panel.append(lines(0, 100))  # more than a screen, before the first layout
+        await pilot.pause()
+        layouts = count_layouts(app.screen)
+        sent = 100
+        for _ in range(5):
+            panel.append(lines(sent, FRAME_LINES))
+            sent += FRAME_LINES
+            await pilot.pause()
+        assert layouts == []
+        assert log.virtual_size.height == sent
+        assert log.vertical_scrollbar.window_virtual_size == sent  # the thumb follows
+        assert log.scroll_y == log.max_scroll_y  # still following the tail
+        assert texts(panel)[-1] == f"line {sent - 1}"
+        assert "line 2099" in "".join(s.text for s in log.render_lines(log.size.region)[-1:])
+        panel.reset([])  # a new scope: the thumb goes back with the lines
+        await pilot.pause()
+        assert log.vertical_scrollbar.window_virtual_size == 0 and log.scroll_y == 0
+
+
+@pytest.mark.asyncio
+async def test_the_scrollback_note_repaints_the_title_without_a_layout() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.reset([])
+        panel.append(lines(0, MAX_LINES), limit=MAX_LINES)
+        await pilot.pause()
+        layouts = count_layouts(app.screen)
+        panel.append(lines(MAX_LINES, 1))
+        await pilot.pause()
+        assert title(panel) == f"log · whole run · {SCROLLBACK_NOTE}"
+        assert layouts == []
+
+
 @pytest.mark.asyncio
 async def test_a_scope_change_redraws_everything_kept_not_one_frame() -> None:
     app = PanelApp()

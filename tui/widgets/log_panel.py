@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import Input, Log, Static
 
 from quarterdeck.core.journal.state import LogLine
@@ -40,12 +42,38 @@ def skipped_marker(count: int) -> str:
 
 
 class _Log(Log):
-    """Textual's Log, without its per-write width scan: every write started a thread that
-    measured each new line's cell width (holding the GIL) only to size a horizontal
-    scrollbar this pane hides (``overflow-x: hidden``). Long lines are cut at the edge."""
+    """Textual's Log, without two costs a flood paid on every write.
+
+    - The width scan: every write started a thread that measured each new line's cell
+      width (holding the GIL) only to size a horizontal scrollbar this pane hides
+      (``overflow-x: hidden``). Long lines are cut at the edge.
+    - The screen layout: a write that grows the scrollback changes the virtual size, a
+      reactive that asks the whole screen for a layout, and so a full repaint of every
+      widget (under a flood, until the scrollback was full: the worst key-to-frame
+      waits). The pane's own size never depends on its lines (``height: 1fr``), so only
+      its scrollbar follows the growth; the scrollbar appearing still lays out, once.
+    """
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
 
     def _update_size(self, updates: int, lines: list[str]) -> None:  # type: ignore[override]
         return
+
+    def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
+        super().write_lines(lines, scroll_end)
+        self._follow_size()
+        return self
+
+    def clear(self) -> Self:
+        super().clear()
+        self._follow_size()
+        return self
+
+    def _follow_size(self) -> None:
+        """What a layout did for a changed virtual size: the scrollbar's thumb and
+        whether it shows (nothing before the pane has a size: its first layout does it)."""
+        if self.container_size:
+            self._scroll_update(self.virtual_size)
 
 
 class LogPanel(Vertical):
@@ -141,7 +169,8 @@ class LogPanel(Vertical):
 
     def _title(self) -> None:
         note = f" · {SCROLLBACK_NOTE}" if self._written > MAX_LINES else ""
-        self.query_one("#log-title", Static).update(self._scope_title + note)
+        # one line, always: a layout here repainted the whole screen mid-flood
+        self.query_one("#log-title", Static).update(self._scope_title + note, layout=False)
 
     def reset(self, lines: Iterable[LogLine]) -> None:
         """Rebuild after the scope or the filter changed."""
