@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.markup import escape
-from textual.widgets import Footer, Input, Static, Tree
+from textual.widgets import Input, Static, Tree
 
 from quarterdeck.core.commands import store_label
 from quarterdeck.core.journal.events import ApprovalDecided, Event
@@ -24,6 +24,7 @@ from quarterdeck.core.journal.state import LogLine
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, GateStatus, RunStatus, StepStatus
 from quarterdeck.screens.run_screen import RunScreen
 from quarterdeck.tui.bindings import bindings
+from quarterdeck.tui.widgets.footer import KeysFooter
 from quarterdeck.tui.widgets.log_panel import LogPanel
 from quarterdeck.tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPanel
 from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
@@ -73,7 +74,7 @@ class DashboardScreen(RunScreen):
                 yield PersonaPanel(id="persona")
                 yield BudgetPanel(id="budgets")
                 yield MetricsPanel(id="metrics")
-        yield Footer()
+        yield KeysFooter()
 
     def _mounted(self) -> None:
         for tree in self.query("#tree").results(StageTree):  # gone if the app is closing

@@ -15,12 +15,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, OptionList, Static
+from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
 from quarterdeck.screens.delivery import deliver
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings, explain_unavailable
+from quarterdeck.tui.widgets.footer import KeysFooter
 from quarterdeck.tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class HomeScreen(Screen[None]):
             yield Static("Recent runs", classes="pane-title")
             table: DataTable[str] = DataTable(id="recent", cursor_type="row", zebra_stripes=True)
             yield table
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#recent", DataTable)
