@@ -159,6 +159,27 @@ async def test_a_growing_scrollback_repaints_the_log_without_laying_the_screen_o
 
 
 @pytest.mark.asyncio
+async def test_a_write_to_a_full_scrollback_leaves_the_scrollbar_alone() -> None:
+    """Its size and thumb do not change, and redrawing it on every write cost a flood's
+    frames more than drawing the new lines."""
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        log = panel.query_one("#log", Log)
+        panel.append(lines(0, MAX_LINES), limit=MAX_LINES)
+        await pilot.pause()
+        bar = log.vertical_scrollbar
+        assert bar.window_virtual_size == MAX_LINES
+        for start in range(MAX_LINES, MAX_LINES + 3 * FRAME_LINES, FRAME_LINES):
+            panel.append(lines(start, FRAME_LINES))
+            assert not bar._repaint_required
+            await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y
+        assert texts(panel)[-1] == f"line {MAX_LINES + 3 * FRAME_LINES - 1}"
+
+
+@pytest.mark.asyncio
 async def test_the_scrollback_note_repaints_the_title_without_a_layout() -> None:
     app = PanelApp()
     async with app.run_test(size=(100, 30)) as pilot:

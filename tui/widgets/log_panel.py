@@ -55,6 +55,7 @@ class _Log(Log):
     """
 
     virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+    _followed = Size(0, 0)
 
     def _update_size(self, updates: int, lines: list[str]) -> None:  # type: ignore[override]
         return
@@ -71,9 +72,13 @@ class _Log(Log):
 
     def _follow_size(self) -> None:
         """What a layout did for a changed virtual size: the scrollbar's thumb and
-        whether it shows (nothing before the pane has a size: its first layout does it)."""
-        if self.container_size:
-            self._scroll_update(self.virtual_size)
+        whether it shows (nothing before the pane has a size: its first layout does it).
+        Only on a change: a full scrollback keeps its size, and redrawing the scrollbar on
+        every write cost more than the lines."""
+        size = self.virtual_size
+        if self.container_size and size != self._followed:
+            self._followed = size
+            self._scroll_update(size)
 
 
 class LogPanel(Vertical):
