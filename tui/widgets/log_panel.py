@@ -13,6 +13,7 @@ never silently.
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections.abc import Callable, Iterable
 from typing import Any, Self
@@ -146,15 +147,20 @@ class LogPanel(Vertical):
         ``limit`` of them, after a marker counting the ones not drawn."""
         batch = lines if isinstance(lines, list) else list(lines)
         text: list[str] = []
-        skipped = 0
+        # the whole run unfiltered shows every line: no test per line (a flood's 50,000 a
+        # second went through one, even the ones only counted)
+        everything = self.step is None and self.stage is None and not self.filter_text
         # newest first, so a flood formats only what it draws (older matches are counted)
-        for x in reversed(batch):
-            if not self.matches(x):
-                continue
-            if len(text) >= limit:
-                skipped += 1
-                continue
-            text.extend(reversed(self._wrapped(x)))
+        older = len(batch)
+        while older and len(text) < limit:
+            older -= 1
+            x = batch[older]
+            if everything or self.matches(x):
+                text.extend(reversed(self._wrapped(x)))
+        if everything:
+            skipped = older
+        else:
+            skipped = sum(1 for x in itertools.islice(batch, older) if self.matches(x))
         if not text:
             return
         text.reverse()
