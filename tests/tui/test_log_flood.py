@@ -289,9 +289,10 @@ class MetricsApp(App[None]):
 
 
 @pytest.mark.asyncio
-async def test_a_ticking_panel_repaints_without_laying_the_screen_out_until_it_could_wrap() -> None:
-    """A clock or a count changing in place repaints the panel only; text that could take
-    another line (longer, or breaking elsewhere) still lays out, so the panel grows."""
+async def test_a_ticking_panel_repaints_without_laying_the_screen_out_until_it_wraps() -> None:
+    """A clock or a count changing in place, or gaining a digit that still fits, repaints
+    the panel only; text that takes another number of lines lays out, so the panel grows
+    and shrinks."""
     app = MetricsApp()
     async with app.run_test(size=(30, 10)) as pilot:
         panel = app.query_one(_Panel)
@@ -302,7 +303,15 @@ async def test_a_ticking_panel_repaints_without_laying_the_screen_out_until_it_c
         await pilot.pause()
         assert "active 2s" in str(panel.render())
         assert panel.size.height == 1
+        panel.show("active 12s  steps 0/1")  # a digit more, still one line
+        assert not panel._layout_required
+        await pilot.pause()
+        assert "active 12s" in str(panel.render())
         panel.show("active 12s  steps 0/1 and a much longer line that wraps")
         assert panel._layout_required
         await pilot.pause()
         assert panel.size.height == 2
+        panel.show("active 13s  steps 0/1")  # back to one line
+        assert panel._layout_required
+        await pilot.pause()
+        assert panel.size.height == 1
