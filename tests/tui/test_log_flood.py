@@ -18,6 +18,7 @@ from textual.widgets import Log, Static
 from quarterdeck.core.journal.events import StepOutput, StepStarted
 from quarterdeck.core.journal.parts import LogLine
 from quarterdeck.core.journal.store import Store
+from quarterdeck.screens import dashboard
 from quarterdeck.screens.dashboard import DashboardScreen
 from quarterdeck.tui.tails import JournalTail
 from quarterdeck.tui.widgets.log_panel import (
@@ -281,6 +282,61 @@ async def test_attaching_behind_a_flood_shows_the_tail_and_accounts_for_every_li
         assert markers and panel.shown + panel.skipped == 20_000
         numbers = [int(t.rsplit(" ", 1)[1]) for t in shown if not t.startswith("⋯ ")]
         assert numbers == sorted(numbers)  # in order, never repeated
+
+
+@pytest.mark.asyncio
+async def test_held_lines_are_drawn_by_the_next_paint_and_never_twice() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        panel.hold(lines(0, 3))
+        panel.append(lines(3, 2))
+        await pilot.pause()
+        assert texts(panel) == [f"line {n}" for n in range(5)]
+        panel.hold(lines(5, 3))  # then the scope changes: redrawn from the kept lines
+        panel.reset(lines(0, 8))
+        panel.append([])
+        await pilot.pause()
+        assert texts(panel) == [f"line {n}" for n in range(8)]
+
+
+@pytest.mark.asyncio
+async def test_a_viewer_catching_up_paints_less_often_than_it_folds_and_loses_no_line(
+    make_app: Any, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slices fold every few ms while the viewer is behind; painting each one (the log,
+    the tree, the panels) made the frames a key press waits behind. With the interval
+    between paints made endless, it paints once behind and once caught up, and every
+    line is still drawn or counted in a marker."""
+    monkeypatch.setattr(dashboard, "PAINT_SECONDS", float("inf"), raising=False)
+    paints: list[int] = []
+    original = LogPanel.append
+
+    def counted(self: LogPanel, lines: Any, limit: int = FRAME_LINES) -> None:
+        if getattr(self, "holding", False) or lines:  # (the code before: no holding)
+            paints.append(len(lines))
+        original(self, lines, limit)
+
+    monkeypatch.setattr(LogPanel, "append", counted)
+    app = make_app(attach=FLOOD_RUN)
+    seed_flood(project / "qd.db", project / ".quarterdeck/workflows/tiny.yaml", 40)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dash")
+        dash = app.screen
+        assert isinstance(dash, DashboardScreen)
+        await wait_until(pilot, lambda: dash.state.log_total == 20_000, what="the backlog")
+        panel = dash.query_one(LogPanel)
+        await wait_until(
+            pilot, lambda: not getattr(panel, "holding", False), what="the held lines drawn"
+        )
+        await pilot.pause(0.2)
+        assert len(paints) <= 2  # was one per slice (6 here)
+        assert panel.shown + panel.skipped == 20_000
+        shown = texts(panel)
+        assert shown[-1] == "compile │ line 19999"
+        numbers = [int(t.rsplit(" ", 1)[1]) for t in shown if not t.startswith("⋯ ")]
+        assert numbers == sorted(numbers)
 
 
 class MetricsApp(App[None]):

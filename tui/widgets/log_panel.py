@@ -101,6 +101,7 @@ class LogPanel(Vertical):
         self.shown = 0  # lines drawn since the last reset
         self.skipped = 0  # lines not drawn since the last reset (each frame's marker says)
         self._written = 0  # lines in the widget since the last reset, markers included
+        self._held: list[LogLine] = []  # folded since the last paint (see hold)
         self._scope_title = "log · whole run"
         # where the lines come from, so a resize can re-wrap errors to the new width
         self.source: Callable[[], Iterable[LogLine]] | None = None
@@ -142,10 +143,23 @@ class LogPanel(Vertical):
         if self._wrapped_at and width != self._wrapped_at and self.source is not None:
             self.reset(self.source())
 
+    @property
+    def holding(self) -> bool:
+        """Lines are held for the next paint."""
+        return bool(self._held)
+
+    def hold(self, lines: list[LogLine]) -> None:
+        """Keep lines folded between paints (a viewer catching up folds in slices faster
+        than it paints) for the next :meth:`append`, which draws them or counts them in
+        its marker; a :meth:`reset` redraws from the kept lines instead."""
+        self._held.extend(lines)
+
     def append(self, lines: Iterable[LogLine], limit: int = FRAME_LINES) -> None:
-        """Write new lines that match the current scope and filter, in one batch: the newest
-        ``limit`` of them, after a marker counting the ones not drawn."""
+        """Write new lines (after any held ones) that match the current scope and filter, in
+        one batch: the newest ``limit`` of them, after a marker counting the ones not drawn."""
         batch = lines if isinstance(lines, list) else list(lines)
+        if self._held:
+            batch, self._held = self._held + batch, []
         text: list[str] = []
         # the whole run unfiltered shows every line: no test per line (a flood's 50,000 a
         # second went through one, even the ones only counted)
@@ -185,6 +199,7 @@ class LogPanel(Vertical):
 
     def reset(self, lines: Iterable[LogLine]) -> None:
         """Rebuild after the scope or the filter changed."""
+        self._held = []  # the kept lines include them: drawn below, once
         self.log_widget.clear()
         self.shown = 0
         self.skipped = 0
