@@ -52,7 +52,7 @@ class _Log(Log):
       reactive that asks the whole screen for a layout, and so a full repaint of every
       widget (under a flood, until the scrollback was full: the worst key-to-frame
       waits). The pane's own size never depends on its lines (``height: 1fr``), so only
-      its scrollbar follows the growth; the scrollbar appearing still lays out, once.
+      its scrollbar follows the growth (a scrollbar shown or hidden still lays out).
     """
 
     virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
