@@ -9,6 +9,7 @@ persona and budgets, metrics, the log — and the controls (pause, cancel, retry
 from __future__ import annotations
 
 import itertools
+import time
 from typing import ClassVar
 
 from textual import on
@@ -16,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.markup import escape
-from textual.widgets import Footer, Input, Static, Tree
+from textual.widgets import Input, Static, Tree
 
 from quarterdeck.core.commands import store_label
 from quarterdeck.core.journal.events import ApprovalDecided, Event
@@ -24,6 +25,7 @@ from quarterdeck.core.journal.state import LogLine
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, GateStatus, RunStatus, StepStatus
 from quarterdeck.screens.run_screen import RunScreen
 from quarterdeck.tui.bindings import bindings
+from quarterdeck.tui.widgets.footer import KeysFooter
 from quarterdeck.tui.widgets.log_panel import LogPanel
 from quarterdeck.tui.widgets.panels import BudgetPanel, MetricsPanel, PersonaPanel
 from quarterdeck.tui.widgets.stage_tree import NodeKey, StageTree
@@ -38,6 +40,12 @@ TITLE_WIDTH = 32
 #: counts in its marker) every line of it.
 FOLD_BUDGET = 4000
 ERROR_WIDTH = 60
+
+#: While a viewer catches up (ticks every ``CATCH_UP_SECONDS``), it paints at most this
+#: often: each paint redraws the log, the tree and the panels, and under a flood those
+#: frames were what a key press waited behind. The lines folded in between are held by the
+#: log pane and drawn (or counted in its marker) by the next paint.
+PAINT_SECONDS = 0.1
 
 #: A control the runner has not recorded after this long is reported, with what to do.
 UNRECORDED_SECONDS = 5.0
@@ -63,6 +71,7 @@ class DashboardScreen(RunScreen):
         self._keys: tuple[object, ...] = ()
         self._awaiting: tuple[str, float] | None = None
         self._last_bar = ""
+        self._painted_at = 0.0  # time.monotonic() of the last paint
 
     def compose(self) -> ComposeResult:
         yield Static(f"run {escape(self.run_id)}  [$text-muted]loading…[/]", id="run-bar")
@@ -73,7 +82,7 @@ class DashboardScreen(RunScreen):
                 yield PersonaPanel(id="persona")
                 yield BudgetPanel(id="budgets")
                 yield MetricsPanel(id="metrics")
-        yield Footer()
+        yield KeysFooter()
 
     def _mounted(self) -> None:
         for tree in self.query("#tree").results(StageTree):  # gone if the app is closing
@@ -91,10 +100,16 @@ class DashboardScreen(RunScreen):
         if self.tail.row is not None:
             self._follow_row(self.tail.row)
         running = any(s.status == StepStatus.RUNNING for s in self.state.all_steps())
-        if events or self._dirty or running or self._live():
-            with self.app.batch_update():
-                self._paint(new_lines)
-            self._dirty = False
+        panel = self.query_one("#log-panel", LogPanel)
+        if events or self._dirty or running or self._live() or panel.holding:
+            now = time.monotonic()
+            if not self.tail.behind() or now - self._painted_at >= PAINT_SECONDS:
+                with self.app.batch_update():
+                    self._paint(new_lines)
+                self._dirty = False
+                self._painted_at = now
+            else:
+                panel.hold(new_lines)
         self._check_background()
         self._check_awaiting()
         self._offer_approval()
@@ -149,8 +164,7 @@ class DashboardScreen(RunScreen):
         self.query_one("#persona", PersonaPanel).render_state(state)
         self.query_one("#budgets", BudgetPanel).render_state(state)
         self.query_one("#metrics", MetricsPanel).render_state(state, now)
-        if new_lines:
-            self.query_one("#log-panel", LogPanel).append(new_lines)
+        self.query_one("#log-panel", LogPanel).append(new_lines)  # and any it holds
         bar = self._bar()
         if bar != self._last_bar:  # only on change, and never a layout: one line, always
             self._last_bar = bar  # (its spinner turns ten times a second)

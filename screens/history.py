@@ -9,12 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Select, Static
+from textual.widgets import DataTable, Select, Static
 
 from quarterdeck.core.journal.statuses import RunStatus
 from quarterdeck.screens.delivery import deliver
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings, explain_unavailable
+from quarterdeck.tui.widgets.footer import KeysFooter
 from quarterdeck.tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class HistoryScreen(Screen[None]):
         table: DataTable[str] = DataTable(id="history", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="history-count")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#history", DataTable).add_columns(

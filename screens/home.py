@@ -15,12 +15,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, OptionList, Static
+from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
 from quarterdeck.screens.delivery import deliver
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings, explain_unavailable
+from quarterdeck.tui.widgets.footer import KeysFooter
 from quarterdeck.tui.widgets.status import fill_runs
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class HomeScreen(Screen[None]):
         self.rows: list[RunRow] = []
         self._details: dict[str, str] = {}
         self._loaded: dict[str, LoadedWorkflow] = {}
+        self._stale = False  # data arrived while a run's screen covered this one
 
     @property
     def host(self) -> CockpitHost:
@@ -94,7 +96,7 @@ class HomeScreen(Screen[None]):
             yield Static("Recent runs", classes="pane-title")
             table: DataTable[str] = DataTable(id="recent", cursor_type="row", zebra_stripes=True)
             yield table
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#recent", DataTable)
@@ -103,8 +105,10 @@ class HomeScreen(Screen[None]):
         self.refresh_data()
 
     def on_screen_resume(self) -> None:
-        if self.entries or self.rows:
+        if self._stale or self.entries or self.rows:
+            self._stale = False
             self.refresh_data()
+        self._detail_ready(None)
 
     @work(thread=True, exclusive=True, group="home-load")
     def refresh_data(self) -> None:
@@ -130,6 +134,14 @@ class HomeScreen(Screen[None]):
         error: str | None,
         durations: dict[str, float] | None = None,
     ) -> None:
+        if error:
+            self.notify(error, title="cannot read the run history", severity="error")
+        if not self.is_active:
+            # Textual lays out and draws the screen under the current one too: home's
+            # first data, arriving just after `run`/`attach` opened a run, cost a run's
+            # first keys whole layouts of a screen nobody sees. Read again on return.
+            self._stale = True
+            return
         catalog = self.query_one("#catalog", OptionList)
         highlighted = catalog.highlighted
         if [e.name for e in entries] != [e.name for e in self.entries]:
@@ -151,8 +163,6 @@ class HomeScreen(Screen[None]):
         table = self.query_one("#recent", DataTable)
         table.clear()
         fill_runs(table, rows, self.host.now, self.app.theme_variables, durations)
-        if error:
-            self.notify(error, title="cannot read the run history", severity="error")
 
     @on(OptionList.OptionHighlighted, "#catalog")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -192,11 +202,18 @@ class HomeScreen(Screen[None]):
         self._details[entry.name] = detail
         deliver(self, self._detail_ready, entry.name)
 
-    def _detail_ready(self, name: str) -> None:
+    def _detail_ready(self, name: str | None) -> None:
+        """Show the highlighted workflow's detail once loaded (``name``: the one just
+        loaded, None for whichever is highlighted); drawn only while home is shown."""
+        if not self.is_active:
+            return
         catalog = self.query_one("#catalog", OptionList)
         index = catalog.highlighted
-        if index is not None and index < len(self.entries) and self.entries[index].name == name:
-            self.query_one("#wf-detail", Static).update(self._details[name])
+        if index is None or index >= len(self.entries):
+            return
+        shown = self.entries[index].name
+        if (name is None or shown == name) and shown in self._details:
+            self.query_one("#wf-detail", Static).update(self._details[shown])
 
     # -- actions ----------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Input, Select, Static, Switch
+from textual.widgets import Button, Input, Select, Static, Switch
 
 from quarterdeck.core.definition.inputs import coerce
 from quarterdeck.core.definition.models import InputSpec
@@ -27,6 +27,7 @@ from quarterdeck.core.errors import InvalidInput
 from quarterdeck.screens.delivery import deliver
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import bindings
+from quarterdeck.tui.widgets.footer import KeysFooter
 
 if TYPE_CHECKING:
     from quarterdeck.core.definition.validate import LoadedWorkflow
@@ -81,7 +82,7 @@ class LaunchScreen(Screen[None]):
         with Horizontal(id="launch-buttons"):
             yield Button("Back", id="back")
             yield Button("Launch", id="launch", variant="primary", disabled=True)
-        yield Footer()
+        yield KeysFooter()
 
     async def on_mount(self) -> None:
         if self.loaded is None:

@@ -20,7 +20,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.widgets import Footer, Input, Tab, Tabs
+from textual.widgets import Input, Tab, Tabs
 
 from quarterdeck.core.commands import store_label
 from quarterdeck.core.incidents.model import Incident, build
@@ -33,6 +33,7 @@ from quarterdeck.screens.prompts import ChoicePrompt, TextPrompt, role_options, 
 from quarterdeck.screens.warroom_deploy import DeployActions
 from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.tails import SignalTail, StoreTail
+from quarterdeck.tui.widgets.footer import KeysFooter
 from quarterdeck.tui.widgets.timeline import TimelinePanel
 from quarterdeck.tui.widgets.warroom import (
     Clocks,
@@ -126,7 +127,7 @@ class WarRoomScreen(DeployActions):
                 yield HostsPanel(id="wr-hosts")
             yield RunbookPanel(id="wr-runbook", classes="wr-pane")
             yield TimelinePanel(id="wr-timeline")
-        yield Footer()
+        yield KeysFooter()
 
     def _mounted(self) -> None:
         self.signal_tail = SignalTail(Path(self.host.store_path), self.run_id).start()

@@ -18,6 +18,7 @@ from textual.widgets import Log, Static
 from quarterdeck.core.journal.events import StepOutput, StepStarted
 from quarterdeck.core.journal.parts import LogLine
 from quarterdeck.core.journal.store import Store
+from quarterdeck.screens import dashboard
 from quarterdeck.screens.dashboard import DashboardScreen
 from quarterdeck.tui.tails import JournalTail
 from quarterdeck.tui.widgets.log_panel import (
@@ -117,6 +118,83 @@ async def test_the_title_says_when_the_scrollback_dropped_its_oldest_lines() -> 
         assert title(panel) == "log · whole run"
 
 
+def count_layouts(screen: Any) -> list[bool]:
+    """Every screen layout from now on (each one repaints every widget on the screen)."""
+    calls: list[bool] = []
+    original = screen._refresh_layout
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        calls.append(True)
+        original(*args, **kwargs)
+
+    screen._refresh_layout = counted
+    return calls
+
+
+@pytest.mark.asyncio
+async def test_a_growing_scrollback_repaints_the_log_without_laying_the_screen_out() -> None:
+    """Each write grew the log's virtual size, a reactive that laid out (and so repainted)
+    the whole screen: under a flood, every frame until the scrollback was full."""
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        log = panel.query_one("#log", Log)
+        panel.append(lines(0, 100))  # more than a screen, before the first layout
+        await pilot.pause()
+        layouts = count_layouts(app.screen)
+        sent = 100
+        for _ in range(5):
+            panel.append(lines(sent, FRAME_LINES))
+            sent += FRAME_LINES
+            await pilot.pause()
+        assert layouts == []
+        assert log.virtual_size.height == sent
+        assert log.vertical_scrollbar.window_virtual_size == sent  # the thumb follows
+        assert log.scroll_y == log.max_scroll_y  # still following the tail
+        assert texts(panel)[-1] == f"line {sent - 1}"
+        assert "line 2099" in "".join(s.text for s in log.render_lines(log.size.region)[-1:])
+        panel.reset([])  # a new scope: the thumb goes back with the lines
+        await pilot.pause()
+        assert log.vertical_scrollbar.window_virtual_size == 0 and log.scroll_y == 0
+
+
+@pytest.mark.asyncio
+async def test_a_write_to_a_full_scrollback_leaves_the_scrollbar_alone() -> None:
+    """Its size and thumb do not change, and redrawing it on every write cost a flood's
+    frames more than drawing the new lines."""
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        log = panel.query_one("#log", Log)
+        panel.append(lines(0, MAX_LINES), limit=MAX_LINES)
+        await pilot.pause()
+        bar = log.vertical_scrollbar
+        assert bar.window_virtual_size == MAX_LINES
+        for start in range(MAX_LINES, MAX_LINES + 3 * FRAME_LINES, FRAME_LINES):
+            panel.append(lines(start, FRAME_LINES))
+            assert not bar._repaint_required
+            await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y
+        assert texts(panel)[-1] == f"line {MAX_LINES + 3 * FRAME_LINES - 1}"
+
+
+@pytest.mark.asyncio
+async def test_the_scrollback_note_repaints_the_title_without_a_layout() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.reset([])
+        panel.append(lines(0, MAX_LINES), limit=MAX_LINES)
+        await pilot.pause()
+        layouts = count_layouts(app.screen)
+        panel.append(lines(MAX_LINES, 1))
+        await pilot.pause()
+        assert title(panel) == f"log · whole run · {SCROLLBACK_NOTE}"
+        assert layouts == []
+
+
 @pytest.mark.asyncio
 async def test_a_scope_change_redraws_everything_kept_not_one_frame() -> None:
     app = PanelApp()
@@ -206,15 +284,71 @@ async def test_attaching_behind_a_flood_shows_the_tail_and_accounts_for_every_li
         assert numbers == sorted(numbers)  # in order, never repeated
 
 
+@pytest.mark.asyncio
+async def test_held_lines_are_drawn_by_the_next_paint_and_never_twice() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(LogPanel)
+        panel.step = ("flood", "spew")
+        panel.hold(lines(0, 3))
+        panel.append(lines(3, 2))
+        await pilot.pause()
+        assert texts(panel) == [f"line {n}" for n in range(5)]
+        panel.hold(lines(5, 3))  # then the scope changes: redrawn from the kept lines
+        panel.reset(lines(0, 8))
+        panel.append([])
+        await pilot.pause()
+        assert texts(panel) == [f"line {n}" for n in range(8)]
+
+
+@pytest.mark.asyncio
+async def test_a_viewer_catching_up_paints_less_often_than_it_folds_and_loses_no_line(
+    make_app: Any, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slices fold every few ms while the viewer is behind; painting each one (the log,
+    the tree, the panels) made the frames a key press waits behind. With the interval
+    between paints made endless, it paints once behind and once caught up, and every
+    line is still drawn or counted in a marker."""
+    monkeypatch.setattr(dashboard, "PAINT_SECONDS", float("inf"), raising=False)
+    paints: list[int] = []
+    original = LogPanel.append
+
+    def counted(self: LogPanel, lines: Any, limit: int = FRAME_LINES) -> None:
+        if getattr(self, "holding", False) or lines:  # (the code before: no holding)
+            paints.append(len(lines))
+        original(self, lines, limit)
+
+    monkeypatch.setattr(LogPanel, "append", counted)
+    app = make_app(attach=FLOOD_RUN)
+    seed_flood(project / "qd.db", project / ".quarterdeck/workflows/tiny.yaml", 40)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dash")
+        dash = app.screen
+        assert isinstance(dash, DashboardScreen)
+        await wait_until(pilot, lambda: dash.state.log_total == 20_000, what="the backlog")
+        panel = dash.query_one(LogPanel)
+        await wait_until(
+            pilot, lambda: not getattr(panel, "holding", False), what="the held lines drawn"
+        )
+        await pilot.pause(0.2)
+        assert len(paints) <= 2  # was one per slice (6 here)
+        assert panel.shown + panel.skipped == 20_000
+        shown = texts(panel)
+        assert shown[-1] == "compile │ line 19999"
+        numbers = [int(t.rsplit(" ", 1)[1]) for t in shown if not t.startswith("⋯ ")]
+        assert numbers == sorted(numbers)
+
+
 class MetricsApp(App[None]):
     def compose(self) -> ComposeResult:
         yield _Panel(id="panel")
 
 
 @pytest.mark.asyncio
-async def test_a_ticking_panel_repaints_without_laying_the_screen_out_until_it_could_wrap() -> None:
-    """A clock or a count changing in place repaints the panel only; text that could take
-    another line (longer, or breaking elsewhere) still lays out, so the panel grows."""
+async def test_a_ticking_panel_repaints_without_laying_the_screen_out_until_it_wraps() -> None:
+    """A clock or a count changing in place, or gaining a digit that still fits, repaints
+    the panel only; text that takes another number of lines lays out, so the panel grows
+    and shrinks."""
     app = MetricsApp()
     async with app.run_test(size=(30, 10)) as pilot:
         panel = app.query_one(_Panel)
@@ -225,7 +359,15 @@ async def test_a_ticking_panel_repaints_without_laying_the_screen_out_until_it_c
         await pilot.pause()
         assert "active 2s" in str(panel.render())
         assert panel.size.height == 1
+        panel.show("active 12s  steps 0/1")  # a digit more, still one line
+        assert not panel._layout_required
+        await pilot.pause()
+        assert "active 12s" in str(panel.render())
         panel.show("active 12s  steps 0/1 and a much longer line that wraps")
         assert panel._layout_required
         await pilot.pause()
         assert panel.size.height == 2
+        panel.show("active 13s  steps 0/1")  # back to one line
+        assert panel._layout_required
+        await pilot.pause()
+        assert panel.size.height == 1

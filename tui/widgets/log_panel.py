@@ -13,12 +13,15 @@ never silently.
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import Input, Log, Static
 
 from quarterdeck.core.journal.state import LogLine
@@ -40,12 +43,43 @@ def skipped_marker(count: int) -> str:
 
 
 class _Log(Log):
-    """Textual's Log, without its per-write width scan: every write started a thread that
-    measured each new line's cell width (holding the GIL) only to size a horizontal
-    scrollbar this pane hides (``overflow-x: hidden``). Long lines are cut at the edge."""
+    """Textual's Log, without two costs a flood paid on every write.
+
+    - The width scan: every write started a thread that measured each new line's cell
+      width (holding the GIL) only to size a horizontal scrollbar this pane hides
+      (``overflow-x: hidden``). Long lines are cut at the edge.
+    - The screen layout: a write that grows the scrollback changes the virtual size, a
+      reactive that asks the whole screen for a layout, and so a full repaint of every
+      widget (under a flood, until the scrollback was full: the worst key-to-frame
+      waits). The pane's own size never depends on its lines (``height: 1fr``), so only
+      its scrollbar follows the growth (a scrollbar shown or hidden still lays out).
+    """
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+    _followed = Size(0, 0)
 
     def _update_size(self, updates: int, lines: list[str]) -> None:  # type: ignore[override]
         return
+
+    def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
+        super().write_lines(lines, scroll_end)
+        self._follow_size()
+        return self
+
+    def clear(self) -> Self:
+        super().clear()
+        self._follow_size()
+        return self
+
+    def _follow_size(self) -> None:
+        """What a layout did for a changed virtual size: the scrollbar's thumb and
+        whether it shows (nothing before the pane has a size: its first layout does it).
+        Only on a change: a full scrollback keeps its size, and redrawing the scrollbar on
+        every write cost more than the lines."""
+        size = self.virtual_size
+        if self.container_size and size != self._followed:
+            self._followed = size
+            self._scroll_update(size)
 
 
 class LogPanel(Vertical):
@@ -67,6 +101,7 @@ class LogPanel(Vertical):
         self.shown = 0  # lines drawn since the last reset
         self.skipped = 0  # lines not drawn since the last reset (each frame's marker says)
         self._written = 0  # lines in the widget since the last reset, markers included
+        self._held: list[LogLine] = []  # folded since the last paint (see hold)
         self._scope_title = "log · whole run"
         # where the lines come from, so a resize can re-wrap errors to the new width
         self.source: Callable[[], Iterable[LogLine]] | None = None
@@ -108,20 +143,38 @@ class LogPanel(Vertical):
         if self._wrapped_at and width != self._wrapped_at and self.source is not None:
             self.reset(self.source())
 
+    @property
+    def holding(self) -> bool:
+        """Lines are held for the next paint."""
+        return bool(self._held)
+
+    def hold(self, lines: list[LogLine]) -> None:
+        """Keep lines folded between paints (a viewer catching up folds in slices faster
+        than it paints) for the next :meth:`append`, which draws them or counts them in
+        its marker; a :meth:`reset` redraws from the kept lines instead."""
+        self._held.extend(lines)
+
     def append(self, lines: Iterable[LogLine], limit: int = FRAME_LINES) -> None:
-        """Write new lines that match the current scope and filter, in one batch: the newest
-        ``limit`` of them, after a marker counting the ones not drawn."""
+        """Write new lines (after any held ones) that match the current scope and filter, in
+        one batch: the newest ``limit`` of them, after a marker counting the ones not drawn."""
         batch = lines if isinstance(lines, list) else list(lines)
+        if self._held:
+            batch, self._held = self._held + batch, []
         text: list[str] = []
-        skipped = 0
+        # the whole run unfiltered shows every line: no test per line (a flood's 50,000 a
+        # second went through one, even the ones only counted)
+        everything = self.step is None and self.stage is None and not self.filter_text
         # newest first, so a flood formats only what it draws (older matches are counted)
-        for x in reversed(batch):
-            if not self.matches(x):
-                continue
-            if len(text) >= limit:
-                skipped += 1
-                continue
-            text.extend(reversed(self._wrapped(x)))
+        older = len(batch)
+        while older and len(text) < limit:
+            older -= 1
+            x = batch[older]
+            if everything or self.matches(x):
+                text.extend(reversed(self._wrapped(x)))
+        if everything:
+            skipped = older
+        else:
+            skipped = sum(1 for x in itertools.islice(batch, older) if self.matches(x))
         if not text:
             return
         text.reverse()
@@ -141,10 +194,12 @@ class LogPanel(Vertical):
 
     def _title(self) -> None:
         note = f" · {SCROLLBACK_NOTE}" if self._written > MAX_LINES else ""
-        self.query_one("#log-title", Static).update(self._scope_title + note)
+        # one line, always: a layout here repainted the whole screen mid-flood
+        self.query_one("#log-title", Static).update(self._scope_title + note, layout=False)
 
     def reset(self, lines: Iterable[LogLine]) -> None:
         """Rebuild after the scope or the filter changed."""
+        self._held = []  # the kept lines include them: drawn below, once
         self.log_widget.clear()
         self.shown = 0
         self.skipped = 0

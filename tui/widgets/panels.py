@@ -43,16 +43,27 @@ def text_shape(markup: str) -> tuple[int, tuple[int, ...]]:
 
 class _Panel(Static):
     """A Static that skips repaints nobody could see, and lays the screen out again only
-    when its text could take a different number of lines (a layout is a whole-screen
-    reflow: the metrics' clock ticks several times a second while a run goes)."""
+    when its text takes a different number of lines (a layout is a whole-screen reflow:
+    the metrics' clock ticks several times a second while a run goes, and a count or a
+    clock gaining a digit mostly still fits its line)."""
 
     _last: str | None = None
 
     def show(self, markup: str) -> None:
-        if markup != self._last:
-            layout = self._last is None or text_shape(markup) != text_shape(self._last)
-            self._last = markup
-            self.update(markup, layout=layout)
+        if markup == self._last:
+            return
+        last, self._last = self._last, markup
+        if last is not None and text_shape(markup) == text_shape(last):
+            self.update(markup, layout=False)  # takes the same lines, surely
+            return
+        width, height = self.content_size
+        if last is None or not width:  # not laid out yet
+            self.update(markup)
+            return
+        self.update(markup, layout=False)
+        # as Widget.get_content_height measures (its cache is keyed on the width only)
+        if self.visual.get_height(self.styles, width) != height:  # type: ignore[arg-type]
+            self.refresh(layout=True)
 
 
 class PersonaPanel(_Panel):
