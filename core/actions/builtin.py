@@ -235,7 +235,23 @@ async def run_process(
         if proc.returncode is None:
             await _kill_group(proc)
         release(proc.pid)
+        _close_pipes(proc)
     return code, last
+
+
+def _close_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Close the child's pipes now, on the loop that made them.
+
+    asyncio closes a subprocess's transport by itself only once every pipe reached its
+    end. A step cancelled mid-output (a timeout, Ctrl-C, a cancelled run) leaves them open,
+    and whoever collects the transport later (after the run's loop closed: the cockpit's
+    run thread, a test's ``asyncio.run``) gets "Exception ignored ... Event loop is closed"
+    printed by its ``__del__``, and an unclosed pipe. ``Process`` keeps its transport in
+    ``_transport`` and offers no public close; closing it here is what asyncio itself does
+    on the normal path (the process has exited or been killed by now)."""
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()
 
 
 def child_env(
