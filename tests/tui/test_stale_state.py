@@ -197,7 +197,9 @@ async def test_a_decision_the_runner_does_not_record_says_so(make_app: Any, proj
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    offset = [0.0]
+    # the cockpit's clock moves only when the test says: on a loaded machine more than 5 s
+    # could pass between pressing approve and seeing "waiting…", which then never shows
+    clock = [time.time()]
     try:
         run_id = None
         for _ in range(600):  # bounded: the run reaches its gate within seconds
@@ -210,7 +212,7 @@ async def test_a_decision_the_runner_does_not_record_says_so(make_app: Any, proj
             await asyncio.sleep(0.05)
         assert run_id is not None, "the run never reached its gate"
         proc.send_signal(signal.SIGSTOP)
-        app = make_app(attach=run_id, now=lambda: time.time() + offset[0])
+        app = make_app(attach=run_id, now=lambda: clock[0])
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
             modal = app.screen
@@ -229,7 +231,7 @@ async def test_a_decision_the_runner_does_not_record_says_so(make_app: Any, proj
                 ),
                 what="the sent decision",
             )
-            offset[0] = 6.0  # the runner still has not recorded it
+            clock[0] += 6.0  # the runner still has not recorded it
             await wait_until(
                 pilot,
                 lambda: "not recorded after 5s" in str(modal.query_one("#approval-error").render()),
