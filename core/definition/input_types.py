@@ -63,6 +63,13 @@ def _may_run(when: str | bool | None, scope: Mapping[str, Any]) -> bool:
         return False
 
 
+def _may_read_inputs(with_: Mapping[str, Any]) -> bool:
+    """Whether any parameter can read an input: only a string naming ``inputs`` can be a
+    template that does (what :func:`input_problems` checks), so a step with none is skipped
+    before its action is looked up and its conditions evaluated."""
+    return any(isinstance(raw, str) and "inputs" in raw for raw in with_.values())
+
+
 def input_problems(
     workflow: Workflow, values: Mapping[str, Any], only: str | None = None
 ) -> dict[str, str]:
@@ -71,6 +78,8 @@ def input_problems(
     problems: dict[str, str] = {}
     scope = {"inputs": dict(values)}
     for stage, step in workflow.all_steps():
+        if not _may_read_inputs(step.with_):
+            continue  # no parameter of it can be fed by an input (most steps of a large run)
         spec = get_action(step.uses)
         if spec is None or not _may_run(stage.when, scope) or not _may_run(step.when, scope):
             continue
