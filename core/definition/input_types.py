@@ -66,7 +66,7 @@ def _may_run(when: str | bool | None, scope: Mapping[str, Any]) -> bool:
 def _may_read_inputs(with_: Mapping[str, Any]) -> bool:
     """Whether any parameter can read an input: only a string naming ``inputs`` can be a
     template that does (what :func:`input_problems` checks), so a step with none is skipped
-    before its action is looked up and its conditions evaluated."""
+    before its conditions are evaluated and its parameters looked at."""
     return any(isinstance(raw, str) and "inputs" in raw for raw in with_.values())
 
 
@@ -77,6 +77,12 @@ def input_problems(
     problem per input). ``only`` limits the check to parameters fed by that input."""
     problems: dict[str, str] = {}
     scope = {"inputs": dict(values)}
+    # every action the workflow uses is looked up first, in the order the steps use them
+    # (importing its module): the steps skipped below are looked up too, as before they
+    # were skipped. A resumed run's definition is not validated again; this is where its
+    # action modules are imported, before any step runs
+    for uses in dict.fromkeys(step.uses for _, step in workflow.all_steps()):
+        get_action(uses)
     for stage, step in workflow.all_steps():
         if not _may_read_inputs(step.with_):
             continue  # no parameter of it can be fed by an input (most steps of a large run)
