@@ -63,13 +63,6 @@ def _may_run(when: str | bool | None, scope: Mapping[str, Any]) -> bool:
         return False
 
 
-def _may_read_inputs(with_: Mapping[str, Any]) -> bool:
-    """Whether any parameter can read an input: only a string naming ``inputs`` can be a
-    template that does (what :func:`input_problems` checks), so a step with none is skipped
-    before its conditions are evaluated and its parameters looked at."""
-    return any(isinstance(raw, str) and "inputs" in raw for raw in with_.values())
-
-
 def input_problems(
     workflow: Workflow, values: Mapping[str, Any], only: str | None = None
 ) -> dict[str, str]:
@@ -77,16 +70,21 @@ def input_problems(
     problem per input). ``only`` limits the check to parameters fed by that input."""
     problems: dict[str, str] = {}
     scope = {"inputs": dict(values)}
-    # every action the workflow uses is looked up first, in the order the steps use them
-    # (importing its module): the steps skipped below are looked up too, as before they
-    # were skipped. A resumed run's definition is not validated again; this is where its
-    # action modules are imported, before any step runs
-    for uses in dict.fromkeys(step.uses for _, step in workflow.all_steps()):
-        get_action(uses)
+    looked_up: set[str] = set()
     for stage, step in workflow.all_steps():
-        if not _may_read_inputs(step.with_):
+        uses = step.uses
+        if uses not in looked_up:
+            # every action used is looked up (its module imported) whether or not a step
+            # of it is checked: a resumed run's definition is not validated again, and
+            # this is where its action modules are imported, before any step runs
+            looked_up.add(uses)
+            get_action(uses)
+        for raw in step.with_.values():
+            if isinstance(raw, str) and "inputs" in raw:
+                break  # only a string naming inputs can be a template that reads one
+        else:
             continue  # no parameter of it can be fed by an input (most steps of a large run)
-        spec = get_action(step.uses)
+        spec = get_action(uses)
         if spec is None or not _may_run(stage.when, scope) or not _may_run(step.when, scope):
             continue
         fed: dict[str, set[str]] = {}
