@@ -1,7 +1,7 @@
 """The launch-time check of typed inputs (core/definition/input_types.py) looks only at the
-steps whose parameters can read an input, and still looks every action up first: a
-resumed run's definition is not validated again, and this is where the modules of its
-actions are imported, before any step runs."""
+steps whose parameters can read an input, and still looks up every action the workflow
+uses (importing its module): a resumed run's definition is not validated again, and this
+is where the modules of its actions are imported, before any step runs."""
 
 from __future__ import annotations
 
