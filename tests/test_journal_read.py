@@ -118,3 +118,34 @@ def test_events_are_built_from_rows_by_position() -> None:
     keyword): its first fields must stay in this order."""
     names = [f.name for f in fields(Event)][:7]
     assert names == ["type", "run_id", "stage", "step", "data", "ts", "seq"]
+
+
+def test_verifys_inline_link_is_the_stores_event_hash(tmp_path: Path) -> None:
+    """``verify_run`` spells the link out inline (and a run id's text once): the rows above,
+    chained with ``event_hash``, verify; each one changed alone breaks its own link only.
+    Two run ids in turn: the text made once is the right run's."""
+    from quarterdeck.core.journal.integrity import verify_run
+    from quarterdeck.core.journal.store import GENESIS, Store, event_hash
+
+    def chained(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        out, prev = [], GENESIS
+        for row in rows:
+            prev = event_hash(prev, row)
+            out.append((*row, prev))
+        return out
+
+    def mismatches(rows: list[tuple[Any, ...]]) -> list[str]:
+        with Store(tmp_path / "qd.db") as store:
+            found = verify_run(store, "r1", rows=rows, snapshot=False).problems
+        return [p for p in found if "hash mismatch" in p]
+
+    rows = [*ROWS, ("r2", 8, 4.0, "t", None, None, "{}"), ("r1", 9, 5.0, "t", None, None, "{}")]
+    good = chained(rows)
+    assert mismatches(good) == []
+    for i, row in enumerate(rows):
+        changed = list(good)
+        changed[i] = (*row[:6], row[6] + " ", good[i][7])  # its data, its stored hash kept
+        assert len(mismatches(changed)) == 1, i
+    other = list(good)
+    other[-1] = ("r2", *good[-1][1:])  # the same row under the run id before it
+    assert len(mismatches(other)) == 1

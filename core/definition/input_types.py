@@ -70,8 +70,21 @@ def input_problems(
     problem per input). ``only`` limits the check to parameters fed by that input."""
     problems: dict[str, str] = {}
     scope = {"inputs": dict(values)}
+    looked_up: set[str] = set()
     for stage, step in workflow.all_steps():
-        spec = get_action(step.uses)
+        uses = step.uses
+        if uses not in looked_up:
+            # every action used is looked up (its module imported) whether or not a step
+            # of it is checked: a resumed run's definition is not validated again, and
+            # this is where its action modules are imported, before any step runs
+            looked_up.add(uses)
+            get_action(uses)
+        for raw in step.with_.values():
+            if isinstance(raw, str) and "inputs" in raw:
+                break  # only a string naming inputs can be a template that reads one
+        else:
+            continue  # no parameter of it can be fed by an input (most steps of a large run)
+        spec = get_action(uses)
         if spec is None or not _may_run(stage.when, scope) or not _may_run(step.when, scope):
             continue
         fed: dict[str, set[str]] = {}

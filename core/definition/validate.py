@@ -229,7 +229,10 @@ def persona_problems(loaded: LoadedWorkflow, personas: Any) -> list[Problem]:
         line, col = source.locate(loc)
         problems.append(Problem(source.file, line, col, message, format_path(loc, data)))
 
-    for stage, step, loc, _role in _step_locs(wf):
+    # only a stage with a known persona can have a step using a tool it may not: a
+    # workflow with none (most, and a 10,000-step one) does not walk every step's loc
+    known = any(stage.persona and personas.get(stage.persona) is not None for stage in wf.stages)
+    for stage, step, loc, _role in _step_locs(wf) if known else ():
         persona = personas.get(stage.persona) if stage.persona else None
         if persona is not None and not persona.may_use(step.uses):
             add(

@@ -387,6 +387,32 @@ def test_show_folds_from_the_snapshot_and_verify_checks_it(tmp_path: Path) -> No
     )
 
 
+def test_show_checks_the_chain_before_the_snapshot_too(tmp_path: Path) -> None:
+    """``show`` folds from the snapshot, but still checks every event's link: an event the
+    snapshot stands for, edited in place (its hash left as it was), is warned about. A
+    check of only the events after the snapshot (tied to it by the last event's hash)
+    would miss it: the snapshot and that hash are unchanged, and the forger had no need to
+    recompute anything."""
+    ran = run_workflow(tmp_path, FAILING)
+    store, rid = ran.store, ran.state.id
+    seq = snapshot.stored(store, rid)[0]  # type: ignore[index]
+    assert seq > 2
+    before = shown(tmp_path / "qd.db", rid, "--json")
+    assert before[0] == 0 and "does not verify" not in before[2]
+    edited = store.conn.execute(
+        "UPDATE events SET data = replace(data, '\"attempt\":1', '\"attempt\":9')"
+        " WHERE run_id = ? AND seq = (SELECT MIN(seq) FROM events WHERE run_id = ?"
+        " AND type = 'step.started')",
+        (rid, rid),
+    )
+    assert edited.rowcount == 1
+    assert snapshot.load(store, rid) is not None  # the snapshot still stands for its events
+    code, out, err = shown(tmp_path / "qd.db", rid, "--json")
+    assert code == 0 and out == before[1]  # the same state, from the same snapshot
+    assert f"warning: run {rid} does not verify: event " in err
+    assert "hash mismatch" in err
+
+
 def test_the_signal_commands_read_a_run_from_its_snapshot(tmp_path: Path) -> None:
     """``approve``, ``reject``… read the run's state as ``show`` does: the events after the
     snapshot; a viewer's log (``keep_log``) is in no snapshot, so that read folds them all."""
