@@ -120,16 +120,20 @@ class StepLogs:
     def _budget(self, key: StepKey, kept: str, total: int) -> list[str]:
         if key in self._capped:
             return []
-        where = self.path(key)
-        log = f"; full log: {where}" if where is not None else ""
         if total > len(kept):
-            kept += f" … [line cut: {total:,} characters{log}]"
+            kept += f" … [line cut: {total:,} characters{self._where(key)}]"
         used = self._used.get(key, 0) + len(kept) + 1
         self._used[key] = used
         if used <= self.cap:
             return [kept]
         self._capped.add(key)
-        return [f"… [output over {self.cap:,} bytes is not journaled{log}]"]
+        return [f"… [output over {self.cap:,} bytes is not journaled{self._where(key)}]"]
+
+    def _where(self, key: StepKey) -> str:
+        """The marker's pointer to the log file: built only for a marker (a path per line
+        was most of a flooding step's cost on the loop: 50,000 lines/s)."""
+        where = self.path(key)
+        return f"; full log: {where}" if where is not None else ""
 
     def close(self) -> None:
         for key, text in list(self._pending.items()):

@@ -66,6 +66,17 @@ class StageTree(Tree[NodeKey]):
         self._keyed: dict[NodeKey, TreeNode[NodeKey]] = {}
         self._labels: dict[NodeKey, str] = {}
 
+    def _invalidate(self) -> None:
+        """Tree's, without its screen layout: Tree laid the whole screen out (a repaint of
+        every widget) on each invalidation, and it invalidates on every focus change (a
+        style update), resize and added node, so opening a dashboard queued layouts the
+        first key waited behind. The tree's own size is its grid cell's; what its lines
+        change is the virtual size, a reactive that still lays out when it changes."""
+        self._clear_line_cache()
+        self._updates += 1
+        self.root._reset()
+        self.refresh()
+
     def node_for(self, key: NodeKey) -> TreeNode[NodeKey] | None:
         return self._keyed.get(key)
 
