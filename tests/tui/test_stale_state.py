@@ -237,7 +237,11 @@ async def test_a_decision_the_runner_does_not_record_says_so(make_app: Any, proj
                 lambda: "not recorded after 5s" in str(modal.query_one("#approval-error").render()),
                 what="the not-recorded notice",
             )
-            assert any("not recorded" in n.message for n in app._notifications)
+            await wait_until(  # a notification is a message, handled after the text is set
+                pilot,
+                lambda: any("not recorded" in n.message for n in app._notifications),
+                what="the not-recorded notification",
+            )
             proc.send_signal(signal.SIGCONT)  # the runner goes on and applies it
             await wait_until(
                 pilot, lambda: not isinstance(app.screen, ApprovalScreen), what="close"
