@@ -120,10 +120,10 @@ def test_events_are_built_from_rows_by_position() -> None:
     assert names == ["type", "run_id", "stage", "step", "data", "ts", "seq"]
 
 
-def test_verifys_inline_link_is_the_stores_event_hash(tmp_path: Path) -> None:
-    """``verify_run`` spells the link out inline (and a run id's text once): the rows above,
-    chained with ``event_hash``, verify; each one changed alone breaks its own link only.
-    Two run ids in turn: the text made once is the right run's."""
+def test_verify_run_finds_each_changed_row_by_its_own_link(tmp_path: Path) -> None:
+    """``verify_run`` spells each row's link out (``_link``): the rows above, chained with
+    ``event_hash``, verify; each one changed alone breaks its own link only, and so does a
+    row under another run's id."""
     from quarterdeck.core.journal.integrity import verify_run
     from quarterdeck.core.journal.store import GENESIS, Store, event_hash
 

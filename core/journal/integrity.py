@@ -67,7 +67,6 @@ def verify_run(
     expected_seq = 1
     unchained = 0
     rows = store.raw_events(run_id) if rows is None else rows
-    escaped: tuple[Any, str] = (None, "")  # the last run id seen, and its JSON text
     for raw in rows:
         row, stored = raw, raw[7]  # (run_id, seq, ts, type, stage, step, data), hash
         seq = row[1]
@@ -81,29 +80,7 @@ def verify_run(
             unchained += 1
             prev = GENESIS
             continue
-        # _link, inline (a call per row is a share of every show's chain check), the run
-        # id's JSON text made once: every row of a run holds the same one
-        owner, ts, type_, stage, step, data = raw[0], raw[2], raw[3], raw[4], raw[5], raw[6]
-        if (
-            type(owner) is str
-            and type(seq) is int
-            and type(ts) is float
-            and type(type_) is str
-            and type(data) is str
-            and (stage is None or type(stage) is str)
-            and (step is None or type(step) is str)
-            and math.isfinite(ts)
-        ):
-            if owner != escaped[0]:
-                escaped = (owner, _STR(owner))
-            text = (
-                f"{prev}\n[{escaped[1]},{seq!r},{ts!r},{_STR(type_)},"
-                f"{'null' if stage is None else _STR(stage)},"
-                f"{'null' if step is None else _STR(step)},{_STR(data)}]"
-            )
-            link = sha256(text.encode()).hexdigest()
-        else:
-            link = _link(prev, raw)
+        link = _link(prev, raw)
         if link != stored:
             result.problems.append(
                 f"event {seq} ({row[3]}): hash mismatch — edited after it was journaled"
@@ -129,8 +106,7 @@ _STR = json.encoder.encode_basestring  # ``store._canonical``'s string encoder
 def _link(prev: str, raw: Sequence[Any]) -> str:
     """``event_hash(prev, raw[:7])``, spelled out for a row as the writer makes it (as
     ``store._canonical`` does; a test holds the two to the same answer), one sha256 call
-    per row: checking the chain is a share of every ``show``. Any other row, ``event_hash``.
-    (:func:`verify_run` spells it out once more, inline; a test holds that one too.)"""
+    per row: checking the chain is a share of every ``show``. Any other row, ``event_hash``."""
     run_id, seq, ts, type_, stage, step, data = raw[:7]
     if (
         type(run_id) is str
