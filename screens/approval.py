@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -21,6 +21,7 @@ from textual.widgets import Button, Input, Markdown, Static
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import ApprovalState
 from quarterdeck.core.journal.statuses import ApprovalStatus
+from quarterdeck.screens.delivery import deliver
 from quarterdeck.screens.host import CockpitHost, RunView, host_of
 
 WATCH_SECONDS = 0.1
@@ -48,6 +49,7 @@ class ApprovalScreen(ModalScreen[str | None]):
         self._sent_at = 0.0
         self._groups: dict[str, list[str]] = {}
         self._dismissed = False
+        self._asking: int | None = None  # the decision a worker is reading the outcome of
 
     @property
     def host(self) -> CockpitHost:
@@ -170,11 +172,29 @@ class ApprovalScreen(ModalScreen[str | None]):
             self.notify(text, title="decision not recorded yet", severity="warning")
 
     def _check_outcome(self) -> None:
+        """Ask whether the run refused the decision sent: one read at a time, in a worker
+        thread (the store may be locked or slow; the cockpit never waits for it)."""
+        if self.sent is not None and self._asking is None:
+            self._asking = self.sent
+            self._read_outcome(self.sent)
+
+    @work(thread=True, group="approval-outcome")
+    def _read_outcome(self, sent: int) -> None:
+        from quarterdeck.core.errors import QuarterdeckError
         from quarterdeck.core.journal.store import Store
 
-        with Store(self.host.store_path) as store:
-            outcome = store.signal_outcome(self.sent or 0)
-        if outcome and outcome.startswith("refused"):
+        outcome: str | None = None
+        try:
+            with Store(self.host.store_path) as store:
+                outcome = store.signal_outcome(sent)
+        except QuarterdeckError:  # unreadable now: asked again, and reported after a while
+            pass
+        finally:
+            deliver(self, self._outcome, sent, outcome)
+
+    def _outcome(self, sent: int, outcome: str | None) -> None:
+        self._asking = None
+        if sent == self.sent and outcome and outcome.startswith("refused"):
             self.sent = None
             self._error(outcome)
 

@@ -252,3 +252,75 @@ async def test_a_decision_the_runner_does_not_record_says_so(make_app: Any, proj
             proc.send_signal(signal.SIGCONT)
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.asyncio
+async def test_the_modal_reads_a_refusal_off_the_ui_thread(
+    make_app: Any, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a decision is pending the modal asks the store for its outcome every 0.1 s;
+    that read runs in a worker thread (a locked store must never freeze the cockpit), and
+    a refusal it finds is still shown. The run's process is stopped, so the test records
+    the refusal in its place."""
+    import asyncio
+    import signal
+    import subprocess
+    import threading
+
+    readers: list[bool] = []  # for each read: on the UI thread?
+    original = Store.signal_outcome
+
+    def watched(self: Store, signal_id: int) -> str | None:
+        readers.append(threading.current_thread() is threading.main_thread())
+        return original(self, signal_id)
+
+    monkeypatch.setattr(Store, "signal_outcome", watched)
+    db = project / "qd.db"
+    wf = project / "gate.yaml"
+    wf.write_text(GATE)
+    proc = cli_popen(
+        "run", str(wf), "--headless", "--store", str(db), "--as", "alice",
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        run_id = None
+        for _ in range(600):  # bounded: the run reaches its gate within seconds
+            if db.exists():
+                with Store(db) as store:
+                    rows = store.list_runs()
+                if rows and rows[0].status == "waiting":
+                    run_id = rows[0].id
+                    break
+            await asyncio.sleep(0.05)
+        assert run_id is not None, "the run never reached its gate"
+        proc.send_signal(signal.SIGSTOP)
+        app = make_app(attach=run_id)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
+            modal = app.screen
+            assert isinstance(modal, ApprovalScreen)
+            await wait_until(
+                pilot,
+                lambda: not modal.query_one("#approve", Button).disabled,
+                what="approve enabled",
+            )
+            modal.query_one("#approve", Button).press()
+            await wait_until(pilot, lambda: len(readers) >= 3, what="the outcome read")
+            sent = modal.sent
+            assert sent is not None
+            with Store(db) as store:  # the runner's part: it refuses the decision
+                store.consume_signal(sent, "refused: the gate was decided already")
+            await wait_until(
+                pilot,
+                lambda: (
+                    "refused: the gate was decided already"
+                    in str(modal.query_one("#approval-error").render())
+                ),
+                what="the refusal shown",
+            )
+            assert modal.sent is None
+        assert readers and not any(readers), "the outcome was read on the UI thread"
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.kill()
+        proc.wait()
