@@ -4,7 +4,10 @@ Real runs, a real store, the real app."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -179,50 +182,15 @@ async def test_a_decision_the_runner_does_not_record_says_so(make_app: Any, proj
     """The run's process is alive but not acting (stopped with SIGSTOP): after a few
     seconds the modal says the decision is not recorded and how to go on, instead of
     "waiting for the run to record it…" forever; once the process goes on, it applies."""
-    import asyncio
     import signal
-    import subprocess
 
-    db = project / "qd.db"
-    wf = project / "gate.yaml"
-    wf.write_text(GATE)
-    proc = cli_popen(
-        "run",
-        str(wf),
-        "--headless",
-        "--store",
-        str(db),
-        "--as",
-        "alice",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     # the cockpit's clock moves only when the test says: on a loaded machine more than 5 s
     # could pass between pressing approve and seeing "waiting…", which then never shows
     clock = [time.time()]
-    try:
-        run_id = None
-        for _ in range(600):  # bounded: the run reaches its gate within seconds
-            if db.exists():
-                with Store(db) as store:
-                    rows = store.list_runs()
-                if rows and rows[0].status == "waiting":
-                    run_id = rows[0].id
-                    break
-            await asyncio.sleep(0.05)
-        assert run_id is not None, "the run never reached its gate"
-        proc.send_signal(signal.SIGSTOP)
+    async with _stopped_at_gate(project) as (run_id, proc):
         app = make_app(attach=run_id, now=lambda: clock[0])
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
-            modal = app.screen
-            assert isinstance(modal, ApprovalScreen)
-            await wait_until(
-                pilot,
-                lambda: not modal.query_one("#approve", Button).disabled,
-                what="approve enabled",
-            )
-            modal.query_one("#approve", Button).press()
+            modal = await _approve(app, pilot)
             await wait_until(
                 pilot,
                 lambda: (
@@ -247,11 +215,6 @@ async def test_a_decision_the_runner_does_not_record_says_so(make_app: Any, proj
                 pilot, lambda: not isinstance(app.screen, ApprovalScreen), what="close"
             )
         assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.asyncio
@@ -262,9 +225,6 @@ async def test_the_modal_reads_a_refusal_off_the_ui_thread(
     that read runs in a worker thread (a locked store must never freeze the cockpit), and
     a refusal it finds is still shown. The run's process is stopped, so the test records
     the refusal in its place."""
-    import asyncio
-    import signal
-    import subprocess
     import threading
 
     readers: list[bool] = []  # for each read: on the UI thread?
@@ -275,6 +235,35 @@ async def test_the_modal_reads_a_refusal_off_the_ui_thread(
         return original(self, signal_id)
 
     monkeypatch.setattr(Store, "signal_outcome", watched)
+    async with _stopped_at_gate(project) as (run_id, _proc):
+        app = make_app(attach=run_id)
+        async with app.run_test(size=(120, 40)) as pilot:
+            modal = await _approve(app, pilot)
+            await wait_until(pilot, lambda: len(readers) >= 3, what="the outcome read")
+            sent = modal.sent
+            assert sent is not None
+            with Store(project / "qd.db") as store:  # the runner's part: it refuses it
+                store.consume_signal(sent, "refused: the gate was decided already")
+            await wait_until(
+                pilot,
+                lambda: (
+                    "refused: the gate was decided already"
+                    in str(modal.query_one("#approval-error").render())
+                ),
+                what="the refusal shown",
+            )
+            assert modal.sent is None
+    assert readers and not any(readers), "the outcome was read on the UI thread"
+
+
+@contextlib.asynccontextmanager
+async def _stopped_at_gate(project: Path) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A headless run of GATE started by alice, stopped (SIGSTOP) once it waits at its
+    gate: alive but not acting. Gives its id and process; a process still there at the
+    end is continued and killed."""
+    import asyncio
+    import signal
+
     db = project / "qd.db"
     wf = project / "gate.yaml"
     wf.write_text(GATE)
@@ -294,33 +283,21 @@ async def test_the_modal_reads_a_refusal_off_the_ui_thread(
             await asyncio.sleep(0.05)
         assert run_id is not None, "the run never reached its gate"
         proc.send_signal(signal.SIGSTOP)
-        app = make_app(attach=run_id)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
-            modal = app.screen
-            assert isinstance(modal, ApprovalScreen)
-            await wait_until(
-                pilot,
-                lambda: not modal.query_one("#approve", Button).disabled,
-                what="approve enabled",
-            )
-            modal.query_one("#approve", Button).press()
-            await wait_until(pilot, lambda: len(readers) >= 3, what="the outcome read")
-            sent = modal.sent
-            assert sent is not None
-            with Store(db) as store:  # the runner's part: it refuses the decision
-                store.consume_signal(sent, "refused: the gate was decided already")
-            await wait_until(
-                pilot,
-                lambda: (
-                    "refused: the gate was decided already"
-                    in str(modal.query_one("#approval-error").render())
-                ),
-                what="the refusal shown",
-            )
-            assert modal.sent is None
-        assert readers and not any(readers), "the outcome was read on the UI thread"
+        yield run_id, proc
     finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.kill()
-        proc.wait()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait()
+
+
+async def _approve(app: Any, pilot: Any) -> ApprovalScreen:
+    """Press Approve in the gate's modal once it may be pressed; the modal."""
+    await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
+    modal = app.screen
+    assert isinstance(modal, ApprovalScreen)
+    await wait_until(
+        pilot, lambda: not modal.query_one("#approve", Button).disabled, what="approve enabled"
+    )
+    modal.query_one("#approve", Button).press()
+    return modal
