@@ -107,7 +107,13 @@ class Event:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), default=str, separators=(",", ":"))
+        return _COMPACT(self.to_dict())
+
+
+#: ``json.dumps(..., default=str, separators=(",", ":"))``, its encoder made once: with any
+#: option ``json.dumps`` builds a new encoder per call, a third of a line's cost when every
+#: event of a 10,000-step run is written (``--events``, ``events.jsonl``).
+_COMPACT = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
 
 class _Of(Payload):

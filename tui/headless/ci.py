@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -237,11 +236,7 @@ class EventStream:
     def __call__(self, event: Event) -> None:
         if self.lines.broken:
             return
-        # Event.to_json's text (the same encoder settings), without a new encoder per line
-        self.lines.write(_compact(event.to_dict()) + "\n")
-
-
-_compact = json.JSONEncoder(separators=(",", ":"), default=str).encode
+        self.lines.write(event.to_json() + "\n")
 
 
 def _narrate(message: str) -> None:
