@@ -29,10 +29,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import fields
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from quarterdeck.core.journal.events import GateResult
@@ -75,6 +76,10 @@ _ENCODE = json.JSONEncoder(default=str, separators=(",", ":")).encode
 # every field, in the constructor's order (a field added to StepState is kept too)
 _STEP_FIELDS = tuple(f.name for f in fields(StepState))
 _STEP_VALUES = attrgetter(*_STEP_FIELDS)  # one call per step (a run may have 10,000)
+# the plain parts, every field in the constructor's order (``decode`` rebuilds them so)
+_SWITCH = attrgetter(*(f.name for f in fields(Switch)))
+_PERSONA = attrgetter(*(f.name for f in fields(PersonaUsage)))
+_SIGNAL = attrgetter(*(f.name for f in fields(SignalSeen)))
 _STATUS_AT = _STEP_FIELDS.index("status")
 _GROUPS_AT = _STEP_FIELDS.index("process_groups")
 _TAIL_AT = _STEP_FIELDS.index("tail")
@@ -114,12 +119,10 @@ def encode(state: RunState) -> str:
             "inputs": state.inputs,
             "memory": state.memory,
             "stages": [_stage(stage, state.approvals) for stage in state.stages.values()],
-            "switches": [[s.from_, s.to, s.stage, s.held_seconds, s.ts] for s in state.switches],
-            "personas": [_persona(p) for p in state.personas.values()],
+            "switches": [list(_SWITCH(s)) for s in state.switches],
+            "personas": [list(_PERSONA(p)) for p in state.personas.values()],
             "approvals": [_approval(a) for a in state.approvals.values()],
-            "signals": [
-                [s.signal_id, s.kind, s.by, s.reason, s.target, s.data, s.ts] for s in state.signals
-            ],
+            "signals": [list(_SIGNAL(s)) for s in state.signals],
             "tokens": [list(point) for point in state.token_series],
         }
     )
@@ -171,21 +174,6 @@ def _step(step: StepState) -> list[Any]:
     else:
         raise Unusual(f"step {step.id}: a tail of type {type(tail).__name__}")
     return values
-
-
-def _persona(p: PersonaUsage) -> list[Any]:
-    return [
-        p.name,
-        p.budget,
-        p.title,
-        p.role,
-        p.color,
-        p.model,
-        p.tokens_used,
-        p.estimated,
-        p.seconds,
-        p.since,
-    ]
 
 
 def _approval(a: ApprovalState) -> list[Any]:
@@ -388,11 +376,4 @@ def fold_rows(store: Store, run_id: str, rows: Sequence[Sequence[Any]]) -> RunSt
 
 def rows_after(rows: Sequence[Sequence[Any]], seq: int) -> Sequence[Sequence[Any]]:
     """Rows ``(run_id, seq, ...)`` ordered by seq: those after ``seq``."""
-    lo, hi = 0, len(rows)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if rows[mid][1] <= seq:
-            lo = mid + 1
-        else:
-            hi = mid
-    return rows[lo:]
+    return rows[bisect_right(rows, seq, key=itemgetter(1)) :]
