@@ -55,15 +55,17 @@ def family_commands(family: str) -> typer.Typer:
 
 def registered_names(family: str) -> list[str]:
     """The command names a family module registers, in registration order."""
-    return [
-        info.name or get_command_name(info.callback.__name__)  # type: ignore[union-attr]
-        for info in family_commands(family).registered_commands
-    ]
+    return [_name(info) for info in family_commands(family).registered_commands]
+
+
+def _name(info: Any) -> str:
+    """The name typer gives a registered command: its own, or its function's."""
+    return info.name or get_command_name(info.callback.__name__)
 
 
 def _build(name: str, group: LazyGroup) -> Any:
     for info in family_commands(COMMANDS[name]).registered_commands:
-        if (info.name or get_command_name(info.callback.__name__)) == name:  # type: ignore[union-attr]
+        if _name(info) == name:
             return get_command_from_info(
                 info,
                 pretty_exceptions_short=group.pretty_exceptions_short,
