@@ -203,3 +203,19 @@ def cli_on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+
+
+def bare_run(store: Store, run_id: str = "r1", *, owner: str) -> None:
+    """A run row with nothing but its owner, for tests of the journal's writes and claims."""
+    store.create_run(
+        run_id,
+        workflow="w",
+        title="",
+        workflow_path="",
+        definition="",
+        workdir="",
+        inputs={},
+        started_by="t",
+        started_at=1.0,
+        owner=owner,
+    )

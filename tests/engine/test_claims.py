@@ -18,29 +18,14 @@ import pytest
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.journal.store import Store
 from tests.engine.procs import effects, finish, held_until_go, no_gaps, run_id, start, wait_for
-from tests.helpers import write_workflow
-
-
-def _run_row(store: Store, rid: str = "r1") -> None:
-    store.create_run(
-        rid,
-        workflow="w",
-        title="",
-        workflow_path="",
-        definition="",
-        workdir="",
-        inputs={},
-        started_by="t",
-        started_at=1.0,
-        owner="first",
-    )
+from tests.helpers import bare_run, write_workflow
 
 
 def test_a_live_owner_on_this_host_keeps_its_run(tmp_path: Path) -> None:
     child = subprocess.Popen(["sleep", "60"])
     try:
         with Store(tmp_path / "qd.db") as a, Store(tmp_path / "qd.db") as b:
-            _run_row(a)
+            bare_run(a, owner="first")
             a.conn.execute("UPDATE runs SET pid = ? WHERE id = 'r1'", (child.pid,))
             with pytest.raises(InvalidInput, match="already being run by pid"):
                 b.claim_run("r1", "second")
@@ -54,7 +39,7 @@ def test_a_live_owner_on_this_host_keeps_its_run(tmp_path: Path) -> None:
 
 def test_another_hosts_run_is_taken_over_only_when_its_lease_expired(tmp_path: Path) -> None:
     with Store(tmp_path / "qd.db") as a, Store(tmp_path / "qd.db") as b:
-        _run_row(a)
+        bare_run(a, owner="first")
         a.conn.execute(
             "UPDATE runs SET host = 'elsewhere', pid = 1, lease_until = ? WHERE id = 'r1'",
             (time.time() + 60,),
@@ -69,7 +54,7 @@ def test_another_hosts_run_is_taken_over_only_when_its_lease_expired(tmp_path: P
 
 def test_a_finished_run_is_not_claimed(tmp_path: Path) -> None:
     with Store(tmp_path / "qd.db") as store:
-        _run_row(store)
+        bare_run(store, owner="first")
         store.conn.execute("UPDATE runs SET status = 'succeeded' WHERE id = 'r1'")
         with pytest.raises(InvalidInput, match="nothing to resume"):
             store.claim_run("r1", "second")
@@ -77,7 +62,7 @@ def test_a_finished_run_is_not_claimed(tmp_path: Path) -> None:
 
 def test_a_lost_lease_renewal_says_so(tmp_path: Path) -> None:
     with Store(tmp_path / "qd.db") as store:
-        _run_row(store)
+        bare_run(store, owner="first")
         assert store.heartbeat("r1", "first")
         store.conn.execute("UPDATE runs SET owner = 'thief' WHERE id = 'r1'")
         assert not store.heartbeat("r1", "first")

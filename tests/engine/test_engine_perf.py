@@ -21,7 +21,7 @@ from quarterdeck.core.journal.events import Event, MemorySet
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.store import Store
 from quarterdeck.core.observability.redact import Redactor
-from tests.helpers import make_runner
+from tests.helpers import bare_run, make_runner
 
 SYNCHRONOUS_FULL, SYNCHRONOUS_NORMAL = 2, 1
 
@@ -253,18 +253,7 @@ def test_a_locked_store_hands_batches_to_the_thread_in_order_and_the_loop_runs_o
     seen = committing_threads(monkeypatch)
     path = tmp_path / "qd.db"
     store = Store(path)
-    store.create_run(
-        "r1",
-        workflow="w",
-        title="",
-        workflow_path="",
-        definition="",
-        workdir="",
-        inputs={},
-        started_by="t",
-        started_at=1.0,
-        owner="me",
-    )
+    bare_run(store, owner="me")
     published: list[int] = []
     synchronous: list[int] = []
 

@@ -28,7 +28,7 @@ from tests.engine.procs import (
     start,
     wait_for,
 )
-from tests.helpers import write_workflow
+from tests.helpers import bare_run, write_workflow
 
 GATED = held_until_go("gated")
 
@@ -98,18 +98,7 @@ def test_a_run_taken_over_stops_at_its_next_commit(tmp_path: Path) -> None:
 
 def test_a_commit_is_fenced_by_the_claim(tmp_path: Path) -> None:
     with Store(tmp_path / "qd.db") as store:
-        store.create_run(
-            "r1",
-            workflow="w",
-            title="",
-            workflow_path="",
-            definition="",
-            workdir="",
-            inputs={},
-            started_by="t",
-            started_at=1.0,
-            owner="mine",
-        )
+        bare_run(store, owner="mine")
         store.conn.execute("UPDATE runs SET owner = 'theirs' WHERE id = 'r1'")
         from quarterdeck.core.journal.events import Event
         from quarterdeck.core.journal.store import ClaimLost
