@@ -25,6 +25,7 @@ from quarterdeck.core.journal.payload import (
     list_of,
     meta,
     number,
+    record,
 )
 from quarterdeck.core.journal.payload import (
     PayloadError as PayloadError,  # re-exported: readers catch it from here
@@ -131,14 +132,14 @@ class _Of(Payload):
 # -- parts of payloads -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class PlanStep(Record):
     id: str = field(metadata=meta("?"))
     uses: str = ""
     needs: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class PlanStage(Record):
     id: str = field(metadata=meta("?"))
     title: str = ""
@@ -148,7 +149,7 @@ class PlanStage(Record):
     steps: list[PlanStep] = field(default_factory=list, metadata=meta(parse=list_of(PlanStep)))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class PersonaInfo(Record):
     budget: int = field(default=0, metadata=meta(parse=_INT))
     title: str = ""
@@ -157,7 +158,7 @@ class PersonaInfo(Record):
     model: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class GateResult(Record):
     condition: str = field(metadata=meta(""))
     kind: str = "all"  # all | any
@@ -168,7 +169,7 @@ class GateResult(Record):
 # -- run ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class RunStarted(_Of):
     TYPES = (EventType.RUN_STARTED,)
     workflow: str = field(metadata=meta(""))
@@ -182,14 +183,14 @@ class RunStarted(_Of):
     pid: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class RunResumed(_Of):
     TYPES = (EventType.RUN_RESUMED,)
     by: str = field(metadata=meta(""))
     pid: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class RunPaused(_Of):
     """Paused (or, as :class:`RunUnpaused`, unpaused) by a signal."""
 
@@ -198,21 +199,21 @@ class RunPaused(_Of):
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class RunUnpaused(_Of):
     TYPES = (EventType.RUN_UNPAUSED,)
     by: str = field(metadata=meta(""))
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class RunFinished(_Of):
     TYPES = (EventType.RUN_FINISHED,)
     status: RunStatus = field(metadata=meta(RunStatus.FAILED, parse=_STATUS))
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class RunInterrupted(_Of):
     TYPES = (EventType.RUN_INTERRUPTED,)
     reason: str = field(metadata=meta("interrupted"))
@@ -221,20 +222,20 @@ class RunInterrupted(_Of):
 # -- stages -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class StageStarted(_Of):
     TYPES = (EventType.STAGE_STARTED,)
     persona: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class StageFinished(_Of):
     TYPES = (EventType.STAGE_FINISHED,)
     status: StageStatus = field(metadata=meta(StageStatus.FAILED, parse=enum(StageStatus)))
     error: str | None = field(default=None, metadata=OMIT)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class StageSkipped(_Of):
     TYPES = (EventType.STAGE_SKIPPED,)
     reason: str | None = field(metadata=meta(None))
@@ -243,7 +244,7 @@ class StageSkipped(_Of):
 # -- steps --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class StepStarted(_Of):
     """``attempt`` 0 is a journal that did not say (readers count on from the last one)."""
 
@@ -256,14 +257,14 @@ class StepStarted(_Of):
     parent: str | None = None  # the step a fallback stands in for
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class StepOutput(_Of):
     TYPES = (EventType.STEP_OUTPUT,)
     stream: str = "stdout"  # stdout | stderr
     lines: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class StepRetry(_Of):
     TYPES = (EventType.STEP_RETRY,)
     attempt: int = field(metadata=meta(0, parse=_INT))
@@ -271,7 +272,7 @@ class StepRetry(_Of):
     error: str | None = field(metadata=meta(None))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class StepFinished(_Of):
     """``attempt`` is None only in a journal that did not say."""
 
@@ -285,13 +286,13 @@ class StepFinished(_Of):
     continue_on_error: bool | None = field(default=None, metadata=OMIT)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class StepSkipped(_Of):
     TYPES = (EventType.STEP_SKIPPED,)
     reason: str | None = field(metadata=meta(None))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class StepProcess(_Of):
     """A step started a process group; ``resume`` kills what is left of an in-flight
     step's groups (on this host) before running the step again."""
@@ -305,7 +306,7 @@ class StepProcess(_Of):
 # -- gates and approvals ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class GateEvaluated(_Of):
     TYPES = (EventType.GATE_EVALUATED,)
     gate: str = field(metadata=meta("gate"))
@@ -315,7 +316,7 @@ class GateEvaluated(_Of):
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class GateSkipped(_Of):
     TYPES = (EventType.GATE_SKIPPED,)
     gate: str = field(metadata=meta("gate"))
@@ -323,7 +324,7 @@ class GateSkipped(_Of):
     reason: str | None = field(metadata=meta(None))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class ApprovalRequested(_Of):
     """A stage's approval, or (``kind: budget``) a token budget extension."""
 
@@ -341,7 +342,7 @@ class ApprovalRequested(_Of):
     command: str | None = field(default=None, metadata=OMIT)  # how to approve it from a shell
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class ApprovalVote(_Of):
     TYPES = (EventType.APPROVAL_VOTE,)
     gate: str = field(metadata=meta(""))
@@ -356,7 +357,7 @@ class ApprovalVote(_Of):
     key: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class ApprovalRefused(_Of):
     TYPES = (EventType.APPROVAL_REFUSED,)
     gate: str = field(metadata=meta(""))
@@ -367,7 +368,7 @@ class ApprovalRefused(_Of):
     why: str = field(metadata=meta(""))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class ApprovalDecided(_Of):
     TYPES = (EventType.APPROVAL_DECIDED,)
     gate: str = field(metadata=meta(""))
@@ -382,7 +383,7 @@ class ApprovalDecided(_Of):
 # -- personas and tokens ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class PersonaSwitched(_Of):
     TYPES = (EventType.PERSONA_SWITCHED,)
     to: str | None = field(metadata=meta(None))
@@ -391,7 +392,7 @@ class PersonaSwitched(_Of):
     held_seconds: float | None = None  # how long ``from_`` held the run
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class TokensUsed(_Of):
     """A model call's usage; the budget figures only when a persona was charged."""
 
@@ -416,7 +417,7 @@ class BudgetOutcome(StrEnum):
     EXCEEDED = "exceeded"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class Budget(_Of):
     """What the budget policy decided about a call that would not fit (or went over)."""
 
@@ -436,7 +437,7 @@ class Budget(_Of):
 # -- signals, memory, circuits ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class SignalReceived(_Of):
     TYPES = (EventType.SIGNAL_RECEIVED,)
     signal_id: int = field(metadata=meta(0))
@@ -447,14 +448,14 @@ class SignalReceived(_Of):
     data: dict[str, Any] | None = field(default=None, metadata=OMIT)  # a note's
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class MemorySet(_Of):
     TYPES = (EventType.MEMORY_SET,)
     key: str = field(metadata=meta(""))
     value: Any = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@record
 class CircuitChanged(_Of):
     """A circuit breaker opened, half-opened or closed (journaled by an action)."""
 

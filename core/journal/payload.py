@@ -20,10 +20,10 @@ same bytes. Use :meth:`Record.replace`, not :func:`dataclasses.replace`, to keep
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, Field, FrozenInstanceError, dataclass, field, fields
 from dataclasses import replace as _replace
 from enum import StrEnum
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
 Parse = Callable[[Any, bool], Any]
 
@@ -97,8 +97,28 @@ def _copy(value: Any) -> Any:
     return type(value)(value) if isinstance(value, (list, dict)) else value
 
 
+_R = TypeVar("_R", bound="Record")
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field, Field))
+def record(cls: type[_R]) -> type[_R]:
+    """Make ``cls`` a record: a frozen, slotted, keyword-only dataclass, as type checkers see it.
+
+    At run time ``dataclasses`` only collects the fields and adds the slots; it generates no
+    method. :class:`Record` has one ``__eq__``, ``__hash__``, ``__repr__`` and frozen
+    ``__setattr__`` for every type, and writes a type's ``__init__`` when the first record
+    of it is made. ``dataclasses`` compiles each method it generates as it decorates, about
+    0.5 ms per class: for the ~30 event types, most of what importing them cost, paid by
+    every command that reads a journal, although a command makes a few types at most.
+    """
+    made = dataclass(init=False, eq=False, repr=False, slots=True, kw_only=True)(cls)
+    made.__init__ = Record.__init__  # type: ignore[method-assign]  # its own, not a base's
+    return made
+
+
 _ORDERS_KEPT = 64
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_FACTORY = object()  # a parameter with a default factory was not given
 
 
 def _plain(value: Any) -> Any:
@@ -116,7 +136,9 @@ def _plain(value: Any) -> Any:
 
 
 class Record:
-    """A typed view of one JSON object in the journal (a payload, or a part of one)."""
+    """A typed view of one JSON object in the journal (a payload, or a part of one).
+
+    Subclasses are declared with :func:`record`."""
 
     __slots__ = ("_order",)
     _order: tuple[str, ...]  # the field names in the order they were given
@@ -143,11 +165,59 @@ class Record:
         if cls.__doc__ is None:  # else ``dataclasses`` writes one from inspect.signature
             cls.__doc__ = cls.__name__
 
+    def __init__(self, **values: Any) -> None:
+        # The first record of its type: write the type's ``__init__`` (as ``dataclasses``
+        # would have at import), keep it on the type, and make this record with it. (Each
+        # record type starts with this one, so a subtype never inherits a written one.)
+        type(self)._compile_init()(self, **values)
+
+    @classmethod
+    def _compile_init(cls) -> Callable[..., None]:
+        """The ``__init__`` ``dataclasses`` writes for a frozen keyword-only class: the
+        same parameters, defaults and errors; each field set once, a factory called per
+        record. Its source is built from the class's field names only."""
+        env: dict[str, Any] = {"put": object.__setattr__, "FACTORY": _FACTORY}
+        params: list[str] = []
+        body: list[str] = []
+        for i, f in enumerate(fields(cls)):  # type: ignore[arg-type]
+            if f.default_factory is not MISSING:
+                env[f"f{i}"] = f.default_factory
+                default: str | None = "FACTORY"
+                value = f"f{i}() if {f.name} is FACTORY else {f.name}" if f.init else f"f{i}()"
+            elif f.default is not MISSING:
+                env[f"d{i}"] = f.default
+                default = f"d{i}"
+                value = f.name if f.init else default
+            else:
+                default = None
+                value = f.name
+            if f.init:
+                params.append(f.name if default is None else f"{f.name}={default}")
+            elif default is None:
+                continue  # not set by __init__ (nor by dataclasses')
+            body.append(f"  put(self, {f.name!r}, {value})")
+        head = f"def __init__(self, *, {', '.join(params)}):" if params else "def __init__(self):"
+        exec("\n".join([head, *body, "  pass"]), env)
+        init: Callable[..., None] = env["__init__"]
+        init.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = init  # type: ignore[method-assign]
+        return init
+
+    # Frozen, as ``dataclasses`` makes a frozen class (the record's own writes use
+    # ``object.__setattr__``); copies and pickles set their slots the same way.
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __setstate__(self, state: Any) -> None:
+        slots = state[1] if isinstance(state, tuple) else state
+        for name, value in (slots or {}).items():
+            object.__setattr__(self, name, value)
+
     # Equality, hashing and repr are the ones ``dataclasses`` would write (the fields in
-    # field order; the key order given is not compared), written once here. Records are
-    # declared ``eq=False, repr=False`` so that ``dataclasses`` does not generate three
-    # methods per class: about a third of what importing the ~30 event types costs, and
-    # every command that reads a journal imports them.
+    # field order; the key order given is not compared), written once here.
     def _values(self) -> tuple[Any, ...]:
         cls = type(self)
         if not cls._specs:
