@@ -20,9 +20,12 @@ from quarterdeck.core.clock import Clock
 
 
 class ActionParams(BaseModel):
-    """Base class for action parameter models: unknown keys are errors."""
+    """Base class for action parameter models: unknown keys are errors.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    A module's parameter models are built when first used, not at import: ``builtin``
+    alone holds five, and a workflow uses one or two of them."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class LineSink(Protocol):
