@@ -22,10 +22,11 @@ Rounds alternate the two commands; medians are printed. ``--profile`` runs each 
 once more under cProfile and prints the top functions by cumulative time.
 
 The workflow's shape stays inside the loader's bound on untrusted files
-(``quarterdeck.core.definition.loader.MAX_NODES``, 100,000 values), so the real CLI loads
-it unchanged, with no knob raised: 9,830 independent ``memory.set`` steps (9 values each)
-in stage ``bulk``, stage ``stop`` with ``gate`` alone, then stage ``tail``, a needs-chain
-of 169 (12 values each). ``gate`` has a stage of its own so that builds from before the
+(``quarterdeck.core.definition.loader.MAX_NODES``; it was 100,000 values when this was
+written), so the real CLI loads it unchanged, with no knob raised: 9,830 independent
+``memory.set`` steps (9 values each) in stage ``bulk``, stage ``stop`` with ``gate``
+alone, then stage ``tail``, a needs-chain of 169 (12 values each). ``gate`` has a stage
+of its own so that builds from before the
 fix for steps a failed stage never started (journaled ``skipped``, and kept as done by
 their resume) run the same 170 steps on resume, and ``--baseline`` compares like with like.
 

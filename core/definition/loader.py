@@ -8,7 +8,8 @@ node tree and keep a map from field path (``("stages", 0, "steps", 1, "uses")``)
 A workflow file is untrusted input (it may come from a pull request or a fuzzer), so
 loading it is bounded: PyYAML's event stream (iterative, no recursion) is refused past
 nesting deeper than :data:`MAX_DEPTH`, recursive aliases, and aliases that would expand
-to more than :data:`MAX_NODES` values (the "billion laughs" file). A plain document (no
+to more than :data:`MAX_ALIAS_VALUES` values (the "billion laughs" file), and documents
+over :data:`MAX_BYTES` or :data:`MAX_NODES` values. A plain document (no
 anchors, aliases or merge keys: nearly every workflow) is counted while it is built from
 those events, and building stops at the first event past a bound; any other document is
 checked by :func:`check_bounds` before its node tree is composed, so the builder only
@@ -43,12 +44,17 @@ from quarterdeck.core.gc_pause import paused_gc
 
 Loc = tuple[Any, ...]
 
-MAX_BYTES = 1 << 20
-"""Largest workflow file read (1 MiB; the bundled ones are ~20 KiB)."""
+MAX_BYTES = 4 << 20
+"""Largest workflow file read (4 MiB: a 10,000-step workflow written a key per line is
+~1.1 MiB; the bundled ones are ~20 KiB)."""
 MAX_DEPTH = 100
 """Deepest nesting of mappings and sequences (a step in 40 levels of fallbacks fits)."""
-MAX_NODES = 100_000
-"""Most values a document may hold once its aliases are expanded."""
+MAX_NODES = 250_000
+"""Most values a document may hold, each alias counted as one (a 10,000-step workflow
+of up to 25 values a step)."""
+MAX_ALIAS_VALUES = 100_000
+"""Most values a document's aliases may add once expanded (the "billion laughs" file):
+what the text holds is bounded by the two above, what its aliases make of it by this."""
 # libyaml's parser when PyYAML was built with it (it is in the wheels): ~30x faster than
 # the pure-Python one, so a 1,200-step file validates in well under a second
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -101,12 +107,16 @@ class SourceMap:
         if self.pending and not key and path in self.values:
             return unpack(self.values[path])
         if self.pending and self.text is not None:
+            # every position, keys too, in one more parse (the text is dropped after)
             text, self.text, self.pending = self.text, None, False
+            found = SourceMap(self.file)
             try:
-                _data, found = load_yaml(text, self.file, bounded=False, every_position=True)
+                with paused_gc():
+                    if _from_events(text, found, keys=True) is FALLBACK:
+                        found = SourceMap(self.file)
+                        _build_from_nodes(text, found)
             except DefinitionError:
                 found = SourceMap(self.file)  # not YAML any more: every value at 1:1
-            found.locate((), key=True)  # and its keys, now (the text is dropped after)
             self.values, self.keys = found.values, found.keys
         if key and self.text is not None:
             found = SourceMap(self.file)
@@ -378,14 +388,15 @@ def _reader_problem(exc: ReaderError, text: str, file: str) -> Problem:
 def check_bounds(text: str, file: str) -> None:
     """Refuse deep nesting and alias bombs from the event stream, before building anything.
 
-    Counts the values the document would hold with every alias expanded (an anchor's
-    size is known when its node closes); an alias to a node still open is recursive.
-    Raises :class:`DefinitionError` at the offending event's position.
+    Counts the values the document holds (an alias as one) and the values it would hold
+    with every alias expanded (an anchor's size is known when its node closes); an alias
+    to a node still open is recursive. Raises :class:`DefinitionError` at the offending
+    event's position.
     """
     sizes: dict[str, int] = {}
     open_nodes: list[tuple[str | None, int]] = []
-    total = 0
-    sizes_used = False
+    total = 0  # with aliases expanded
+    held = 0  # as written
 
     def refuse(event: yaml.Event, message: str) -> DefinitionError:
         mark = event.start_mark
@@ -398,13 +409,15 @@ def check_bounds(text: str, file: str) -> None:
             if any(name == anchor for name, _ in open_nodes):
                 raise refuse(event, f"recursive alias *{anchor} (it refers to itself)")
             total += sizes.get(anchor, 1)
-            sizes_used = True
+            held += 1
         elif isinstance(event, yaml.ScalarEvent):
             total += 1
+            held += 1
             if event.anchor:
                 sizes[event.anchor] = 1
         elif isinstance(event, yaml.CollectionStartEvent):
             total += 1
+            held += 1
             open_nodes.append((event.anchor, total))
             if len(open_nodes) > MAX_DEPTH:
                 raise refuse(event, f"nested deeper than {MAX_DEPTH} levels")
@@ -412,9 +425,10 @@ def check_bounds(text: str, file: str) -> None:
             opened, start = open_nodes.pop()
             if opened:
                 sizes[opened] = total - start + 1
-        if total > MAX_NODES:
-            what = "aliases expand to" if sizes_used else "the document holds"
-            raise refuse(event, f"{what} more than {MAX_NODES} values")
+        if held > MAX_NODES:
+            raise refuse(event, f"the document holds more than {MAX_NODES} values")
+        if total - held > MAX_ALIAS_VALUES:
+            raise refuse(event, f"aliases expand to more than {MAX_ALIAS_VALUES} values")
 
 
 def _unwrap(annotation: Any) -> Any:

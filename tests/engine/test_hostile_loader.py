@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from quarterdeck.core.definition.expressions import render, syntax_error
+from quarterdeck.core.definition.loader import MAX_ALIAS_VALUES, MAX_BYTES, MAX_NODES
 from quarterdeck.core.definition.validate import load_workflow
 from quarterdeck.core.errors import DefinitionError, ExpressionError
 from tests.helpers import cli
@@ -75,16 +76,63 @@ def test_three_typos_are_three_messages_in_one_run() -> None:
 
 def test_many_values_without_aliases_are_named_as_such(tmp_path: Path) -> None:
     path = tmp_path / "wide.yaml"
-    path.write_text("name: x\nstages: []\nwide: [" + "1," * 100_001 + "1]\n")
-    with pytest.raises(DefinitionError, match="the document holds more than 100000 values"):
+    path.write_text("name: x\nstages: []\nwide: [" + "1," * MAX_NODES + "1]\n")
+    with pytest.raises(DefinitionError, match=f"the document holds more than {MAX_NODES} values"):
         load_workflow(path)
 
 
 def test_an_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
-    path.write_text("name: x\nstages: []\n# " + "x" * (2 << 20) + "\n")
+    path.write_text("name: x\nstages: []\n# " + "x" * MAX_BYTES + "\n")
     with pytest.raises(DefinitionError, match="file too large"):
         load_workflow(path)
+
+
+_RETRY = "&retry {max_attempts: 2, backoff: constant}"
+
+
+def _block_steps(count: int, *, shared_retry: bool = False) -> str:
+    """A workflow as people write one, a key per line: ~110 bytes and ~12 values a step."""
+    lines = ["name: wide", "concurrency: 64", "stages:", "  - id: s", "    steps:"]
+    for i in range(count):
+        lines += [
+            f"      - id: step{i}",
+            "        uses: memory.set",
+            *([f"        needs: [step{i - 1}]"] if i % 10 else []),
+            *(["        retry: " + ("*retry" if i else _RETRY)] if shared_retry else []),
+            "        with:",
+            f"          key: key{i}",
+            f"          value: {i}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_ten_thousand_step_workflow_as_people_write_one_validates(tmp_path: Path) -> None:
+    """Over a megabyte and over 100,000 values: both used to be refused as hostile."""
+    path = tmp_path / "wide.yaml"
+    path.write_text(_block_steps(10_000))
+    assert path.stat().st_size > 1 << 20
+    result = cli("validate", str(path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "1 stages, 10000 steps" in result.stderr
+
+
+def test_aliases_have_a_budget_of_their_own(tmp_path: Path) -> None:
+    """A workflow may share a value by anchor on every one of 10,000 steps; aliases that
+    add more than MAX_ALIAS_VALUES values between them are still a bomb."""
+    path = tmp_path / "shared.yaml"
+    path.write_text(_block_steps(10_000, shared_retry=True))
+    steps = load_workflow(path).workflow.stages[0].steps
+    assert steps[-1].retry is not None and steps[-1].retry.max_attempts == 2
+    # one anchor of 1,000 values used 101 times adds 100,899 values: refused, located
+    bomb = tmp_path / "bomb.yaml"
+    many = "[" + ",".join(["1"] * 999) + "]"
+    bomb.write_text(f"name: x\nstages: []\na: &a {many}\nb: [" + ",".join(["*a"] * 101) + "]\n")
+    with pytest.raises(DefinitionError) as caught:
+        load_workflow(bomb)
+    (problem,) = caught.value.problems
+    assert f"aliases expand to more than {MAX_ALIAS_VALUES} values" in problem.message
+    assert problem.line == 4
 
 
 @pytest.mark.parametrize(
