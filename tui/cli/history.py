@@ -71,7 +71,6 @@ def show(
     from quarterdeck.core.gc_pause import paused_gc
     from quarterdeck.core.incidents.read import incident_signals, is_incident_run
     from quarterdeck.core.journal.snapshot import fold_rows
-    from quarterdeck.tui.headless.show import render_show
     from quarterdeck.tui.launch import open_store
 
     # every object read, folded and written here lives until the command ends: no cyclic GC
@@ -104,6 +103,8 @@ def show(
 
             sys.stdout.write(dumps_indented(data) + "\n")
             return
+        from quarterdeck.tui.headless.show import render_show  # text only (not --json)
+
         text = render_show(state, took)
         if incident is not None:
             from quarterdeck.core.incidents.postmortem import show_text
