@@ -173,7 +173,9 @@ def _render_uniform(dicts: list[dict[Any, Any]], depth: int) -> list[str] | None
         _FLAT = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
             {}, str, json.encoder.encode_basestring_ascii, None, ": ", "\x00", False, False, True
         )
-    texts = "".join(_FLAT(flat, 0))[1:-1].split("\x00")
+    texts = "".join(_FLAT(flat, 0)).split("\x00")
+    texts[0] = texts[0][1:]  # the list's brackets cut off its ends (not off a copy of it)
+    texts[-1] = texts[-1][:-1]
     if len(texts) != len(flat):
         return None  # not what the encoder makes; the general way
     if holes:
@@ -194,5 +196,7 @@ def _render_uniform(dicts: list[dict[Any, Any]], depth: int) -> list[str] | None
     pieces = [""] * (2 * len(texts))
     pieces[0::2] = lead * len(dicts)
     pieces[1::2] = texts
-    out = ("".join(pieces) + close)[len(close) + 1 :].split("\x00")
+    pieces[0] = lead[0][len(close) + 1 :]  # the first object: nothing before it
+    pieces.append(close)
+    out = "".join(pieces).split("\x00")
     return out if len(out) == len(dicts) else None
