@@ -58,7 +58,8 @@ def _render(o: Any, depth: int) -> str:
         # a list of objects (a stage's steps): all of them in one call, see _render_dicts
         inside = "  " * (depth + 1)
         items = _render_dicts(o, depth + 1)
-        return f"[\n{inside}" + f",\n{inside}".join(items) + f"\n{'  ' * depth}]"
+        between = f",\n{inside}"
+        return f"[\n{inside}{between.join(items)}\n{'  ' * depth}]"  # one copy of the text
     holes: list[Any] = []
     shallow: Any
     if isinstance(o, dict):

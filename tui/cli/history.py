@@ -102,7 +102,8 @@ def show(
                 data["incident"] = show_json(incident)
             from quarterdeck.tui.json_text import dumps_indented
 
-            sys.stdout.write(dumps_indented(data) + "\n")
+            sys.stdout.write(dumps_indented(data))  # not copied (megabytes) for its newline
+            sys.stdout.write("\n")
             return
         from quarterdeck.tui.headless.show import render_show  # text only (not --json)
 
