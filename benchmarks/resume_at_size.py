@@ -20,6 +20,11 @@ snapshots, or one that was killed, costs), alternated with the others.
 
 Rounds alternate the two commands; medians are printed. ``--profile`` runs each command
 once more under cProfile and prints the top functions by cumulative time.
+``--instructions`` runs each once more under callgrind (``valgrind`` must be installed)
+and prints the instructions it executed, user space, to its exit: a count that a busy
+box does not change (``PYTHONHASHSEED=0``, so the same build counts the same), where
+walls and CPU times on a shared machine move by tens of milliseconds from one round, or
+one position in a round, to the next.
 
 The workflow's shape stays inside the loader's bound on untrusted files
 (``quarterdeck.core.definition.loader.MAX_NODES``; it was 100,000 values when this was
@@ -31,7 +36,8 @@ fix for steps a failed stage never started (journaled ``skipped``, and kept as d
 their resume) run the same 170 steps on resume, and ``--baseline`` compares like with like.
 
     .venv/bin/python benchmarks/resume_at_size.py [--steps 10000] [--left 170]
-        [--rounds 5] [--profile] [--baseline OTHER/.venv/bin/quarterdeck] [--without-snapshot]
+        [--rounds 5] [--profile] [--instructions] [--baseline OTHER/.venv/bin/quarterdeck]
+        [--without-snapshot]
 """
 
 from __future__ import annotations
@@ -188,12 +194,48 @@ def profile(bench: Bench) -> None:
         pstats.Stats(str(out)).sort_stats("cumulative").print_stats(25)
 
 
+def instructions(bench: Bench) -> None:
+    """Each command once more under callgrind: the instructions it executed (user space)."""
+    import re
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind (e.g. apt-get install valgrind)")
+    db = bench.tmp / "callgrind.db"
+    copy_store(bench.base, db)
+    bench.stamp.write_text("go")
+    commands = {
+        "resume, to its exit": [bench.qd, "resume", bench.run_id, "--headless", "--store", str(db)],
+        "show --json": [bench.qd, "show", bench.run_id, "--json", "--store", str(bench.base)],
+    }
+    for name, argv in commands.items():
+        done = subprocess.run(
+            [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+            capture_output=True,
+            text=True,
+            env={**bench.env, "PYTHONHASHSEED": "0"},
+            cwd=bench.tmp,
+            timeout=1800,
+        )
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise SystemExit(
+                f"{name} under callgrind exited {done.returncode}:\n{done.stderr[-3000:]}"
+            )
+        print(f"  [{bench.label}] {name:<22} {int(found.group(1)):>15,} instructions")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--left", type=int, default=170, help="steps the resume runs")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print cProfile breakdowns")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="print each command's instruction count under callgrind (needs valgrind)",
+    )
     parser.add_argument(
         "--baseline",
         metavar="QUARTERDECK",
@@ -229,6 +271,10 @@ def main() -> None:
                 f"{b.label} {statistics.median(b.samples[measure]):8.1f}" for b in benches
             )
             print(f"  {measure:<44} {figures}")
+        if args.instructions:
+            print("instructions (callgrind, PYTHONHASHSEED=0):")
+            for bench in benches:
+                instructions(bench)
         if args.profile:
             for bench in benches:
                 profile(bench)

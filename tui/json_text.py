@@ -58,7 +58,8 @@ def _render(o: Any, depth: int) -> str:
         # a list of objects (a stage's steps): all of them in one call, see _render_dicts
         inside = "  " * (depth + 1)
         items = _render_dicts(o, depth + 1)
-        return f"[\n{inside}" + f",\n{inside}".join(items) + f"\n{'  ' * depth}]"
+        between = f",\n{inside}"
+        return f"[\n{inside}{between.join(items)}\n{'  ' * depth}]"  # one copy of the text
     holes: list[Any] = []
     shallow: Any
     if isinstance(o, dict):
@@ -157,11 +158,15 @@ def _render_uniform(dicts: list[dict[Any, Any]], depth: int) -> list[str] | None
             return None
     flat = [v for d in dicts for v in d.values()]
     scalar = _SCALARS.__contains__
-    at = [
-        i
-        for i, v in enumerate(flat)
-        if not scalar(type(v)) and isinstance(v, _CONTAINERS) and v  # non-empty container
-    ]
+    at = []
+    for first in range(width):  # a key whose values are all scalars (most) is passed over
+        if not _SCALARS.issuperset(map(type, flat[first::width])):
+            at += [
+                i
+                for i in range(first, len(flat), width)
+                if not scalar(type(v := flat[i])) and isinstance(v, _CONTAINERS) and v
+            ]  # a non-empty container
+    at.sort()
     holes = [flat[i] for i in at]
     for i in at:
         flat[i] = None
@@ -169,7 +174,9 @@ def _render_uniform(dicts: list[dict[Any, Any]], depth: int) -> list[str] | None
         _FLAT = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
             {}, str, json.encoder.encode_basestring_ascii, None, ": ", "\x00", False, False, True
         )
-    texts = "".join(_FLAT(flat, 0))[1:-1].split("\x00")
+    texts = "".join(_FLAT(flat, 0)).split("\x00")
+    texts[0] = texts[0][1:]  # the list's brackets cut off its ends (not off a copy of it)
+    texts[-1] = texts[-1][:-1]
     if len(texts) != len(flat):
         return None  # not what the encoder makes; the general way
     if holes:
@@ -179,12 +186,18 @@ def _render_uniform(dicts: list[dict[Any, Any]], depth: int) -> list[str] | None
             rendered = [_render(h, depth + 1) for h in holes]
         for i, text in zip(at, rendered, strict=True):
             texts[i] = text
+    # each object is its keys' texts with its values' between them. All of them are made
+    # in one join (no call per object): a NUL before each object, which nothing encoded
+    # holds, and the whole split there
     inside = "  " * (depth + 1)
-    # one object's text with a field per value (a key's braces doubled for ``format``)
-    lines = (
-        json.encoder.encode_basestring_ascii(k).replace("{", "{{").replace("}", "}}") for k in keys
-    )
-    fill = (
-        "{{\n" + ",\n".join(f"{inside}{k}: {{}}" for k in lines) + f"\n{'  ' * depth}}}}}"
-    ).format
-    return [fill(*texts[i : i + width]) for i in range(0, len(texts), width)]
+    close = f"\n{'  ' * depth}}}"
+    names = [json.encoder.encode_basestring_ascii(k) for k in keys]
+    lead = [f",\n{inside}{name}: " for name in names]
+    lead[0] = f"{close}\x00{{\n{inside}{names[0]}: "
+    pieces = [""] * (2 * len(texts))
+    pieces[0::2] = lead * len(dicts)
+    pieces[1::2] = texts
+    pieces[0] = lead[0][len(close) + 1 :]  # the first object: nothing before it
+    pieces.append(close)
+    out = "".join(pieces).split("\x00")
+    return out if len(out) == len(dicts) else None

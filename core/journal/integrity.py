@@ -17,12 +17,6 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
-from quarterdeck.core.identity import (
-    SignatureError,
-    allowed_signers_path,
-    approval_message,
-    verify,
-)
 from quarterdeck.core.journal.payload import PayloadError
 from quarterdeck.core.journal.store import GENESIS, Store, event_hash
 
@@ -137,6 +131,15 @@ def _check_vote(result: Verification, run_id: str, seq: int, text: str, settings
     if not signature:
         result.unsigned_votes += 1  # vouched for by the runner's own account
         return
+    # only a signed vote needs the signature checks (``show`` of a run without one never
+    # imports them)
+    from quarterdeck.core.identity import (
+        SignatureError,
+        allowed_signers_path,
+        approval_message,
+        verify,
+    )
+
     signers = allowed_signers_path(settings)
     if signers is None:
         result.problems.append(

@@ -51,6 +51,13 @@ SHAPES: list[Any] = [
     [{"a": 1, "b": 2}, {"b": 2, "a": 1}],
     [{"a": [{"x": 1}, {"x": [{"y": {"z": 1}}, {"y": {"z": 2}}]}]}, {"a": [{"x": 3}]}],
     [{"t": _HOLE_TEXT, "u": {"v": _HOLE_TEXT}}, {"t": "}\n", "u": {"v": "]\x00"}}],
+    # containers under the first and the last key only, some empty; a key never holding one
+    [
+        {"o": {"x": 1}, "n": 1, "l": [2]},
+        {"o": {}, "n": 2.5, "l": []},
+        {"o": {"y": [3]}, "n": 3, "l": [{"z": "\x00"}]},
+    ],
+    [{"only": 1}, {"only": "}\n  {"}, {"only": None}],
 ]
 
 
