@@ -1,0 +1,185 @@
+"""A busy store never freezes the cockpit: controls and decisions are written in a worker
+thread while another connection holds the store's write lock (as a runner mid-commit or a
+second operator's cockpit would).
+Real runs, a real SQLite store, the real app."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Button, Input, Static
+
+from quarterdeck.core.journal.store import Signal, Store
+from quarterdeck.screens.approval import ApprovalScreen
+from quarterdeck.screens.help import HelpScreen
+from tests.tui.conftest import wait_until
+from tests.tui.test_stale_state import (
+    _approve,
+    _stopped_at_gate,
+    dashboard,
+    has_dashboard,
+)
+
+pytestmark = pytest.mark.asyncio
+
+
+@contextlib.contextmanager
+def write_locked(db: Path) -> Iterator[sqlite3.Connection]:
+    """Hold ``db``'s write lock from another connection until the block ends."""
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        yield holder
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+
+
+def pending(db: Path, run_id: str, kind: str) -> list[Signal]:
+    """The signals of ``kind`` the run has not consumed (its runner is stopped)."""
+    with Store(db, readonly=True) as store:
+        return [s for s in store.pending_signals(run_id) if s.kind == kind]
+
+
+def notice(app: Any) -> str:
+    """What the dashboard's run bar says besides the run (unless a gate waits: then it
+    names the gate)."""
+    return str(dashboard(app).notice)
+
+
+def told(app: Any, text: str) -> bool:
+    return any(text in f"{n.title} {n.message}" for n in app._notifications)
+
+
+async def _dashboard_at_gate(app: Any, pilot: Any) -> None:
+    await wait_until(pilot, lambda: has_dashboard(app), what="the dashboard")
+    await wait_until(
+        pilot,
+        lambda: dashboard(app).state.started_at and dashboard(app).why_unavailable("pause") is None,
+        what="the run read",
+    )
+    if isinstance(app.screen, ApprovalScreen):  # the gate's modal opens by itself
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ApprovalScreen), what="later")
+
+
+async def test_pause_while_the_store_is_locked_keeps_the_cockpit_going(
+    make_app: Any, project: Path
+) -> None:
+    """``p`` while another connection holds the write lock: the cockpit keeps taking keys
+    (help opens and closes) while the pause waits for the store, and once the lock is
+    released the pause is in the store and the dashboard says it was sent."""
+    db = project / "qd.db"
+    async with _stopped_at_gate(project) as (run_id, _proc):
+        app = make_app(attach=run_id)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _dashboard_at_gate(app, pilot)
+            with write_locked(db):
+                await pilot.press("p")
+                await pilot.press("question_mark")
+                await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+                await pilot.press("escape")
+                await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="back")
+                assert pending(db, run_id, "pause") == []  # all that while, the write waited
+            await wait_until(pilot, lambda: pending(db, run_id, "pause"), what="the pause row")
+            await wait_until(pilot, lambda: "pause sent" in notice(app), what="pause sent")
+            assert not told(app, "pause failed")
+
+
+async def test_a_second_press_while_the_store_is_locked_sends_one_pause(
+    make_app: Any, project: Path
+) -> None:
+    """The dashboard says it is sending; ``p`` again before the store took the first sends
+    nothing more (and says why): one pause lands once the lock goes."""
+    db = project / "qd.db"
+    async with _stopped_at_gate(project) as (run_id, _proc):
+        app = make_app(attach=run_id)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _dashboard_at_gate(app, pilot)
+            with write_locked(db):
+                await pilot.press("p")
+                await wait_until(pilot, lambda: notice(app) == "sending pause…", what="sending")
+                await pilot.press("p")
+                await wait_until(pilot, lambda: told(app, "still being written"), what="once")
+            await wait_until(pilot, lambda: "pause sent" in notice(app), what="pause sent")
+            await app.workers.wait_for_complete()
+            assert len(pending(db, run_id, "pause")) == 1
+
+
+async def test_approve_while_the_store_is_locked_keeps_the_modal_going(
+    make_app: Any, project: Path
+) -> None:
+    """Approve in the gate's modal while the store is locked: the reason field still takes
+    typing while the approval waits for the store; after the lock goes the approval is in
+    the store and the modal waits for the run to record it."""
+    db = project / "qd.db"
+    async with _stopped_at_gate(project) as (run_id, _proc):
+        app = make_app(attach=run_id)
+        async with app.run_test(size=(120, 40)) as pilot:
+            with write_locked(db):
+                modal = await _approve(app, pilot)
+                reason = modal.query_one("#approval-reason", Input)
+                reason.focus()
+                await pilot.press("o", "k")
+                await wait_until(pilot, lambda: reason.value == "ok", what="typing")
+                assert pending(db, run_id, "approve") == []
+            error = modal.query_one("#approval-error", Static)
+            await wait_until(pilot, lambda: pending(db, run_id, "approve"), what="the row")
+            await wait_until(
+                pilot,
+                lambda: "waiting for the run to record it" in str(error.render()),
+                what="the approval sent",
+            )
+            sent = pending(db, run_id, "approve")
+            assert len(sent) == 1 and sent[0].actor == "alice" and sent[0].target == "publish"
+            assert modal.sent == sent[0].id
+
+
+async def test_approve_twice_while_the_store_is_locked_sends_one(
+    make_app: Any, project: Path
+) -> None:
+    """The modal says it is sending; Approve again before the store took the first sends
+    nothing more."""
+    db = project / "qd.db"
+    async with _stopped_at_gate(project) as (run_id, _proc):
+        app = make_app(attach=run_id)
+        async with app.run_test(size=(120, 40)) as pilot:
+            with write_locked(db):
+                modal = await _approve(app, pilot)
+                error = modal.query_one("#approval-error", Static)
+                await wait_until(
+                    pilot, lambda: "sending the approval" in str(error.render()), what="sending"
+                )
+                modal.query_one("#approve", Button).press()
+                await wait_until(pilot, lambda: told(app, "still being written"), what="once")
+            await wait_until(
+                pilot,
+                lambda: "waiting for the run to record it" in str(error.render()),
+                what="the approval sent",
+            )
+            await app.workers.wait_for_complete()
+            assert len(pending(db, run_id, "approve")) == 1
+
+
+async def test_a_store_locked_for_too_long_is_told_not_raised(make_app: Any, project: Path) -> None:
+    """The lock outlasts the store's busy timeout: the write fails in its worker, and the
+    person gets a notification naming the lock — no traceback, the cockpit goes on, and the
+    next press sends the pause once the store is free."""
+    db = project / "qd.db"
+    async with _stopped_at_gate(project) as (run_id, _proc):
+        app = make_app(attach=run_id)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _dashboard_at_gate(app, pilot)
+            with write_locked(db):
+                await pilot.press("p")
+                await wait_until(pilot, lambda: told(app, "pause failed"), what="the failure")
+            assert told(app, "locked by another process")
+            assert "sending" not in notice(app)
+            await pilot.press("p")
+            await wait_until(pilot, lambda: pending(db, run_id, "pause"), what="the pause row")
+            assert app.is_running
