@@ -1,22 +1,24 @@
 """A busy store never freezes the cockpit: controls and decisions are written in a worker
 thread while another connection holds the store's write lock (as a runner mid-commit or a
-second operator's cockpit would).
+second operator's cockpit would), and the run history reads its filters on the UI thread.
 Real runs, a real SQLite store, the real app."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Input, Select, Static
 
 from quarterdeck.core.journal.store import Signal, Store
 from quarterdeck.screens.approval import ApprovalScreen
 from quarterdeck.screens.help import HelpScreen
+from quarterdeck.screens.history import HistoryScreen
 from tests.tui.conftest import wait_until
 from tests.tui.test_stale_state import (
     _approve,
@@ -183,3 +185,39 @@ async def test_a_store_locked_for_too_long_is_told_not_raised(make_app: Any, pro
             await pilot.press("p")
             await wait_until(pilot, lambda: pending(db, run_id, "pause"), what="the pause row")
             assert app.is_running
+
+
+async def test_history_reads_its_filters_on_the_ui_thread(
+    make_app: Any, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The history's worker only reads the store: the filter widgets are read on the UI
+    thread (Textual's widgets are not thread-safe) and handed to it."""
+    from tests.tui.conftest import TINY
+    from tests.tui.seed import seed
+
+    wf = project / "tiny.yaml"
+    wf.write_text(TINY)
+    seed(project / "qd.db", wf)
+    on_ui: list[bool] = []
+    original = HistoryScreen._value
+
+    def watched(self: HistoryScreen, selector: str) -> str | None:
+        on_ui.append(threading.current_thread() is threading.main_thread())
+        return original(self, selector)
+
+    monkeypatch.setattr(HistoryScreen, "_value", watched)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(HistoryScreen())
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="history")
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.rows, what="the runs")
+        everything = len(screen.rows)
+        screen.query_one("#filter-status", Select).value = "failed"
+        await wait_until(
+            pilot,
+            lambda: screen.rows and all(r.status == "failed" for r in screen.rows),
+            what="the filtered runs",
+        )
+        assert len(screen.rows) < everything
+    assert len(on_ui) >= 4 and all(on_ui), on_ui
