@@ -30,15 +30,31 @@ from tests.tui.test_stale_state import (
 pytestmark = pytest.mark.asyncio
 
 
+#: A lock held this long is let go by a watchdog thread: a cockpit that waits for the store
+#: on its UI thread also stops the test (they share the thread) from ever releasing it.
+GIVE_UP_SECONDS = 30.0
+
+
 @contextlib.contextmanager
 def write_locked(db: Path) -> Iterator[sqlite3.Connection]:
-    """Hold ``db``'s write lock from another connection until the block ends."""
-    holder = sqlite3.connect(db, isolation_level=None)
+    """Hold ``db``'s write lock from another connection until the block ends (or the
+    watchdog lets it go)."""
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    guard = threading.Lock()
+
+    def release() -> None:
+        with guard:
+            if holder.in_transaction:
+                holder.execute("ROLLBACK")
+
+    watchdog = threading.Timer(GIVE_UP_SECONDS, release)
     try:
         holder.execute("BEGIN IMMEDIATE")
+        watchdog.start()
         yield holder
-        holder.execute("ROLLBACK")
+        release()
     finally:
+        watchdog.cancel()
         holder.close()
 
 
@@ -221,3 +237,49 @@ async def test_history_reads_its_filters_on_the_ui_thread(
         )
         assert len(screen.rows) < everything
     assert len(on_ui) >= 4 and all(on_ui), on_ui
+
+
+async def test_a_war_room_note_while_the_store_is_locked(tmp_path: Path) -> None:
+    """An incident action (a note) posted while the store is locked: the war room keeps
+    taking keys (help opens) while the note waits; after the lock goes it is recorded."""
+    from quarterdeck.core.incidents.read import load
+    from tests.tui.test_warroom import RUN, SIZE, T0, loaded, make_app, mid_incident, type_in
+
+    db = tmp_path / "qd.db"
+    mid_incident(db)
+    app = make_app(db, "alice", T0 + 35 * 60)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        await type_in(pilot, "pool size back to 12")
+        with write_locked(db):
+            await pilot.press("enter")
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="back")
+            with Store(db, readonly=True) as store:  # all that while, the note waited
+                assert not any(n.text == "pool size back to 12" for n in load(store, RUN).notes)
+        room = await loaded(
+            pilot, lambda s: any(n.text == "pool size back to 12" for n in s.incident.notes)
+        )
+        assert room.incident.notes[-1].by == "alice"
+        assert not told(app, "note failed")
+
+
+async def test_a_history_it_cannot_read_is_told(make_app: Any, project: Path) -> None:
+    """A store that is not a store: the history says it cannot read it (the worker's error
+    does not end the cockpit)."""
+    (project / "qd.db").write_bytes(b"not a database at all, " * 100)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(HistoryScreen())
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="history")
+        await wait_until(
+            pilot,
+            lambda: sum(n.title == "cannot read the run history" for n in app._notifications) >= 2,
+            what="the history's notification (home gives the first)",
+        )
+        await app.workers.wait_for_complete()
+        assert app.is_running and isinstance(app.screen, HistoryScreen)
