@@ -50,13 +50,17 @@ if TYPE_CHECKING:
 
 
 def opens_in_warroom(store_path: Path, run_id: str) -> bool:
-    """Incident-response runs (and runs people have acted on as incidents) open here."""
+    """Incident-response runs (and runs people have acted on as incidents) open here.
+
+    Asked on the UI thread as a run opens, so read-only: a writable connection records a
+    crashed run as interrupted as it reads it, and that write would wait for whoever holds
+    the store's write lock; a read never waits for a writer."""
     from quarterdeck.core.errors import QuarterdeckError
     from quarterdeck.core.incidents.read import incident_signals, is_incident_run
     from quarterdeck.core.journal.store import Store
 
     try:
-        with Store(store_path) as store:
+        with Store(store_path, readonly=True) as store:
             row = store.get_run(run_id)
             return is_incident_run(row.workflow, row.inputs) or bool(
                 incident_signals(store, row.id)

@@ -143,6 +143,7 @@ async def test_approve_while_the_store_is_locked_keeps_the_modal_going(
                 modal = await _approve(app, pilot)
                 reason = modal.query_one("#approval-reason", Input)
                 reason.focus()
+                await wait_until(pilot, lambda: reason.has_focus, what="the reason field")
                 await pilot.press("o", "k")
                 await wait_until(pilot, lambda: reason.value == "ok", what="typing")
                 assert pending(db, run_id, "approve") == []
@@ -283,3 +284,21 @@ async def test_a_history_it_cannot_read_is_told(make_app: Any, project: Path) ->
         )
         await app.workers.wait_for_complete()
         assert app.is_running and isinstance(app.screen, HistoryScreen)
+
+
+async def test_asking_whether_a_crashed_run_is_an_incident_writes_nothing(tmp_path: Path) -> None:
+    """Opening a run asks, on the UI thread, whether it opens in the war room. That read
+    must not write: a writable connection records a crashed run as interrupted while
+    reading it, and that write waits for whoever holds the store's write lock (the
+    dashboard's tail records it instead, in its own thread)."""
+    from quarterdeck.screens.warroom import opens_in_warroom
+    from tests.store_faults import interrupted_store
+
+    store, run_id = interrupted_store(tmp_path / "crashed")
+    assert opens_in_warroom(store, run_id) is False
+    raw = sqlite3.connect(store)
+    try:
+        (status,) = raw.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+    finally:
+        raw.close()
+    assert status == "running"  # read as interrupted, not recorded: nothing was written
