@@ -21,7 +21,7 @@ from textual.widgets import Button, Input, Markdown, Static
 from quarterdeck.core.durations import format_duration
 from quarterdeck.core.journal.state import ApprovalState
 from quarterdeck.core.journal.statuses import ApprovalStatus
-from quarterdeck.screens.delivery import deliver
+from quarterdeck.screens.delivery import deliver, still_up
 from quarterdeck.screens.host import CockpitHost, RunView, host_of
 
 WATCH_SECONDS = 0.1
@@ -208,11 +208,7 @@ class ApprovalScreen(ModalScreen[str | None]):
             self._error(why)
             return
         reason = self.query_one("#approval-reason", Input).value.strip()
-        self.sent = self.view.send("approve", target=self.gate, reason=reason)
-        self._sent_at = self.host.now()
-        self.query_one("#approval-error", Static).update(
-            "[$text-muted]approval sent; waiting for the run to record it…[/]"
-        )
+        self._decide("approve", reason, "approval")
 
     @on(Button.Pressed, "#reject")
     def action_reject(self) -> None:
@@ -226,11 +222,26 @@ class ApprovalScreen(ModalScreen[str | None]):
             self._error("a rejection needs a reason: type it above, then Reject")
             field.focus()
             return
-        self.sent = self.view.send("reject", target=self.gate, reason=reason)
-        self._sent_at = self.host.now()
-        self.query_one("#approval-error", Static).update(
-            "[$text-muted]rejection sent; waiting for the run to record it…[/]"
-        )
+        self._decide("reject", reason, "rejection")
+
+    def _decide(self, kind: str, reason: str, noun: str) -> None:
+        """Send the decision (written off the UI thread: the store may be busy for a
+        while); once it is in the store, wait for the run to record it."""
+
+        def written(signal_id: int | None) -> None:
+            if self._dismissed or not still_up(self):
+                return
+            if signal_id is None:  # refused or failed: the notification said why
+                self._error(f"the {noun} was not sent")
+                return
+            self.sent = signal_id
+            self._sent_at = self.host.now()
+            self.query_one("#approval-error", Static).update(
+                f"[$text-muted]{noun} sent; waiting for the run to record it…[/]"
+            )
+
+        if self.view.send(kind, target=self.gate, reason=reason, then=written):
+            self.query_one("#approval-error", Static).update(f"[$text-muted]sending the {noun}…[/]")
 
     @on(Button.Pressed, "#later")
     def action_later(self) -> None:

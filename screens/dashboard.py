@@ -276,11 +276,30 @@ class DashboardScreen(RunScreen):
         if self._refuse("pause"):
             return
         if self.state.paused:
-            if self.send("unpause", reason="resumed from the cockpit") is not None:
-                self._await("unpause", "unpause sent")
-        elif self.send("pause", reason="paused from the cockpit") is not None:
-            self._await("pause", "pause sent: steps in flight finish, no new step starts")
+            self._control("unpause", "resumed from the cockpit", "unpause sent")
+        else:
+            self._control(
+                "pause",
+                "paused from the cockpit",
+                "pause sent: steps in flight finish, no new step starts",
+            )
         self._dirty = True
+
+    def _control(self, kind: str, reason: str, notice: str) -> None:
+        """Send a run control; "sending" until the store took it (it may be busy), then
+        ``notice`` until the journal shows the runner acted on it."""
+        sending = f"sending {kind}…"
+
+        def written(signal_id: int | None) -> None:
+            if signal_id is not None:
+                self._await(kind, notice)
+            elif self.notice == sending:
+                self.notice = ""
+            self._dirty = True
+
+        if self.send(kind, reason=reason, then=written):
+            self.notice = sending
+            self._dirty = True
 
     def _await(self, kind: str, notice: str) -> None:
         """Say a control was sent until the journal shows the runner acted on it."""
@@ -320,9 +339,8 @@ class DashboardScreen(RunScreen):
 
         def answer(reason: str | None) -> None:
             # journaled with the cancel: the timeline and `show` say why
-            if reason and self.send("cancel", reason=reason) is not None:
-                self._await("cancel", "cancel sent")
-                self._dirty = True
+            if reason:
+                self._control("cancel", reason, "cancel sent")
 
         self.app.push_screen(
             ReasonScreen(
@@ -350,9 +368,11 @@ class DashboardScreen(RunScreen):
         stage_id, gate_id = found
 
         def answer(reason: str | None) -> None:
-            if not reason:
-                return
-            if self.send("skip-gate", target=gate_id, reason=reason) is None:
+            if reason:
+                self.send("skip-gate", target=gate_id, reason=reason, then=skipped)
+
+        def skipped(signal_id: int | None) -> None:
+            if signal_id is None:
                 return
             self.notice = f"skip of gate {gate_id} recorded"
             if not self._live():

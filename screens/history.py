@@ -74,18 +74,29 @@ class HistoryScreen(Screen[None]):
         value = self.query_one(selector, Select).value
         return None if value is Select.NULL else str(value)
 
-    @work(thread=True, exclusive=True, group="history")
     def reload(self) -> None:
+        """Read the runs again with the filters as they are now: the widgets are read here,
+        on the UI thread; the store in a worker (:meth:`_load`)."""
+        self._load(self._value("#filter-workflow"), self._value("#filter-status"))
+
+    @work(thread=True, exclusive=True, group="history")
+    def _load(self, workflow: str | None, status: str | None) -> None:
+        from quarterdeck.core.errors import QuarterdeckError
         from quarterdeck.core.journal.active import run_durations
         from quarterdeck.core.journal.store import Store
 
-        workflow = self._value("#filter-workflow")
-        status = self._value("#filter-status")
-        with Store(self.host.store_path) as store:
-            rows = store.list_runs(limit=LIMIT, workflow=workflow, status=status)
-            names = store.workflow_names()
-            durations = run_durations(store, rows, self.host.now())
+        try:
+            with Store(self.host.store_path) as store:
+                rows = store.list_runs(limit=LIMIT, workflow=workflow, status=status)
+                names = store.workflow_names()
+                durations = run_durations(store, rows, self.host.now())
+        except QuarterdeckError as exc:  # a locked or damaged store: say so, keep the table
+            deliver(self, self._failed, exc.message)
+            return
         deliver(self, self._show, rows, names, durations)
+
+    def _failed(self, message: str) -> None:
+        self.notify(message, title="cannot read the run history", severity="error")
 
     def _show(
         self, rows: list[RunRow], names: list[str], durations: dict[str, float] | None = None

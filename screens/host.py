@@ -87,7 +87,16 @@ class RunView(Protocol):
     @property
     def state(self) -> RunState: ...
 
-    def send(self, kind: str, *, target: str | None = None, reason: str = "") -> int | None: ...
+    def send(
+        self,
+        kind: str,
+        *,
+        target: str | None = None,
+        reason: str = "",
+        then: Callable[[int | None], object] | None = None,
+    ) -> bool:
+        """Write a signal off the UI thread; ``then(signal_id or None)`` once done."""
+        ...
 
 
 def host_of(node: DOMNode) -> CockpitHost:

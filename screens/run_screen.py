@@ -4,14 +4,20 @@ A :class:`~quarterdeck.tui.tails.JournalTail` (and any other tail a screen adds)
 store in a thread; a timer here, re-armed after each tick so slow ticks never stack, calls the
 screen's :meth:`RunScreen.pump` to drain, fold and repaint once. The run's own definition loads
 off the UI thread when its row first shows up. Controls are signals written to the store, as
-the CLI writes them; the runner — in this process or any other — acts on them, and the journal
-tells every viewer what happened.
+the CLI writes them — in a worker thread, one at a time (another writer may hold the store for
+seconds; the cockpit never waits for it); the runner — in this process or any other — acts on
+them, and the journal tells every viewer what happened.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from textual import events, work
 from textual.screen import Screen
@@ -23,17 +29,32 @@ from quarterdeck.core.journal.statuses import RUN_ACTIVE, RunStatus
 from quarterdeck.screens.delivery import deliver
 from quarterdeck.screens.host import CockpitHost, host_of
 from quarterdeck.tui.bindings import explain_unavailable
-from quarterdeck.tui.tails import JournalTail, StoreTail, send_signal
+from quarterdeck.tui.tails import JournalTail, SignalWrite, StoreTail, write_signal
 
 if TYPE_CHECKING:
     from quarterdeck.core.definition.models import Workflow
     from quarterdeck.core.journal.store import RunRow
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TICK_SECONDS = 0.1
 
 #: The next tick's delay while the tail is behind (the last drain spent its budget): soon,
 #: so a viewer catches up fast, but after a turn of the loop for keys and frames.
 CATCH_UP_SECONDS = 0.02
+
+
+@dataclass(eq=False)
+class _Write(Generic[T]):
+    """A store write waiting its turn: ``action`` runs in a worker thread, ``done`` gets
+    its result on the UI thread."""
+
+    key: tuple[object, ...]
+    what: str
+    action: Callable[[], T]
+    done: Callable[[T], object]
 
 
 class RunScreen(Screen[None]):
@@ -55,6 +76,7 @@ class RunScreen(Screen[None]):
         self._dirty = True
         self._definition_requested = False
         self._host: CockpitHost | None = None
+        self._outbox: deque[_Write[Any]] = deque()  # store writes, the first one in a worker
 
     @property
     def host(self) -> CockpitHost:
@@ -168,18 +190,89 @@ class RunScreen(Screen[None]):
 
     # -- signals and the approval modal -----------------------------------------------
 
-    def send(self, kind: str, *, target: str | None = None, reason: str = "") -> int | None:
-        """Write a run signal to the store, as the CLI would; the runner acts on it."""
-        return send_signal(
-            self,
-            Path(self.host.store_path),
-            self.run_id,
+    def send(
+        self,
+        kind: str,
+        *,
+        target: str | None = None,
+        reason: str = "",
+        then: Callable[[int | None], object] | None = None,
+    ) -> bool:
+        """Write a run signal to the store, as the CLI would; the runner acts on it.
+
+        The write happens off the UI thread (:meth:`write`). ``then`` runs on the UI thread
+        once it is done, with the signal's id, or None when it was refused or failed (the
+        person was told). False: the same signal was still waiting to be written.
+        """
+        store_path, run_id, actor = Path(self.host.store_path), self.run_id, self.actor
+
+        def written(result: SignalWrite) -> None:
+            if result.signal_id is None:
+                self.notify(result.message, title=result.title, severity=result.severity)
+            elif self.tail is not None:
+                self.tail.poke()
+            if then is not None:
+                then(result.signal_id)
+
+        return self.write(
+            ("signal", kind, target),
             kind,
-            actor=self.actor,
-            target=target,
-            reason=reason,
-            tail=self.tail,
+            partial(
+                write_signal, store_path, run_id, kind, actor=actor, target=target, reason=reason
+            ),
+            written,
         )
+
+    def write(
+        self,
+        key: tuple[object, ...],
+        what: str,
+        action: Callable[[], T],
+        done: Callable[[T], object],
+    ) -> bool:
+        """Run the store write ``action`` in a worker thread, then ``done(result)`` on the UI
+        thread. Another process may hold the store's write lock for seconds (a runner
+        committing, a second cockpit): the cockpit keeps drawing and taking keys meanwhile.
+
+        Writes go one at a time, in the order asked. One with the same ``key`` as a write
+        still waiting is not queued again — a key pressed twice while the store is busy
+        sends one signal — and False says so. ``what`` names it for the person.
+        """
+        if any(w.key == key for w in self._outbox):
+            self.notify(f"{what} is still being written: the store is busy", title=what)
+            return False
+        self._outbox.append(_Write(key, what, action, done))
+        if len(self._outbox) == 1:
+            self._write_worker(self._outbox[0])
+        return True
+
+    @work(thread=True, group="store-writes", exit_on_error=False)
+    def _write_worker(self, item: _Write[Any]) -> None:
+        try:
+            result = item.action()
+        except Exception as exc:  # the actions say their failures; this is the backstop
+            log.error("%s: writing to the store failed", item.what, exc_info=True)
+            deliver(self, self._write_failed, item, f"{type(exc).__name__}: {exc}")
+            return
+        deliver(self, self._write_done, item, result)
+
+    def _write_done(self, item: _Write[Any], result: object) -> None:
+        try:
+            item.done(result)
+        finally:
+            self._write_next(item)
+
+    def _write_failed(self, item: _Write[Any], message: str) -> None:
+        try:
+            self.notify(message, title=f"{item.what} failed", severity="error")
+        finally:
+            self._write_next(item)
+
+    def _write_next(self, item: _Write[Any]) -> None:
+        if self._outbox and self._outbox[0] is item:
+            self._outbox.popleft()
+        if self._outbox:
+            self._write_worker(self._outbox[0])
 
     def _open_approval(self, action: str) -> None:
         """The waiting gate's modal (``action`` names the key, for its refusal)."""

@@ -13,6 +13,7 @@ store.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +25,7 @@ from textual.widgets import Input, Tab, Tabs
 
 from quarterdeck.core.commands import store_label
 from quarterdeck.core.incidents.model import Incident, build
-from quarterdeck.core.incidents.record import record
+from quarterdeck.core.incidents.record import Recorded, record
 from quarterdeck.core.incidents.severity import parse_severity, severity_name
 from quarterdeck.core.journal.events import Event, EventType
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, StageStatus
@@ -49,13 +50,17 @@ if TYPE_CHECKING:
 
 
 def opens_in_warroom(store_path: Path, run_id: str) -> bool:
-    """Incident-response runs (and runs people have acted on as incidents) open here."""
+    """Incident-response runs (and runs people have acted on as incidents) open here.
+
+    Asked on the UI thread as a run opens, so read-only: a writable connection records a
+    crashed run as interrupted as it reads it, and that write would wait for whoever holds
+    the store's write lock; a read never waits for a writer."""
     from quarterdeck.core.errors import QuarterdeckError
     from quarterdeck.core.incidents.read import incident_signals, is_incident_run
     from quarterdeck.core.journal.store import Store
 
     try:
-        with Store(store_path) as store:
+        with Store(store_path, readonly=True) as store:
             row = store.get_run(run_id)
             return is_incident_run(row.workflow, row.inputs) or bool(
                 incident_signals(store, row.id)
@@ -226,35 +231,42 @@ class WarRoomScreen(DeployActions):
 
     # -- writing ----------------------------------------------------------------------
 
-    def act(self, action: str, data: dict[str, Any] | None = None) -> str | None:
-        """Record an incident action as this person; returns the refusal, if any."""
-        from quarterdeck.core.errors import QuarterdeckError
-        from quarterdeck.core.journal.store import Store
+    def act(self, action: str, data: dict[str, Any] | None = None) -> bool:
+        """Record an incident action as this person, off the UI thread (:meth:`write`: the
+        store may be busy); a refusal or a failure is told once it is known. False: the
+        same action was still waiting to be written."""
+        store_path, run_id, actor = Path(self.host.store_path), self.run_id, self.actor
+        now, settings = self.host.now(), self._settings()
 
-        try:
-            with Store(self.host.store_path) as store:
-                done = record(
-                    store,
-                    self.run_id,
-                    action,
-                    actor=self.actor,
-                    data=data,
-                    now=self.host.now(),
-                    settings=self._settings(),
-                )
-        except QuarterdeckError as exc:
-            self.notify(exc.message, title=f"{action} failed", severity="error")
-            return exc.message
+        def recording() -> Recorded | str:
+            from quarterdeck.core.errors import QuarterdeckError
+            from quarterdeck.core.journal.store import Store
+
+            try:
+                with Store(store_path) as store:
+                    return record(
+                        store, run_id, action, actor=actor, data=data, now=now, settings=settings
+                    )
+            except QuarterdeckError as exc:
+                return exc.message
+
+        return self.write(
+            ("incident", action, repr(data)), action, recording, partial(self._recorded, action)
+        )
+
+    def _recorded(self, action: str, done: Recorded | str) -> None:
+        if isinstance(done, str):
+            self.notify(done, title=f"{action} failed", severity="error")
+            return
         if self.signal_tail is not None:
             self.signal_tail.poke()
         if done.refused is not None:
             self.notify(done.refused, title=f"{action} refused", severity="error")
-            return done.refused
+            return
         if done.postmortem:
             self.notify(f"postmortem draft: {done.postmortem[0]}", title="resolved")
         if done.postmortem_error:
             self.notify(done.postmortem_error, severity="warning")
-        return None
 
     def _settings(self) -> Any:
         try:

@@ -23,7 +23,7 @@ class DeployActions(RunScreen):
 
     incident: Incident
 
-    def act(self, action: str, data: dict[str, Any] | None = None) -> str | None:
+    def act(self, action: str, data: dict[str, Any] | None = None) -> bool:
         raise NotImplementedError  # the war room records incident actions
 
     def _rollback_why(self) -> str | None:
@@ -121,15 +121,15 @@ class DeployActions(RunScreen):
         assert pending is not None
 
         def answer(reason: str | None) -> None:
-            if reason:
-                self.send("reject", target=pending.id, reason=reason)
-                self.act(
-                    "note",
-                    {
-                        "text": f"rejected {pending.id}: {reason}; the hosts stay on the "
-                        "release they run now"
-                    },
-                )
+            if not reason:
+                return
+            note = f"rejected {pending.id}: {reason}; the hosts stay on the release they run now"
+
+            def rejected(signal_id: int | None) -> None:
+                if signal_id is not None:  # noted once in the store, after the reject
+                    self.act("note", {"text": note})
+
+            self.send("reject", target=pending.id, reason=reason, then=rejected)
 
         self.app.push_screen(
             ReasonScreen(

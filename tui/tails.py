@@ -15,8 +15,9 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Self, TypeVar
+from typing import Generic, Literal, Self, TypeVar
 
 from quarterdeck.core.errors import QuarterdeckError
 from quarterdeck.core.incidents.read import incident_signals
@@ -198,8 +199,19 @@ class SignalTail(StoreTail[Signal]):
 RUN_CONTROLS = frozenset({"approve", "reject", "pause", "unpause", "cancel"})
 
 
-def send_signal(
-    screen: Any,
+@dataclass(frozen=True)
+class SignalWrite:
+    """What writing one signal came to: its row id, or what to tell the person instead
+    (a notification's title, text and severity)."""
+
+    kind: str
+    signal_id: int | None = None
+    title: str = ""
+    message: str = ""
+    severity: Literal["information", "warning", "error"] = "error"
+
+
+def write_signal(
     store_path: Path,
     run_id: str,
     kind: str,
@@ -207,25 +219,28 @@ def send_signal(
     actor: str,
     target: str | None = None,
     reason: str = "",
-    tail: StoreTail[Any] | None = None,
-) -> int | None:
-    """Write a run signal to the store as the CLI would (the runner acts on it), tell the
-    person on ``screen`` when that fails, and have ``tail`` read again at once."""
+) -> SignalWrite:
+    """Write a run signal to the store as the CLI would (the runner acts on it).
+
+    Blocking: the store may be locked by another writer for seconds, so the cockpit calls
+    this in a worker thread, never on the UI thread. Never raises: a refusal or a failure
+    comes back as what to tell the person.
+    """
     try:
         with Store(store_path) as store:
             row = store.get_run(run_id)
             if row.status in RUN_ENDED and kind in RUN_CONTROLS:
                 # as the CLI refuses it: nothing would ever act on it
-                screen.notify(
-                    f"run {run_id} has already ended ({row.status})",
+                return SignalWrite(
+                    kind,
                     title=f"{kind} refused",
+                    message=f"run {run_id} has already ended ({row.status})",
                     severity="warning",
                 )
-                return None
             signal_id = store.send_signal(run_id, kind, actor=actor, target=target, reason=reason)
     except QuarterdeckError as exc:
-        screen.notify(exc.message, title=f"{kind} failed", severity="error")
-        return None
-    if tail is not None:
-        tail.poke()
-    return signal_id
+        return SignalWrite(kind, title=f"{kind} failed", message=exc.message)
+    except Exception as exc:  # never a traceback in the cockpit: say it, log the details
+        log.error("sending %s to run %s failed", kind, run_id, exc_info=True)
+        return SignalWrite(kind, title=f"{kind} failed", message=f"{type(exc).__name__}: {exc}")
+    return SignalWrite(kind, signal_id)

@@ -103,7 +103,10 @@ async def test_approving_a_cancelled_run_is_refused_at_once(make_app: Any) -> No
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: has_dashboard(app), what="the dashboard")
         await wait_until(pilot, lambda: dashboard(app).state.started_at, what="the journal")
-        assert dashboard(app).send("approve", target="ship") is None
+        written: list[int | None] = []
+        assert dashboard(app).send("approve", target="ship", then=written.append)
+        await wait_until(pilot, lambda: written, what="the write")
+        assert written == [None]  # refused: nothing written
         await pilot.pause()
         toasts = [n.message for n in app._notifications]
         assert any("has already ended (cancelled)" in t for t in toasts), toasts

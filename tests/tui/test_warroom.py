@@ -425,7 +425,8 @@ async def test_two_people_one_incident(tmp_path: Path) -> None:
         await b.press("x")
         await b.pause()
         assert isinstance(bob.screen, WarRoomScreen)  # no resolve dialog opened
-        assert wb.act("resolve", {"text": "done"}) is not None
+        assert wb.act("resolve", {"text": "done"})
+        await loaded(b, lambda s: any(n.title == "resolve refused" for n in bob._notifications))
         with Store(db) as store:
             assert not load(store, RUN).resolved
         # alice hands command to bob through the role dialog
