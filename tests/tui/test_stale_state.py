@@ -299,6 +299,9 @@ async def _approve(app: Any, pilot: Any) -> ApprovalScreen:
     await wait_until(pilot, lambda: modal_ready(app), what="the approval modal")
     modal = app.screen
     assert isinstance(modal, ApprovalScreen)
+    # mounted, not only composed: its first focus (Later) is set, so a focus the test gives
+    # next is not taken back by it (a key a person types comes after that, too)
+    await wait_until(pilot, lambda: modal.focused is not None, what="the modal's first focus")
     await wait_until(
         pilot, lambda: not modal.query_one("#approve", Button).disabled, what="approve enabled"
     )

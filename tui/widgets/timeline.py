@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
@@ -27,6 +28,16 @@ SOURCE_STYLE = {
     "alert": "$error",
     "run": "$text-muted",
 }
+
+
+class _Body(_Pane):
+    """The timeline's text. Each new height it is laid out with (new entries) takes the
+    scroll to the end: a scroll asked for just after the update can run before the new
+    lines have their height, and leave the newest ones below the fold."""
+
+    def on_resize(self, event: events.Resize) -> None:
+        if isinstance(self.parent, VerticalScroll):
+            self.parent.scroll_end(animate=False)
 
 
 class TimelinePanel(Vertical):
@@ -50,7 +61,7 @@ class TimelinePanel(Vertical):
     def compose(self) -> ComposeResult:
         yield _Pane(id="timeline-title")
         with VerticalScroll(id="timeline-scroll"):
-            yield _Pane(id="timeline-body")
+            yield _Body(id="timeline-body")
         field = Input(placeholder="filter the timeline (esc clears)", id="timeline-filter")
         yield field
 
