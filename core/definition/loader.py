@@ -44,9 +44,10 @@ from quarterdeck.core.gc_pause import paused_gc
 
 Loc = tuple[Any, ...]
 
-MAX_BYTES = 4 << 20
-"""Largest workflow file read (4 MiB: a 10,000-step workflow written a key per line is
-~1.1 MiB; the bundled ones are ~20 KiB)."""
+MAX_BYTES = (1 << COL_BITS) - 1
+"""Largest workflow file read, just under 2 MiB: a 10,000-step workflow written a key per
+line is ~1.2 MiB, the bundled ones ~20 KiB; and any column of it fits in a packed
+position (:data:`COL_BITS`)."""
 MAX_DEPTH = 100
 """Deepest nesting of mappings and sequences (a step in 40 levels of fallbacks fits)."""
 MAX_NODES = 250_000

@@ -18,9 +18,12 @@ Construct = Callable[[yaml.ScalarNode, "Loc | None"], Any]
 STR_TAG = "tag:yaml.org,2002:str"
 INT_TAG = "tag:yaml.org,2002:int"
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-COL_BITS = 24
-"""A position is kept as one int, ``line << COL_BITS | column`` (a column is at most
-the loader's ``MAX_BYTES``, 4 MiB): a 10,000-step file has ~250,000 positions, and a
+COL_BITS = 21
+"""A position is kept as one int, ``line << COL_BITS | column`` (a column is below
+``1 << COL_BITS``: the loader's ``MAX_BYTES`` is set from it). Runs journal the positions
+of their definition packed this way (core/journal/definition_data.py), so it never
+changes: a run resumed by a later version reads them back. A 10,000-step file has
+~250,000 positions, and a
 ``(line, col)`` tuple for each held ~7 MiB more for the whole run than one int does."""
 
 FALLBACK: Any = object()

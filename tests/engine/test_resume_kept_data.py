@@ -197,3 +197,18 @@ def test_a_map_that_knows_some_positions_finds_the_rest_as_the_text_gives_them()
     lazy = SourceMap.of_text("wf.yaml", text, known)
     assert lazy.locate(("stages", 1, "steps", 1)) == (17, 9)
     assert lazy.text is not None  # a known position: the text was not parsed for it
+
+
+def test_positions_kept_by_a_run_read_back_the_same_in_any_later_version() -> None:
+    """A run journals its stages' and steps' positions packed into ints; a resume by a
+    later version unpacks them. The packing is part of the journal: this is the row an
+    earlier version kept for ``WORKFLOW`` (its stage ``s`` at 4:5), and the file bound is
+    set from the packing, so no column of an accepted file spills into its line."""
+    text_sha256 = definition_digest(WORKFLOW)
+    body = json.dumps({"data": {"name": "kept-data"}, "at": [["stages", 0, 8388613]]})
+    kept = f"{definition_data._digest(text_sha256, body)}\n{body}"
+    found = definition_data.decode(text_sha256, kept)
+    assert found is not None
+    assert loader.unpack(found[1][("stages", 0)]) == (4, 5)
+    assert loader.pack(4, 5) == 8388613
+    assert loader.MAX_BYTES < 1 << loader.COL_BITS
