@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from quarterdeck.core.journal.store import Store
 from quarterdeck.screens.approval import ApprovalScreen
@@ -67,6 +68,15 @@ def settled(check: Callable[[QuarterdeckApp], bool]) -> Callable[[Pilot[Any]], A
         assert isinstance(app, QuarterdeckApp)
         await wait_until(pilot, lambda: check(app), what="the snapshot's data")
         await app.workers.wait_for_complete()
+        await pilot.pause()
+        # a DataTable sizes its columns for the rows just added when the app next goes idle
+        # (Textual's own flag; there is no public one): on a busy machine a screenshot taken
+        # before that shows the columns still as wide as their headers
+        await wait_until(
+            pilot,
+            lambda: not any(t._require_update_dimensions for t in app.screen.query(DataTable)),
+            what="the tables' column widths",
+        )
         await pilot.pause()
 
     return run_before
