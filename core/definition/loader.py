@@ -272,27 +272,23 @@ def read_text(path: Path) -> str:
     return text
 
 
-def load_yaml(
-    text: str, file: str, *, bounded: bool = True, every_position: bool = False
-) -> tuple[Any, SourceMap]:
+def load_yaml(text: str, file: str, *, bounded: bool = True) -> tuple[Any, SourceMap]:
     """Parse YAML text into plain data plus its :class:`SourceMap`.
 
     ``bounded=False`` skips :func:`check_bounds`, only for a text that already passed it
     (the definition a run was validated with, identified by its journaled hash). A plain
     document's map holds the positions of its mappings and sequences, and finds a
-    scalar's from the text when a message first asks; ``every_position`` holds them all.
+    scalar's from the text when a message first asks.
     """
     with paused_gc():
-        return _load_yaml(text, file, bounded, every_position)
+        return _load_yaml(text, file, bounded)
 
 
-def _load_yaml(
-    text: str, file: str, bounded: bool, every_position: bool = False
-) -> tuple[Any, SourceMap]:
+def _load_yaml(text: str, file: str, bounded: bool) -> tuple[Any, SourceMap]:
     source = SourceMap(file)
     # a plain document is bound-checked while it is built (one parse); anything else is
     # checked by check_bounds from its first event before the node tree is composed
-    data = _from_events(text, source, bounded=bounded, every_position=every_position)
+    data = _from_events(text, source, bounded=bounded)
     if data is FALLBACK:
         try:
             if bounded:
@@ -314,16 +310,14 @@ def _from_events(
     *,
     keys: bool = False,
     bounded: bool = False,
-    every_position: bool = False,
 ) -> Any:
     """A plain document's data from the parser's events (:mod:`.yaml_events`), or
     :data:`FALLBACK`. Key positions only with ``keys``; without, ``source.text`` is set
     so that :meth:`SourceMap.locate` can find them when a message first needs one.
-    Scalars' positions only with ``keys`` or ``every_position``; without, the map is
-    ``pending`` and finds them from the text the same way.
+    Scalars' positions only with ``keys`` too; without, the map is ``pending`` and finds
+    them from the text the same way.
     ``bounded``: :data:`MAX_DEPTH` and :data:`MAX_NODES` are enforced on the way, with
     :func:`check_bounds`'s messages."""
-    scalars = keys or every_position
     loader = _Loader(text)
     builder = _Builder(loader, source)
     try:
@@ -333,7 +327,7 @@ def _from_events(
             source.keys if keys else None,
             builder._construct,
             (MAX_DEPTH, MAX_NODES) if bounded else None,
-            scalars=scalars,
+            scalars=keys,
         )
     except OutOfBounds as exc:
         raise DefinitionError([Problem(source.file, exc.line, exc.column, exc.message)]) from None
@@ -341,7 +335,6 @@ def _from_events(
         return FALLBACK
     if not keys:
         source.text = text
-    if not scalars:
         source.pending = True
     return data
 
