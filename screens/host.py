@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from quarterdeck.core.definition.validate import LoadedWorkflow
     from quarterdeck.core.engine.runner import RunOptions
     from quarterdeck.core.journal.state import RunState
+    from quarterdeck.screens.store_writes import StoreWrites
     from quarterdeck.tui.launch import Context
     from quarterdeck.workflows.catalog import CatalogEntry
 
@@ -47,6 +48,11 @@ class CockpitHost(Protocol):
 
     @property
     def now(self) -> Clock: ...
+
+    @property
+    def writes(self) -> StoreWrites:
+        """The store writes screens ask for, in order, off the UI thread."""
+        ...
 
     @property
     def blink(self) -> bool:

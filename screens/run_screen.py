@@ -12,12 +12,10 @@ them, and the journal tells every viewer what happened.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual import events, work
 from textual.screen import Screen
@@ -46,15 +44,8 @@ TICK_SECONDS = 0.1
 CATCH_UP_SECONDS = 0.02
 
 
-@dataclass(eq=False)
-class _Write(Generic[T]):
-    """A store write waiting its turn: ``action`` runs in a worker thread, ``done`` gets
-    its result on the UI thread."""
-
-    key: tuple[object, ...]
-    what: str
-    action: Callable[[], T]
-    done: Callable[[T], object]
+def _signal_failure(result: SignalWrite) -> str | None:
+    return None if result.signal_id is not None else result.message
 
 
 class RunScreen(Screen[None]):
@@ -76,7 +67,6 @@ class RunScreen(Screen[None]):
         self._dirty = True
         self._definition_requested = False
         self._host: CockpitHost | None = None
-        self._outbox: deque[_Write[Any]] = deque()  # store writes, the first one in a worker
 
     @property
     def host(self) -> CockpitHost:
@@ -221,6 +211,7 @@ class RunScreen(Screen[None]):
                 write_signal, store_path, run_id, kind, actor=actor, target=target, reason=reason
             ),
             written,
+            _signal_failure,
         )
 
     def write(
@@ -229,50 +220,16 @@ class RunScreen(Screen[None]):
         what: str,
         action: Callable[[], T],
         done: Callable[[T], object],
+        failure: Callable[[T], str | None],
     ) -> bool:
         """Run the store write ``action`` in a worker thread, then ``done(result)`` on the UI
-        thread. Another process may hold the store's write lock for seconds (a runner
-        committing, a second cockpit): the cockpit keeps drawing and taking keys meanwhile.
-
-        Writes go one at a time, in the order asked. One with the same ``key`` as a write
-        still waiting is not queued again — a key pressed twice while the store is busy
-        sends one signal — and False says so. ``what`` names it for the person.
+        thread while this screen is up (``failure(result)`` says what went wrong, for when
+        it is not). The app's :class:`~quarterdeck.screens.store_writes.StoreWrites` runs
+        them, one at a time in the order asked, across screens: leaving this one does not
+        drop what it asked for. False: the same write (``key``) still waits, and the person
+        was told.
         """
-        if any(w.key == key for w in self._outbox):
-            self.notify(f"{what} is still being written: the store is busy", title=what)
-            return False
-        self._outbox.append(_Write(key, what, action, done))
-        if len(self._outbox) == 1:
-            self._write_worker(self._outbox[0])
-        return True
-
-    @work(thread=True, group="store-writes", exit_on_error=False)
-    def _write_worker(self, item: _Write[Any]) -> None:
-        try:
-            result = item.action()
-        except Exception as exc:  # the actions say their failures; this is the backstop
-            log.error("%s: writing to the store failed", item.what, exc_info=True)
-            deliver(self, self._write_failed, item, f"{type(exc).__name__}: {exc}")
-            return
-        deliver(self, self._write_done, item, result)
-
-    def _write_done(self, item: _Write[Any], result: object) -> None:
-        try:
-            item.done(result)
-        finally:
-            self._write_next(item)
-
-    def _write_failed(self, item: _Write[Any], message: str) -> None:
-        try:
-            self.notify(message, title=f"{item.what} failed", severity="error")
-        finally:
-            self._write_next(item)
-
-    def _write_next(self, item: _Write[Any]) -> None:
-        if self._outbox and self._outbox[0] is item:
-            self._outbox.popleft()
-        if self._outbox:
-            self._write_worker(self._outbox[0])
+        return self.host.writes.submit(self, key, what, action, done, failure)
 
     def _open_approval(self, action: str) -> None:
         """The waiting gate's modal (``action`` names the key, for its refusal)."""

@@ -251,7 +251,11 @@ class WarRoomScreen(DeployActions):
                 return exc.message
 
         return self.write(
-            ("incident", action, repr(data)), action, recording, partial(self._recorded, action)
+            ("incident", action, repr(data)),
+            action,
+            recording,
+            partial(self._recorded, action),
+            _record_failure,
         )
 
     def _recorded(self, action: str, done: Recorded | str) -> None:
@@ -457,3 +461,10 @@ class WarRoomScreen(DeployActions):
     def _filter_done(self) -> None:
         self.query_one("#wr-timeline", TimelinePanel).close_filter()
         self.set_focus(None)
+
+
+def _record_failure(done: Recorded | str) -> str | None:
+    """What a war-room write's result says went wrong (None: it was recorded)."""
+    if isinstance(done, str):
+        return done
+    return done.refused

@@ -22,6 +22,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from quarterdeck.core.errors import QuarterdeckError
+from quarterdeck.screens.store_writes import StoreWrites
 from quarterdeck.tui.bindings import bindings
 from quarterdeck.tui.commands import CockpitCommands
 
@@ -157,6 +158,7 @@ class QuarterdeckApp(App[None]):
         self.runs: dict[str, BackgroundRun] = {}
         self.last_driven: str | None = None  # the run whose ending is the session's exit code
         self._frozen = False  # startup's objects are in the GC's permanent generation
+        self.writes = StoreWrites(self)
 
     # -- injected services ------------------------------------------------------------
 
@@ -283,26 +285,40 @@ class QuarterdeckApp(App[None]):
             run.thread.join(max(0.0, deadline - time.monotonic()))
 
     async def action_quit(self) -> None:
+        """Quit; first ask when that would interrupt runs going here or give up store
+        writes still waiting for a busy store."""
         live = self.live_runs()
-        if not live:
+        waiting = self.writes.pending()
+        if not live and not waiting:
             self.exit()
             return
         from quarterdeck.core.commands import cli_command
         from quarterdeck.screens.confirm import ConfirmScreen
 
-        ids = ", ".join(r.run_id for r in live)
+        said = []
+        if live:
+            ids = ", ".join(r.run_id for r in live)
+            said.append(
+                f"Run {ids} is still going in this cockpit.\nQuitting interrupts it; "
+                f"`{cli_command('resume', live[0].run_id, store=self.store_path)}` "
+                "continues it later."
+            )
+        if waiting:
+            said.append(
+                f"Still waiting for the store to take: {', '.join(waiting)} (another process "
+                "holds its write lock).\nQuitting now gives up those not started yet."
+            )
 
         def answer(yes: bool | None) -> None:
             if yes:
+                self.writes.abandon()
                 self.stop_runs()
                 self.exit()
 
         self.push_screen(
             ConfirmScreen(
-                f"Run {ids} is still going in this cockpit.\nQuitting interrupts it; "
-                f"`{cli_command('resume', live[0].run_id, store=self.store_path)}` "
-                "continues it later.",
-                yes="Quit and interrupt",
+                "\n\n".join(said),
+                yes="Quit and interrupt" if live else "Quit without them",
                 no="Stay",
             ),
             answer,
@@ -382,7 +398,17 @@ def run_cockpit(
         app.run()
     finally:
         app.stop_runs()
+        say_unsent(app)
     return app.session_exit_code()
+
+
+def say_unsent(app: QuarterdeckApp) -> None:
+    """Once the terminal is back: the store writes the cockpit gave up or could not tell
+    of (a person who quit while the store was busy must know their decision was not sent)."""
+    import sys
+
+    for line in app.writes.unsent:
+        print(f"not sent to the store: {line}", file=sys.stderr)
 
 
 if TYPE_CHECKING:
@@ -407,3 +433,4 @@ def run_warroom(*, store: str | None, run_id: str, actor: str | None) -> None:
         app.run()
     finally:
         app.stop_runs()
+        say_unsent(app)
