@@ -115,7 +115,7 @@ class StoreWrites:
     ) -> None:
         try:
             self._app.call_from_thread(callback, item, outcome)
-        except RuntimeError:  # the app has stopped (its loop is gone): said after it
+        except RuntimeError:  # the app's loop is gone: nobody on screen to tell
             why = outcome if callback == self._failed else item.failure(outcome)
             if why is not None:
                 self.unsent.append(f"{item.what}: {why}")
@@ -125,15 +125,22 @@ class StoreWrites:
             if still_up(item.screen):
                 item.done(result)
             elif (why := item.failure(result)) is not None:
-                self._app.notify(why, title=f"{item.what} failed", severity="error")
+                self._tell(item, why)
         finally:
             self._next(item)
 
     def _failed(self, item: Write[Any], message: str) -> None:
         try:
-            self._app.notify(message, title=f"{item.what} failed", severity="error")
+            self._tell(item, message)
         finally:
             self._next(item)
+
+    def _tell(self, item: Write[Any], why: str) -> None:
+        """A failure: on screen while the app runs, else kept for the terminal."""
+        if self._app.is_running:
+            self._app.notify(why, title=f"{item.what} failed", severity="error")
+        else:
+            self.unsent.append(f"{item.what}: {why}")
 
     def _next(self, item: Write[Any]) -> None:
         if self._queue and self._queue[0] is item:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 
 from quarterdeck.core.errors import QuarterdeckError
 from quarterdeck.screens.store_writes import StoreWrites
@@ -159,6 +160,7 @@ class QuarterdeckApp(App[None]):
         self.last_driven: str | None = None  # the run whose ending is the session's exit code
         self._frozen = False  # startup's objects are in the GC's permanent generation
         self.writes = StoreWrites(self)
+        self._quit_question: Screen[bool] | None = None  # while asking whether to quit
 
     # -- injected services ------------------------------------------------------------
 
@@ -287,6 +289,8 @@ class QuarterdeckApp(App[None]):
     async def action_quit(self) -> None:
         """Quit; first ask when that would interrupt runs going here or give up store
         writes still waiting for a busy store."""
+        if self._quit_question is not None and self.screen is self._quit_question:
+            return  # already asking (ctrl+q reaches the app from a dialog too)
         live = self.live_runs()
         waiting = self.writes.pending()
         if not live and not waiting:
@@ -304,10 +308,16 @@ class QuarterdeckApp(App[None]):
                 "continues it later."
             )
         if waiting:
-            said.append(
-                f"Still waiting for the store to take: {', '.join(waiting)} (another process "
-                "holds its write lock).\nQuitting now gives up those not started yet."
-            )
+            writing, queued = waiting[0], waiting[1:]
+            lines = [
+                f"Still waiting for the store (another process holds its write lock): "
+                f"{', '.join(waiting)}.",
+                f"{writing} is already being written; if it fails, the terminal says so "
+                "once you have quit.",
+            ]
+            if queued:
+                lines.append(f"Quitting now gives up: {', '.join(queued)}.")
+            said.append("\n".join(lines))
 
         def answer(yes: bool | None) -> None:
             if yes:
@@ -315,14 +325,12 @@ class QuarterdeckApp(App[None]):
                 self.stop_runs()
                 self.exit()
 
-        self.push_screen(
-            ConfirmScreen(
-                "\n\n".join(said),
-                yes="Quit and interrupt" if live else "Quit without them",
-                no="Stay",
-            ),
-            answer,
+        self._quit_question = ConfirmScreen(
+            "\n\n".join(said),
+            yes="Quit and interrupt" if live else "Quit without them",
+            no="Stay",
         )
+        self.push_screen(self._quit_question, answer)
 
     async def action_back_out(self) -> None:
         """``q``: leave the screen (as ``esc`` does); on Home, quit (asking while runs are live)."""

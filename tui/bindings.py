@@ -50,6 +50,7 @@ REGISTRY: tuple[Command, ...] = (
         "Leave the cockpit (a run started here is interrupted, resumable)",
         "app",
         footer=False,
+        priority=True,  # from a dialog too: Textual checks a modal's keys only, else
     ),
     Command(
         "app.command",

@@ -97,7 +97,8 @@ async def test_quitting_while_writes_wait_asks_and_says_what_was_given_up(
                 await pilot.press("q")
                 await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="ask")
                 question = app.screen.question
-                assert "Still waiting for the store to take: approve, pause" in question
+                assert "holds its write lock): approve, pause." in question
+                assert "Quitting now gives up: pause." in question
                 await pilot.click("#no")
                 await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen), what="stay")
                 assert app.is_running
@@ -118,3 +119,62 @@ async def test_quitting_while_writes_wait_asks_and_says_what_was_given_up(
             await asyncio.sleep(0.05)
         assert len(pending(db, run_id, "approve")) == 1
         assert pending(db, run_id, "pause") == []  # what was said not sent was not sent
+
+
+async def test_a_write_that_fails_after_the_app_quit_is_said_on_the_terminal(
+    make_app: Any, project: Path
+) -> None:
+    """The lock outlasts the store's busy timeout after the person quit: the approval
+    already in its worker fails with nobody on screen to tell, so it is kept for the
+    terminal (``say_unsent``), naming the lock."""
+    db = project / "qd.db"
+    async with _stopped_at_gate(project) as (run_id, _proc):
+        app = make_app(attach=run_id)
+        with write_locked(db):
+            async with app.run_test(size=(120, 40)) as pilot:
+                modal = await _approve(app, pilot)
+                error = modal.query_one("#approval-error", Static)
+                await wait_until(
+                    pilot, lambda: "sending the approval" in str(error.render()), what="sending"
+                )
+                await pilot.press("ctrl+q")  # from the modal: the app's key reaches through
+                await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="ask")
+                assert "approve is already being written" in app.screen.question
+                assert "gives up" not in app.screen.question  # nothing else waits
+                await pilot.click("#yes")
+                await pilot.pause()
+            for _ in range(400):  # bounded: the store's busy timeout is 10 s
+                if app.writes.unsent:
+                    break
+                await asyncio.sleep(0.05)
+        assert len(app.writes.unsent) == 1
+        assert app.writes.unsent[0].startswith("approve: ")
+        assert "locked by another process" in app.writes.unsent[0]
+        assert pending(db, run_id, "approve") == []
+
+
+async def test_ctrl_q_quits_from_a_dialog_and_asks_once(make_app: Any, project: Path) -> None:
+    """``ctrl+q`` is the app's quit key on every screen, the gate's modal included (Textual
+    checks only a modal's own keys unless the app's key has priority); pressed again while
+    the question is up, it does not stack a second one."""
+    db = project / "qd.db"
+    async with _stopped_at_gate(project) as (run_id, _proc):
+        app = make_app(attach=run_id)
+        with write_locked(db):
+            async with app.run_test(size=(120, 40)) as pilot:
+                await _approve(app, pilot)
+                await wait_until(pilot, lambda: app.writes.pending(), what="the write waiting")
+                await pilot.press("ctrl+q")
+                await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="ask")
+                depth = len(app.screen_stack)
+                await pilot.press("ctrl+q")
+                await pilot.pause()
+                assert len(app.screen_stack) == depth
+                await pilot.click("#no")
+                await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen), what="back")
+        app = make_app(attach=run_id)
+        async with app.run_test(size=(120, 40)) as pilot:  # nothing waits: it just quits
+            await wait_until(pilot, lambda: isinstance(app.screen, ApprovalScreen), what="modal")
+            await pilot.press("ctrl+q")
+            await pilot.pause()
+            assert not app.is_running
