@@ -74,10 +74,11 @@ CHECKPOINT_EVERY = 250
 # commit grew the file: a write past its end changes the file's size, which the file system
 # must journal before the sync returns (ext4 on this box: ~1.5-2x an in-place sync). After a
 # checkpoint SQLite writes the WAL again from its start, in place, so the file stops
-# growing once it holds this many pages: ~80 commits of a chain (2.6 pages each) instead of
-# the ~380 of SQLite's 1,000 pages, a third of a 1,000-step run. A checkpoint every ~80
-# commits adds three syncs (the WAL, the file, the WAL's new header): ~4% more syncs,
-# measured cheaper than the syncs that grew the file (docs/architecture.md, "Durability").
+# growing once it holds this many pages: after ~60 commits of a chain instead of the ~350
+# of SQLite's 1,000 pages, a third of a 1,000-step run (benchmarks/wal_growth.py counts
+# them). A checkpoint every ~80 commits adds three syncs (the WAL, the file, the WAL's new
+# header): ~4% more syncs, measured cheaper than the syncs that grew the file (paired,
+# docs/architecture.md, "Durability"; 100 and 400 pages measured no better).
 FULL_CHECKPOINT_PAGES = 200
 
 LineKey = tuple[str | None, str | None, str]
