@@ -68,8 +68,18 @@ HURRY_SECONDS = 3.0
 # at 3-4 pages a commit). With ``full`` every commit syncs on the loop anyway, and a
 # checkpoint on the thread beside the loop's syncing commits measured slower (417 vs 305
 # µs a sequential step at 10,000 steps, benchmarks/runner_overhead.py --durability full),
-# so there the loop's connection checkpoints as SQLite does by default.
+# so there the loop's connection checkpoints as SQLite does, but sooner: see below.
 CHECKPOINT_EVERY = 250
+# With ``full`` each commit waits for an fdatasync of the WAL, and that costs more when the
+# commit grew the file: a write past its end changes the file's size, which the file system
+# must journal before the sync returns (ext4 on this box: ~1.5-2x an in-place sync). After a
+# checkpoint SQLite writes the WAL again from its start, in place, so the file stops
+# growing once it holds this many pages: after ~60 commits of a chain instead of the ~350
+# of SQLite's 1,000 pages, a third of a 1,000-step run (benchmarks/wal_growth.py counts
+# them). A checkpoint every ~80 commits adds three syncs (the WAL, the file, the WAL's new
+# header): ~4% more syncs, measured cheaper than the syncs that grew the file (paired,
+# docs/architecture.md, "Durability"; 100 and 400 pages measured no better).
+FULL_CHECKPOINT_PAGES = 200
 
 LineKey = tuple[str | None, str | None, str]
 
@@ -220,8 +230,7 @@ class JournalWriter:
             return None
         try:
             store.set_busy_timeout(0)
-            if self._thread_checkpoints:
-                store.set_auto_checkpoint(0)
+            store.set_auto_checkpoint(0 if self._thread_checkpoints else FULL_CHECKPOINT_PAGES)
             store.set_durability(self.durability)
             store.check_against(self.store)
         except Exception:
@@ -397,6 +406,8 @@ class JournalWriter:
                 store = Store(self.store.path)
                 store.set_busy_timeout(ATTEMPT_BUSY_MS)
                 store.set_durability(self.durability)
+                if self.durability == "full":
+                    store.set_auto_checkpoint(FULL_CHECKPOINT_PAGES)
                 return store
             except Exception as exc:
                 if time.monotonic() + delay > self._deadline(deadline):

@@ -6,6 +6,7 @@ mechanism itself on a real SQLite journal."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sqlite3
 import threading
@@ -197,8 +198,8 @@ def test_the_loop_never_checkpoints_the_wal_the_writer_thread_does(
     connection used to do it whenever a commit took the WAL past 1,000 pages, stalling
     signals, timeouts and output meanwhile. Now its connection never checkpoints, and
     every CHECKPOINT_EVERY commits the writer thread does, so the WAL still stays small.
-    With ``durability: full`` (every commit syncs on the loop anyway) it stays as SQLite
-    does it: measured faster there."""
+    With ``durability: full`` (every commit syncs on the loop anyway) the loop's
+    connection checkpoints as SQLite does, at FULL_CHECKPOINT_PAGES: measured faster there."""
     import quarterdeck.core.engine.journal_writer as journal_writer
 
     monkeypatch.setattr(journal_writer, "CHECKPOINT_EVERY", 20)
@@ -225,11 +226,54 @@ def test_the_loop_never_checkpoints_the_wal_the_writer_thread_does(
     state = asyncio.run(ran.run())
     assert state.status == "succeeded"
     if durability == "full":
-        assert autocheckpoint == [1000] and checkpoints == []
+        assert autocheckpoint == [journal_writer.FULL_CHECKPOINT_PAGES] and checkpoints == []
     else:
         assert autocheckpoint == [0]
         assert len(checkpoints) >= 100 // 20 - 1
         assert all(name.startswith("journal-") for name in checkpoints), checkpoints
+    assert no_gaps(ran.store, state.id)
+
+
+def test_with_durability_full_the_wal_stops_growing_early_and_is_rewritten_in_place(
+    tmp_path: Path,
+) -> None:
+    """Each ``full`` commit waits for a sync of the WAL, dearer when the commit grew the
+    file (its new size is journaled by the file system too). SQLite rewrites the WAL from
+    its start after a checkpoint, so both writer connections checkpoint at
+    FULL_CHECKPOINT_PAGES: the WAL file stops growing there, instead of at SQLite's 1,000
+    pages (a 150-step chain writes ~400 pages: the whole run grew the file before)."""
+    import quarterdeck.core.engine.journal_writer as journal_writer
+
+    pages = journal_writer.FULL_CHECKPOINT_PAGES
+    path = tmp_path / "qd.db"
+    options = RunOptions(started_by="t", workdir=tmp_path, durability="full")
+    ran = make_runner(tmp_path, chain(150), options=options, store=Store(path))
+    wal = Path(f"{path}-wal")
+    sizes: list[int] = []
+    inline: list[int] = []
+
+    def watch(event: Event) -> None:
+        sizes.append(wal.stat().st_size if wal.exists() else 0)
+        if not inline and ran._writer._inline is not None:  # the loop's connection
+            conn = ran._writer._inline.conn
+            inline.append(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+            inline.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    ran.subscribers.append(watch)
+    state = asyncio.run(ran.run())
+    assert state.status == "succeeded"
+    assert inline == [pages, SYNCHRONOUS_FULL]
+    thread = ran._writer._open()  # the thread's connection (here it never had a job)
+    assert thread is not None
+    assert thread.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == pages
+    thread.close()
+    frame = 24 + ran.store.conn.execute("PRAGMA page_size").fetchone()[0]
+    # a commit past the limit checkpoints; the next is written from the WAL's start. Here
+    # ~200 pages and ~73 commits that grew the file; at 1,000 pages ~430 and ~154 (the
+    # margins leave room for a checkpoint that a reader held back for a while)
+    assert max(sizes) <= 32 + (pages + 100) * frame, f"the WAL grew to {max(sizes)} bytes"
+    grew = sum(1 for before, after in itertools.pairwise(sizes) if after > before)
+    assert grew <= 110, f"{grew} commits grew the WAL"
     assert no_gaps(ran.store, state.id)
 
 
