@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from quarterdeck.core.lean import lean
+
 
 class ExitCode(IntEnum):
     """Exit codes of the CLI (contract: pipelines branch on them)."""
@@ -61,7 +63,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-@dataclass
+@lean
 class DefinitionError(QuarterdeckError):
     """A workflow, persona or config file that is not valid; lists every problem."""
 

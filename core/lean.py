@@ -32,24 +32,39 @@ def lean(cls: type[_T], /) -> type[_T]: ...
 
 
 @overload
-def lean(*, slots: bool = False) -> Callable[[type[_T]], type[_T]]: ...
+def lean(
+    *, repr: bool = True, eq: bool = True, slots: bool = False
+) -> Callable[[type[_T]], type[_T]]: ...
 
 
 @dataclass_transform(field_specifiers=(field, Field))
 def lean(
-    cls: type[_T] | None = None, /, *, slots: bool = False
+    cls: type[_T] | None = None,
+    /,
+    *,
+    repr: bool = True,  # as ``dataclass`` names them
+    eq: bool = True,
+    slots: bool = False,
 ) -> type[_T] | Callable[[type[_T]], type[_T]]:
-    """``@dataclass`` (or ``@dataclass(slots=True)``), its methods made on first use."""
+    """``@dataclass`` with these options, its methods made on first use. A method the class
+    defines itself is kept, and ``__hash__`` set as ``dataclasses`` sets it."""
 
     def wrap(cls: type[_T]) -> type[_T]:
+        own = dict(cls.__dict__)
         if cls.__doc__ is None:  # else ``dataclasses`` writes one from inspect.signature
             cls.__doc__ = cls.__name__
         made = dataclass(init=False, repr=False, eq=False, slots=slots)(cls)
         _check_order(made)
-        made.__init__ = _first_init  # type: ignore[method-assign]
-        made.__repr__ = _repr  # type: ignore[method-assign]
-        made.__eq__ = _eq  # type: ignore[method-assign]
-        made.__hash__ = None  # type: ignore[assignment]
+        if "__init__" not in own:
+            made.__init__ = _first_init  # type: ignore[method-assign]
+        if repr and "__repr__" not in own:
+            made.__repr__ = _repr  # type: ignore[method-assign]
+        if eq and "__eq__" not in own:
+            made.__eq__ = _eq  # type: ignore[method-assign]
+        # a mutable class that compares by value is unhashable, unless it says otherwise
+        class_hash = own.get("__hash__", MISSING)
+        if eq and (class_hash is MISSING or (class_hash is None and "__eq__" in own)):
+            made.__hash__ = None  # type: ignore[assignment]
         return made
 
     return wrap if cls is None else wrap(cls)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from quarterdeck.core.clock import Clock
+from quarterdeck.core.lean import lean
 
 
 class ActionParams(BaseModel):
@@ -32,7 +33,7 @@ class LineSink(Protocol):
     def __call__(self, stream: str, line: str) -> None: ...
 
 
-@dataclass
+@lean
 class ActionContext:
     """What a running action may see and do. Built by the runner for each attempt."""
 
