@@ -7,7 +7,7 @@ can print the message and exit without a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import IntEnum
 
 from quarterdeck.core.lean import lean
@@ -46,7 +46,7 @@ class InvalidInput(QuarterdeckError):
     exit_code = ExitCode.INVALID
 
 
-@dataclass(frozen=True)
+@lean(frozen=True)
 class Problem:
     """One problem found in a file, located as precisely as we can."""
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Callable
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, FrozenInstanceError, dataclass, field, fields
 from operator import attrgetter
 from typing import Any, TypeVar, dataclass_transform, overload
 
@@ -33,7 +33,7 @@ def lean(cls: type[_T], /) -> type[_T]: ...
 
 @overload
 def lean(
-    *, repr: bool = True, eq: bool = True, slots: bool = False
+    *, repr: bool = True, eq: bool = True, frozen: bool = False, slots: bool = False
 ) -> Callable[[type[_T]], type[_T]]: ...
 
 
@@ -44,6 +44,7 @@ def lean(
     *,
     repr: bool = True,  # as ``dataclass`` names them
     eq: bool = True,
+    frozen: bool = False,
     slots: bool = False,
 ) -> type[_T] | Callable[[type[_T]], type[_T]]:
     """``@dataclass`` with these options, its methods made on first use. A method the class
@@ -61,10 +62,13 @@ def lean(
             made.__repr__ = _repr  # type: ignore[method-assign]
         if eq and "__eq__" not in own:
             made.__eq__ = _eq  # type: ignore[method-assign]
-        # a mutable class that compares by value is unhashable, unless it says otherwise
+        # ``__hash__`` as ``dataclasses`` sets it: by the compared fields when frozen, else
+        # none (a mutable class that compares by value), unless the class has its own
         class_hash = own.get("__hash__", MISSING)
         if eq and (class_hash is MISSING or (class_hash is None and "__eq__" in own)):
-            made.__hash__ = None  # type: ignore[assignment]
+            made.__hash__ = _hash if frozen else None  # type: ignore[assignment]
+        if frozen:
+            _freeze(made, slots)
         return made
 
     return wrap if cls is None else wrap(cls)
@@ -95,7 +99,8 @@ def _compile_init(cls: type) -> Callable[..., None]:
     """The ``__init__`` ``dataclasses`` writes for a plain (not frozen) class: the same
     parameters, defaults and errors; each field set once, a factory called per instance.
     Its source is built from the class's field names only."""
-    env: dict[str, Any] = {"FACTORY": _FACTORY}
+    env: dict[str, Any] = {"FACTORY": _FACTORY, "put": object.__setattr__}
+    frozen = cls in _FROZEN
     params: list[str] = []
     body: list[str] = []
     for i, f in enumerate(fields(cls)):
@@ -114,7 +119,10 @@ def _compile_init(cls: type) -> Callable[..., None]:
             params.append(f.name if default is None else f"{f.name}={default}")
         elif default is None:
             continue  # not set by __init__ (nor by dataclasses')
-        body.append(f"  self.{f.name} = {value}")
+        if frozen:
+            body.append(f"  put(self, {f.name!r}, {value})")
+        else:
+            body.append(f"  self.{f.name} = {value}")
     if hasattr(cls, "__post_init__"):
         body.append("  self.__post_init__()")
     exec("\n".join([f"def __init__(self, {', '.join(params)}):", *body, "  pass"]), env)
@@ -159,3 +167,53 @@ def _repr(self: Any) -> str:
         names = _SHOWN[cls] = tuple(f.name for f in fields(cls) if f.repr)
     shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
     return f"{cls.__qualname__}({shown})"
+
+
+_HASHED: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _hash(self: Any) -> int:
+    # as ``dataclasses`` writes it for a frozen class: the hashed fields as a tuple
+    cls = self.__class__
+    get = _HASHED.get(cls)
+    if get is None:
+        names = [f.name for f in fields(cls) if (f.compare if f.hash is None else f.hash)]
+        get = _HASHED[cls] = lambda obj: tuple([getattr(obj, name) for name in names])
+    return hash(get(self))
+
+
+_FROZEN: dict[type, frozenset[str]] = {}  # each frozen lean class: its field names
+
+
+def _freeze(cls: type, slots: bool) -> None:
+    """The ``__setattr__``/``__delattr__`` of a frozen dataclass (and, slotted, the state
+    ``copy`` and ``pickle`` restore through ``object.__setattr__``), without compiling."""
+    names = frozenset(f.name for f in fields(cls))
+    _FROZEN[cls] = names
+    base: Any = cls
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is cls or name in names:
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(base, self).__setattr__(name, value)
+
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is cls or name in names:
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(base, self).__delattr__(name)
+
+    for method in (__setattr__, __delattr__):
+        method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
+        setattr(cls, method.__name__, method)
+    if slots and "__getstate__" not in cls.__dict__:
+        setattr(cls, "__getstate__", _slots_getstate)  # noqa: B010
+        setattr(cls, "__setstate__", _slots_setstate)  # noqa: B010
+
+
+def _slots_getstate(self: Any) -> list[Any]:
+    return [getattr(self, f.name) for f in fields(self)]
+
+
+def _slots_setstate(self: Any, state: list[Any]) -> None:
+    for f, value in zip(fields(self), state, strict=False):
+        object.__setattr__(self, f.name, value)

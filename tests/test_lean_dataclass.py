@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 import quarterdeck.core.lean as lean_module
-from quarterdeck.core import errors
+from quarterdeck.core import errors, identity
 from quarterdeck.core.actions import base
-from quarterdeck.core.definition import loader, validate
+from quarterdeck.core.definition import expressions, loader, validate
 from quarterdeck.core.engine import context
-from quarterdeck.core.journal import events, parts, state
+from quarterdeck.core.journal import events, parts, payload, state, statuses, store
 from quarterdeck.core.journal.payload import Record
 from quarterdeck.core.journal.statuses import StepStatus
 from quarterdeck.core.lean import lean
@@ -33,9 +33,10 @@ from quarterdeck.core.policy import budget
 from quarterdeck.personas import registry
 from quarterdeck.tui import launch
 from quarterdeck.tui.headless import ci
+from quarterdeck.workflows import catalog
 
 _MODULES = (parts, state, events, errors, base, loader, validate, context, metrics, budget)
-_MODULES += (registry, launch, ci)
+_MODULES += (registry, launch, ci, statuses, store, identity, expressions, catalog, payload)
 
 
 def _is_lean(kind: object) -> bool:
@@ -69,6 +70,7 @@ def _reference(kind: type) -> Any:
         ],
         repr=kind.__repr__ is lean_module._repr,
         eq=kind.__eq__ is lean_module._eq,
+        frozen=kind in lean_module._FROZEN,
     )
     made.__qualname__ = kind.__qualname__
     return made
@@ -117,10 +119,24 @@ def test_the_classes_a_run_imports_are_lean() -> None:
             "PersonaCatalog",
             "Context",
             "HeadlessExtras",
+            # frozen
+            "Look",
+            "RunRow",
+            "Signal",
+            "Problem",
+            "ActionSpec",
+            "_Jinja",
+            "Verified",
+            "CatalogEntry",
+            "_Spec",
         ]
     )
     for kind in _LEAN:  # none written per class at import
-        assert kind.__init__ is lean_module._first_init
+        init = kind.__init__
+        # not yet made, or made by lean at the first instance (Look's are made at import)
+        assert (
+            init is lean_module._first_init or init.__globals__["FACTORY"] is lean_module._FACTORY
+        )
         assert kind.__eq__ in (lean_module._eq, object.__eq__)
 
 
@@ -149,14 +165,29 @@ def test_every_lean_class_is_made_compared_and_shown_as_its_dataclass_would_be(
     assert (ours != again) is (theirs != their_again)
     assert (kind(*values.values()) == again) is (theirs == their_again)  # positionally too
     assert ours != theirs and ours != object()  # another class is never equal
-    assert kind.__hash__ is None and reference.__hash__ is None  # mutable: unhashable
-    with pytest.raises(TypeError):
-        hash(ours)
+    if kind in lean_module._FROZEN:  # hashed by its fields, and frozen, as the reference
+        assert hash(ours) == hash(theirs) == hash(again)
+        for f in dataclasses.fields(kind):
+            with pytest.raises(dataclasses.FrozenInstanceError) as mine:
+                setattr(ours, f.name, 1)
+            with pytest.raises(dataclasses.FrozenInstanceError) as their:
+                setattr(theirs, f.name, 1)
+            assert str(mine.value) == str(their.value)
+            with pytest.raises(dataclasses.FrozenInstanceError) as mine:
+                delattr(ours, f.name)
+            with pytest.raises(dataclasses.FrozenInstanceError) as their:
+                delattr(theirs, f.name)
+            assert str(mine.value) == str(their.value)
+        assert pickle.loads(pickle.dumps(ours)) == ours == copy.deepcopy(ours)
+    else:
+        assert kind.__hash__ is None and reference.__hash__ is None  # mutable: unhashable
+        with pytest.raises(TypeError):
+            hash(ours)
     # a change to any compared field makes them differ (to another, as in the reference)
     for f in dataclasses.fields(kind):
         other, their_other = copy.copy(ours), copy.copy(theirs)
-        setattr(other, f.name, "changed")
-        setattr(their_other, f.name, "changed")
+        object.__setattr__(other, f.name, "changed")
+        object.__setattr__(their_other, f.name, "changed")
         assert (other != ours) is (their_other != theirs) is f.compare
         if kind.__repr__ is lean_module._repr:
             assert _shown(other) == _shown(their_other)

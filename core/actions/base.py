@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -75,7 +75,7 @@ class ActionContext:
 ActionFn = Callable[[Any, ActionContext], Awaitable[Mapping[str, Any]]]
 
 
-@dataclass(frozen=True)
+@lean(frozen=True)
 class ActionSpec:
     name: str
     params: type[ActionParams]
