@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from quarterdeck.core.definition.loader import load_yaml, parse_model, read_text
+from quarterdeck.core.factories import empty_list
 from quarterdeck.core.identity import ci_actor, local_identity
 from quarterdeck.core.locations import config_home, project_dir
 
@@ -37,7 +38,7 @@ class MetricsSettings(_Section):
 
 class SSHSettings(_Section):
     known_hosts: str | None = None
-    client_keys: list[str] = Field(default_factory=list)
+    client_keys: list[str] = Field(default_factory=empty_list)
     username: str | None = None
     use_agent: bool = True
     passphrase_env: str | None = Field(
@@ -48,7 +49,7 @@ class SSHSettings(_Section):
 class CredentialSettings(_Section):
     """Where one credential may be sent (``credentials: {github: {hosts: [...]}}``)."""
 
-    hosts: list[str] = Field(default_factory=list, description="Hosts it may be sent to")
+    hosts: list[str] = Field(default_factory=empty_list, description="Hosts it may be sent to")
     env: str | None = Field(default=None, description="Env var holding it (redacted)")
 
 
@@ -62,7 +63,7 @@ class ListenSettings(_Section):
     rate_per_minute: int = Field(default=30, ge=1)
     max_concurrent: int = Field(default=2, ge=1)
     label_inputs: list[str] = Field(
-        default_factory=list, description="Inputs alert labels may fill (never override -i)"
+        default_factory=empty_list, description="Inputs alert labels may fill (never override -i)"
     )
 
 

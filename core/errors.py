@@ -7,8 +7,10 @@ can print the message and exit without a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import IntEnum
+
+from quarterdeck.core.lean import lean
 
 
 class ExitCode(IntEnum):
@@ -44,7 +46,7 @@ class InvalidInput(QuarterdeckError):
     exit_code = ExitCode.INVALID
 
 
-@dataclass(frozen=True)
+@lean(frozen=True)
 class Problem:
     """One problem found in a file, located as precisely as we can."""
 
@@ -61,7 +63,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-@dataclass
+@lean
 class DefinitionError(QuarterdeckError):
     """A workflow, persona or config file that is not valid; lists every problem."""
 

@@ -32,3 +32,35 @@ def paused_gc(*, promote: bool = False) -> Iterator[None]:
             gc.unfreeze()
         if was_enabled:
             gc.enable()
+
+
+# -- a command's start-up -------------------------------------------------------------------
+# Everything a command builds before its work starts (the modules it imports, typer's
+# commands, pydantic's validators, the config, the definition, a runner) lives until the
+# process exits, so the cyclic GC's collections during start-up (some 90 for a 1-step
+# ``run``, ~3% of its CPU) walk objects that are never garbage. The console script pauses
+# it (:func:`pause_startup`) and the command ends the pause where its work begins
+# (:func:`end_startup`): a run's loop, the cockpit, a server. A command that only reads,
+# writes its answer and exits may leave it paused to the end.
+_startup_paused = False
+
+
+def pause_startup() -> None:
+    """No cyclic GC until :func:`end_startup` (the console script, before anything else)."""
+    global _startup_paused
+    if gc.isenabled():
+        gc.disable()
+        _startup_paused = True
+
+
+def end_startup() -> None:
+    """Collect as before from here on, if :func:`pause_startup` paused it (else nothing).
+
+    What start-up made goes straight to the oldest generation (as ``paused_gc(promote=True)``
+    does), so the first young collection does not walk all of it."""
+    global _startup_paused
+    if _startup_paused:
+        _startup_paused = False
+        gc.freeze()
+        gc.unfreeze()
+        gc.enable()

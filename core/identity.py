@@ -21,8 +21,9 @@ import pwd
 import re
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from quarterdeck.core.lean import lean
 
 NAMESPACE = "quarterdeck-approval"
 UNVERIFIED_ENV = "QUARTERDECK_UNVERIFIED_NAMES"
@@ -103,7 +104,7 @@ def sign(message: bytes, key: Path) -> str:
     return out
 
 
-@dataclass(frozen=True)
+@lean(frozen=True)
 class Verified:
     principal: str
     fingerprint: str  # the key's SHA256 fingerprint: one key is one person

@@ -7,7 +7,7 @@ An override file for an existing persona may name only the fields it changes (sa
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quarterdeck.core.definition.loader import load_yaml, pydantic_problems, read_text
 from quarterdeck.core.errors import DefinitionError, Problem
+from quarterdeck.core.lean import lean
 from quarterdeck.core.locations import config_home, project_dir
 
 BUNDLED_DIR = Path(__file__).parent
@@ -40,7 +41,7 @@ class Persona(BaseModel):
         return any(fnmatch.fnmatchcase(action, pattern) for pattern in self.tools)
 
 
-@dataclass
+@lean
 class PersonaCatalog:
     personas: dict[str, Persona] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import InvalidInput
 from quarterdeck.core.gc_pause import paused_gc
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE
+from quarterdeck.core.lean import lean
 from quarterdeck.core.locations import default_store
 
 if TYPE_CHECKING:  # the runner and the definition load only for commands that run one:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the runner and the definition load only for commands that r
     from quarterdeck.core.journal.store import Store
 
 
-@dataclass
+@lean
 class Context:
     settings: Settings
     personas: Any  # quarterdeck.personas.registry.PersonaCatalog

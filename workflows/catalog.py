@@ -5,17 +5,17 @@ A project workflow with the same name as a bundled one wins (user beats bundled 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from quarterdeck.core.definition.loader import did_you_mean, load_yaml, read_text
 from quarterdeck.core.errors import DefinitionError, InvalidInput
+from quarterdeck.core.lean import lean
 from quarterdeck.core.locations import config_home, project_dir
 
 BUNDLED_DIR = Path(__file__).parent
 
 
-@dataclass(frozen=True)
+@lean(frozen=True)
 class CatalogEntry:
     name: str
     path: Path

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from quarterdeck.core.clock import Clock
+from quarterdeck.core.lean import lean
 
 
 class ActionParams(BaseModel):
@@ -32,7 +33,7 @@ class LineSink(Protocol):
     def __call__(self, stream: str, line: str) -> None: ...
 
 
-@dataclass
+@lean
 class ActionContext:
     """What a running action may see and do. Built by the runner for each attempt."""
 
@@ -74,7 +75,7 @@ class ActionContext:
 ActionFn = Callable[[Any, ActionContext], Awaitable[Mapping[str, Any]]]
 
 
-@dataclass(frozen=True)
+@lean(frozen=True)
 class ActionSpec:
     name: str
     params: type[ActionParams]

@@ -24,6 +24,7 @@ from quarterdeck.core.actions.process_groups import die_with_parent, guard, rele
 from quarterdeck.core.actions.shell_script import shell_argv
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError, StepSkipped
+from quarterdeck.core.factories import empty_list
 from quarterdeck.core.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ class ShellParams(ActionParams):
     )
     stdout_tail: int = Field(default=50, ge=0, le=10_000)
     secrets: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Credential env vars this command may see (all others are removed)",
     )
 

@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from quarterdeck.core.errors import ExpressionError
+from quarterdeck.core.lean import lean
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 
 
-@dataclass(frozen=True)
+@lean(frozen=True)
 class _Jinja:
     """The sandboxed environment and the Jinja2 names used here, imported once."""
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ from quarterdeck.core.definition.yaml_events import (
 )
 from quarterdeck.core.errors import DefinitionError, Problem
 from quarterdeck.core.gc_pause import paused_gc
+from quarterdeck.core.lean import lean
 
 Loc = tuple[Any, ...]
 
@@ -78,7 +79,7 @@ def unpack(pos: int) -> tuple[int, int]:
     return pos >> _COL_BITS, pos & _COL_MASK
 
 
-@dataclass
+@lean
 class SourceMap:
     """Where each value (and each mapping key) of a YAML document starts, 1-based.
 

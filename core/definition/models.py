@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from quarterdeck.core.durations import Duration
+from quarterdeck.core.factories import empty_list
 
 _ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 
@@ -70,7 +71,7 @@ class RetryPolicy(_Strict):
         default=False, description="true for ±10% jitter, or a fraction 0..1 of the delay"
     )
     non_retryable_exit_codes: list[int] = Field(
-        default_factory=list, description="Exit codes that stop retrying at once"
+        default_factory=empty_list, description="Exit codes that stop retrying at once"
     )
 
     @field_validator("jitter")
@@ -88,12 +89,12 @@ class Step(_Strict):
     name: str = ""
     uses: str
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
-    needs: list[str] = Field(default_factory=list)
+    needs: list[str] = Field(default_factory=empty_list)
     when: str | bool | None = None
     retry: RetryPolicy | None = None
     timeout: Duration | None = None
     continue_on_error: bool = False
-    fallback: list[Step] = Field(default_factory=list)
+    fallback: list[Step] = Field(default_factory=empty_list)
     env: dict[str, str] = Field(default_factory=dict)
 
 
@@ -101,8 +102,8 @@ class Gate(_Strict):
     """A quality gate: conditions evaluated after a stage's steps."""
 
     id: str = Field(pattern=_ID_PATTERN)
-    all: list[str] = Field(default_factory=list)
-    any: list[str] = Field(default_factory=list)
+    all: list[str] = Field(default_factory=empty_list)
+    any: list[str] = Field(default_factory=empty_list)
     skippable: bool = Field(
         default=False, description="A person may skip this gate (with a reason, audited)"
     )
@@ -131,8 +132,8 @@ class Approval(_Strict):
 
     id: str = Field(pattern=_ID_PATTERN)
     prompt: str = ""
-    evidence: list[str] = Field(default_factory=list)
-    approvers: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=empty_list)
+    approvers: list[str] = Field(default_factory=empty_list)
     min_approvals: int = Field(default=1, ge=1)
     allow_self_approval: bool = False
     timeout: Duration | None = None
@@ -150,7 +151,7 @@ class Stage(_Strict):
     approval: Approval | None = None
     steps: list[Step] = Field(min_length=1)
     gate: Gate | None = None
-    on_failure: list[Step] = Field(default_factory=list)
+    on_failure: list[Step] = Field(default_factory=empty_list)
     timeout: Duration | None = None
     retry: RetryPolicy | None = Field(
         default=None, description="Default retry policy for this stage's steps"
@@ -171,7 +172,7 @@ class Workflow(_Strict):
     durability: Literal["normal", "full"] | None = None
     budget_policy: Literal["warn", "approve", "fail"] | None = None
     stages: list[Stage] = Field(min_length=1)
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=empty_list)
 
     def all_steps(self) -> list[tuple[Stage, Step]]:
         """Every step with its stage, including fallbacks and on_failure steps.

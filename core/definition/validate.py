@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +33,14 @@ from quarterdeck.core.definition.loader import (
 from quarterdeck.core.definition.models import Stage, Step, Workflow
 from quarterdeck.core.errors import DefinitionError, Problem
 from quarterdeck.core.gc_pause import paused_gc
+from quarterdeck.core.lean import lean
 
 _STEP_REF = re.compile(r"\bsteps\.([A-Za-z_]\w*)\b(?!\s*-)")
 _INPUT_REF = re.compile(r"\binputs\.([A-Za-z_]\w*)\b")
 _STAGE_REF = re.compile(r"\bstages\.([A-Za-z_]\w*)\b")
 
 
-@dataclass
+@lean
 class LoadedWorkflow:
     """A validated workflow with the text and source map it came from."""
 

@@ -7,7 +7,7 @@ them needs the runner itself: the dependencies stay explicit and the modules acy
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,11 @@ from quarterdeck.core.definition.models import Workflow
 from quarterdeck.core.definition.validate import LoadedWorkflow
 from quarterdeck.core.journal.state import RunState
 from quarterdeck.core.journal.store import Store
+from quarterdeck.core.lean import lean
 from quarterdeck.core.observability.redact import Redactor
 
 
-@dataclass
+@lean
 class RunOptions:
     """How to run: who starts it, pre-decided gates, limits, clock, where to work."""
 
@@ -39,7 +40,7 @@ class RunOptions:
     durability: str | None = None  # "full": fsync every commit (--durability)
 
 
-@dataclass(eq=False)
+@lean(eq=False)
 class RunContext:
     """One run's identity, inputs, store and state; the dicts are shared, not copied.
 

@@ -12,7 +12,7 @@ reader looking for what ``step.finished`` carries finds it with one search.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any, Self
 
@@ -36,6 +36,7 @@ from quarterdeck.core.journal.statuses import (
     StageStatus,
     StepStatus,
 )
+from quarterdeck.core.lean import lean
 
 
 class EventType(StrEnum):
@@ -74,7 +75,7 @@ _STATUS = enum(RunStatus)
 _INT = number(int)
 
 
-@dataclass(slots=True)
+@lean(slots=True)
 class Event:
     """One journaled event. ``seq`` is assigned by the store, 1-based per run."""
 

@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
+from math import isfinite
 from typing import Any
 
 from quarterdeck.core.journal.payload import PayloadError
@@ -61,27 +62,52 @@ def verify_run(
     expected_seq = 1
     unchained = 0
     rows = store.raw_events(run_id) if rows is None else rows
+    result.events = len(rows)
+    problems = result.problems
+    # ``_link`` spelled out once more, in the loop (no call per row), with the JSON of the
+    # run id, event types, stages and steps kept (a run repeats a few of them thousands of
+    # times; each step's id comes back for its started and finished events). Only exact
+    # strings are kept, and only a str equals one: a value of any other type finds none,
+    # and its row goes to ``_link`` (as does any row not as the writer makes it).
+    spelled: dict[Any, str] = {None: "null"}
+    get = spelled.get
     for raw in rows:
-        row, stored = raw, raw[7]  # (run_id, seq, ts, type, stage, step, data), hash
-        seq = row[1]
-        result.events += 1
+        row_run, seq, ts, type_, stage, step, data, stored = raw
         if seq != expected_seq:
-            result.problems.append(
-                f"event {seq}: expected seq {expected_seq} (an event is missing)"
-            )
+            problems.append(f"event {seq}: expected seq {expected_seq} (an event is missing)")
         expected_seq = seq + 1
         if stored is None:
             unchained += 1
             prev = GENESIS
             continue
-        link = _link(prev, raw)
+        r, t, s, p = get(row_run), get(type_), get(stage), get(step)
+        if r is None and type(row_run) is str:
+            r = spelled[row_run] = _STR(row_run)
+        if t is None and type(type_) is str:
+            t = spelled[type_] = _STR(type_)
+        if s is None and type(stage) is str:
+            s = spelled[stage] = _STR(stage)
+        if p is None and type(step) is str:
+            p = spelled[step] = _STR(step)
+        if (
+            r is not None
+            and t is not None
+            and s is not None
+            and p is not None
+            and type(seq) is int
+            and type(ts) is float
+            and type(data) is str
+            and isfinite(ts)
+        ):
+            text = f"{prev}\n[{r},{seq!r},{ts!r},{t},{s},{p},{_STR(data)}]"
+            link = sha256(text.encode()).hexdigest()
+        else:
+            link = _link(prev, raw)
         if link != stored:
-            result.problems.append(
-                f"event {seq} ({row[3]}): hash mismatch — edited after it was journaled"
-            )
+            problems.append(f"event {seq} ({type_}): hash mismatch — edited after it was journaled")
         prev = stored
-        if row[3] == "approval.vote":
-            _check_vote(result, run_id, seq, row[6], settings)
+        if type_ == "approval.vote":
+            _check_vote(result, run_id, seq, data, settings)
     if snapshot:
         _check_snapshot(result, store, run_id, rows)
     if unchained:

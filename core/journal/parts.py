@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from quarterdeck.core.journal.events import GateResult
@@ -18,11 +18,12 @@ from quarterdeck.core.journal.statuses import (
     StageStatus,
     StepStatus,
 )
+from quarterdeck.core.lean import lean
 
 LOG_TAIL = 20
 
 
-@dataclass(slots=True)  # one per step: no per-instance dict (a 10,000-step run holds 10,000)
+@lean(slots=True)  # one per step: no per-instance dict (a 10,000-step run holds 10,000)
 class StepState:
     id: str
     stage: str
@@ -80,7 +81,7 @@ class StepState:
         }
 
 
-@dataclass
+@lean
 class GateState:
     id: str
     status: GateStatus = GateStatus.PENDING
@@ -89,7 +90,7 @@ class GateState:
     reason: str | None = None
 
 
-@dataclass
+@lean
 class Vote:
     by: str
     decision: ApprovalStatus
@@ -98,7 +99,7 @@ class Vote:
     key: str = ""  # the signing key's fingerprint (one key, one person)
 
 
-@dataclass
+@lean
 class Refusal:
     """A decision the gate's rules refused (``approval.refused``): who, and why not."""
 
@@ -108,7 +109,7 @@ class Refusal:
     ts: float
 
 
-@dataclass
+@lean
 class ApprovalState:
     id: str
     stage: str
@@ -145,7 +146,7 @@ class ApprovalState:
         }
 
 
-@dataclass
+@lean
 class StageState:
     id: str
     title: str = ""
@@ -179,7 +180,7 @@ class StageState:
         return out
 
 
-@dataclass
+@lean
 class PersonaUsage:
     name: str
     budget: int = 0
@@ -197,7 +198,7 @@ class PersonaUsage:
         return self.budget - self.tokens_used
 
 
-@dataclass
+@lean
 class Switch:
     """A persona hand-over (``persona.switched``): from whom, to whom, and when."""
 
@@ -208,7 +209,7 @@ class Switch:
     ts: float
 
 
-@dataclass
+@lean
 class SignalSeen:
     """A signal the run acted on (``signal.received``), and when."""
 
@@ -221,7 +222,7 @@ class SignalSeen:
     ts: float
 
 
-@dataclass
+@lean
 class LogLine:
     ts: float
     stage: str | None

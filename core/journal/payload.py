@@ -25,6 +25,8 @@ from dataclasses import replace as _replace
 from enum import StrEnum
 from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
+from quarterdeck.core.lean import lean
+
 Parse = Callable[[Any, bool], Any]
 
 
@@ -32,7 +34,7 @@ class PayloadError(ValueError):
     """An event's data does not fit its payload type."""
 
 
-@dataclass(frozen=True, slots=True)
+@lean(frozen=True, slots=True)
 class _Spec:
     name: str
     key: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from quarterdeck.core.journal.events import (
@@ -68,6 +68,7 @@ from quarterdeck.core.journal.statuses import (
     StageStatus,
     StepStatus,
 )
+from quarterdeck.core.lean import lean
 
 #: statuses in which a run stands still: not counted in its active time
 HELD = frozenset({RunStatus.PAUSED, RunStatus.WAITING, RunStatus.INTERRUPTED})
@@ -89,7 +90,7 @@ __all__ = [
 ]
 
 
-@dataclass(repr=False)
+@lean(repr=False)
 class RunState:
     """Everything known about a run, rebuilt from its events."""
 

@@ -9,8 +9,9 @@ that drifts from the others.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+from quarterdeck.core.lean import lean
 
 
 class RunStatus(StrEnum):
@@ -97,7 +98,7 @@ TRACE_ERRORS = frozenset({RunStatus.FAILED, RunStatus.REJECTED})  # stages and s
 # -- how each status looks ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@lean(frozen=True, slots=True)
 class Look:
     """How one status is drawn in every front end.
 

@@ -18,7 +18,6 @@ import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from quarterdeck.core.journal.definition_data import encode as definition_json
 from quarterdeck.core.journal.events import Event
 from quarterdeck.core.journal.statuses import RUN_ACTIVE, RUN_DONE, RunStatus
 from quarterdeck.core.journal.store_errors import GuardedConnection, StoreError
+from quarterdeck.core.lean import lean
 
 
 def _hostname() -> str:
@@ -161,7 +161,7 @@ def definition_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
+@lean(frozen=True)
 class RunRow:
     id: str
     workflow: str
@@ -190,7 +190,7 @@ class RunRow:
         }
 
 
-@dataclass(frozen=True)
+@lean(frozen=True)
 class Signal:
     id: int
     run_id: str

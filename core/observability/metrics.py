@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from quarterdeck.core.lean import lean
 
 if TYPE_CHECKING:  # prometheus_client loads when metrics are asked for, not on every run
     from prometheus_client import CollectorRegistry
@@ -47,7 +49,7 @@ DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, fl
 NO_PERSONA = "none"
 
 
-@dataclass
+@lean
 class _Run:
     workflow: str = ""
     started_at: float | None = None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from quarterdeck.core.commands import cli_command
 from quarterdeck.core.errors import NonRetryableError
 from quarterdeck.core.journal.statuses import APPROVAL_DECIDED, ApprovalStatus
 from quarterdeck.core.lazy import lazy_module
+from quarterdeck.core.lean import lean
 
 if TYPE_CHECKING:
     import asyncio
@@ -57,7 +57,7 @@ def budget_gate_id(persona: str, n: int) -> str:
     return f"budget-{persona}-{n}"
 
 
-@dataclass
+@lean
 class Reservation:
     """Tokens set aside for one call in flight, so concurrent steps cannot overspend."""
 
@@ -66,7 +66,7 @@ class Reservation:
     released: bool = False
 
 
-@dataclass
+@lean
 class _Account:
     budget: int
     used: int

@@ -67,7 +67,11 @@ def main_callback(
     ] = False,
 ) -> None:
     """Open the cockpit when no command is given."""
+    from quarterdeck.core.gc_pause import end_startup
     from quarterdeck.core.logs import setup
+
+    if ctx.invoked_subcommand not in _STARTUP_PAUSED:
+        end_startup()  # a cockpit, a server, a watch: collected as usual from here on
     from quarterdeck.tui.headless.lines import BatchFile
 
     setup(verbose=verbose, stderr=cast(TextIO, BatchFile()))
@@ -83,6 +87,12 @@ def main_callback(
         err("the cockpit is not available in this build; see `quarterdeck --help`")
         raise typer.Exit(int(ExitCode.INVALID)) from None
     raise typer.Exit(run_cockpit(store=store, actor=as_))
+
+
+#: The commands that keep the console script's start-up GC pause (:func:`entry`): ``run``
+#: and ``resume`` until their run or cockpit starts (they end it there); the others, which
+#: read, answer and exit, to their end.
+_STARTUP_PAUSED = frozenset({"run", "resume", "show", "runs", "validate"})
 
 
 def _refuse_unused_globals(ctx: typer.Context, name: str, **given: str | None) -> None:
@@ -107,7 +117,13 @@ def entry() -> None:
     about a tenth of a short command's CPU — buys nothing, so the process leaves with
     ``os._exit``. When anything is unusual (a thread still running, a message as the exit
     code, output that cannot be flushed) it exits the normal way instead.
+
+    Start-up runs without the cyclic GC (what it builds lives until exit; see
+    :mod:`quarterdeck.core.gc_pause`): a command ends the pause where its work begins.
     """
+    from quarterdeck.core.gc_pause import pause_startup
+
+    pause_startup()
     try:
         main()
         code: object = 0

@@ -165,13 +165,17 @@ def execute(runner: Any, *, json_out: bool, live: bool, extras: Any = None) -> i
     import asyncio
     import gc
 
+    from quarterdeck.core.gc_pause import end_startup
+
     async def go() -> Any:
         stops.bind(runner.interrupt)
         return await runner.run()
 
     # What start-up and the load made lives until the run ends: frozen out of the cyclic
     # GC's scans (each full collection walked a 10,000-step definition again, ~25% of such
-    # a run), and put back afterwards for a process that goes on (tests, the demo).
+    # a run), and put back afterwards for a process that goes on (tests, the demo). The
+    # run itself is collected as usual (the console script paused it for start-up).
+    end_startup()
     gc.freeze()
     try:
         if live:
@@ -285,6 +289,7 @@ def run(
     from quarterdeck.core.config import current_user
     from quarterdeck.core.definition.inputs import parse_assignments
     from quarterdeck.core.engine.runner import RunOptions
+    from quarterdeck.core.gc_pause import end_startup
     from quarterdeck.tui.launch import load, load_context, new_runner, open_store
 
     try:
@@ -354,6 +359,7 @@ def run(
             except ImportError:
                 pass
             else:
+                end_startup()
                 code = run_cockpit(store=store, workflow=loaded, inputs=given, options=options)
                 raise typer.Exit(code)
         db = open_store(store)
@@ -398,7 +404,7 @@ def resume(
     from quarterdeck.core.config import current_user
     from quarterdeck.core.definition.inputs import parse_assignments
     from quarterdeck.core.engine.runner import RunOptions
-    from quarterdeck.core.gc_pause import paused_gc
+    from quarterdeck.core.gc_pause import end_startup, paused_gc
     from quarterdeck.core.journal.store_errors import StoreError
     from quarterdeck.tui.launch import load_context, open_store, resume_runner
 
@@ -438,6 +444,7 @@ def resume(
         except ImportError:
             pass
         else:
+            end_startup()
             raise typer.Exit(run_cockpit(store=store, runner=runner))
     raise typer.Exit(
         _run_headless(

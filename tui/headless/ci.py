@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,6 +40,7 @@ from quarterdeck.core.journal.events import (
     StepFinished,
 )
 from quarterdeck.core.journal.statuses import StageStatus, StepStatus
+from quarterdeck.core.lean import lean
 from quarterdeck.tui.headless.lines import line_batch
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ def _narrate(message: str) -> None:
     lines.flush()
 
 
-@dataclass
+@lean
 class HeadlessExtras:
     """Reports, event stream, approvals policy, GitHub Actions and tracing for one run."""
 

@@ -1,0 +1,112 @@
+"""What a short command's start-up no longer pays for, each proved in a fresh process (the
+real console entry or ``main()``, a real store): no cyclic GC collection while start-up
+builds what lives until exit (core/gc_pause.py), and no builtin's text signature parsed
+for pydantic (core/factories.py). The run itself is still collected as usual."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import REPO
+
+WORKFLOW = """\
+name: probe
+stages:
+  - id: s
+    steps:
+      - {id: a, uses: memory.set, with: {key: k, value: 1}}
+      - {id: b, uses: python, needs: [a], with: {call: 'gcprobe:look'}}
+      - {id: c, uses: shell, needs: [b], with: {run: 'true'}}
+"""
+STEP = """
+import asyncio, gc, __main__
+
+def look() -> dict:
+    __main__.SEEN["enabled_in_step"] = gc.isenabled()
+    return {}
+"""
+# The console entry (``entry``: start-up, the command, the quick exit); what the process saw
+# is written by an exit handler, which ``entry`` runs before it leaves.
+PROBE = """
+import atexit, asyncio, gc, inspect, json, sys
+out = sys.argv.pop(1)
+SEEN = {"phase": "import", "import": 0, "start-up": 0, "run": 0, "builtin_signatures": 0}
+
+def count(phase, info):
+    if phase == "start":
+        SEEN[SEEN["phase"]] += 1
+
+gc.callbacks.append(count)
+real_run = asyncio.run
+
+def run(*args, **kwargs):
+    SEEN["phase"] = "run"
+    return real_run(*args, **kwargs)
+
+asyncio.run = run
+real = inspect._signature_fromstr
+
+def spy(*args, **kwargs):
+    SEEN["builtin_signatures"] += 1
+    return real(*args, **kwargs)
+
+inspect._signature_fromstr = spy
+
+def report():
+    SEEN["enabled_at_exit"] = gc.isenabled()
+    with open(out, "w") as f:
+        json.dump(SEEN, f)
+
+atexit.register(report)
+from quarterdeck.tui.cli import entry
+SEEN["phase"] = "start-up"  # from the console entry's first line to the run's loop
+entry()
+"""
+
+
+def _probe(tmp_path: Path, *args: str) -> dict[str, object]:
+    out = tmp_path / "seen.json"
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), *args],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen: dict[str, object] = json.loads(out.read_text())
+    return seen
+
+
+def test_a_run_s_start_up_is_not_collected_and_its_run_is(tmp_path: Path) -> None:
+    (tmp_path / "gcprobe.py").write_text(STEP)
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(WORKFLOW)
+    seen = _probe(tmp_path, "run", "--headless", str(wf), "--store", str(tmp_path / "qd.db"))
+    assert seen["start-up"] == 0  # ~60 collections before (imports, models, the load)
+    assert seen["enabled_in_step"] is True  # the run is collected as it always was
+    assert seen["enabled_at_exit"] is True
+
+
+def test_a_run_parses_no_builtin_s_text_signature(tmp_path: Path) -> None:
+    """pydantic asks each ``default_factory`` for its signature; ``list``'s is parsed with
+    tokenize (its first use compiles a large pattern). The models a run builds (the
+    workflow's, the config's, ``shell``'s parameters) give Python functions instead."""
+    (tmp_path / "gcprobe.py").write_text(STEP)
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(WORKFLOW)
+    seen = _probe(tmp_path, "run", "--headless", str(wf), "--store", str(tmp_path / "qd.db"))
+    assert seen["builtin_signatures"] == 0
+
+
+def test_other_commands_end_the_start_up_pause(tmp_path: Path) -> None:
+    # `workflows` is not one of the read-and-exit commands that keep it to their end
+    seen = _probe(tmp_path, "workflows")
+    assert seen["enabled_at_exit"] is True
+    # `validate` keeps it: it reads, answers and exits
+    seen = _probe(tmp_path, "validate", str(REPO / "workflows" / "package-release.yaml"))
+    assert seen["start-up"] == 0 and seen["enabled_at_exit"] is False
