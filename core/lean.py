@@ -96,11 +96,16 @@ def _first_init(self: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def _compile_init(cls: type) -> Callable[..., None]:
-    """The ``__init__`` ``dataclasses`` writes for a plain (not frozen) class: the same
-    parameters, defaults and errors; each field set once, a factory called per instance.
-    Its source is built from the class's field names only."""
+    return write_init(cls, frozen=cls in _FROZEN)
+
+
+def write_init(cls: type, *, frozen: bool, keyword_only: bool = False) -> Callable[..., None]:
+    """The ``__init__`` ``dataclasses`` writes for ``cls``, put on the class: the same
+    parameters, defaults and errors; each field set once (through ``object.__setattr__``
+    when ``frozen``), a factory called per instance, ``__post_init__`` called. Its source
+    is built from the class's field names only. (:func:`lean` classes, and the journal's
+    keyword-only records: :func:`quarterdeck.core.journal.payload.record`.)"""
     env: dict[str, Any] = {"FACTORY": _FACTORY, "put": object.__setattr__}
-    frozen = cls in _FROZEN
     params: list[str] = []
     body: list[str] = []
     for i, f in enumerate(fields(cls)):
@@ -125,7 +130,8 @@ def _compile_init(cls: type) -> Callable[..., None]:
             body.append(f"  self.{f.name} = {value}")
     if hasattr(cls, "__post_init__"):
         body.append("  self.__post_init__()")
-    exec("\n".join([f"def __init__(self, {', '.join(params)}):", *body, "  pass"]), env)
+    star = ["*"] if keyword_only and params else []
+    exec("\n".join([f"def __init__({', '.join(['self', *star, *params])}):", *body, "  pass"]), env)
     init: Callable[..., None] = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     cls.__init__ = init  # type: ignore[misc]

@@ -25,7 +25,7 @@ from dataclasses import replace as _replace
 from enum import StrEnum
 from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
-from quarterdeck.core.lean import lean
+from quarterdeck.core.lean import lean, write_init
 
 Parse = Callable[[Any, bool], Any]
 
@@ -120,7 +120,6 @@ def record(cls: type[_R]) -> type[_R]:
 
 _ORDERS_KEPT = 64
 _SCALARS = frozenset({str, int, float, bool, type(None)})
-_FACTORY = object()  # a parameter with a default factory was not given
 
 
 def _plain(value: Any) -> Any:
@@ -175,35 +174,8 @@ class Record:
 
     @classmethod
     def _compile_init(cls) -> Callable[..., None]:
-        """The ``__init__`` ``dataclasses`` writes for a frozen keyword-only class: the
-        same parameters, defaults and errors; each field set once, a factory called per
-        record. Its source is built from the class's field names only."""
-        env: dict[str, Any] = {"put": object.__setattr__, "FACTORY": _FACTORY}
-        params: list[str] = []
-        body: list[str] = []
-        for i, f in enumerate(fields(cls)):  # type: ignore[arg-type]
-            if f.default_factory is not MISSING:
-                env[f"f{i}"] = f.default_factory
-                default: str | None = "FACTORY"
-                value = f"f{i}() if {f.name} is FACTORY else {f.name}" if f.init else f"f{i}()"
-            elif f.default is not MISSING:
-                env[f"d{i}"] = f.default
-                default = f"d{i}"
-                value = f.name if f.init else default
-            else:
-                default = None
-                value = f.name
-            if f.init:
-                params.append(f.name if default is None else f"{f.name}={default}")
-            elif default is None:
-                continue  # not set by __init__ (nor by dataclasses')
-            body.append(f"  put(self, {f.name!r}, {value})")
-        head = f"def __init__(self, *, {', '.join(params)}):" if params else "def __init__(self):"
-        exec("\n".join([head, *body, "  pass"]), env)
-        init: Callable[..., None] = env["__init__"]
-        init.__qualname__ = f"{cls.__qualname__}.__init__"
-        cls.__init__ = init  # type: ignore[method-assign]
-        return init
+        """The ``__init__`` ``dataclasses`` writes for a frozen keyword-only class."""
+        return write_init(cls, frozen=True, keyword_only=True)
 
     # Frozen, as ``dataclasses`` makes a frozen class (the record's own writes use
     # ``object.__setattr__``); copies and pickles set their slots the same way.
