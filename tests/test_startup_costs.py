@@ -115,3 +115,31 @@ def test_other_commands_end_the_start_up_pause(tmp_path: Path) -> None:
     # `validate` keeps it: it reads, answers and exits
     seen = _probe(tmp_path, "validate", str(REPO / "workflows" / "package-release.yaml"))
     assert seen["start-up"] == 0 and seen["enabled_at_exit"] is False
+
+
+def test_validate_parses_no_builtin_s_text_signature() -> None:
+    """``validate`` builds the parameter models of the actions a workflow uses (the bundled
+    release: git, changelog, packaging, publish, quality…): none may ask pydantic for a
+    builtin's text signature either."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        seen = _probe(Path(tmp), "validate", str(REPO / "workflows" / "package-release.yaml"))
+    assert seen["builtin_signatures"] == 0
+
+
+def test_no_action_parameter_defaults_to_a_builtin_factory() -> None:
+    """Every registered action's parameter model: a field defaulting to a new list (or
+    tuple, set) uses :func:`quarterdeck.core.factories.empty_list`-like Python functions,
+    not the builtin, whose signature pydantic reads by parsing its text (see above)."""
+    from quarterdeck.core.actions.base import load_builtin_actions, registered_actions
+
+    load_builtin_actions()
+    builtin = {list, tuple, set, frozenset}
+    found = [
+        f"{name}.{field}"
+        for name, spec in registered_actions().items()
+        for field, info in spec.params.model_fields.items()
+        if info.default_factory in builtin
+    ]
+    assert registered_actions() and found == []

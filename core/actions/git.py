@@ -27,6 +27,7 @@ from pydantic import AfterValidator, Field
 from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.factories import empty_list
 from quarterdeck.core.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ async def threaded(ctx: ActionContext, fn: Callable[[Log], T]) -> T:
 
 class CommitParams(RepoParams):
     message: str = Field(min_length=1)
-    paths: list[str] = Field(default_factory=list, description="Default: every change")
+    paths: list[str] = Field(default_factory=empty_list, description="Default: every change")
     allow_empty: bool = False
     author_name: str | None = None
     author_email: str | None = None
@@ -213,7 +214,7 @@ class PushParams(RepoParams):
     remote: str = "origin"
     branch: str | None = Field(default=None, description="Default: the current branch")
     push_branch: bool = True
-    tags: list[RefName] = Field(default_factory=list)
+    tags: list[RefName] = Field(default_factory=empty_list)
 
 
 async def _git(ctx: ActionContext, root: Path, *args: str) -> tuple[int, list[str]]:

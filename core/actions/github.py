@@ -26,6 +26,7 @@ from quarterdeck.core.actions.http import (
 from quarterdeck.core.actions.paths import confined
 from quarterdeck.core.durations import Duration
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.factories import empty_list
 from quarterdeck.core.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class GithubReleaseParams(ActionParams):
     target: str | None = Field(default=None, description="Commit-ish the tag is created from")
     draft: bool = False
     prerelease: bool = False
-    assets: list[str] = Field(default_factory=list, description="Files to upload")
+    assets: list[str] = Field(default_factory=empty_list, description="Files to upload")
     api_url: HttpUrl | None = Field(
         default=None,
         description="REST API base URL (default: settings.github.api_url, $GITHUB_API_URL, "

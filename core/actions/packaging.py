@@ -41,6 +41,7 @@ from quarterdeck.core.actions.served import (
     wheel_module,
 )
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.factories import empty_list
 from quarterdeck.core.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -215,7 +216,7 @@ class InstallCheckParams(ActionParams):
         description="Let `package` be a URL or a path (pip installs whatever it points at)",
     )
     expect_files: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="The built files: the one the index serves must be one of them, byte "
         "for byte (sha256)",
     )

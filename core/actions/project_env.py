@@ -34,6 +34,7 @@ from quarterdeck.core.actions.interpreter import (
     step_python,
 )
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.factories import empty_list
 from quarterdeck.core.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ class SetupParams(ActionParams):
         default=None, description="Extras to install; default the test extras the project has"
     )
     tools: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Packages installed next to the project (its own pins win)",
     )
     editable: bool = True

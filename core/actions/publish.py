@@ -38,6 +38,7 @@ from quarterdeck.core.actions.packaging import (
 )
 from quarterdeck.core.credentials import check_destination
 from quarterdeck.core.errors import ActionError, NonRetryableError
+from quarterdeck.core.factories import empty_list
 from quarterdeck.core.lazy import lazy_module
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ else:
 
 
 class PublishParams(ActionParams):
-    files: list[str] = Field(default_factory=list, description="Default: every file in dist")
+    files: list[str] = Field(default_factory=empty_list, description="Default: every file in dist")
     dist: str = "dist"
     repository_url: str | None = Field(
         default=None,

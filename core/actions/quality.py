@@ -39,6 +39,7 @@ from quarterdeck.core.actions.interpreter import (
 )
 from quarterdeck.core.actions.project_env import detect_layout, mypy_configured_files
 from quarterdeck.core.errors import ActionError
+from quarterdeck.core.factories import empty_list
 
 
 def _reports_dir(ctx: ActionContext) -> Path:
@@ -58,12 +59,12 @@ def _command(value: list[str] | str | None, python: str, module: str) -> list[st
 
 class PytestParams(ActionParams):
     path: str = Field(default=".", description="Project directory (the working directory)")
-    tests: list[str] = Field(default_factory=list, description="Test paths or node ids")
-    args: list[str] = Field(default_factory=list, description="Extra pytest arguments")
+    tests: list[str] = Field(default_factory=empty_list, description="Test paths or node ids")
+    args: list[str] = Field(default_factory=empty_list, description="Extra pytest arguments")
     python: str | None = Field(default=None, description=PYTHON_HELP)
     coverage: bool = True
     cov_source: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Packages/dirs to measure; default the project's packages (src or flat layout)",
     )
     fail_on_failures: bool = False
@@ -223,9 +224,9 @@ async def pytest_action(params: PytestParams, ctx: ActionContext) -> dict[str, A
 class LintParams(ActionParams):
     path: str = "."
     paths: list[str] = Field(
-        default_factory=list, description="Default: what the project's ruff config includes"
+        default_factory=empty_list, description="Default: what the project's ruff config includes"
     )
-    args: list[str] = Field(default_factory=list, description="Extra `ruff check` arguments")
+    args: list[str] = Field(default_factory=empty_list, description="Extra `ruff check` arguments")
     ruff: list[str] | str | None = Field(
         default=None, description="Command; default python -m ruff"
     )
@@ -327,10 +328,10 @@ def _relative(filename: str, cwd: Path) -> str:
 class TypecheckParams(ActionParams):
     path: str = "."
     paths: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Default: the files the project's mypy config names, else its packages",
     )
-    args: list[str] = Field(default_factory=list, description="Extra mypy arguments")
+    args: list[str] = Field(default_factory=empty_list, description="Extra mypy arguments")
     mypy: list[str] | str | None = Field(
         default=None, description="Command; default python -m mypy"
     )

@@ -22,6 +22,7 @@ from quarterdeck.core.actions.base import ActionContext, ActionParams, action
 from quarterdeck.core.actions.builtin import child_env, run_process
 from quarterdeck.core.actions.interpreter import project_dir
 from quarterdeck.core.errors import ActionError
+from quarterdeck.core.factories import empty_list
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def scan_text(text: str) -> list[tuple[int, str]]:
 
 class SecretsScanParams(ActionParams):
     path: str = "."
-    exclude: list[str] = Field(default_factory=list, description="Glob patterns to skip")
+    exclude: list[str] = Field(default_factory=empty_list, description="Glob patterns to skip")
     history: bool = Field(default=False, description="Also scan lines added in past commits")
     fail_on_findings: bool = False
 

@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quarterdeck.core.errors import InvalidInput, QuarterdeckError
+from quarterdeck.core.factories import empty_list
 from quarterdeck.core.incidents.guard import ListenGuard, open_guard
 from quarterdeck.core.incidents.read import load
 from quarterdeck.core.incidents.record import record
@@ -76,7 +77,7 @@ class AlertmanagerPayload(_Loose):
     commonAnnotations: dict[str, str] = Field(default_factory=dict)
     externalURL: str = ""
     truncatedAlerts: int = 0
-    alerts: list[AlertItem] = Field(default_factory=list)
+    alerts: list[AlertItem] = Field(default_factory=empty_list)
 
 
 def parse_payload(body: bytes) -> AlertmanagerPayload:
@@ -193,7 +194,7 @@ class Intake:
     new_run_id: Callable[[], str]
     say: Callable[[str], None] = lambda text: None
     now: Callable[[], float] = time.time
-    seen: list[Outcome] = field(default_factory=list)
+    seen: list[Outcome] = field(default_factory=empty_list)
 
     def __post_init__(self) -> None:
         Store(self.store_path).close()  # created or migrated (the alert_groups table) now
