@@ -52,10 +52,11 @@ def first(stamp: str) -> dict:
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall, cpu) seconds of one child process; fails loudly on a non-zero exit."""
+    """(wall, cpu) seconds of one child process; fails loudly on a non-zero exit.
+    (``startup_pairs.py`` times with it too.)"""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:

@@ -20,38 +20,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import resume_at_size  # the 10,000-step run it builds
-
-ONE_STEP = """\
-name: one-step
-stages:
-  - id: s
-    steps:
-      - {id: a, uses: memory.set, with: {key: k, value: 1}}
-"""
-
-
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall, cpu) seconds of one child process; fails loudly on a non-zero exit."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+from cli_commands import ONE_STEP, timed  # the same workflow and timing as that script
 
 
 def instructions(argv: list[str], env: dict[str, str]) -> int:
