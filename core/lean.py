@@ -92,11 +92,8 @@ def _check_order(cls: type) -> None:
 def _first_init(self: Any, *args: Any, **kwargs: Any) -> None:
     # The first instance of its class: write the class's ``__init__`` (as ``dataclasses``
     # would have at import), keep it on the class, and make this instance with it.
-    _compile_init(type(self))(self, *args, **kwargs)
-
-
-def _compile_init(cls: type) -> Callable[..., None]:
-    return write_init(cls, frozen=cls in _FROZEN)
+    cls = type(self)
+    write_init(cls, frozen=cls in _FROZEN)(self, *args, **kwargs)
 
 
 def write_init(cls: type, *, frozen: bool, keyword_only: bool = False) -> Callable[..., None]:

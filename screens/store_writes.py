@@ -87,7 +87,8 @@ class StoreWrites:
         if not self._queue:
             return
         started = self._queue.popleft()
-        self.unsent.extend(f"{w.what}: not written (you quit first)" for w in self._queue)
+        for w in self._queue:
+            self._keep_unsent(w, "not written (you quit first)")
         self._queue.clear()
         self._queue.append(started)
 
@@ -118,7 +119,7 @@ class StoreWrites:
         except RuntimeError:  # the app's loop is gone: nobody on screen to tell
             why = outcome if callback == self._failed else item.failure(outcome)
             if why is not None:
-                self.unsent.append(f"{item.what}: {why}")
+                self._keep_unsent(item, why)
 
     def _done(self, item: Write[Any], result: object) -> None:
         try:
@@ -140,7 +141,10 @@ class StoreWrites:
         if self._app.is_running:
             self._app.notify(why, title=f"{item.what} failed", severity="error")
         else:
-            self.unsent.append(f"{item.what}: {why}")
+            self._keep_unsent(item, why)
+
+    def _keep_unsent(self, item: Write[Any], why: str) -> None:
+        self.unsent.append(f"{item.what}: {why}")
 
     def _next(self, item: Write[Any]) -> None:
         if self._queue and self._queue[0] is item:
