@@ -157,6 +157,24 @@ def cli(
     )
 
 
+def fresh_python(
+    code: str, *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (``python -c CODE ARGS``), where nothing is
+    imported yet: what a probe sees there is what a command's own start-up does. A probe
+    that fails shows its stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=str(cwd or REPO),
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def cli_popen(
     *args: str,
     env: dict[str, str] | None = None,

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import pkgutil
-import subprocess
-import sys
 
 import quarterdeck.core as core
-from tests.helpers import REPO
+from tests.helpers import fresh_python
 
 PROBE = """
 import importlib, json, pkgutil, sys
@@ -24,15 +22,7 @@ print(json.dumps({"modules": names, "textual": leaked}))
 
 
 def test_importing_core_does_not_import_textual() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        capture_output=True,
-        text=True,
-        cwd=str(REPO),
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = fresh_python(PROBE)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     expected = {
         "quarterdeck.core",

@@ -12,8 +12,6 @@ import copy
 import dataclasses
 import pickle
 import re
-import subprocess
-import sys
 from collections import deque
 from typing import Any
 
@@ -34,6 +32,7 @@ from quarterdeck.personas import registry
 from quarterdeck.tui import launch
 from quarterdeck.tui.headless import ci
 from quarterdeck.workflows import catalog
+from tests.helpers import fresh_python
 
 _MODULES = (parts, state, events, errors, base, loader, validate, context, metrics, budget)
 _MODULES += (registry, launch, ci, statuses, store, identity, expressions, catalog, payload)
@@ -318,9 +317,7 @@ parts.Vote("bob", "approved", "ok", 2.0)
 builtins.exec = real_exec
 print(compiled)
 """
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
-    )
+    done = fresh_python(probe)
     at_import, first_use = done.stdout.splitlines()
     assert at_import == "0"
     assert first_use == "['def __init__']"  # once, for the first Vote

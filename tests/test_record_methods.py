@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
-import subprocess
-import sys
 from dataclasses import field
 from typing import Any
 
@@ -22,6 +20,7 @@ import pytest
 from quarterdeck.core.journal.events import PAYLOADS, PlanStep, RunStarted, StepFinished
 from quarterdeck.core.journal.payload import Record, meta, record
 from quarterdeck.core.journal.statuses import StepStatus
+from tests.helpers import fresh_python
 
 _KINDS = sorted({kind for kind in PAYLOADS.values()}, key=lambda kind: kind.__name__)
 
@@ -168,7 +167,7 @@ def test_importing_the_event_types_compiles_no_method() -> None:
         "events.PlanStep(id='a')\n"
         "print(written())\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    done = fresh_python(probe)
     assert done.stdout.splitlines() == ["[]", "['PlanStep']"]
 
 

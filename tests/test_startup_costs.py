@@ -6,11 +6,9 @@ for pydantic (core/factories.py). The run itself is still collected as usual."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import REPO
+from tests.helpers import REPO, fresh_python
 
 WORKFLOW = """\
 name: probe
@@ -72,15 +70,7 @@ next(iter(script)).load()()
 
 def _probe(tmp_path: Path, *args: str) -> dict[str, object]:
     out = tmp_path / "seen.json"
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(out), *args],
-        capture_output=True,
-        text=True,
-        cwd=str(tmp_path),
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    fresh_python(PROBE, str(out), *args, cwd=tmp_path)
     seen: dict[str, object] = json.loads(out.read_text())
     return seen
 

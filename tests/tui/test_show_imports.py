@@ -5,11 +5,9 @@ has no signed vote. The real CLI in a subprocess, on a real store."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import REPO
+from tests.helpers import fresh_python
 from tests.tui.test_run_duration import RUN, seed
 
 # main() rather than the console entry (which leaves with os._exit): the modules it
@@ -29,15 +27,7 @@ with open(seen, "w") as out:
 
 def _modules(tmp_path: Path, *args: str) -> tuple[str, set[str]]:
     seen = tmp_path / "modules.json"
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(seen), *args],
-        capture_output=True,
-        text=True,
-        cwd=str(REPO),
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = fresh_python(PROBE, str(seen), *args)
     found = json.loads(seen.read_text())
     assert found["code"] in (0, None), done.stderr
     return done.stdout, set(found["modules"])
