@@ -105,12 +105,22 @@ ROWS: list[tuple[Any, ...]] = [
 
 
 @pytest.mark.parametrize("row", ROWS, ids=range(len(ROWS)))
-def test_verifys_link_is_the_stores_event_hash(row: tuple[Any, ...]) -> None:
-    from quarterdeck.core.journal.integrity import _link
-    from quarterdeck.core.journal.store import GENESIS, event_hash
+def test_verifys_link_is_the_stores_event_hash(row: tuple[Any, ...], tmp_path: Path) -> None:
+    """Each row's link as ``verify_run`` computes it (spelled out, or ``event_hash`` for a
+    row not as the writer makes it) is the store's ``event_hash``: at the chain's start and
+    after another row."""
+    from quarterdeck.core.journal.integrity import verify_run
+    from quarterdeck.core.journal.store import GENESIS, Store, event_hash
 
-    assert _link(GENESIS, (*row, "stored")) == event_hash(GENESIS, row)
-    assert _link("ab" * 32, list(row)) == event_hash("ab" * 32, row)
+    first = ("r1", 0, 1.0, "t", None, None, "{}")
+    after = event_hash(GENESIS, first)
+    for rows in (
+        [(*row, event_hash(GENESIS, row))],
+        [(*first, after), (*row, event_hash(after, row))],
+    ):
+        with Store(tmp_path / "qd.db") as store:
+            found = verify_run(store, "r1", rows=rows, snapshot=False).problems
+        assert [p for p in found if "hash mismatch" in p] == []
 
 
 def test_events_are_built_from_rows_by_position() -> None:
@@ -121,7 +131,7 @@ def test_events_are_built_from_rows_by_position() -> None:
 
 
 def test_verify_run_finds_each_changed_row_by_its_own_link(tmp_path: Path) -> None:
-    """``verify_run`` spells each row's link out (``_link``): the rows above, chained with
+    """``verify_run`` checks each row by its own link: the rows above, chained with
     ``event_hash``, verify; each one changed alone breaks its own link only, and so does a
     row under another run's id."""
     from quarterdeck.core.journal.integrity import verify_run

@@ -11,8 +11,6 @@ on any machine that has the project's config, from any copy of the store. Used b
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from math import isfinite
@@ -64,11 +62,13 @@ def verify_run(
     rows = store.raw_events(run_id) if rows is None else rows
     result.events = len(rows)
     problems = result.problems
-    # ``_link`` spelled out once more, in the loop (no call per row), with the JSON of the
-    # run id, event types, stages and steps kept (a run repeats a few of them thousands of
-    # times; each step's id comes back for its started and finished events). Only exact
+    # ``event_hash`` spelled out for a row as the writer makes it (as ``store._canonical``
+    # does; tests hold the two to the same answer), in the loop (no call per row), with
+    # the JSON of the run id, event types, stages and steps kept (a run repeats a few of
+    # them thousands of times; each step's id comes back for its started and finished
+    # events). Only exact
     # strings are kept, and only a str equals one: a value of any other type finds none,
-    # and its row goes to ``_link`` (as does any row not as the writer makes it).
+    # and its row goes to ``event_hash`` itself (as does any row not as the writer makes it).
     spelled: dict[Any, str] = {None: "null"}
     get = spelled.get
     for raw in rows:
@@ -102,7 +102,7 @@ def verify_run(
             text = f"{prev}\n[{r},{seq!r},{ts!r},{t},{s},{p},{_STR(data)}]"
             link = sha256(text.encode()).hexdigest()
         else:
-            link = _link(prev, raw)
+            link = event_hash(prev, tuple(raw[:7]))
         if link != stored:
             problems.append(f"event {seq} ({type_}): hash mismatch — edited after it was journaled")
         prev = stored
@@ -121,30 +121,6 @@ def verify_run(
 
 
 _STR = json.encoder.encode_basestring  # ``store._canonical``'s string encoder
-
-
-def _link(prev: str, raw: Sequence[Any]) -> str:
-    """``event_hash(prev, raw[:7])``, spelled out for a row as the writer makes it (as
-    ``store._canonical`` does; a test holds the two to the same answer), one sha256 call
-    per row: checking the chain is a share of every ``show``. Any other row, ``event_hash``."""
-    run_id, seq, ts, type_, stage, step, data = raw[:7]
-    if (
-        type(run_id) is str
-        and type(seq) is int
-        and type(ts) is float
-        and type(type_) is str
-        and type(data) is str
-        and (stage is None or type(stage) is str)
-        and (step is None or type(step) is str)
-        and math.isfinite(ts)
-    ):
-        text = (
-            f"{prev}\n[{_STR(run_id)},{seq!r},{ts!r},{_STR(type_)},"
-            f"{'null' if stage is None else _STR(stage)},"
-            f"{'null' if step is None else _STR(step)},{_STR(data)}]"
-        )
-        return sha256(text.encode()).hexdigest()
-    return event_hash(prev, tuple(raw[:7]))
 
 
 def _check_vote(result: Verification, run_id: str, seq: int, text: str, settings: Any) -> None:
