@@ -63,6 +63,9 @@ def one_run(
 ) -> tuple[float, int]:
     path = tmp / f"wf-{chained}.yaml"
     path.write_text(workflow_text(steps, chained))
+    # the run before this one is cyclic garbage (runner, writer, state): collected before
+    # this load, so the peak RSS is one run's, as a `quarterdeck run` process has it
+    gc.collect()
     load_cpu = time.process_time()
     loaded = load_workflow(path, catalog)
     LAST_LOAD_CPU[0] = time.process_time() - load_cpu
