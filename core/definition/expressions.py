@@ -152,7 +152,7 @@ def condition_syntax_error(text: str) -> str | None:
     return _parse_problem(_parse_expression, expr if expr is not None else text, text)
 
 
-def _fail(text: str, where: str, exc: Exception) -> ExpressionError:
+def _fail(text: str, where: object, exc: Exception) -> ExpressionError:
     prefix = f"{where}: " if where else ""
     j = _jinja()
     if isinstance(exc, j.undefined_error):
@@ -164,7 +164,7 @@ def _fail(text: str, where: str, exc: Exception) -> ExpressionError:
     return ExpressionError(f"{prefix}expression {text.strip()[:200]!r} failed: {reason}")
 
 
-def _check_defined(value: Any, text: str, where: str) -> Any:
+def _check_defined(value: Any, text: str, where: object) -> Any:
     j = _jinja()
     if isinstance(value, j.undefined):
         try:
@@ -175,8 +175,12 @@ def _check_defined(value: Any, text: str, where: str) -> Any:
     return value
 
 
-def render(value: Any, scope: Mapping[str, Any], where: str = "") -> Any:
-    """Render templates inside ``value`` (strings, lists, dicts), recursively."""
+def render(value: Any, scope: Mapping[str, Any], where: object = "") -> Any:
+    """Render templates inside ``value`` (strings, lists, dicts), recursively.
+
+    ``where`` names the place in an error's message (here and in :func:`render_text` and
+    :func:`evaluate`): a string, or anything whose ``str`` is one, made only when a message
+    says it (a step's place: core/engine/step.py)."""
     if isinstance(value, str):
         if not is_template(value):
             return value
@@ -199,14 +203,14 @@ def render(value: Any, scope: Mapping[str, Any], where: str = "") -> Any:
     return value
 
 
-def _check_size(result: Any, text: str, where: str) -> Any:
+def _check_size(result: Any, text: str, where: object) -> Any:
     j = _jinja()
     if isinstance(result, str | list | tuple) and len(result) > j.max_text:
         raise _fail(text, where, j.security_error(f"result over {j.max_text} items"))
     return result
 
 
-def render_text(value: str, scope: Mapping[str, Any], where: str = "") -> str:
+def render_text(value: str, scope: Mapping[str, Any], where: object = "") -> str:
     """Render ``value`` and always return text (for argv pieces, prompts...)."""
     result = render(value, scope, where)
     if isinstance(result, str):
@@ -218,7 +222,7 @@ def render_text(value: str, scope: Mapping[str, Any], where: str = "") -> str:
     return str(result)
 
 
-def evaluate(condition: str | bool, scope: Mapping[str, Any], where: str = "") -> bool:
+def evaluate(condition: str | bool, scope: Mapping[str, Any], where: object = "") -> bool:
     """Evaluate a condition (``"{{ x > 1 }}"`` or ``"x > 1"``) to a bool."""
     if isinstance(condition, bool):
         return condition

@@ -59,6 +59,29 @@ def retry_delay(policy: RetryPolicy, attempts_used: int, rng: random.Random | No
     return round(delay, 6)
 
 
+class _Where:
+    """A step's place for its messages, ``file:line:col: step ID`` and what of it (``.with``,
+    ``.env``, ``.when``), formatted when a message says it (``str``, ``format``).
+
+    Every step's place was looked up and formatted before the step ran, ~2% of a step's
+    instructions, for messages a step that succeeds never gives."""
+
+    __slots__ = ("_part", "_runner", "_stage", "_step")
+
+    def __init__(self, runner: StepRunner, stage: Stage, step: Step, part: str = "") -> None:
+        self._runner, self._stage, self._step, self._part = runner, stage, step, part
+
+    def part(self, part: str) -> _Where:
+        """This place's ``part`` (``.with``...)."""
+        return _Where(self._runner, self._stage, self._step, part)
+
+    def __str__(self) -> str:
+        return self._runner.where(self._stage, self._step) + self._part
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 class StepRunner:
     """Runs single steps (main, fallback or ``on_failure``) and journals every attempt."""
 
@@ -88,10 +111,10 @@ class StepRunner:
     ) -> dict[str, Any]:
         """Run one step with its retries and fallbacks. Raises :class:`StepFailed`."""
         ctx, writer, emit = self._ctx, self._writer, self._writer.emit
-        where = self.where(stage, step)
+        where = _Where(self, stage, step)
         if step.when is not None:
             try:
-                should = evaluate(step.when, self._scope.get(), f"{where}.when")
+                should = evaluate(step.when, self._scope.get(), where.part(".when"))
             except ExpressionError as exc:
                 emit(
                     StepFinished(status=StepStatus.FAILED, error=exc.message, attempt=0),
@@ -255,9 +278,12 @@ class StepRunner:
         found = self._where[id(step)] = f"{self._ctx.loaded.where(at)}: step {step.id}"
         return found
 
-    async def _attempt(self, stage: Stage, step: Step, attempt: int, where: str) -> dict[str, Any]:
+    async def _attempt(
+        self, stage: Stage, step: Step, attempt: int, where: _Where
+    ) -> dict[str, Any]:
         """Render the parameters, build the action's context and call the action once."""
         ctx = self._ctx
+        at_with = where.part(".with")
         spec = get_action(step.uses)
         if spec is None:
             raise NonRetryableError(f"unknown action {step.uses!r}")
@@ -265,11 +291,11 @@ class StepRunner:
         if spec.raw:
             raw = {k: v for k, v in step.with_.items() if k in spec.raw}
             rendered = render(
-                {k: v for k, v in step.with_.items() if k not in spec.raw}, scope, f"{where}.with"
+                {k: v for k, v in step.with_.items() if k not in spec.raw}, scope, at_with
             )
             given = {**rendered, **raw}
         else:  # (render makes a new dict: the step's own is never changed)
-            given = render(step.with_, scope, f"{where}.with")
+            given = render(step.with_, scope, at_with)
         try:
             params = spec.params.model_validate(given)
         except ValidationError as exc:
@@ -286,7 +312,8 @@ class StepRunner:
         env = dict(ctx.env)
         extra = ctx.step_env.get((stage.id, step.id))
         if step.env:
-            env.update({k: render_text(v, scope, f"{where}.env") for k, v in step.env.items()})
+            at_env = where.part(".env")
+            env.update({k: render_text(v, scope, at_env) for k, v in step.env.items()})
         if extra:
             env.update(extra)
         hidden = self._hidden(step, env, bool(extra))
@@ -307,8 +334,8 @@ class StepRunner:
             emit_line=lambda stream, text: writer.emit_line(stage.id, step.id, stream, text),
             memory=ctx.state.memory,
             set_memory=self._set_memory(stage.id, step.id),
-            render=lambda text: render(text, self._scope.get(), f"{where}.with"),
-            render_text=lambda text: render_text(text, self._scope.get(), f"{where}.with"),
+            render=lambda text: render(text, self._scope.get(), at_with),
+            render_text=lambda text: render_text(text, self._scope.get(), at_with),
             redact=ctx.redactor.text,
             services=ctx.services,
             workflow_dir=self._folder(),
