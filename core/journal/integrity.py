@@ -102,7 +102,10 @@ def verify_run(
             and isfinite(ts)
         ):
             text = f"{prev}\n[{r},{seq!r},{ts!r},{t},{s},{p},{_STR(data)}]"
-            link = sha256(text.encode()).hexdigest()
+            try:
+                link = sha256(text.encode()).hexdigest()
+            except UnicodeEncodeError:  # a lone surrogate: event_hash cannot encode it either
+                link = None
         else:
             try:
                 link = event_hash(prev, tuple(raw[:7]))
