@@ -17,6 +17,7 @@ thirty such classes). A ``lean`` class is the same dataclass to type checkers an
 
 from __future__ import annotations
 
+import dataclasses
 import reprlib
 from collections.abc import Callable
 from dataclasses import MISSING, Field, FrozenInstanceError, dataclass, field, fields
@@ -25,6 +26,7 @@ from typing import Any, TypeVar, dataclass_transform, overload
 
 _T = TypeVar("_T")
 _FACTORY = object()  # a parameter with a default factory was not given
+_INITVAR = dataclasses._FIELD_INITVAR  # type: ignore[attr-defined]  # an InitVar's pseudo-field
 
 
 @overload
@@ -76,6 +78,9 @@ def lean(
 
 def _check_order(cls: type) -> None:
     """The errors ``dataclasses`` gives when it writes ``__init__``, given at once."""
+    for name, f in cls.__dataclass_fields__.items():  # type: ignore[attr-defined]
+        if f._field_type is _INITVAR:  # its __init__ would neither take it nor pass it on
+            raise TypeError(f"{cls.__name__}.{name}: a lean class has no InitVar fields")
     seen_default = False
     for f in fields(cls):
         if f.kw_only:
@@ -91,8 +96,12 @@ def _check_order(cls: type) -> None:
 
 def _first_init(self: Any, *args: Any, **kwargs: Any) -> None:
     # The first instance of its class: write the class's ``__init__`` (as ``dataclasses``
-    # would have at import), keep it on the class, and make this instance with it.
-    cls = type(self)
+    # would have at import), keep it on the class, and make this instance with it. The
+    # class is the lean one this stands on, not the instance's own: a subclass that is not
+    # a lean class (its own ``__init__`` calling this one through ``super()``, its own
+    # ``__post_init__``, a frozen parent) gets what the dataclass's ``__init__`` does, and
+    # its own ``__init__`` is not replaced
+    cls = next(c for c in type(self).__mro__ if c.__dict__.get("__init__") is _first_init)
     write_init(cls, frozen=cls in _FROZEN)(self, *args, **kwargs)
 
 

@@ -55,3 +55,20 @@ def test_the_kept_spellings_find_what_event_hash_finds(tmp_path: Path) -> None:
             assert found.problems == _expected(checked)
             assert found.events == len(checked)
     assert _expected(rows) == [] and len(_expected(changed)) > 20
+
+
+def test_a_row_event_hash_cannot_encode_is_a_mismatch_not_an_error(tmp_path: Path) -> None:
+    """A lone surrogate (not UTF-8) or bytes in a row: ``event_hash`` raises for it, so it
+    has no link and does not verify, on the spelled-out path and on ``event_hash``'s; the
+    rows after it are checked as usual."""
+    good = ("r1", 2, 2.5, "t", None, None, "{}")
+    for row in [
+        ("r1", 1, 1.5, "t", None, None, '{"k":"\ud800"}'),  # spelled out
+        ("r1", 1, 1.5, "t", "\udfff", None, "{}"),
+        ("r1", 1, 1, "t", None, None, '{"k":"\ud800"}'),  # an int ts: event_hash's way
+        ("r1", 1, 1.5, "t", b"stage", None, "{}"),
+    ]:
+        rows = [(*row, "0" * 64), (*good, event_hash("0" * 64, good))]
+        with Store(tmp_path / "qd.db") as store:
+            found = verify_run(store, "r1", rows=rows, snapshot=False).problems
+        assert found == ["event 1 (t): hash mismatch — edited after it was journaled"], row

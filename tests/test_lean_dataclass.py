@@ -321,3 +321,84 @@ print(compiled)
     at_import, first_use = done.stdout.splitlines()
     assert at_import == "0"
     assert first_use == "['def __init__']"  # once, for the first Vote
+
+
+def _both(**options: Any) -> list[Any]:
+    """A fresh lean class and its reference dataclass, both ``a: int`` and ``b: list``."""
+    made = []
+    for decorate in (lean, dataclasses.dataclass):
+        body = {
+            "__annotations__": {"a": "int", "b": "list[int]"},
+            "b": dataclasses.field(default_factory=list),
+            "__doc__": "A class.",
+        }
+        made.append(decorate(**options)(type("Base", (), body)))
+    return made
+
+
+def test_a_subclass_s_own_init_calling_the_lean_one_is_kept() -> None:
+    """A subclass with its own ``__init__``, calling the lean one through ``super()``
+    before any instance of the lean class was made: its ``__init__`` stays its own (the
+    lean class's was written onto the subclass, and its second instance failed)."""
+    for base_class in _both():
+
+        class Sub(base_class):  # type: ignore[valid-type,misc]
+            def __init__(self, a: int, extra: str) -> None:
+                super().__init__(a)
+                self.extra = extra
+
+        first, second = Sub(1, "x"), Sub(2, "y")
+        assert (first.a, first.b, first.extra) == (1, [], "x")
+        assert (second.a, second.extra) == (2, "y")
+        assert first.b is not second.b  # each its own factory value
+        assert Sub.__dict__["__init__"].__qualname__.endswith("Sub.__init__")
+
+
+def test_a_plain_subclass_of_a_frozen_lean_class_is_made() -> None:
+    """``dataclasses`` sets a frozen class's fields with ``object.__setattr__``, for a
+    subclass's instances too (the lean class's subclass was refused: cannot assign)."""
+    ours, theirs = (type("Sub", (base_class,), {}) for base_class in _both(frozen=True))
+    assert repr(ours(1)) == repr(theirs(1)) == "Sub(a=1, b=[])"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ours(1).a = 2
+
+
+def test_a_plain_subclass_s_post_init_is_called_as_by_the_dataclass() -> None:
+    """The dataclass's ``__init__`` calls ``__post_init__`` only if its own class has one:
+    a plain subclass's is never called, whichever class makes the first instance (the
+    lean class called it when the subclass came first)."""
+    called: list[int] = []
+    for base_class in _both():
+
+        class Sub(base_class):  # type: ignore[valid-type,misc]
+            def __post_init__(self) -> None:
+                called.append(self.a)
+
+        Sub(1)
+        base_class(2)
+        Sub(3)
+    assert called == []
+
+
+def test_an_init_var_is_refused_at_once() -> None:
+    """The lean ``__init__`` is written from ``fields`` (no InitVar): it would neither
+    take the InitVar nor pass it to ``__post_init__``, so a lean class refuses one."""
+    with pytest.raises(TypeError, match=r"Bad\.y: a lean class has no InitVar fields"):
+
+        @lean
+        class Bad:
+            x: int
+            y: dataclasses.InitVar[int] = 0
+
+            def __post_init__(self, y: int) -> None:
+                self.z = y
+
+
+def test_each_instance_has_its_own_default_factory_values() -> None:
+    ours, theirs = _both()
+    for make in (ours, theirs):
+        one, two = make(1), make(2)
+        one.b.append(1)
+        assert two.b == [] and make(3, [4]).b == [4]
+        assert dataclasses.replace(one, a=5).b == [1]
+        assert dataclasses.astuple(one) == (1, [1]) and make.__match_args__ == ("a", "b")

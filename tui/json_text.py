@@ -15,6 +15,9 @@ import json
 from typing import Any
 
 _CONTAINERS = (dict, list, tuple)
+# rendered apart (a hole): a container that is not empty, or any container of a subclass,
+# whose emptiness json.dumps asks of it (len) where the C encoder reads its storage
+_EXACT = frozenset(_CONTAINERS)
 _SCALARS = frozenset({str, int, float, bool, type(None)})  # most values: no container
 _HOLE = object()
 _HOLE_TEXT = "\x00quarterdeck-hole\x00"
@@ -48,7 +51,10 @@ def dumps_indented(data: Any) -> str:
     """Exactly ``json.dumps(data, indent=2, default=str)``."""
     if json.encoder.c_make_encoder is None or not isinstance(data, _CONTAINERS):  # type: ignore[attr-defined]
         return json.dumps(data, indent=2, default=str)
-    return _render(data, 0)
+    try:
+        return _render(data, 0)
+    except RecursionError:  # a cycle, or a depth json.dumps may still reach: its answer
+        return json.dumps(data, indent=2, default=str)
 
 
 def _render(o: Any, depth: int) -> str:
@@ -65,14 +71,14 @@ def _render(o: Any, depth: int) -> str:
     if isinstance(o, dict):
         shallow = {}
         for key, value in o.items():
-            if isinstance(value, _CONTAINERS) and value:
+            if isinstance(value, _CONTAINERS) and (value or type(value) not in _EXACT):
                 holes.append(value)
                 value = _HOLE
             shallow[key] = value
     else:
         shallow = []
         for value in o:
-            if isinstance(value, _CONTAINERS) and value:
+            if isinstance(value, _CONTAINERS) and (value or type(value) not in _EXACT):
                 holes.append(value)
                 value = _HOLE
             shallow.append(value)
@@ -105,7 +111,8 @@ def _render_dicts(dicts: list[dict[Any, Any]], depth: int) -> list[str]:
     shallow = [
         {
             k: v
-            if type(v) in _SCALARS or not (isinstance(v, _CONTAINERS) and v)
+            if type(v) in _SCALARS
+            or not (isinstance(v, _CONTAINERS) and (v or type(v) not in _EXACT))
             else (hole(v) or _HOLE)
             for k, v in d.items()
         }
@@ -164,7 +171,9 @@ def _render_uniform(dicts: list[dict[Any, Any]], depth: int) -> list[str] | None
             at += [
                 i
                 for i in range(first, len(flat), width)
-                if not scalar(type(v := flat[i])) and isinstance(v, _CONTAINERS) and v
+                if not scalar(type(v := flat[i]))
+                and isinstance(v, _CONTAINERS)
+                and (v or type(v) not in _EXACT)
             ]  # a non-empty container
     at.sort()
     holes = [flat[i] for i in at]

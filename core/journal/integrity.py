@@ -57,7 +57,7 @@ def verify_run(
     them all: ``show`` leaves that to ``verify``)."""
     result = Verification(run_id)
     prev = GENESIS
-    expected_seq = 1
+    expected_seq: float = 1  # a float after a seq edited into a real (3.5)
     unchained = 0
     rows = store.raw_events(run_id) if rows is None else rows
     result.events = len(rows)
@@ -75,7 +75,9 @@ def verify_run(
         row_run, seq, ts, type_, stage, step, data, stored = raw
         if seq != expected_seq:
             problems.append(f"event {seq}: expected seq {expected_seq} (an event is missing)")
-        expected_seq = seq + 1
+        # a seq edited into text or bytes (the column's type does not stop it): the next
+        # one is expected one on, as after a number
+        expected_seq = seq + 1 if isinstance(seq, (int, float)) else expected_seq + 1
         if stored is None:
             unchained += 1
             prev = GENESIS
@@ -100,9 +102,15 @@ def verify_run(
             and isfinite(ts)
         ):
             text = f"{prev}\n[{r},{seq!r},{ts!r},{t},{s},{p},{_STR(data)}]"
-            link = sha256(text.encode()).hexdigest()
+            try:
+                link = sha256(text.encode()).hexdigest()
+            except UnicodeEncodeError:  # a lone surrogate: event_hash cannot encode it either
+                link = None
         else:
-            link = event_hash(prev, tuple(raw[:7]))
+            try:
+                link = event_hash(prev, tuple(raw[:7]))
+            except (TypeError, ValueError):  # a column edited into bytes: no JSON, no link
+                link = None
         if link != stored:
             problems.append(f"event {seq} ({type_}): hash mismatch — edited after it was journaled")
         prev = stored
@@ -126,8 +134,11 @@ _STR = json.encoder.encode_basestring  # ``store._canonical``'s string encoder
 def _check_vote(result: Verification, run_id: str, seq: int, text: str, settings: Any) -> None:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError):  # TypeError: not text
         result.problems.append(f"event {seq}: approval.vote data is not JSON")
+        return
+    if not isinstance(data, dict):
+        result.problems.append(f"event {seq}: approval.vote data is not a JSON object")
         return
     signature = data.get("signature") or ""
     if not signature:
@@ -189,10 +200,12 @@ def _check_snapshot(
         return
     if form != snapshot.FORMAT:
         return  # another version's layout: never read here, nothing to compare
-    upto = [r for r in rows if r[1] <= seq]
     try:
+        upto = [r for r in rows if r[1] <= seq]
         folded = snapshot.encode(fold(run_id, store.events_of(upto)))
-    except (snapshot.Unusual, PayloadError) as exc:
+    except (snapshot.Unusual, PayloadError, TypeError, ValueError) as exc:
+        # TypeError, ValueError: a column edited into another type (a text seq or ts); the
+        # events do not fold, so they do not say what the snapshot says
         folded = f"({exc})"
     if folded != data:
         result.problems.append(f"{where}: does not match the fold of its events")
