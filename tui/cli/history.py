@@ -161,9 +161,11 @@ def verify(
     from quarterdeck.tui.launch import open_store
 
     try:
-        db = open_store(store)
-        row = db.get_run(run_id)
-        result = _verification(db, row.id)
+        # read-only: checking evidence never writes to it (a copy on a read-only mount
+        # verifies too), and closed before the process leaves
+        with open_store(store, readonly=True) as db:
+            row = db.get_run(run_id)
+            result = _verification(db, row.id)
     except QuarterdeckError as exc:
         fail(exc)
     if json_out:

@@ -32,13 +32,35 @@ def _send(
     """Check the signal here (who may decide, whether the run still runs) so a refusal is
     an exit code at once, write it, then wait up to ``wait`` seconds for the outcome."""
     from quarterdeck.core.config import current_user, load_settings
-    from quarterdeck.core.engine.runner import approval_refusal
-    from quarterdeck.tui.launch import open_store, read_state
+    from quarterdeck.tui.launch import open_store
 
     try:
         settings = load_settings()
         who = current_user(actor, settings)
         db = open_store(store)
+    except QuarterdeckError as exc:
+        fail(exc)
+    # closed before the process leaves: the console script's quick exit (os._exit) closes
+    # no connection, and an unclosed one leaves the signal in the WAL file beside the store
+    with db:
+        _send_on(db, run_id, kind, who, settings, reason, target, wait, sign_key)
+
+
+def _send_on(
+    db: Any,
+    run_id: str,
+    kind: str,
+    who: str,
+    settings: Any,
+    reason: str,
+    target: str | None,
+    wait: float,
+    sign_key: Path | None,
+) -> None:
+    from quarterdeck.core.engine.runner import approval_refusal
+    from quarterdeck.tui.launch import read_state
+
+    try:
         row = db.get_run(run_id)
         state = read_state(db, row.id)
         data: dict[str, str] = {}
