@@ -17,6 +17,8 @@ from quarterdeck.core.journal import snapshot
 from quarterdeck.core.journal.integrity import verify_run
 from quarterdeck.core.journal.statuses import RunStatus
 from quarterdeck.core.journal.store import GENESIS, Store, event_hash
+from quarterdeck.core.journal.store_errors import StoreError
+from quarterdeck.tui.launch import read_state
 from tests.helpers import cli, run_workflow
 
 FAILING = """\
@@ -138,3 +140,50 @@ def test_the_cli_says_it_does_not_verify(ran: tuple[Path, str], tmp_path: Path, 
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 2, done.stderr
     assert "does NOT verify" in done.stderr
+
+
+@pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize("folded", [False, True], ids=["from its snapshot", "folded whole"])
+@pytest.mark.parametrize("edit", EDITS)
+def test_show_warns_or_says_what_it_cannot_read(
+    ran: tuple[Path, str], tmp_path: Path, edit: str, folded: bool, json_out: bool
+) -> None:
+    """``show`` of an edited store: shown with the warning when its events still read, or
+    else a message naming the run, the store and ``verify`` (exit 2), never a traceback;
+    with its snapshot (the events after it folded) or without (every event folded)."""
+    db = tampered(ran, tmp_path, edit)
+    if folded:
+        conn = sqlite3.connect(db)
+        conn.execute("DELETE FROM snapshots")
+        conn.commit()
+        conn.close()
+    done = cli("show", ran[1], "--store", str(db), *(["--json"] if json_out else []))
+    assert "Traceback" not in done.stderr, done.stderr
+    if done.returncode == 0:  # shown, with the warning that its journal was edited
+        assert "quarterdeck verify" in done.stderr, done.stderr
+    else:
+        assert done.returncode == 2, done.stderr
+        assert f"run {ran[1]}" in done.stderr and str(db) in done.stderr, done.stderr
+        assert f"quarterdeck verify {ran[1]}" in done.stderr, done.stderr
+        assert done.stdout == ""
+
+
+@pytest.mark.parametrize("keep_log", [False, True], ids=["folded", "with its log"])
+@pytest.mark.parametrize("edit", EDITS)
+def test_a_viewer_s_read_says_the_store_or_reads(
+    ran: tuple[Path, str], tmp_path: Path, edit: str, keep_log: bool
+) -> None:
+    """What the cockpit and ``resume`` read a run with: its state, or a StoreError naming the
+    store (exit 2), not a TypeError or ValueError out of the fold."""
+    db = tampered(ran, tmp_path, edit)
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM snapshots")  # every event folded
+    conn.commit()
+    conn.close()
+    with Store(db, readonly=True) as store:
+        try:
+            state = read_state(store, ran[1], keep_log=keep_log)
+        except StoreError as exc:
+            assert str(db) in str(exc) and exc.exit_code == 2
+        else:
+            assert state.id == ran[1]

@@ -355,23 +355,48 @@ def load(store: Store, run_id: str) -> RunState | None:
 
 def fold_stored(store: Store, run_id: str) -> RunState:
     """The fold of the run's journal: its snapshot and the events after it, or every event
-    when it has no snapshot that stands (see :func:`load`)."""
-    state = load(store, run_id)
-    if state is None:
-        return fold(run_id, store.events(run_id))
-    for event in store.events(run_id, after=state.last_seq):
-        state.apply(event)
+    when it has no snapshot that stands (see :func:`load`). :class:`StoreError` when its
+    events do not read as the runner writes them (see :func:`unreadable`)."""
+    try:
+        state = load(store, run_id)
+        if state is None:
+            return fold(run_id, store.events(run_id))
+        for event in store.events(run_id, after=state.last_seq):
+            state.apply(event)
+    except (TypeError, ValueError) as exc:
+        raise unreadable(store, run_id, exc) from exc
     return state
 
 
 def fold_rows(store: Store, run_id: str, rows: Sequence[Sequence[Any]]) -> RunState:
     """:func:`fold_stored` of rows already read (``store.raw_events``, ordered by seq)."""
-    state = load(store, run_id)
-    if state is None:
-        return fold(run_id, store.events_of(rows))
-    for event in store.events_of(rows_after(rows, state.last_seq)):
-        state.apply(event)
+    try:
+        state = load(store, run_id)
+        if state is None:
+            return fold(run_id, store.events_of(rows))
+        for event in store.events_of(rows_after(rows, state.last_seq)):
+            state.apply(event)
+    except (TypeError, ValueError) as exc:
+        raise unreadable(store, run_id, exc) from exc
     return state
+
+
+def unreadable(store: Store, run_id: str, exc: Exception) -> StoreError:
+    """The error for a journal whose events do not fold: a column of another type (a text
+    ``seq`` or ``ts``, a number for ``data``), data that is not JSON or does not fit its
+    event's payload (``PayloadError`` and ``JSONDecodeError`` are ``ValueError``). The
+    runner never writes such rows, so something else did; ``verify`` says which rows."""
+    from quarterdeck.core.commands import cli_command
+
+    cause = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return StoreError(
+        f"run {run_id}: its journal in {store.path} does not read as the runner writes it"
+        f" ({cause})",
+        hint=f"`{cli_command('verify', run_id, store=store.path)}` lists the events that "
+        "were changed after they were journaled",
+        path=store.path,
+        kind="unreadable",
+    )
 
 
 def rows_after(rows: Sequence[Sequence[Any]], seq: int) -> Sequence[Sequence[Any]]:
