@@ -18,6 +18,7 @@ Textual is imported only by the commands that open the cockpit.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sqlite3
 import sys
@@ -124,6 +125,8 @@ def entry() -> None:
     from quarterdeck.core.gc_pause import pause_startup
 
     pause_startup()
+    if sys.stdout is None:
+        sys.stdout = cast(TextIO, _Closed())
     try:
         main()
         code: object = 0
@@ -144,14 +147,19 @@ def _leave(code: object) -> NoReturn:
         lines.flush_lines()
     if not isinstance(code, int) or threading.active_count() > 1:
         raise SystemExit(code)
+    out = sys.stdout
     try:
-        sys.stdout.flush()
+        out.flush()
         sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe: Python's own exit reports it
+    except (BrokenPipeError, ValueError):  # a closed pipe: Python's own exit reports it
         raise SystemExit(code) from None
+    except OSError as exc:  # a full disk: what is still buffered is lost, and said so
+        err(f"error: {_io_problem(exc)}")
+        code, out = int(ExitCode.INVALID), None  # (not flushed again: it fails again)
     atexit._run_exitfuncs()
     try:
-        sys.stdout.flush()
+        if out is not None:
+            out.flush()
         sys.stderr.flush()
     finally:
         os._exit(code)
@@ -173,5 +181,36 @@ def main() -> None:
     except KeyboardInterrupt:
         err("interrupted")
         sys.exit(int(ExitCode.INTERRUPTED))
+    except OSError as exc:  # click ends a closed pipe (`| head`) itself, quietly, with 1
+        logging.getLogger(__name__).info("I/O error", exc_info=True)  # the log file only
+        err(f"error: {_io_problem(exc)}")
+        sys.exit(int(ExitCode.INVALID))
     finally:
         stopping.exiting()  # the exit code is settled: a late SIGTERM must not make it 143
+
+
+def _io_problem(exc: OSError) -> str:
+    """What could not be read or written, for a person: the file when the error names one,
+    else the output (a command's only unnamed stream: stdout to a full disk, or closed)."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"{exc.filename}: {cause}"
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+    return f"cannot write the output: {cause}" + (" (check the disk it goes to)" if full else "")
+
+
+class _Closed:
+    """The standard output when the process was started with it closed (``>&-``): Python
+    leaves ``sys.stdout`` None, and a write raised AttributeError. A write says so, as an
+    OSError the command line reports; nothing else is there to do."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "the standard output is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
