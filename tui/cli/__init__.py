@@ -191,12 +191,15 @@ def main() -> None:
 
 def _io_problem(exc: OSError) -> str:
     """What could not be read or written, for a person: the file when the error names one,
-    else the output (a command's only unnamed stream: stdout to a full disk, or closed)."""
+    the output when it is what fails without a name (stdout to a full disk, or closed)."""
     cause = exc.strerror or str(exc) or type(exc).__name__
     if exc.filename is not None:
         return f"{exc.filename}: {cause}"
-    full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
-    return f"cannot write the output: {cause}" + (" (check the disk it goes to)" if full else "")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+        return f"cannot write the output: {cause} (check the disk it goes to)"
+    if exc.errno == errno.EBADF:
+        return f"cannot write the output: {cause}"
+    return f"{type(exc).__name__}: {cause} (--verbose says where)"
 
 
 class _Closed:
