@@ -1,7 +1,9 @@
 """Is a run's journal what the runner wrote? The hash chain and every signed vote.
 
 Each event row's ``hash`` links it to the previous one (``store.event_hash``), so an event
-edited, inserted or removed in the middle breaks the chain from there on; each signed
+edited, inserted or removed in the middle breaks the chain from there on; events removed
+at its end take the run's end with them, which the run's row still records (the runner
+commits both at once: ``_check_end``); each signed
 ``approval.vote`` is checked again against the allowed signers, so a vote is verifiable
 on any machine that has the project's config, from any copy of the store. Used by
 ``quarterdeck verify`` (exit 0 when the run verifies, 2 when it does not) and by
@@ -16,7 +18,9 @@ from hashlib import sha256
 from math import isfinite
 from typing import Any
 
+from quarterdeck.core.errors import QuarterdeckError
 from quarterdeck.core.journal.payload import PayloadError
+from quarterdeck.core.journal.statuses import RUN_ENDED
 from quarterdeck.core.journal.store import GENESIS, Store, event_hash
 
 
@@ -116,6 +120,7 @@ def verify_run(
         prev = stored
         if type_ == "approval.vote":
             _check_vote(result, run_id, seq, data, settings)
+    _check_end(result, store, run_id, rows)
     if snapshot:
         _check_snapshot(result, store, run_id, rows)
     if unchained:
@@ -129,6 +134,44 @@ def verify_run(
 
 
 _STR = json.encoder.encode_basestring  # ``store._canonical``'s string encoder
+# where a runner's session starts: its end (``run.finished``) comes after the last of them
+_SESSION_STARTS = frozenset({"run.started", "run.resumed"})
+
+
+def _check_end(result: Verification, store: Store, run_id: str, rows: list[Any]) -> None:
+    """A run the store says ended has that end in its journal. The chain cannot say when
+    its last events were removed (nothing follows them to break), but the runner commits
+    ``run.finished`` in the same transaction as the row's ended status: its last session
+    (after its last start or resume) ends with one, and with the row's status."""
+    try:
+        status = store.get_run(run_id).status
+    except QuarterdeckError:  # no row: the events alone are what there is to check
+        return
+    if status not in RUN_ENDED:
+        return  # running, or stopped short (a crash leaves no end in the journal)
+    end = None
+    for raw in reversed(rows):
+        if raw[3] == "run.finished":
+            end = raw
+            break
+        if raw[3] in _SESSION_STARTS:
+            break
+    if end is None:
+        last = f"event {rows[-1][1]} ({rows[-1][3]})" if rows else "no event"
+        result.problems.append(
+            f"the store says the run ended {status}, but its journal stops at {last} "
+            "without that end: its last events were removed"
+        )
+        return
+    try:
+        said = json.loads(end[6]).get("status")
+    except (TypeError, ValueError, AttributeError):
+        said = None  # the event's data itself was edited: its link says so already
+    if said != status:
+        result.problems.append(
+            f"the store says the run ended {status}, but its journal's end (event {end[1]}) "
+            f"says {said}: the run's row was edited"
+        )
 
 
 def _check_vote(result: Verification, run_id: str, seq: int, text: str, settings: Any) -> None:

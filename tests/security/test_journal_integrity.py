@@ -109,3 +109,65 @@ def test_an_old_store_gains_the_chain_and_old_runs_say_they_cannot_be_verified(
         store.append(Event("run.started", "new", None, None, {}, 1.0, 1))
         store.append_many([Event("run.finished", "new", None, None, {"status": "ok"}, 2.0, 2)])
         assert verify_run(store, "new").ok
+
+
+RESUMED = """\
+name: resumed
+stages:
+  - id: build
+    steps:
+      - {id: check, uses: shell, with: {run: "test -f ready"}}
+"""
+
+
+def _ran(tmp_path: Path, text: str, store: Path, *extra: str) -> tuple[str, int]:
+    wf = write_workflow(tmp_path, text)
+    ran = cli("run", str(wf), "--headless", "--json", "--store", str(store), *extra, cwd=tmp_path)
+    return json.loads(ran.stdout)["id"], ran.returncode
+
+
+def test_a_run_whose_last_events_were_removed_does_not_verify(tmp_path: Path) -> None:
+    """The chain cannot see its end cut off (nothing follows to break): the row's ended
+    status, committed with ``run.finished``, is what says the end is missing."""
+    store = tmp_path / "qd.db"
+    run_id, code = _ran(tmp_path, GATED, store, "--approve", "publish")
+    assert code == 0
+    assert cli("verify", run_id, "--store", str(store)).returncode == 0
+    conn = sqlite3.connect(store)
+    last = conn.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()[0]
+    conn.execute("DELETE FROM events WHERE run_id = ? AND seq >= ?", (run_id, last - 1))
+    conn.commit()
+    conn.close()
+    cut = cli("verify", run_id, "--store", str(store))
+    assert cut.returncode == 2, cut.stderr
+    assert "the store says the run ended succeeded, but its journal stops at event" in cut.stderr
+    assert "its last events were removed" in cut.stderr
+    shown = cli("show", run_id, "--store", str(store))
+    assert shown.returncode == 0 and "does not verify" in shown.stderr
+
+
+def test_a_run_s_row_edited_to_another_end_does_not_verify(tmp_path: Path) -> None:
+    store = tmp_path / "qd.db"
+    run_id, code = _ran(tmp_path, RESUMED, store)
+    assert code == 1  # failed: no `ready` file
+    conn = sqlite3.connect(store)
+    conn.execute("UPDATE runs SET status = 'succeeded' WHERE id = ?", (run_id,))
+    conn.commit()
+    conn.close()
+    edited = cli("verify", run_id, "--store", str(store))
+    assert edited.returncode == 2, edited.stderr
+    assert "the store says the run ended succeeded, but its journal's end" in edited.stderr
+    assert "says failed: the run's row was edited" in edited.stderr
+
+
+def test_a_resumed_run_verifies_by_its_last_end(tmp_path: Path) -> None:
+    store = tmp_path / "qd.db"
+    run_id, code = _ran(tmp_path, RESUMED, store)
+    assert code == 1
+    assert cli("verify", run_id, "--store", str(store)).returncode == 0  # failed, and said so
+    (tmp_path / "ready").write_text("")
+    resumed = cli("resume", run_id, "--headless", "--store", str(store), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    done = cli("verify", run_id, "--store", str(store))
+    assert done.returncode == 0, done.stderr
+    assert "verified" in done.stderr
