@@ -12,10 +12,10 @@ import hashlib
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from quarterdeck.core.journal.store import Store
+from tests.helpers import bare_run
 
 QUARTERDECK = str(Path(sys.executable).with_name("quarterdeck"))
 
@@ -26,17 +26,7 @@ def _store_with_a_crashed_run(tmp_path: Path) -> Path:
     gone.wait()
     db = tmp_path / "qd.db"
     with Store(db) as store:
-        store.create_run(
-            "r1",
-            workflow="w",
-            title="",
-            workflow_path="",
-            definition="",
-            workdir=str(tmp_path),
-            inputs={},
-            started_by="t",
-            started_at=time.time(),
-        )
+        bare_run(store, "r1", owner="a runner that is gone")
         store.conn.execute("UPDATE runs SET pid = ? WHERE id = 'r1'", (gone.pid,))
     return db
 
