@@ -51,6 +51,29 @@ def first(stamp: str) -> dict:
 """
 
 
+def scratch(tmp: Path) -> tuple[dict[str, str], Path]:
+    """The environment commands are timed in (a home of their own in ``tmp``, no colour,
+    not CI) and the 1-step workflow written there (``startup_pairs.py`` and ``floors.py``
+    start the same way)."""
+    env = dict(os.environ, QUARTERDECK_HOME=str(tmp / "home"), NO_COLOR="1")
+    env.pop("CI", None)
+    wf = tmp / "one.yaml"
+    wf.write_text(ONE_STEP)
+    return env, wf
+
+
+def first_run(exe: str, wf: Path, store: Path, env: dict[str, str]) -> str:
+    """Run ``wf`` headless into ``store``; the run's id (from its last line)."""
+    done = subprocess.run(
+        [exe, "run", "--headless", str(wf), "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return done.stderr.strip().splitlines()[-1].split()[1].rstrip(":")
+
+
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall, cpu) seconds of one child process; fails loudly on a non-zero exit.
     (``startup_pairs.py`` times with it too.)"""
@@ -72,19 +95,9 @@ def main() -> None:
     exe = str(Path(sys.executable).with_name("quarterdeck"))
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = dict(os.environ, QUARTERDECK_HOME=str(tmp / "home"), NO_COLOR="1")
-        env.pop("CI", None)
-        wf = tmp / "one.yaml"
-        wf.write_text(ONE_STEP)
+        env, wf = scratch(tmp)
         store = tmp / "qd.db"
-        first = subprocess.run(
-            [exe, "run", "--headless", str(wf), "--store", str(store)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        run_id = first.stderr.strip().splitlines()[-1].split()[1].rstrip(":")
+        run_id = first_run(exe, wf, store, env)
         commands = {
             "run --headless (1 step)": [
                 exe,

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_commands import ONE_STEP, ROOT, timed  # the same workflow and timing
+from cli_commands import ROOT, scratch, timed  # the same workflow and timing
 from runner_overhead import workflow_text  # the same step shapes
 
 LIBRARIES = {
@@ -52,16 +52,14 @@ def startup(rounds: int) -> dict[str, list[float]]:
     exe = str(Path(sys.executable).with_name("quarterdeck"))
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = dict(os.environ, QUARTERDECK_HOME=str(tmp / "home"), NO_COLOR="1")
-        env.pop("CI", None)
-        (tmp / "one.yaml").write_text(ONE_STEP)
+        env, wf = scratch(tmp)
         commands = {"python -c pass": [sys.executable, "-c", "pass"]}
         for name, modules in LIBRARIES.items():
             code = f"import gc; gc.disable(); import {modules}; {PYDANTIC}"
             commands[name] = [sys.executable, "-c", code]
         commands["quarterdeck run --headless (1 step)"] = [
             exe,
-            *("run", "--headless", str(tmp / "one.yaml"), "--store", str(tmp / "t.db")),
+            *("run", "--headless", str(wf), "--store", str(tmp / "t.db")),
         ]
         commands["quarterdeck validate package-release"] = [
             exe,

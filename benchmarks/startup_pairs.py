@@ -18,7 +18,6 @@ executes under callgrind (``PYTHONHASHSEED=0``: the same build counts the same, 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -30,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import resume_at_size  # the 10,000-step run it builds
-from cli_commands import ONE_STEP, timed  # the same workflow and timing as that script
+from cli_commands import first_run, scratch, timed  # the same workflow and timing
 
 
 def instructions(argv: list[str], env: dict[str, str]) -> int:
@@ -58,19 +57,9 @@ def main() -> None:
     exes = {"this": str(Path(sys.executable).with_name("quarterdeck")), "base": args.baseline}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = dict(os.environ, QUARTERDECK_HOME=str(tmp / "home"), NO_COLOR="1")
-        env.pop("CI", None)
-        wf = tmp / "one.yaml"
-        wf.write_text(ONE_STEP)
+        env, wf = scratch(tmp)
         small = tmp / "one-run.db"
-        first = subprocess.run(
-            [exes["this"], "run", "--headless", str(wf), "--store", str(small)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        small_run = first.stderr.strip().splitlines()[-1].split()[1].rstrip(":")
+        small_run = first_run(exes["this"], wf, small, env)
         big = resume_at_size.Bench(tmp, exes["this"], 10_000, 170, "big")
         big.build()
 
