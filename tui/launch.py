@@ -182,16 +182,14 @@ def resume_runner(
 def read_state(store: Store, run_ref: str, *, keep_log: bool = False) -> RunState:
     """The run's state, as ``show`` folds it (from its snapshot when it has one; the log a
     viewer keeps is in no snapshot, so ``keep_log`` folds every event)."""
-    from quarterdeck.core.journal.snapshot import fold_stored, unreadable
+    from quarterdeck.core.journal.snapshot import fold_stored, reading
     from quarterdeck.core.journal.state import fold
 
     row = store.get_run(run_ref)
     with paused_gc():
         if keep_log:
-            try:
+            with reading(store, row.id):
                 state = fold(row.id, store.events(row.id), keep_log=True)
-            except (TypeError, ValueError) as exc:  # as fold_stored says it
-                raise unreadable(store, row.id, exc) from exc
         else:
             state = fold_stored(store, row.id)
     state.status = row.status  # the store knows about crashed runs (interrupted)

@@ -31,7 +31,8 @@ import json
 import sqlite3
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -356,47 +357,48 @@ def load(store: Store, run_id: str) -> RunState | None:
 def fold_stored(store: Store, run_id: str) -> RunState:
     """The fold of the run's journal: its snapshot and the events after it, or every event
     when it has no snapshot that stands (see :func:`load`). :class:`StoreError` when its
-    events do not read as the runner writes them (see :func:`unreadable`)."""
-    try:
+    events do not read as the runner writes them (see :func:`reading`)."""
+    with reading(store, run_id):
         state = load(store, run_id)
         if state is None:
             return fold(run_id, store.events(run_id))
         for event in store.events(run_id, after=state.last_seq):
             state.apply(event)
-    except (TypeError, ValueError) as exc:
-        raise unreadable(store, run_id, exc) from exc
     return state
 
 
 def fold_rows(store: Store, run_id: str, rows: Sequence[Sequence[Any]]) -> RunState:
     """:func:`fold_stored` of rows already read (``store.raw_events``, ordered by seq)."""
-    try:
+    with reading(store, run_id):
         state = load(store, run_id)
         if state is None:
             return fold(run_id, store.events_of(rows))
         for event in store.events_of(rows_after(rows, state.last_seq)):
             state.apply(event)
-    except (TypeError, ValueError) as exc:
-        raise unreadable(store, run_id, exc) from exc
     return state
 
 
-def unreadable(store: Store, run_id: str, exc: Exception) -> StoreError:
-    """The error for a journal whose events do not fold: a column of another type (a text
-    ``seq`` or ``ts``, a number for ``data``), data that is not JSON or does not fit its
-    event's payload (``PayloadError`` and ``JSONDecodeError`` are ``ValueError``). The
-    runner never writes such rows, so something else did; ``verify`` says which rows."""
-    from quarterdeck.core.commands import cli_command
+@contextmanager
+def reading(store: Store, run_id: str) -> Iterator[None]:
+    """Folding the run's events inside: one that does not fold raises a :class:`StoreError`
+    naming the run, the store and ``verify``. A column of another type (a text ``seq`` or
+    ``ts``, a number for ``data``), data that is not JSON or does not fit its event's
+    payload (``PayloadError`` and ``JSONDecodeError`` are ``ValueError``): the runner never
+    writes such rows, so something else did; ``verify`` says which rows."""
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        from quarterdeck.core.commands import cli_command
 
-    cause = f"{type(exc).__name__}: {str(exc)[:200]}"
-    return StoreError(
-        f"run {run_id}: its journal in {store.path} does not read as the runner writes it"
-        f" ({cause})",
-        hint=f"`{cli_command('verify', run_id, store=store.path)}` lists the events that "
-        "were changed after they were journaled",
-        path=store.path,
-        kind="unreadable",
-    )
+        cause = f"{type(exc).__name__}: {str(exc)[:200]}"
+        raise StoreError(
+            f"run {run_id}: its journal in {store.path} does not read as the runner writes it"
+            f" ({cause})",
+            hint=f"`{cli_command('verify', run_id, store=store.path)}` lists the events that "
+            "were changed after they were journaled",
+            path=store.path,
+            kind="unreadable",
+        ) from exc
 
 
 def rows_after(rows: Sequence[Sequence[Any]], seq: int) -> Sequence[Sequence[Any]]:
