@@ -32,7 +32,8 @@ def _send(
     """Check the signal here (who may decide, whether the run still runs) so a refusal is
     an exit code at once, write it, then wait up to ``wait`` seconds for the outcome."""
     from quarterdeck.core.config import current_user, load_settings
-    from quarterdeck.tui.launch import open_store
+    from quarterdeck.core.engine.runner import approval_refusal
+    from quarterdeck.tui.launch import open_store, read_state
 
     try:
         settings = load_settings()
@@ -43,69 +44,56 @@ def _send(
     # closed before the process leaves: the console script's quick exit (os._exit) closes
     # no connection, and an unclosed one leaves the signal in the WAL file beside the store
     with db:
-        _send_on(db, run_id, kind, who, settings, reason, target, wait, sign_key)
-
-
-def _send_on(
-    db: Any,
-    run_id: str,
-    kind: str,
-    who: str,
-    settings: Any,
-    reason: str,
-    target: str | None,
-    wait: float,
-    sign_key: Path | None,
-) -> None:
-    from quarterdeck.core.engine.runner import approval_refusal
-    from quarterdeck.tui.launch import read_state
-
-    try:
-        row = db.get_run(run_id)
-        state = read_state(db, row.id)
-        data: dict[str, str] = {}
-        if kind in ("approve", "reject"):
-            assert target is not None
-            data = _proof(row.id, target, kind, who, reason, sign_key, settings)
-            approval = state.approvals.get(target)
-            if approval is not None and approval.status == ApprovalStatus.WAITING:
-                approve = kind == "approve"
-                decision = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
-                why = approval_refusal(approval, who, state.started_by, settings.groups, decision)
-                if why is not None:
-                    raise InvalidInput(f"refused: {why}")
-            elif approval is not None:
-                raise InvalidInput(f"gate {target!r} of run {row.id} is already {approval.status}")
-            if kind == "reject" and not reason:
-                raise InvalidInput("a rejection needs a reason: --reason TEXT")
-        if row.status in RUN_ENDED:
-            raise InvalidInput(f"run {row.id} has already ended ({row.status})")
-        signal_id = db.send_signal(
-            row.id, kind, actor=who, target=target, reason=reason, data=data or None
-        )
-    except QuarterdeckError as exc:
-        fail(exc)
-    what = f"{kind} {target}" if target else kind
-    if row.status == RunStatus.INTERRUPTED:
-        err(
-            f"{what} recorded for run {row.id} by {who}; the run is not running — it applies "
-            f"when you `{cli_command('resume', row.id, store=db.path)}`"
-        )
-        return
-    deadline = time.monotonic() + wait
-    outcome = None
-    while time.monotonic() < deadline:
-        outcome = db.signal_outcome(signal_id)
+        try:
+            row = db.get_run(run_id)
+            state = read_state(db, row.id)
+            data: dict[str, str] = {}
+            if kind in ("approve", "reject"):
+                assert target is not None
+                data = _proof(row.id, target, kind, who, reason, sign_key, settings)
+                approval = state.approvals.get(target)
+                if approval is not None and approval.status == ApprovalStatus.WAITING:
+                    approve = kind == "approve"
+                    decision = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+                    why = approval_refusal(
+                        approval, who, state.started_by, settings.groups, decision
+                    )
+                    if why is not None:
+                        raise InvalidInput(f"refused: {why}")
+                elif approval is not None:
+                    raise InvalidInput(
+                        f"gate {target!r} of run {row.id} is already {approval.status}"
+                    )
+                if kind == "reject" and not reason:
+                    raise InvalidInput("a rejection needs a reason: --reason TEXT")
+            if row.status in RUN_ENDED:
+                raise InvalidInput(f"run {row.id} has already ended ({row.status})")
+            signal_id = db.send_signal(
+                row.id, kind, actor=who, target=target, reason=reason, data=data or None
+            )
+        except QuarterdeckError as exc:
+            fail(exc)
+        what = f"{kind} {target}" if target else kind
+        if row.status == RunStatus.INTERRUPTED:
+            err(
+                f"{what} recorded for run {row.id} by {who}; the run is not running — it applies "
+                f"when you `{cli_command('resume', row.id, store=db.path)}`"
+            )
+            return
+        deadline = time.monotonic() + wait
+        outcome = None
+        while time.monotonic() < deadline:
+            outcome = db.signal_outcome(signal_id)
+            if outcome:
+                break
+            time.sleep(0.05)
+        if outcome and outcome.startswith("refused"):
+            err(f"{what} by {who}: {outcome}")
+            raise typer.Exit(int(ExitCode.INVALID))
         if outcome:
-            break
-        time.sleep(0.05)
-    if outcome and outcome.startswith("refused"):
-        err(f"{what} by {who}: {outcome}")
-        raise typer.Exit(int(ExitCode.INVALID))
-    if outcome:
-        err(f"{what} by {who}: {outcome}")
-    else:
-        err(f"{what} by {who}: recorded; run {row.id} will act on it when it reaches it")
+            err(f"{what} by {who}: {outcome}")
+        else:
+            err(f"{what} by {who}: recorded; run {row.id} will act on it when it reaches it")
 
 
 def _proof(
